@@ -1,0 +1,84 @@
+# spool: a job-processing service for video and document work.
+#
+#   make            build bin/spool-api, bin/spool-video, bin/spool-pdf, bin/spoolctl
+#   make test       install what is missing, build, run every test ("N passed, N failed")
+#   make sanitize   the same tests, built with ASan and UBSan
+#   make run        a private Redis, the API and both workers, logs in one stream
+#   make bench      every benchmark (bench-queue, bench-api, bench-video, bench-pdf)
+#   make fuzz       build the libFuzzer targets
+#
+# Objects go to $(O), binaries to $(BIN). `make SAN=1` builds the sanitizer flavour
+# into build/san.
+
+VERSION := 0.1.0
+SAN ?=
+ifeq ($(SAN),1)
+O ?= build/san
+BIN ?= build/san/bin
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+OPT ?= -O1
+else
+O ?= build/release
+BIN ?= bin
+SANFLAGS :=
+OPT ?= -O2
+endif
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+WARN := -Wall -Wextra -Werror -Wformat=2 -Wvla -Wno-missing-field-initializers
+CPPFLAGS += -D_GNU_SOURCE -DSPOOL_VERSION='"$(VERSION)"' -Icommon/include -Icommon
+CFLAGS ?= $(OPT) -g
+CFLAGS += -std=c11 $(WARN) -pthread $(SANFLAGS)
+LDFLAGS += -pthread $(SANFLAGS)
+
+# pkg-config is asked lazily (recursive variables), after `make deps` has run.
+pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1))
+pc_libs = $(shell $(PKG_CONFIG) --libs $(1))
+
+.DEFAULT_GOAL := all
+.PHONY: all deps test test-build sanitize run demo bench fuzz clean
+.DELETE_ON_ERROR:
+
+# Each part adds its binaries to ALL_BINS and its test binaries to TEST_BINS.
+ALL_BINS :=
+TEST_BINS :=
+
+include common/common.mk
+-include api/api.mk
+-include workers/video/video.mk
+-include workers/pdf/pdf.mk
+-include cli/cli.mk
+include tests/tests.mk
+-include deploy/deploy.mk
+
+all: $(ALL_BINS)
+
+deps:
+	@sh scripts/deps.sh
+
+$(O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(MODCFLAGS) -MMD -MP -c $< -o $@
+
+test-build: $(ALL_BINS) $(TEST_BINS)
+
+# `make test` installs packages first, then builds in a fresh make so pkg-config sees them.
+test:
+	@sh scripts/deps.sh
+	@$(MAKE) --no-print-directory test-build
+	@SPOOL_BIN_DIR=$(abspath $(BIN)) SPOOL_TEST_BIN_DIR=$(abspath $(O)/tests) \
+		python3 tests/run.py $(TESTS)
+
+sanitize:
+	@sh scripts/deps.sh
+	@$(MAKE) --no-print-directory SAN=1 test-build
+	@SPOOL_BIN_DIR=$(abspath build/san/bin) SPOOL_TEST_BIN_DIR=$(abspath build/san/tests) \
+		SPOOL_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		python3 tests/run.py $(TESTS)
+
+clean:
+	rm -rf build bin
+
+-include $(shell find $(O) -name '*.d' 2>/dev/null)

@@ -1,0 +1,436 @@
+/* blob.c - the blob store: an operations table and its local-directory implementation
+ * (see blob.h). */
+#include "spool/blob.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spool/alloc.h"
+#include "spool/util.h"
+
+/* What a store implementation provides. The directory store below is the only one
+ * today; an object store would stage to a local file and upload on commit. */
+typedef struct sp_blob_ops {
+    int (*create)(sp_blobs *b, const char *id, const char *name, sp_blob_writer *w,
+                  sp_err *err);
+    int (*commit)(sp_blob_writer *w, bool durable, sp_err *err);
+    void (*abort)(sp_blob_writer *w);
+    int (*open_read)(sp_blobs *b, const char *id, const char *name, int *fd, int64_t *size,
+                     sp_err *err);
+    int (*remove)(sp_blobs *b, const char *id, const char *name, sp_err *err);
+    int (*remove_job)(sp_blobs *b, const char *id, sp_err *err);
+} sp_blob_ops;
+
+struct sp_blobs {
+    const sp_blob_ops *ops;
+    char root[PATH_MAX / 2];
+};
+
+struct sp_blob_writer {
+    sp_blobs *store;
+    int fd;
+    int64_t written;
+    int64_t max_bytes;
+    char staging[PATH_MAX];
+    char final[PATH_MAX];
+};
+
+bool sp_blob_name_valid(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > 64 || name[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* <root>/jobs/<shard>/<id> into out. */
+static int sp__job_dir(const sp_blobs *b, const char *id, char *out, size_t n, sp_err *err)
+{
+    if (!sp_id_valid(id))
+        return sp_err_set(err, SP_EINVAL, "bad job id");
+    int len = snprintf(out, n, "%s/jobs/%c%c/%s", b->root, id[SP_ID_LEN - 2], id[SP_ID_LEN - 1],
+                       id);
+    if (len < 0 || (size_t)len >= n)
+        return sp_err_set(err, SP_ETOOBIG, "blob path too long");
+    return 0;
+}
+
+int sp_blob_path(sp_blobs *b, const char *job_id, const char *name, char *out, size_t n,
+                 sp_err *err)
+{
+    if (!sp_blob_name_valid(name))
+        return sp_err_set(err, SP_EINVAL, "bad blob name");
+    char dir[PATH_MAX];
+    int rc = sp__job_dir(b, job_id, dir, sizeof dir, err);
+    if (rc < 0)
+        return rc;
+    int len = snprintf(out, n, "%s/%s", dir, name);
+    if (len < 0 || (size_t)len >= n)
+        return sp_err_set(err, SP_ETOOBIG, "blob path too long");
+    return 0;
+}
+
+/* mkdir -p for path (which must be absolute or relative without trailing '/'). */
+static int sp__mkdirs(const char *path, sp_err *err)
+{
+    char tmp[PATH_MAX];
+    size_t n = strlen(path);
+    if (n >= sizeof tmp)
+        return sp_err_set(err, SP_ETOOBIG, "path too long");
+    memcpy(tmp, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (tmp[i] != '/' && tmp[i] != '\0')
+            continue;
+        char saved = tmp[i];
+        tmp[i] = '\0';
+        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+            return sp_err_set(err, SP_EIO, "cannot create %s: %s", tmp, strerror(errno));
+        tmp[i] = saved;
+    }
+    return 0;
+}
+
+static int sp__fsync_dir(const char *path)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        return 0;
+    *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* ---- the local directory store ------------------------------------------------- */
+
+static int sp__dir_create(sp_blobs *b, const char *id, const char *name, sp_blob_writer *w,
+                          sp_err *err)
+{
+    char dir[PATH_MAX];
+    int rc = sp__job_dir(b, id, dir, sizeof dir, err);
+    if (rc == 0)
+        rc = sp__mkdirs(dir, err);
+    if (rc == 0)
+        rc = sp_blob_path(b, id, name, w->final, sizeof w->final, err);
+    if (rc < 0)
+        return rc;
+    unsigned long long r = (unsigned long long)sp_random_below(UINT64_MAX);
+    int len = snprintf(w->staging, sizeof w->staging, "%s.tmp-%016llx", w->final, r);
+    if (len < 0 || (size_t)len >= sizeof w->staging)
+        return sp_err_set(err, SP_ETOOBIG, "blob path too long");
+    w->fd = open(w->staging, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (w->fd < 0)
+        return sp_err_set(err, SP_EIO, "cannot create %s: %s", w->staging, strerror(errno));
+    return 0;
+}
+
+static int sp__dir_commit(sp_blob_writer *w, bool durable, sp_err *err)
+{
+    int rc = 0;
+    if (durable && fsync(w->fd) < 0)
+        rc = sp_err_set(err, SP_EIO, "fsync %s: %s", w->staging, strerror(errno));
+    if (close(w->fd) < 0 && rc == 0)
+        rc = sp_err_set(err, SP_EIO, "close %s: %s", w->staging, strerror(errno));
+    w->fd = -1;
+    if (rc == 0 && rename(w->staging, w->final) < 0)
+        rc = sp_err_set(err, SP_EIO, "rename to %s: %s", w->final, strerror(errno));
+    if (rc == 0 && durable && sp__fsync_dir(w->final) < 0)
+        rc = sp_err_set(err, SP_EIO, "fsync directory of %s: %s", w->final, strerror(errno));
+    if (rc < 0)
+        unlink(w->staging);
+    return rc;
+}
+
+static void sp__dir_abort(sp_blob_writer *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = -1;
+    unlink(w->staging);
+}
+
+static int sp__dir_open_read(sp_blobs *b, const char *id, const char *name, int *fd,
+                             int64_t *size, sp_err *err)
+{
+    char path[PATH_MAX];
+    int rc = sp_blob_path(b, id, name, path, sizeof path, err);
+    if (rc < 0)
+        return rc == SP_EINVAL ? sp_err_set(err, SP_ENOTFOUND, "no such blob") : rc;
+    int f = open(path, O_RDONLY | O_CLOEXEC);
+    if (f < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return sp_err_set(err, SP_ENOTFOUND, "no such blob '%s'", name);
+        return sp_err_set(err, SP_EIO, "open %s: %s", path, strerror(errno));
+    }
+    struct stat st;
+    if (fstat(f, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(f);
+        return sp_err_set(err, SP_ENOTFOUND, "no such blob '%s'", name);
+    }
+    *fd = f;
+    *size = st.st_size;
+    return 0;
+}
+
+static int sp__dir_remove(sp_blobs *b, const char *id, const char *name, sp_err *err)
+{
+    char path[PATH_MAX];
+    int rc = sp_blob_path(b, id, name, path, sizeof path, err);
+    if (rc < 0)
+        return rc;
+    if (unlink(path) < 0 && errno != ENOENT)
+        return sp_err_set(err, SP_EIO, "remove %s: %s", path, strerror(errno));
+    return 0;
+}
+
+static int sp__dir_remove_job(sp_blobs *b, const char *id, sp_err *err)
+{
+    char dir[PATH_MAX];
+    int rc = sp__job_dir(b, id, dir, sizeof dir, err);
+    if (rc < 0)
+        return rc;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return errno == ENOENT ? 0 : sp_err_set(err, SP_EIO, "open %s: %s", dir, strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char path[PATH_MAX];
+        int len = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (len > 0 && (size_t)len < sizeof path && unlink(path) < 0 && errno != ENOENT)
+            rc = sp_err_set(err, SP_EIO, "remove %s: %s", path, strerror(errno));
+    }
+    closedir(d);
+    if (rc == 0 && rmdir(dir) < 0 && errno != ENOENT)
+        rc = sp_err_set(err, SP_EIO, "remove %s: %s", dir, strerror(errno));
+    return rc;
+}
+
+static const sp_blob_ops sp__dir_ops = {
+    sp__dir_create, sp__dir_commit, sp__dir_abort, sp__dir_open_read, sp__dir_remove,
+    sp__dir_remove_job,
+};
+
+/* ---- the interface ------------------------------------------------------------- */
+
+sp_blobs *sp_blobs_open(const char *dir, sp_err *err)
+{
+    if (dir == NULL || dir[0] == '\0' || strlen(dir) >= sizeof((sp_blobs *)0)->root - 8) {
+        sp_err_set(err, SP_EINVAL, "bad data directory");
+        return NULL;
+    }
+    sp_blobs *b = sp_calloc(1, sizeof *b);
+    if (b == NULL) {
+        sp_err_set(err, SP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    b->ops = &sp__dir_ops;
+    snprintf(b->root, sizeof b->root, "%s", dir);
+    size_t n = strlen(b->root);
+    while (n > 1 && b->root[n - 1] == '/')
+        b->root[--n] = '\0';
+    char jobs[PATH_MAX];
+    snprintf(jobs, sizeof jobs, "%s/jobs", b->root);
+    if (sp__mkdirs(jobs, err) < 0) {
+        sp_free(b);
+        return NULL;
+    }
+    return b;
+}
+
+void sp_blobs_close(sp_blobs *b)
+{
+    sp_free(b);
+}
+
+int sp_blobs_check(sp_blobs *b, sp_err *err)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/.probe-%d-%llx", b->root, (int)getpid(),
+             (unsigned long long)sp_random_below(UINT64_MAX));
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return sp_err_set(err, SP_EIO, "data directory %s is not writable: %s", b->root,
+                          strerror(errno));
+    int rc = 0;
+    if (write(fd, "ok", 2) != 2)
+        rc = sp_err_set(err, SP_EIO, "data directory %s: write failed: %s", b->root,
+                        strerror(errno));
+    close(fd);
+    unlink(path);
+    return rc;
+}
+
+int sp_blob_create(sp_blobs *b, const char *job_id, const char *name, int64_t max_bytes,
+                   sp_blob_writer **out, sp_err *err)
+{
+    *out = NULL;
+    if (!sp_blob_name_valid(name))
+        return sp_err_set(err, SP_EINVAL, "bad blob name");
+    sp_blob_writer *w = sp_calloc(1, sizeof *w);
+    if (w == NULL)
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
+    w->store = b;
+    w->fd = -1;
+    w->max_bytes = max_bytes;
+    int rc = b->ops->create(b, job_id, name, w, err);
+    if (rc < 0) {
+        sp_free(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+int sp_blob_write(sp_blob_writer *w, const void *data, size_t n, sp_err *err)
+{
+    if (w->max_bytes > 0 && (int64_t)n > w->max_bytes - w->written)
+        return sp_err_set(err, SP_ETOOBIG, "larger than the limit of %lld bytes",
+                          (long long)w->max_bytes);
+    const char *p = data;
+    while (n > 0) {
+        ssize_t k = write(w->fd, p, n);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return sp_err_set(err, SP_EIO, "write %s: %s", w->staging, strerror(errno));
+        }
+        p += k;
+        n -= (size_t)k;
+        w->written += k;
+    }
+    return 0;
+}
+
+int64_t sp_blob_written(const sp_blob_writer *w)
+{
+    return w->written;
+}
+
+const char *sp_blob_staging_path(const sp_blob_writer *w)
+{
+    return w->staging;
+}
+
+int sp_blob_commit(sp_blob_writer *w, bool durable, sp_err *err)
+{
+    int rc = w->store->ops->commit(w, durable, err);
+    sp_free(w);
+    return rc;
+}
+
+void sp_blob_abort(sp_blob_writer *w)
+{
+    if (w == NULL)
+        return;
+    w->store->ops->abort(w);
+    sp_free(w);
+}
+
+int sp_blob_open_read(sp_blobs *b, const char *job_id, const char *name, int *fd,
+                      int64_t *size, sp_err *err)
+{
+    return b->ops->open_read(b, job_id, name, fd, size, err);
+}
+
+int sp_blob_remove(sp_blobs *b, const char *job_id, const char *name, sp_err *err)
+{
+    return b->ops->remove(b, job_id, name, err);
+}
+
+int sp_blobs_remove_job(sp_blobs *b, const char *job_id, sp_err *err)
+{
+    return b->ops->remove_job(b, job_id, err);
+}
+
+static int64_t sp__age_ms(const struct stat *st, int64_t now)
+{
+    return now - ((int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000);
+}
+
+/* Remove staging files older than min_age_ms in dir. */
+static void sp__gc_staging(const char *dir, int64_t min_age_ms, int64_t now)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strstr(e->d_name, ".tmp-") == NULL)
+            continue;
+        char path[PATH_MAX];
+        struct stat st;
+        int len = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (len > 0 && (size_t)len < sizeof path && stat(path, &st) == 0 &&
+            sp__age_ms(&st, now) >= min_age_ms)
+            unlink(path);
+    }
+    closedir(d);
+}
+
+int sp_blobs_gc(sp_blobs *b, int64_t min_age_ms, int (*keep)(const char *job_id, void *ud),
+                void *ud, int *removed, sp_err *err)
+{
+    if (removed)
+        *removed = 0;
+    char jobs[PATH_MAX];
+    snprintf(jobs, sizeof jobs, "%s/jobs", b->root);
+    DIR *top = opendir(jobs);
+    if (top == NULL)
+        return sp_err_set(err, SP_EIO, "open %s: %s", jobs, strerror(errno));
+    int64_t now = sp_now_ms();
+    int rc = 0;
+    struct dirent *s;
+    while (rc == 0 && (s = readdir(top)) != NULL) {
+        if (s->d_name[0] == '.' || strlen(s->d_name) != 2)
+            continue;
+        char shard[PATH_MAX + 4];
+        snprintf(shard, sizeof shard, "%s/%s", jobs, s->d_name);
+        DIR *d = opendir(shard);
+        if (d == NULL)
+            continue;
+        struct dirent *e;
+        while (rc == 0 && (e = readdir(d)) != NULL) {
+            if (!sp_id_valid(e->d_name))
+                continue;
+            char dir[PATH_MAX + 64];
+            struct stat st;
+            int len = snprintf(dir, sizeof dir, "%s/%s", shard, e->d_name);
+            if (len < 0 || (size_t)len >= sizeof dir || stat(dir, &st) < 0 ||
+                sp__age_ms(&st, now) < min_age_ms)
+                continue;
+            int k = keep(e->d_name, ud);
+            if (k < 0) {
+                rc = sp_err_set(err, k, "blob gc stopped");
+                break;
+            }
+            if (k == 0) {
+                if (sp_blobs_remove_job(b, e->d_name, err) == 0 && removed)
+                    (*removed)++;
+            } else {
+                sp__gc_staging(dir, min_age_ms, now);
+            }
+        }
+        closedir(d);
+    }
+    closedir(top);
+    return rc;
+}

@@ -1,0 +1,232 @@
+/* queue.h - the Redis job queue: producer, admin, consumer and maintenance sides.
+ *
+ * Delivery is at least once, effectively once: taking a job and starting its lease is
+ * atomic, workers renew their lease while they work, finishing is fenced by the lease
+ * token, and a lease that runs out sends the job back to its queue. Every state change
+ * is one Lua script that checks the state it expects first. See DESIGN.md.
+ *
+ * Handles are not thread-safe: use one sp_queue or sp_consumer per thread. Every call
+ * that talks to Redis returns SP_EREDIS when Redis is unreachable (the next call
+ * reconnects), never crashes, and leaves Redis unchanged when it fails. */
+#ifndef SPOOL_QUEUE_H
+#define SPOOL_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spool/err.h"
+#include "spool/job.h"
+
+typedef struct sp_queue sp_queue;
+
+/* Open a handle on the Redis at url, with every key prefixed by prefix (e.g.
+ * "spool:"). Connects lazily. Returns NULL with err set for a bad URL or prefix.
+ * Close with sp_queue_close. */
+sp_queue *sp_queue_open(const char *url, const char *prefix, sp_err *err);
+void sp_queue_close(sp_queue *q); /* accepts NULL */
+
+/* Round trip to Redis. 0 or SP_EREDIS. */
+int sp_queue_ping(sp_queue *q, sp_err *err);
+
+/* ---- producing ---------------------------------------------------------------- */
+
+typedef struct sp_enqueue {
+    const char *id;            /* from sp_id_new */
+    const char *type;          /* e.g. "video.transcode" */
+    const char *queue;         /* from the routing table */
+    int64_t max_attempts;      /* >= 1 */
+    int64_t retry_base_ms;
+    int64_t retry_cap_ms;
+    bool high_priority;        /* jump to the front of the queue */
+    const char *params_json;   /* JSON object or NULL */
+    const char *input_json;    /* JSON object or NULL */
+    const char *idem_key;      /* client's Idempotency-Key or NULL */
+    const char *fingerprint;   /* digest of the request, required with idem_key */
+    int64_t queue_limit;       /* reject past this many ready jobs; 0: no limit */
+    int64_t idem_ttl_ms;       /* how long the idempotency key is remembered */
+} sp_enqueue;
+
+/* Record the job and queue it in one step.
+ * Returns 0 (created), 1 (an earlier request with the same idempotency key and the
+ * same fingerprint created job existing_id), SP_ECONFLICT (same key, different
+ * request; existing_id set), SP_EFULL (queue at its limit), or an error. */
+int sp_queue_enqueue(sp_queue *q, const sp_enqueue *e, char existing_id[SP_ID_LEN + 1],
+                     sp_err *err);
+
+/* Enqueue n jobs in one pipeline. results[i] gets what sp_queue_enqueue would have
+ * returned for e[i]. Returns 0 when every reply arrived, else an error. */
+int sp_queue_enqueue_many(sp_queue *q, const sp_enqueue *e, size_t n, int *results,
+                          sp_err *err);
+
+/* ---- reading and administration ---------------------------------------------- */
+
+/* Read a job record into out (sp_job_clear it afterwards). SP_ENOTFOUND when there is
+ * no such job (never existed or expired). */
+int sp_queue_get(sp_queue *q, const char *id, sp_job *out, sp_err *err);
+
+/* Cancel a job. Returns 0 when it was queued or retrying and is now cancelled (it will
+ * never start), 1 when it is running and its worker was asked to stop (it sees the
+ * request within a second), SP_ESTATE when it had already ended, SP_ENOTFOUND. */
+int sp_queue_cancel(sp_queue *q, const char *id, int64_t retention_ms, sp_err *err);
+
+/* Run a failed job again from its queue's dead-letter set with fresh attempts.
+ * 0, SP_ESTATE (not failed), SP_ENOTFOUND. */
+int sp_queue_requeue(sp_queue *q, const char *id, sp_err *err);
+
+typedef struct sp_list_filter {
+    bool has_state;
+    sp_state state;
+    const char *type;  /* exact type or NULL */
+    size_t limit;      /* at most this many results */
+} sp_list_filter;
+
+/* The most recent jobs (newest first) matching f, into out[0..*n-1] (each to be
+ * sp_job_clear'ed). Looks at no more than 10000 recent jobs. */
+int sp_queue_list(sp_queue *q, const sp_list_filter *f, sp_job *out, size_t *n, sp_err *err);
+
+typedef struct sp_queue_stat {
+    char name[SP_QUEUE_MAX + 1];
+    int64_t ready, running, delayed, dead;                 /* current depths */
+    int64_t enqueued, succeeded, failed, cancelled;        /* counters since creation */
+    int64_t retried, expired, requeued;
+} sp_queue_stat;
+
+/* Depths and counters of every queue that has seen a job, sorted by name, into
+ * out[0..*n-1] (at most max). */
+int sp_queue_stats(sp_queue *q, sp_queue_stat *out, size_t max, size_t *n, sp_err *err);
+
+/* Depth and counters of one named queue (zeros when it never saw a job). */
+int sp_queue_stat_one(sp_queue *q, const char *queue, sp_queue_stat *out, sp_err *err);
+
+/* ---- workers ------------------------------------------------------------------ */
+
+typedef struct sp_worker_info {
+    char id[128];
+    char kind[32];          /* "video", "pdf", ... */
+    char host[64];
+    int64_t pid;
+    char queues[256];       /* comma-separated */
+    int64_t concurrency;
+    int64_t started_at;
+    int64_t last_seen;      /* filled by sp_queue_workers */
+    char current[512];      /* comma-separated ids of the jobs it is running */
+    int64_t processed, failed;
+} sp_worker_info;
+
+/* Register a worker or refresh its heartbeat; it counts as dead after ttl_ms without
+ * one. */
+int sp_queue_worker_beat(sp_queue *q, const sp_worker_info *w, int64_t ttl_ms, sp_err *err);
+
+/* Deregister a worker and give back the jobs it had claimed but not started. */
+int sp_queue_worker_leave(sp_queue *q, const char *worker_id, sp_err *err);
+
+/* Live workers into out[0..*n-1] (at most max). */
+int sp_queue_workers(sp_queue *q, sp_worker_info *out, size_t max, size_t *n, sp_err *err);
+
+/* A worker id: "<host>-<pid>-<random>", safe in keys and logs. */
+void sp_worker_id_new(char out[128], const char *host);
+
+/* ---- running attempts (any thread with its own handle) ------------------------- */
+
+/* Extend the lease of the attempt (id, token) by lease_ms from now, store progress
+ * (-1: unchanged), and set *cancel when a cancel was requested. SP_ELOST when the
+ * lease is no longer this attempt's: the caller must stop the work. */
+int sp_queue_renew(sp_queue *q, const char *id, const char *token, int64_t lease_ms,
+                   int progress, bool *cancel, sp_err *err);
+
+/* Store metadata (a JSON object) on a running attempt's job. SP_ELOST as above. */
+int sp_queue_annotate(sp_queue *q, const char *id, const char *token, const char *metadata_json,
+                      sp_err *err);
+
+/* ---- maintenance (run by every worker, a few times a second) ------------------- */
+
+typedef struct sp_maint_report {
+    int promoted;        /* retrying jobs whose delay passed, back on their queue */
+    int expired;         /* running jobs whose lease ran out */
+    int workers_reaped;  /* dead workers whose claimed jobs were given back */
+    int reclaimed;       /* jobs those workers had claimed */
+} sp_maint_report;
+
+/* Promote due retries and expire lapsed leases on the given queues, reap dead
+ * workers, and trim the jobs index and dead-letter sets past retention_ms. Idempotent
+ * and safe to run from many processes at once. */
+int sp_queue_maintain(sp_queue *q, const char *const *queues, size_t nqueues,
+                      int64_t retention_ms, sp_maint_report *report, sp_err *err);
+
+/* ---- consuming ---------------------------------------------------------------- */
+
+typedef struct sp_consumer sp_consumer;
+
+typedef struct sp_consumer_opts {
+    const char *url;
+    const char *prefix;
+    const char *worker_id;        /* from sp_worker_id_new; registered by the caller */
+    const char *const *queues;    /* taken in this order of preference */
+    size_t nqueues;
+    int64_t lease_ms;             /* default 30000 */
+    int64_t retention_ms;         /* how long finished jobs are kept; default 7 days */
+} sp_consumer_opts;
+
+/* A consumer for one worker slot (one thread). NULL with err set on bad options. */
+sp_consumer *sp_consumer_new(const sp_consumer_opts *o, sp_err *err);
+
+/* Give back a job claimed but not started, and free. Accepts NULL. */
+void sp_consumer_free(sp_consumer *c);
+
+/* Take the next job and start its lease, waiting up to block_ms for one to arrive
+ * (blocking in Redis, no polling). On 0, *job holds the started record (attempts
+ * already counted, token set); sp_job_clear it when done. SP_ETIMEDOUT when no job
+ * came; SP_EREDIS and others on failure. Skips jobs that are no longer wanted. */
+int sp_consumer_next(sp_consumer *c, int64_t block_ms, sp_job *job, sp_err *err);
+
+enum sp_finish_mode {
+    SP_FINISH_SUCCEEDED,
+    SP_FINISH_RETRY,     /* a transient failure: retry after backoff if attempts remain */
+    SP_FINISH_FAILED,    /* a permanent failure: no retries, to the dead-letter set */
+    SP_FINISH_CANCELLED, /* stopped because a cancel was requested */
+    SP_FINISH_RELEASE    /* shutting down: back to the queue now, attempt not counted */
+};
+
+typedef struct sp_outcome {
+    int mode;                  /* enum sp_finish_mode */
+    const char *outputs_json;  /* SUCCEEDED: JSON array of outputs ("[]" if NULL) */
+    const char *metadata_json; /* any mode: replaces the metadata; NULL keeps it */
+    const char *error_code;    /* RETRY/FAILED: snake_case code */
+    const char *error_message; /* RETRY/FAILED: what a person can act on */
+    int64_t delay_ms;          /* RETRY: -1 computes backoff with full jitter */
+} sp_outcome;
+
+/* End the attempt described by job (its id, queue, token and attempts). When
+ * take_next is true the same step claims the next job, which the following
+ * sp_consumer_next starts without waiting. *new_state (may be NULL) gets the job's
+ * state afterwards. Returns 0, or SP_ELOST when the lease had expired or another
+ * attempt owns the job (nothing is changed then), or an error. */
+int sp_consumer_finish(sp_consumer *c, const sp_job *job, const sp_outcome *o, bool take_next,
+                       sp_state *new_state, sp_err *err);
+
+/* The retry delay for the attempt-th attempt: uniform in [0, min(cap, base*2^(n-1))]. */
+int64_t sp_retry_delay_ms(int64_t attempt, int64_t base_ms, int64_t cap_ms);
+
+/* ---- job events (long-poll) ----------------------------------------------------- */
+
+/* A subscriber connection that reports changes to the jobs it watches. Not
+ * thread-safe; meant to be driven by one event thread with poll(2) on sp_events_fd.
+ * After an error the caller reopens and subscribes again. */
+typedef struct sp_events sp_events;
+
+sp_events *sp_events_open(const char *url, const char *prefix, sp_err *err);
+void sp_events_close(sp_events *ev); /* accepts NULL */
+
+/* Start or stop watching a job. Sends without waiting for the answer. */
+int sp_events_watch(sp_events *ev, const char *id, sp_err *err);
+int sp_events_unwatch(sp_events *ev, const char *id, sp_err *err);
+
+/* The socket to poll for input, or -1 when not connected. */
+int sp_events_fd(const sp_events *ev);
+
+/* Read one pending event without blocking: 1 with id (and the event name, e.g.
+ * "progress") filled, 0 when none is pending, or an error (SP_EREDIS). */
+int sp_events_read(sp_events *ev, char id[SP_ID_LEN + 1], char event[32], sp_err *err);
+
+#endif

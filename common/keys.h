@@ -1,0 +1,66 @@
+/* keys.h - the one place Redis key and channel names are built (internal to common/).
+ * Scripts receive every key they touch in KEYS; none builds a key name itself. */
+#ifndef SPOOL_KEYS_H
+#define SPOOL_KEYS_H
+
+#include <stdio.h>
+
+#define SP_KEY_MAX 384
+typedef struct sp_key {
+    char s[SP_KEY_MAX];
+} sp_key;
+
+/* "<prefix>job:<id>": the job's record. */
+static inline const char *sp__key_job(sp_key *k, const char *p, const char *id)
+{
+    snprintf(k->s, sizeof k->s, "%sjob:%s", p, id);
+    return k->s;
+}
+
+/* "<prefix>q:<queue>:<part>": ready (list), leases (zset by lease end), delayed (zset
+ * by due time), dead (zset by failure time), stats (hash of counters). */
+static inline const char *sp__key_q(sp_key *k, const char *p, const char *queue,
+                                    const char *part)
+{
+    snprintf(k->s, sizeof k->s, "%sq:%s:%s", p, queue, part);
+    return k->s;
+}
+
+/* "<prefix>w:<worker>:claim:<queue>": ids a worker took but has not started yet. */
+static inline const char *sp__key_claim(sp_key *k, const char *p, const char *worker,
+                                        const char *queue)
+{
+    snprintf(k->s, sizeof k->s, "%sw:%s:claim:%s", p, worker, queue);
+    return k->s;
+}
+
+/* "<prefix>worker:<id>": what a worker reports about itself. */
+static inline const char *sp__key_worker(sp_key *k, const char *p, const char *worker)
+{
+    snprintf(k->s, sizeof k->s, "%sworker:%s", p, worker);
+    return k->s;
+}
+
+/* "<prefix><name>": jobs (index zset by creation), queues (set of names), workers
+ * (zset by heartbeat deadline). */
+static inline const char *sp__key(sp_key *k, const char *p, const char *name)
+{
+    snprintf(k->s, sizeof k->s, "%s%s", p, name);
+    return k->s;
+}
+
+/* "<prefix>idem:<sha256 of the client's key>": "<job id> <fingerprint>". */
+static inline const char *sp__key_idem(sp_key *k, const char *p, const char *digest)
+{
+    snprintf(k->s, sizeof k->s, "%sidem:%s", p, digest);
+    return k->s;
+}
+
+/* "<prefix>ev:<id>": the pub/sub channel announcing changes to a job. */
+static inline const char *sp__chan_job(sp_key *k, const char *p, const char *id)
+{
+    snprintf(k->s, sizeof k->s, "%sev:%s", p, id);
+    return k->s;
+}
+
+#endif

@@ -1,0 +1,37 @@
+-- enqueue: record a new job and put its id on its queue, in one step.
+-- KEYS: 1 job hash, 2 ready list, 3 jobs index, 4 queue stats, 5 queue set,
+--       6 idempotency key (optional)
+-- ARGV: 1 id, 2 queue, 3 length limit (0: none), 4 priority (high|normal),
+--       5 idempotency ttl ms, 6 request fingerprint, 7.. field, value pairs
+-- Returns {'ok', id} | {'exists', id} | {'conflict', id} | {'full', length}
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if KEYS[6] then
+  local v = redis.call('GET', KEYS[6])
+  if v then
+    local sp = string.find(v, ' ', 1, true)
+    local jid, fp = string.sub(v, 1, sp - 1), string.sub(v, sp + 1)
+    if fp == ARGV[6] then return {'exists', jid} end
+    return {'conflict', jid}
+  end
+end
+local limit = tonumber(ARGV[3])
+if limit > 0 then
+  local n = redis.call('LLEN', KEYS[2])
+  if n >= limit then return {'full', tostring(n)} end
+end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'queue', ARGV[2], 'state', 'queued',
+  'attempts', 0, 'progress', 0, 'version', 1, 'created_at', now, 'updated_at', now,
+  unpack(ARGV, 7))
+if ARGV[4] == 'high' then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+else
+  redis.call('LPUSH', KEYS[2], ARGV[1])
+end
+redis.call('ZADD', KEYS[3], now, ARGV[1])
+redis.call('HINCRBY', KEYS[4], 'enqueued', 1)
+redis.call('SADD', KEYS[5], ARGV[2])
+if KEYS[6] then
+  redis.call('SET', KEYS[6], ARGV[1] .. ' ' .. ARGV[6], 'PX', ARGV[5])
+end
+return {'ok', ARGV[1]}

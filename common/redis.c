@@ -1,0 +1,515 @@
+/* redis.c - hiredis behind one interface (see redis.h). */
+#include "redis.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+
+#include "spool/alloc.h"
+#include "spool/util.h"
+
+#define SP_MAX_SCRIPTS 32
+
+struct sp_redis {
+    sp_redis_url url;
+    redisContext *ctx;
+    const sp_script *const *scripts;
+    size_t nscripts;
+    char sha[SP_MAX_SCRIPTS][41];
+    int64_t timeout_ms;
+    int64_t client_id;
+};
+
+static int sp__hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Copy n bytes of s into out (size cap), decoding %XX escapes. */
+static int sp__copy_decoded(char *out, size_t cap, const char *s, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            if (i + 2 >= n)
+                return -1;
+            int hi = sp__hexval(s[i + 1]);
+            int lo = sp__hexval(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (o + 1 >= cap)
+            return -1;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+int sp_redis_url_parse(const char *url, sp_redis_url *out, sp_err *err)
+{
+    sp_redis_url u;
+    memset(&u, 0, sizeof u);
+    u.port = 6379;
+    if (url == NULL)
+        return sp_err_set(err, SP_EINVAL, "no Redis URL");
+    if (strncmp(url, "unix://", 7) == 0) {
+        const char *path = url + 7;
+        const char *q = strchr(path, '?');
+        size_t n = q ? (size_t)(q - path) : strlen(path);
+        if (n == 0 || path[0] != '/' || n >= sizeof u.unix_path)
+            return sp_err_set(err, SP_EINVAL, "bad Redis URL '%s': unix:// needs an absolute path",
+                              url);
+        memcpy(u.unix_path, path, n);
+        if (q) {
+            int64_t db;
+            if (strncmp(q, "?db=", 4) != 0 || sp_parse_i64(q + 4, 0, 1000, &db) < 0)
+                return sp_err_set(err, SP_EINVAL, "bad Redis URL '%s': expected ?db=N", url);
+            u.db = (int)db;
+        }
+        *out = u;
+        return 0;
+    }
+    if (strncmp(url, "redis://", 8) != 0)
+        return sp_err_set(err, SP_EINVAL,
+                          "bad Redis URL '%s': expected redis://host:port/db or unix:///path", url);
+    const char *p = url + 8;
+    const char *slash = strchr(p, '/');
+    const char *hostpart_end = slash ? slash : p + strlen(p);
+    const char *at = NULL;
+    for (const char *s = p; s < hostpart_end; s++)
+        if (*s == '@')
+            at = s;
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *uend = colon ? colon : at;
+        if (sp__copy_decoded(u.user, sizeof u.user, p, (size_t)(uend - p)) < 0 ||
+            (colon && sp__copy_decoded(u.password, sizeof u.password, colon + 1,
+                                       (size_t)(at - colon - 1)) < 0))
+            return sp_err_set(err, SP_EINVAL, "bad Redis URL: bad user or password");
+        p = at + 1;
+    }
+    const char *host_end = hostpart_end;
+    const char *port_colon = NULL;
+    if (*p == '[') { /* IPv6 literal */
+        const char *rb = memchr(p, ']', (size_t)(hostpart_end - p));
+        if (rb == NULL)
+            return sp_err_set(err, SP_EINVAL, "bad Redis URL '%s': unclosed '['", url);
+        if ((size_t)(rb - p - 1) >= sizeof u.host)
+            return sp_err_set(err, SP_EINVAL, "bad Redis URL: host too long");
+        memcpy(u.host, p + 1, (size_t)(rb - p - 1));
+        if (rb + 1 < hostpart_end && rb[1] == ':')
+            port_colon = rb + 1;
+        else if (rb + 1 != hostpart_end)
+            return sp_err_set(err, SP_EINVAL, "bad Redis URL '%s'", url);
+    } else {
+        port_colon = memchr(p, ':', (size_t)(hostpart_end - p));
+        if (port_colon)
+            host_end = port_colon;
+        size_t hn = (size_t)(host_end - p);
+        if (hn == 0 || hn >= sizeof u.host)
+            return sp_err_set(err, SP_EINVAL, "bad Redis URL '%s': missing host", url);
+        memcpy(u.host, p, hn);
+    }
+    if (port_colon) {
+        char portbuf[8];
+        size_t pn = (size_t)(hostpart_end - port_colon - 1);
+        int64_t port;
+        if (pn == 0 || pn >= sizeof portbuf)
+            return sp_err_set(err, SP_EINVAL, "bad Redis URL '%s': bad port", url);
+        memcpy(portbuf, port_colon + 1, pn);
+        portbuf[pn] = '\0';
+        if (sp_parse_i64(portbuf, 1, 65535, &port) < 0)
+            return sp_err_set(err, SP_EINVAL, "bad Redis URL '%s': bad port", url);
+        u.port = (int)port;
+    }
+    if (slash && slash[1] != '\0') {
+        int64_t db;
+        if (sp_parse_i64(slash + 1, 0, 1000, &db) < 0)
+            return sp_err_set(err, SP_EINVAL, "bad Redis URL '%s': bad database number", url);
+        u.db = (int)db;
+    }
+    *out = u;
+    return 0;
+}
+
+sp_redis *sp_redis_new(const char *url, const sp_script *const *scripts, size_t nscripts,
+                       int64_t timeout_ms, sp_err *err)
+{
+    if (nscripts > SP_MAX_SCRIPTS) {
+        sp_err_set(err, SP_EINVAL, "too many scripts");
+        return NULL;
+    }
+    sp_redis *r = sp_calloc(1, sizeof *r);
+    if (r == NULL) {
+        sp_err_set(err, SP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (sp_redis_url_parse(url, &r->url, err) < 0) {
+        sp_free(r);
+        return NULL;
+    }
+    r->scripts = scripts;
+    r->nscripts = nscripts;
+    r->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
+    return r;
+}
+
+void sp_redis_disconnect(sp_redis *r)
+{
+    if (r && r->ctx) {
+        redisFree(r->ctx);
+        r->ctx = NULL;
+        r->client_id = 0;
+    }
+}
+
+void sp_redis_free(sp_redis *r)
+{
+    if (r == NULL)
+        return;
+    sp_redis_disconnect(r);
+    sp_free(r);
+}
+
+static struct timeval sp__tv(int64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    return tv;
+}
+
+static void sp__where(const sp_redis *r, char *out, size_t n)
+{
+    if (r->url.unix_path[0])
+        snprintf(out, n, "unix:%s", r->url.unix_path);
+    else
+        snprintf(out, n, "%s:%d", r->url.host, r->url.port);
+}
+
+/* Turn a connection-level failure into SP_EREDIS and drop the context. */
+static int sp__conn_error(sp_redis *r, sp_err *err)
+{
+    char where[300];
+    sp__where(r, where, sizeof where);
+    int rc = sp_err_set(err, SP_EREDIS, "Redis unavailable at %s: %s", where,
+                        r->ctx && r->ctx->errstr[0] ? r->ctx->errstr : "connection lost");
+    sp_redis_disconnect(r);
+    return rc;
+}
+
+static int sp__raw(sp_redis *r, redisReply **out, sp_err *err, int argc, const char **argv,
+                   const size_t *lens)
+{
+    redisReply *rep = redisCommandArgv(r->ctx, argc, argv, lens);
+    if (rep == NULL)
+        return sp__conn_error(r, err);
+    if (rep->type == REDIS_REPLY_ERROR) {
+        sp_err_set(err, SP_EPROTO, "Redis: %s", rep->str);
+        freeReplyObject(rep);
+        return SP_EPROTO;
+    }
+    *out = rep;
+    return 0;
+}
+
+int sp_redis_connect(sp_redis *r, sp_err *err)
+{
+    if (r->ctx)
+        return 0;
+    struct timeval tv = sp__tv(r->timeout_ms);
+    if (r->url.unix_path[0])
+        r->ctx = redisConnectUnixWithTimeout(r->url.unix_path, tv);
+    else
+        r->ctx = redisConnectWithTimeout(r->url.host, r->url.port, tv);
+    if (r->ctx == NULL)
+        return sp_err_set(err, SP_ENOMEM, "out of memory connecting to Redis");
+    if (r->ctx->err)
+        return sp__conn_error(r, err);
+    redisSetTimeout(r->ctx, tv);
+    if (!r->url.unix_path[0])
+        redisEnableKeepAlive(r->ctx);
+
+    redisReply *rep = NULL;
+    int rc = 0;
+    if (r->url.password[0]) {
+        if (r->url.user[0]) {
+            const char *a[] = {"AUTH", r->url.user, r->url.password};
+            rc = sp__raw(r, &rep, err, 3, a, NULL);
+        } else {
+            const char *a[] = {"AUTH", r->url.password};
+            rc = sp__raw(r, &rep, err, 2, a, NULL);
+        }
+        freeReplyObject(rep);
+        rep = NULL;
+    }
+    if (rc == 0 && r->url.db != 0) {
+        char db[16];
+        snprintf(db, sizeof db, "%d", r->url.db);
+        const char *a[] = {"SELECT", db};
+        rc = sp__raw(r, &rep, err, 2, a, NULL);
+        freeReplyObject(rep);
+        rep = NULL;
+    }
+    if (rc == 0) {
+        const char *a[] = {"CLIENT", "ID"};
+        rc = sp__raw(r, &rep, err, 2, a, NULL);
+        if (rc == 0)
+            r->client_id = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
+        freeReplyObject(rep);
+        rep = NULL;
+    }
+    for (size_t i = 0; rc == 0 && i < r->nscripts; i++) {
+        const char *a[] = {"SCRIPT", "LOAD", r->scripts[i]->source};
+        rc = sp__raw(r, &rep, err, 3, a, NULL);
+        if (rc == 0 && rep->type == REDIS_REPLY_STRING && rep->len == 40)
+            memcpy(r->sha[i], rep->str, 41);
+        else if (rc == 0)
+            rc = sp_err_set(err, SP_EPROTO, "SCRIPT LOAD %s: unexpected reply",
+                            r->scripts[i]->name);
+        else
+            sp_err_prefix(err, "loading script %s", r->scripts[i]->name);
+        freeReplyObject(rep);
+        rep = NULL;
+    }
+    if (rc < 0)
+        sp_redis_disconnect(r);
+    return rc;
+}
+
+int sp_redis_cmd(sp_redis *r, redisReply **out, sp_err *err, int argc, const char **argv,
+                 const size_t *lens)
+{
+    *out = NULL;
+    int rc = sp_redis_connect(r, err);
+    if (rc < 0)
+        return rc;
+    return sp__raw(r, out, err, argc, argv, lens);
+}
+
+int sp_redis_cmd_blocking(sp_redis *r, int64_t block_ms, redisReply **out, sp_err *err,
+                          int argc, const char **argv, const size_t *lens)
+{
+    *out = NULL;
+    int rc = sp_redis_connect(r, err);
+    if (rc < 0)
+        return rc;
+    redisSetTimeout(r->ctx, sp__tv(block_ms + r->timeout_ms));
+    rc = sp__raw(r, out, err, argc, argv, lens);
+    if (r->ctx)
+        redisSetTimeout(r->ctx, sp__tv(r->timeout_ms));
+    return rc;
+}
+
+#define SP_EVAL_MAXARGS 512
+
+/* Build "EVALSHA sha nkeys keys... args..." into argv/lens. */
+static int sp__eval_argv(sp_redis *r, size_t index, int nkeys, const char **keys, int nargs,
+                         const char **args, const size_t *arglens, const char **argv,
+                         size_t *lens, char *nkeybuf, sp_err *err)
+{
+    if (index >= r->nscripts || nkeys < 0 || nargs < 0 || 3 + nkeys + nargs > SP_EVAL_MAXARGS)
+        return sp_err_set(err, SP_EINVAL, "bad script call");
+    snprintf(nkeybuf, 16, "%d", nkeys);
+    int n = 0;
+    argv[n] = "EVALSHA";
+    lens[n++] = 7;
+    argv[n] = r->sha[index];
+    lens[n++] = 40;
+    argv[n] = nkeybuf;
+    lens[n++] = strlen(nkeybuf);
+    for (int i = 0; i < nkeys; i++) {
+        argv[n] = keys[i];
+        lens[n++] = strlen(keys[i]);
+    }
+    for (int i = 0; i < nargs; i++) {
+        argv[n] = args[i];
+        lens[n++] = arglens ? arglens[i] : strlen(args[i]);
+    }
+    return n;
+}
+
+int sp_redis_eval(sp_redis *r, size_t index, int nkeys, const char **keys, int nargs,
+                  const char **args, const size_t *arglens, redisReply **out, sp_err *err)
+{
+    *out = NULL;
+    const char *argv[SP_EVAL_MAXARGS];
+    size_t lens[SP_EVAL_MAXARGS];
+    char nkeybuf[16];
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int rc = sp_redis_connect(r, err);
+        if (rc < 0)
+            return rc;
+        int n = sp__eval_argv(r, index, nkeys, keys, nargs, args, arglens, argv, lens, nkeybuf,
+                              err);
+        if (n < 0)
+            return n;
+        rc = sp__raw(r, out, err, n, argv, lens);
+        if (rc == SP_EPROTO && err && strstr(err->msg, "NOSCRIPT") != NULL) {
+            /* Someone flushed the script cache: reconnecting loads the scripts again. */
+            sp_redis_disconnect(r);
+            continue;
+        }
+        if (rc == SP_EPROTO && err)
+            sp_err_prefix(err, "script %s", r->scripts[index]->name);
+        return rc;
+    }
+    return sp_err_set(err, SP_EPROTO, "script %s could not be loaded", r->scripts[index]->name);
+}
+
+int sp_redis_append_eval(sp_redis *r, size_t index, int nkeys, const char **keys, int nargs,
+                         const char **args, const size_t *arglens, sp_err *err)
+{
+    const char *argv[SP_EVAL_MAXARGS];
+    size_t lens[SP_EVAL_MAXARGS];
+    char nkeybuf[16];
+    int rc = sp_redis_connect(r, err);
+    if (rc < 0)
+        return rc;
+    int n = sp__eval_argv(r, index, nkeys, keys, nargs, args, arglens, argv, lens, nkeybuf, err);
+    if (n < 0)
+        return n;
+    if (redisAppendCommandArgv(r->ctx, n, argv, lens) != REDIS_OK)
+        return sp__conn_error(r, err);
+    return 0;
+}
+
+int sp_redis_append(sp_redis *r, sp_err *err, int argc, const char **argv, const size_t *lens)
+{
+    int rc = sp_redis_connect(r, err);
+    if (rc < 0)
+        return rc;
+    if (redisAppendCommandArgv(r->ctx, argc, argv, lens) != REDIS_OK)
+        return sp__conn_error(r, err);
+    return 0;
+}
+
+int sp_redis_read(sp_redis *r, redisReply **out, sp_err *err)
+{
+    *out = NULL;
+    if (r->ctx == NULL)
+        return sp_err_set(err, SP_EREDIS, "Redis connection lost during a pipeline");
+    void *rep = NULL;
+    if (redisGetReply(r->ctx, &rep) != REDIS_OK || rep == NULL)
+        return sp__conn_error(r, err);
+    redisReply *rr = rep;
+    if (rr->type == REDIS_REPLY_ERROR) {
+        sp_err_set(err, SP_EPROTO, "Redis: %s", rr->str);
+        freeReplyObject(rr);
+        return SP_EPROTO;
+    }
+    *out = rr;
+    return 0;
+}
+
+int sp_redis_send(sp_redis *r, sp_err *err, int argc, const char **argv, const size_t *lens)
+{
+    int rc = sp_redis_append(r, err, argc, argv, lens);
+    if (rc < 0)
+        return rc;
+    int done = 0;
+    while (!done) {
+        if (redisBufferWrite(r->ctx, &done) != REDIS_OK)
+            return sp__conn_error(r, err);
+    }
+    return 0;
+}
+
+int sp_redis_fd(const sp_redis *r)
+{
+    return r->ctx ? r->ctx->fd : -1;
+}
+
+int sp_redis_try_read(sp_redis *r, redisReply **out, sp_err *err)
+{
+    *out = NULL;
+    if (r->ctx == NULL)
+        return sp_err_set(err, SP_EREDIS, "Redis connection lost");
+    void *rep = NULL;
+    if (redisGetReplyFromReader(r->ctx, &rep) != REDIS_OK)
+        return sp__conn_error(r, err);
+    if (rep == NULL) {
+        struct pollfd pfd = {r->ctx->fd, POLLIN, 0};
+        if (poll(&pfd, 1, 0) <= 0)
+            return 0;
+        if (redisBufferRead(r->ctx) != REDIS_OK)
+            return sp__conn_error(r, err);
+        if (redisGetReplyFromReader(r->ctx, &rep) != REDIS_OK)
+            return sp__conn_error(r, err);
+        if (rep == NULL)
+            return 0;
+    }
+    redisReply *rr = rep;
+    if (rr->type == REDIS_REPLY_ERROR) {
+        sp_err_set(err, SP_EPROTO, "Redis: %s", rr->str);
+        freeReplyObject(rr);
+        return SP_EPROTO;
+    }
+    *out = rr;
+    return 1;
+}
+
+int64_t sp_redis_client_id(const sp_redis *r)
+{
+    return r->client_id;
+}
+
+void sp_redis_reply_free(redisReply *reply)
+{
+    if (reply)
+        freeReplyObject(reply);
+}
+
+const char *sp_reply_str(const redisReply *r, size_t *len)
+{
+    if (r == NULL || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS))
+        return NULL;
+    if (len)
+        *len = r->len;
+    return r->str;
+}
+
+int64_t sp_reply_int(const redisReply *r, int64_t fallback)
+{
+    if (r == NULL)
+        return fallback;
+    if (r->type == REDIS_REPLY_INTEGER)
+        return r->integer;
+    if (r->type == REDIS_REPLY_STRING) {
+        int64_t v;
+        if (sp_parse_i64(r->str, INT64_MIN, INT64_MAX, &v) == 0)
+            return v;
+    }
+    return fallback;
+}
+
+const redisReply *sp_reply_elem(const redisReply *r, size_t i)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || i >= r->elements)
+        return NULL;
+    return r->element[i];
+}
+
+size_t sp_reply_len(const redisReply *r)
+{
+    return (r && r->type == REDIS_REPLY_ARRAY) ? r->elements : 0;
+}
+
+int sp_reply_is(const redisReply *r, const char *s)
+{
+    size_t n;
+    const char *v = sp_reply_str(r, &n);
+    return v != NULL && n == strlen(s) && memcmp(v, s, n) == 0;
+}

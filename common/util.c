@@ -1,0 +1,321 @@
+/* util.c - clocks, randomness, ids, time formatting, number parsing, SHA-256. */
+#include "spool/util.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "spool/err.h"
+
+int64_t sp_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t sp_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void sp_sleep_ms(int64_t ms, const volatile int *stop)
+{
+    int64_t end = sp_mono_ms() + ms;
+    for (;;) {
+        if (stop && *stop)
+            return;
+        int64_t left = end - sp_mono_ms();
+        if (left <= 0)
+            return;
+        /* Sleep in slices so a stop request is seen promptly. */
+        if (stop && left > 50)
+            left = 50;
+        struct timespec ts = {left / 1000, (left % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+int sp_random_bytes(void *buf, size_t n)
+{
+    unsigned char *p = buf;
+    while (n > 0) {
+        ssize_t got = getrandom(p, n, 0);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            return SP_EIO;
+        }
+        p += got;
+        n -= (size_t)got;
+    }
+    return 0;
+}
+
+/* xoshiro256** with a per-thread state seeded by getrandom. */
+static _Thread_local uint64_t sp__rng[4];
+static _Thread_local int sp__rng_seeded;
+
+static uint64_t sp__rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t sp__rng_next(void)
+{
+    if (!sp__rng_seeded) {
+        if (sp_random_bytes(sp__rng, sizeof sp__rng) < 0 ||
+            (sp__rng[0] | sp__rng[1] | sp__rng[2] | sp__rng[3]) == 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            sp__rng[0] = (uint64_t)ts.tv_nsec ^ 0x9e3779b97f4a7c15ULL;
+            sp__rng[1] = (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&ts;
+            sp__rng[2] = 0xbf58476d1ce4e5b9ULL;
+            sp__rng[3] = 0x94d049bb133111ebULL;
+        }
+        sp__rng_seeded = 1;
+    }
+    uint64_t *s = sp__rng;
+    uint64_t result = sp__rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = sp__rotl(s[3], 45);
+    return result;
+}
+
+uint64_t sp_random_below(uint64_t bound)
+{
+    if (bound <= 1)
+        return 0;
+    /* Rejection sampling removes modulo bias. */
+    uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
+    uint64_t r;
+    do {
+        r = sp__rng_next();
+    } while (r >= limit);
+    return r % bound;
+}
+
+static const char sp__b32[] = "0123456789abcdefghjkmnpqrstvwxyz";
+
+int sp_id_new(char out[SP_ID_LEN + 1])
+{
+    /* 180 bits of output: 4 zero bits, 48 bits of time, 128 random bits. */
+    unsigned char raw[23] = {0}; /* 184 bits, big-endian; we use the low 180 */
+    uint64_t ms = (uint64_t)sp_now_ms() & 0xFFFFFFFFFFFFULL;
+    for (int i = 0; i < 6; i++)
+        raw[1 + i] = (unsigned char)(ms >> (40 - 8 * i));
+    if (sp_random_bytes(raw + 7, 16) < 0)
+        return SP_EIO;
+    /* raw holds 8 leading zero bits, time, random; skip 4 bits to get 180. */
+    for (int i = 0; i < SP_ID_LEN; i++) {
+        int bit = 4 + 5 * i; /* index of the first bit, from the top of raw */
+        unsigned v = 0;
+        for (int k = 0; k < 5; k++) {
+            int b = bit + k;
+            v = (v << 1) | ((raw[b / 8] >> (7 - b % 8)) & 1u);
+        }
+        out[i] = sp__b32[v];
+    }
+    out[SP_ID_LEN] = '\0';
+    return 0;
+}
+
+static int sp__b32_value(char c)
+{
+    const char *p = c ? strchr(sp__b32, c) : NULL;
+    return p ? (int)(p - sp__b32) : -1;
+}
+
+bool sp_id_valid(const char *s)
+{
+    if (s == NULL)
+        return false;
+    for (int i = 0; i < SP_ID_LEN; i++) {
+        if (sp__b32_value(s[i]) < 0)
+            return false;
+    }
+    /* The first character carries only 1 bit (4 zero bits of padding + 1 of time). */
+    return s[SP_ID_LEN] == '\0' && (s[0] == '0' || s[0] == '1');
+}
+
+int64_t sp_id_time_ms(const char *id)
+{
+    /* Bits 4..51 of the 180-bit value: characters 0..10 hold bits 0..54. */
+    uint64_t acc = 0;
+    for (int i = 0; i < 11; i++)
+        acc = (acc << 5) | (uint64_t)sp__b32_value(id[i]);
+    /* acc holds bits 0..54; time is bits 4..51, so drop the 3 low bits. */
+    return (int64_t)((acc >> 3) & 0xFFFFFFFFFFFFULL);
+}
+
+void sp_format_time(int64_t ms, char out[SP_TIME_LEN])
+{
+    time_t sec = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    /* The modulos keep every field in its width (and tell the compiler so). */
+    snprintf(out, SP_TIME_LEN, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ",
+             (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)(tm.tm_mon + 1) % 100u,
+             (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u,
+             (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u,
+             (unsigned)(ms % 1000) % 1000u);
+}
+
+int sp_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    if (s == NULL || *s == '\0')
+        return SP_EINVAL;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return SP_EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int sp__parse_scaled(const char *s, const char *const *suffix, const int64_t *scale,
+                            int nsuffix, int64_t *out)
+{
+    if (s == NULL || *s < '0' || *s > '9')
+        return SP_EINVAL;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || v < 0)
+        return SP_EINVAL;
+    for (int i = 0; i < nsuffix; i++) {
+        if (strcmp(end, suffix[i]) == 0) {
+            if (v > INT64_MAX / scale[i])
+                return SP_EINVAL;
+            *out = v * scale[i];
+            return 0;
+        }
+    }
+    return SP_EINVAL;
+}
+
+int sp_parse_size(const char *s, int64_t *out)
+{
+    static const char *const suf[] = {"", "k", "K", "KiB", "m", "M", "MiB", "g", "G", "GiB"};
+    static const int64_t sc[] = {1, 1 << 10, 1 << 10, 1 << 10, 1 << 20, 1 << 20, 1 << 20,
+                                 1LL << 30, 1LL << 30, 1LL << 30};
+    return sp__parse_scaled(s, suf, sc, 10, out);
+}
+
+int sp_parse_duration_ms(const char *s, int64_t *out)
+{
+    static const char *const suf[] = {"", "ms", "s", "m", "h", "d"};
+    static const int64_t sc[] = {1000, 1, 1000, 60000, 3600000, 86400000};
+    return sp__parse_scaled(s, suf, sc, 6, out);
+}
+
+/* SHA-256 (FIPS 180-4). */
+static const uint32_t sp__k[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+    0xc67178f2};
+
+static uint32_t sp__ror(uint32_t x, int n)
+{
+    return (x >> n) | (x << (32 - n));
+}
+
+static void sp__sha256_block(sp_sha256 *s, const unsigned char *p)
+{
+    uint32_t w[64];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = sp__ror(w[i - 15], 7) ^ sp__ror(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = sp__ror(w[i - 2], 17) ^ sp__ror(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    uint32_t a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3];
+    uint32_t e = s->h[4], f = s->h[5], g = s->h[6], h = s->h[7];
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 = h + (sp__ror(e, 6) ^ sp__ror(e, 11) ^ sp__ror(e, 25)) +
+                      ((e & f) ^ (~e & g)) + sp__k[i] + w[i];
+        uint32_t t2 = (sp__ror(a, 2) ^ sp__ror(a, 13) ^ sp__ror(a, 22)) +
+                      ((a & b) ^ (a & c) ^ (b & c));
+        h = g;
+        g = f;
+        f = e;
+        e = d + t1;
+        d = c;
+        c = b;
+        b = a;
+        a = t1 + t2;
+    }
+    s->h[0] += a;
+    s->h[1] += b;
+    s->h[2] += c;
+    s->h[3] += d;
+    s->h[4] += e;
+    s->h[5] += f;
+    s->h[6] += g;
+    s->h[7] += h;
+}
+
+void sp_sha256_init(sp_sha256 *s)
+{
+    static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    memcpy(s->h, iv, sizeof iv);
+    s->len = 0;
+    s->fill = 0;
+}
+
+void sp_sha256_update(sp_sha256 *s, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    s->len += n;
+    while (n > 0) {
+        size_t take = 64 - s->fill;
+        if (take > n)
+            take = n;
+        memcpy(s->block + s->fill, p, take);
+        s->fill += take;
+        p += take;
+        n -= take;
+        if (s->fill == 64) {
+            sp__sha256_block(s, s->block);
+            s->fill = 0;
+        }
+    }
+}
+
+void sp_sha256_hex(sp_sha256 *s, char out[65])
+{
+    uint64_t bits = s->len * 8;
+    unsigned char pad = 0x80;
+    sp_sha256_update(s, &pad, 1);
+    unsigned char zero = 0;
+    while (s->fill != 56)
+        sp_sha256_update(s, &zero, 1);
+    unsigned char lenb[8];
+    for (int i = 0; i < 8; i++)
+        lenb[i] = (unsigned char)(bits >> (56 - 8 * i));
+    sp_sha256_update(s, lenb, 8);
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 8 * i, 9, "%08x", s->h[i]);
+}

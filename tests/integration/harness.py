@@ -1,0 +1,276 @@
+"""Integration test support: a private redis-server per suite, the real spool
+binaries as subprocesses, an HTTP client, media/data generators, and TAP output.
+
+Each test file builds a Suite, registers tests with @suite.test, and calls
+suite.run(); every server it started is stopped on every exit path.
+"""
+import atexit
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("SPOOL_BIN_DIR", os.path.join(ROOT, "bin"))
+SANITIZED = os.environ.get("SPOOL_SANITIZED") == "1"
+_live = []
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout=10.0, interval=0.02, what="condition"):
+    """Poll pred() until it returns a truthy value or timeout; return that value."""
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Redis:
+    """A redis-server in a temp dir on a free loopback port."""
+
+    def __init__(self, aof=False):
+        self.dir = tempfile.mkdtemp(prefix="spool-it-redis-")
+        self.aof = aof
+        self.port = None
+        self.proc = None
+        self.start()
+        _live.append(self)
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        for _ in range(5):
+            if self.port is None or self.proc is not None:
+                self.port = free_port()
+            self.proc = subprocess.Popen(
+                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                 "--dir", self.dir, "--save", "", "--appendonly", "yes" if self.aof else "no",
+                 "--maxmemory-policy", "noeviction", "--logfile", os.path.join(self.dir, "redis.log")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                wait_until(lambda: self.proc.poll() is not None or self.ping(), 10, what="redis")
+                if self.proc.poll() is None:
+                    return
+            except AssertionError:
+                self.proc.kill()
+            self.proc = None
+        raise RuntimeError("could not start redis-server")
+
+    def ping(self):
+        try:
+            return self.cli("PING") == "PONG"
+        except Exception:
+            return False
+
+    def cli(self, *args):
+        out = subprocess.run(["redis-cli", "-p", str(self.port), *map(str, args)],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=10)
+        return out.stdout.decode().strip()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def destroy(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Proc:
+    """A spool binary (or any command) with its output collected in a log file."""
+
+    def __init__(self, argv, env=None, name=None, logdir=None):
+        self.name = name or os.path.basename(argv[0])
+        self.logdir = logdir or tempfile.mkdtemp(prefix="spool-it-log-")
+        self.logpath = os.path.join(self.logdir, f"{self.name}-{int(time.time()*1000)}.log")
+        self.log = open(self.logpath, "wb")
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(argv, env=full_env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        _live.append(self)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def output(self):
+        self.log.flush()
+        with open(self.logpath, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.proc.pid, sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Send sig and wait; returns the exit code (SIGKILL after timeout)."""
+        if self.alive():
+            self.signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+    def kill(self):
+        return self.stop(signal.SIGKILL, 5)
+
+    def destroy(self):
+        self.stop()
+
+
+def _cleanup():
+    for obj in reversed(_live):
+        try:
+            obj.destroy()
+        except Exception:
+            pass
+
+
+atexit.register(_cleanup)
+for _sig in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(_sig, lambda s, f: (_cleanup(), sys.exit(128 + s)))
+
+
+class Http:
+    """A small HTTP client for the API (one connection per request)."""
+
+    def __init__(self, host, port, token=None):
+        self.host, self.port, self.token = host, port, token
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        h = dict(headers or {})
+        if self.token and "Authorization" not in h:
+            h["Authorization"] = "Bearer " + self.token
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            h.setdefault("Content-Type", "application/json")
+        c = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            c.request(method, path, body=body, headers=h)
+            r = c.getresponse()
+            data = r.read()
+            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+        finally:
+            c.close()
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self):
+        return json.loads(self.body.decode())
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.body[:300]!r}>"
+
+
+def make_clip(path, seconds=2, size="320x240", rate=25, audio=True, extra=None):
+    """Generate a test clip with the ffmpeg command (lavfi test sources)."""
+    cmd = ["ffmpeg", "-y", "-v", "error", "-f", "lavfi", "-i",
+           f"testsrc2=size={size}:rate={rate}:duration={seconds}"]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"]
+    cmd += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    if audio:
+        cmd += ["-c:a", "aac", "-shortest"]
+    cmd += list(extra or []) + [path]
+    subprocess.run(cmd, check=True)
+    return path
+
+
+def ffprobe(path):
+    out = subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_format",
+                          "-show_streams", path], stdout=subprocess.PIPE, check=True)
+    return json.loads(out.stdout)
+
+
+class Suite:
+    """TAP output for a list of test functions; setup/teardown run once."""
+
+    def __init__(self, name):
+        self.name = name
+        self.tests = []
+        self.tmp = tempfile.mkdtemp(prefix=f"spool-it-{name}-")
+        _live.append(self)
+
+    def test(self, fn):
+        self.tests.append(fn)
+        return fn
+
+    def destroy(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def run(self, setup=None, teardown=None):
+        print(f"1..{len(self.tests)}", flush=True)
+        ctx = None
+        failed = 0
+        try:
+            ctx = setup() if setup else None
+        except Exception:
+            for i, fn in enumerate(self.tests, 1):
+                print(f"not ok {i} - {fn.__name__} (setup failed)")
+            traceback.print_exc(file=sys.stdout)
+            return 1
+        for i, fn in enumerate(self.tests, 1):
+            start = time.monotonic()
+            try:
+                fn(ctx) if setup else fn()
+                print(f"ok {i} - {fn.__name__} ({time.monotonic() - start:.2f}s)", flush=True)
+            except Exception:
+                failed += 1
+                print(f"not ok {i} - {fn.__name__}", flush=True)
+                for line in traceback.format_exc().splitlines():
+                    print("# " + line)
+                sys.stdout.flush()
+        if teardown:
+            try:
+                teardown(ctx)
+            except Exception:
+                traceback.print_exc(file=sys.stdout)
+        return 1 if failed else 0
+
+
+def eq(a, b, what=""):
+    """Assert a == b, printing both."""
+    if a != b:
+        raise AssertionError(f"{what}: expected {b!r}, got {a!r}" if what else f"expected {b!r}, got {a!r}")
