@@ -4,7 +4,7 @@ COMMON_SRCS := $(wildcard common/*.c)
 COMMON_LUA := $(sort $(wildcard common/lua/*.lua))
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(O)/%.o) $(O)/gen/lua_scripts.o
 COMMON_LIB := $(O)/libspool.a
-COMMON_PKGS := hiredis jansson
+COMMON_PKGS := hiredis jansson libcurl
 COMMON_LIBS = $(COMMON_LIB) $(call pc_libs,$(COMMON_PKGS)) -lm
 
 $(O)/common/%.o: MODCFLAGS = $(call pc_cflags,$(COMMON_PKGS))

@@ -1,0 +1,30 @@
+/* presets.c - the video preset table (see presets.h). */
+#include "spool/presets.h"
+
+#include <string.h>
+
+static const sp_preset sp__presets[] = {
+    {"mp4-1080p", "mp4", "mp4", "video/mp4", "libx264", "aac", 1080, 23, "veryfast", 160000,
+     48000, 3600000},
+    {"mp4-720p", "mp4", "mp4", "video/mp4", "libx264", "aac", 720, 23, "veryfast", 128000, 48000,
+     1800000},
+    {"mp4-480p", "mp4", "mp4", "video/mp4", "libx264", "aac", 480, 24, "veryfast", 96000, 48000,
+     1200000},
+    {"webm-720p", "webm", "webm", "video/webm", "libvpx-vp9", "libopus", 720, 32, "realtime",
+     96000, 48000, 3600000},
+    {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL, 0, 0, 0},
+};
+
+const sp_preset *sp_preset_find(const char *name)
+{
+    for (const sp_preset *p = sp__presets; name && p->name; p++) {
+        if (strcmp(p->name, name) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+const sp_preset *sp_presets(void)
+{
+    return sp__presets;
+}
