@@ -446,7 +446,7 @@ static void *sp__keeper_main(void *arg)
         if (now >= next_beat) {
             sp__beat(w, q, &err);
             rc = err.code;
-            next_beat = now + w->worker_ttl_ms / 5;
+            next_beat = now + (w->worker_ttl_ms / 5 < 1000 ? w->worker_ttl_ms / 5 : 1000);
         }
         if (now >= next_maint && rc == 0) {
             sp_maint_report r;

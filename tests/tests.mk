@@ -26,3 +26,12 @@ bench-queue:
 	@sh scripts/deps.sh
 	@$(MAKE) --no-print-directory $(BENCH_QUEUE)
 	@sh tests/bench/bench_queue.sh $(abspath $(BENCH_QUEUE))
+
+# Test tools: qtool (the queue from the command line) and spool-test-worker (the worker
+# runtime with a scriptable handler). Integration tests find them in $(O)/tests.
+TEST_TOOLS := $(O)/tests/qtool $(O)/tests/spool-test-worker
+TEST_BINS += $(TEST_TOOLS)
+$(O)/tests/qtool: $(O)/tests/support/qtool.o $(COMMON_LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(COMMON_LIBS)
+$(O)/tests/spool-test-worker: $(O)/tests/support/test_worker.o $(COMMON_LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(COMMON_LIBS)
