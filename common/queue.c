@@ -80,9 +80,11 @@ int sp_queue_ping(sp_queue *q, sp_err *err)
     return rc == SP_EREDIS && sp_redis_stale_error(q->r) ? sp__ping_once(q, err) : rc;
 }
 
-int sp__job_from_reply(const redisReply *r, sp_job *job, sp_err *err)
+int sp__job_from_reply(const redisReply *r, const char *id, sp_job *job, sp_err *err)
 {
     sp_job_init(job);
+    if (id && sp_id_valid(id))
+        memcpy(job->id, id, SP_ID_LEN + 1);
     size_t n = sp_reply_len(r);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY)
         return sp_err_set(err, SP_EPROTO, "job record: unexpected reply");
@@ -91,7 +93,14 @@ int sp__job_from_reply(const redisReply *r, sp_job *job, sp_err *err)
     for (size_t i = 0; i + 1 < n; i += 2) {
         size_t vlen;
         const char *name = sp_reply_str(sp_reply_elem(r, i), NULL);
-        const char *val = sp_reply_str(sp_reply_elem(r, i + 1), &vlen);
+        const redisReply *v = sp_reply_elem(r, i + 1);
+        const char *val = sp_reply_str(v, &vlen);
+        char num[24];
+        if (val == NULL && v && v->type == REDIS_REPLY_INTEGER) {
+            /* Values a script computed come back as integers. */
+            vlen = (size_t)snprintf(num, sizeof num, "%lld", (long long)v->integer);
+            val = num;
+        }
         if (name == NULL || val == NULL)
             continue;
         if (sp_job_set_field(job, name, val, vlen) < 0) {
@@ -103,6 +112,8 @@ int sp__job_from_reply(const redisReply *r, sp_job *job, sp_err *err)
         sp_job_clear(job);
         return sp_err_set(err, SP_ENOTFOUND, "no such job");
     }
+    if (job->updated_at == 0)
+        job->updated_at = job->created_at;
     return 0;
 }
 
@@ -169,8 +180,10 @@ static int sp__enq_build(sp_queue *q, const sp_enqueue *e, sp__enq_call *c, sp_e
     c->args[n++] = c->base;
     c->args[n++] = "retry_cap_ms";
     c->args[n++] = c->cap;
-    c->args[n++] = "priority";
-    c->args[n++] = e->high_priority ? "high" : "normal";
+    if (e->high_priority) {
+        c->args[n++] = "priority";
+        c->args[n++] = "high";
+    }
     if (e->params_json) {
         c->args[n++] = "params";
         c->args[n++] = e->params_json;
@@ -266,7 +279,7 @@ static int sp__get_once(sp_queue *q, const char *id, sp_job *out, sp_err *err)
     int rc = sp_redis_cmd(q->r, &rep, err, 2, argv, NULL);
     if (rc < 0)
         return rc;
-    rc = sp__job_from_reply(rep, out, err);
+    rc = sp__job_from_reply(rep, id, out, err);
     sp_redis_reply_free(rep);
     return rc;
 }
@@ -402,7 +415,7 @@ static int sp__list_once(sp_queue *q, const sp_list_filter *f, sp_job *out, size
                 break;
             sp_job j;
             sp_err e2;
-            int r = sp__job_from_reply(rep, &j, &e2);
+            int r = sp__job_from_reply(rep, sp_reply_str(sp_reply_elem(ids, i), NULL), &j, &e2);
             sp_redis_reply_free(rep);
             if (r == SP_ENOTFOUND)
                 continue; /* expired between the index read and now */
@@ -583,7 +596,7 @@ int sp_queue_worker_beat(sp_queue *q, const sp_worker_info *w, int64_t ttl_ms, s
     return rc;
 }
 
-/* Run worker_leave for worker_id in mode ("leave" or "reap"), reading its queues from
+/* Run worker_leave for worker_id in mode ("leave", "reap" or "unclaim"), reading its queues from
  * its record. *moved gets the number of jobs given back (-1: worker alive). */
 static int sp__worker_leave(sp_queue *q, const char *worker_id, const char *mode, int *moved,
                             sp_err *err)
@@ -630,6 +643,11 @@ static int sp__worker_leave(sp_queue *q, const char *worker_id, const char *mode
 int sp_queue_worker_leave(sp_queue *q, const char *worker_id, sp_err *err)
 {
     return sp__worker_leave(q, worker_id, "leave", NULL, err);
+}
+
+int sp_queue_worker_unclaim(sp_queue *q, const char *worker_id, sp_err *err)
+{
+    return sp__worker_leave(q, worker_id, "unclaim", NULL, err);
 }
 
 static void sp__worker_field(sp_worker_info *w, const char *name, const char *v)

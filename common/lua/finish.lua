@@ -1,17 +1,20 @@
--- finish: end an attempt, fenced by its lease token, and optionally take the next job
--- into the claim list in the same step.
+-- finish: end an attempt, fenced by its lease token; in the same step, optionally start
+-- a job this worker claimed earlier (prefetch) and claim the next one.
 -- KEYS: 1 job hash, 2 leases zset, 3 ready list, 4 delayed zset, 5 dead zset,
---       6 queue stats, 7.. pairs of (ready list, claim list) to take the next job from
+--       6 queue stats, then, when ARGV[12] is not '': 7 the claimed job's hash,
+--       8 its claim list, 9 its leases zset; then pairs of (ready list, claim list) to
+--       claim the next job from
 -- ARGV: 1 id, 2 token, 3 mode, 4 retention ms, 5 outputs JSON, 6 metadata JSON ('' keeps),
 --       7 error code, 8 error message, 9 retryable (1|0), 10 retry delay ms,
---       11 event channel
+--       11 event channel, 12 claimed id to start ('' for none), 13 worker id,
+--       14 its lease token, 15 lease ms, 16 its event channel
 -- mode: succeeded | retry (retryable failure) | failed (permanent) | cancelled
 --       | release (give the job back at once without counting the attempt)
--- Returns {outcome, next pair index or 0, next id or ''}; outcome is the job's new
--- state (succeeded, retrying, failed, cancelled, queued) or 'lost' when the lease is
--- no longer ours (expired, or another attempt owns the job): nothing is changed then.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Returns {outcome, next pair index or 0, next id or '', start result or false};
+-- outcome is the job's new state (succeeded, retrying, failed, cancelled, queued) or
+-- 'lost' when the lease is no longer ours (expired, or another attempt owns the job):
+-- nothing is changed then. The start result is start_job's (lib.lua).
+local now = now_ms()
 local id, mode = ARGV[1], ARGV[3]
 local h = redis.call('HMGET', KEYS[1], 'state', 'token', 'lease_until', 'attempts',
   'max_attempts', 'version')
@@ -76,8 +79,15 @@ else
   redis.call('HSET', KEYS[1], unpack(set))
   redis.call('PUBLISH', ARGV[11], outcome)
 end
-for i = 7, #KEYS, 2 do
-  local nid = redis.call('LMOVE', KEYS[i], KEYS[i + 1], 'RIGHT', 'LEFT')
-  if nid then return {outcome, (i - 5) / 2, nid} end
+local started = false
+local first = 7
+if ARGV[12] ~= '' then
+  started = start_job(KEYS[7], KEYS[8], KEYS[9], ARGV[12], ARGV[13], ARGV[14], ARGV[15],
+    ARGV[16], now)
+  first = 10
 end
-return {outcome, 0, ''}
+for i = first, #KEYS, 2 do
+  local nid = redis.call('LMOVE', KEYS[i], KEYS[i + 1], 'RIGHT', 'LEFT')
+  if nid then return {outcome, (i - first) / 2 + 1, nid, started} end
+end
+return {outcome, 0, '', started}
