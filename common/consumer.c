@@ -314,19 +314,35 @@ static int sp__start_prepare(sp_consumer *c, const char *id, size_t qi, sp__star
     return 0;
 }
 
-/* 0 with *job filled when started, 1 when the id was not ours or not wanted any more. */
-static int sp__start_result(const redisReply *rep, const sp__start_call *s, sp_job *job,
-                            sp_err *err)
+/* Read the two replies of a start: the script's and the HGETALL pipelined after it.
+ * 0 with *job filled when started, 1 when the id was not ours or not wanted any more,
+ * or an error (SP_EREDIS: the connection failed mid-way). */
+static int sp__start_read(sp_consumer *c, const redisReply *script, const sp__start_call *s,
+                          sp_job *job, sp_err *err)
 {
     sp_job_init(job);
-    if (!sp_reply_is(sp_reply_elem(rep, 0), "ok"))
+    redisReply *rec = NULL;
+    int rc = sp_redis_read(c->q.r, &rec, err);
+    if (rc < 0)
+        return rc;
+    if (!sp_reply_is(sp_reply_elem(script, 0), "ok")) {
+        sp_redis_reply_free(rec);
         return 1;
-    int rc = sp__job_from_reply(sp_reply_elem(rep, 1), s->args[0], job, err);
+    }
+    rc = sp__job_from_reply(rec, s->args[0], job, err);
+    sp_redis_reply_free(rec);
     if (rc == 0 && strcmp(job->token, s->token) != 0) {
         sp_job_clear(job);
         rc = sp_err_set(err, SP_EPROTO, "start: token mismatch");
     }
     return rc;
+}
+
+/* Queue an HGETALL of the job a start call starts, to run right after the script. */
+static int sp__start_append_read(sp_consumer *c, const sp__start_call *s, sp_err *err)
+{
+    const char *argv[] = {"HGETALL", s->keys[0]};
+    return sp_redis_append(c->q.r, err, 2, argv, NULL);
 }
 
 static void sp__set_pending(sp_consumer *c, const char *id, size_t qi)
@@ -354,19 +370,29 @@ static int sp__start(sp_consumer *c, const char *id, size_t qi, sp_job *job, sp_
     char sid[SP_ID_LEN + 1];
     memcpy(sid, id, sizeof sid);
     rc = sp_redis_append_eval(c->q.r, SP_LUA_START, 3, s.keys, 5, s.args, NULL, err);
+    if (rc == 0)
+        rc = sp__start_append_read(c, &s, err);
     if (rc == 0 && prefetch)
         rc = sp_redis_append_eval(c->q.r, SP_LUA_TAKE, (int)(2 * c->nq), tkeys, 0, NULL, NULL,
                                   err);
     redisReply *rep = NULL;
     if (rc == 0)
         rc = sp_redis_read(c->q.r, &rep, err);
-    if (rc < 0) {
-        /* Keep the id: it is still on our claim list unless the script ran. */
+    if (rc == 0) {
+        rc = sp__start_read(c, rep, &s, job, err);
+        if (rc == SP_EREDIS) {
+            sp_redis_reply_free(rep);
+            return rc; /* it may have started; if so its lease runs out */
+        }
+    } else {
+        /* Keep the id: it is still on our claim list unless the script ran. A script
+         * error leaves replies unread: drop the connection rather than read them. */
+        if (rc != SP_EREDIS)
+            sp_redis_disconnect(c->q.r);
         sp_redis_reply_free(rep);
         sp__set_pending(c, sid, qi);
         return rc;
     }
-    rc = sp__start_result(rep, &s, job, err);
     sp_redis_reply_free(rep);
     if (prefetch) {
         redisReply *t = NULL;
@@ -537,8 +563,14 @@ int sp_consumer_finish(sp_consumer *c, const sp_job *job, const sp_outcome *o, b
     }
     redisReply *rep = NULL;
     if (rc == 0)
-        rc = sp_redis_eval(c->q.r, SP_LUA_FINISH, nkeys, keys, nargs, args, NULL, &rep, err);
+        rc = sp_redis_append_eval(c->q.r, SP_LUA_FINISH, nkeys, keys, nargs, args, NULL, err);
+    if (rc == 0 && start_pending)
+        rc = sp__start_append_read(c, &sc, err);
+    if (rc == 0)
+        rc = sp_redis_read(c->q.r, &rep, err);
     if (rc < 0) {
+        if (rc != SP_EREDIS)
+            sp_redis_disconnect(c->q.r); /* replies may be left unread */
         if (start_pending)
             sp__set_pending(c, started_id, started_q); /* try it again next time */
         if (rc == SP_EREDIS)
@@ -554,8 +586,11 @@ int sp_consumer_finish(sp_consumer *c, const sp_job *job, const sp_outcome *o, b
         sp__set_pending(c, nid, (size_t)idx - 1);
     if (start_pending) {
         sp_err e2;
-        if (sp__start_result(sp_reply_elem(rep, 3), &sc, &c->started, &e2) == 0)
+        int src = sp__start_read(c, sp_reply_elem(rep, 3), &sc, &c->started, &e2);
+        if (src == 0)
             c->has_started = true;
+        else if (src == SP_EREDIS)
+            c->recover = true; /* it started; its lease runs out and it is redone */
     }
     sp_state st;
     if (outcome == NULL)
