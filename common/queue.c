@@ -684,25 +684,36 @@ int sp_queue_worker_beat(sp_queue *q, const sp_worker_info *w, int64_t ttl_ms, s
     return rc;
 }
 
-/* Run worker_leave for worker_id in mode ("leave", "reap" or "unclaim"), reading its queues from
- * its record. *moved gets the number of jobs given back (-1: worker alive). */
-static int sp__worker_leave(sp_queue *q, const char *worker_id, const char *mode, int *moved,
-                            sp_err *err)
+/* Run worker_leave for worker_id in mode ("leave", "reap" or "unclaim") over the given
+ * queues, or (queues NULL) the queues in the worker's record. *moved gets the number
+ * of jobs given back (-1: worker alive). */
+static int sp__worker_leave(sp_queue *q, const char *worker_id, const char *mode,
+                            const char *const *given, size_t ngiven, int *moved, sp_err *err)
 {
     const char *p = q->prefix;
-    sp_key wk;
-    const char *argv[] = {"HGET", sp__key_worker(&wk, p, worker_id), "queues"};
-    redisReply *rep;
-    int rc = sp_redis_cmd(q->r, &rep, err, 3, argv, NULL);
-    if (rc < 0)
-        return rc;
-    char queues[256] = "";
-    const char *v = sp_reply_str(rep, NULL);
-    if (v)
-        snprintf(queues, sizeof queues, "%s", v);
-    sp_redis_reply_free(rep);
-
+    char list[256] = "";
+    if (given == NULL) {
+        sp_key wk;
+        const char *argv[] = {"HGET", sp__key_worker(&wk, p, worker_id), "queues"};
+        redisReply *rep;
+        int rc = sp_redis_cmd(q->r, &rep, err, 3, argv, NULL);
+        if (rc < 0)
+            return rc;
+        const char *v = sp_reply_str(rep, NULL);
+        if (v)
+            snprintf(list, sizeof list, "%s", v);
+        sp_redis_reply_free(rep);
+    }
     enum { MAXQ = 16 };
+    const char *names[MAXQ];
+    size_t nnames = 0;
+    char *save = NULL;
+    for (char *name = strtok_r(list, ",", &save); name && nnames < MAXQ;
+         name = strtok_r(NULL, ",", &save))
+        names[nnames++] = name;
+    for (size_t i = 0; given && i < ngiven && nnames < MAXQ; i++)
+        names[nnames++] = given[i];
+
     sp_key k[2 + 2 * MAXQ];
     const char *keys[2 + 2 * MAXQ];
     int nkeys = 0;
@@ -710,18 +721,17 @@ static int sp__worker_leave(sp_queue *q, const char *worker_id, const char *mode
     nkeys++;
     keys[nkeys] = sp__key_worker(&k[nkeys], p, worker_id);
     nkeys++;
-    char *save = NULL;
-    for (char *name = strtok_r(queues, ",", &save); name && nkeys < 2 + 2 * MAXQ;
-         name = strtok_r(NULL, ",", &save)) {
-        if (!sp_queue_name_valid(name))
+    for (size_t i = 0; i < nnames; i++) {
+        if (!sp_queue_name_valid(names[i]))
             continue;
-        keys[nkeys] = sp__key_claim(&k[nkeys], p, worker_id, name);
+        keys[nkeys] = sp__key_claim(&k[nkeys], p, worker_id, names[i]);
         nkeys++;
-        keys[nkeys] = sp__key_q(&k[nkeys], p, name, "ready");
+        keys[nkeys] = sp__key_q(&k[nkeys], p, names[i], "ready");
         nkeys++;
     }
     const char *args[] = {worker_id, mode};
-    rc = sp_redis_eval(q->r, SP_LUA_WORKER_LEAVE, nkeys, keys, 2, args, NULL, &rep, err);
+    redisReply *rep;
+    int rc = sp_redis_eval(q->r, SP_LUA_WORKER_LEAVE, nkeys, keys, 2, args, NULL, &rep, err);
     if (rc == 0 && moved)
         *moved = (int)sp_reply_int(rep, 0);
     sp_redis_reply_free(rep);
@@ -730,12 +740,13 @@ static int sp__worker_leave(sp_queue *q, const char *worker_id, const char *mode
 
 int sp_queue_worker_leave(sp_queue *q, const char *worker_id, sp_err *err)
 {
-    return sp__worker_leave(q, worker_id, "leave", NULL, err);
+    return sp__worker_leave(q, worker_id, "leave", NULL, 0, NULL, err);
 }
 
-int sp_queue_worker_unclaim(sp_queue *q, const char *worker_id, sp_err *err)
+int sp_queue_worker_unclaim(sp_queue *q, const char *worker_id, const char *const *queues,
+                            size_t nqueues, sp_err *err)
 {
-    return sp__worker_leave(q, worker_id, "unclaim", NULL, err);
+    return sp__worker_leave(q, worker_id, "unclaim", queues, nqueues, NULL, err);
 }
 
 static void sp__worker_field(sp_worker_info *w, const char *name, const char *v)
@@ -958,7 +969,7 @@ int sp_queue_maintain(sp_queue *q, const char *const *queues, size_t nqueues,
         int moved = 0;
         if (wid == NULL)
             continue;
-        rc = sp__worker_leave(q, wid, "reap", &moved, err);
+        rc = sp__worker_leave(q, wid, "reap", NULL, 0, &moved, err);
         if (rc == 0 && moved >= 0) {
             r->workers_reaped++;
             r->reclaimed += moved;

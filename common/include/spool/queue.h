@@ -121,9 +121,11 @@ int sp_queue_worker_beat(sp_queue *q, const sp_worker_info *w, int64_t ttl_ms, s
 /* Deregister a worker and give back the jobs it had claimed but not started. */
 int sp_queue_worker_leave(sp_queue *q, const char *worker_id, sp_err *err);
 
-/* Give every job a worker has claimed but not started back to the front of its queue,
- * keeping the worker registered. For prefetched claims held behind a long job. */
-int sp_queue_worker_unclaim(sp_queue *q, const char *worker_id, sp_err *err);
+/* Give every job a worker has claimed on the given queues but not started back to the
+ * front of its queue, keeping the worker registered. For prefetched claims held behind
+ * a long job. */
+int sp_queue_worker_unclaim(sp_queue *q, const char *worker_id, const char *const *queues,
+                            size_t nqueues, sp_err *err);
 
 /* Live workers into out[0..*n-1] (at most max). */
 int sp_queue_workers(sp_queue *q, sp_worker_info *out, size_t max, size_t *n, sp_err *err);
