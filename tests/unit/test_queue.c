@@ -1105,8 +1105,10 @@ static void test_prefetch_claims_ahead_and_gives_back(void **state)
         assert_string_equal(job.params, "{\"n\":1}");
         sp_state st = state_of(q, ids[i], NULL);
         assert_int_equal(st, SP_STATE_RUNNING);
-        if (i < 2)
+        if (i < 2) {
             finish_ok(c, &job, true);
+            sp_job_clear(&job);
+        }
     }
     /* Job 2 runs; job 3 was claimed ahead, so another consumer finds nothing. */
     const char *len = sp_test_redis_cli(&R, "LLEN %sw:fetcher:claim:pf", prefix);
