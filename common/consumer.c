@@ -98,6 +98,11 @@ void sp_consumer_free(sp_consumer *c)
     sp_free(c);
 }
 
+sp_queue *sp_consumer_queue(sp_consumer *c)
+{
+    return &c->q;
+}
+
 /* Move the next ready id into our claim list without waiting: 1 when one was taken,
  * 0 when every queue is empty. */
 static int sp__take(sp_consumer *c, char id[SP_ID_LEN + 1], size_t *qi, sp_err *err)

@@ -174,6 +174,10 @@ sp_consumer *sp_consumer_new(const sp_consumer_opts *o, sp_err *err);
 /* Give back a job claimed but not started, and free. Accepts NULL. */
 void sp_consumer_free(sp_consumer *c);
 
+/* The consumer's own connection, for other calls (sp_queue_annotate...) made from the
+ * consumer's thread. Owned by the consumer. */
+sp_queue *sp_consumer_queue(sp_consumer *c);
+
 /* Take the next job and start its lease, waiting up to block_ms for one to arrive
  * (blocking in Redis, no polling). On 0, *job holds the started record (attempts
  * already counted, token set); sp_job_clear it when done. SP_ETIMEDOUT when no job
