@@ -73,7 +73,7 @@ static void sp__av_log(void *avcl, int level, const char *fmt, va_list vl)
             if (end)
                 msg = end + 2;
         }
-        snprintf(sp__tl.last, sizeof sp__tl.last, "%s", msg);
+        snprintf(sp__tl.last, sizeof sp__tl.last, "%.*s", (int)sizeof sp__tl.last - 1, msg);
     }
     if (sp__tl.lines >= SP__LOG_LINES_PER_CALL)
         return;
@@ -1015,7 +1015,7 @@ static int sp__audio_setup(sp__tx *t, const AVFrame *f, sp_err *err)
         return 0;
     swr_free(&t->swr);
     av_channel_layout_uninit(&t->swr_in_layout);
-    AVChannelLayout in_layout;
+    AVChannelLayout in_layout = {0};
     if (f->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC)
         av_channel_layout_default(&in_layout, f->ch_layout.nb_channels);
     else if (av_channel_layout_copy(&in_layout, &f->ch_layout) < 0)
@@ -1187,6 +1187,7 @@ int sp_video_transcode(const char *in_path, const char *out_path, const sp_prese
     int rc = sp__input_open(&t->in, in_path, o, true, true, err);
     if (rc < 0) {
         sp_free(t);
+        unlink(out_path);
         sp__scope_end();
         return rc;
     }
@@ -1442,6 +1443,7 @@ int sp_video_poster(const char *in_path, const char *out_path, const sp_preset *
     sp__input in;
     int rc = sp__input_open(&in, in_path, o, true, false, err);
     if (rc < 0) {
+        unlink(out_path);
         sp__scope_end();
         return rc;
     }

@@ -7,10 +7,17 @@ VIDEO_LIBS = $(call pc_libs,$(VIDEO_PKGS))
 # The transcoder alone (no worker runtime): what the unit tests and the tool link.
 VIDEO_CORE_OBJS := $(O)/workers/video/transcode.o
 
+VIDEO_OBJS := $(VIDEO_CORE_OBJS) $(O)/workers/video/job.o $(O)/workers/video/main.o
+
 $(O)/workers/video/%.o: MODCFLAGS = $(VIDEO_CFLAGS)
 
-# tests/unit/test_video*.c link the transcoder.
-$(O)/tests/unit/test_video%.o: MODCFLAGS = $(call pc_cflags,cmocka hiredis jansson $(VIDEO_PKGS)) -Iworkers/video
+ALL_BINS += $(BIN)/spool-video
+$(BIN)/spool-video: $(VIDEO_OBJS) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(VIDEO_OBJS) $(VIDEO_LIBS) $(COMMON_LIBS)
+
+# tests/unit/test_video.c links the transcoder.
+$(O)/tests/unit/test_video.o: MODCFLAGS = $(call pc_cflags,cmocka hiredis jansson $(VIDEO_PKGS)) -Iworkers/video
 test_video_OBJS := $(VIDEO_CORE_OBJS)
 test_video_LIBS = $(VIDEO_LIBS)
 
