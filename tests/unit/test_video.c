@@ -237,6 +237,12 @@ static int make_clips(void **state)
               "320x240", 25, 4.0, path("long_fs.mp4"), path("long_fs.mp4"),
               path("cut_faststart.mp4"));
     rc |= run("printf 'hello, this is not a video\\n' > '%s'", path("text.mp4"));
+    /* Inputs that make libavformat open other files or the network. */
+    rc |= run("printf '#EXTM3U\\n#EXT-X-TARGETDURATION:2\\n#EXTINF:2,\\nfile://%s\\n"
+              "#EXT-X-ENDLIST\\n' > '%s'",
+              path("av.mp4"), path("playlist.m3u8"));
+    rc |= run("printf 'ffconcat version 1.0\\nfile %s\\n' > '%s'", path("av.mp4"),
+              path("list.ffconcat"));
     return rc == 0 ? 0 : -1;
 }
 
@@ -487,6 +493,13 @@ static void test_text_file_is_not_a_video(void **state)
     assert_null(json);
 }
 
+static void test_playlists_and_scripts_are_refused(void **state)
+{
+    (void)state;
+    expect_failure(path("playlist.m3u8"), SP_EUNSUPPORTED, "playlist");
+    expect_failure(path("list.ffconcat"), SP_EUNSUPPORTED, "playlist");
+}
+
 static void test_audio_only_is_not_a_video(void **state)
 {
     (void)state;
@@ -613,6 +626,7 @@ int main(void)
         cmocka_unit_test(test_webm_is_vp9_opus),
         cmocka_unit_test(test_truncated_input_is_a_permanent_error),
         cmocka_unit_test(test_text_file_is_not_a_video),
+        cmocka_unit_test(test_playlists_and_scripts_are_refused),
         cmocka_unit_test(test_audio_only_is_not_a_video),
         cmocka_unit_test(test_missing_input_or_unwritable_output_is_io),
         cmocka_unit_test(test_stop_flag_cancels_within_a_second_and_removes_output),

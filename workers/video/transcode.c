@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -65,6 +66,8 @@ static void sp__av_log(void *avcl, int level, const char *fmt, va_list vl)
         line[--n] = '\0';
     if (n == 0)
         return;
+    if (n > 240) /* e.g. "Format not on whitelist" followed by 300 names */
+        memcpy(line + 237, "...", 4);
     if (level <= AV_LOG_ERROR && sp__tl.active) {
         /* Keep the message without its "[demuxer @ 0x...] " prefix. */
         const char *msg = line;
@@ -168,6 +171,49 @@ static int sp__interrupted(void *opaque)
 static bool sp__stopped(const volatile int *stop)
 {
     return stop && *stop;
+}
+
+/* ---- which inputs libavformat may open ----------------------------------------
+ * An upload is untrusted. Some demuxers read other files or the network because the
+ * input says so: playlists (hls, dash), scripts (concat, imf, vapoursynth, avisynth),
+ * session descriptions (sdp, rtp, rtsp), file-name patterns (image2). Those would let
+ * a crafted "video" read other jobs' files or reach internal hosts, so they are left
+ * out: inputs open with every other demuxer, and only through the file protocol. */
+
+static const char *const sp__blocked_demuxers[] = {
+    "hls", "dash", "concat", "imf", "sdp", "rtp", "rtsp", "image2", "avisynth",
+    "vapoursynth", "webm_dash_manifest", NULL};
+
+static pthread_once_t sp__formats_once = PTHREAD_ONCE_INIT;
+static char *sp__format_whitelist; /* every other demuxer, comma-separated */
+
+static bool sp__blocked(const char *name)
+{
+    for (const char *const *b = sp__blocked_demuxers; *b; b++) {
+        if (strcmp(*b, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void sp__build_whitelist(void)
+{
+    sp_buf b;
+    sp_buf_init(&b, 1 << 20);
+    void *it = NULL;
+    const AVInputFormat *f;
+    while ((f = av_demuxer_iterate(&it)) != NULL) {
+        /* A name may list several ("mov,mp4,m4a,..."): allowed unless one is blocked. */
+        char names[256];
+        snprintf(names, sizeof names, "%s", f->name);
+        bool ok = true;
+        char *save = NULL;
+        for (char *n = strtok_r(names, ",", &save); n; n = strtok_r(NULL, ",", &save))
+            ok &= !sp__blocked(n);
+        if (ok && sp_buf_addf(&b, "%s%s", b.len ? "," : "", f->name) < 0)
+            break;
+    }
+    sp__format_whitelist = sp_buf_take(&b); /* kept for the process's life */
 }
 
 /* Whether the first bytes of path look like any format libav knows, judged by content
@@ -287,12 +333,23 @@ static int sp__input_open(sp__input *in, const char *path, const sp_video_opts *
         return sp_err_set(err, SP_ENOMEM, "out of memory");
     in->fmt->interrupt_callback.callback = sp__interrupted;
     in->fmt->interrupt_callback.opaque = in;
-    int rc = avformat_open_input(&in->fmt, path, NULL, NULL);
+    pthread_once(&sp__formats_once, sp__build_whitelist);
+    AVDictionary *opts = NULL;
+    av_dict_set(&opts, "protocol_whitelist", "file", 0);
+    if (sp__format_whitelist)
+        av_dict_set(&opts, "format_whitelist", sp__format_whitelist, 0);
+    sp__tl.last[0] = '\0';
+    int rc = avformat_open_input(&in->fmt, path, NULL, &opts);
+    av_dict_free(&opts);
     if (rc < 0) { /* in->fmt was freed */
         if (rc == AVERROR_EXIT)
             return sp_err_set(err, SP_ECANCELLED, "stopped");
         if (rc == AVERROR(ENOMEM))
             return sp_err_set(err, SP_ENOMEM, "out of memory");
+        if (strstr(sp__tl.last, "not on whitelist"))
+            return sp_err_set(err, SP_EUNSUPPORTED,
+                              "input is a playlist or script that refers to other files "
+                              "(HLS, DASH, concat...), not a video file");
         if (rc == AVERROR_INVALIDDATA || rc == AVERROR_EOF) {
             if (!sp__recognised(path))
                 return sp_err_set(err, SP_EUNSUPPORTED,
@@ -1151,6 +1208,7 @@ static int sp__loop(sp__tx *t, sp_err *err)
     for (;;) {
         if (sp__stopped(stop))
             return sp_err_set(err, SP_ECANCELLED, "stopped");
+        sp__tl.last[0] = '\0'; /* so an error names this packet's problem */
         int rc = av_read_frame(t->in.fmt, t->pkt);
         if (rc == AVERROR_EOF)
             return 0;
