@@ -232,6 +232,10 @@ def test_awkward_inputs_all_work(ctx):
     assert abs(din - dout) <= 1 / 30 + 1e-6, f"vfr: duration {dout} vs input {din}"
     sa = stream(probes["surround"], "audio")
     eq((sa["channels"], sa["sample_rate"]), (2, "48000"), "surround: stereo 48 kHz")
+    # SPOOL_CONCURRENCY=2: the shared worker ran two of these at once.
+    spans = sorted((j["started_at"], j["finished_at"]) for j in jobs.values())
+    overlap = any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
+    assert overlap, f"no two jobs ran at the same time: {spans}"
 
 
 @suite.test

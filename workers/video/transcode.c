@@ -1007,15 +1007,29 @@ static int sp__push_video(sp__tx *t, AVFrame *f, sp_err *err)
     return sp__pull_video(t, err);
 }
 
+/* A decoder that fails this many times in a row will not recover. */
+#define SP__MAX_DECODE_ERRORS 100
+
+static int sp__decode_failed(int averr, double at, sp_err *err)
+{
+    char b[AV_ERROR_MAX_STRING_SIZE];
+    if (averr == AVERROR(ENOMEM))
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
+    return sp_err_set(err, SP_EINVAL, "input file is corrupt at %.1f s: it cannot be decoded (%s)",
+                      at, sp__why(averr, b, sizeof b));
+}
+
 /* Receive every decoded picture (after a packet or the drain) and pass it on. */
 static int sp__receive_video(sp__tx *t, sp_err *err)
 {
-    for (;;) {
+    for (int errors = 0;;) {
         int rc = avcodec_receive_frame(t->in.vdec, t->frame);
         if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF)
             return 0;
         if (rc < 0) { /* a damaged picture: skip it, as players do */
             t->vbad++;
+            if (++errors >= SP__MAX_DECODE_ERRORS || rc == AVERROR(ENOMEM))
+                return sp__decode_failed(rc, t->read_t, err);
             continue;
         }
         rc = sp__push_video(t, t->frame, err);
@@ -1125,12 +1139,15 @@ static int sp__convert_audio(sp__tx *t, const uint8_t **data, int n, sp_err *err
 
 static int sp__receive_audio(sp__tx *t, sp_err *err)
 {
-    for (;;) {
+    for (int errors = 0;;) {
         int rc = avcodec_receive_frame(t->in.adec, t->frame);
         if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF)
             return 0;
-        if (rc < 0)
-            continue; /* a damaged audio frame: skip it */
+        if (rc < 0) { /* a damaged audio frame: skip it */
+            if (++errors >= SP__MAX_DECODE_ERRORS || rc == AVERROR(ENOMEM))
+                return sp__decode_failed(rc, t->read_t, err);
+            continue;
+        }
         if (!t->audio_started) {
             /* Start the sound where it starts in the input (relative to the file's
              * start, as the pictures are), then count samples: monotonic by design. */
@@ -1422,7 +1439,7 @@ static int sp__pick_poster(sp__input *in, AVFrame *best, sp_err *err)
     /* Look at most this far past the target for a picture that is not black. */
     int64_t give_up = target + (int64_t)(3.0 / av_q2d(tb));
     double best_score = -2;
-    int rc = 0;
+    int rc = 0, errors = 0;
     bool eof = false, done = false;
     while (!done && rc == 0) {
         if (sp__stopped(in->stop)) {
@@ -1458,8 +1475,15 @@ static int sp__pick_poster(sp__input *in, AVFrame *best, sp_err *err)
             }
             if (r == AVERROR(EAGAIN))
                 break;
-            if (r < 0)
+            if (r < 0) {
+                if (++errors >= SP__MAX_DECODE_ERRORS || r == AVERROR(ENOMEM)) {
+                    rc = sp__decode_failed(r, 0, err);
+                    done = true;
+                    break;
+                }
                 continue;
+            }
+            errors = 0;
             int64_t ts = f->best_effort_timestamp;
             bool reached = ts == AV_NOPTS_VALUE || ts >= target;
             double score = sp__picture_score(f);
