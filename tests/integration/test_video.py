@@ -232,8 +232,20 @@ def test_awkward_inputs_all_work(ctx):
     assert abs(din - dout) <= 1 / 30 + 1e-6, f"vfr: duration {dout} vs input {din}"
     sa = stream(probes["surround"], "audio")
     eq((sa["channels"], sa["sample_rate"]), (2, "48000"), "surround: stereo 48 kHz")
-    # SPOOL_CONCURRENCY=2: the shared worker ran two of these at once.
-    spans = sorted((j["started_at"], j["finished_at"]) for j in jobs.values())
+
+
+@suite.test
+def test_concurrency_runs_jobs_at_once(ctx):
+    """Jobs queued before a SPOOL_CONCURRENCY=2 worker starts: two run at the same time."""
+    env = env_for(ctx, "conc:")
+    ids = [enqueue(env, ctx.clips["av"]) for _ in range(4)]
+    w = worker(ctx, "conc:", name="conc", SPOOL_CONCURRENCY=2, SPOOL_VIDEO_THREADS=1)
+    try:
+        jobs = [wait_state(env, i, ("succeeded", "failed")) for i in ids]
+    finally:
+        eq(w.stop(), 0, "worker exit code")
+    eq([j["state"] for j in jobs], ["succeeded"] * 4, "states")
+    spans = sorted((j["started_at"], j["finished_at"]) for j in jobs)
     overlap = any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
     assert overlap, f"no two jobs ran at the same time: {spans}"
 
