@@ -292,6 +292,7 @@ static void test_probe_describes_container_and_streams(void **state)
     assert_string_equal(sfield(j, "container"), "mp4");
     assert_true(fabs(dfield(j, "duration") - 2.0) < 0.05);
     assert_true(ifield(j, "size") > 0);
+    assert_int_equal(ifield(j, "streams"), 2);
     json_t *v = json_object_get(j, "video");
     assert_string_equal(sfield(v, "codec"), "h264");
     assert_int_equal(ifield(v, "width"), 320);

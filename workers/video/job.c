@@ -292,12 +292,14 @@ int sp_video_job_handle(sp_job_ctx *ctx, void *userdata, int slot)
         goto out;
     }
     char extra[128];
-    snprintf(extra, sizeof extra, "{\"width\":%d,\"height\":%d,\"duration\":%.3f}", res.width,
-             res.height, res.duration);
-    rc = sp_job_ctx_add_output(ctx, video_name, p->content_type, video_bytes, extra);
+    int n = snprintf(extra, sizeof extra, "{\"width\":%d,\"height\":%d,\"duration\":%.3f}",
+                     res.width, res.height, res.duration);
+    rc = sp_job_ctx_add_output(ctx, video_name, p->content_type, video_bytes,
+                               n > 0 && (size_t)n < sizeof extra ? extra : NULL);
     if (rc == 0 && params.thumbnail) {
-        snprintf(extra, sizeof extra, "{\"width\":%d,\"height\":%d}", pw, ph);
-        rc = sp_job_ctx_add_output(ctx, SP__POSTER_BLOB, "image/jpeg", poster_bytes, extra);
+        n = snprintf(extra, sizeof extra, "{\"width\":%d,\"height\":%d}", pw, ph);
+        rc = sp_job_ctx_add_output(ctx, SP__POSTER_BLOB, "image/jpeg", poster_bytes,
+                                   n > 0 && (size_t)n < sizeof extra ? extra : NULL);
     }
     if (rc < 0)
         rc = sp_job_ctx_fail(ctx, rc, true, "internal_error", "cannot list the outputs: %s",

@@ -604,9 +604,10 @@ static int sp__probe_json(const sp__input *in, sp_buf *b)
     rc = rc ? rc : sp__json_str(b, "container", sp__container_name(fmt, in));
     rc = rc ? rc : sp_buf_adds(b, ",");
     rc = rc ? rc : sp__json_str(b, "format", fmt->iformat->name);
-    rc = rc ? rc : sp_buf_addf(b, ",\"duration\":%.3f,\"bitrate\":%lld,\"size\":%lld",
+    rc = rc ? rc : sp_buf_addf(b, ",\"duration\":%.3f,\"bitrate\":%lld,\"size\":%lld,"
+                                  "\"streams\":%u",
                                in->duration, (long long)(fmt->bit_rate > 0 ? fmt->bit_rate : 0),
-                               (long long)(size > 0 ? size : 0));
+                               (long long)(size > 0 ? size : 0), fmt->nb_streams);
     const AVCodecParameters *v = in->vst->codecpar;
     int dw, dh;
     sp__display_size(in, &dw, &dh);
