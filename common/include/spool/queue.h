@@ -81,7 +81,7 @@ typedef struct sp_list_filter {
     size_t limit;      /* at most this many results */
 } sp_list_filter;
 
-/* The most recent jobs (newest first) matching f, into out[0..*n-1] (each to be
+/* The most recent jobs (newest first, by creation millisecond) matching f, into out[0..*n-1] (each to be
  * sp_job_clear'ed). Looks at no more than 10000 recent jobs. */
 int sp_queue_list(sp_queue *q, const sp_list_filter *f, sp_job *out, size_t *n, sp_err *err);
 
