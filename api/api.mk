@@ -24,23 +24,39 @@ test_api_longpoll_OBJS := $(O)/api/longpoll.o $(O)/api/gc.o
 test_api_longpoll_LIBS = $(call pc_libs,jansson)
 
 # ---- fuzzing: one libFuzzer target per parser, built with clang into $(O)/fuzz ---------
+# Everything a target links is compiled by clang (a gcc sanitizer runtime would clash).
 FUZZ_CC ?= clang
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS = $(CPPFLAGS) -Iapi -std=c11 -g -O1 $(FUZZ_SAN) \
+	$(call pc_cflags,hiredis jansson libcurl)
 FUZZ_TARGETS := multipart request dataset path range
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(O)/fuzz/fuzz_%)
 FUZZ_OBJS := $(API_PURE:%=$(O)/fuzz/api/%.o)
+FUZZ_LIB := $(O)/fuzz/libspool.a
 
 $(O)/fuzz/api/%.o: api/%.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN) \
-		$(call pc_cflags,jansson) -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-$(O)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) $(COMMON_LIB)
+$(O)/fuzz/common/%.o: common/%.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(CPPFLAGS) -Iapi -std=c11 -g -O1 -fsanitize=fuzzer $(FUZZ_SAN) \
-		$(call pc_cflags,jansson) $< $(FUZZ_OBJS) $(COMMON_LIBS) -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(O)/fuzz/gen/lua_scripts.o: $(O)/gen/lua_scripts.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_LIB): $(COMMON_SRCS:%.c=$(O)/fuzz/%.o) $(O)/fuzz/gen/lua_scripts.o
+	@rm -f $@
+	ar rcs $@ $^
+
+$(O)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJS) $(FUZZ_LIB) \
+		$(call pc_libs,hiredis jansson libcurl) -lm -o $@
 
 fuzz: $(FUZZ_BINS)
+# The integration suite test_api_fuzz replays each corpus and fuzzes a few seconds.
+TEST_BINS += $(FUZZ_BINS)
 
 # ---- benchmark -----------------------------------------------------------------------
 .PHONY: bench-api

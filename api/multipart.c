@@ -211,10 +211,15 @@ static int api__mp_delimiter(api_mp *mp, sp_err *err)
 }
 
 /* Scan part data (or the preamble) in p[0..n) for the delimiter. Returns the bytes
- * consumed (up to and including a delimiter) or a negative code. */
+ * consumed (up to and including a delimiter) or a negative code.
+ *
+ * Data is handed on in as few pieces as possible (usually one per chunk): bytes of p
+ * that turn out to be data are emitted straight from p when the chunk or the part
+ * ends; bytes held back from an earlier chunk (always a prefix of the delimiter) are
+ * emitted from the delimiter itself when a mismatch shows they were data. */
 static long api__mp_scan(api_mp *mp, const char *p, size_t n, sp_err *err)
 {
-    size_t run = 0; /* start of the plain data not yet emitted */
+    size_t held_prev = mp->match; /* held bytes that came before p */
     size_t i = 0;
     int rc;
     while (i < n) {
@@ -228,51 +233,38 @@ static long api__mp_scan(api_mp *mp, const char *p, size_t n, sp_err *err)
             i = (size_t)(cr - p);
         }
         char c = p[i];
-        if (c == mp->delim[mp->match]) {
-            if (mp->match == 0) {
-                /* a possible delimiter starts: what came before is data */
-                if ((rc = api__mp_emit(mp, p + run, i - run, err)) < 0)
-                    return rc;
-            }
-            mp->match++;
-            i++;
-            run = i;
-            if (mp->match == mp->dlen) {
-                mp->offset += i;
-                if ((rc = api__mp_delimiter(mp, err)) < 0)
-                    return rc;
-                return (long)i;
-            }
-            continue;
-        }
-        /* Mismatch: the held-back bytes (a delimiter prefix) fall back, and the part
-         * of them that can no longer start a delimiter is data. */
         while (mp->match > 0 && c != mp->delim[mp->match]) {
+            /* Mismatch: the first match - k held bytes can no longer start a
+             * delimiter; those from an earlier chunk go out now (they precede p). */
             size_t k = mp->fail[mp->match];
-            if ((rc = api__mp_emit(mp, mp->delim, mp->match - k, err)) < 0)
-                return rc;
+            size_t drop = mp->match - k;
+            if (held_prev > 0) {
+                size_t x = drop < held_prev ? drop : held_prev;
+                if ((rc = api__mp_emit(mp, mp->delim, x, err)) < 0)
+                    return rc;
+                held_prev -= x;
+            }
             mp->match = k;
         }
-        if (c == mp->delim[mp->match]) {
+        if (c == mp->delim[mp->match])
             mp->match++;
-            i++;
-            run = i;
-            if (mp->match == mp->dlen) {
-                mp->offset += i;
-                if ((rc = api__mp_delimiter(mp, err)) < 0)
-                    return rc;
-                return (long)i;
-            }
-        } else {
-            run = i; /* c is plain data and starts a new run */
-            i++;
+        i++;
+        if (mp->match == mp->dlen) {
+            /* The delimiter ends at p[i-1]; what precedes it in p is data. */
+            size_t in_p = mp->dlen - held_prev;
+            if ((rc = api__mp_emit(mp, p, i - in_p, err)) < 0)
+                return rc;
+            mp->offset += i;
+            if ((rc = api__mp_delimiter(mp, err)) < 0)
+                return rc;
+            return (long)i;
         }
     }
-    if (mp->match == 0 || run < i) {
-        size_t end = i;
-        if ((rc = api__mp_emit(mp, p + run, end - run, err)) < 0)
-            return rc;
-    }
+    /* End of the chunk: everything but the bytes still held back is data. (If bytes
+     * from an earlier chunk are still held, every byte of p is held too.) */
+    size_t held_in_p = mp->match - held_prev;
+    if ((rc = api__mp_emit(mp, p, n - held_in_p, err)) < 0)
+        return rc;
     mp->offset += n;
     return (long)n;
 }

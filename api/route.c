@@ -90,19 +90,18 @@ api_route_id api_route_parse(const char *path, api_route *out)
     const char *p = path + sizeof jobs - 1;
     char id[SP_ID_LEN + 2];
     bool id_ok = api__segment(&p, id, sizeof id) && sp_id_valid(id);
-    if (id_ok)
-        memcpy(out->job, id, SP_ID_LEN + 1);
+    api_route_id route;
     if (*p == '\0') {
-        out->id = API_R_JOB;
+        route = API_R_JOB;
     } else if (strcmp(p, "/retry") == 0) {
-        out->id = API_R_JOB_RETRY;
+        route = API_R_JOB_RETRY;
     } else if (strncmp(p, "/outputs/", 9) == 0) {
         p += 9;
         char name[API_NAME_MAX + 2];
         bool name_ok = api__segment(&p, name, sizeof name) && *p == '\0';
         if (*p != '\0')
             return out->id; /* deeper paths do not exist */
-        out->id = API_R_JOB_OUTPUT;
+        route = API_R_JOB_OUTPUT;
         if (name_ok && sp_blob_name_valid(name))
             memcpy(out->name, name, strlen(name) + 1);
         else
@@ -110,9 +109,10 @@ api_route_id api_route_parse(const char *path, api_route *out)
     } else {
         return out->id;
     }
-    if (!id_ok) {
+    out->id = route;
+    if (id_ok)
+        memcpy(out->job, id, SP_ID_LEN + 1);
+    else
         out->bad_param = true;
-        out->job[0] = '\0';
-    }
     return out->id;
 }
