@@ -403,8 +403,8 @@ int sp_blobs_gc(sp_blobs *b, int64_t min_age_ms, int (*keep)(const char *job_id,
         if (s->d_name[0] == '.' || strlen(s->d_name) != 2)
             continue;
         char shard[PATH_MAX + 4];
-        snprintf(shard, sizeof shard, "%s/%s", jobs, s->d_name);
-        DIR *d = opendir(shard);
+        int sl = snprintf(shard, sizeof shard, "%s/%s", jobs, s->d_name);
+        DIR *d = sl > 0 && (size_t)sl < sizeof shard ? opendir(shard) : NULL;
         if (d == NULL)
             continue;
         struct dirent *e;
