@@ -5,7 +5,7 @@ API_SRCS := $(filter-out api/main.c,$(wildcard api/*.c))
 API_OBJS := $(API_SRCS:%.c=$(O)/%.o)
 API_PKGS := libmicrohttpd jansson
 # The parsers and renderers that need no HTTP library (unit tests and fuzz targets).
-API_PURE := route hdr multipart validate dataset jobjson
+API_PURE := route hdr multipart validate dataset jobjson jsonv
 API_PURE_OBJS := $(API_PURE:%=$(O)/api/%.o)
 
 ALL_BINS += $(BIN)/spool-api
@@ -61,7 +61,7 @@ TEST_BINS += $(FUZZ_BINS)
 # ---- benchmark -----------------------------------------------------------------------
 .PHONY: bench-api
 bench-api: $(BIN)/spool-api
-	@SPOOL_BIN_DIR=$(abspath $(BIN)) sh tests/bench/bench_api.sh
+	@SPOOL_BIN_DIR=$(abspath $(BIN)) python3 tests/bench/bench_api.py
 
 bench: bench-api
 

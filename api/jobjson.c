@@ -8,121 +8,155 @@
 #include "spool/alloc.h"
 #include "spool/blob.h"
 #include "spool/util.h"
+#include "jsonv.h"
 #include "validate.h"
 
-/* A JSON string for text from the record; bytes that are not UTF-8 become '?'. */
-static json_t *api__str(const char *s)
+/* Append text from the record as a JSON string: escaped, and with bytes that are not
+ * UTF-8 turned into '?', so the answer is valid JSON whatever a worker stored. */
+static int api__str(sp_buf *b, const char *s)
 {
-    json_t *v = json_string(s ? s : "");
-    if (v != NULL || s == NULL)
-        return v;
-    size_t n = strlen(s);
-    char *copy = sp_malloc(n + 1);
-    if (copy == NULL)
-        return NULL;
-    for (size_t i = 0; i <= n; i++)
-        copy[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
-    v = json_string(copy);
-    sp_free(copy);
-    return v;
+    int rc = sp_buf_addc(b, '"');
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    while (rc == 0 && *p) {
+        const unsigned char *run = p;
+        while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+            p++;
+        if (p > run)
+            rc = sp_buf_add(b, run, (size_t)(p - run));
+        if (rc < 0 || *p == '\0')
+            break;
+        if (*p < 0x80) {
+            rc = sp_buf_add_json_escaped(b, (const char *)p, 1);
+            p++;
+            continue;
+        }
+        /* A UTF-8 sequence: copied when well formed. */
+        size_t len = 0;
+        size_t n = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : *p >= 0xc2 ? 2 : 0;
+        if (n > 0 && n <= strnlen((const char *)p, n) &&
+            api_jsonv_valid_utf8((const char *)p, n))
+            len = n;
+        rc = len ? sp_buf_add(b, p, len) : sp_buf_addc(b, '?');
+        p += len ? len : 1;
+    }
+    return rc == 0 ? sp_buf_addc(b, '"') : rc;
 }
 
-static json_t *api__time(int64_t ms)
+/* "name":"<time>" or "name":null. */
+static int api__time(sp_buf *b, const char *name, int64_t ms)
 {
     if (ms <= 0)
-        return json_null();
+        return sp_buf_addf(b, ",\"%s\":null", name);
     char t[SP_TIME_LEN];
     sp_format_time(ms, t);
-    return json_string(t);
+    return sp_buf_addf(b, ",\"%s\":\"%s\"", name, t);
 }
 
-/* A stored JSON text as a value (null when absent or unparsable). */
-static json_t *api__stored(const char *text)
+/* ,"name":<stored JSON> when it is valid JSON, else null. */
+static int api__stored(sp_buf *b, const char *name, const char *text)
 {
-    if (text == NULL || text[0] == '\0')
-        return json_null();
-    json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
-    return v ? v : json_null();
+    size_t n = text ? strlen(text) : 0;
+    if (n == 0 || !api_jsonv_valid(text, n))
+        return sp_buf_addf(b, ",\"%s\":null", name);
+    int rc = sp_buf_addf(b, ",\"%s\":", name);
+    return rc == 0 ? sp_buf_add(b, text, n) : rc;
 }
 
-static json_t *api__outputs(const sp_job *j)
+/* ,"outputs":[...] with each output's url added (jansson: only jobs with outputs). */
+static int api__outputs(sp_buf *b, const sp_job *j)
 {
-    json_t *out = json_array();
-    json_t *stored = api__stored(j->outputs);
-    size_t i;
+    int rc = sp_buf_adds(b, ",\"outputs\":[");
+    json_t *stored = j->outputs && j->outputs[0] ? json_loads(j->outputs, 0, NULL) : NULL;
+    size_t i, k = 0;
     json_t *o;
-    if (out == NULL) {
-        json_decref(stored);
-        return NULL;
-    }
     json_array_foreach(stored, i, o) {
         const char *name = json_string_value(json_object_get(o, "name"));
-        if (!json_is_object(o) || name == NULL || !sp_blob_name_valid(name))
+        if (rc < 0 || !json_is_object(o) || name == NULL || !sp_blob_name_valid(name))
             continue;
-        json_t *e = json_object();
-        char url[160];
-        snprintf(url, sizeof url, "/v1/jobs/%s/outputs/%s", j->id, name);
-        if (e == NULL || json_object_set_new(e, "name", json_string(name)) < 0 ||
-            json_object_set_new(e, "url", json_string(url)) < 0) {
-            json_decref(e);
-            json_decref(out);
-            json_decref(stored);
-            return NULL;
-        }
-        const char *k;
+        rc = sp_buf_addf(b, "%s{\"name\":\"%s\",\"url\":\"/v1/jobs/%s/outputs/%s\"",
+                         k++ ? "," : "", name, j->id, name);
+        const char *key;
         json_t *v;
-        json_object_foreach(o, k, v) {
-            if (strcmp(k, "name") != 0 && strcmp(k, "url") != 0)
-                json_object_set(e, k, v);
+        json_object_foreach(o, key, v) {
+            if (rc < 0 || strcmp(key, "name") == 0 || strcmp(key, "url") == 0)
+                continue;
+            rc = sp_buf_addc(b, ',');
+            if (rc == 0)
+                rc = api__str(b, key);
+            if (rc == 0)
+                rc = sp_buf_addc(b, ':');
+            if (rc == 0)
+                rc = api_json_append(b, v);
         }
-        if (json_array_append_new(out, e) < 0) {
-            json_decref(out);
-            json_decref(stored);
-            return NULL;
-        }
+        if (rc == 0)
+            rc = sp_buf_addc(b, '}');
     }
     json_decref(stored);
-    return out;
-}
-
-static json_t *api__error(const sp_job *j)
-{
-    if (!j->has_error)
-        return json_null();
-    return json_pack("{s:o, s:o, s:b}", "code", api__str(j->error_code), "message",
-                     api__str(j->error_message), "retryable", j->error_retryable ? 1 : 0);
+    return rc == 0 ? sp_buf_addc(b, ']') : rc;
 }
 
 int api_job_render(const sp_job *j, sp_buf *out)
 {
-    json_t *o = json_object();
-    if (o == NULL)
-        return SP_ENOMEM;
-    /* json_object_set_new takes ownership even on failure; a NULL value fails. */
-    int bad = 0;
-    bad |= json_object_set_new(o, "id", api__str(j->id));
-    bad |= json_object_set_new(o, "type", api__str(j->type));
-    bad |= json_object_set_new(o, "queue", api__str(j->queue));
-    bad |= json_object_set_new(o, "state", json_string(sp_state_name(j->state)));
-    bad |= json_object_set_new(o, "progress", json_integer(j->progress));
-    bad |= json_object_set_new(o, "attempts", json_integer(j->attempts));
-    bad |= json_object_set_new(o, "max_attempts", json_integer(j->max_attempts));
-    bad |= json_object_set_new(o, "priority", json_string(j->high_priority ? "high" : "normal"));
-    bad |= json_object_set_new(o, "created_at", api__time(j->created_at));
-    bad |= json_object_set_new(o, "started_at", api__time(j->started_at));
-    bad |= json_object_set_new(o, "finished_at", api__time(j->finished_at));
-    bad |= json_object_set_new(o, "updated_at", api__time(j->updated_at));
-    bad |= json_object_set_new(
-        o, "next_attempt_at",
-        api__time(j->state == SP_STATE_RETRYING ? j->next_attempt_at : 0));
-    bad |= json_object_set_new(o, "cancel_requested", json_boolean(j->cancel_requested));
-    bad |= json_object_set_new(o, "error", api__error(j));
-    bad |= json_object_set_new(o, "outputs", api__outputs(j));
-    bad |= json_object_set_new(o, "metadata", api__stored(j->metadata));
-    bad |= json_object_set_new(o, "params", api__stored(j->params));
-    bad |= json_object_set_new(o, "input", api__stored(j->input));
-    int rc = bad ? SP_ENOMEM : api_json_append(out, o);
-    json_decref(o);
+    size_t start = out->len;
+    int rc = sp_buf_adds(out, "{\"id\":");
+    if (rc == 0)
+        rc = api__str(out, j->id);
+    if (rc == 0)
+        rc = sp_buf_adds(out, ",\"type\":");
+    if (rc == 0)
+        rc = api__str(out, j->type);
+    if (rc == 0)
+        rc = sp_buf_adds(out, ",\"queue\":");
+    if (rc == 0)
+        rc = api__str(out, j->queue);
+    if (rc == 0)
+        rc = sp_buf_addf(out,
+                         ",\"state\":\"%s\",\"progress\":%d,\"attempts\":%lld,"
+                         "\"max_attempts\":%lld,\"priority\":\"%s\"",
+                         sp_state_name(j->state), j->progress, (long long)j->attempts,
+                         (long long)j->max_attempts, j->high_priority ? "high" : "normal");
+    if (rc == 0)
+        rc = api__time(out, "created_at", j->created_at);
+    if (rc == 0)
+        rc = api__time(out, "started_at", j->started_at);
+    if (rc == 0)
+        rc = api__time(out, "finished_at", j->finished_at);
+    if (rc == 0)
+        rc = api__time(out, "updated_at", j->updated_at);
+    if (rc == 0)
+        rc = api__time(out, "next_attempt_at",
+                       j->state == SP_STATE_RETRYING ? j->next_attempt_at : 0);
+    if (rc == 0)
+        rc = sp_buf_addf(out, ",\"cancel_requested\":%s",
+                         j->cancel_requested ? "true" : "false");
+    if (rc == 0 && !j->has_error)
+        rc = sp_buf_adds(out, ",\"error\":null");
+    if (rc == 0 && j->has_error) {
+        rc = sp_buf_adds(out, ",\"error\":{\"code\":");
+        if (rc == 0)
+            rc = api__str(out, j->error_code);
+        if (rc == 0)
+            rc = sp_buf_adds(out, ",\"message\":");
+        if (rc == 0)
+            rc = api__str(out, j->error_message);
+        if (rc == 0)
+            rc = sp_buf_addf(out, ",\"retryable\":%s}", j->error_retryable ? "true" : "false");
+    }
+    if (rc == 0)
+        rc = api__outputs(out, j);
+    if (rc == 0)
+        rc = api__stored(out, "metadata", j->metadata);
+    if (rc == 0)
+        rc = api__stored(out, "params", j->params);
+    if (rc == 0)
+        rc = api__stored(out, "input", j->input);
+    if (rc == 0)
+        rc = sp_buf_addc(out, '}');
+    if (rc < 0) {
+        out->len = start;
+        if (out->data)
+            out->data[start] = '\0';
+    }
     return rc;
 }
 
@@ -133,7 +167,7 @@ void api_job_etag(const sp_job *j, char out[32])
 
 int api_job_output(const sp_job *j, const char *name, char *ctype, size_t cap)
 {
-    json_t *stored = api__stored(j->outputs);
+    json_t *stored = j->outputs ? json_loads(j->outputs, 0, NULL) : NULL;
     size_t i;
     json_t *o;
     int rc = SP_ENOTFOUND;

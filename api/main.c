@@ -38,7 +38,7 @@ int main(int argc, char **argv)
         {"conn-timeout", "SPOOL_CONN_TIMEOUT", SP_OPT_DURATION, &cfg.conn_timeout_ms, "30s",
          "close a connection that sends nothing for this long", 1000, day},
         {"threads", "SPOOL_API_THREADS", SP_OPT_INT, &cfg.threads, "0",
-         "HTTP threads (0: one per core)", 0, 1024},
+         "HTTP threads (0: four per core; they wait on Redis and the disk)", 0, 1024},
         {"max-wait", "SPOOL_MAX_WAIT", SP_OPT_DURATION, &cfg.max_wait_ms, "60s",
          "longest long-poll a client may ask for with ?wait=", 0, day},
         {"gc-interval", "SPOOL_GC_INTERVAL", SP_OPT_DURATION, &cfg.gc_interval_ms, "10m",

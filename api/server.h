@@ -37,7 +37,7 @@ typedef struct api_config {
     int64_t queue_limit;     /* ready jobs per queue before 429; 0: none */
     int64_t max_connections;
     int64_t conn_timeout_ms; /* idle time before a connection is closed */
-    int64_t threads;         /* HTTP threads; 0: one per core */
+    int64_t threads;         /* HTTP threads; 0: four per core */
     int64_t max_wait_ms;     /* longest ?wait= */
     int64_t gc_interval_ms;  /* blob GC period; 0: off */
     int64_t gc_min_age_ms;   /* blob directories younger than this are left alone */

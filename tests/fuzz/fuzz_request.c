@@ -5,6 +5,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <stdlib.h>
+
+#include "jsonv.h"
 #include "spool/buf.h"
 #include "validate.h"
 
@@ -20,6 +23,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sp_buf out;
     sp_buf_init(&out, 1 << 26);
     json_error_t jerr;
+    /* The allocation-free syntax check agrees with jansson (which also refuses numbers
+     * that overflow a double, nests up to 2048 deep, and stops at a raw NUL byte). */
+    json_t *any = json_loadb((const char *)data, size,
+                             JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &jerr);
+    bool mine = api_jsonv_valid((const char *)data, size);
+    /* (Nesting past API_JSONV_MAX_DEPTH takes more than 2 * that many bytes.) */
+    if (any && !mine && memchr(data, 0, size) == NULL && size <= 2 * API_JSONV_MAX_DEPTH)
+        abort();
+    if (!any && mine && !strstr(jerr.text, "overflow") && !strstr(jerr.text, "too big"))
+        abort();
+    json_decref(any);
     json_t *req = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &jerr);
     if (req) {
         api_video_req v;

@@ -174,7 +174,10 @@ def test_413_as_soon_as_a_chunked_upload_passes_the_limit(ctx):
     s.close()
     eq(status, 413, body)
     eq(headers.get("connection"), "close")
-    assert answered is not None and answered < 4 * MiB, f"answered after {answered} bytes"
+    # The limit is 1 MiB; loopback socket buffers hold a few MiB more before the client
+    # can see the answer. The body would have been 64 MiB.
+    print(f"# 413 seen after {answered} bytes were sent")
+    assert answered is not None and answered < 16 * MiB, f"answered after {answered} bytes"
     settle(api)
     eq(stray_files(api), files, "files after a refused upload")
 

@@ -14,6 +14,7 @@
 #include "dataset.h"
 #include "hdr.h"
 #include "jobjson.h"
+#include "jsonv.h"
 #include "multipart.h"
 #include "route.h"
 #include "spool/buf.h"
@@ -668,6 +669,38 @@ static void test_export_query_fields(void **state)
     api_export_free(&x);
 }
 
+/* ---- JSON syntax check ----------------------------------------------------------------------- */
+
+static void test_jsonv_accepts_exactly_json(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "{}", "[]", " {\"a\" : [1, -2.5e+3, 0, true, false, null, \"x\"]} ", "\"\\u00e9\\ud83d\\ude00\"",
+        "0", "-0.0E-1", "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"", "[[[[]]]]", "{\"\":{}}",
+    };
+    static const char *const bad[] = {
+        "", " ", "{", "[1,]", "{\"a\":1,}", "{a:1}", "01", "1.", ".5", "1e", "+1", "-",
+        "tru", "nul", "[1 2]", "{\"a\" 1}", "\"\\x\"", "\"\\ud800\"", "\"\\udc00x\"",
+        "\"\\u12\"", "\"a", "\"\x01\"", "\"\xff\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"",
+        "\"\xf4\x90\x80\x80\"", "{} {}", "[1]]", "NaN",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        if (!api_jsonv_valid(good[i], strlen(good[i])))
+            fail_msg("refused valid JSON %s", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (api_jsonv_valid(bad[i], strlen(bad[i])))
+            fail_msg("accepted invalid JSON %s", bad[i]);
+    char deep[2 * API_JSONV_MAX_DEPTH + 4];
+    size_t n = 0;
+    for (int i = 0; i < API_JSONV_MAX_DEPTH + 1; i++)
+        deep[n++] = '[';
+    for (int i = 0; i < API_JSONV_MAX_DEPTH + 1; i++)
+        deep[n++] = ']';
+    assert_false(api_jsonv_valid(deep, n));
+    assert_true(api_jsonv_valid(deep + 1, n - 2));
+    assert_false(api_jsonv_valid("[1]\0", 4));
+}
+
 /* ---- rendering ---------------------------------------------------------------------------------- */
 
 static void test_job_render_shape(void **state)
@@ -748,6 +781,7 @@ int main(void)
         cmocka_unit_test(test_export_json_requests),
         cmocka_unit_test(test_export_rows_become_ndjson),
         cmocka_unit_test(test_export_query_fields),
+        cmocka_unit_test(test_jsonv_accepts_exactly_json),
         cmocka_unit_test(test_job_render_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
