@@ -273,16 +273,9 @@ enum MHD_Result api_jobs_output(api_req *r)
     if (range == API_RANGE_UNSATISFIABLE) {
         close(fd);
         snprintf(crange, sizeof crange, "bytes */%lld", (long long)size);
-        sp_buf b;
-        sp_buf_init(&b, 1024);
-        if (sp_buf_addf(&b, "{\"error\":{\"code\":\"range_not_satisfiable\",\"message\":\"the "
-                            "file has %lld bytes\"}}\n",
-                        (long long)size) < 0) {
-            sp_buf_free(&b);
-            return MHD_NO;
-        }
         api_hdr_kv h[] = {{"Content-Range", crange}};
-        return api_reply_json(r, 416, &b, h, 1);
+        return api_reply_errorh(r, API_E_RANGE, h, 1, "the range is outside the file (%lld bytes)",
+                                (long long)size);
     }
     struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64((uint64_t)len, fd,
                                                                         (uint64_t)start);

@@ -165,8 +165,10 @@ enum MHD_Result api_reply_json(api_req *r, int status, sp_buf *body, const api_h
     return api_reply_body(r, status, "application/json", body, hdrs, nhdrs);
 }
 
-/* The error answer for e with message msg and (optionally) the field at fault. */
-static enum MHD_Result api__error(api_req *r, int e, const char *field, const char *msg)
+/* The error answer for e with message msg, (optionally) the field at fault, and
+ * extra headers. */
+static enum MHD_Result api__error(api_req *r, int e, const char *field, const char *msg,
+                                  const api_hdr_kv *extra, size_t nextra)
 {
     if (e < 0 || e >= API_E_COUNT)
         e = API_E_INTERNAL;
@@ -186,8 +188,10 @@ static enum MHD_Result api__error(api_req *r, int e, const char *field, const ch
         sp_buf_free(&b);
         return MHD_NO;
     }
-    api_hdr_kv h[3];
+    api_hdr_kv h[8];
     size_t nh = 0;
+    for (size_t i = 0; i < nextra && nh < 6; i++)
+        h[nh++] = extra[i];
     char ra[16];
     if (api__errors[e].retry_after > 0) {
         snprintf(ra, sizeof ra, "%d", api__errors[e].retry_after);
@@ -208,12 +212,23 @@ enum MHD_Result api_reply_error(api_req *r, int e, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap); /* a message for people: truncation is fine */
     va_end(ap);
-    return api__error(r, e, NULL, msg);
+    return api__error(r, e, NULL, msg, NULL, 0);
+}
+
+enum MHD_Result api_reply_errorh(api_req *r, int e, const api_hdr_kv *hdrs, size_t nhdrs,
+                                 const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return api__error(r, e, NULL, msg, hdrs, nhdrs);
 }
 
 enum MHD_Result api_reply_invalid(api_req *r, const api_invalid *inv)
 {
-    return api__error(r, API_E_INVALID_FIELD, inv->field, inv->message);
+    return api__error(r, API_E_INVALID_FIELD, inv->field, inv->message, NULL, 0);
 }
 
 enum MHD_Result api_reply_code(api_req *r, int code, const sp_err *err)
@@ -221,20 +236,20 @@ enum MHD_Result api_reply_code(api_req *r, int code, const sp_err *err)
     const char *msg = err && err->msg[0] ? err->msg : sp_strerror(code);
     switch (code) {
     case SP_EREDIS:
-        return api__error(r, API_E_REDIS, NULL, msg);
+        return api__error(r, API_E_REDIS, NULL, msg, NULL, 0);
     case SP_ENOTFOUND:
-        return api__error(r, API_E_NOT_FOUND, NULL, msg);
+        return api__error(r, API_E_NOT_FOUND, NULL, msg, NULL, 0);
     case SP_EFULL:
-        return api__error(r, API_E_QUEUE_FULL, NULL, msg);
+        return api__error(r, API_E_QUEUE_FULL, NULL, msg, NULL, 0);
     case SP_ECONFLICT:
-        return api__error(r, API_E_IDEMPOTENCY, NULL, msg);
+        return api__error(r, API_E_IDEMPOTENCY, NULL, msg, NULL, 0);
     case SP_ETOOBIG:
-        return api__error(r, API_E_TOO_LARGE, NULL, msg);
+        return api__error(r, API_E_TOO_LARGE, NULL, msg, NULL, 0);
     case SP_EIO:
-        return api__error(r, API_E_STORAGE, NULL, msg);
+        return api__error(r, API_E_STORAGE, NULL, msg, NULL, 0);
     case SP_ESHUTDOWN:
-        return api__error(r, API_E_SHUTTING_DOWN, NULL, msg);
+        return api__error(r, API_E_SHUTTING_DOWN, NULL, msg, NULL, 0);
     default:
-        return api__error(r, API_E_INTERNAL, NULL, msg);
+        return api__error(r, API_E_INTERNAL, NULL, msg, NULL, 0);
     }
 }

@@ -54,6 +54,10 @@ typedef struct api_hdr_kv {
 enum MHD_Result api_reply_error(api_req *r, int e, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The same with extra headers (Allow for 405, Content-Range for 416). */
+enum MHD_Result api_reply_errorh(api_req *r, int e, const api_hdr_kv *hdrs, size_t nhdrs,
+                                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 /* 422 invalid_field naming inv->field. */
 enum MHD_Result api_reply_invalid(api_req *r, const api_invalid *inv);
 

@@ -173,16 +173,9 @@ static enum MHD_Result api__begin(api_req *r, const api_handler *h)
     if (h == NULL) {
         char allow[64];
         api__allow(api_route_methods(r->route.id), allow, sizeof allow);
-        sp_buf b;
-        sp_buf_init(&b, 1024);
-        if (sp_buf_addf(&b, "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"%s is "
-                            "not allowed here (allowed: %s)\"}}\n",
-                        r->method == API_M_OTHER ? "this method" : "the method", allow) < 0) {
-            sp_buf_free(&b);
-            return MHD_NO;
-        }
         api_hdr_kv hdr[] = {{"Allow", allow}};
-        return api_reply_json(r, 405, &b, hdr, 1);
+        return api_reply_errorh(r, API_E_METHOD, hdr, 1, "%s is not allowed here (allowed: %s)",
+                                r->method == API_M_OTHER ? "this method" : "the method", allow);
     }
     if (!api__authorized(r))
         return api_reply_error(r, API_E_UNAUTHORIZED,

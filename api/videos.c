@@ -126,10 +126,10 @@ static int api__part_end(void *ud, sp_err *err)
     if (part != API_PART_FIELD)
         return 0;
     api_invalid inv;
-    if (memchr(r->text.data ? r->text.data : "", '\0', r->text.len) != NULL ||
-        api_video_field(&st->v, st->field, sp_buf_cstr(&r->text), false, &inv) < 0) {
-        if (memchr(r->text.data ? r->text.data : "", '\0', r->text.len) != NULL)
-            api_invalid_set(&inv, st->field, "%s has a NUL byte", st->field);
+    bool nul = r->text.len > 0 && memchr(r->text.data, '\0', r->text.len) != NULL;
+    if (nul)
+        api_invalid_set(&inv, st->field, "%s has a NUL byte", st->field);
+    if (nul || api_video_field(&st->v, st->field, sp_buf_cstr(&r->text), false, &inv) < 0) {
         api_reply_invalid(r, &inv);
         return sp_err_set(err, SP_ECANCELLED, "answered");
     }
