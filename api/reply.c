@@ -172,6 +172,9 @@ static enum MHD_Result api__error(api_req *r, int e, const char *field, const ch
 {
     if (e < 0 || e >= API_E_COUNT)
         e = API_E_INTERNAL;
+    /* A refused request leaves no files behind, and they are gone before the client
+     * reads the answer. */
+    api_req_drop_blobs(r);
     sp_buf b;
     sp_buf_init(&b, 4096);
     int rc = sp_buf_addf(&b, "{\"error\":{\"code\":\"%s\",\"message\":\"", api__errors[e].code);

@@ -113,6 +113,19 @@ int api_query_each(api_req *r, int (*fn)(void *ud, const char *name, const char 
     return c.rc;
 }
 
+void api_req_drop_blobs(api_req *r)
+{
+    sp_blob_abort(r->blob);
+    r->blob = NULL;
+    if (!r->made_blobs || r->job_created)
+        return;
+    r->made_blobs = false;
+    sp_err err;
+    sp_logctx lc = {r->id, NULL, NULL};
+    if (sp_blobs_remove_job(r->srv->blobs, r->id, &err) < 0)
+        sp_warn(&lc, "cannot remove the files of a request that made no job: %s", err.msg);
+}
+
 static void api__wake(api_waiter *w)
 {
     MHD_resume_connection(w->ud);
@@ -259,13 +272,7 @@ static void api__completed(void *cls, struct MHD_Connection *c, void **con_cls,
                  r->path, status, (double)ns / 1e6,
                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection ended early)");
     /* An upload that did not become a job leaves nothing behind. */
-    sp_blob_abort(r->blob);
-    if (r->made_blobs && !r->job_created) {
-        sp_err err;
-        if (sp_blobs_remove_job(r->srv->blobs, r->id, &err) < 0)
-            sp_warn(&lc, "cannot remove an abandoned upload: %s",
-                    err.msg);
-    }
+    api_req_drop_blobs(r);
     if (r->state_free)
         r->state_free(r->state);
     sp_buf_free(&r->text);

@@ -131,6 +131,10 @@ const char *api_query(api_req *r, const char *name);
 int api_query_each(api_req *r, int (*fn)(void *ud, const char *name, const char *value),
                    void *ud);
 
+/* Remove whatever the request wrote to the blob store (an open blob and the job's
+ * directory) unless its job was created. Idempotent. */
+void api_req_drop_blobs(api_req *r);
+
 /* Suspend the request until the long-poll thread wakes it (the end handler runs
  * again then). */
 void api_suspend(api_req *r);

@@ -140,21 +140,6 @@ static enum MHD_Result api__accepted(api_req *r, const sp_job *j, bool replayed)
     return api_reply_json(r, 202, &b, h, replayed ? 3 : 2);
 }
 
-/* Remove the blobs of the job this request was creating. */
-static void api__drop_blobs(api_req *r)
-{
-    if (!r->made_blobs)
-        return;
-    sp_err err;
-    sp_logctx lc = {r->id, NULL, NULL};
-    sp_blob_abort(r->blob);
-    r->blob = NULL;
-    if (sp_blobs_remove_job(r->srv->blobs, r->id, &err) < 0)
-        sp_warn(&lc, "cannot remove the files of a refused job: %s",
-                err.msg);
-    r->made_blobs = false;
-}
-
 enum MHD_Result api_submit(api_req *r, const char *type, const char *params, const char *input,
                            bool high_priority)
 {
@@ -214,7 +199,7 @@ enum MHD_Result api_submit(api_req *r, const char *type, const char *params, con
         sp_debug(&lc, "created %s job", type);
         return api__accepted(r, &j, false);
     }
-    api__drop_blobs(r);
+    api_req_drop_blobs(r);
     if (rc == 1) {
         /* The same request again: answer with the job the first one created. */
         sp_job j;

@@ -82,8 +82,10 @@ def post(url):
         return r.status, json.loads(r.read())
 
 
-def wrk(url, script=None):
-    argv = ["wrk", "-t2", f"-c{CONNS}", f"-d{SECONDS}s", "--latency", "--timeout", "10s"]
+def wrk(url, script=None, conns=None, seconds=None):
+    c = conns or CONNS
+    argv = ["wrk", f"-t{min(2, c)}", f"-c{c}", f"-d{seconds or SECONDS}s", "--latency",
+            "--timeout", "10s"]
     if script:
         argv += ["-s", script]
     out = subprocess.run(argv + [url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -101,11 +103,20 @@ def wrk(url, script=None):
             "raw": out}
 
 
-def server_time_us(port, route):
+def server_totals(port, route):
+    """(sum of seconds, count) of spool-api's request duration histogram for route."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
     s = re.search(r'^spool_api_request_duration_seconds_sum\{route="%s"\} ([\d.]+)$' % re.escape(route), text, re.M)
     c = re.search(r'^spool_api_request_duration_seconds_count\{route="%s"\} (\d+)$' % re.escape(route), text, re.M)
-    return float(s.group(1)) / int(c.group(1)) * 1e6 if s and c else float("nan")
+    return (float(s.group(1)), int(c.group(1))) if s and c else (0.0, 0)
+
+
+def server_time_us(port, route, fn):
+    """Run fn() and return spool-api's mean server time per request of route during it."""
+    s0, c0 = server_totals(port, route)
+    result = fn()
+    s1, c1 = server_totals(port, route)
+    return result, ((s1 - s0) / (c1 - c0) * 1e6 if c1 > c0 else float("nan"))
 
 
 def main():
@@ -156,11 +167,28 @@ def main():
               f"{threads.group(1) if threads else '?'} HTTP threads; gunicorn with {WORKERS} sync "
               f"workers (2 x cores + 1)")
         print(f"payload: {len(PAYLOAD)} bytes of JSON, 5 rows\n")
-        post_disk = wrk(api + "/v1/exports", script)
-        post_shm = wrk(api_shm + "/v1/exports", script) if api_shm else None
+        # One connection first: the time a small request costs when the server is not
+        # saturated (the issue's "well under a millisecond of server time").
+        one = {}
+        for label, base, path, lua in [("POST /v1/exports, data on disk", api, "/v1/exports", script),
+                                       ("POST /v1/exports, data on tmpfs", api_shm, "/v1/exports", script),
+                                       ("GET /v1/jobs/{id}", api, "/v1/jobs/" + spool_job["id"], None)]:
+            if base is None:
+                continue
+            port = int(base.rsplit(":", 1)[1])
+            route = "/v1/exports" if lua else "/v1/jobs/{id}"
+            one[label] = server_time_us(port, route, lambda: wrk(base + path, lua, conns=1, seconds=3))
+        post_disk, t_disk = server_time_us(aport, "/v1/exports", lambda: wrk(api + "/v1/exports", script))
+        post_shm, t_shm = server_time_us(tport, "/v1/exports", lambda: wrk(api_shm + "/v1/exports", script)) \
+            if api_shm else (None, None)
         post_celery = wrk(celery + "/v1/exports", script)
-        get_spool = wrk(api + "/v1/jobs/" + spool_job["id"])
+        get_spool, t_get = server_time_us(aport, "/v1/jobs/{id}", lambda: wrk(api + "/v1/jobs/" + spool_job["id"]))
         get_celery = wrk(celery + "/v1/jobs/" + celery_job["id"])
+        print("one connection (spool-api alone, not saturated):")
+        for label, (r, us) in one.items():
+            print(f"  {label:<33} {r['rps']:>7.0f} req/s, p50 {r['p50']:.3f} ms, p99 {r['p99']:.3f} ms, "
+                  f"server time {us:.0f} us")
+        print(f"\n{CONNS} connections:")
         print(f"{'endpoint':<19} {'server':<27} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'non-2xx':>8}")
 
         def line(name, label, r):
@@ -180,12 +208,9 @@ def main():
         line("GET /v1/jobs/{id}", "spool-api", get_spool)
         line("GET /v1/jobs/{id}", "flask+celery", get_celery)
         ratio("GET /v1/jobs/{id}", "ratio", get_spool, get_celery)
-        print(f"\nspool-api server time per request (its /metrics, disk instance): POST "
-              f"/v1/exports {server_time_us(aport, '/v1/exports'):.0f} us, GET /v1/jobs/{{id}} "
-              f"{server_time_us(aport, '/v1/jobs/{id}'):.0f} us")
-        if shm:
-            print(f"spool-api server time per request (tmpfs instance): POST /v1/exports "
-                  f"{server_time_us(tport, '/v1/exports'):.0f} us")
+        print(f"\nspool-api mean server time per request at {CONNS} connections (its /metrics; "
+              f"includes waiting for a CPU): POST disk {t_disk:.0f} us"
+              + (f", POST tmpfs {t_shm:.0f} us" if t_shm else "") + f", GET {t_get:.0f} us")
         ratios = {"POST, disk": post_disk["rps"] / post_celery["rps"],
                   "GET": get_spool["rps"] / get_celery["rps"]}
         if post_shm:
