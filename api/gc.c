@@ -16,6 +16,9 @@
 #include "spool/queue.h"
 #include "spool/util.h"
 
+/* A staging file written to this recently marks an upload in progress. */
+#define API_GC_BUSY_MS (10 * 60 * 1000)
+
 struct api_gc {
     pthread_t thread;
     pthread_mutex_t mu;
@@ -56,7 +59,9 @@ static bool api__gc_writing(api__gc_walk *w, const char *id)
         struct stat st;
         if (fstatat(dirfd(d), e->d_name, &st, 0) == 0) {
             int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-            busy = now - mtime < w->min_age_ms;
+            /* Uploads write continuously (a stalled one is timed out much sooner). */
+            int64_t window = w->min_age_ms > API_GC_BUSY_MS ? w->min_age_ms : API_GC_BUSY_MS;
+            busy = now - mtime < window;
         }
     }
     closedir(d);

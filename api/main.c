@@ -44,7 +44,7 @@ int main(int argc, char **argv)
         {"gc-interval", "SPOOL_GC_INTERVAL", SP_OPT_DURATION, &cfg.gc_interval_ms, "10m",
          "how often files of expired jobs are removed (0: never)", 0, 30 * day},
         {"gc-min-age", "SPOOL_GC_MIN_AGE", SP_OPT_DURATION, &cfg.gc_min_age_ms, "1h",
-         "job directories younger than this are never removed", 0, 365 * day},
+         "job directories younger than this are never removed", 60000, 365 * day},
         {"idempotency-ttl", "SPOOL_IDEMPOTENCY_TTL", SP_OPT_DURATION, &cfg.idem_ttl_ms, "24h",
          "how long an Idempotency-Key is remembered", 1000, 365 * day},
         {"shutdown-grace", "SPOOL_SHUTDOWN_GRACE", SP_OPT_DURATION, &cfg.grace_ms, "30s",
