@@ -15,6 +15,9 @@
 #include "spool/alloc.h"
 #include "spool/log.h"
 
+/* The most body bytes a route that reads no body ignores before it answers 413. */
+#define API_IGNORED_BODY_MAX (64 * 1024)
+
 typedef struct api_handler {
     api_route_id route;
     unsigned methods;
@@ -232,9 +235,15 @@ static enum MHD_Result api__access(void *cls, struct MHD_Connection *c, const ch
             return r->discarded > API_DISCARD_MAX ? MHD_NO : MHD_YES;
         }
         r->body_bytes += n;
-        if (h == NULL || h->data == NULL || r->status != 0)
-            return MHD_YES; /* a body the route does not read is ignored */
         r->phase = API_PHASE_BODY;
+        if (r->status != 0)
+            return MHD_YES;
+        if (h == NULL || h->data == NULL) {
+            /* A route that reads no body ignores a small one and refuses a large one. */
+            if (r->body_bytes <= API_IGNORED_BODY_MAX)
+                return MHD_YES;
+            return api_reply_error(r, API_E_TOO_LARGE, "this route takes no request body");
+        }
         return h->data(r, upload, n);
     }
     if (r->early)

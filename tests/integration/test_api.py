@@ -220,6 +220,14 @@ def test_unknown_and_malformed_job_ids_are_404(ctx):
     r = api.http.get("/v1/jobs/00d21bha1zzm2t2gacnpx0vfkw4p4r0tjh5z/outputs/..%2f..%2fx")
     eq(r.status, 404)
     eq(api.http.delete("/v1/jobs/x").status, 404)
+    # A route that reads no body refuses a large one instead of reading it all.
+    r = api.http.request("DELETE", "/v1/jobs/00d21bha1zzm2t2gacnpx0vfkw4p4r0tjh5z", b"x" * 100)
+    eq(r.status, 404)
+    s = connect(api)
+    s.sendall(b"DELETE /v1/jobs/00d21bha1zzm2t2gacnpx0vfkw4p4r0tjh5z HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Length: 100000000\r\n\r\n" + b"x" * 200000)
+    eq(read_response(s)[0], 413)
+    s.close()
     eq(api.http.post("/v1/jobs/00d21bha1zzm2t2gacnpx0vfkw4p4r0tjh5z/retry").status, 404)
 
 
