@@ -91,14 +91,16 @@ def wrk(url, script=None, conns=None, seconds=None):
     out = subprocess.run(argv + [url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          check=True).stdout.decode()
 
-    def unit(v, u):
-        return float(v) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[u]
+    def pct(p):
+        m = re.search(r"^\s+%d%%\s+([\d.]+)(us|ms|s|m)\s*$" % p, out, re.M)
+        if m is None:
+            print(f"(could not read the p{p} latency from wrk:)\n{out}")
+            return float("nan")
+        return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[m.group(2)]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s|m)$", out, re.M)
-    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)$", out, re.M)
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errs = re.search(r"Socket errors:.*", out)
-    return {"rps": rps, "p50": unit(*p50.groups()), "p99": unit(*p99.groups()),
+    return {"rps": rps, "p50": pct(50), "p99": pct(99),
             "non2xx": int(bad.group(1)) if bad else 0, "errors": errs.group(0) if errs else "",
             "raw": out}
 
