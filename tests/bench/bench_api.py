@@ -140,7 +140,9 @@ def main():
                 continue
             start([os.path.join(BIN, "spool-api")], env={
                 "SPOOL_REDIS_URL": redis_url, "SPOOL_DATA_DIR": data, "SPOOL_KEY_PREFIX": prefix,
-                "SPOOL_LISTEN": f"127.0.0.1:{port}", "SPOOL_QUEUE_LIMIT": "0",
+                # A queue limit is on by default (enqueue by script); keep it on, above
+                # what a run can fill.
+                "SPOOL_LISTEN": f"127.0.0.1:{port}", "SPOOL_QUEUE_LIMIT": "100000000",
                 "SPOOL_LOG_LEVEL": "info", "SPOOL_GC_INTERVAL": "0"}, log=log)
         start(["/usr/bin/python3", "-m", "gunicorn", "-w", str(WORKERS), "-b", f"127.0.0.1:{fport}",
                "--chdir", HERE, "--log-level", "warning", "bench_api_celery_app:app"],

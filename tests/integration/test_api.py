@@ -847,7 +847,6 @@ def test_redis_down_is_503_with_retry_after_and_no_partial_state(ctx):
         eq(api.http.get("/healthz").status, 200)
         assert re.search(r"^spool_redis_up 0$", api.http.get("/metrics").body.decode(), re.M)
         eq(api.job_dirs(), [job["id"]], "only the job made before Redis went down has files")
-        redis.proc = None  # harness: start again on the same port
         redis.start()
         wait_until(lambda: api.http.get("/readyz").status == 200, 10, what="ready again")
         eq(api.http.get(f"/v1/jobs/{job['id']}").status, 200)
