@@ -1,0 +1,73 @@
+# api/: spool-api, the HTTP front end (GNU libmicrohttpd, jansson), its unit tests,
+# libFuzzer targets (make fuzz) and benchmark (make bench-api).
+
+API_SRCS := $(filter-out api/main.c,$(wildcard api/*.c))
+API_OBJS := $(API_SRCS:%.c=$(O)/%.o)
+API_PKGS := libmicrohttpd jansson
+# The parsers and renderers that need no HTTP library (unit tests and fuzz targets).
+API_PURE := route hdr multipart validate dataset jobjson jsonv
+API_PURE_OBJS := $(API_PURE:%=$(O)/api/%.o)
+
+ALL_BINS += $(BIN)/spool-api
+
+$(O)/api/%.o: MODCFLAGS = $(call pc_cflags,$(API_PKGS))
+
+$(BIN)/spool-api: $(O)/api/main.o $(API_OBJS) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(O)/api/main.o $(API_OBJS) $(COMMON_LIBS) $(call pc_libs,$(API_PKGS))
+
+# Unit tests: the pure modules, and the long-poll thread and blob GC against Redis.
+$(O)/tests/unit/test_api%.o: MODCFLAGS = $(call pc_cflags,cmocka hiredis jansson) -Iapi
+test_api_parsers_OBJS := $(API_PURE_OBJS)
+test_api_parsers_LIBS = $(call pc_libs,jansson)
+test_api_longpoll_OBJS := $(O)/api/longpoll.o $(O)/api/gc.o
+test_api_longpoll_LIBS = $(call pc_libs,jansson)
+
+# ---- fuzzing: one libFuzzer target per parser, built with clang into $(O)/fuzz ---------
+# Everything a target links is compiled by clang (a gcc sanitizer runtime would clash).
+FUZZ_CC ?= clang
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS = $(CPPFLAGS) -Iapi -std=c11 -g -O1 $(FUZZ_SAN) \
+	$(call pc_cflags,hiredis jansson libcurl)
+FUZZ_TARGETS := multipart request dataset path range
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(O)/fuzz/fuzz_%)
+FUZZ_OBJS := $(API_PURE:%=$(O)/fuzz/api/%.o)
+FUZZ_LIB := $(O)/fuzz/libspool.a
+
+$(O)/fuzz/api/%.o: api/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(O)/fuzz/common/%.o: common/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(O)/fuzz/gen/lua_scripts.o: $(O)/gen/lua_scripts.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_LIB): $(COMMON_SRCS:%.c=$(O)/fuzz/%.o) $(O)/fuzz/gen/lua_scripts.o
+	@rm -f $@
+	ar rcs $@ $^
+
+$(O)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJS) $(FUZZ_LIB) \
+		$(call pc_libs,hiredis jansson libcurl) -lm -o $@
+
+fuzz: $(FUZZ_BINS)
+# The integration suite test_api_fuzz replays each corpus and fuzzes a few seconds.
+TEST_BINS += $(FUZZ_BINS)
+
+# ---- benchmark -----------------------------------------------------------------------
+.PHONY: bench-api
+bench-api: $(BIN)/spool-api
+	@SPOOL_BIN_DIR=$(abspath $(BIN)) python3 tests/bench/bench_api.py
+
+bench: bench-api
+
+# A worker the integration tests drive over stdin (built with the tests, not installed).
+API_TEST_WORKER := $(O)/api/api-test-worker
+TEST_BINS += $(API_TEST_WORKER)
+$(API_TEST_WORKER): $(O)/api/tools/test_worker.o $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(COMMON_LIBS)

@@ -1,0 +1,187 @@
+/* jobjson.c - JSON rendering of a job (see jobjson.h). */
+#include "jobjson.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "spool/alloc.h"
+#include "spool/blob.h"
+#include "spool/util.h"
+#include "jsonv.h"
+#include "validate.h"
+
+/* Append text from the record as a JSON string: escaped, and with bytes that are not
+ * UTF-8 turned into '?', so the answer is valid JSON whatever a worker stored. */
+static int api__str(sp_buf *b, const char *s)
+{
+    int rc = sp_buf_addc(b, '"');
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    while (rc == 0 && *p) {
+        const unsigned char *run = p;
+        while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+            p++;
+        if (p > run)
+            rc = sp_buf_add(b, run, (size_t)(p - run));
+        if (rc < 0 || *p == '\0')
+            break;
+        if (*p < 0x80) {
+            rc = sp_buf_add_json_escaped(b, (const char *)p, 1);
+            p++;
+            continue;
+        }
+        /* A UTF-8 sequence: copied when well formed. */
+        size_t len = 0;
+        size_t n = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : *p >= 0xc2 ? 2 : 0;
+        if (n > 0 && n <= strnlen((const char *)p, n) &&
+            api_jsonv_valid_utf8((const char *)p, n))
+            len = n;
+        rc = len ? sp_buf_add(b, p, len) : sp_buf_addc(b, '?');
+        p += len ? len : 1;
+    }
+    return rc == 0 ? sp_buf_addc(b, '"') : rc;
+}
+
+/* "name":"<time>" or "name":null. */
+static int api__time(sp_buf *b, const char *name, int64_t ms)
+{
+    if (ms <= 0)
+        return sp_buf_addf(b, ",\"%s\":null", name);
+    char t[SP_TIME_LEN];
+    sp_format_time(ms, t);
+    return sp_buf_addf(b, ",\"%s\":\"%s\"", name, t);
+}
+
+/* ,"name":<stored JSON> when it is valid JSON, else null. */
+static int api__stored(sp_buf *b, const char *name, const char *text)
+{
+    size_t n = text ? strlen(text) : 0;
+    if (n == 0 || !api_jsonv_valid(text, n))
+        return sp_buf_addf(b, ",\"%s\":null", name);
+    int rc = sp_buf_addf(b, ",\"%s\":", name);
+    return rc == 0 ? sp_buf_add(b, text, n) : rc;
+}
+
+/* ,"outputs":[...] with each output's url added (jansson: only jobs with outputs). */
+static int api__outputs(sp_buf *b, const sp_job *j)
+{
+    int rc = sp_buf_adds(b, ",\"outputs\":[");
+    json_t *stored = j->outputs && j->outputs[0] ? json_loads(j->outputs, 0, NULL) : NULL;
+    size_t i, k = 0;
+    json_t *o;
+    json_array_foreach(stored, i, o) {
+        const char *name = json_string_value(json_object_get(o, "name"));
+        if (rc < 0 || !json_is_object(o) || name == NULL || !sp_blob_name_valid(name))
+            continue;
+        rc = sp_buf_addf(b, "%s{\"name\":\"%s\",\"url\":\"/v1/jobs/%s/outputs/%s\"",
+                         k++ ? "," : "", name, j->id, name);
+        const char *key;
+        json_t *v;
+        json_object_foreach(o, key, v) {
+            if (rc < 0 || strcmp(key, "name") == 0 || strcmp(key, "url") == 0)
+                continue;
+            rc = sp_buf_addc(b, ',');
+            if (rc == 0)
+                rc = api__str(b, key);
+            if (rc == 0)
+                rc = sp_buf_addc(b, ':');
+            if (rc == 0)
+                rc = api_json_append(b, v);
+        }
+        if (rc == 0)
+            rc = sp_buf_addc(b, '}');
+    }
+    json_decref(stored);
+    return rc == 0 ? sp_buf_addc(b, ']') : rc;
+}
+
+int api_job_render(const sp_job *j, sp_buf *out)
+{
+    size_t start = out->len;
+    int rc = sp_buf_adds(out, "{\"id\":");
+    if (rc == 0)
+        rc = api__str(out, j->id);
+    if (rc == 0)
+        rc = sp_buf_adds(out, ",\"type\":");
+    if (rc == 0)
+        rc = api__str(out, j->type);
+    if (rc == 0)
+        rc = sp_buf_adds(out, ",\"queue\":");
+    if (rc == 0)
+        rc = api__str(out, j->queue);
+    if (rc == 0)
+        rc = sp_buf_addf(out,
+                         ",\"state\":\"%s\",\"progress\":%d,\"attempts\":%lld,"
+                         "\"max_attempts\":%lld,\"priority\":\"%s\"",
+                         sp_state_name(j->state), j->progress, (long long)j->attempts,
+                         (long long)j->max_attempts, j->high_priority ? "high" : "normal");
+    if (rc == 0)
+        rc = api__time(out, "created_at", j->created_at);
+    if (rc == 0)
+        rc = api__time(out, "started_at", j->started_at);
+    if (rc == 0)
+        rc = api__time(out, "finished_at", j->finished_at);
+    if (rc == 0)
+        rc = api__time(out, "updated_at", j->updated_at);
+    if (rc == 0)
+        rc = api__time(out, "next_attempt_at",
+                       j->state == SP_STATE_RETRYING ? j->next_attempt_at : 0);
+    if (rc == 0)
+        rc = sp_buf_addf(out, ",\"cancel_requested\":%s",
+                         j->cancel_requested ? "true" : "false");
+    if (rc == 0 && !j->has_error)
+        rc = sp_buf_adds(out, ",\"error\":null");
+    if (rc == 0 && j->has_error) {
+        rc = sp_buf_adds(out, ",\"error\":{\"code\":");
+        if (rc == 0)
+            rc = api__str(out, j->error_code);
+        if (rc == 0)
+            rc = sp_buf_adds(out, ",\"message\":");
+        if (rc == 0)
+            rc = api__str(out, j->error_message);
+        if (rc == 0)
+            rc = sp_buf_addf(out, ",\"retryable\":%s}", j->error_retryable ? "true" : "false");
+    }
+    if (rc == 0)
+        rc = api__outputs(out, j);
+    if (rc == 0)
+        rc = api__stored(out, "metadata", j->metadata);
+    if (rc == 0)
+        rc = api__stored(out, "params", j->params);
+    if (rc == 0)
+        rc = api__stored(out, "input", j->input);
+    if (rc == 0)
+        rc = sp_buf_addc(out, '}');
+    if (rc < 0) {
+        out->len = start;
+        if (out->data)
+            out->data[start] = '\0';
+    }
+    return rc;
+}
+
+void api_job_etag(const sp_job *j, char out[32])
+{
+    snprintf(out, 32, "\"%lld\"", (long long)j->version);
+}
+
+int api_job_output(const sp_job *j, const char *name, char *ctype, size_t cap)
+{
+    json_t *stored = j->outputs ? json_loads(j->outputs, 0, NULL) : NULL;
+    size_t i;
+    json_t *o;
+    int rc = SP_ENOTFOUND;
+    json_array_foreach(stored, i, o) {
+        const char *n = json_string_value(json_object_get(o, "name"));
+        if (n && strcmp(n, name) == 0) {
+            const char *t = json_string_value(json_object_get(o, "content_type"));
+            if (t == NULL || t[0] == '\0' || strpbrk(t, "\r\n") != NULL)
+                t = "application/octet-stream";
+            snprintf(ctype, cap, "%s", t);
+            rc = 0;
+            break;
+        }
+    }
+    json_decref(stored);
+    return rc;
+}

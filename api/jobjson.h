@@ -1,0 +1,25 @@
+/* jobjson.h - the job as the API shows it (DESIGN.md): id, type, queue, state,
+ * progress, attempts, max_attempts, priority, created_at, started_at, finished_at,
+ * updated_at (RFC 3339 UTC or null), next_attempt_at (while retrying), cancel_requested,
+ * error (null or {code,message,retryable}), outputs [{name,url,content_type,bytes,...}],
+ * metadata, params and input. */
+#ifndef SPOOL_API_JOBJSON_H
+#define SPOOL_API_JOBJSON_H
+
+#include <stddef.h>
+
+#include "spool/buf.h"
+#include "spool/job.h"
+
+/* Append the job's JSON object to out. A stored JSON field that does not parse is
+ * shown as null rather than failing the request. Returns 0, SP_ENOMEM or SP_ETOOBIG. */
+int api_job_render(const sp_job *j, sp_buf *out);
+
+/* The job's entity tag, "\"<version>\"", into out (32 bytes). */
+void api_job_etag(const sp_job *j, char out[32]);
+
+/* Find output name among the job's outputs: 0 with its content type copied into
+ * ctype (cap bytes; "application/octet-stream" when it has none), or SP_ENOTFOUND. */
+int api_job_output(const sp_job *j, const char *name, char *ctype, size_t cap);
+
+#endif

@@ -1,0 +1,90 @@
+/* main.c - spool-api: parse the options, start the server, wait for SIGTERM or SIGINT,
+ * stop gracefully. The work is in server.c and the route handlers. */
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "server.h"
+#include "spool/alloc.h"
+#include "spool/log.h"
+
+#define API_OPTION_COUNT 15
+
+int main(int argc, char **argv)
+{
+    api_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    sp_option opts[SP_COMMON_OPTION_COUNT + API_OPTION_COUNT];
+    sp_common_options(&cfg.common, opts);
+    const int64_t day = INT64_C(86400000);
+    sp_option extra[API_OPTION_COUNT] = {
+        {"listen", "SPOOL_LISTEN", SP_OPT_STR, &cfg.listen, "127.0.0.1:8080",
+         "address to listen on, host:port (port 0 picks a free one)", 0, 0},
+        {"api-tokens", "SPOOL_API_TOKENS", SP_OPT_STR, &cfg.tokens, "",
+         "comma-separated bearer tokens; when set, every /v1 route needs one", 0, 0},
+        {"max-upload-bytes", "SPOOL_MAX_UPLOAD_BYTES", SP_OPT_SIZE, &cfg.max_upload, "4G",
+         "largest upload body (413 past it)", 1, INT64_C(1) << 50},
+        {"max-json-bytes", "SPOOL_MAX_JSON_BYTES", SP_OPT_SIZE, &cfg.max_json, "16M",
+         "largest JSON body (413 past it)", 64, INT64_C(1) << 30},
+        {"queue-limit", "SPOOL_QUEUE_LIMIT", SP_OPT_INT, &cfg.queue_limit, "100000",
+         "jobs waiting in a queue past which new jobs get 429 (0: no limit)", 0, INT64_MAX},
+        {"routes", "SPOOL_ROUTES", SP_OPT_STR, &cfg.routes, "video.*=video,pdf.*=pdf",
+         "job type pattern = queue, comma-separated", 0, 0},
+        {"retry", "SPOOL_RETRY", SP_OPT_STR, &cfg.retry, "",
+         "job type pattern = max_attempts:base:cap, comma-separated (default 3:1s:5m)", 0, 0},
+        {"max-connections", "SPOOL_MAX_CONNECTIONS", SP_OPT_INT, &cfg.max_connections, "1024",
+         "most connections open at once", 1, 1000000},
+        {"conn-timeout", "SPOOL_CONN_TIMEOUT", SP_OPT_DURATION, &cfg.conn_timeout_ms, "30s",
+         "close a connection that sends nothing for this long", 1000, day},
+        {"threads", "SPOOL_API_THREADS", SP_OPT_INT, &cfg.threads, "0",
+         "HTTP threads (0: four per core; they wait on Redis and the disk)", 0, 1024},
+        {"max-wait", "SPOOL_MAX_WAIT", SP_OPT_DURATION, &cfg.max_wait_ms, "60s",
+         "longest long-poll a client may ask for with ?wait=", 0, day},
+        {"gc-interval", "SPOOL_GC_INTERVAL", SP_OPT_DURATION, &cfg.gc_interval_ms, "10m",
+         "how often files of expired jobs are removed (0: never)", 0, 30 * day},
+        {"gc-min-age", "SPOOL_GC_MIN_AGE", SP_OPT_DURATION, &cfg.gc_min_age_ms, "1h",
+         "job directories younger than this are never removed", 60000, 365 * day},
+        {"idempotency-ttl", "SPOOL_IDEMPOTENCY_TTL", SP_OPT_DURATION, &cfg.idem_ttl_ms, "24h",
+         "how long an Idempotency-Key is remembered", 1000, 365 * day},
+        {"shutdown-grace", "SPOOL_SHUTDOWN_GRACE", SP_OPT_DURATION, &cfg.grace_ms, "30s",
+         "on SIGTERM, how long in-flight requests may take", 0, day},
+    };
+    memcpy(opts + SP_COMMON_OPTION_COUNT, extra, sizeof extra);
+    size_t nopts = sizeof opts / sizeof *opts;
+    json_set_alloc_funcs(sp_malloc, sp_free);
+
+    sp_err err;
+    int rc = sp_options_parse("spool-api", "spool's HTTP API: accepts video and PDF export "
+                                           "jobs, reports their state, serves their outputs.",
+                              opts, nopts, argc, argv, &err);
+    if (rc != 0) {
+        if (rc < 0)
+            fprintf(stderr, "spool-api: %s\n", err.msg);
+        sp_options_free(opts, nopts);
+        return rc < 0 ? 2 : 0;
+    }
+    sp_log_init("spool-api", cfg.common.log_level, cfg.common.log_format);
+
+    /* Signals are taken by sigwait below; every thread started from here blocks them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    api_server *s = api_server_start(&cfg, &err);
+    if (s == NULL) {
+        sp_error(NULL, "cannot start: %s", err.msg);
+        sp_options_free(opts, nopts);
+        return err.code == SP_EINVAL ? 2 : 1;
+    }
+    int sig = 0;
+    sigwait(&set, &sig);
+    sp_info(NULL, "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    api_server_stop(s);
+    sp_info(NULL, "stopped");
+    sp_options_free(opts, nopts);
+    return 0;
+}

@@ -1,0 +1,118 @@
+/* route.c - the API's URL space (see route.h). */
+#include "route.h"
+
+#include <string.h>
+
+#include "spool/blob.h"
+
+static const struct {
+    const char *label;
+    unsigned methods;
+} api__routes[API_R_COUNT] = {
+    [API_R_NONE] = {"other", 0},
+    [API_R_HEALTHZ] = {"/healthz", API_M_GET | API_M_HEAD},
+    [API_R_READYZ] = {"/readyz", API_M_GET | API_M_HEAD},
+    [API_R_METRICS] = {"/metrics", API_M_GET | API_M_HEAD},
+    [API_R_VIDEOS] = {"/v1/videos", API_M_POST},
+    [API_R_EXPORTS] = {"/v1/exports", API_M_POST},
+    [API_R_JOBS] = {"/v1/jobs", API_M_GET | API_M_HEAD},
+    [API_R_JOB] = {"/v1/jobs/{id}", API_M_GET | API_M_HEAD | API_M_DELETE},
+    [API_R_JOB_RETRY] = {"/v1/jobs/{id}/retry", API_M_POST},
+    [API_R_JOB_OUTPUT] = {"/v1/jobs/{id}/outputs/{name}", API_M_GET | API_M_HEAD},
+    [API_R_QUEUES] = {"/v1/queues", API_M_GET | API_M_HEAD},
+};
+
+const char *api_route_label(api_route_id id)
+{
+    return (unsigned)id < API_R_COUNT ? api__routes[id].label : "other";
+}
+
+unsigned api_route_methods(api_route_id id)
+{
+    return (unsigned)id < API_R_COUNT ? api__routes[id].methods : 0;
+}
+
+unsigned api_method_bit(const char *m)
+{
+    if (m == NULL)
+        return API_M_OTHER;
+    if (strcmp(m, "GET") == 0)
+        return API_M_GET;
+    if (strcmp(m, "HEAD") == 0)
+        return API_M_HEAD;
+    if (strcmp(m, "POST") == 0)
+        return API_M_POST;
+    if (strcmp(m, "DELETE") == 0)
+        return API_M_DELETE;
+    return API_M_OTHER;
+}
+
+bool api_route_needs_auth(api_route_id id)
+{
+    return id != API_R_HEALTHZ && id != API_R_READYZ && id != API_R_METRICS;
+}
+
+/* Copy the segment starting at *p (up to the next '/' or the end) into out (cap bytes
+ * with the NUL); advance *p past it. False when it does not fit. */
+static bool api__segment(const char **p, char *out, size_t cap)
+{
+    const char *s = *p;
+    const char *e = strchr(s, '/');
+    size_t n = e ? (size_t)(e - s) : strlen(s);
+    *p = s + n;
+    if (n >= cap)
+        return false;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return true;
+}
+
+api_route_id api_route_parse(const char *path, api_route *out)
+{
+    memset(out, 0, sizeof *out);
+    out->id = API_R_NONE;
+    if (path == NULL)
+        return out->id;
+    static const struct {
+        const char *path;
+        api_route_id id;
+    } fixed[] = {{"/healthz", API_R_HEALTHZ}, {"/readyz", API_R_READYZ},
+                 {"/metrics", API_R_METRICS}, {"/v1/videos", API_R_VIDEOS},
+                 {"/v1/exports", API_R_EXPORTS}, {"/v1/jobs", API_R_JOBS},
+                 {"/v1/queues", API_R_QUEUES}};
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) {
+        if (strcmp(path, fixed[i].path) == 0)
+            return out->id = fixed[i].id;
+    }
+    static const char jobs[] = "/v1/jobs/";
+    if (strncmp(path, jobs, sizeof jobs - 1) != 0)
+        return out->id;
+    const char *p = path + sizeof jobs - 1;
+    char id[SP_ID_LEN + 2];
+    bool id_ok = api__segment(&p, id, sizeof id) && sp_id_valid(id);
+    api_route_id route;
+    if (*p == '\0') {
+        route = API_R_JOB;
+    } else if (strcmp(p, "/retry") == 0) {
+        route = API_R_JOB_RETRY;
+    } else if (strncmp(p, "/outputs/", 9) == 0) {
+        p += 9;
+        char name[API_NAME_MAX + 2];
+        bool name_ok = api__segment(&p, name, sizeof name) && *p == '\0';
+        if (*p != '\0')
+            return out->id; /* deeper paths do not exist */
+        route = API_R_JOB_OUTPUT;
+        if (name_ok && sp_blob_name_valid(name))
+            memcpy(out->name, name, strlen(name) + 1);
+        else
+            out->bad_param = true;
+    } else {
+        return out->id;
+    }
+    out->id = route;
+    if (id_ok)
+        memcpy(out->job, id, SP_ID_LEN + 1);
+    else
+        out->bad_param = true;
+    return out->id;
+}

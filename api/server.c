@@ -1,0 +1,481 @@
+/* server.c - the libmicrohttpd daemon and request dispatch (see server.h). */
+#include "server.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "handlers.h"
+#include "metrics.h"
+#include "reply.h"
+#include "spool/alloc.h"
+#include "spool/log.h"
+
+/* The most body bytes a route that reads no body ignores before it answers 413. */
+#define API_IGNORED_BODY_MAX (64 * 1024)
+
+typedef struct api_handler {
+    api_route_id route;
+    unsigned methods;
+    enum MHD_Result (*begin)(api_req *r);                           /* headers read */
+    enum MHD_Result (*data)(api_req *r, const char *p, size_t n);   /* a body chunk */
+    enum MHD_Result (*end)(api_req *r);                             /* body done / resumed */
+} api_handler;
+
+/* Every route answers after the body (libmicrohttpd closes the connection after an
+ * answer queued before it, so answering GETs early would cost keep-alive); begin only
+ * sets up the routes that read a body. */
+static const api_handler api__table[] = {
+    {API_R_HEALTHZ, API_M_GET | API_M_HEAD, NULL, NULL, api_sys_healthz},
+    {API_R_READYZ, API_M_GET | API_M_HEAD, NULL, NULL, api_sys_readyz},
+    {API_R_METRICS, API_M_GET | API_M_HEAD, NULL, NULL, api_sys_metrics},
+    {API_R_QUEUES, API_M_GET | API_M_HEAD, NULL, NULL, api_sys_queues},
+    {API_R_VIDEOS, API_M_POST, api_videos_begin, api_videos_data, api_videos_end},
+    {API_R_EXPORTS, API_M_POST, api_exports_begin, api_exports_data, api_exports_end},
+    {API_R_JOBS, API_M_GET | API_M_HEAD, NULL, NULL, api_jobs_list},
+    {API_R_JOB, API_M_GET | API_M_HEAD, NULL, NULL, api_jobs_get},
+    {API_R_JOB, API_M_DELETE, NULL, NULL, api_jobs_cancel},
+    {API_R_JOB_RETRY, API_M_POST, NULL, NULL, api_jobs_retry},
+    {API_R_JOB_OUTPUT, API_M_GET | API_M_HEAD, NULL, NULL, api_jobs_output},
+};
+
+static const api_handler *api__handler(const api_req *r)
+{
+    for (size_t i = 0; i < sizeof api__table / sizeof *api__table; i++) {
+        if (api__table[i].route == r->route.id && (api__table[i].methods & r->method))
+            return &api__table[i];
+    }
+    return NULL;
+}
+
+static int64_t api__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- per-thread queue handles ----------------------------------------------------- */
+
+static void api__queue_dtor(void *q)
+{
+    sp_queue_close(q);
+}
+
+sp_queue *api_queue(api_req *r, sp_err *err)
+{
+    api_server *s = r->srv;
+    sp_queue *q = pthread_getspecific(s->qkey);
+    if (q)
+        return q;
+    q = sp_queue_open(s->cfg->common.redis_url, s->cfg->common.prefix, err);
+    if (q && pthread_setspecific(s->qkey, q) != 0) {
+        sp_queue_close(q);
+        sp_err_set(err, SP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    return q;
+}
+
+/* ---- request helpers ---------------------------------------------------------------- */
+
+const char *api_header(api_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *api_query(api_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+typedef struct api__each_ctx {
+    int (*fn)(void *ud, const char *name, const char *value);
+    void *ud;
+    int rc;
+} api__each_ctx;
+
+static enum MHD_Result api__each(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    (void)kind;
+    api__each_ctx *c = cls;
+    c->rc = c->fn(c->ud, key, value ? value : "");
+    return c->rc == 0 ? MHD_YES : MHD_NO;
+}
+
+int api_query_each(api_req *r, int (*fn)(void *ud, const char *name, const char *value),
+                   void *ud)
+{
+    api__each_ctx c = {fn, ud, 0};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, api__each, &c);
+    return c.rc;
+}
+
+void api_req_drop_blobs(api_req *r)
+{
+    sp_blob_abort(r->blob);
+    r->blob = NULL;
+    if (!r->made_blobs || r->job_created)
+        return;
+    r->made_blobs = false;
+    sp_err err;
+    sp_logctx lc = {r->id, NULL, NULL};
+    if (sp_blobs_remove_job(r->srv->blobs, r->id, &err) < 0)
+        sp_warn(&lc, "cannot remove the files of a request that made no job: %s", err.msg);
+}
+
+static void api__wake(api_waiter *w)
+{
+    MHD_resume_connection(w->ud);
+}
+
+void api_suspend(api_req *r)
+{
+    r->waiter.ud = r->conn;
+    r->suspended = true;
+    MHD_suspend_connection(r->conn);
+    if (api_lp_wait(r->srv->lp, &r->waiter) < 0)
+        MHD_resume_connection(r->conn); /* shutting down: the handler answers at once */
+}
+
+/* ---- dispatch ------------------------------------------------------------------------ */
+
+static bool api__authorized(api_req *r)
+{
+    api_server *s = r->srv;
+    if (s->ntokens == 0 || !api_route_needs_auth(r->route.id))
+        return true;
+    const char *tok;
+    size_t len;
+    if (!api_hdr_bearer(api_header(r, MHD_HTTP_HEADER_AUTHORIZATION), &tok, &len))
+        return false;
+    bool ok = false;
+    for (size_t i = 0; i < s->ntokens; i++)
+        ok |= api_hdr_secure_eq(tok, len, s->tokens[i], strlen(s->tokens[i]));
+    return ok;
+}
+
+static void api__allow(unsigned methods, char *out, size_t n)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } m[] = {{API_M_GET, "GET"}, {API_M_HEAD, "HEAD"}, {API_M_POST, "POST"},
+             {API_M_DELETE, "DELETE"}};
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof m / sizeof *m; i++) {
+        if (!(methods & m[i].bit))
+            continue;
+        int k = snprintf(out + used, n - used, "%s%s", used ? ", " : "", m[i].name);
+        if (k < 0 || (size_t)k >= n - used)
+            break;
+        used += (size_t)k;
+    }
+}
+
+/* The guards every request passes before its handler, then the handler's begin. */
+static enum MHD_Result api__begin(api_req *r, const api_handler *h)
+{
+    if (atomic_load(&r->srv->stopping))
+        return api_reply_error(r, API_E_SHUTTING_DOWN, "the server is shutting down");
+    if (r->route.id == API_R_NONE)
+        return api_reply_error(r, API_E_NO_ROUTE, "no such route: %s", r->path);
+    if (h == NULL) {
+        char allow[64];
+        api__allow(api_route_methods(r->route.id), allow, sizeof allow);
+        api_hdr_kv hdr[] = {{"Allow", allow}};
+        return api_reply_errorh(r, API_E_METHOD, hdr, 1, "%s is not allowed here (allowed: %s)",
+                                r->method == API_M_OTHER ? "this method" : "the method", allow);
+    }
+    if (!api__authorized(r))
+        return api_reply_error(r, API_E_UNAUTHORIZED,
+                               "this route needs an Authorization: Bearer token");
+    if (r->route.bad_param)
+        return api_reply_error(r, API_E_NOT_FOUND, "no such job");
+    return h->begin ? h->begin(r) : MHD_YES;
+}
+
+static enum MHD_Result api__access(void *cls, struct MHD_Connection *c, const char *url,
+                                   const char *method, const char *version,
+                                   const char *upload, size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    api_server *s = cls;
+    api_req *r = *con_cls;
+    if (r == NULL) {
+        r = sp_calloc(1, sizeof *r);
+        if (r == NULL)
+            return MHD_NO;
+        r->srv = s;
+        r->conn = c;
+        r->path = url;
+        r->method = api_method_bit(method);
+        r->start_ns = api__now_ns();
+        sp_buf_init(&r->text, 1);
+        api_route_parse(url, &r->route);
+        *con_cls = r;
+        api_metrics_in_flight(1);
+        r->phase = API_PHASE_HEADERS;
+        return api__begin(r, api__handler(r));
+    }
+    const api_handler *h = api__handler(r);
+    if (*upload_size > 0) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (r->early) {
+            /* The answer went out mid-body: read a little more so the client sees it,
+             * then close. */
+            r->discarded += n;
+            return r->discarded > API_DISCARD_MAX ? MHD_NO : MHD_YES;
+        }
+        r->body_bytes += n;
+        r->phase = API_PHASE_BODY;
+        if (r->status != 0)
+            return MHD_YES;
+        if (h == NULL || h->data == NULL) {
+            /* A route that reads no body ignores a small one and refuses a large one. */
+            if (r->body_bytes <= API_IGNORED_BODY_MAX)
+                return MHD_YES;
+            return api_reply_error(r, API_E_TOO_LARGE, "this route takes no request body");
+        }
+        return h->data(r, upload, n);
+    }
+    if (r->early)
+        return MHD_NO; /* the answer is out; close the connection */
+    r->phase = API_PHASE_END;
+    if (r->status != 0 || h == NULL || h->end == NULL)
+        return r->status != 0 ? MHD_YES : MHD_NO;
+    return h->end(r);
+}
+
+static void api__completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                           enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    api_req *r = *con_cls;
+    if (r == NULL)
+        return;
+    *con_cls = NULL;
+    int status = r->status;
+    if (status == 0 || (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->early && status < 300 &&
+                        !r->job_created))
+        status = 499; /* the client went away (or the server gave up) before an answer */
+    int64_t ns = api__now_ns() - r->start_ns;
+    api_metrics_observe(r->route.id, status, ns);
+    api_metrics_in_flight(-1);
+    sp_logctx lc = {r->id[0] ? r->id : NULL, NULL, NULL};
+    if (sp_log_enabled(SP_LOG_DEBUG))
+        sp_debug(&lc, "%s %s -> %d (%.3f ms)%s",
+                 r->method == API_M_GET      ? "GET"
+                 : r->method == API_M_POST   ? "POST"
+                 : r->method == API_M_DELETE ? "DELETE"
+                 : r->method == API_M_HEAD   ? "HEAD"
+                                             : "?",
+                 r->path, status, (double)ns / 1e6,
+                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection ended early)");
+    /* An upload that did not become a job leaves nothing behind. */
+    api_req_drop_blobs(r);
+    if (r->state_free)
+        r->state_free(r->state);
+    sp_buf_free(&r->text);
+    sp_free(r);
+}
+
+/* ---- start and stop ------------------------------------------------------------------ */
+
+static void api__mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void api__mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap); /* truncated if long: a log line */
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    sp_debug(NULL, "libmicrohttpd: %s", msg);
+}
+
+/* Split "host:port" or "[v6]:port" and resolve it. */
+static int api__listen_addr(const char *listen, struct sockaddr_storage *out, socklen_t *len,
+                            sp_err *err)
+{
+    char host[256];
+    const char *port;
+    if (listen[0] == '[') {
+        const char *rb = strchr(listen, ']');
+        if (rb == NULL || rb[1] != ':' || (size_t)(rb - listen - 1) >= sizeof host)
+            return sp_err_set(err, SP_EINVAL, "bad listen address '%s' (host:port)", listen);
+        memcpy(host, listen + 1, (size_t)(rb - listen - 1));
+        host[rb - listen - 1] = '\0';
+        port = rb + 2;
+    } else {
+        const char *colon = strrchr(listen, ':');
+        if (colon == NULL || (size_t)(colon - listen) >= sizeof host)
+            return sp_err_set(err, SP_EINVAL, "bad listen address '%s' (host:port)", listen);
+        memcpy(host, listen, (size_t)(colon - listen));
+        host[colon - listen] = '\0';
+        port = colon + 1;
+    }
+    int64_t p;
+    if (sp_parse_i64(port, 0, 65535, &p) < 0)
+        return sp_err_set(err, SP_EINVAL, "bad port in listen address '%s'", listen);
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int g = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+    if (g != 0 || res == NULL)
+        return sp_err_set(err, SP_EINVAL, "cannot resolve listen address '%s': %s", listen,
+                          gai_strerror(g));
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static void api__free(api_server *s)
+{
+    api_lp_stop(s->lp);
+    if (s->daemon)
+        MHD_stop_daemon(s->daemon);
+    api_lp_free(s->lp);
+    api_gc_stop(s->gc);
+    sp_blobs_close(s->blobs);
+    for (size_t i = 0; i < s->ntokens; i++)
+        sp_free(s->tokens[i]);
+    pthread_key_delete(s->qkey);
+    sp_free(s);
+}
+
+static int api__tokens(api_server *s, const char *spec, sp_err *err)
+{
+    const char *p = spec ? spec : "";
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        while (n > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            n--;
+        }
+        size_t m = n;
+        while (m > 0 && (p[m - 1] == ' ' || p[m - 1] == '\t'))
+            m--;
+        if (m > 0) {
+            if (s->ntokens == API_MAX_TOKENS)
+                return sp_err_set(err, SP_EINVAL, "more than %d API tokens", API_MAX_TOKENS);
+            if ((s->tokens[s->ntokens] = sp_strndup(p, m)) == NULL)
+                return sp_err_set(err, SP_ENOMEM, "out of memory");
+            s->ntokens++;
+        }
+        p += n + (comma ? 1 : 0);
+        if (comma && *p == '\0')
+            break;
+    }
+    return 0;
+}
+
+api_server *api_server_start(const api_config *cfg, sp_err *err)
+{
+    api_server *s = sp_calloc(1, sizeof *s);
+    if (s == NULL) {
+        sp_err_set(err, SP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    s->cfg = cfg;
+    if (pthread_key_create(&s->qkey, api__queue_dtor) != 0) {
+        sp_free(s);
+        sp_err_set(err, SP_ENOMEM, "cannot create a thread key");
+        return NULL;
+    }
+    struct sockaddr_storage addr;
+    socklen_t alen = 0;
+    static const char *const types[] = {"video.transcode", "pdf.export"};
+    if (sp_routes_parse(&s->routes, cfg->routes, cfg->retry, err) < 0 ||
+        api__tokens(s, cfg->tokens, err) < 0 ||
+        api__listen_addr(cfg->listen, &addr, &alen, err) < 0)
+        goto fail;
+    for (size_t i = 0; i < 2; i++) {
+        if (sp_routes_queue(&s->routes, types[i]) == NULL) {
+            sp_err_set(err, SP_EINVAL, "SPOOL_ROUTES sends %s to no queue", types[i]);
+            goto fail;
+        }
+    }
+    if ((s->blobs = sp_blobs_open(cfg->common.data_dir, err)) == NULL)
+        goto fail;
+    if ((s->lp = api_lp_start(cfg->common.redis_url, cfg->common.prefix, api__wake, err)) == NULL)
+        goto fail;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    /* Handlers wait on Redis and the disk; with a few threads per core those waits
+     * overlap (measured: 4 per core serves 1.5-2x the requests of 1 per core). */
+    unsigned threads = (unsigned)(cfg->threads > 0 ? cfg->threads : 4 * (cores > 0 ? cores : 1));
+    unsigned timeout_s = (unsigned)((cfg->conn_timeout_ms + 999) / 1000);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    if (addr.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_SOCK_ADDR, 0, &addr},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout_s, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL},
+        {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)api__completed, s},
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)api__mhd_log, s},
+        {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)threads, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, api__access, s, MHD_OPTION_ARRAY, opts,
+                                 MHD_OPTION_END);
+    if (s->daemon == NULL) {
+        sp_err_set(err, SP_EIO, "cannot listen on %s (address in use or not allowed?)",
+                   cfg->listen);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : 0;
+    if (cfg->gc_interval_ms > 0 &&
+        (s->gc = api_gc_start(cfg->common.redis_url, cfg->common.prefix, s->blobs,
+                              cfg->gc_interval_ms, cfg->gc_min_age_ms, err)) == NULL)
+        goto fail;
+    sp_info(NULL, "listening on %s (port %d, %u threads)", cfg->listen, s->port, threads);
+    return s;
+fail:
+    api__free(s);
+    return NULL;
+}
+
+int api_server_port(const api_server *s)
+{
+    return s->port;
+}
+
+void api_server_stop(api_server *s)
+{
+    if (s == NULL)
+        return;
+    atomic_store(&s->stopping, true);
+    if (s->daemon) {
+        MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+    }
+    /* Waiting long-polls answer now with what they have. */
+    api_lp_stop(s->lp);
+    int64_t end = sp_mono_ms() + s->cfg->grace_ms;
+    while (api_metrics_in_flight_now() > 0 && sp_mono_ms() < end)
+        sp_sleep_ms(10, NULL);
+    if (api_metrics_in_flight_now() > 0)
+        sp_warn(NULL, "stopping with %lld requests still in flight",
+                (long long)api_metrics_in_flight_now());
+    api__free(s);
+}

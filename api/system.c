@@ -1,0 +1,159 @@
+/* system.c - the routes about the service itself: /healthz (the process is up),
+ * /readyz (Redis answers and the blob store takes writes), /metrics (Prometheus) and
+ * /v1/queues (depths per queue and the live workers). */
+#include <jansson.h>
+#include <string.h>
+
+#include "handlers.h"
+#include "metrics.h"
+#include "reply.h"
+#include "spool/alloc.h"
+#include "validate.h"
+
+#define API_MAX_QUEUES 256
+#define API_MAX_WORKERS 1024
+
+enum MHD_Result api_sys_healthz(api_req *r)
+{
+    sp_buf b;
+    sp_buf_init(&b, 64);
+    if (sp_buf_adds(&b, "{\"status\":\"ok\"}\n") < 0)
+        return MHD_NO;
+    return api_reply_json(r, 200, &b, NULL, 0);
+}
+
+enum MHD_Result api_sys_readyz(api_req *r)
+{
+    sp_err rerr, serr;
+    sp_queue *q = api_queue(r, &rerr);
+    int redis = q ? sp_queue_ping(q, &rerr) : rerr.code;
+    int storage = sp_blobs_check(r->srv->blobs, &serr);
+    if (redis == 0 && storage == 0) {
+        sp_buf b;
+        sp_buf_init(&b, 128);
+        if (sp_buf_adds(&b, "{\"status\":\"ready\",\"redis\":\"ok\",\"storage\":\"ok\"}\n") < 0)
+            return MHD_NO;
+        return api_reply_json(r, 200, &b, NULL, 0);
+    }
+    return api_reply_error(r, API_E_NOT_READY, "not ready: redis %s; storage %s",
+                           redis == 0 ? "ok" : rerr.msg, storage == 0 ? "ok" : serr.msg);
+}
+
+enum MHD_Result api_sys_metrics(api_req *r)
+{
+    sp_buf b;
+    sp_buf_init(&b, 16 * 1024 * 1024);
+    int rc = api_metrics_render(&b);
+    sp_err err;
+    sp_queue *q = api_queue(r, &err);
+    sp_queue_stat *st = sp_calloc(API_MAX_QUEUES, sizeof *st);
+    size_t n = 0, nworkers = 0;
+    int up = q && st && sp_queue_stats(q, st, API_MAX_QUEUES, &n, &err) == 0;
+    if (up) {
+        sp_worker_info *w = sp_calloc(API_MAX_WORKERS, sizeof *w);
+        up = w && sp_queue_workers(q, w, API_MAX_WORKERS, &nworkers, &err) == 0;
+        sp_free(w);
+    }
+    if (rc == 0)
+        rc = api_metrics_render_queues(&b, up, st, n, nworkers, api_lp_waiting(r->srv->lp));
+    sp_free(st);
+    if (rc < 0) {
+        sp_buf_free(&b);
+        return api_reply_error(r, API_E_INTERNAL, "cannot render metrics: %s", sp_strerror(rc));
+    }
+    return api_reply_body(r, 200, "text/plain; version=0.0.4; charset=utf-8", &b, NULL, 0);
+}
+
+static json_t *api__time_or_null(int64_t ms)
+{
+    if (ms <= 0)
+        return json_null();
+    char t[SP_TIME_LEN];
+    sp_format_time(ms, t);
+    return json_string(t);
+}
+
+static json_t *api__worker(const sp_worker_info *w)
+{
+    json_t *cur = json_array();
+    char tmp[sizeof w->current];
+    memcpy(tmp, w->current, sizeof tmp);
+    char *save = NULL;
+    for (char *id = strtok_r(tmp, ",", &save); id && cur; id = strtok_r(NULL, ",", &save))
+        json_array_append_new(cur, json_string(id));
+    json_t *queues = json_array();
+    char qs[sizeof w->queues];
+    memcpy(qs, w->queues, sizeof qs);
+    for (char *q = strtok_r(qs, ",", &save); q && queues; q = strtok_r(NULL, ",", &save))
+        json_array_append_new(queues, json_string(q));
+    return json_pack("{s:s?, s:s?, s:s?, s:I, s:o?, s:I, s:o, s:o, s:o?, s:I, s:I}", "id", w->id,
+                     "kind", w->kind, "host", w->host, "pid", (json_int_t)w->pid, "queues",
+                     queues, "concurrency", (json_int_t)w->concurrency, "started_at",
+                     api__time_or_null(w->started_at), "last_seen",
+                     api__time_or_null(w->last_seen), "current", cur, "processed",
+                     (json_int_t)w->processed, "failed", (json_int_t)w->failed);
+}
+
+enum MHD_Result api_sys_queues(api_req *r)
+{
+    sp_err err;
+    sp_queue *q = api_queue(r, &err);
+    if (q == NULL)
+        return api_reply_code(r, err.code, &err);
+    sp_queue_stat *st = sp_calloc(API_MAX_QUEUES, sizeof *st);
+    sp_worker_info *w = sp_calloc(API_MAX_WORKERS, sizeof *w);
+    size_t n = 0, nw = 0;
+    int rc = st && w ? 0 : SP_ENOMEM;
+    if (rc == 0)
+        rc = sp_queue_stats(q, st, API_MAX_QUEUES, &n, &err);
+    if (rc == 0)
+        rc = sp_queue_workers(q, w, API_MAX_WORKERS, &nw, &err);
+    json_t *out = NULL;
+    if (rc == 0) {
+        json_t *queues = json_array(), *workers = json_array();
+        for (size_t i = 0; i < n && queues; i++)
+            json_array_append_new(
+                queues,
+                json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+                          "name", st[i].name, "depth", (json_int_t)st[i].ready, "running",
+                          (json_int_t)st[i].running, "delayed", (json_int_t)st[i].delayed,
+                          "dead", (json_int_t)st[i].dead, "workers",
+                          (json_int_t)0, "totals", "enqueued", (json_int_t)st[i].enqueued,
+                          "succeeded", (json_int_t)st[i].succeeded, "failed",
+                          (json_int_t)st[i].failed, "cancelled", (json_int_t)st[i].cancelled,
+                          "retried", (json_int_t)st[i].retried, "expired",
+                          (json_int_t)st[i].expired, "requeued", (json_int_t)st[i].requeued));
+        for (size_t i = 0; i < nw && workers; i++)
+            json_array_append_new(workers, api__worker(&w[i]));
+        /* Count the live workers that take each queue. */
+        for (size_t i = 0; i < n && queues; i++) {
+            json_int_t count = 0;
+            for (size_t k = 0; k < nw; k++) {
+                char qs[sizeof w[k].queues];
+                memcpy(qs, w[k].queues, sizeof qs);
+                char *save = NULL;
+                for (char *name = strtok_r(qs, ",", &save); name;
+                     name = strtok_r(NULL, ",", &save))
+                    count += strcmp(name, st[i].name) == 0;
+            }
+            json_object_set_new(json_array_get(queues, i), "workers", json_integer(count));
+        }
+        out = json_pack("{s:o?, s:o?}", "queues", queues, "workers", workers);
+        if (out == NULL)
+            rc = SP_ENOMEM;
+    }
+    sp_free(st);
+    sp_free(w);
+    if (rc < 0)
+        return rc == SP_ENOMEM ? api_reply_error(r, API_E_INTERNAL, "out of memory")
+                               : api_reply_code(r, rc, &err);
+    sp_buf b;
+    sp_buf_init(&b, 64 * 1024 * 1024);
+    rc = api_json_append(&b, out);
+    json_decref(out);
+    if (rc < 0 || sp_buf_addc(&b, '\n') < 0) {
+        sp_buf_free(&b);
+        return api_reply_error(r, API_E_INTERNAL, "out of memory");
+    }
+    return api_reply_json(r, 200, &b, NULL, 0);
+}

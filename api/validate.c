@@ -1,0 +1,622 @@
+/* validate.c - validation of video and export requests (see validate.h). */
+#include "validate.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "hdr.h"
+#include "spool/fetch.h"
+#include "spool/presets.h"
+
+#define API_TEXT_MAX 1000 /* title, author, label */
+#define API_KEY_MAX 256   /* a column key */
+
+int api_invalid_set(api_invalid *inv, const char *field, const char *fmt, ...)
+{
+    if (inv == NULL)
+        return SP_EINVAL;
+    /* Field names and messages are truncated if they do not fit: they are for people. */
+    snprintf(inv->field, sizeof inv->field, "%s", field);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(inv->message, sizeof inv->message, fmt, ap);
+    va_end(ap);
+    return SP_EINVAL;
+}
+
+static int api__dump_cb(const char *buffer, size_t size, void *data)
+{
+    return sp_buf_add(data, buffer, size) < 0 ? -1 : 0;
+}
+
+int api_json_append(sp_buf *out, const json_t *v)
+{
+    size_t before = out->len;
+    if (json_dump_callback(v, api__dump_cb, out, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
+        out->len = before;
+        if (out->data)
+            out->data[before] = '\0';
+        return SP_ENOMEM;
+    }
+    return 0;
+}
+
+/* One of the words in list (NULL-terminated), compared without case; the canonical
+ * spelling from list, or NULL. */
+static const char *api__one_of(const char *s, const char *const *list)
+{
+    for (size_t i = 0; list[i]; i++) {
+        if (strcasecmp(s, list[i]) == 0)
+            return list[i];
+    }
+    return NULL;
+}
+
+static int api__priority(const char *s, bool *high, api_invalid *inv)
+{
+    if (strcmp(s, "high") == 0)
+        *high = true;
+    else if (strcmp(s, "normal") == 0)
+        *high = false;
+    else
+        return api_invalid_set(inv, "priority", "priority must be high or normal");
+    return 0;
+}
+
+static int api__url(const char *s, char out[API_URL_MAX + 1], api_invalid *inv)
+{
+    size_t n = strlen(s);
+    if (n > API_URL_MAX || !sp_fetch_url_valid(s))
+        return api_invalid_set(inv, "source_url",
+                               "source_url must be an absolute http:// or https:// URL of at "
+                               "most %d bytes, without spaces",
+                               API_URL_MAX);
+    memcpy(out, s, n + 1);
+    return 0;
+}
+
+/* ---- video.transcode ------------------------------------------------------------ */
+
+enum { API_V_PRESET = 1, API_V_THUMB = 2, API_V_PRIO = 4, API_V_URL = 8, API_V_FILENAME = 16 };
+
+void api_video_init(api_video_req *v)
+{
+    memset(v, 0, sizeof *v);
+    snprintf(v->preset, sizeof v->preset, "%s", SP_PRESET_DEFAULT);
+    v->thumbnail = true;
+}
+
+static int api__preset(api_video_req *v, const char *s, api_invalid *inv)
+{
+    if (sp_preset_find(s) == NULL || strlen(s) >= sizeof v->preset) {
+        char names[256] = "";
+        size_t used = 0;
+        for (const sp_preset *p = sp_presets(); p->name; p++) {
+            int k = snprintf(names + used, sizeof names - used, "%s%s", used ? ", " : "",
+                             p->name);
+            if (k < 0 || (size_t)k >= sizeof names - used)
+                break;
+            used += (size_t)k;
+        }
+        return api_invalid_set(inv, "preset", "preset must be one of %s", names);
+    }
+    memcpy(v->preset, s, strlen(s) + 1);
+    return 0;
+}
+
+/* Mark field bit as given; refuse a repeat. */
+static int api__once(unsigned *seen, unsigned bit, const char *name, api_invalid *inv)
+{
+    if (*seen & bit)
+        return api_invalid_set(inv, name, "%s is given more than once", name);
+    *seen |= bit;
+    return 0;
+}
+
+int api_video_from_json(api_video_req *v, const json_t *req, api_invalid *inv)
+{
+    if (!json_is_object(req))
+        return api_invalid_set(inv, "body", "the request body must be a JSON object");
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)req, key, val) {
+        int rc = 0;
+        if (strcmp(key, "source_url") == 0) {
+            if (!json_is_string(val))
+                return api_invalid_set(inv, key, "source_url must be a string");
+            rc = api__url(json_string_value(val), v->source_url, inv);
+            v->seen |= API_V_URL;
+        } else if (strcmp(key, "preset") == 0) {
+            if (!json_is_string(val))
+                return api_invalid_set(inv, key, "preset must be a string");
+            rc = api__preset(v, json_string_value(val), inv);
+        } else if (strcmp(key, "thumbnail") == 0) {
+            if (!json_is_boolean(val))
+                return api_invalid_set(inv, key, "thumbnail must be true or false");
+            v->thumbnail = json_is_true(val);
+        } else if (strcmp(key, "priority") == 0) {
+            if (!json_is_string(val))
+                return api_invalid_set(inv, key, "priority must be high or normal");
+            rc = api__priority(json_string_value(val), &v->high_priority, inv);
+        } else {
+            return api_invalid_set(inv, key,
+                                   "unknown field '%s' (expected source_url, preset, thumbnail, "
+                                   "priority)",
+                                   key);
+        }
+        if (rc < 0)
+            return rc;
+    }
+    if (!(v->seen & API_V_URL))
+        return api_invalid_set(inv, "source_url",
+                               "source_url is required in a JSON request (to upload a file, send "
+                               "multipart/form-data or a video/* body)");
+    return 0;
+}
+
+int api_video_field(api_video_req *v, const char *name, const char *value, bool allow_filename,
+                    api_invalid *inv)
+{
+    int rc;
+    if (strcmp(name, "preset") == 0) {
+        if ((rc = api__once(&v->seen, API_V_PRESET, name, inv)) < 0)
+            return rc;
+        return api__preset(v, value, inv);
+    }
+    if (strcmp(name, "thumbnail") == 0) {
+        if ((rc = api__once(&v->seen, API_V_THUMB, name, inv)) < 0)
+            return rc;
+        if (api_hdr_bool(value, &v->thumbnail) < 0)
+            return api_invalid_set(inv, name, "thumbnail must be true or false");
+        return 0;
+    }
+    if (strcmp(name, "priority") == 0) {
+        if ((rc = api__once(&v->seen, API_V_PRIO, name, inv)) < 0)
+            return rc;
+        return api__priority(value, &v->high_priority, inv);
+    }
+    if (allow_filename && strcmp(name, "filename") == 0) {
+        if ((rc = api__once(&v->seen, API_V_FILENAME, name, inv)) < 0)
+            return rc;
+        size_t n = strlen(value);
+        if (n == 0 || n > API_FILENAME_MAX || strpbrk(value, "/\\") != NULL)
+            return api_invalid_set(inv, name,
+                                   "filename must be 1 to %d bytes without / or \\",
+                                   API_FILENAME_MAX);
+        for (size_t i = 0; i < n; i++) {
+            if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
+                return api_invalid_set(inv, name, "filename has a control character");
+        }
+        memcpy(v->filename, value, n + 1);
+        return 0;
+    }
+    return api_invalid_set(inv, name, "unknown parameter '%s' (expected preset, thumbnail, priority%s)",
+                           name, allow_filename ? ", filename" : "");
+}
+
+int api_video_params(const api_video_req *v, sp_buf *out)
+{
+    return sp_buf_addf(out, "{\"preset\":\"%s\",\"thumbnail\":%s}", v->preset,
+                       v->thumbnail ? "true" : "false");
+}
+
+/* ---- pdf.export ------------------------------------------------------------------- */
+
+void api_export_init(api_export_req *x)
+{
+    memset(x, 0, sizeof *x);
+}
+
+void api_export_free(api_export_req *x)
+{
+    if (x == NULL)
+        return;
+    json_decref(x->params);
+    json_decref(x->fields);
+    memset(x, 0, sizeof *x);
+}
+
+static bool api__scalar(const json_t *v)
+{
+    return json_is_string(v) || json_is_number(v) || json_is_boolean(v) || json_is_null(v);
+}
+
+/* A string field of at most max bytes (min 1 when required_nonempty). */
+static int api__text(const json_t *v, const char *field, size_t max, bool nonempty,
+                     api_invalid *inv)
+{
+    if (!json_is_string(v))
+        return api_invalid_set(inv, field, "%s must be a string", field);
+    size_t n = json_string_length(v);
+    if (nonempty && n == 0)
+        return api_invalid_set(inv, field, "%s must not be empty", field);
+    if (n > max)
+        return api_invalid_set(inv, field, "%s must be at most %zu bytes", field, max);
+    if (strlen(json_string_value(v)) != n)
+        return api_invalid_set(inv, field, "%s must not contain NUL characters", field);
+    return 0;
+}
+
+static int api__column(const json_t *c, size_t i, json_t *out, api_invalid *inv)
+{
+    char f[128];
+    snprintf(f, sizeof f, "columns[%zu]", i);
+    if (!json_is_object(c))
+        return api_invalid_set(inv, f, "%s must be an object with a key", f);
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)c, k, v) {
+        if (strcmp(k, "key") && strcmp(k, "label") && strcmp(k, "width") && strcmp(k, "align") &&
+            strcmp(k, "format") && strcmp(k, "decimals")) {
+            snprintf(f, sizeof f, "columns[%zu].%s", i, k);
+            return api_invalid_set(inv, f,
+                                   "unknown field in columns[%zu] (expected key, label, width, "
+                                   "align, format, decimals)",
+                                   i);
+        }
+    }
+    int rc;
+    const json_t *key = json_object_get(c, "key");
+    snprintf(f, sizeof f, "columns[%zu].key", i);
+    if (key == NULL)
+        return api_invalid_set(inv, f, "%s is required", f);
+    if ((rc = api__text(key, f, API_KEY_MAX, true, inv)) < 0)
+        return rc;
+    if (json_object_set(out, "key", (json_t *)key) < 0)
+        return SP_ENOMEM;
+    const json_t *label = json_object_get(c, "label");
+    if (label) {
+        snprintf(f, sizeof f, "columns[%zu].label", i);
+        if ((rc = api__text(label, f, API_TEXT_MAX, false, inv)) < 0)
+            return rc;
+        if (json_object_set(out, "label", (json_t *)label) < 0)
+            return SP_ENOMEM;
+    }
+    const json_t *width = json_object_get(c, "width");
+    if (width) {
+        snprintf(f, sizeof f, "columns[%zu].width", i);
+        double w = json_number_value(width);
+        if (!json_is_number(width) || !(w > 0 && w <= 2000))
+            return api_invalid_set(inv, f, "%s must be a number of points above 0 and at most 2000",
+                                   f);
+        if (json_object_set(out, "width", (json_t *)width) < 0)
+            return SP_ENOMEM;
+    }
+    static const char *const aligns[] = {"left", "right", "center", NULL};
+    static const char *const formats[] = {"text", "number", "date", NULL};
+    const json_t *align = json_object_get(c, "align");
+    if (align) {
+        snprintf(f, sizeof f, "columns[%zu].align", i);
+        const char *a = json_is_string(align) ? api__one_of(json_string_value(align), aligns) : NULL;
+        if (a == NULL)
+            return api_invalid_set(inv, f, "%s must be left, right or center", f);
+        if (json_object_set_new(out, "align", json_string(a)) < 0)
+            return SP_ENOMEM;
+    }
+    const json_t *format = json_object_get(c, "format");
+    const char *fmt = "text";
+    if (format) {
+        snprintf(f, sizeof f, "columns[%zu].format", i);
+        fmt = json_is_string(format) ? api__one_of(json_string_value(format), formats) : NULL;
+        if (fmt == NULL)
+            return api_invalid_set(inv, f, "%s must be text, number or date", f);
+        if (json_object_set_new(out, "format", json_string(fmt)) < 0)
+            return SP_ENOMEM;
+    }
+    const json_t *dec = json_object_get(c, "decimals");
+    if (dec) {
+        snprintf(f, sizeof f, "columns[%zu].decimals", i);
+        if (!json_is_integer(dec) || json_integer_value(dec) < 0 || json_integer_value(dec) > 10)
+            return api_invalid_set(inv, f, "%s must be an integer from 0 to 10", f);
+        if (strcmp(fmt, "number") != 0)
+            return api_invalid_set(inv, f, "%s only applies to format number", f);
+        if (json_object_set(out, "decimals", (json_t *)dec) < 0)
+            return SP_ENOMEM;
+    }
+    return 0;
+}
+
+/* Validate columns into a normalized copy (*out, a new reference). */
+static int api__columns(const json_t *arr, json_t **out, api_invalid *inv)
+{
+    *out = NULL;
+    if (!json_is_array(arr))
+        return api_invalid_set(inv, "columns", "columns must be an array of objects");
+    size_t n = json_array_size(arr);
+    if (n == 0)
+        return api_invalid_set(inv, "columns", "columns must not be empty (leave it out to take "
+                                               "the columns from the data)");
+    if (n > API_MAX_COLUMNS)
+        return api_invalid_set(inv, "columns", "at most %d columns", API_MAX_COLUMNS);
+    json_t *cols = json_array();
+    if (cols == NULL)
+        return SP_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        json_t *c = json_object();
+        int rc = c ? api__column(json_array_get(arr, i), i, c, inv) : SP_ENOMEM;
+        if (rc == 0 && json_array_append_new(cols, c) < 0)
+            rc = SP_ENOMEM;
+        else if (rc < 0)
+            json_decref(c);
+        for (size_t j = 0; rc == 0 && j < i; j++) {
+            const char *a = json_string_value(json_object_get(json_array_get(cols, j), "key"));
+            const char *b = json_string_value(json_object_get(c, "key"));
+            if (a && b && strcmp(a, b) == 0) {
+                char f[128];
+                snprintf(f, sizeof f, "columns[%zu].key", i);
+                rc = api_invalid_set(inv, f, "%s repeats the key of columns[%zu]", f, j);
+            }
+        }
+        if (rc < 0) {
+            json_decref(cols);
+            return rc;
+        }
+    }
+    *out = cols;
+    return 0;
+}
+
+static int api__rows(const json_t *rows, size_t ncols, api_invalid *inv)
+{
+    if (!json_is_array(rows))
+        return api_invalid_set(inv, "rows", "rows must be an array of objects or arrays");
+    size_t n = json_array_size(rows);
+    if (n == 0 && ncols == 0)
+        return api_invalid_set(inv, "rows", "rows must not be empty when no columns are given");
+    char f[128];
+    for (size_t i = 0; i < n; i++) {
+        const json_t *row = json_array_get(rows, i);
+        snprintf(f, sizeof f, "rows[%zu]", i);
+        if (json_is_object(row)) {
+            if (ncols == 0 && i == 0 && json_object_size(row) == 0)
+                return api_invalid_set(inv, f, "%s has no fields (its keys name the columns when "
+                                               "no columns are given)",
+                                       f);
+            const char *k;
+            json_t *v;
+            json_object_foreach((json_t *)row, k, v) {
+                if (!api__scalar(v)) {
+                    snprintf(f, sizeof f, "rows[%zu].%s", i, k);
+                    return api_invalid_set(inv, f, "a row value must be a string, number, boolean "
+                                                   "or null");
+                }
+            }
+        } else if (json_is_array(row)) {
+            if (ncols == 0)
+                return api_invalid_set(inv, f, "%s is an array: give columns to name its values",
+                                       f);
+            if (json_array_size(row) > ncols)
+                return api_invalid_set(inv, f, "%s has %zu values but there are %zu columns", f,
+                                       json_array_size(row), ncols);
+            for (size_t j = 0; j < json_array_size(row); j++) {
+                if (!api__scalar(json_array_get(row, j))) {
+                    snprintf(f, sizeof f, "rows[%zu][%zu]", i, j);
+                    return api_invalid_set(inv, f, "a row value must be a string, number, boolean "
+                                                   "or null");
+                }
+            }
+        } else {
+            return api_invalid_set(inv, f, "%s must be an object or an array", f);
+        }
+    }
+    return 0;
+}
+
+/* The format of a source_url's data from its path's extension, or NULL. */
+static const char *api__format_from_url(const char *url)
+{
+    size_t n = strcspn(url, "?#");
+    static const struct {
+        const char *ext;
+        const char *format;
+    } map[] = {{".csv", "csv"}, {".ndjson", "ndjson"}, {".jsonl", "ndjson"}, {".json", "json"}};
+    for (size_t i = 0; i < sizeof map / sizeof *map; i++) {
+        size_t e = strlen(map[i].ext);
+        if (n > e && strncasecmp(url + n - e, map[i].ext, e) == 0)
+            return map[i].format;
+    }
+    return NULL;
+}
+
+/* Validate an export request object. inline_ok: rows/source_url/format may be given
+ * (JSON bodies); otherwise the data is the body and those names are unknown. */
+static int api__export(api_export_req *x, const json_t *req, bool inline_ok, api_invalid *inv)
+{
+    static const char *const sizes[] = {"A4", "Letter", NULL};
+    static const char *const orients[] = {"portrait", "landscape", NULL};
+    static const char *const fonts[] = {"sans", "serif", "mono", NULL};
+    static const char *const formats[] = {"csv", "ndjson", "json", NULL};
+    if (!json_is_object(req))
+        return api_invalid_set(inv, "body", "the request body must be a JSON object");
+    json_t *params = json_object();
+    if (params == NULL)
+        return SP_ENOMEM;
+    int rc = 0;
+    const char *page_size = "A4", *orientation = "portrait", *font = "sans";
+    const json_t *title = NULL, *author = NULL, *columns = NULL, *rows = NULL, *url = NULL,
+                 *format = NULL;
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)req, key, val) {
+        if (strcmp(key, "title") == 0) {
+            title = val;
+        } else if (strcmp(key, "author") == 0) {
+            author = val;
+        } else if (strcmp(key, "columns") == 0) {
+            columns = val;
+        } else if (strcmp(key, "page_size") == 0 || strcmp(key, "orientation") == 0 ||
+                   strcmp(key, "font") == 0) {
+            const char *const *list = key[0] == 'p' ? sizes : key[0] == 'o' ? orients : fonts;
+            const char *v = json_is_string(val) ? api__one_of(json_string_value(val), list) : NULL;
+            if (v == NULL) {
+                rc = api_invalid_set(inv, key, "%s must be %s", key,
+                                     key[0] == 'p'   ? "A4 or Letter"
+                                     : key[0] == 'o' ? "portrait or landscape"
+                                                     : "sans, serif or mono");
+                break;
+            }
+            *(key[0] == 'p' ? &page_size : key[0] == 'o' ? &orientation : &font) = v;
+        } else if (strcmp(key, "priority") == 0) {
+            if (!json_is_string(val))
+                rc = api_invalid_set(inv, key, "priority must be high or normal");
+            else
+                rc = api__priority(json_string_value(val), &x->high_priority, inv);
+            if (rc < 0)
+                break;
+        } else if (inline_ok && strcmp(key, "rows") == 0) {
+            rows = val;
+        } else if (inline_ok && strcmp(key, "source_url") == 0) {
+            url = val;
+        } else if (inline_ok && strcmp(key, "format") == 0) {
+            format = val;
+        } else {
+            rc = api_invalid_set(inv, key,
+                                 "unknown field '%s' (expected title, author, columns, page_size, "
+                                 "orientation, font, priority%s)",
+                                 key, inline_ok ? ", rows, source_url, format" : "");
+            break;
+        }
+    }
+    if (rc == 0 && title == NULL)
+        rc = api_invalid_set(inv, "title", "title is required");
+    if (rc == 0)
+        rc = api__text(title, "title", API_TEXT_MAX, true, inv);
+    if (rc == 0 && author)
+        rc = api__text(author, "author", API_TEXT_MAX, false, inv);
+    json_t *cols = NULL;
+    if (rc == 0 && columns)
+        rc = api__columns(columns, &cols, inv);
+    if (rc == 0 && inline_ok) {
+        if (rows && url)
+            rc = api_invalid_set(inv, "source_url", "give either rows or source_url, not both");
+        else if (!rows && !url)
+            rc = api_invalid_set(inv, "rows", "rows (the data inline) or source_url is required");
+        else if (rows)
+            rc = api__rows(rows, cols ? json_array_size(cols) : 0, inv);
+        else if (!json_is_string(url))
+            rc = api_invalid_set(inv, "source_url", "source_url must be a string");
+        else
+            rc = api__url(json_string_value(url), x->source_url, inv);
+        if (rc == 0 && format && !url)
+            rc = api_invalid_set(inv, "format", "format only applies to source_url");
+        if (rc == 0 && url) {
+            const char *f = format ? (json_is_string(format)
+                                          ? api__one_of(json_string_value(format), formats)
+                                          : NULL)
+                                   : api__format_from_url(x->source_url);
+            if (f == NULL && format)
+                rc = api_invalid_set(inv, "format", "format must be csv, ndjson or json");
+            else if (f == NULL)
+                rc = api_invalid_set(inv, "format", "format (csv, ndjson or json) is required: "
+                                                    "the URL does not tell");
+            else
+                snprintf(x->format, sizeof x->format, "%s", f);
+        }
+    }
+    if (rc == 0 &&
+        (json_object_set(params, "title", (json_t *)title) < 0 ||
+         json_object_set_new(params, "author", author ? json_incref((json_t *)author)
+                                                      : json_string("spool")) < 0 ||
+         (cols && json_object_set(params, "columns", cols) < 0) ||
+         json_object_set_new(params, "page_size", json_string(page_size)) < 0 ||
+         json_object_set_new(params, "orientation", json_string(orientation)) < 0 ||
+         json_object_set_new(params, "font", json_string(font)) < 0))
+        rc = SP_ENOMEM;
+    json_decref(cols);
+    if (rc < 0) {
+        json_decref(params);
+        x->source_url[0] = '\0';
+        x->format[0] = '\0';
+        return rc;
+    }
+    json_decref(x->params);
+    x->params = params;
+    x->columns = json_object_get(params, "columns");
+    x->rows = rows;
+    return 0;
+}
+
+int api_export_from_json(api_export_req *x, const json_t *req, api_invalid *inv)
+{
+    return api__export(x, req, true, inv);
+}
+
+int api_export_field(api_export_req *x, const char *name, const char *value, api_invalid *inv)
+{
+    static const char *const names[] = {"title",       "author", "columns", "page_size",
+                                        "orientation", "font",   "priority", NULL};
+    bool known = false;
+    for (size_t i = 0; names[i]; i++)
+        known = known || strcmp(name, names[i]) == 0;
+    if (!known)
+        return api_invalid_set(inv, name,
+                               "unknown parameter '%s' (expected title, author, columns, "
+                               "page_size, orientation, font, priority)",
+                               name);
+    if (x->fields == NULL && (x->fields = json_object()) == NULL)
+        return SP_ENOMEM;
+    if (json_object_get(x->fields, name))
+        return api_invalid_set(inv, name, "%s is given more than once", name);
+    json_t *v;
+    if (strcmp(name, "columns") == 0) {
+        json_error_t jerr;
+        v = json_loads(value, JSON_REJECT_DUPLICATES, &jerr);
+        if (v == NULL)
+            return api_invalid_set(inv, name, "columns must be a JSON array: %s", jerr.text);
+    } else {
+        v = json_string(value);
+        if (v == NULL)
+            return api_invalid_set(inv, name, "%s must be valid UTF-8", name);
+    }
+    if (json_object_set_new(x->fields, name, v) < 0)
+        return SP_ENOMEM;
+    return 0;
+}
+
+int api_export_fields_done(api_export_req *x, api_invalid *inv)
+{
+    if (x->fields == NULL && (x->fields = json_object()) == NULL)
+        return SP_ENOMEM;
+    return api__export(x, x->fields, false, inv);
+}
+
+size_t api_export_ncolumns(const api_export_req *x)
+{
+    return json_array_size(x->columns);
+}
+
+const char *api_export_column_key(const api_export_req *x, size_t i)
+{
+    return json_string_value(json_object_get(json_array_get(x->columns, i), "key"));
+}
+
+int api_export_write_rows(const api_export_req *x,
+                          int (*write)(void *ud, const char *data, size_t n, sp_err *err),
+                          void *ud, sp_err *err)
+{
+    sp_buf b;
+    sp_buf_init(&b, (size_t)1 << 30);
+    int rc = 0;
+    size_t n = json_array_size(x->rows);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = api_json_append(&b, json_array_get(x->rows, i));
+        if (rc == 0)
+            rc = sp_buf_addc(&b, '\n');
+        if (rc < 0)
+            rc = sp_err_set(err, rc, "out of memory writing rows");
+        /* Write in blocks of about 64 KiB. */
+        if (rc == 0 && (b.len >= 65536 || i + 1 == n)) {
+            rc = write(ud, b.data, b.len, err);
+            sp_buf_reset(&b);
+        }
+    }
+    sp_buf_free(&b);
+    return rc;
+}
+
+int api_export_params(const api_export_req *x, sp_buf *out)
+{
+    return api_json_append(out, x->params);
+}

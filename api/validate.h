@@ -1,0 +1,99 @@
+/* validate.h - strict validation of the two job requests, from JSON bodies, query
+ * strings and form fields, into the `params` and `input` that docs/jobs.md defines.
+ * Every failure names the offending field (api_invalid), for a 422 answer. Pure code
+ * over jansson, so the fuzzer can drive it. */
+#ifndef SPOOL_API_VALIDATE_H
+#define SPOOL_API_VALIDATE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "spool/buf.h"
+#include "spool/err.h"
+
+/* Why a request is invalid: the field (e.g. "columns[2].align") and a message. */
+typedef struct api_invalid {
+    char field[128];
+    char message[256];
+} api_invalid;
+
+/* Fill inv and return SP_EINVAL. inv may be NULL. */
+int api_invalid_set(api_invalid *inv, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define API_URL_MAX 2048
+#define API_FILENAME_MAX 255
+
+/* ---- video.transcode ------------------------------------------------------------ */
+
+typedef struct api_video_req {
+    char preset[32];                   /* a preset name from presets.h */
+    bool thumbnail;
+    bool high_priority;
+    char source_url[API_URL_MAX + 1];  /* JSON requests: the URL to fetch */
+    char filename[API_FILENAME_MAX + 1]; /* raw uploads: ?filename= ("" if none) */
+    unsigned seen;                     /* fields given so far (to refuse repeats) */
+} api_video_req;
+
+/* Defaults: preset mp4-720p, thumbnail on, normal priority. */
+void api_video_init(api_video_req *v);
+
+/* Validate a JSON request {"source_url", "preset", "thumbnail", "priority"}.
+ * Returns 0 or SP_EINVAL with inv naming the field. */
+int api_video_from_json(api_video_req *v, const json_t *req, api_invalid *inv);
+
+/* Apply one parameter given as text: a query string parameter of a raw upload
+ * (allow_filename: "filename" is accepted) or a form field of a multipart upload.
+ * Unknown or repeated names are refused. 0 or SP_EINVAL. */
+int api_video_field(api_video_req *v, const char *name, const char *value, bool allow_filename,
+                    api_invalid *inv);
+
+/* The job's params object, {"preset":...,"thumbnail":...}, appended to out as JSON. */
+int api_video_params(const api_video_req *v, sp_buf *out);
+
+/* ---- pdf.export ------------------------------------------------------------------- */
+
+#define API_MAX_COLUMNS 200
+
+typedef struct api_export_req {
+    json_t *params;      /* owned: the validated params object, NULL until valid */
+    json_t *columns;     /* borrowed from params: the normalized columns, or NULL */
+    const json_t *rows;  /* JSON requests: borrowed from the request, or NULL */
+    bool high_priority;
+    char source_url[API_URL_MAX + 1];
+    char format[8];      /* source_url: csv, ndjson or json */
+    json_t *fields;      /* text parameters collected by api_export_field (owned) */
+} api_export_req;
+
+void api_export_init(api_export_req *x);
+void api_export_free(api_export_req *x); /* accepts NULL; x can be reused after init */
+
+/* Validate a JSON request: title, author, columns, page_size, orientation, font,
+ * priority, and either rows (inline) or source_url (with format). 0 or SP_EINVAL. */
+int api_export_from_json(api_export_req *x, const json_t *req, api_invalid *inv);
+
+/* Collect one query string parameter of a CSV or NDJSON body (columns is JSON text).
+ * Unknown or repeated names are refused. 0 or SP_EINVAL. */
+int api_export_field(api_export_req *x, const char *name, const char *value, api_invalid *inv);
+
+/* Validate the collected parameters (title is required). 0 or SP_EINVAL. */
+int api_export_fields_done(api_export_req *x, api_invalid *inv);
+
+/* The number of columns given, and the key of column i. */
+size_t api_export_ncolumns(const api_export_req *x);
+const char *api_export_column_key(const api_export_req *x, size_t i);
+
+/* Write the inline rows as NDJSON (one compact JSON value and a newline per row)
+ * through write(ud, data, n, err). Returns 0 or write's negative code. */
+int api_export_write_rows(const api_export_req *x,
+                          int (*write)(void *ud, const char *data, size_t n, sp_err *err),
+                          void *ud, sp_err *err);
+
+/* The job's params object appended to out as JSON. */
+int api_export_params(const api_export_req *x, sp_buf *out);
+
+/* Append a JSON value to out in compact form. 0, SP_ENOMEM or SP_ETOOBIG. */
+int api_json_append(sp_buf *out, const json_t *v);
+
+#endif

@@ -1,0 +1,883 @@
+#!/usr/bin/env python3
+"""spool-api over HTTP against a real Redis: every route and error status, idempotent
+POSTs, long-polls woken by a real worker (api-test-worker drives the queue through
+sp_consumer_*), ETags, outputs with Range, cancel, retry, listing, queues, metrics,
+bearer auth, 429 on a full queue and 503 with Redis down.
+
+The helpers here (ApiServer, Worker, raw sockets) are also used by test_api_uploads.py.
+"""
+import json
+import os
+import re
+import socket
+import sys
+import threading
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import BIN, ROOT, SANITIZED, Http, Proc, Redis, Suite, eq, wait_until  # noqa: E402
+
+TEST_BIN_DIR = os.environ.get("SPOOL_TEST_BIN_DIR", os.path.join(ROOT, "build/release/tests"))
+WORKER_BIN = os.path.join(os.path.dirname(TEST_BIN_DIR), "api", "api-test-worker")
+
+
+class ApiServer:
+    """A spool-api on a free port (SPOOL_LISTEN=127.0.0.1:0; the port is read from its
+    log), with its own data directory."""
+
+    def __init__(self, suite, redis, env=None, name="spool-api"):
+        self.redis = redis
+        self.data = os.path.join(suite.tmp, f"data-{name}-{uuid.uuid4().hex[:6]}")
+        self.prefix = (env or {}).get("SPOOL_KEY_PREFIX", "spool:")
+        e = {"SPOOL_REDIS_URL": redis.url, "SPOOL_DATA_DIR": self.data,
+             "SPOOL_LISTEN": "127.0.0.1:0", "SPOOL_LOG_LEVEL": "debug",
+             "SPOOL_API_THREADS": "2"}
+        e.update(env or {})
+        self.proc = Proc([os.path.join(BIN, "spool-api")], env=e, name=name, logdir=suite.tmp)
+
+        def started():
+            m = re.search(r"\(port (\d+),", self.proc.output())
+            if m:
+                return m
+            if not self.proc.alive():
+                raise AssertionError("spool-api exited:\n" + self.proc.output())
+            return None
+        self.port = int(wait_until(started, 20, what="spool-api to listen").group(1))
+        self.http = Http("127.0.0.1", self.port)
+
+    def stop(self, sig=None):
+        import signal
+        return self.proc.stop(sig or signal.SIGTERM)
+
+    def peak_rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        return -1
+
+    def job_dirs(self):
+        """Job directories in the blob store (and any stray staging files)."""
+        root = os.path.join(self.data, "jobs")
+        out = []
+        for shard in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+            for d in sorted(os.listdir(os.path.join(root, shard))):
+                out.append(d)
+        return out
+
+    def blob(self, job_id, name):
+        return os.path.join(self.data, "jobs", job_id[-2:], job_id, name)
+
+    def in_flight(self):
+        m = re.search(r"^spool_api_requests_in_flight (\d+)$",
+                      self.http.get("/metrics").body.decode(), re.M)
+        return int(m.group(1)) - 1  # this scrape is one of them
+
+
+class Worker:
+    """api-test-worker: takes jobs from the real queue and finishes them on command."""
+
+    def __init__(self, api, queues="video,pdf"):
+        import subprocess
+        # Jobs earlier tests left waiting would be taken first: empty the ready lists
+        # (their records stay, queued, and are never taken).
+        api.redis.cli("DEL", f"{api.prefix}q:pdf:ready", f"{api.prefix}q:video:ready")
+        self.p = subprocess.Popen([WORKER_BIN, api.redis.url, api.prefix, api.data, queues],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def cmd(self, line):
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+        return self.p.stdout.readline().strip()
+
+    def take(self, want=None):
+        r = self.cmd("take 5000")
+        assert r.startswith("taken "), r
+        got = r.split()[1]
+        if want is not None:
+            eq(got, want, "job taken")
+        return got
+
+    def close(self):
+        try:
+            self.cmd("quit")
+        except Exception:
+            pass
+        self.p.wait(10)
+
+
+def connect(api, timeout=30):
+    s = socket.create_connection(("127.0.0.1", api.port), timeout=timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def read_response(s, timeout=30):
+    """Read one HTTP response from socket s: (status, headers, body)."""
+    s.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"connection closed before a response: {data!r}")
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, v = line.split(":", 1)
+        headers[k.strip().lower()] = v.strip()
+    n = int(headers.get("content-length", "0"))
+    while len(body) < n:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return status, headers, body
+
+
+def export(api, body=None, headers=None, **kw):
+    return api.http.post("/v1/exports", body if body is not None else
+                         {"title": "Report", "rows": [{"a": 1, "b": "x"}]}, headers=headers, **kw)
+
+
+def multipart(fields, boundary=None):
+    """Encode [(name, value, filename or None, content type or None)]."""
+    b = boundary or ("spoolb" + uuid.uuid4().hex)
+    out = b""
+    for name, value, filename, ctype in fields:
+        out += f"--{b}\r\n".encode()
+        disp = f'Content-Disposition: form-data; name="{name}"'
+        if filename is not None:
+            disp += f'; filename="{filename}"'
+        out += (disp + "\r\n").encode()
+        if ctype:
+            out += f"Content-Type: {ctype}\r\n".encode()
+        out += b"\r\n" + (value if isinstance(value, bytes) else value.encode()) + b"\r\n"
+    out += f"--{b}--\r\n".encode()
+    return out, f"multipart/form-data; boundary={b}"
+
+
+def pattern(n, start=0):
+    """The bytes api-test-worker writes: byte i is i % 251."""
+    block = bytes(range(251))
+    reps = (start + n) // 251 + 2
+    return (block * reps)[start:start + n]
+
+
+suite = Suite("api")
+
+
+def setup():
+    redis = Redis()
+    api = ApiServer(suite, redis, {"SPOOL_MAX_JSON_BYTES": "256k"})
+    return {"redis": redis, "api": api}
+
+
+def teardown(ctx):
+    eq(ctx["api"].stop(), 0, "spool-api exit code after SIGTERM")
+
+
+# ---- health, routing ------------------------------------------------------------------
+
+@suite.test
+def test_healthz_and_readyz_answer(ctx):
+    api = ctx["api"]
+    r = api.http.get("/healthz")
+    eq(r.status, 200)
+    eq(r.json(), {"status": "ok"})
+    r = api.http.get("/readyz")
+    eq(r.status, 200)
+    eq(r.json()["status"], "ready")
+
+
+@suite.test
+def test_unknown_routes_404_and_wrong_methods_405(ctx):
+    api = ctx["api"]
+    r = api.http.get("/v2/nothing")
+    eq(r.status, 404)
+    eq(r.json()["error"]["code"], "no_such_route")
+    r = api.http.request("PUT", "/v1/exports", b"{}")
+    eq(r.status, 405)
+    eq(r.headers["allow"], "POST")
+    eq(r.json()["error"]["code"], "method_not_allowed")
+    r = api.http.get("/v1/videos")
+    eq(r.status, 405)
+
+
+@suite.test
+def test_unknown_and_malformed_job_ids_are_404(ctx):
+    api = ctx["api"]
+    for path in ["/v1/jobs/00d21bha1zzm2t2gacnpx0vfkw4p4r0tjh5z",
+                 "/v1/jobs/nope", "/v1/jobs/" + "z" * 36, "/v1/jobs/%00abc",
+                 "/v1/jobs/00d21bha1zzm2t2gacnpx0vfkw4p4r0tjh5z/outputs/video.mp4",
+                 "/v1/jobs/00d21bha1zzm2t2gacnpx0vfkw4p4r0tjh5z/outputs/.video"]:
+        r = api.http.get(path)
+        eq(r.status, 404, path)
+        eq(r.json()["error"]["code"], "not_found", path)
+    r = api.http.get("/v1/jobs/00d21bha1zzm2t2gacnpx0vfkw4p4r0tjh5z/outputs/..%2f..%2fx")
+    eq(r.status, 404)
+    eq(api.http.delete("/v1/jobs/x").status, 404)
+    # A route that reads no body refuses a large one instead of reading it all.
+    r = api.http.request("DELETE", "/v1/jobs/00d21bha1zzm2t2gacnpx0vfkw4p4r0tjh5z", b"x" * 100)
+    eq(r.status, 404)
+    s = connect(api)
+    s.sendall(b"DELETE /v1/jobs/00d21bha1zzm2t2gacnpx0vfkw4p4r0tjh5z HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Length: 100000000\r\n\r\n" + b"x" * 200000)
+    eq(read_response(s)[0], 413)
+    s.close()
+    eq(api.http.post("/v1/jobs/00d21bha1zzm2t2gacnpx0vfkw4p4r0tjh5z/retry").status, 404)
+
+
+# ---- exports ----------------------------------------------------------------------------
+
+@suite.test
+def test_export_with_inline_rows_is_accepted_as_a_job(ctx):
+    api = ctx["api"]
+    body = {"title": "Sales", "columns": [{"key": "n", "format": "number", "decimals": 2}],
+            "rows": [{"n": 1.5}, [2]], "orientation": "landscape"}
+    r = export(api, body)
+    eq(r.status, 202, r.body)
+    job = r.json()
+    eq(r.headers["location"], f"/v1/jobs/{job['id']}")
+    eq(r.headers["etag"], '"1"')
+    for k, v in {"type": "pdf.export", "queue": "pdf", "state": "queued", "progress": 0,
+                 "attempts": 0, "max_attempts": 3, "started_at": None, "finished_at": None,
+                 "error": None, "outputs": []}.items():
+        eq(job[k], v, k)
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", job["created_at"]), job
+    eq(job["params"]["orientation"], "landscape")
+    eq(job["params"]["columns"][0]["decimals"], 2)
+    with open(api.blob(job["id"], "dataset"), "rb") as f:
+        eq(f.read(), b'{"n":1.5}\n[2]\n', "dataset blob")
+    eq(job["input"], {"blob": "dataset", "format": "ndjson", "bytes": 14})
+    got = api.http.get(f"/v1/jobs/{job['id']}").json()
+    eq(got["id"], job["id"])
+    eq(got["params"], job["params"])
+    eq(got["created_at"][:16], job["created_at"][:16])
+
+
+@suite.test
+def test_export_from_source_url_stores_no_file(ctx):
+    api = ctx["api"]
+    r = export(api, {"title": "T", "source_url": "https://example.com/data.csv?sig=1"})
+    eq(r.status, 202, r.body)
+    job = r.json()
+    eq(job["input"], {"url": "https://example.com/data.csv?sig=1", "format": "csv"})
+    assert job["id"] not in api.job_dirs()
+
+
+@suite.test
+def test_export_csv_and_ndjson_bodies_stream_to_the_dataset(ctx):
+    api = ctx["api"]
+    csv = b'id,"full name",amount\r\n1,"Doe, Jane",3.5\r\n2,"multi\nline",4\r\n'
+    r = api.http.post("/v1/exports?title=People&columns=" +
+                      '%5B%7B%22key%22%3A%22amount%22%2C%22format%22%3A%22number%22%7D%5D',
+                      csv, headers={"Content-Type": "text/csv; charset=utf-8"})
+    eq(r.status, 202, r.body)
+    job = r.json()
+    eq(job["input"], {"blob": "dataset", "format": "csv", "bytes": len(csv)})
+    eq(job["params"]["title"], "People")
+    with open(api.blob(job["id"], "dataset"), "rb") as f:
+        eq(f.read(), csv)
+    nd = b'{"a":1}\n{"a":2,"b":"x"}\n'
+    r = api.http.post("/v1/exports?title=N", nd, headers={"Content-Type": "application/x-ndjson"})
+    eq(r.status, 202, r.body)
+    eq(r.json()["input"]["format"], "ndjson")
+
+
+@suite.test
+def test_bad_datasets_are_422_with_the_line_and_leave_nothing(ctx):
+    api = ctx["api"]
+    before = api.job_dirs()
+    cases = [
+        ("/v1/exports?title=T", b"a,b\n1,2\n3\n", "text/csv", "body", "CSV line 3"),
+        ("/v1/exports?title=T", b"a,b\n1,\"2\n", "text/csv", "body", "not closed"),
+        ("/v1/exports?title=T&columns=%5B%7B%22key%22%3A%22zz%22%7D%5D", b"a,b\n1,2\n",
+         "text/csv", "columns[0].key", "no column 'zz'"),
+        ("/v1/exports?title=T", b'{"a":1}\nnot json\n', "application/x-ndjson", "body",
+         "NDJSON line 2"),
+        ("/v1/exports", b"a\n1\n", "text/csv", "title", "title is required"),
+        ("/v1/exports?title=T&colour=red", b"a\n1\n", "text/csv", "colour", "unknown"),
+    ]
+    for path, body, ctype, field, text in cases:
+        r = api.http.post(path, body, headers={"Content-Type": ctype})
+        eq(r.status, 422, (path, body))
+        err = r.json()["error"]
+        eq(err["code"], "invalid_field")
+        eq(err["field"], field, body)
+        assert text in err["message"], err
+    eq(api.job_dirs(), before, "blob directories after refused datasets")
+
+
+@suite.test
+def test_invalid_export_fields_are_422_naming_the_field(ctx):
+    api = ctx["api"]
+    cases = [
+        ({"rows": [{"a": 1}]}, "title"),
+        ({"title": "t", "rows": [{"a": 1}], "page_size": "A3"}, "page_size"),
+        ({"title": "t", "columns": [{"key": "a"}, {"key": "b", "align": "middle"}],
+          "rows": []}, "columns[1].align"),
+        ({"title": "t", "rows": [{"a": 1}, {"a": [1]}]}, "rows[1].a"),
+        ({"title": "t", "source_url": "file:///etc/passwd", "format": "csv"}, "source_url"),
+        ({"title": "t"}, "rows"),
+        ({"title": "t", "rows": [{"a": 1}], "bogus": True}, "bogus"),
+    ]
+    before = api.job_dirs()
+    for body, field in cases:
+        r = export(api, body)
+        eq(r.status, 422, body)
+        err = r.json()["error"]
+        eq(err["code"], "invalid_field")
+        eq(err["field"], field, body)
+        assert err["message"], err
+    eq(api.job_dirs(), before, "blob directories after refused requests")
+
+
+@suite.test
+def test_bad_json_is_400_and_wrong_types_415(ctx):
+    api = ctx["api"]
+    for body in [b"{", b'{"title":"t","title":"u"}', b"\xff", b""]:
+        r = api.http.post("/v1/exports", body, headers={"Content-Type": "application/json"})
+        eq(r.status, 400, body)
+        eq(r.json()["error"]["code"], "invalid_json")
+    r = api.http.post("/v1/exports", b"x", headers={"Content-Type": "text/plain"})
+    eq(r.status, 415)
+    eq(r.json()["error"]["code"], "unsupported_media_type")
+    r = api.http.post("/v1/exports", b"x")
+    eq(r.status, 415)
+    r = api.http.post("/v1/videos", b"x", headers={"Content-Type": "image/png"})
+    eq(r.status, 415)
+    r = api.http.post("/v1/exports?title=t", b"a\n1\n", headers={"Content-Type": "text/csv; charset=latin1"})
+    eq(r.status, 415)
+
+
+@suite.test
+def test_json_over_the_limit_is_413(ctx):
+    api = ctx["api"]
+    rows = [{"text": "x" * 1000} for _ in range(300)]  # about 300 KB > 256k
+    r = export(api, {"title": "big", "rows": rows})
+    eq(r.status, 413)
+    eq(r.json()["error"]["code"], "payload_too_large")
+    # The same without Content-Length (chunked): refused while it streams.
+    s = connect(api)
+    s.sendall(b"POST /v1/exports HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n")
+    chunk = b"[" + b" " * 65536
+    status = None
+    for _ in range(10):
+        try:
+            s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        except (BrokenPipeError, ConnectionResetError):
+            break
+    status, _, body = read_response(s)
+    s.close()
+    eq(status, 413)
+    eq(json.loads(body)["error"]["code"], "payload_too_large")
+
+
+# ---- videos -------------------------------------------------------------------------------
+
+@suite.test
+def test_video_from_source_url(ctx):
+    api = ctx["api"]
+    r = api.http.post("/v1/videos", {"source_url": "https://cdn.example.com/in.mov",
+                                     "preset": "webm-720p", "thumbnail": False})
+    eq(r.status, 202, r.body)
+    job = r.json()
+    eq(job["type"], "video.transcode")
+    eq(job["queue"], "video")
+    eq(job["params"], {"preset": "webm-720p", "thumbnail": False})
+    eq(job["input"], {"url": "https://cdn.example.com/in.mov"})
+    r = api.http.post("/v1/videos", {"source_url": "https://x/y", "preset": "mp4-4k"})
+    eq(r.status, 422)
+    eq(r.json()["error"]["field"], "preset")
+    r = api.http.post("/v1/videos", {"preset": "mp4-720p"})
+    eq(r.status, 422)
+    eq(r.json()["error"]["field"], "source_url")
+    r = api.http.post("/v1/videos?preset=mp4-480p", {"source_url": "https://x/y"})
+    eq(r.status, 422)
+    eq(r.json()["error"]["field"], "preset")
+
+
+@suite.test
+def test_video_raw_upload_with_query_parameters(ctx):
+    api = ctx["api"]
+    data = os.urandom(300_000)
+    r = api.http.post("/v1/videos?preset=mp4-480p&thumbnail=off&filename=clip.mov&priority=high",
+                      data, headers={"Content-Type": "video/quicktime"})
+    eq(r.status, 202, r.body)
+    job = r.json()
+    eq(job["params"], {"preset": "mp4-480p", "thumbnail": False})
+    eq(job["priority"], "high")
+    eq(job["input"], {"blob": "input", "bytes": len(data), "content_type": "video/quicktime",
+                      "filename": "clip.mov"})
+    with open(api.blob(job["id"], "input"), "rb") as f:
+        eq(f.read() == data, True, "stored upload equals the body")
+    before = api.job_dirs()
+    for path, field in [("/v1/videos?preset=nope", "preset"),
+                        ("/v1/videos?thumbnail=maybe", "thumbnail"),
+                        ("/v1/videos?preset=mp4-480p&preset=mp4-720p", "preset"),
+                        ("/v1/videos?size=big", "size")]:
+        r = api.http.post(path, data, headers={"Content-Type": "video/mp4"})
+        eq(r.status, 422, path)
+        eq(r.json()["error"]["field"], field, path)
+    r = api.http.post("/v1/videos", b"", headers={"Content-Type": "video/mp4"})
+    eq(r.status, 422)
+    eq(r.json()["error"]["field"], "body")
+    eq(api.job_dirs(), before, "blob directories after refused uploads")
+
+
+@suite.test
+def test_video_multipart_upload_fields_before_and_after_the_file(ctx):
+    api = ctx["api"]
+    data = os.urandom(200_000) + b"\r\n--spoolb" + os.urandom(1000)
+    body, ctype = multipart([("preset", "mp4-1080p", None, None),
+                             ("file", data, "My Clip.mp4", "video/mp4"),
+                             ("thumbnail", "false", None, None)])
+    r = api.http.post("/v1/videos", body, headers={"Content-Type": ctype})
+    eq(r.status, 202, r.body)
+    job = r.json()
+    eq(job["params"], {"preset": "mp4-1080p", "thumbnail": False})
+    eq(job["input"], {"blob": "input", "bytes": len(data), "content_type": "video/mp4",
+                      "filename": "My Clip.mp4"})
+    with open(api.blob(job["id"], "input"), "rb") as f:
+        eq(f.read() == data, True, "stored file equals the part")
+    before = api.job_dirs()
+    cases = [
+        (multipart([("preset", "mp4-720p", None, None)]), 422, "file"),
+        (multipart([("file", b"", "a.mp4", "video/mp4")]), 422, "file"),
+        (multipart([("file", b"x", "a.mp4", None), ("file", b"y", "b.mp4", None)]), 422, "file"),
+        (multipart([("file", b"x", "a.mp4", None), ("preset", "bad", None, None)]), 422, "preset"),
+        (multipart([("colour", "red", None, None), ("file", b"x", "a.mp4", None)]), 422, "colour"),
+        (multipart([("file", b"x", "a.txt", "text/plain")]), 415, None),
+    ]
+    for (b, ct), status, field in cases:
+        r = api.http.post("/v1/videos", b, headers={"Content-Type": ct})
+        eq(r.status, status, b[:200])
+        if field:
+            eq(r.json()["error"]["field"], field)
+    for b in [b"--x\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc",  # no end
+              b"garbage", b"--x\r\nNo-Colon\r\n\r\n\r\n--x--"]:
+        r = api.http.post("/v1/videos", b, headers={"Content-Type": "multipart/form-data; boundary=x"})
+        eq(r.status, 400, b)
+        eq(r.json()["error"]["code"], "invalid_multipart")
+    r = api.http.post("/v1/videos", b"x", headers={"Content-Type": "multipart/form-data"})
+    eq(r.status, 400)
+    eq(api.job_dirs(), before, "blob directories after refused uploads")
+
+
+# ---- idempotency ------------------------------------------------------------------------------
+
+@suite.test
+def test_idempotency_key_returns_the_first_job_and_refuses_a_different_request(ctx):
+    api = ctx["api"]
+    key = {"Idempotency-Key": "order-" + uuid.uuid4().hex}
+    body = {"title": "Invoice", "rows": [{"n": 1}]}
+    r1 = export(api, body, headers=key)
+    eq(r1.status, 202)
+    dirs = api.job_dirs()
+    r2 = export(api, body, headers=key)
+    eq(r2.status, 202)
+    eq(r2.json()["id"], r1.json()["id"])
+    eq(r2.headers.get("idempotent-replayed"), "true")
+    eq(r2.headers["location"], r1.headers["location"])
+    eq(api.job_dirs(), dirs, "a replay leaves no new files")
+    r3 = export(api, {"title": "Invoice", "rows": [{"n": 2}]}, headers=key)
+    eq(r3.status, 409)
+    eq(r3.json()["error"]["code"], "idempotency_conflict")
+    eq(api.job_dirs(), dirs)
+    # An upload repeated with another multipart boundary is the same request.
+    key = {"Idempotency-Key": "up-" + uuid.uuid4().hex}
+    fields = [("file", b"0123456789" * 1000, "a.mp4", "video/mp4"), ("preset", "mp4-480p", None, None)]
+    b1, c1 = multipart(fields)
+    b2, c2 = multipart(fields)
+    assert c1 != c2
+    u1 = api.http.post("/v1/videos", b1, headers=dict(key, **{"Content-Type": c1}))
+    u2 = api.http.post("/v1/videos", b2, headers=dict(key, **{"Content-Type": c2}))
+    eq((u1.status, u2.status), (202, 202))
+    eq(u2.json()["id"], u1.json()["id"])
+    fields[1] = ("preset", "mp4-720p", None, None)
+    b3, c3 = multipart(fields)
+    eq(api.http.post("/v1/videos", b3, headers=dict(key, **{"Content-Type": c3})).status, 409)
+    r = export(api, body, headers={"Idempotency-Key": "has space"})
+    eq(r.status, 422)
+    eq(r.json()["error"]["field"], "Idempotency-Key")
+
+
+# ---- one job: ETag, long-poll ----------------------------------------------------------------------
+
+@suite.test
+def test_etag_and_if_none_match_give_304(ctx):
+    api = ctx["api"]
+    job = export(api).json()
+    r = api.http.get(f"/v1/jobs/{job['id']}")
+    eq(r.status, 200)
+    etag = r.headers["etag"]
+    r = api.http.get(f"/v1/jobs/{job['id']}", headers={"If-None-Match": etag})
+    eq(r.status, 304)
+    eq(r.body, b"")
+    eq(r.headers["etag"], etag)
+    r = api.http.get(f"/v1/jobs/{job['id']}", headers={"If-None-Match": '"999"'})
+    eq(r.status, 200)
+
+
+def later(seconds, fn):
+    t = threading.Timer(seconds, fn)
+    t.start()
+    return t
+
+
+@suite.test
+def test_long_poll_wakes_on_progress_and_on_the_end(ctx):
+    api = ctx["api"]
+    w = Worker(api)
+    try:
+        job = export(api, {"title": "lp", "rows": [{"a": 1}], "priority": "high"}).json()
+        w.take(job["id"])
+        r = api.http.get(f"/v1/jobs/{job['id']}")
+        eq(r.json()["state"], "running")
+        eq(r.json()["attempts"], 1)
+        etag = r.headers["etag"]
+        later(0.5, lambda: w.cmd("progress 40"))
+        t0 = time.monotonic()
+        r = api.http.get(f"/v1/jobs/{job['id']}?wait=20", headers={"If-None-Match": etag})
+        took = time.monotonic() - t0
+        eq(r.status, 200)
+        eq(r.json()["progress"], 40)
+        assert 0.4 < took < 3, f"long-poll answered after {took:.2f}s"
+        assert r.headers["etag"] != etag
+        later(0.3, lambda: (w.cmd("output export.pdf application/pdf 1000"), w.cmd("succeed")))
+        r = api.http.get(f"/v1/jobs/{job['id']}?wait=20", headers={"If-None-Match": r.headers["etag"]})
+        eq(r.status, 200)
+        eq(r.json()["state"], "succeeded")
+        eq(r.json()["progress"], 100)
+        assert r.json()["finished_at"]
+        # A finished job answers at once, even when asked to wait.
+        t0 = time.monotonic()
+        r = api.http.get(f"/v1/jobs/{job['id']}?wait=20", headers={"If-None-Match": r.headers["etag"]})
+        eq(r.status, 304)
+        assert time.monotonic() - t0 < 1
+    finally:
+        w.close()
+
+
+@suite.test
+def test_long_poll_times_out_with_304_and_waits_without_etag(ctx):
+    api = ctx["api"]
+    job = export(api).json()
+    etag = api.http.get(f"/v1/jobs/{job['id']}").headers["etag"]
+    t0 = time.monotonic()
+    r = api.http.get(f"/v1/jobs/{job['id']}?wait=1", headers={"If-None-Match": etag})
+    took = time.monotonic() - t0
+    eq(r.status, 304)
+    assert 0.9 < took < 2.5, took
+    # Without If-None-Match: the next change (here a cancel through the API) wakes it.
+    later(0.4, lambda: api.http.delete(f"/v1/jobs/{job['id']}"))
+    t0 = time.monotonic()
+    r = api.http.get(f"/v1/jobs/{job['id']}?wait=10")
+    eq(r.status, 200)
+    eq(r.json()["state"], "cancelled")
+    assert time.monotonic() - t0 < 3
+    for bad in ["-1", "x", "100000"]:
+        r = api.http.get(f"/v1/jobs/{job['id']}?wait={bad}")
+        eq(r.status, 422, bad)
+        eq(r.json()["error"]["field"], "wait")
+    eq(api.http.get(f"/v1/jobs/{job['id']}?colour=1").status, 422)
+
+
+@suite.test
+def test_many_long_polls_wait_without_holding_threads(ctx):
+    api = ctx["api"]
+    job = export(api).json()
+    etag = api.http.get(f"/v1/jobs/{job['id']}").headers["etag"]
+    results = []
+
+    def poll():
+        r = api.http.get(f"/v1/jobs/{job['id']}?wait=10", headers={"If-None-Match": etag})
+        results.append((r.status, r.json()["state"] if r.status == 200 else None))
+    threads = [threading.Thread(target=poll) for _ in range(20)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    # 20 waiting polls on 2 HTTP threads: other requests are still served at once.
+    t0 = time.monotonic()
+    eq(api.http.get("/healthz").status, 200)
+    assert time.monotonic() - t0 < 0.5
+    m = re.search(r"^spool_api_longpoll_waiting (\d+)$", api.http.get("/metrics").body.decode(), re.M)
+    eq(int(m.group(1)), 20, "waiting long-polls")
+    eq(api.http.delete(f"/v1/jobs/{job['id']}").status, 200)
+    for t in threads:
+        t.join(10)
+    eq(sorted(results), [(200, "cancelled")] * 20)
+
+
+# ---- outputs and Range ---------------------------------------------------------------------------
+
+@suite.test
+def test_outputs_download_with_range(ctx):
+    api = ctx["api"]
+    w = Worker(api)
+    try:
+        r = api.http.post("/v1/videos?priority=high", os.urandom(1000), headers={"Content-Type": "video/mp4"})
+        job = r.json()
+        w.take(job["id"])
+        eq(w.cmd("output video.mp4 video/mp4 100000"), "ok")
+        eq(w.cmd("output poster.jpg image/jpeg 5000"), "ok")
+        eq(w.cmd("succeed"), "ok succeeded")
+    finally:
+        w.close()
+    got = api.http.get(f"/v1/jobs/{job['id']}").json()
+    eq(got["state"], "succeeded")
+    outs = {o["name"]: o for o in got["outputs"]}
+    eq(outs["video.mp4"], {"name": "video.mp4", "url": f"/v1/jobs/{job['id']}/outputs/video.mp4",
+                           "content_type": "video/mp4", "bytes": 100000})
+    eq(got["metadata"], {"pages": 1, "rows": 2})
+    url = outs["video.mp4"]["url"]
+    r = api.http.get(url)
+    eq(r.status, 200)
+    eq(r.headers["content-type"], "video/mp4")
+    eq(r.headers["content-length"], "100000")
+    eq(r.headers["accept-ranges"], "bytes")
+    eq(r.headers["content-disposition"], 'attachment; filename="video.mp4"')
+    eq(r.body == pattern(100000), True, "file body")
+    r = api.http.get(url, headers={"Range": "bytes=1000-1999"})
+    eq(r.status, 206)
+    eq(r.headers["content-range"], "bytes 1000-1999/100000")
+    eq(r.headers["content-length"], "1000")
+    eq(r.body == pattern(1000, 1000), True, "range body")
+    r = api.http.get(url, headers={"Range": "bytes=-10"})
+    eq((r.status, r.headers["content-range"]), (206, "bytes 99990-99999/100000"))
+    eq(r.body == pattern(10, 99990), True)
+    r = api.http.get(url, headers={"Range": "bytes=99000-"})
+    eq((r.status, len(r.body)), (206, 1000))
+    r = api.http.get(url, headers={"Range": "bytes=100000-"})
+    eq(r.status, 416)
+    eq(r.headers["content-range"], "bytes */100000")
+    r = api.http.get(url, headers={"Range": "bytes=0-1,5-6"})
+    eq((r.status, len(r.body)), (200, 100000))
+    r = api.http.request("HEAD", url)
+    eq((r.status, r.headers["content-length"], r.body), (200, "100000", b""))
+    eq(api.http.get(f"/v1/jobs/{job['id']}/outputs/poster.jpg").headers["content-type"], "image/jpeg")
+    # Only listed outputs are served: not the upload, not other names.
+    eq(api.http.get(f"/v1/jobs/{job['id']}/outputs/input").status, 404)
+    eq(api.http.get(f"/v1/jobs/{job['id']}/outputs/nope.mp4").status, 404)
+    queued = export(api).json()
+    eq(api.http.get(f"/v1/jobs/{queued['id']}/outputs/export.pdf").status, 404)
+
+
+# ---- cancel, retry, list, queues, metrics -------------------------------------------------------
+
+@suite.test
+def test_cancel_queued_running_and_ended_jobs(ctx):
+    api = ctx["api"]
+    job = export(api).json()
+    r = api.http.delete(f"/v1/jobs/{job['id']}")
+    eq(r.status, 200)
+    eq(r.json()["state"], "cancelled")
+    r = api.http.delete(f"/v1/jobs/{job['id']}")
+    eq(r.status, 409)
+    eq(r.json()["error"]["code"], "job_ended")
+    w = Worker(api)
+    try:
+        job = export(api, {"title": "c", "rows": [{"a": 1}], "priority": "high"}).json()
+        w.take(job["id"])
+        r = api.http.delete(f"/v1/jobs/{job['id']}")
+        eq(r.status, 202)
+        eq(r.json()["state"], "running")
+        eq(r.json()["cancel_requested"], True)
+        eq(w.cmd("progress 10"), "ok cancel")
+    finally:
+        w.close()
+
+
+@suite.test
+def test_failed_job_is_retried_from_the_dead_letter_list(ctx):
+    api = ctx["api"]
+    w = Worker(api)
+    try:
+        job = export(api, {"title": "f", "rows": [{"a": 1}], "priority": "high"}).json()
+        w.take(job["id"])
+        eq(w.cmd("fail bad_dataset the dataset has no rows"), "ok failed")
+        got = api.http.get(f"/v1/jobs/{job['id']}").json()
+        eq(got["state"], "failed")
+        eq(got["error"], {"code": "bad_dataset", "message": "the dataset has no rows", "retryable": False})
+        dead = [q for q in api.http.get("/v1/queues").json()["queues"] if q["name"] == "pdf"][0]["dead"]
+        assert dead >= 1
+        r = api.http.post(f"/v1/jobs/{job['id']}/retry")
+        eq(r.status, 202)
+        eq(r.headers["location"], f"/v1/jobs/{job['id']}")
+        eq((r.json()["state"], r.json()["attempts"], r.json()["error"]), ("queued", 0, None))
+        r = api.http.post(f"/v1/jobs/{job['id']}/retry")
+        eq(r.status, 409)
+        eq(r.json()["error"]["code"], "job_not_failed")
+        # A retryable failure shows when the next attempt is due.
+        job2 = export(api, {"title": "r", "rows": [{"a": 1}], "priority": "high"}).json()
+        w.take(job2["id"])
+        eq(w.cmd("retry fetch_failed upstream 503"), "ok retrying")
+        got = api.http.get(f"/v1/jobs/{job2['id']}").json()
+        eq(got["state"], "retrying")
+        assert got["next_attempt_at"], got
+        eq(got["error"]["retryable"], True)
+    finally:
+        w.close()
+
+
+@suite.test
+def test_list_jobs_with_filters(ctx):
+    api = ctx["api"]
+    a = export(api).json()
+    b = export(api).json()
+    r = api.http.get("/v1/jobs?type=pdf.export&limit=2")
+    eq(r.status, 200)
+    jobs = r.json()["jobs"]
+    eq([j["id"] for j in jobs], [b["id"], a["id"]], "newest first")
+    r = api.http.get("/v1/jobs?state=cancelled&limit=1000")
+    assert r.json()["jobs"] and all(j["state"] == "cancelled" for j in r.json()["jobs"])
+    r = api.http.get("/v1/jobs?type=video.transcode")
+    assert all(j["type"] == "video.transcode" for j in r.json()["jobs"])
+    for q, field in [("state=done", "state"), ("limit=0", "limit"), ("limit=x", "limit"),
+                     ("type=A%20B", "type"), ("sort=id", "sort")]:
+        r = api.http.get("/v1/jobs?" + q)
+        eq(r.status, 422, q)
+        eq(r.json()["error"]["field"], field)
+
+
+@suite.test
+def test_queues_show_depths_per_queue(ctx):
+    api = ctx["api"]
+    before = {q["name"]: q for q in api.http.get("/v1/queues").json()["queues"]}
+    export(api)
+    r = api.http.get("/v1/queues")
+    eq(r.status, 200)
+    body = r.json()
+    q = {q["name"]: q for q in body["queues"]}
+    eq(q["pdf"]["depth"], before["pdf"]["depth"] + 1)
+    for k in ("depth", "running", "delayed", "dead", "workers", "totals"):
+        assert k in q["pdf"], k
+    eq(body["workers"], [])
+
+
+@suite.test
+def test_metrics_count_requests_and_show_queues(ctx):
+    api = ctx["api"]
+    export(api)
+    api.http.get("/v1/jobs/nope")
+    text = api.http.get("/metrics").body.decode()
+    eq(api.http.get("/metrics").headers["content-type"].startswith("text/plain; version=0.0.4"), True)
+    m = re.search(r'^spool_api_requests_total\{route="/v1/exports",code="202"\} (\d+)$', text, re.M)
+    assert m and int(m.group(1)) >= 1, text[:2000]
+    assert re.search(r'^spool_api_requests_total\{route="/v1/jobs/\{id\}",code="404"\} \d+$', text, re.M)
+    assert re.search(r'^spool_api_request_duration_seconds_bucket\{route="/v1/exports",le="0.001"\} \d+$', text, re.M)
+    assert re.search(r'^spool_api_request_duration_seconds_count\{route="/v1/exports"\} \d+$', text, re.M)
+    assert re.search(r'^spool_queue_jobs\{queue="pdf",state="queued"\} \d+$', text, re.M)
+    assert re.search(r'^spool_jobs_total\{queue="pdf",outcome="cancelled"\} \d+$', text, re.M)
+    assert re.search(r"^spool_redis_up 1$", text, re.M)
+
+
+# ---- auth, limits, Redis down --------------------------------------------------------------------
+
+@suite.test
+def test_bearer_tokens_guard_v1_but_not_health(ctx):
+    api = ApiServer(suite, ctx["redis"], {"SPOOL_API_TOKENS": "alpha, beta",
+                                          "SPOOL_KEY_PREFIX": "auth:"}, name="auth")
+    try:
+        eq(api.http.get("/healthz").status, 200)
+        eq(api.http.get("/metrics").status, 200)
+        r = api.http.get("/v1/queues")
+        eq(r.status, 401)
+        eq(r.json()["error"]["code"], "unauthorized")
+        assert r.headers["www-authenticate"].startswith("Bearer")
+        for h in ["Bearer gamma", "Basic YWxwaGE=", "Bearer alph", "Bearer alphaa"]:
+            eq(api.http.get("/v1/queues", headers={"Authorization": h}).status, 401, h)
+        # Refused before the body is read: an upload without a token leaves nothing.
+        r = api.http.post("/v1/videos", os.urandom(5000), headers={"Content-Type": "video/mp4"})
+        eq(r.status, 401)
+        eq(api.job_dirs(), [])
+        eq(api.http.get("/v1/queues", headers={"Authorization": "Bearer beta"}).status, 200)
+        r = api.http.post("/v1/exports", {"title": "t", "rows": [{"a": 1}]},
+                          headers={"Authorization": "bearer alpha"})
+        eq(r.status, 202)
+    finally:
+        eq(api.stop(), 0)
+
+
+@suite.test
+def test_full_queue_is_429_with_retry_after(ctx):
+    api = ApiServer(suite, ctx["redis"], {"SPOOL_QUEUE_LIMIT": "2", "SPOOL_KEY_PREFIX": "full:"},
+                    name="full")
+    try:
+        eq(export(api).status, 202)
+        eq(export(api).status, 202)
+        dirs = api.job_dirs()
+        r = export(api)
+        eq(r.status, 429)
+        eq(r.json()["error"]["code"], "queue_full")
+        assert int(r.headers["retry-after"]) > 0
+        eq(api.job_dirs(), dirs, "no files for a refused job")
+        # Uploads are refused before their body is read.
+        r = api.http.post("/v1/exports?title=t", b"a\n1\n", headers={"Content-Type": "text/csv"})
+        eq(r.status, 429)
+        eq(r.json()["error"]["code"], "queue_full")
+        eq(api.job_dirs(), dirs, "no files for a refused upload")
+        # The video queue has room.
+        r = api.http.post("/v1/videos", b"x" * 1000, headers={"Content-Type": "video/mp4"})
+        eq(r.status, 202)
+        eq(sorted(api.job_dirs()), sorted(dirs + [r.json()["id"]]))
+    finally:
+        eq(api.stop(), 0)
+
+
+@suite.test
+def test_redis_down_is_503_with_retry_after_and_no_partial_state(ctx):
+    redis = Redis(aof=True)
+    api = ApiServer(suite, redis, name="down")
+    try:
+        job = export(api).json()
+        redis.stop()
+        for r in [export(api), api.http.get(f"/v1/jobs/{job['id']}"),
+                  api.http.post("/v1/videos", os.urandom(10000), headers={"Content-Type": "video/mp4"}),
+                  api.http.get("/v1/queues"), api.http.delete(f"/v1/jobs/{job['id']}"),
+                  api.http.get(f"/v1/jobs/{job['id']}?wait=5"), api.http.get("/readyz")]:
+            eq(r.status, 503, r.body)
+            assert int(r.headers["retry-after"]) > 0
+            assert r.json()["error"]["code"] in ("redis_unavailable", "not_ready"), r.body
+        eq(api.http.get("/healthz").status, 200)
+        assert re.search(r"^spool_redis_up 0$", api.http.get("/metrics").body.decode(), re.M)
+        eq(api.job_dirs(), [job["id"]], "only the job made before Redis went down has files")
+        redis.start()
+        wait_until(lambda: api.http.get("/readyz").status == 200, 10, what="ready again")
+        eq(api.http.get(f"/v1/jobs/{job['id']}").status, 200)
+        eq(export(api).status, 202)
+    finally:
+        eq(api.stop(), 0)
+        redis.destroy()
+
+
+@suite.test
+def test_sigterm_answers_waiting_long_polls_and_exits_cleanly(ctx):
+    api = ApiServer(suite, ctx["redis"], {"SPOOL_KEY_PREFIX": "term:"}, name="term")
+    job = export(api).json()
+    etag = api.http.get(f"/v1/jobs/{job['id']}").headers["etag"]
+    out = {}
+
+    def poll():
+        t0 = time.monotonic()
+        r = api.http.get(f"/v1/jobs/{job['id']}?wait=30", headers={"If-None-Match": etag})
+        out["status"], out["took"] = r.status, time.monotonic() - t0
+    t = threading.Thread(target=poll)
+    t.start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    code = api.stop()
+    t.join(10)
+    eq(code, 0, "exit code")
+    assert time.monotonic() - t0 < 5
+    eq(out.get("status"), 304)
+    assert out["took"] < 5, out
+
+
+if __name__ == "__main__":
+    sys.exit(suite.run(setup, teardown))

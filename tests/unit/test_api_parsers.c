@@ -1,0 +1,788 @@
+/* test_api_parsers.c - spool-api's pure modules: routes, header values, the streaming
+ * multipart parser, CSV/NDJSON checks, request validation and job rendering. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "dataset.h"
+#include "hdr.h"
+#include "jobjson.h"
+#include "jsonv.h"
+#include "multipart.h"
+#include "route.h"
+#include "spool/buf.h"
+#include "spool/err.h"
+#include "validate.h"
+
+static const char ID[] = "00d21bha1m6dzvy60099xd6qthrmp296v1t7";
+
+/* ---- routes -------------------------------------------------------------------------- */
+
+static void test_route_fixed_paths(void **state)
+{
+    (void)state;
+    api_route r;
+    assert_int_equal(api_route_parse("/healthz", &r), API_R_HEALTHZ);
+    assert_int_equal(api_route_parse("/readyz", &r), API_R_READYZ);
+    assert_int_equal(api_route_parse("/metrics", &r), API_R_METRICS);
+    assert_int_equal(api_route_parse("/v1/videos", &r), API_R_VIDEOS);
+    assert_int_equal(api_route_parse("/v1/exports", &r), API_R_EXPORTS);
+    assert_int_equal(api_route_parse("/v1/jobs", &r), API_R_JOBS);
+    assert_int_equal(api_route_parse("/v1/queues", &r), API_R_QUEUES);
+    assert_int_equal(api_route_parse("/v1/videos/", &r), API_R_NONE);
+    assert_int_equal(api_route_parse("/", &r), API_R_NONE);
+    assert_int_equal(api_route_parse("", &r), API_R_NONE);
+    assert_int_equal(api_route_parse(NULL, &r), API_R_NONE);
+}
+
+static void test_route_job_paths_validate_ids(void **state)
+{
+    (void)state;
+    api_route r;
+    char path[256];
+    snprintf(path, sizeof path, "/v1/jobs/%s", ID);
+    assert_int_equal(api_route_parse(path, &r), API_R_JOB);
+    assert_false(r.bad_param);
+    assert_string_equal(r.job, ID);
+    snprintf(path, sizeof path, "/v1/jobs/%s/retry", ID);
+    assert_int_equal(api_route_parse(path, &r), API_R_JOB_RETRY);
+    snprintf(path, sizeof path, "/v1/jobs/%s/outputs/video.mp4", ID);
+    assert_int_equal(api_route_parse(path, &r), API_R_JOB_OUTPUT);
+    assert_string_equal(r.name, "video.mp4");
+    assert_false(r.bad_param);
+    /* Malformed ids and names: the route is known, the job cannot exist. */
+    assert_int_equal(api_route_parse("/v1/jobs/123", &r), API_R_JOB);
+    assert_true(r.bad_param);
+    assert_string_equal(r.job, "");
+    assert_int_equal(api_route_parse("/v1/jobs/../../etc/passwd", &r), API_R_NONE);
+    snprintf(path, sizeof path, "/v1/jobs/%s/outputs/..", ID);
+    assert_int_equal(api_route_parse(path, &r), API_R_JOB_OUTPUT);
+    assert_true(r.bad_param);
+    snprintf(path, sizeof path, "/v1/jobs/%s/outputs/a/b", ID);
+    assert_int_equal(api_route_parse(path, &r), API_R_NONE);
+    snprintf(path, sizeof path, "/v1/jobs/%sX", ID);
+    assert_int_equal(api_route_parse(path, &r), API_R_JOB);
+    assert_true(r.bad_param);
+    assert_int_equal(api_route_parse("/v1/jobs//retry", &r), API_R_JOB_RETRY);
+    assert_true(r.bad_param);
+}
+
+static void test_route_methods_and_auth(void **state)
+{
+    (void)state;
+    assert_true(api_route_methods(API_R_JOB) & API_M_DELETE);
+    assert_false(api_route_methods(API_R_JOBS) & API_M_POST);
+    assert_int_equal(api_method_bit("PATCH"), API_M_OTHER);
+    assert_false(api_route_needs_auth(API_R_HEALTHZ));
+    assert_true(api_route_needs_auth(API_R_VIDEOS));
+    assert_string_equal(api_route_label(API_R_JOB_OUTPUT), "/v1/jobs/{id}/outputs/{name}");
+}
+
+/* ---- header values ---------------------------------------------------------------------- */
+
+static void test_media_type_parses_parameters(void **state)
+{
+    (void)state;
+    api_media m;
+    assert_int_equal(api_hdr_media_type("Multipart/Form-Data; boundary=\"a b:c\"", &m), 0);
+    assert_string_equal(m.type, "multipart/form-data");
+    assert_string_equal(m.boundary, "a b:c");
+    assert_int_equal(api_hdr_media_type("application/json;charset=UTF-8", &m), 0);
+    assert_string_equal(m.charset, "utf-8");
+    assert_int_equal(api_hdr_media_type("text/csv ; ", &m), 0);
+    assert_string_equal(m.type, "text/csv");
+    assert_true(api_hdr_is_video("video/mp4"));
+    assert_false(api_hdr_is_video("video/"));
+    assert_int_equal(api_hdr_media_type("json", &m), SP_EINVAL);
+    assert_int_equal(api_hdr_media_type("a/b; x", &m), SP_EINVAL);
+    assert_int_equal(api_hdr_media_type("a/b; boundary=\"unterminated", &m), SP_EINVAL);
+    assert_int_equal(api_hdr_media_type("multipart/form-data; boundary=a; boundary=b", &m),
+                     SP_EINVAL);
+    char longb[100];
+    memset(longb, 'x', sizeof longb);
+    longb[sizeof longb - 1] = '\0';
+    char v[200];
+    snprintf(v, sizeof v, "multipart/form-data; boundary=%s", longb);
+    assert_int_equal(api_hdr_media_type(v, &m), SP_EINVAL);
+    assert_int_equal(api_hdr_media_type(NULL, &m), SP_EINVAL);
+}
+
+static void test_range_forms(void **state)
+{
+    (void)state;
+    int64_t s = -1, n = -1;
+    assert_int_equal(api_hdr_range("bytes=0-99", 1000, &s, &n), API_RANGE_PARTIAL);
+    assert_int_equal(s, 0);
+    assert_int_equal(n, 100);
+    assert_int_equal(api_hdr_range("bytes=900-", 1000, &s, &n), API_RANGE_PARTIAL);
+    assert_int_equal(s, 900);
+    assert_int_equal(n, 100);
+    assert_int_equal(api_hdr_range("bytes=-10", 1000, &s, &n), API_RANGE_PARTIAL);
+    assert_int_equal(s, 990);
+    assert_int_equal(n, 10);
+    assert_int_equal(api_hdr_range("bytes=-5000", 1000, &s, &n), API_RANGE_PARTIAL);
+    assert_int_equal(s, 0);
+    assert_int_equal(n, 1000);
+    assert_int_equal(api_hdr_range("bytes=500-99999", 1000, &s, &n), API_RANGE_PARTIAL);
+    assert_int_equal(n, 500);
+    assert_int_equal(api_hdr_range("bytes=1000-", 1000, &s, &n), API_RANGE_UNSATISFIABLE);
+    assert_int_equal(api_hdr_range("bytes=-0", 1000, &s, &n), API_RANGE_UNSATISFIABLE);
+    assert_int_equal(api_hdr_range("bytes=0-", 0, &s, &n), API_RANGE_UNSATISFIABLE);
+    /* Ignored: the whole file is sent. */
+    assert_int_equal(api_hdr_range("bytes=0-1,5-6", 1000, &s, &n), API_RANGE_NONE);
+    assert_int_equal(api_hdr_range("items=0-1", 1000, &s, &n), API_RANGE_NONE);
+    assert_int_equal(api_hdr_range("bytes=5-1", 1000, &s, &n), API_RANGE_NONE);
+    assert_int_equal(api_hdr_range("bytes=abc", 1000, &s, &n), API_RANGE_NONE);
+    assert_int_equal(api_hdr_range("bytes=99999999999999999999-", 1000, &s, &n),
+                     API_RANGE_NONE);
+    assert_int_equal(api_hdr_range(NULL, 1000, &s, &n), API_RANGE_NONE);
+}
+
+static void test_etag_bearer_bool(void **state)
+{
+    (void)state;
+    assert_true(api_hdr_etag_match("\"7\"", "\"7\""));
+    assert_true(api_hdr_etag_match("W/\"7\"", "\"7\""));
+    assert_true(api_hdr_etag_match("\"1\", \"7\"", "\"7\""));
+    assert_true(api_hdr_etag_match("*", "\"7\""));
+    assert_false(api_hdr_etag_match("\"8\"", "\"7\""));
+    assert_false(api_hdr_etag_match("\"77\"", "\"7\""));
+    assert_false(api_hdr_etag_match("7", "\"7\""));
+    assert_false(api_hdr_etag_match("\"7", "\"7\""));
+    const char *t;
+    size_t n;
+    assert_true(api_hdr_bearer("Bearer  abc ", &t, &n));
+    assert_int_equal(n, 3);
+    assert_memory_equal(t, "abc", 3);
+    assert_false(api_hdr_bearer("Basic abc", &t, &n));
+    assert_false(api_hdr_bearer("Bearer ", &t, &n));
+    assert_false(api_hdr_bearer("Bearerabc", &t, &n));
+    assert_true(api_hdr_secure_eq("abc", 3, "abc", 3));
+    assert_false(api_hdr_secure_eq("abc", 3, "abd", 3));
+    assert_false(api_hdr_secure_eq("abc", 3, "abcd", 4));
+    bool b;
+    assert_int_equal(api_hdr_bool("ON", &b), 0);
+    assert_true(b);
+    assert_int_equal(api_hdr_bool("0", &b), 0);
+    assert_false(b);
+    assert_int_equal(api_hdr_bool("maybe", &b), SP_EINVAL);
+}
+
+/* ---- multipart ----------------------------------------------------------------------------- */
+
+typedef struct mp_rec {
+    sp_buf log; /* "[name|filename|type]data" per part */
+    int parts;
+    int fail_at_begin; /* stop with SP_ECANCELLED at this part (1-based), 0: never */
+} mp_rec;
+
+static int rec_begin(void *ud, const api_mp_part *p, sp_err *err)
+{
+    mp_rec *r = ud;
+    if (++r->parts == r->fail_at_begin)
+        return sp_err_set(err, SP_ECANCELLED, "stop");
+    sp_buf_addf(&r->log, "[%s|%s%s|%s]", p->name, p->has_filename ? "f:" : "", p->filename,
+                p->content_type);
+    return 0;
+}
+
+static int rec_data(void *ud, const char *d, size_t n, sp_err *err)
+{
+    (void)err;
+    return sp_buf_add(&((mp_rec *)ud)->log, d, n);
+}
+
+static int rec_end(void *ud, sp_err *err)
+{
+    (void)err;
+    return sp_buf_adds(&((mp_rec *)ud)->log, "$");
+}
+
+static const api_mp_callbacks rec_cb = {rec_begin, rec_data, rec_end};
+
+/* Parse body in chunks of chunk bytes; returns the feed/finish result. */
+static int mp_parse(const char *boundary, const char *body, size_t len, size_t chunk, mp_rec *rec)
+{
+    api_mp mp;
+    sp_err err;
+    sp_buf_init(&rec->log, 1 << 20);
+    rec->parts = 0;
+    int rc = api_mp_init(&mp, boundary, &rec_cb, rec, &err);
+    for (size_t i = 0; rc == 0 && i < len; i += chunk)
+        rc = api_mp_feed(&mp, body + i, len - i < chunk ? len - i : chunk, &err);
+    if (rc == 0)
+        rc = api_mp_finish(&mp, &err);
+    return rc;
+}
+
+static const char MP_BODY[] =
+    "preamble to ignore\r\n"
+    "--XyZ\r\n"
+    "Content-Disposition: form-data; name=\"preset\"\r\n"
+    "\r\n"
+    "mp4-480p\r\n"
+    "--XyZ  \r\n" /* transport padding */
+    "content-disposition: form-data; name=\"file\"; filename=\"C:\\\\dir\\\\clip.mp4\"\r\n"
+    "Content-Type: video/mp4\r\n"
+    "\r\n"
+    "\r\n--XyQ data with \r\n- and \r\n--Xy inside\r\n"
+    "--XyZ--\r\n"
+    "epilogue --XyZ ignored";
+
+static void test_multipart_parses_at_every_chunk_size(void **state)
+{
+    (void)state;
+    const char *want = "[preset||]mp4-480p$[file|f:clip.mp4|video/mp4]"
+                       "\r\n--XyQ data with \r\n- and \r\n--Xy inside$";
+    for (size_t chunk = 1; chunk <= sizeof MP_BODY; chunk++) {
+        mp_rec rec = {0};
+        int rc = mp_parse("XyZ", MP_BODY, sizeof MP_BODY - 1, chunk, &rec);
+        assert_int_equal(rc, 0);
+        assert_string_equal(sp_buf_cstr(&rec.log), want);
+        sp_buf_free(&rec.log);
+    }
+}
+
+static void test_multipart_body_starting_with_delimiter(void **state)
+{
+    (void)state;
+    const char body[] = "--b\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--b--";
+    mp_rec rec = {0};
+    assert_int_equal(mp_parse("b", body, sizeof body - 1, 3, &rec), 0);
+    assert_string_equal(sp_buf_cstr(&rec.log), "[a||]1$");
+    sp_buf_free(&rec.log);
+}
+
+static void test_multipart_binary_data_with_near_delimiters(void **state)
+{
+    (void)state;
+    /* A file whose bytes repeat prefixes of the delimiter must come through intact. */
+    sp_buf body, file;
+    sp_buf_init(&body, 1 << 20);
+    sp_buf_init(&file, 1 << 20);
+    for (int i = 0; i < 2000; i++) {
+        static const char *const bits[] = {"\r", "\r\n", "\r\n-", "\r\n--", "\r\n--ab",
+                                           "\r\n--abc", "x", "\0", "\r\r\n--a"};
+        const char *b = bits[(i * 7) % 9];
+        sp_buf_add(&file, b, b[0] ? strlen(b) : 1);
+    }
+    sp_buf_adds(&body, "--abcd\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n");
+    sp_buf_add(&body, file.data, file.len);
+    sp_buf_adds(&body, "\r\n--abcd--\r\n");
+    for (size_t chunk = 1; chunk < 40; chunk += 3) {
+        mp_rec rec = {0};
+        assert_int_equal(mp_parse("abcd", body.data, body.len, chunk, &rec), 0);
+        const char *log = sp_buf_cstr(&rec.log);
+        const char *head = "[file|f:f|]";
+        assert_int_equal(rec.log.len, strlen(head) + file.len + 1);
+        assert_memory_equal(log, head, strlen(head));
+        assert_memory_equal(log + strlen(head), file.data, file.len);
+        sp_buf_free(&rec.log);
+    }
+    sp_buf_free(&body);
+    sp_buf_free(&file);
+}
+
+static void test_multipart_malformed_bodies_fail(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "", /* no delimiter at all */
+        "--b\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--b", /* no closing */
+        "--b\r\n\r\n1\r\n--b--",                                          /* no headers */
+        "--b\r\nContent-Type: text/plain\r\n\r\n1\r\n--b--",              /* no disposition */
+        "--b\r\nContent-Disposition: attachment; name=a\r\n\r\n1\r\n--b--",
+        "--b\r\nContent-Disposition: form-data\r\n\r\n1\r\n--b--", /* no name */
+        "--b\r\nContent-Disposition: form-data; name=\"a\r\n\r\n1\r\n--b--",
+        "--bX\r\n",                                                       /* junk after delim */
+        "--b\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--b--",  /* bare LF */
+        "--b\r\nContent-Disposition: form-data; name=a\n\r\n1\r\n--b--",
+        "--b\r\n folded: x\r\n\r\n1\r\n--b--",
+        "--b\r\nContent-Disposition: form-data; name=a; name=b\r\n\r\n\r\n--b--",
+        "--b-x",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        mp_rec rec = {0};
+        int rc = mp_parse("b", bad[i], strlen(bad[i]), 5, &rec);
+        if (rc != SP_EINVAL)
+            fail_msg("body %zu: expected SP_EINVAL, got %d", i, rc);
+        sp_buf_free(&rec.log);
+    }
+}
+
+static void test_multipart_limits_and_callback_errors(void **state)
+{
+    (void)state;
+    sp_buf body;
+    sp_buf_init(&body, 1 << 20);
+    for (int i = 0; i < API_MP_MAX_PARTS + 1; i++)
+        sp_buf_adds(&body, "--b\r\nContent-Disposition: form-data; name=a\r\n\r\nx\r\n");
+    sp_buf_adds(&body, "--b--");
+    mp_rec rec = {0};
+    assert_int_equal(mp_parse("b", body.data, body.len, 64, &rec), SP_EINVAL);
+    sp_buf_free(&rec.log);
+    sp_buf_reset(&body);
+    sp_buf_adds(&body, "--b\r\nX-Long: ");
+    for (int i = 0; i < API_MP_HEADER_MAX; i++)
+        sp_buf_addc(&body, 'h');
+    assert_int_equal(mp_parse("b", body.data, body.len, 100, &rec), SP_EINVAL);
+    sp_buf_free(&rec.log);
+    /* A callback's code stops the parse and comes back as is. */
+    rec.fail_at_begin = 2;
+    assert_int_equal(mp_parse("XyZ", MP_BODY, sizeof MP_BODY - 1, 7, &rec), SP_ECANCELLED);
+    sp_buf_free(&rec.log);
+    sp_buf_free(&body);
+    api_mp mp;
+    sp_err err;
+    assert_int_equal(api_mp_init(&mp, "", &rec_cb, &rec, &err), SP_EINVAL);
+}
+
+/* ---- datasets --------------------------------------------------------------------------------- */
+
+static int csv_check(const char *body, size_t chunk, api_invalid *inv, api_csv *c)
+{
+    api_csv_init(c);
+    size_t n = strlen(body);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i += chunk)
+        rc = api_csv_feed(c, body + i, n - i < chunk ? n - i : chunk, inv);
+    if (rc == 0)
+        rc = api_csv_finish(c, inv);
+    return rc;
+}
+
+static void test_csv_accepts_rfc4180(void **state)
+{
+    (void)state;
+    const char *good[] = {
+        "a,b\n1,2\n",
+        "a,b\r\n1,2\r\n3,4",
+        "a,\"b,c\"\n\"x\"\"y\",\"multi\nline\"\n",
+        "a\n\n1\n\n",
+        "name\n",
+        "\xc3\xa9t\xc3\xa9,b\n\xe2\x82\xac,\xf0\x9f\x98\x80\n",
+        "a,b\r1,2\r",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        for (size_t chunk = 1; chunk < 8; chunk++) {
+            api_invalid inv;
+            api_csv c;
+            int rc = csv_check(good[i], chunk, &inv, &c);
+            if (rc != 0)
+                fail_msg("csv %zu chunk %zu: %s", i, chunk, inv.message);
+            api_csv_free(&c);
+        }
+    }
+    api_invalid inv;
+    api_csv c;
+    assert_int_equal(csv_check("id,\"full name\"\n1,x\n", 3, &inv, &c), 0);
+    assert_true(api_csv_has_column(&c, "full name"));
+    assert_true(api_csv_has_column(&c, "id"));
+    assert_false(api_csv_has_column(&c, "full"));
+    assert_int_equal(c.records, 1);
+    api_csv_free(&c);
+}
+
+static void test_csv_refuses_bad_input_with_line(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body;
+        const char *msg;
+    } bad[] = {
+        {"a,b\n1,2\n3\n", "CSV line 3: 1 fields, but the header has 2"},
+        {"a,b\n1,2,3\n", "CSV line 2: 3 fields, but the header has 2"},
+        {"a,b\n1,x\"y\n", "CSV line 2: a quote inside an unquoted field"},
+        {"a,b\n\"1\"x,2\n", "CSV line 2: unexpected character after a closing quote"},
+        {"a,b\n\"1,2\n", "CSV line 2: a quoted field is not closed before the end"},
+        {"a,b\n\xff,2\n", "CSV line 2: not valid UTF-8"},
+        {"a,b\n\xc3", "CSV line 2: truncated UTF-8 sequence at the end"},
+        {"a,,b\n", "CSV line 1: header column 2 is empty"},
+        {"a,b,a\n", "CSV line 1: header column 3 repeats a name"},
+        {"", "the CSV body is empty: it needs a header line naming the columns"},
+        {"\n\n", "the CSV body is empty: it needs a header line naming the columns"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        api_invalid inv;
+        api_csv c;
+        assert_int_equal(csv_check(bad[i].body, 2, &inv, &c), SP_EINVAL);
+        assert_string_equal(inv.field, "body");
+        assert_string_equal(inv.message, bad[i].msg);
+        api_csv_free(&c);
+    }
+    api_invalid inv;
+    api_csv c;
+    api_csv_init(&c);
+    assert_int_equal(api_csv_feed(&c, "a\0b\n", 4, &inv), SP_EINVAL);
+    assert_string_equal(inv.message, "CSV line 1: NUL byte");
+    api_csv_free(&c);
+}
+
+static int nd_check(const char *body, bool need_object, api_invalid *inv)
+{
+    api_ndjson d;
+    api_ndjson_init(&d, need_object);
+    int rc = 0;
+    size_t n = strlen(body);
+    for (size_t i = 0; rc == 0 && i < n; i += 3)
+        rc = api_ndjson_feed(&d, body + i, n - i < 3 ? n - i : 3, inv);
+    if (rc == 0)
+        rc = api_ndjson_finish(&d, inv);
+    api_ndjson_free(&d);
+    return rc;
+}
+
+static void test_ndjson_checks_each_line(void **state)
+{
+    (void)state;
+    api_invalid inv;
+    assert_int_equal(nd_check("{\"a\":1}\n{\"a\":2}\r\n\n  \n[1,2]", true, &inv), 0);
+    assert_int_equal(nd_check("", false, &inv), 0);
+    assert_int_equal(nd_check("", true, &inv), SP_EINVAL);
+    assert_int_equal(nd_check("{\"a\":1}\n{\"a\":\n", true, &inv), SP_EINVAL);
+    assert_non_null(strstr(inv.message, "NDJSON line 2:"));
+    assert_int_equal(nd_check("{\"a\":1}\n\"str\"\n", false, &inv), SP_EINVAL);
+    assert_string_equal(inv.message, "NDJSON line 2: a row must be an object or an array");
+    assert_int_equal(nd_check("[1]\n", true, &inv), SP_EINVAL);
+    assert_int_equal(nd_check("{\"a\":1,\"a\":2}\n", false, &inv), SP_EINVAL);
+    assert_int_equal(nd_check("{} {}\n", false, &inv), SP_EINVAL);
+    api_ndjson d;
+    api_ndjson_init(&d, false);
+    char *big = malloc(API_NDJSON_LINE_MAX + 10);
+    memset(big, ' ', API_NDJSON_LINE_MAX + 10);
+    assert_int_equal(api_ndjson_feed(&d, big, API_NDJSON_LINE_MAX + 10, &inv), SP_EINVAL);
+    assert_non_null(strstr(inv.message, "longer than"));
+    free(big);
+    api_ndjson_free(&d);
+}
+
+/* ---- validation ----------------------------------------------------------------------------- */
+
+static json_t *J(const char *text)
+{
+    json_error_t e;
+    json_t *v = json_loads(text, 0, &e);
+    if (v == NULL)
+        fail_msg("bad test JSON %s: %s", text, e.text);
+    return v;
+}
+
+static void test_video_json_requests(void **state)
+{
+    (void)state;
+    api_video_req v;
+    api_invalid inv;
+    api_video_init(&v);
+    json_t *req = J("{\"source_url\":\"https://example.com/a.mp4\",\"preset\":\"webm-720p\","
+                    "\"thumbnail\":false,\"priority\":\"high\"}");
+    assert_int_equal(api_video_from_json(&v, req, &inv), 0);
+    json_decref(req);
+    assert_string_equal(v.preset, "webm-720p");
+    assert_false(v.thumbnail);
+    assert_true(v.high_priority);
+    sp_buf b;
+    sp_buf_init(&b, 1024);
+    assert_int_equal(api_video_params(&v, &b), 0);
+    assert_string_equal(sp_buf_cstr(&b), "{\"preset\":\"webm-720p\",\"thumbnail\":false}");
+    sp_buf_free(&b);
+    static const struct {
+        const char *json;
+        const char *field;
+    } bad[] = {
+        {"{\"preset\":\"mp4-720p\"}", "source_url"},
+        {"{\"source_url\":\"ftp://x/y\"}", "source_url"},
+        {"{\"source_url\":\"https://x/y z\"}", "source_url"},
+        {"{\"source_url\":1}", "source_url"},
+        {"{\"source_url\":\"http://x/\",\"preset\":\"mp4-4k\"}", "preset"},
+        {"{\"source_url\":\"http://x/\",\"thumbnail\":\"yes\"}", "thumbnail"},
+        {"{\"source_url\":\"http://x/\",\"priority\":\"urgent\"}", "priority"},
+        {"{\"source_url\":\"http://x/\",\"colour\":1}", "colour"},
+        {"[]", "body"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        api_video_init(&v);
+        req = J(bad[i].json);
+        assert_int_equal(api_video_from_json(&v, req, &inv), SP_EINVAL);
+        assert_string_equal(inv.field, bad[i].field);
+        json_decref(req);
+    }
+}
+
+static void test_video_text_fields(void **state)
+{
+    (void)state;
+    api_video_req v;
+    api_invalid inv;
+    api_video_init(&v);
+    assert_int_equal(api_video_field(&v, "thumbnail", "off", true, &inv), 0);
+    assert_int_equal(api_video_field(&v, "filename", "clip.mp4", true, &inv), 0);
+    assert_string_equal(v.filename, "clip.mp4");
+    assert_int_equal(api_video_field(&v, "thumbnail", "on", true, &inv), SP_EINVAL);
+    assert_string_equal(inv.message, "thumbnail is given more than once");
+    assert_int_equal(api_video_field(&v, "filename", "x", false, &inv), SP_EINVAL);
+    api_video_init(&v);
+    assert_int_equal(api_video_field(&v, "filename", "../x", true, &inv), SP_EINVAL);
+    assert_int_equal(api_video_field(&v, "preset", "nope", true, &inv), SP_EINVAL);
+    assert_non_null(strstr(inv.message, "mp4-1080p, mp4-720p, mp4-480p, webm-720p"));
+}
+
+static void test_export_json_requests(void **state)
+{
+    (void)state;
+    api_export_req x;
+    api_invalid inv;
+    api_export_init(&x);
+    json_t *req = J("{\"title\":\"Sales\",\"columns\":[{\"key\":\"amount\",\"label\":\"Amount\","
+                    "\"width\":80,\"align\":\"RIGHT\",\"format\":\"number\",\"decimals\":2},"
+                    "{\"key\":\"day\",\"format\":\"date\"}],\"rows\":[{\"amount\":1.5,\"day\":"
+                    "\"2024-01-02\"},[2,\"2024-01-03\"]],\"page_size\":\"letter\","
+                    "\"orientation\":\"landscape\",\"font\":\"serif\"}");
+    assert_int_equal(api_export_from_json(&x, req, &inv), 0);
+    sp_buf b;
+    sp_buf_init(&b, 1 << 20);
+    assert_int_equal(api_export_params(&x, &b), 0);
+    assert_string_equal(sp_buf_cstr(&b),
+                        "{\"title\":\"Sales\",\"author\":\"spool\",\"columns\":[{\"key\":"
+                        "\"amount\",\"label\":\"Amount\",\"width\":80,\"align\":\"right\","
+                        "\"format\":\"number\",\"decimals\":2},{\"key\":\"day\",\"format\":"
+                        "\"date\"}],\"page_size\":\"Letter\",\"orientation\":\"landscape\","
+                        "\"font\":\"serif\"}");
+    assert_int_equal(api_export_ncolumns(&x), 2);
+    assert_string_equal(api_export_column_key(&x, 1), "day");
+    sp_buf_free(&b);
+    api_export_free(&x);
+    json_decref(req);
+
+    static const struct {
+        const char *json;
+        const char *field;
+    } bad[] = {
+        {"{\"rows\":[{\"a\":1}]}", "title"},
+        {"{\"title\":\"\",\"rows\":[{\"a\":1}]}", "title"},
+        {"{\"title\":3,\"rows\":[{\"a\":1}]}", "title"},
+        {"{\"title\":\"t\"}", "rows"},
+        {"{\"title\":\"t\",\"rows\":[]}", "rows"},
+        {"{\"title\":\"t\",\"rows\":{}}", "rows"},
+        {"{\"title\":\"t\",\"rows\":[1]}", "rows[0]"},
+        {"{\"title\":\"t\",\"rows\":[{}]}", "rows[0]"},
+        {"{\"title\":\"t\",\"rows\":[[1]]}", "rows[0]"},
+        {"{\"title\":\"t\",\"rows\":[{\"a\":1},{\"a\":{\"b\":1}}]}", "rows[1].a"},
+        {"{\"title\":\"t\",\"columns\":[{\"key\":\"a\"}],\"rows\":[[1,2]]}", "rows[0]"},
+        {"{\"title\":\"t\",\"columns\":[{\"key\":\"a\"}],\"rows\":[[[1]]]}", "rows[0][0]"},
+        {"{\"title\":\"t\",\"columns\":[],\"rows\":[{\"a\":1}]}", "columns"},
+        {"{\"title\":\"t\",\"columns\":[{\"label\":\"x\"}],\"rows\":[]}", "columns[0].key"},
+        {"{\"title\":\"t\",\"columns\":[{\"key\":\"a\"},{\"key\":\"b\",\"align\":\"middle\"}],"
+         "\"rows\":[]}",
+         "columns[1].align"},
+        {"{\"title\":\"t\",\"columns\":[{\"key\":\"a\",\"width\":-1}],\"rows\":[]}",
+         "columns[0].width"},
+        {"{\"title\":\"t\",\"columns\":[{\"key\":\"a\",\"decimals\":2}],\"rows\":[]}",
+         "columns[0].decimals"},
+        {"{\"title\":\"t\",\"columns\":[{\"key\":\"a\",\"format\":\"number\",\"decimals\":11}],"
+         "\"rows\":[]}",
+         "columns[0].decimals"},
+        {"{\"title\":\"t\",\"columns\":[{\"key\":\"a\"},{\"key\":\"a\"}],\"rows\":[]}",
+         "columns[1].key"},
+        {"{\"title\":\"t\",\"columns\":[{\"key\":\"a\",\"colour\":1}],\"rows\":[]}",
+         "columns[0].colour"},
+        {"{\"title\":\"t\",\"rows\":[{\"a\":1}],\"page_size\":\"A3\"}", "page_size"},
+        {"{\"title\":\"t\",\"rows\":[{\"a\":1}],\"orientation\":1}", "orientation"},
+        {"{\"title\":\"t\",\"rows\":[{\"a\":1}],\"font\":\"comic\"}", "font"},
+        {"{\"title\":\"t\",\"rows\":[{\"a\":1}],\"source_url\":\"http://x/a.csv\"}",
+         "source_url"},
+        {"{\"title\":\"t\",\"source_url\":\"http://x/data\"}", "format"},
+        {"{\"title\":\"t\",\"source_url\":\"http://x/a.csv\",\"format\":\"xml\"}", "format"},
+        {"{\"title\":\"t\",\"rows\":[{\"a\":1}],\"format\":\"csv\"}", "format"},
+        {"{\"title\":\"t\",\"rows\":[{\"a\":1}],\"extra\":1}", "extra"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        api_export_init(&x);
+        req = J(bad[i].json);
+        int rc = api_export_from_json(&x, req, &inv);
+        if (rc != SP_EINVAL || strcmp(inv.field, bad[i].field) != 0)
+            fail_msg("case %zu %s: rc %d field '%s' (%s), expected '%s'", i, bad[i].json, rc,
+                     inv.field, inv.message, bad[i].field);
+        api_export_free(&x);
+        json_decref(req);
+    }
+    api_export_init(&x);
+    req = J("{\"title\":\"t\",\"source_url\":\"https://x/data.JSONL?sig=1\"}");
+    assert_int_equal(api_export_from_json(&x, req, &inv), 0);
+    assert_string_equal(x.format, "ndjson");
+    assert_null(x.rows);
+    api_export_free(&x);
+    json_decref(req);
+}
+
+static int collect(void *ud, const char *d, size_t n, sp_err *err)
+{
+    (void)err;
+    return sp_buf_add(ud, d, n);
+}
+
+static void test_export_rows_become_ndjson(void **state)
+{
+    (void)state;
+    api_export_req x;
+    api_invalid inv;
+    api_export_init(&x);
+    json_t *req = J("{\"title\":\"t\",\"rows\":[{\"a\":1,\"b\":\"\\u00e9\\n\"},{\"a\":null}]}");
+    assert_int_equal(api_export_from_json(&x, req, &inv), 0);
+    sp_buf out;
+    sp_buf_init(&out, 1 << 20);
+    sp_err err;
+    assert_int_equal(api_export_write_rows(&x, collect, &out, &err), 0);
+    assert_string_equal(sp_buf_cstr(&out), "{\"a\":1,\"b\":\"\xc3\xa9\\n\"}\n{\"a\":null}\n");
+    sp_buf_free(&out);
+    api_export_free(&x);
+    json_decref(req);
+}
+
+static void test_export_query_fields(void **state)
+{
+    (void)state;
+    api_export_req x;
+    api_invalid inv;
+    api_export_init(&x);
+    assert_int_equal(api_export_field(&x, "title", "Report", &inv), 0);
+    assert_int_equal(api_export_field(&x, "columns", "[{\"key\":\"id\"}]", &inv), 0);
+    assert_int_equal(api_export_field(&x, "font", "mono", &inv), 0);
+    assert_int_equal(api_export_fields_done(&x, &inv), 0);
+    assert_int_equal(api_export_ncolumns(&x), 1);
+    assert_int_equal(api_export_field(&x, "title", "again", &inv), SP_EINVAL);
+    assert_int_equal(api_export_field(&x, "rows", "[]", &inv), SP_EINVAL);
+    api_export_free(&x);
+    api_export_init(&x);
+    assert_int_equal(api_export_field(&x, "columns", "[{", &inv), SP_EINVAL);
+    assert_string_equal(inv.field, "columns");
+    api_export_free(&x);
+    api_export_init(&x);
+    assert_int_equal(api_export_fields_done(&x, &inv), SP_EINVAL);
+    assert_string_equal(inv.field, "title");
+    api_export_free(&x);
+}
+
+/* ---- JSON syntax check ----------------------------------------------------------------------- */
+
+static void test_jsonv_accepts_exactly_json(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "{}", "[]", " {\"a\" : [1, -2.5e+3, 0, true, false, null, \"x\"]} ", "\"\\u00e9\\ud83d\\ude00\"",
+        "0", "-0.0E-1", "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"", "[[[[]]]]", "{\"\":{}}",
+    };
+    static const char *const bad[] = {
+        "", " ", "{", "[1,]", "{\"a\":1,}", "{a:1}", "01", "1.", ".5", "1e", "+1", "-",
+        "tru", "nul", "[1 2]", "{\"a\" 1}", "\"\\x\"", "\"\\ud800\"", "\"\\udc00x\"",
+        "\"\\u12\"", "\"a", "\"\x01\"", "\"\xff\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"",
+        "\"\xf4\x90\x80\x80\"", "{} {}", "[1]]", "NaN",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        if (!api_jsonv_valid(good[i], strlen(good[i])))
+            fail_msg("refused valid JSON %s", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (api_jsonv_valid(bad[i], strlen(bad[i])))
+            fail_msg("accepted invalid JSON %s", bad[i]);
+    char deep[2 * API_JSONV_MAX_DEPTH + 4];
+    size_t n = 0;
+    for (int i = 0; i < API_JSONV_MAX_DEPTH + 1; i++)
+        deep[n++] = '[';
+    for (int i = 0; i < API_JSONV_MAX_DEPTH + 1; i++)
+        deep[n++] = ']';
+    assert_false(api_jsonv_valid(deep, n));
+    assert_true(api_jsonv_valid(deep + 1, n - 2));
+    assert_false(api_jsonv_valid("[1]\0", 4));
+}
+
+/* ---- rendering ---------------------------------------------------------------------------------- */
+
+static void test_job_render_shape(void **state)
+{
+    (void)state;
+    sp_job j;
+    sp_job_init(&j);
+    memcpy(j.id, ID, sizeof j.id);
+    strcpy(j.type, "video.transcode");
+    strcpy(j.queue, "video");
+    j.state = SP_STATE_RETRYING;
+    j.attempts = 1;
+    j.max_attempts = 3;
+    j.version = 4;
+    j.created_at = 1700000000123;
+    j.next_attempt_at = 1700000060000;
+    j.has_error = true;
+    strcpy(j.error_code, "fetch_failed");
+    j.error_message = strdup("HTTP 503 from \xff host");
+    j.error_retryable = true;
+    j.outputs = strdup("[{\"name\":\"video.mp4\",\"content_type\":\"video/mp4\",\"bytes\":10,"
+                       "\"width\":640},{\"name\":\"../x\"}]");
+    j.metadata = strdup("{not json");
+    sp_buf b;
+    sp_buf_init(&b, 1 << 20);
+    assert_int_equal(api_job_render(&j, &b), 0);
+    json_t *o = J(sp_buf_cstr(&b));
+    assert_string_equal(json_string_value(json_object_get(o, "state")), "retrying");
+    assert_string_equal(json_string_value(json_object_get(o, "created_at")),
+                        "2023-11-14T22:13:20.123Z");
+    assert_string_equal(json_string_value(json_object_get(o, "next_attempt_at")),
+                        "2023-11-14T22:14:20.000Z");
+    assert_true(json_is_null(json_object_get(o, "started_at")));
+    assert_true(json_is_null(json_object_get(o, "metadata")));
+    json_t *err = json_object_get(o, "error");
+    assert_string_equal(json_string_value(json_object_get(err, "code")), "fetch_failed");
+    assert_string_equal(json_string_value(json_object_get(err, "message")), "HTTP 503 from ? host");
+    assert_true(json_is_true(json_object_get(err, "retryable")));
+    json_t *outs = json_object_get(o, "outputs");
+    assert_int_equal(json_array_size(outs), 1);
+    json_t *o0 = json_array_get(outs, 0);
+    char url[128];
+    snprintf(url, sizeof url, "/v1/jobs/%s/outputs/video.mp4", ID);
+    assert_string_equal(json_string_value(json_object_get(o0, "url")), url);
+    assert_int_equal(json_integer_value(json_object_get(o0, "width")), 640);
+    char etag[32], ctype[64];
+    api_job_etag(&j, etag);
+    assert_string_equal(etag, "\"4\"");
+    assert_int_equal(api_job_output(&j, "video.mp4", ctype, sizeof ctype), 0);
+    assert_string_equal(ctype, "video/mp4");
+    assert_int_equal(api_job_output(&j, "poster.jpg", ctype, sizeof ctype), SP_ENOTFOUND);
+    json_decref(o);
+    sp_buf_free(&b);
+    free(j.error_message);
+    free(j.outputs);
+    free(j.metadata);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_route_fixed_paths),
+        cmocka_unit_test(test_route_job_paths_validate_ids),
+        cmocka_unit_test(test_route_methods_and_auth),
+        cmocka_unit_test(test_media_type_parses_parameters),
+        cmocka_unit_test(test_range_forms),
+        cmocka_unit_test(test_etag_bearer_bool),
+        cmocka_unit_test(test_multipart_parses_at_every_chunk_size),
+        cmocka_unit_test(test_multipart_body_starting_with_delimiter),
+        cmocka_unit_test(test_multipart_binary_data_with_near_delimiters),
+        cmocka_unit_test(test_multipart_malformed_bodies_fail),
+        cmocka_unit_test(test_multipart_limits_and_callback_errors),
+        cmocka_unit_test(test_csv_accepts_rfc4180),
+        cmocka_unit_test(test_csv_refuses_bad_input_with_line),
+        cmocka_unit_test(test_ndjson_checks_each_line),
+        cmocka_unit_test(test_video_json_requests),
+        cmocka_unit_test(test_video_text_fields),
+        cmocka_unit_test(test_export_json_requests),
+        cmocka_unit_test(test_export_rows_become_ndjson),
+        cmocka_unit_test(test_export_query_fields),
+        cmocka_unit_test(test_jsonv_accepts_exactly_json),
+        cmocka_unit_test(test_job_render_shape),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
