@@ -25,7 +25,7 @@ test_video_LIBS = $(VIDEO_LIBS)
 # and for profiling (perf, callgrind) without Redis.
 VIDEO_TOOL := $(O)/tests/bench_video_tool
 TEST_BINS += $(VIDEO_TOOL)
-$(O)/tests/bench/%.o: MODCFLAGS = $(VIDEO_CFLAGS) -Iworkers/video
+$(O)/tests/bench/bench_video_tool.o: MODCFLAGS = $(VIDEO_CFLAGS) -Iworkers/video
 $(VIDEO_TOOL): $(O)/tests/bench/bench_video_tool.o $(VIDEO_CORE_OBJS) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(VIDEO_CORE_OBJS) $(VIDEO_LIBS) $(COMMON_LIBS)
