@@ -142,6 +142,23 @@ static int api__write_rows(void *ud, const char *data, size_t n, sp_err *err)
     return 0;
 }
 
+static int api__append_rows(void *ud, const char *data, size_t n, sp_err *err)
+{
+    int rc = sp_buf_add(ud, data, n);
+    return rc < 0 ? sp_err_set(err, rc, "the rows do not fit inline") : 0;
+}
+
+/* {"inline":"...","format":"ndjson","bytes":N}: rows small enough to travel in the job
+ * record, so a small export costs no file. */
+static int api__input_inline(const sp_buf *rows, sp_buf *out)
+{
+    json_t *in = json_pack("{s:s%, s:s, s:I}", "inline", sp_buf_cstr(rows), rows->len, "format",
+                           "ndjson", "bytes", (json_int_t)rows->len);
+    int rc = in ? api_json_append(out, in) : SP_ENOMEM;
+    json_decref(in);
+    return rc;
+}
+
 /* {"blob":"dataset","format":...,"bytes":N} or {"url":...,"format":...} into out. */
 static int api__input(const char *format, int64_t bytes, const char *url, sp_buf *out)
 {
@@ -176,12 +193,23 @@ static enum MHD_Result api__end_json(api_req *r, api_export_state *st, sp_buf *i
     } else {
         sp_err err;
         int64_t bytes = 0;
-        if (api_submit_blob_open(r, "dataset") < 0 ||
+        sp_buf rows;
+        sp_buf_init(&rows, (size_t)r->srv->cfg->inline_max);
+        int irc = r->srv->cfg->inline_max > 0
+                      ? api_export_write_rows(&st->x, api__append_rows, &rows, &err)
+                      : SP_ETOOBIG;
+        if (irc == 0) {
+            if (api__input_inline(&rows, input) < 0)
+                ret = api_reply_error(r, API_E_INTERNAL, "out of memory");
+        } else if (irc != SP_ETOOBIG) {
+            ret = api_reply_error(r, API_E_INTERNAL, "%s", err.msg);
+        } else if (api_submit_blob_open(r, "dataset") < 0 ||
             api_export_write_rows(&st->x, api__write_rows, r, &err) < 0 ||
             api_submit_blob_commit(r, &bytes) < 0)
             ret = r->status ? api_replied(r) : api_reply_error(r, API_E_INTERNAL, "%s", err.msg);
         else if (api__input("ndjson", bytes, NULL, input) < 0)
             ret = api_reply_error(r, API_E_INTERNAL, "out of memory");
+        sp_buf_free(&rows);
     }
     st->x.rows = NULL; /* borrowed from req */
     json_decref(req);

@@ -9,7 +9,7 @@
 #include "spool/alloc.h"
 #include "spool/log.h"
 
-#define API_OPTION_COUNT 15
+#define API_OPTION_COUNT 16
 
 int main(int argc, char **argv)
 {
@@ -27,6 +27,9 @@ int main(int argc, char **argv)
          "largest upload body (413 past it)", 1, INT64_C(1) << 50},
         {"max-json-bytes", "SPOOL_MAX_JSON_BYTES", SP_OPT_SIZE, &cfg.max_json, "16M",
          "largest JSON body (413 past it)", 64, INT64_C(1) << 30},
+        {"inline-dataset-max", "SPOOL_INLINE_DATASET_MAX", SP_OPT_SIZE, &cfg.inline_max, "16K",
+         "inline export rows up to this size are kept in the job record instead of a file "
+         "(0: always a file)", 0, 1 << 20},
         {"queue-limit", "SPOOL_QUEUE_LIMIT", SP_OPT_INT, &cfg.queue_limit, "100000",
          "jobs waiting in a queue past which new jobs get 429 (0: no limit)", 0, INT64_MAX},
         {"routes", "SPOOL_ROUTES", SP_OPT_STR, &cfg.routes, "video.*=video,pdf.*=pdf",

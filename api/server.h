@@ -34,6 +34,7 @@ typedef struct api_config {
     char *retry;             /* job type -> max_attempts:base:cap */
     int64_t max_upload;      /* bytes of an upload body */
     int64_t max_json;        /* bytes of a JSON body */
+    int64_t inline_max;      /* inline export rows up to this many bytes stay in the job */
     int64_t queue_limit;     /* ready jobs per queue before 429; 0: none */
     int64_t max_connections;
     int64_t conn_timeout_ms; /* idle time before a connection is closed */
