@@ -13,6 +13,6 @@ $(BIN)/spoolctl: $(O)/cli/main.o $(CLI_OBJS) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(O)/cli/main.o $(CLI_OBJS) $(COMMON_LIBS) $(call pc_libs,$(CLI_PKGS))
 
-$(O)/tests/unit/test_spoolctl%.o: MODCFLAGS = $(call pc_cflags,cmocka hiredis $(CLI_PKGS)) -Icli
+$(O)/tests/unit/test_spoolctl.o: MODCFLAGS = -Itests/support $(call pc_cflags,cmocka hiredis $(CLI_PKGS)) -Icli
 test_spoolctl_OBJS := $(CLI_OBJS)
 test_spoolctl_LIBS = $(call pc_libs,$(CLI_PKGS))
