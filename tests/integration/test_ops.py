@@ -648,6 +648,7 @@ def test_make_run_tags_logs_and_ctrl_c_stops_workers_then_api_then_redis(ctx):
         mr.kill()
         raise
     assert took < 30, f"stopping took {took:.1f}s"
+    assert "Sanitizer" not in out, "a sanitizer report in the processes' output:\n" + out[-6000:]
     lines = out.splitlines()
     untagged = [ln for ln in lines if not re.match(r"^(\[[a-z0-9-]+\]|make(\[\d+\])?: |deps: )", ln)]
     eq(untagged, [], "every line is tagged with its process")
@@ -719,11 +720,13 @@ def test_restart_from_the_same_var_finishes_the_job_and_make_demo_works(ctx):
             eq(sum(1 for _ in f), 5001, "5,000 rows and a header")
         st = json.loads(ctl(mr.url, "--json", "status", ids[1])[1])
         eq(st["metadata"]["rows"], 5000, "rows exported")
-        rc = mr.interrupt()
+        mr.interrupt()
     except BaseException:
         mr.kill()
         raise
-    assert "[run] stopped" in mr.output()
+    out = mr.output()
+    assert "[run] stopped" in out, out[-3000:]
+    assert "Sanitizer" not in out, "a sanitizer report in the processes' output:\n" + out[-6000:]
 
 
 def setup():
