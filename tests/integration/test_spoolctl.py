@@ -160,6 +160,8 @@ def setup():
         for i in range(1, 5001):
             f.write(f"{i},region {i % 7},{i * 3}.50,2024-03-{i % 28 + 1:02d}\n")
     ctx["csv"] = csv
+    with open(os.path.join(suite.tmp, "rows.json"), "w") as f:
+        json.dump([{"a": 1, "b": "x"}, {"a": 2, "b": "y"}], f)
     return ctx
 
 
@@ -343,8 +345,6 @@ def test_exports_from_csv_ndjson_json_stdin_and_url(ctx):
         for i in range(300):
             f.write(json.dumps({"n": i, "word": f"w{i}"}) + "\n")
     rows = os.path.join(suite.tmp, "rows.json")
-    with open(rows, "w") as f:
-        json.dump([{"a": 1, "b": "x"}, {"a": 2, "b": "y"}], f)
     ids = {}
     ids["ndjson"] = ok(ctl("-q", "export", nd, server=url), "ndjson").strip()
     ids["json"] = ok(ctl("-q", "export", rows, "--orientation", "landscape", server=url),
@@ -479,6 +479,33 @@ def test_full_queue_is_retried_with_one_idempotency_key(ctx):
         ok(ctl("cancel", first, server=api.url), "cancel")
         out = ok(ctl("-q", "submit-video", ctx["clip"], server=api.url), "room again")
         assert re.fullmatch(r"[0-9a-z]{36}\n", out), out
+    finally:
+        api.proc.stop()
+
+
+@suite.test
+def test_server_limits_short_long_polls_and_uploads_too_large(ctx):
+    need(API)
+    api = Api(ctx, "small:", env={"SPOOL_MAX_WAIT": "2s", "SPOOL_MAX_UPLOAD_BYTES": "64k"})
+    try:
+        # wait asks for 30 s long-polls; this server allows 2 s: wait adapts, and still
+        # times out on time with exit 5 (not a refusal).
+        jid = ok(ctl("-q", "export", os.path.join(suite.tmp, "rows.json"), server=api.url),
+                 "submit").strip()
+        t0 = time.monotonic()
+        rc, out, err = ctl("wait", jid, "--timeout", "4", server=api.url)
+        eq(rc, 5, f"exit ({err})")
+        assert 3.8 < time.monotonic() - t0 < 9, "timed out on time"
+        ok(ctl("cancel", jid, server=api.url), "cancel")
+        # Too large: refused before the body is sent (Content-Length) or mid-stream
+        # (chunked standard input), exit 6 either way.
+        rc, out, err = ctl("--json", "submit-video", ctx["clip"], server=api.url)
+        eq(rc, 6, f"exit ({err})")
+        eq(json.loads(out)["error"]["code"], "payload_too_large", "code")
+        with open(ctx["csv"], "rb") as f:
+            rc, out, err = ctl("export", "-", "--format", "csv", server=api.url, stdin=f)
+        eq(rc, 6, f"exit for a chunked upload ({err})")
+        assert "payload_too_large" in err, err
     finally:
         api.proc.stop()
 
