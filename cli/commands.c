@@ -11,6 +11,7 @@
 
 #include "output.h"
 #include "spool/alloc.h"
+#include "spool/blob.h"
 #include "spool/util.h"
 
 #define CTL_LONG_POLL_S 30
@@ -501,7 +502,7 @@ int ctl_cmd_download(ctl_client *c)
     for (size_t i = first; i < last && rc == 0; i++) {
         const json_t *e = json_array_get(outs, i);
         const char *name = json_string_value(json_object_get(e, "name"));
-        if (name == NULL || strchr(name, '/') != NULL || name[0] == '.') {
+        if (name == NULL || !sp_blob_name_valid(name)) {
             rc = ctl_client_fail(c, CTL_EXIT_SERVER, "bad_answer", "the job lists a bad output "
                                                                    "name");
             break;
@@ -509,12 +510,15 @@ int ctl_cmd_download(ctl_client *c)
         const json_t *jb = json_object_get(e, "bytes");
         int64_t expect = json_is_integer(jb) ? (int64_t)json_integer_value(jb) : -1;
         char path[4096];
+        int pn;
         if (dest == NULL)
-            snprintf(path, sizeof path, "%s", name);
+            pn = snprintf(path, sizeof path, "%s", name);
         else if (strcmp(dest, "-") == 0 || !into_dir)
-            snprintf(path, sizeof path, "%s", dest);
-        else if (snprintf(path, sizeof path, "%s%s%s", dest,
-                          dest[strlen(dest) - 1] == '/' ? "" : "/", name) >= (int)sizeof path) {
+            pn = snprintf(path, sizeof path, "%s", dest);
+        else
+            pn = snprintf(path, sizeof path, "%s%s%s", dest,
+                          dest[strlen(dest) - 1] == '/' ? "" : "/", name);
+        if (pn < 0 || (size_t)pn >= sizeof path) {
             rc = ctl_client_fail(c, CTL_EXIT_USAGE, "usage", "the path in %s is too long", dest);
             break;
         }

@@ -79,17 +79,21 @@ static void ctl__upload_progress(void *ud, int64_t un, int64_t ut, int64_t dn, i
 static int ctl__post(ctl_client *c, const char *path, ctl__body *body, json_t **job)
 {
     const ctl_opts *o = c->o;
-    char key[80];
-    if (o->idem_key) {
-        snprintf(key, sizeof key, "%s", o->idem_key);
-    } else {
+    char random_key[48];
+    const char *key = o->idem_key;
+    if (key == NULL) {
         unsigned char rnd[16];
         if (sp_random_bytes(rnd, sizeof rnd) < 0)
             return ctl_client_fail(c, CTL_EXIT_SERVER, "no_randomness",
                                    "cannot read random bytes for the idempotency key");
-        int n = snprintf(key, sizeof key, "spoolctl-");
-        for (size_t i = 0; i < sizeof rnd; i++)
-            n += snprintf(key + n, sizeof key - (size_t)n, "%02x", rnd[i]);
+        static const char hex[] = "0123456789abcdef";
+        memcpy(random_key, "spoolctl-", 9);
+        for (size_t i = 0; i < sizeof rnd; i++) {
+            random_key[9 + 2 * i] = hex[rnd[i] >> 4];
+            random_key[10 + 2 * i] = hex[rnd[i] & 15];
+        }
+        random_key[9 + 2 * sizeof rnd] = '\0';
+        key = random_key;
     }
     ctl__upload_ui ui = {c, body->label, 0, false};
     bool show = c->err_tty && !o->quiet && body->fd >= 0;
