@@ -19,8 +19,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BIN, Proc, Redis, Suite, eq, ffprobe, free_port, make_clip,  # noqa: E402
-                     wait_until)
+from harness import (BIN, SANITIZED, Proc, Redis, Suite, eq, ffprobe, free_port,  # noqa: E402
+                     make_clip, wait_until)
 
 CTL = os.path.join(BIN, "spoolctl")
 API = os.path.join(BIN, "spool-api")
@@ -508,6 +508,31 @@ def test_server_limits_short_long_polls_and_uploads_too_large(ctx):
         assert "payload_too_large" in err, err
     finally:
         api.proc.stop()
+
+
+@suite.test
+def test_upload_streams_a_large_file_in_little_memory(ctx):
+    url = idle_api(ctx)
+    big = os.path.join(suite.tmp, "big.bin")
+    size = 128 << 20
+    with open(big, "wb") as f:
+        f.truncate(size)  # sparse: cheap to make, every byte still goes over the wire
+    e = dict(os.environ, SPOOL_SERVER=url)
+    p = subprocess.Popen([CTL, "-q", "submit-video", big], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=e)
+    out, err = p.stdout.read(), p.stderr.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    eq(p.returncode, 0, f"exit ({err.decode()})")
+    jid = out.decode().strip()
+    stored = os.path.join(ctx["data"], "jobs", jid[-2:], jid, "input")
+    eq(os.path.getsize(stored), size, "bytes the API stored")
+    print(f"# spoolctl peak RSS for a 128 MiB upload: {usage.ru_maxrss} KiB")
+    if not SANITIZED:
+        assert usage.ru_maxrss < 40 * 1024, f"spoolctl peaked at {usage.ru_maxrss} KiB for a 128 MiB upload"
+    ok(ctl("cancel", jid, server=url), "cancel")
+    os.unlink(stored)
+    os.unlink(big)
 
 
 @suite.test
