@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "output.h"
 #include "spool/alloc.h"
 
 static void on_signal(int sig)
@@ -37,6 +38,18 @@ int main(int argc, char **argv)
         return fflush(stdout) == 0 ? CTL_EXIT_OK : CTL_EXIT_SERVER;
     if (rc < 0) {
         fprintf(stderr, "spoolctl: %s\n", err.msg);
+        for (int i = 1; i < argc; i++) {
+            if (strcmp(argv[i], "--") == 0)
+                break;
+            if (strcmp(argv[i], "--json") == 0) {
+                sp_buf b;
+                sp_buf_init(&b, 4096);
+                if (ctl_out_error_json(&b, "usage", err.msg) == 0)
+                    fputs(sp_buf_cstr(&b), stdout);
+                sp_buf_free(&b);
+                break;
+            }
+        }
         return CTL_EXIT_USAGE;
     }
 

@@ -223,6 +223,12 @@ def test_bad_command_lines_exit_2_before_any_request(ctx):
         eq(rc, 2, f"exit of {args}")
         assert says in err, f"{args}: stderr {err!r} lacks {says!r}"
         eq(out, "", f"stdout of {args}")
+    # With --json the refusal is also a JSON error on standard output.
+    rc, out, err = ctl("--json", "jobs", "--limit", "0", server=f"http://127.0.0.1:{port}")
+    eq(rc, 2, "exit")
+    doc = json.loads(out)
+    eq(doc["error"]["code"], "usage", "code")
+    assert "--limit" in doc["error"]["message"], doc
 
 
 @suite.test
