@@ -77,7 +77,7 @@ static const ctl__optdef ctl__optdefs[] = {
      F(progress_set)},
     {"no-progress", 0, K_NOFLAG, CTL__SUBMIT | B(CTL_CMD_WAIT), F(progress), NULL, 0, 0,
      F(progress_set)},
-    {"retries", 0, K_INT, CTL__SUBMIT | B(CTL_CMD_RETRY), F(retries), NULL, 0, 20, 0},
+    {"retries", 0, K_INT, CTL__SUBMIT, F(retries), NULL, 0, 20, 0},
     {"idempotency-key", 0, K_STR, CTL__SUBMIT, F(idem_key), NULL, 0, 0, 0},
     {"priority", 0, K_STR, CTL__SUBMIT, F(priority), NULL, 0, 0, 0},
     {"preset", 0, K_STR, B(CTL_CMD_SUBMIT_VIDEO), F(preset), NULL, 0, 0, 0},
