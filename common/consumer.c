@@ -24,6 +24,13 @@ struct sp_consumer {
     bool has_pending;
     char pending[SP_ID_LEN + 1];
     size_t pending_q;
+    /* Prefetch: while jobs take under prefetch_ms, finishing one also starts the next
+     * (claimed earlier) and claims another, all in one round trip. */
+    int64_t prefetch_ms;
+    int64_t job_t0;       /* when the current job was handed out (monotonic ms) */
+    int64_t last_ms;      /* how long the previous job took */
+    bool has_started;     /* a job already started by a pipelined finish */
+    sp_job started;
     /* After a connection error an id may sit on a claim list without us knowing
      * (the move ran, its answer was lost): look there before taking more. */
     bool recover;
@@ -72,6 +79,8 @@ sp_consumer *sp_consumer_new(const sp_consumer_opts *o, sp_err *err)
              (long long)(o->lease_ms > 0 ? o->lease_ms : 30000));
     snprintf(c->retention_ms, sizeof c->retention_ms, "%lld",
              (long long)(o->retention_ms > 0 ? o->retention_ms : 604800000));
+    c->prefetch_ms = o->prefetch_ms > 0 ? o->prefetch_ms : 0;
+    c->last_ms = INT64_MAX;
     return c;
 }
 
@@ -90,6 +99,15 @@ void sp_consumer_free(sp_consumer *c)
 {
     if (c == NULL)
         return;
+    if (c->has_started) {
+        /* Started by a pipelined finish but never handed out: give it back now,
+         * without counting the attempt. */
+        sp_outcome o = {SP_FINISH_RELEASE, NULL, NULL, NULL, NULL, -1};
+        sp_err e;
+        c->has_started = false;
+        sp_consumer_finish(c, &c->started, &o, false, NULL, &e);
+        sp_job_clear(&c->started);
+    }
     if (c->has_pending) {
         sp_err e;
         if (sp__unclaim(c, c->pending, c->pending_q, &e) == 0)
@@ -268,38 +286,128 @@ static int sp__wait(sp_consumer *c, int64_t ms, char id[SP_ID_LEN + 1], size_t *
     return found;
 }
 
-/* Start a claimed id: 0 with *job filled, 1 when the id was not ours or not wanted any
- * more (skipped), or an error. */
-static int sp__start(sp_consumer *c, const char *id, size_t qi, sp_job *job, sp_err *err)
+/* The arguments of one start.lua call. */
+typedef struct sp__start_call {
+    char token[SP_TOKEN_LEN + 1];
+    sp_key k[3];
+    const char *keys[3];
+    const char *args[5];
+} sp__start_call;
+
+static int sp__start_prepare(sp_consumer *c, const char *id, size_t qi, sp__start_call *s,
+                             sp_err *err)
 {
     unsigned char raw[SP_TOKEN_LEN / 2];
-    char token[SP_TOKEN_LEN + 1];
     if (sp_random_bytes(raw, sizeof raw) < 0)
         return sp_err_set(err, SP_EIO, "no randomness for a lease token");
     for (size_t i = 0; i < sizeof raw; i++)
-        snprintf(token + 2 * i, 3, "%02x", raw[i]);
+        snprintf(s->token + 2 * i, 3, "%02x", raw[i]);
     const char *p = c->q.prefix;
-    sp_key k[3];
-    const char *keys[] = {sp__key_job(&k[0], p, id), c->claim[qi].s,
-                          sp__key_q(&k[1], p, c->queues[qi], "leases")};
-    const char *args[] = {id, c->worker, token, c->lease_ms, sp__chan_job(&k[2], p, id)};
-    redisReply *rep;
-    int rc = sp_redis_eval(c->q.r, SP_LUA_START, 3, keys, 5, args, NULL, &rep, err);
-    if (rc < 0) {
-        /* Keep the id: it is still on our claim list unless the script ran. */
-        c->has_pending = true;
-        memcpy(c->pending, id, SP_ID_LEN + 1);
-        c->pending_q = qi;
+    s->keys[0] = sp__key_job(&s->k[0], p, id);
+    s->keys[1] = c->claim[qi].s;
+    s->keys[2] = sp__key_q(&s->k[1], p, c->queues[qi], "leases");
+    s->args[0] = id;
+    s->args[1] = c->worker;
+    s->args[2] = s->token;
+    s->args[3] = c->lease_ms;
+    s->args[4] = sp__chan_job(&s->k[2], p, id);
+    return 0;
+}
+
+/* Read the two replies of a start: the script's and the HGETALL pipelined after it.
+ * 0 with *job filled when started, 1 when the id was not ours or not wanted any more,
+ * or an error (SP_EREDIS: the connection failed mid-way). */
+static int sp__start_read(sp_consumer *c, const redisReply *script, const sp__start_call *s,
+                          sp_job *job, sp_err *err)
+{
+    sp_job_init(job);
+    redisReply *rec = NULL;
+    int rc = sp_redis_read(c->q.r, &rec, err);
+    if (rc < 0)
+        return rc;
+    if (!sp_reply_is(sp_reply_elem(script, 0), "ok")) {
+        sp_redis_reply_free(rec);
+        return 1;
+    }
+    rc = sp__job_from_reply(rec, s->args[0], job, err);
+    sp_redis_reply_free(rec);
+    if (rc == 0 && strcmp(job->token, s->token) != 0) {
+        sp_job_clear(job);
+        rc = sp_err_set(err, SP_EPROTO, "start: token mismatch");
+    }
+    return rc;
+}
+
+/* Queue an HGETALL of the job a start call starts, to run right after the script. */
+static int sp__start_append_read(sp_consumer *c, const sp__start_call *s, sp_err *err)
+{
+    const char *argv[] = {"HGETALL", s->keys[0]};
+    return sp_redis_append(c->q.r, err, 2, argv, NULL);
+}
+
+static void sp__set_pending(sp_consumer *c, const char *id, size_t qi)
+{
+    c->has_pending = true;
+    memcpy(c->pending, id, SP_ID_LEN + 1);
+    c->pending_q = qi;
+}
+
+/* Start a claimed id: 0 with *job filled, 1 when the id was not ours or not wanted any
+ * more (skipped), or an error. With prefetch on, the same round trip claims the next
+ * job. */
+static int sp__start(sp_consumer *c, const char *id, size_t qi, sp_job *job, sp_err *err)
+{
+    sp__start_call s;
+    int rc = sp__start_prepare(c, id, qi, &s, err);
+    if (rc < 0)
+        return rc;
+    bool prefetch = c->prefetch_ms > 0 && c->last_ms < c->prefetch_ms && !c->has_pending;
+    const char *tkeys[2 * SP_CONSUMER_MAXQ];
+    for (size_t i = 0; prefetch && i < c->nq; i++) {
+        tkeys[2 * i] = c->ready[i].s;
+        tkeys[2 * i + 1] = c->claim[i].s;
+    }
+    char sid[SP_ID_LEN + 1];
+    memcpy(sid, id, sizeof sid);
+    rc = sp_redis_append_eval(c->q.r, SP_LUA_START, 3, s.keys, 5, s.args, NULL, err);
+    if (rc == 0)
+        rc = sp__start_append_read(c, &s, err);
+    if (rc == 0 && prefetch)
+        rc = sp_redis_append_eval(c->q.r, SP_LUA_TAKE, (int)(2 * c->nq), tkeys, 0, NULL, NULL,
+                                  err);
+    redisReply *rep = NULL;
+    if (rc == 0)
+        rc = sp_redis_read(c->q.r, &rep, err);
+    if (rc == 0) {
+        rc = sp__start_read(c, rep, &s, job, err);
+        if (rc == SP_EREDIS) {
+            sp_redis_reply_free(rep);
+            return rc; /* it may have started; if so its lease runs out */
+        }
+    } else {
+        /* Keep the id: it is still on our claim list unless the script ran. A script
+         * error leaves replies unread: drop the connection rather than read them. */
+        if (rc != SP_EREDIS)
+            sp_redis_disconnect(c->q.r);
+        sp_redis_reply_free(rep);
+        sp__set_pending(c, sid, qi);
         return rc;
     }
-    if (sp_reply_is(sp_reply_elem(rep, 0), "ok")) {
-        rc = sp__job_from_reply(sp_reply_elem(rep, 1), job, err);
-        if (rc == 0 && strcmp(job->token, token) != 0)
-            rc = sp_err_set(err, SP_EPROTO, "start: token mismatch");
-    } else {
-        rc = 1;
-    }
     sp_redis_reply_free(rep);
+    if (prefetch) {
+        redisReply *t = NULL;
+        sp_err e2;
+        if (sp_redis_read(c->q.r, &t, &e2) == 0) {
+            int64_t idx = sp_reply_int(sp_reply_elem(t, 0), 0);
+            size_t n;
+            const char *v = sp_reply_str(sp_reply_elem(t, 1), &n);
+            if (idx >= 1 && (size_t)idx <= c->nq && v != NULL && n == SP_ID_LEN)
+                sp__set_pending(c, v, (size_t)idx - 1);
+        } else {
+            c->recover = true;
+        }
+        sp_redis_reply_free(t);
+    }
     return rc;
 }
 
@@ -330,12 +438,20 @@ int sp_consumer_next(sp_consumer *c, int64_t block_ms, sp_job *job, sp_err *err)
     int rc = sp__next(c, block_ms, job, err);
     if (rc == SP_EREDIS)
         c->recover = true;
+    if (rc == 0)
+        c->job_t0 = sp_mono_ms();
     return rc;
 }
 
 static int sp__next(sp_consumer *c, int64_t block_ms, sp_job *job, sp_err *err)
 {
     sp_job_init(job);
+    if (c->has_started) {
+        *job = c->started;
+        sp_job_init(&c->started);
+        c->has_started = false;
+        return 0;
+    }
     int64_t deadline = sp_mono_ms() + (block_ms > 0 ? block_ms : 0);
     for (;;) {
         char id[SP_ID_LEN + 1];
@@ -378,10 +494,17 @@ int sp_consumer_finish(sp_consumer *c, const sp_job *job, const sp_outcome *o, b
         return sp_err_set(err, SP_EINVAL, "bad finish mode");
     if (!sp_id_valid(job->id) || !sp_queue_name_valid(job->queue))
         return sp_err_set(err, SP_EINVAL, "finish: bad job");
+    if (o->mode != SP_FINISH_RELEASE)
+        c->last_ms = sp_mono_ms() - c->job_t0;
+    /* Prefetching (short jobs): start the job claimed earlier in this same round trip,
+     * and claim the one after it. Otherwise claim the next job only. */
+    bool start_pending = take_next && c->has_pending && !c->has_started &&
+                         c->prefetch_ms > 0 && c->last_ms < c->prefetch_ms;
+    bool claim = take_next && (!c->has_pending || start_pending);
     const char *p = c->q.prefix;
     const char *q = job->queue;
     sp_key k[7];
-    const char *keys[6 + 2 * SP_CONSUMER_MAXQ];
+    const char *keys[9 + 2 * SP_CONSUMER_MAXQ];
     keys[0] = sp__key_job(&k[0], p, job->id);
     keys[1] = sp__key_q(&k[1], p, q, "leases");
     keys[2] = sp__key_q(&k[2], p, q, "ready");
@@ -389,11 +512,9 @@ int sp_consumer_finish(sp_consumer *c, const sp_job *job, const sp_outcome *o, b
     keys[4] = sp__key_q(&k[4], p, q, "dead");
     keys[5] = sp__key_q(&k[5], p, q, "stats");
     int nkeys = 6;
-    if (take_next && !c->has_pending) {
-        for (size_t i = 0; i < c->nq; i++) {
-            keys[nkeys++] = c->ready[i].s;
-            keys[nkeys++] = c->claim[i].s;
-        }
+    for (size_t i = 0; claim && i < c->nq; i++) {
+        keys[nkeys++] = c->ready[i].s;
+        keys[nkeys++] = c->claim[i].s;
     }
     char delay[24];
     int64_t d = o->delay_ms;
@@ -405,31 +526,71 @@ int sp_consumer_finish(sp_consumer *c, const sp_job *job, const sp_outcome *o, b
     if ((o->mode == SP_FINISH_RETRY || o->mode == SP_FINISH_FAILED) && code[0] == '\0')
         code = "failed";
     bool retryable = o->mode == SP_FINISH_RETRY;
-    const char *args[] = {job->id,
-                          job->token,
-                          sp__modes[o->mode],
-                          c->retention_ms,
-                          o->outputs_json ? o->outputs_json : "[]",
-                          o->metadata_json ? o->metadata_json : "",
-                          code,
-                          msg,
-                          retryable ? "1" : "0",
-                          delay,
-                          sp__chan_job(&k[6], p, job->id)};
-    redisReply *rep;
-    int rc = sp_redis_eval(c->q.r, SP_LUA_FINISH, nkeys, keys, 11, args, NULL, &rep, err);
-    if (rc == SP_EREDIS)
-        c->recover = true;
-    if (rc < 0)
+    sp__start_call sc;
+    char started_id[SP_ID_LEN + 1];
+    size_t started_q = 0;
+    const char *args[16] = {job->id,
+                            job->token,
+                            sp__modes[o->mode],
+                            c->retention_ms,
+                            o->outputs_json ? o->outputs_json : "[]",
+                            o->metadata_json ? o->metadata_json : "",
+                            code,
+                            msg,
+                            retryable ? "1" : "0",
+                            delay,
+                            sp__chan_job(&k[6], p, job->id),
+                            ""};
+    int nargs = 12;
+    int rc = 0;
+    if (start_pending) {
+        memcpy(started_id, c->pending, sizeof started_id);
+        started_q = c->pending_q;
+        c->has_pending = false;
+        rc = sp__start_prepare(c, started_id, started_q, &sc, err);
+        /* The claimed job's keys go between the job's and the claim pairs. */
+        memmove(keys + 9, keys + 6, (size_t)(nkeys - 6) * sizeof *keys);
+        keys[6] = sc.keys[0];
+        keys[7] = sc.keys[1];
+        keys[8] = sc.keys[2];
+        nkeys += 3;
+        args[11] = sc.args[0];
+        args[12] = sc.args[1];
+        args[13] = sc.args[2];
+        args[14] = sc.args[3];
+        args[15] = sc.args[4];
+        nargs = 16;
+    }
+    redisReply *rep = NULL;
+    if (rc == 0)
+        rc = sp_redis_append_eval(c->q.r, SP_LUA_FINISH, nkeys, keys, nargs, args, NULL, err);
+    if (rc == 0 && start_pending)
+        rc = sp__start_append_read(c, &sc, err);
+    if (rc == 0)
+        rc = sp_redis_read(c->q.r, &rep, err);
+    if (rc < 0) {
+        if (rc != SP_EREDIS)
+            sp_redis_disconnect(c->q.r); /* replies may be left unread */
+        if (start_pending)
+            sp__set_pending(c, started_id, started_q); /* try it again next time */
+        if (rc == SP_EREDIS)
+            c->recover = true; /* it may have started; if so its lease runs out */
+        sp_redis_reply_free(rep);
         return rc;
+    }
     const char *outcome = sp_reply_str(sp_reply_elem(rep, 0), NULL);
     int64_t idx = sp_reply_int(sp_reply_elem(rep, 1), 0);
     size_t n;
     const char *nid = sp_reply_str(sp_reply_elem(rep, 2), &n);
-    if (idx >= 1 && (size_t)idx <= c->nq && nid && n == SP_ID_LEN) {
-        c->has_pending = true;
-        memcpy(c->pending, nid, SP_ID_LEN + 1);
-        c->pending_q = (size_t)idx - 1;
+    if (idx >= 1 && (size_t)idx <= c->nq && nid && n == SP_ID_LEN)
+        sp__set_pending(c, nid, (size_t)idx - 1);
+    if (start_pending) {
+        sp_err e2;
+        int src = sp__start_read(c, sp_reply_elem(rep, 3), &sc, &c->started, &e2);
+        if (src == 0)
+            c->has_started = true;
+        else if (src == SP_EREDIS)
+            c->recover = true; /* it started; its lease runs out and it is redone */
     }
     sp_state st;
     if (outcome == NULL)

@@ -18,6 +18,7 @@
 #include "spool/util.h"
 
 #define SP_MAX_SLOTS 64
+#define SP_PREFETCH_HOLD_MS 1000 /* longest a prefetched claim waits behind a job */
 #define SP_MAX_QUEUES 16
 
 typedef struct sp__worker sp__worker;
@@ -36,6 +37,7 @@ struct sp_job_ctx {
     atomic_int reason;   /* why: SP_ECANCELLED, SP_ELOST, SP_ETIMEDOUT, SP_ESHUTDOWN */
     atomic_llong started_mono;
     atomic_llong time_limit_ms;
+    bool unclaimed;      /* keeper: prefetched claims already given back for this job */
     pthread_mutex_t mu;  /* guards the job id/token the keeper reads */
     /* Slot thread only. */
     sp_buf outputs;      /* JSON array members, comma separated */
@@ -56,6 +58,7 @@ struct sp__worker {
     int64_t renew_ms;
     int64_t worker_ttl_ms;
     int64_t maintain_ms;
+    int64_t prefetch_ms;
     char *worker_id_opt;
 
     char id[128];
@@ -264,6 +267,7 @@ static void sp__run_job(sp__worker *w, sp_job_ctx *ctx)
     ctx->log.queue = ctx->job.queue;
     ctx->log.worker = w->id;
     atomic_store(&ctx->started_mono, sp_mono_ms());
+    ctx->unclaimed = false;
     pthread_mutex_lock(&ctx->mu);
     atomic_store(&ctx->active, 1);
     pthread_mutex_unlock(&ctx->mu);
@@ -375,9 +379,18 @@ static void sp__keep_slot(sp__worker *w, sp_queue *q, sp_job_ctx *ctx)
     pthread_mutex_unlock(&ctx->mu);
     if (!active)
         return;
+    int64_t ran = sp_mono_ms() - atomic_load(&ctx->started_mono);
     int64_t limit = atomic_load(&ctx->time_limit_ms);
-    if (limit > 0 && sp_mono_ms() - atomic_load(&ctx->started_mono) > limit)
+    if (limit > 0 && ran > limit)
         sp__ctx_stop(ctx, SP_ETIMEDOUT);
+    /* A job claimed ahead (prefetch, while jobs were short) must not wait behind one
+     * that turns out long: give the claims back so other workers take them. */
+    if (w->prefetch_ms > 0 && !ctx->unclaimed && ran > SP_PREFETCH_HOLD_MS) {
+        sp_err uerr;
+        ctx->unclaimed = true;
+        if (sp_queue_worker_unclaim(q, w->id, w->queues, w->nqueues, &uerr) < 0)
+            sp_debug(&ctx->log, "could not give prefetched claims back: %s", uerr.msg);
+    }
     int p = atomic_load(&ctx->progress);
     bool cancel = false;
     sp_err err;
@@ -517,6 +530,10 @@ static int sp__worker_options(sp__worker *w, sp_option *opts, size_t *n)
         {"maintain-interval", "SPOOL_MAINTAIN_INTERVAL", SP_OPT_DURATION, &w->maintain_ms,
          "250ms", "how often this worker promotes due retries and expires lapsed leases", 10,
          60000},
+        {"prefetch", "SPOOL_PREFETCH", SP_OPT_DURATION, &w->prefetch_ms, "50ms",
+         "while jobs finish faster than this, claim the next one ahead (one round trip per "
+         "job); claims wait at most 1 s behind a long job; 0 turns it off",
+         0, 60000},
         {"worker-id", "SPOOL_WORKER_ID", SP_OPT_STR, &w->worker_id_opt, "",
          "this worker's id in the registry (default: host-pid-random)", 0, 0},
     };
@@ -591,7 +608,8 @@ int sp_worker_main(const sp_worker_def *def, sp_option *extra, size_t nextra, in
         pthread_mutex_init(&ctx->mu, NULL);
         sp_buf_init(&ctx->outputs, 60000);
         sp_consumer_opts co = {w->common.redis_url, w->common.prefix, w->id, w->queues,
-                               w->nqueues, w->lease_ms, w->common.retention_ms};
+                               w->nqueues, w->lease_ms, w->common.retention_ms,
+                               w->prefetch_ms};
         ctx->consumer = sp_consumer_new(&co, &err);
         if (ctx->consumer == NULL) {
             sp_error(&w->log, "%s", err.msg);

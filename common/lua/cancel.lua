@@ -3,8 +3,7 @@
 -- KEYS: 1 job hash, 2 ready list, 3 delayed zset, 4 queue stats
 -- ARGV: 1 id, 2 retention ms, 3 event channel
 -- Returns {'cancelled'} | {'requested'} | {'ended', state} | {'notfound'}
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'notfound'} end
 if st == 'queued' or st == 'retrying' then

@@ -4,8 +4,7 @@
 -- ARGV: 1 id, 2 queue, 3 length limit (0: none), 4 priority (high|normal),
 --       5 idempotency ttl ms, 6 request fingerprint, 7.. field, value pairs
 -- Returns {'ok', id} | {'exists', id} | {'conflict', id} | {'full', length}
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 if KEYS[6] then
   local v = redis.call('GET', KEYS[6])
   if v then
@@ -20,9 +19,9 @@ if limit > 0 then
   local n = redis.call('LLEN', KEYS[2])
   if n >= limit then return {'full', tostring(n)} end
 end
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'queue', ARGV[2], 'state', 'queued',
-  'attempts', 0, 'progress', 0, 'version', 1, 'created_at', now, 'updated_at', now,
-  unpack(ARGV, 7))
+-- Fields left out (attempts, progress...) read as zero; the id is the key's.
+redis.call('HSET', KEYS[1], 'queue', ARGV[2], 'state', 'queued', 'version', 1,
+  'created_at', now, unpack(ARGV, 7))
 if ARGV[4] == 'high' then
   redis.call('RPUSH', KEYS[2], ARGV[1])
 else

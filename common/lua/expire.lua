@@ -4,8 +4,7 @@
 -- KEYS: 1 job hash, 2 leases zset, 3 ready list, 4 dead zset, 5 queue stats
 -- ARGV: 1 id, 2 retention ms, 3 event channel
 -- Returns the job's new state, or 'no' when the lease had not expired.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local id = ARGV[1]
 local s = redis.call('ZSCORE', KEYS[2], id)
 if not s or tonumber(s) > now then return 'no' end

@@ -3,8 +3,7 @@
 -- KEYS: 1 job hash, 2 delayed zset, 3 ready list
 -- ARGV: 1 id, 2 event channel
 -- Returns 1 when promoted, else 0.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local due = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if not due or tonumber(due) > now then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[1])

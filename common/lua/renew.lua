@@ -3,8 +3,7 @@
 -- KEYS: 1 job hash, 2 leases zset
 -- ARGV: 1 id, 2 token, 3 lease ms, 4 progress (-1: unchanged), 5 event channel
 -- Returns {'ok', cancel_requested (0|1)} | {'lost'}
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local h = redis.call('HMGET', KEYS[1], 'state', 'token', 'lease_until', 'cancel_requested',
   'progress')
 if h[1] ~= 'running' or h[2] ~= ARGV[2] or tonumber(h[3] or 0) < now then

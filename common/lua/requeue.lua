@@ -3,8 +3,7 @@
 -- KEYS: 1 job hash, 2 dead zset, 3 ready list, 4 queue stats
 -- ARGV: 1 id, 2 event channel
 -- Returns {'queued'} | {'notfound'} | {'state', state} (not failed)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then
   redis.call('ZREM', KEYS[2], ARGV[1])

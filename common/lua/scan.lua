@@ -2,8 +2,7 @@
 -- KEYS: 1 jobs index, 2 workers zset, then triples (delayed, leases, dead) per queue
 -- ARGV: 1 max ids per list, 2 retention ms
 -- Returns {now, {dead worker ids}, {due ids, expired ids} per queue...}
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local limit = tonumber(ARGV[1])
 local old = now - tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', old)

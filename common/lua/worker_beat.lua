@@ -2,8 +2,7 @@
 -- KEYS: 1 workers zset, 2 worker hash
 -- ARGV: 1 worker id, 2 ttl ms, 3.. field, value pairs
 -- Returns the server time in ms.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('HSET', KEYS[2], 'last_seen', now, unpack(ARGV, 3))
 return now

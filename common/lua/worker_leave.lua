@@ -1,11 +1,11 @@
 -- worker_leave: deregister a worker and give the jobs it had claimed but not started
 -- back to their queues. In 'reap' mode (another process cleaning up after a dead
--- worker) it does nothing unless the worker's heartbeat has run out.
+-- worker) it does nothing unless the worker's heartbeat has run out. In 'unclaim'
+-- mode it only gives the claimed jobs back and the worker stays registered.
 -- KEYS: 1 workers zset, 2 worker hash, 3.. pairs of (claim list, ready list)
--- ARGV: 1 worker id, 2 mode (leave|reap)
+-- ARGV: 1 worker id, 2 mode (leave|reap|unclaim)
 -- Returns the number of jobs given back, or -1 when the worker is alive.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 if ARGV[2] == 'reap' then
   local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
   if s and tonumber(s) > now then return -1 end
@@ -16,6 +16,8 @@ for i = 3, #KEYS, 2 do
     moved = moved + 1
   end
 end
-redis.call('DEL', KEYS[2])
-redis.call('ZREM', KEYS[1], ARGV[1])
+if ARGV[2] ~= 'unclaim' then
+  redis.call('DEL', KEYS[2])
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
 return moved

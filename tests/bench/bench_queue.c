@@ -1,6 +1,10 @@
 /* bench_queue.c - the queue's throughput and start latency on a private redis-server.
  *
  *   bench_queue [--jobs N] [--consumers K] [--latency-samples M] [--redis-url URL]
+ *               [--prefetch-ms MS]   (consumer prefetch while jobs are shorter; 0: off)
+ *   bench_queue --redis-url URL --work-only N
+ *       enqueue N jobs, then take and finish them in this process, and exit: a fixed
+ *       amount of queue work for measuring Redis's cost per job (callgrind). 
  *
  * 1. enqueue: N no-op jobs, pipelined in batches of 1000 (jobs/s).
  * 2. end to end: K consumer processes, already waiting, process N jobs that one
@@ -23,6 +27,7 @@
 #include "spool/util.h"
 
 static char url[128];
+static int64_t prefetch_ms = 50;
 static const char *prefix = "bench:";
 
 static double now_s(void)
@@ -73,7 +78,7 @@ static void consumer(const char *queue, int idx, int latfd)
     snprintf(wid, sizeof wid, "bench-%d-%d", idx, (int)getpid());
     const char *queues[] = {queue};
     sp_err err;
-    sp_consumer_opts o = {url, prefix, wid, queues, 1, 30000, 600000};
+    sp_consumer_opts o = {url, prefix, wid, queues, 1, 30000, 600000, prefetch_ms};
     sp_consumer *c = sp_consumer_new(&o, &err);
     if (c == NULL)
         die("consumer", &err);
@@ -96,6 +101,36 @@ static void consumer(const char *queue, int idx, int latfd)
     _exit(0);
 }
 
+/* Enqueue n jobs, then take and finish all of them with one consumer. */
+static int work_only(int n)
+{
+    sp_err err;
+    sp_queue *q = sp_queue_open(url, prefix, &err);
+    if (q == NULL)
+        die("open", &err);
+    enqueue_batch(q, "work", n);
+    if (getenv("BENCH_ENQUEUE_ONLY")) {
+        sp_queue_close(q);
+        return 0;
+    }
+    const char *queues[] = {"work"};
+    sp_consumer_opts o = {url, prefix, "profile", queues, 1, 30000, 600000, prefetch_ms};
+    sp_consumer *c = sp_consumer_new(&o, &err);
+    int done = 0;
+    sp_job job;
+    while (sp_consumer_next(c, 100, &job, &err) == 0) {
+        sp_outcome out = {SP_FINISH_SUCCEEDED, "[]", NULL, NULL, NULL, -1};
+        if (sp_consumer_finish(c, &job, &out, true, NULL, &err) != 0)
+            die("finish", &err);
+        sp_job_clear(&job);
+        done++;
+    }
+    sp_consumer_free(c);
+    sp_queue_close(q);
+    printf("work_only %d jobs\n", done);
+    return done == n ? 0 : 1;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -115,6 +150,14 @@ int main(int argc, char **argv)
             samples = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--redis-url"))
             given_url = argv[i + 1];
+        else if (!strcmp(argv[i], "--prefetch-ms"))
+            prefetch_ms = atoll(argv[i + 1]);
+    }
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--work-only") && given_url) {
+            snprintf(url, sizeof url, "%s", given_url);
+            return work_only(atoi(argv[i + 1]));
+        }
     }
     sp_test_redis r;
     if (given_url) {
@@ -145,13 +188,13 @@ int main(int argc, char **argv)
     enqueue_batch(q, "e2e", jobs);
     sp_queue_stat s;
     do {
-        usleep(1000);
+        usleep(5000);
         if (sp_queue_stat_one(q, "e2e", &s, &err) < 0)
             die("stats", &err);
     } while (s.succeeded < jobs);
     t1 = now_s();
-    printf("end_to_end_jobs_per_s %.0f jobs/s (%d consumers, %d jobs)\n", jobs / (t1 - t0),
-           consumers, jobs);
+    printf("end_to_end_jobs_per_s %.0f jobs/s (%d consumers, %d jobs, prefetch %s)\n",
+           jobs / (t1 - t0), consumers, jobs, prefetch_ms > 0 ? "on" : "off");
     for (int i = 0; i < consumers && i < 64; i++) {
         kill(pids[i], SIGTERM);
         waitpid(pids[i], NULL, 0);

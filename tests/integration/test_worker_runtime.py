@@ -185,6 +185,31 @@ def test_concurrency_runs_jobs_at_once(ctx):
 
 
 @suite.test
+def test_prefetched_job_is_not_held_behind_a_long_one(ctx):
+    q = ctx["q"]
+    a = worker(ctx, SPOOL_PREFETCH="200ms", SPOOL_WORKER_ID="prefetcher")
+    b = None
+    try:
+        # a takes the short job, then the long one, and claims the last one ahead.
+        first = q.enqueue("test", "test.noop", {})
+        long_ = q.enqueue("test", "test.noop", {"sleep_ms": 4000})
+        last = q.enqueue("test", "test.noop", {})
+        q.wait_state(first, "succeeded", 10)
+        q.wait_state(long_, "running", 10)
+        # Within about a second the claim goes back; a second worker runs it while
+        # the long job is still running.
+        b = worker(ctx, SPOOL_WORKER_ID="helper")
+        job = q.wait_state(last, "succeeded", 5)
+        eq(job["worker"], "helper", "the job ran on the free worker")
+        eq(q.get(long_)["state"], "running", "the long job is still running")
+        q.wait_state(long_, "succeeded", 10)
+    finally:
+        a.stop()
+        if b:
+            b.stop()
+
+
+@suite.test
 def test_worker_survives_redis_outage(ctx):
     r = Redis(aof=True)
     q = Queue(r)

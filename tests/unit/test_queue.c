@@ -126,7 +126,8 @@ static void consumer_proc(const char *queue, int outfd, int idx)
     snprintf(wid, sizeof wid, "c%d-%d", idx, (int)getpid());
     const char *queues[] = {queue};
     sp_err err;
-    sp_consumer_opts o = {R.url, prefix, wid, queues, 1, 30000, 60000};
+    /* Half the consumers prefetch (one round trip per job), half do not. */
+    sp_consumer_opts o = {R.url, prefix, wid, queues, 1, 30000, 60000, idx % 2 ? 1000 : 0};
     sp_consumer *c = sp_consumer_new(&o, &err);
     if (c == NULL)
         _exit(3);
@@ -1079,6 +1080,62 @@ static void test_metadata_annotation_is_fenced(void **state)
     sp_queue_close(q);
 }
 
+static void test_prefetch_claims_ahead_and_gives_back(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    char ids[4][SP_ID_LEN + 1];
+    for (int i = 0; i < 4; i++) {
+        enqueue(q, "pf", 3, 100, 1000, ids[i]);
+        usleep(2000);
+    }
+    const char *queues[] = {"pf"};
+    sp_err err;
+    sp_consumer_opts o = {R.url, prefix, "fetcher", queues, 1, 30000, 60000, 1000};
+    sp_consumer *c = sp_consumer_new(&o, &err);
+    assert_non_null(c);
+    sp_job job;
+    /* Short jobs: each finish also starts the claimed one and claims the next. */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
+        assert_string_equal(job.id, ids[i]);
+        assert_int_equal(job.state, SP_STATE_RUNNING);
+        assert_int_equal(job.attempts, 1);
+        assert_string_equal(job.type, "test.noop");
+        assert_string_equal(job.params, "{\"n\":1}");
+        sp_state st = state_of(q, ids[i], NULL);
+        assert_int_equal(st, SP_STATE_RUNNING);
+        if (i < 2) {
+            finish_ok(c, &job, true);
+            sp_job_clear(&job);
+        }
+    }
+    /* Job 2 runs; job 3 was claimed ahead, so another consumer finds nothing. */
+    const char *len = sp_test_redis_cli(&R, "LLEN %sw:fetcher:claim:pf", prefix);
+    assert_string_equal(len, "1");
+    sp_consumer *other = open_consumer(R.url, "other", queues, 1, 30000);
+    sp_job j2;
+    assert_int_equal(sp_consumer_next(other, 100, &j2, &err), SP_ETIMEDOUT);
+    /* Job 2 turned out long: the claim goes back and the other consumer takes it. */
+    assert_int_equal(sp_queue_worker_unclaim(q, "fetcher", queues, 1, &err), 0);
+    assert_int_equal(sp_consumer_next(other, 1000, &j2, &err), 0);
+    assert_string_equal(j2.id, ids[3]);
+    finish_ok(other, &j2, false);
+    sp_job_clear(&j2);
+    /* The first consumer finishes job 2; the id it had claimed is no longer its own. */
+    finish_ok(c, &job, true);
+    sp_job_clear(&job);
+    assert_int_equal(sp_consumer_next(c, 200, &job, &err), SP_ETIMEDOUT);
+    for (int i = 0; i < 4; i++) {
+        int64_t attempts;
+        assert_int_equal(state_of(q, ids[i], &attempts), SP_STATE_SUCCEEDED);
+        assert_int_equal(attempts, 1);
+    }
+    sp_consumer_free(other);
+    sp_consumer_free(c);
+    sp_queue_close(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1107,6 +1164,7 @@ int main(void)
         cmocka_unit_test_setup(test_list_and_stats, setup_test),
         cmocka_unit_test_setup(test_events_report_job_changes, setup_test),
         cmocka_unit_test_setup(test_metadata_annotation_is_fenced, setup_test),
+        cmocka_unit_test_setup(test_prefetch_claims_ahead_and_gives_back, setup_test),
     };
     return cmocka_run_group_tests_name("queue", tests, group_setup, group_teardown);
 }

@@ -121,6 +121,12 @@ int sp_queue_worker_beat(sp_queue *q, const sp_worker_info *w, int64_t ttl_ms, s
 /* Deregister a worker and give back the jobs it had claimed but not started. */
 int sp_queue_worker_leave(sp_queue *q, const char *worker_id, sp_err *err);
 
+/* Give every job a worker has claimed on the given queues but not started back to the
+ * front of its queue, keeping the worker registered. For prefetched claims held behind
+ * a long job. */
+int sp_queue_worker_unclaim(sp_queue *q, const char *worker_id, const char *const *queues,
+                            size_t nqueues, sp_err *err);
+
 /* Live workers into out[0..*n-1] (at most max). */
 int sp_queue_workers(sp_queue *q, sp_worker_info *out, size_t max, size_t *n, sp_err *err);
 
@@ -166,6 +172,11 @@ typedef struct sp_consumer_opts {
     size_t nqueues;
     int64_t lease_ms;             /* default 30000 */
     int64_t retention_ms;         /* how long finished jobs are kept; default 7 days */
+    /* Prefetch while jobs are short: when the previous job took less than this (ms),
+     * finishing a job also starts the next one (claimed earlier) and claims another,
+     * in one round trip. The claimed job waits for the current one, so keep this small
+     * and give claims back when a job runs long (sp_queue_worker_unclaim). 0: off. */
+    int64_t prefetch_ms;
 } sp_consumer_opts;
 
 /* A consumer for one worker slot (one thread). NULL with err set on bad options. */

@@ -1,0 +1,442 @@
+"""spool-video end to end: the real worker binary against a private redis-server, jobs
+enqueued through the queue API (bench_video_tool, as spool-api would), clips made by the
+ffmpeg command here, outputs checked with ffprobe.
+
+Each test that needs its own worker settings uses its own key prefix, so workers never
+take each other's jobs.
+"""
+import glob
+import http.server
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import BIN, ROOT, SANITIZED, Proc, Redis, Suite, eq, ffprobe, make_clip, wait_until  # noqa: E402
+
+TEST_BIN = os.environ.get("SPOOL_TEST_BIN_DIR", os.path.join(ROOT, "build/release/tests"))
+TOOL = os.path.join(TEST_BIN, "bench_video_tool")
+WORKER = os.path.join(BIN, "spool-video")
+SLOW = 3 if SANITIZED else 1  # sanitized builds run slower: scale the waits
+
+suite = Suite("video")
+
+
+class Ctx:
+    pass
+
+
+def env_for(ctx, prefix, **extra):
+    env = {"SPOOL_REDIS_URL": ctx.redis.url, "SPOOL_DATA_DIR": ctx.data,
+           "SPOOL_KEY_PREFIX": prefix, "SPOOL_LOG_LEVEL": "info",
+           "SPOOL_MAINTAIN_INTERVAL": "100ms", "SPOOL_RENEW_INTERVAL": "200ms"}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def tool(env, *args):
+    full = dict(os.environ)
+    full.update(env)
+    out = subprocess.run([TOOL, *args], env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         timeout=60)
+    if out.returncode != 0:
+        raise AssertionError(f"bench_video_tool {args}: {out.stderr.decode()}")
+    return out.stdout.decode().strip()
+
+
+def enqueue(env, path=None, url=None, params=None, max_attempts=3):
+    args = ["enqueue"]
+    args += [path] if path else ["--url", url]
+    args += ["--params", json.dumps(params or {}), "--max-attempts", str(max_attempts)]
+    return tool(env, *args)
+
+
+def get(env, job_id):
+    return json.loads(tool(env, "get", job_id))
+
+
+def wait_state(env, job_id, states, timeout=30):
+    timeout *= SLOW
+    states = (states,) if isinstance(states, str) else states
+    job = {}
+
+    def done():
+        nonlocal job
+        job = get(env, job_id)
+        return job["state"] in states
+
+    try:
+        wait_until(done, timeout, 0.05, f"job {job_id} to be {states}")
+    except AssertionError:
+        raise AssertionError(f"job {job_id} still {job.get('state')} after {timeout}s: {job}")
+    return job
+
+
+def worker(ctx, prefix, name="spool-video", **extra):
+    return Proc([WORKER], env=env_for(ctx, prefix, **extra), name=name, logdir=ctx.logs)
+
+
+def job_dir(ctx, job_id):
+    return os.path.join(ctx.data, "jobs", job_id[-2:], job_id)
+
+
+def files_of(ctx, job_id):
+    d = job_dir(ctx, job_id)
+    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+def mp4_boxes(path):
+    boxes, pos = [], 0
+    with open(path, "rb") as f:
+        data = f.read()
+    while pos + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if size == 1:
+            size = struct.unpack(">Q", data[pos + 8:pos + 16])[0]
+        boxes.append(kind.decode("latin-1"))
+        if size < 8:
+            break
+        pos += size
+    return boxes
+
+
+def stream(probe, kind):
+    for s in probe["streams"]:
+        if s["codec_type"] == kind:
+            return s
+    return None
+
+
+def video_duration(path):
+    return float(stream(ffprobe(path), "video")["duration"])
+
+
+def ff(*args):
+    subprocess.run(["ffmpeg", "-y", "-v", "error", "-nostdin", *args], check=True)
+
+
+def output(ctx, job_id, name):
+    return os.path.join(job_dir(ctx, job_id), name)
+
+
+def check_outputs(ctx, job, want_names):
+    names = [o["name"] for o in job["outputs"]]
+    eq(sorted(names), sorted(want_names), "outputs")
+    for o in job["outputs"]:
+        eq(o["bytes"], os.path.getsize(output(ctx, job["id"], o["name"])), o["name"] + " bytes")
+    leftovers = [f for f in files_of(ctx, job["id"]) if ".tmp-" in f]
+    eq(leftovers, [], "staging files left")
+
+
+# ---- set-up --------------------------------------------------------------------------
+
+def setup():
+    ctx = Ctx()
+    ctx.redis = Redis()
+    ctx.data = os.path.join(suite.tmp, "data")
+    ctx.logs = os.path.join(suite.tmp, "logs")
+    os.makedirs(ctx.logs)
+    c = ctx.clips = {}
+    t = suite.tmp
+    c["av"] = make_clip(os.path.join(t, "av.mp4"), seconds=2)
+    c["noaudio"] = make_clip(os.path.join(t, "noaudio.mp4"), seconds=2, audio=False)
+    c["rotated"] = os.path.join(t, "rotated.mp4")
+    ff("-i", c["av"], "-c", "copy", "-metadata:s:v:0", "rotate=90", c["rotated"])
+    c["odd"] = os.path.join(t, "odd.mp4")
+    ff("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=2", "-vf", "scale=321:241",
+       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv444p", c["odd"])
+    c["vfr"] = os.path.join(t, "vfr.mp4")
+    ff("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=3", "-vf",
+       "setpts='if(lt(N,30),N,if(lt(N,60),30+(N-30)*2,90+(N-60)/2))/(30*TB)'",
+       "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "ultrafast", c["vfr"])
+    c["surround"] = os.path.join(t, "surround.mp4")
+    ff("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=2", "-f", "lavfi", "-i",
+       "sine=frequency=440:sample_rate=44100:duration=2", "-filter_complex",
+       "[1:a]pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0[a]", "-map", "0:v", "-map", "[a]",
+       "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", c["surround"])
+    # Long enough to cancel, kill or time out mid-transcode (one encoder thread).
+    c["long"] = make_clip(os.path.join(t, "long.mp4"), seconds=8, size="1280x720", rate=30)
+    c["truncated"] = os.path.join(t, "truncated.mp4")
+    with open(c["noaudio"], "rb") as src, open(c["truncated"], "wb") as dst:
+        dst.write(src.read()[:30000])
+    c["text"] = os.path.join(t, "text.mp4")
+    with open(c["text"], "w") as f:
+        f.write("this is a text file, renamed .mp4\n")
+    # One worker shared by the tests that need no special settings.
+    ctx.env = env_for(ctx, "shared:")
+    ctx.worker = worker(ctx, "shared:", SPOOL_CONCURRENCY=2)
+    return ctx
+
+
+def teardown(ctx):
+    code = ctx.worker.stop()
+    if code != 0:
+        print(ctx.worker.output()[-3000:])
+    ctx.redis.destroy()
+
+
+# ---- tests -----------------------------------------------------------------------------
+
+@suite.test
+def test_transcodes_clip_with_audio_to_mp4_and_poster(ctx):
+    job_id = enqueue(ctx.env, ctx.clips["av"])
+    job = wait_state(ctx.env, job_id, ("succeeded", "failed"))
+    eq(job["state"], "succeeded", f"state ({job['error']})")
+    eq(job["attempts"], 1, "attempts")
+    eq(job["progress"], 100, "progress")
+    check_outputs(ctx, job, ["video.mp4", "poster.jpg"])
+    types = {o["name"]: o["content_type"] for o in job["outputs"]}
+    eq(types, {"video.mp4": "video/mp4", "poster.jpg": "image/jpeg"}, "content types")
+    video = output(ctx, job_id, "video.mp4")
+    p = ffprobe(video)
+    v, a = stream(p, "video"), stream(p, "audio")
+    eq(v["codec_name"], "h264", "video codec")
+    eq(v["pix_fmt"], "yuv420p", "pix_fmt")
+    eq((v["width"], v["height"]), (320, 240), "size")
+    eq(a["codec_name"], "aac", "audio codec")
+    din, dout = video_duration(ctx.clips["av"]), float(v["duration"])
+    assert abs(din - dout) <= 1 / 25 + 1e-6, f"duration {dout} vs input {din}"
+    boxes = mp4_boxes(video)
+    assert boxes.index("moov") < boxes.index("mdat"), f"moov after mdat: {boxes}"
+    poster = stream(ffprobe(output(ctx, job_id, "poster.jpg")), "video")
+    eq((poster["codec_name"], poster["width"], poster["height"]), ("mjpeg", 320, 240), "poster")
+    meta = job["metadata"]
+    eq(meta["input"]["video"]["codec"], "h264", "metadata.input.video.codec")
+    eq(meta["input"]["audio"]["codec"], "aac", "metadata.input.audio.codec")
+    assert abs(meta["input"]["duration"] - 2.0) < 0.1, meta["input"]
+    eq(meta["output"]["video"]["profile"], "High", "metadata.output.video.profile")
+
+
+@suite.test
+def test_awkward_inputs_all_work(ctx):
+    """No audio, rotation metadata, odd size, variable frame rate, 5.1 sound."""
+    ids = {k: enqueue(ctx.env, ctx.clips[k]) for k in ("noaudio", "rotated", "odd", "vfr", "surround")}
+    jobs = {k: wait_state(ctx.env, i, ("succeeded", "failed")) for k, i in ids.items()}
+    for k, job in jobs.items():
+        eq(job["state"], "succeeded", f"{k}: state ({job['error']})")
+        check_outputs(ctx, job, ["video.mp4", "poster.jpg"])
+    probes = {k: ffprobe(output(ctx, ids[k], "video.mp4")) for k in ids}
+    eq(stream(probes["noaudio"], "audio"), None, "noaudio: audio stream")
+    rv = stream(probes["rotated"], "video")
+    eq((rv["width"], rv["height"]), (240, 320), "rotated: upright size")
+    eq(rv.get("side_data_list"), None, "rotated: display matrix left in the output")
+    eq(jobs["rotated"]["metadata"]["input"]["video"]["display_height"], 320, "rotated: probe")
+    ov = stream(probes["odd"], "video")
+    eq((ov["width"] % 2, ov["height"] % 2), (0, 0), f"odd: even size {ov['width']}x{ov['height']}")
+    din, dout = video_duration(ctx.clips["vfr"]), float(stream(probes["vfr"], "video")["duration"])
+    assert abs(din - dout) <= 1 / 30 + 1e-6, f"vfr: duration {dout} vs input {din}"
+    sa = stream(probes["surround"], "audio")
+    eq((sa["channels"], sa["sample_rate"]), (2, "48000"), "surround: stereo 48 kHz")
+
+
+@suite.test
+def test_concurrency_runs_jobs_at_once(ctx):
+    """Jobs queued before a SPOOL_CONCURRENCY=2 worker starts: two run at the same time."""
+    env = env_for(ctx, "conc:")
+    ids = [enqueue(env, ctx.clips["av"]) for _ in range(4)]
+    w = worker(ctx, "conc:", name="conc", SPOOL_CONCURRENCY=2, SPOOL_VIDEO_THREADS=1)
+    try:
+        jobs = [wait_state(env, i, ("succeeded", "failed")) for i in ids]
+    finally:
+        eq(w.stop(), 0, "worker exit code")
+    eq([j["state"] for j in jobs], ["succeeded"] * 4, "states")
+    spans = sorted((j["started_at"], j["finished_at"]) for j in jobs)
+    overlap = any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
+    assert overlap, f"no two jobs ran at the same time: {spans}"
+
+
+@suite.test
+def test_webm_preset_without_poster(ctx):
+    job_id = enqueue(ctx.env, ctx.clips["av"], params={"preset": "webm-720p", "thumbnail": False})
+    job = wait_state(ctx.env, job_id, ("succeeded", "failed"))
+    eq(job["state"], "succeeded", f"state ({job['error']})")
+    check_outputs(ctx, job, ["video.webm"])
+    eq(job["outputs"][0]["content_type"], "video/webm", "content type")
+    p = ffprobe(output(ctx, job_id, "video.webm"))
+    eq(p["format"]["format_name"], "matroska,webm", "container")
+    eq(stream(p, "video")["codec_name"], "vp9", "video codec")
+    eq(stream(p, "audio")["codec_name"], "opus", "audio codec")
+
+
+@suite.test
+def test_bad_input_fails_permanently_with_a_clear_message(ctx):
+    cases = {
+        "truncated": ("corrupt_input", "truncated"),
+        "text": ("unsupported_input", "not a video file"),
+    }
+    ids = {k: enqueue(ctx.env, ctx.clips[k]) for k in cases}
+    bad_preset = enqueue(ctx.env, ctx.clips["av"], params={"preset": "mp4-4k"})
+    for k, (code, words) in cases.items():
+        job = wait_state(ctx.env, ids[k], ("failed", "succeeded", "retrying"))
+        eq(job["state"], "failed", f"{k}: state")
+        eq(job["attempts"], 1, f"{k}: attempts (no retries)")
+        eq(job["error"]["code"], code, f"{k}: error code")
+        eq(job["error"]["retryable"], False, f"{k}: retryable")
+        assert words in job["error"]["message"], f"{k}: {job['error']['message']!r}"
+        eq(files_of(ctx, ids[k]), ["input"], f"{k}: files")
+    job = wait_state(ctx.env, bad_preset, ("failed", "succeeded"))
+    eq(job["error"]["code"], "invalid_params", "bad preset: code")
+    assert "mp4-720p" in job["error"]["message"], job["error"]["message"]
+
+
+class _Files(http.server.SimpleHTTPRequestHandler):
+    hits = {}
+
+    def do_GET(self):
+        _Files.hits[self.path] = _Files.hits.get(self.path, 0) + 1
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+def serve(directory):
+    handler = lambda *a, **kw: _Files(*a, directory=directory, **kw)  # noqa: E731
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+@suite.test
+def test_source_url_is_fetched_and_bad_urls_fail(ctx):
+    srv = serve(suite.tmp)
+    try:
+        base = f"http://127.0.0.1:{srv.server_address[1]}"
+        ok = enqueue(ctx.env, url=base + "/av.mp4")
+        missing = enqueue(ctx.env, url=base + "/nope.mp4")
+        job = wait_state(ctx.env, ok, ("succeeded", "failed"))
+        eq(job["state"], "succeeded", f"state ({job['error']})")
+        eq(_Files.hits.get("/av.mp4"), 1, "downloads")
+        assert "source" in files_of(ctx, ok), files_of(ctx, ok)
+        eq(stream(ffprobe(output(ctx, ok, "video.mp4")), "video")["codec_name"], "h264", "codec")
+        job = wait_state(ctx.env, missing, ("failed", "succeeded", "retrying"))
+        eq((job["state"], job["error"]["code"], job["error"]["retryable"]),
+           ("failed", "fetch_failed", False), "404")
+        assert "404" in job["error"]["message"], job["error"]["message"]
+    finally:
+        srv.shutdown()
+
+
+@suite.test
+def test_cancel_mid_transcode_leaves_no_output(ctx):
+    env = env_for(ctx, "cancel:")
+    w = worker(ctx, "cancel:", name="cancel", SPOOL_VIDEO_THREADS=1)
+    try:
+        job_id = enqueue(env, ctx.clips["long"], params={"thumbnail": False})
+        wait_until(lambda: 0 < get(env, job_id)["progress"] < 100, 30 * SLOW, 0.05,
+                   "progress while running")
+        assert any(".tmp-" in f for f in files_of(ctx, job_id)), files_of(ctx, job_id)
+        t0 = time.monotonic()
+        eq(json.loads(tool(env, "cancel", job_id))["cancel"], 1, "cancel answer (running)")
+        job = wait_state(env, job_id, ("cancelled", "succeeded", "failed"), timeout=5)
+        took = time.monotonic() - t0
+        eq(job["state"], "cancelled", "state")
+        assert took < 1.5 * SLOW, f"cancel took {took:.2f}s"
+        eq(files_of(ctx, job_id), ["input"], "files after cancel")
+    finally:
+        eq(w.stop(), 0, "worker exit code")
+
+
+@suite.test
+def test_killed_worker_job_is_redone_by_another(ctx):
+    env = env_for(ctx, "kill:")
+    srv = serve(suite.tmp)
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/long.mp4"
+        a = worker(ctx, "kill:", name="doomed", SPOOL_VIDEO_THREADS=1, SPOOL_LEASE="2s")
+        job_id = enqueue(env, url=url)
+        wait_until(lambda: 0 < get(env, job_id)["progress"] < 100, 30 * SLOW, 0.05, "progress")
+        a.kill()
+        b = worker(ctx, "kill:", name="second", SPOOL_LEASE="2s")
+        try:
+            job = wait_state(env, job_id, ("succeeded", "failed"), timeout=60)
+        finally:
+            eq(b.stop(), 0, "second worker exit code")
+        eq(job["state"], "succeeded", f"state ({job['error']})")
+        eq(job["attempts"], 2, "attempts")
+        eq(sorted(o["name"] for o in job["outputs"]), ["poster.jpg", "video.mp4"], "outputs")
+        final = [f for f in files_of(ctx, job_id) if ".tmp-" not in f]
+        eq(final, ["poster.jpg", "source", "video.mp4"], "committed files")
+        eq(_Files.hits.get("/long.mp4"), 1, "downloads (the retry reuses the fetched source)")
+        d = abs(float(stream(ffprobe(output(ctx, job_id, "video.mp4")), "video")["duration"]) - 8.0)
+        assert d <= 1 / 30 + 1e-6, f"duration off by {d}"
+    finally:
+        srv.shutdown()
+
+
+@suite.test
+def test_time_limit_fails_retryable(ctx):
+    env = env_for(ctx, "limit:")
+    w = worker(ctx, "limit:", name="limit", SPOOL_VIDEO_THREADS=1, SPOOL_VIDEO_TIME_LIMIT="1s")
+    try:
+        job_id = enqueue(env, ctx.clips["long"], max_attempts=1)
+        job = wait_state(env, job_id, ("failed", "succeeded"), timeout=20)
+        eq(job["state"], "failed", "state")
+        eq((job["error"]["code"], job["error"]["retryable"]), ("timed_out", True), "error")
+        eq(files_of(ctx, job_id), ["input"], "files")
+    finally:
+        eq(w.stop(), 0, "worker exit code")
+
+
+@suite.test
+def test_sigterm_past_grace_gives_the_job_back(ctx):
+    env = env_for(ctx, "term:")
+    w = worker(ctx, "term:", name="term", SPOOL_VIDEO_THREADS=1, SPOOL_GRACE="300ms")
+    job_id = enqueue(env, ctx.clips["long"])
+    wait_until(lambda: 0 < get(env, job_id)["progress"] < 100, 30 * SLOW, 0.05, "progress")
+    t0 = time.monotonic()
+    code = w.stop(signal.SIGTERM, timeout=10)
+    took = time.monotonic() - t0
+    eq(code, 0, "exit code")
+    assert took < 3 * SLOW, f"shutdown took {took:.2f}s"
+    job = get(env, job_id)
+    eq(job["state"], "queued", "state after shutdown")
+    eq(files_of(ctx, job_id), ["input"], "files")
+    w2 = worker(ctx, "term:", name="term2")
+    try:
+        job = wait_state(env, job_id, ("succeeded", "failed"), timeout=60)
+        eq(job["state"], "succeeded", "state after a new worker")
+    finally:
+        eq(w2.stop(), 0, "worker exit code")
+
+
+@suite.test
+def test_twenty_jobs_in_one_process_without_leaks(ctx):
+    """Under `make sanitize` the worker is the ASan build: LeakSanitizer reports at exit.
+    Here, the resident size must settle rather than grow with every job."""
+    env = env_for(ctx, "many:")
+    w = worker(ctx, "many:", name="many", SPOOL_CONCURRENCY=2)
+    rss = []
+
+    def vmrss():
+        with open(f"/proc/{w.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    try:
+        kinds = ["av", "noaudio", "rotated", "surround", "truncated"]
+        for rnd in range(4):
+            ids = [enqueue(env, ctx.clips[k]) for k in kinds]
+            for i, k in zip(ids, kinds):
+                job = wait_state(env, i, ("succeeded", "failed"))
+                eq(job["state"], "failed" if k == "truncated" else "succeeded", f"{k} state")
+            rss.append(vmrss())
+    finally:
+        code = w.stop()
+    with open(w.logpath, errors="replace") as f:
+        out = f.read()
+    assert "LeakSanitizer" not in out and "AddressSanitizer" not in out, out[-4000:]
+    eq(code, 0, "exit code")
+    if not SANITIZED:
+        growth = rss[-1] - rss[1]
+        assert growth < 8 * 1024, f"RSS grew {growth} kB over 10 jobs: {rss}"
+
+
+sys.exit(suite.run(setup, teardown))

@@ -1,0 +1,313 @@
+/* job.c - the video.transcode handler (see job.h): reads the job's params and input,
+ * fetches a source_url once per job, and runs the transcoder into blob staging files
+ * that are committed only when everything succeeded. */
+#include "job.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "spool/alloc.h"
+#include "spool/buf.h"
+#include "spool/fetch.h"
+#include "spool/presets.h"
+#include "transcode.h"
+
+#define SP__SOURCE_BLOB "source"
+#define SP__POSTER_BLOB "poster.jpg"
+
+typedef struct sp__params {
+    const sp_preset *preset;
+    bool thumbnail;
+} sp__params;
+
+/* The job was asked to stop (cancel, lease lost, time limit, shutdown): the runtime
+ * decides the outcome from the reason. */
+static int sp__stopped(sp_job_ctx *ctx)
+{
+    int reason = sp_job_ctx_stop_reason(ctx);
+    return reason ? reason : SP_ECANCELLED;
+}
+
+/* Record a failure from the transcoder or the blob store, classified by code. */
+static int sp__fail(sp_job_ctx *ctx, int rc, const sp_err *err)
+{
+    if (rc == SP_ECANCELLED || sp_job_ctx_stopping(ctx))
+        return sp__stopped(ctx);
+    switch (rc) {
+    case SP_EUNSUPPORTED:
+        return sp_job_ctx_fail(ctx, rc, false, "unsupported_input", "%s", err->msg);
+    case SP_EINVAL:
+        return sp_job_ctx_fail(ctx, rc, false, "corrupt_input", "%s", err->msg);
+    case SP_ENOMEM:
+        return sp_job_ctx_fail(ctx, rc, true, "out_of_memory", "%s", err->msg);
+    default:
+        return sp_job_ctx_fail(ctx, rc, true, "io_error", "%s", err->msg);
+    }
+}
+
+static int sp__parse_params(sp_job_ctx *ctx, sp__params *p)
+{
+    const sp_job *job = sp_job_ctx_job(ctx);
+    p->preset = sp_preset_find(SP_PRESET_DEFAULT);
+    p->thumbnail = true;
+    if (job->params == NULL || job->params[0] == '\0')
+        return 0;
+    json_error_t jerr;
+    json_t *root = json_loads(job->params, 0, &jerr);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return sp_job_ctx_fail(ctx, SP_EINVAL, false, "invalid_params",
+                               "the job's params are not a JSON object");
+    }
+    int rc = 0;
+    json_t *preset = json_object_get(root, "preset");
+    json_t *thumb = json_object_get(root, "thumbnail");
+    if (preset && !json_is_null(preset)) {
+        const char *name = json_string_value(preset);
+        p->preset = sp_preset_find(name);
+        if (p->preset == NULL) {
+            sp_buf names;
+            sp_buf_init(&names, 1024);
+            for (const sp_preset *i = sp_presets(); i->name; i++)
+                sp_buf_addf(&names, "%s%s", names.len ? ", " : "", i->name);
+            rc = sp_job_ctx_fail(ctx, SP_EINVAL, false, "invalid_params",
+                                 "unknown preset '%.64s' (use one of %s)", name ? name : "",
+                                 sp_buf_cstr(&names));
+            sp_buf_free(&names);
+        }
+    }
+    if (rc == 0 && thumb && !json_is_null(thumb)) {
+        if (!json_is_boolean(thumb))
+            rc = sp_job_ctx_fail(ctx, SP_EINVAL, false, "invalid_params",
+                                 "params.thumbnail must be true or false");
+        else
+            p->thumbnail = json_is_true(thumb);
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* Fetch the job's source_url into its "source" blob, unless an earlier attempt did. */
+static int sp__fetch_source(sp_job_ctx *ctx, const sp_video_config *cfg, const char *url,
+                            const char *path)
+{
+    const sp_job *job = sp_job_ctx_job(ctx);
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        sp_info(sp_job_ctx_log(ctx), "reusing the source fetched by an earlier attempt "
+                                     "(%lld bytes)", (long long)sb.st_size);
+        return 0;
+    }
+    sp_fetch_opts fo = {
+        .max_bytes = cfg->fetch_max_bytes,
+        .connect_timeout_ms = cfg->fetch_connect_ms,
+        .total_timeout_ms = cfg->fetch_timeout_ms,
+        .max_redirects = (int)cfg->fetch_max_redirects,
+        .stop = sp_job_ctx_stop_flag(ctx),
+    };
+    sp_err err;
+    int64_t bytes = 0;
+    int64_t t0 = sp_mono_ms();
+    int rc = sp_fetch_to_blob(sp_job_ctx_blobs(ctx), job->id, SP__SOURCE_BLOB, url, &fo,
+                              &bytes, NULL, &err);
+    if (rc == 0) {
+        sp_info(sp_job_ctx_log(ctx), "fetched %lld bytes in %lld ms", (long long)bytes,
+                (long long)(sp_mono_ms() - t0));
+        return 0;
+    }
+    if (rc == SP_ECANCELLED || sp_job_ctx_stopping(ctx))
+        return sp__stopped(ctx);
+    switch (rc) {
+    case SP_EFETCH:
+    case SP_ETIMEDOUT:
+    case SP_EIO:
+    case SP_ENOMEM:
+        return sp_job_ctx_fail(ctx, rc, true, "fetch_failed", "%s", err.msg);
+    default: /* bad URL, too big, 404, other 4xx: the same URL will not work later */
+        return sp_job_ctx_fail(ctx, rc, false, "fetch_failed", "%s", err.msg);
+    }
+}
+
+/* Find the input file: the uploaded blob, or the fetched source_url. */
+static int sp__input_path(sp_job_ctx *ctx, const sp_video_config *cfg, char *path, size_t n)
+{
+    const sp_job *job = sp_job_ctx_job(ctx);
+    json_error_t jerr;
+    json_t *root = job->input ? json_loads(job->input, 0, &jerr) : NULL;
+    const char *blob = json_string_value(json_object_get(root, "blob"));
+    const char *url = json_string_value(json_object_get(root, "url"));
+    int rc = 0;
+    sp_err err;
+    if (!json_is_object(root) || (blob == NULL && url == NULL)) {
+        rc = sp_job_ctx_fail(ctx, SP_EINVAL, false, "invalid_input",
+                             "the job names no input (neither a blob nor a url)");
+    } else if (blob) {
+        if (!sp_blob_name_valid(blob)) {
+            rc = sp_job_ctx_fail(ctx, SP_EINVAL, false, "invalid_input",
+                                 "the job's input blob name is not valid");
+        } else if ((rc = sp_blob_path(sp_job_ctx_blobs(ctx), job->id, blob, path, n, &err)) <
+                   0) {
+            rc = sp__fail(ctx, rc, &err);
+        } else {
+            struct stat sb;
+            if (stat(path, &sb) < 0)
+                /* Retryable: a data directory that is not (yet) shared or mounted is a
+                 * deployment problem another attempt may not have. */
+                rc = sp_job_ctx_fail(ctx, SP_ENOTFOUND, true, "input_missing",
+                                     "the uploaded input is not in the blob store (%s: %s); "
+                                     "spool-api and spool-video must share SPOOL_DATA_DIR",
+                                     path, strerror(errno));
+        }
+    } else {
+        rc = sp_blob_path(sp_job_ctx_blobs(ctx), job->id, SP__SOURCE_BLOB, path, n, &err);
+        if (rc < 0)
+            rc = sp__fail(ctx, rc, &err);
+        else
+            rc = sp__fetch_source(ctx, cfg, url, path);
+    }
+    json_decref(root);
+    return rc;
+}
+
+static void sp__on_progress(void *ud, int percent)
+{
+    sp_job_ctx_progress(ud, percent);
+}
+
+/* metadata = {"input": in, "output": out}; out may be NULL. */
+static int sp__store_metadata(sp_job_ctx *ctx, const char *in, const char *out)
+{
+    sp_buf b;
+    sp_buf_init(&b, 256 * 1024);
+    int rc = sp_buf_addf(&b, "{\"input\":%s", in);
+    if (rc == 0 && out)
+        rc = sp_buf_addf(&b, ",\"output\":%s", out);
+    if (rc == 0)
+        rc = sp_buf_addc(&b, '}');
+    if (rc == 0)
+        rc = sp_job_ctx_set_metadata(ctx, sp_buf_cstr(&b));
+    sp_buf_free(&b);
+    if (rc == SP_ELOST || sp_job_ctx_stopping(ctx))
+        return sp__stopped(ctx);
+    if (rc < 0)
+        return sp_job_ctx_fail(ctx, rc, true, "internal_error", "cannot store metadata: %s",
+                               sp_strerror(rc));
+    return 0;
+}
+
+static int64_t sp__file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
+}
+
+int sp_video_job_handle(sp_job_ctx *ctx, void *userdata, int slot)
+{
+    (void)slot;
+    const sp_video_config *cfg = userdata;
+    const sp_job *job = sp_job_ctx_job(ctx);
+    const sp_logctx *log = sp_job_ctx_log(ctx);
+    sp_blobs *blobs = sp_job_ctx_blobs(ctx);
+    if (strcmp(job->type, "video.transcode") != 0)
+        return sp_job_ctx_fail(ctx, SP_EUNSUPPORTED, false, "unsupported_type",
+                               "spool-video does not run %s jobs (check the routing table)",
+                               job->type);
+    sp__params params;
+    int rc = sp__parse_params(ctx, &params);
+    if (rc < 0)
+        return rc;
+    const sp_preset *p = params.preset;
+    sp_job_ctx_set_time_limit(ctx, cfg->time_limit_ms > 0 ? cfg->time_limit_ms
+                                                          : p->time_limit_ms);
+    char in_path[PATH_MAX];
+    rc = sp__input_path(ctx, cfg, in_path, sizeof in_path);
+    if (rc < 0)
+        return rc;
+
+    sp_video_opts vo = {.threads = (int)cfg->threads,
+                        .stop = sp_job_ctx_stop_flag(ctx),
+                        .progress = sp__on_progress,
+                        .ud = ctx,
+                        .log = log};
+    sp_err err;
+    char *in_meta = NULL, *out_meta = NULL;
+    sp_blob_writer *poster = NULL, *video = NULL;
+    int pw = 0, ph = 0;
+    sp_video_result res;
+    char video_name[32];
+    snprintf(video_name, sizeof video_name, "video.%s", p->extension);
+
+    rc = sp_video_probe(in_path, &vo, &in_meta, &err);
+    if (rc < 0) {
+        rc = sp__fail(ctx, rc, &err);
+        goto out;
+    }
+    rc = sp__store_metadata(ctx, in_meta, NULL);
+    if (rc < 0)
+        goto out;
+    if (params.thumbnail) {
+        rc = sp_blob_create(blobs, job->id, SP__POSTER_BLOB, 0, &poster, &err);
+        if (rc == 0)
+            rc = sp_video_poster(in_path, sp_blob_staging_path(poster), p, &vo, &pw, &ph, &err);
+        if (rc < 0) {
+            rc = sp__fail(ctx, rc, &err);
+            goto out;
+        }
+    }
+    rc = sp_blob_create(blobs, job->id, video_name, 0, &video, &err);
+    if (rc == 0)
+        rc = sp_video_transcode(in_path, sp_blob_staging_path(video), p, &vo, &res, &err);
+    if (rc < 0) {
+        rc = sp__fail(ctx, rc, &err);
+        goto out;
+    }
+    sp_info(log, "encoded %lld frames (%dx%d, %.2f s) in %.2f s: %.1f fps, %lld bytes",
+            (long long)res.frames, res.width, res.height, res.duration, res.seconds,
+            res.seconds > 0 ? res.frames / res.seconds : 0.0, (long long)res.bytes);
+    /* The output's own probe, for the record (not fatal: the video is written). */
+    if (sp_video_probe(sp_blob_staging_path(video), &vo, &out_meta, &err) < 0)
+        sp_warn(log, "cannot probe the output: %s", err.msg);
+    rc = sp__store_metadata(ctx, in_meta, out_meta);
+    if (rc < 0)
+        goto out;
+    if (sp_job_ctx_stopping(ctx)) {
+        rc = sp__stopped(ctx);
+        goto out;
+    }
+
+    /* Everything is written: make the outputs visible. */
+    int64_t poster_bytes = poster ? sp__file_size(sp_blob_staging_path(poster)) : 0;
+    int64_t video_bytes = sp__file_size(sp_blob_staging_path(video));
+    rc = sp_blob_commit(video, true, &err);
+    video = NULL;
+    if (rc == 0 && poster) {
+        rc = sp_blob_commit(poster, true, &err);
+        poster = NULL;
+    }
+    if (rc < 0) {
+        rc = sp__fail(ctx, rc, &err);
+        goto out;
+    }
+    char extra[128];
+    int n = snprintf(extra, sizeof extra, "{\"width\":%d,\"height\":%d,\"duration\":%.3f}",
+                     res.width, res.height, res.duration);
+    rc = sp_job_ctx_add_output(ctx, video_name, p->content_type, video_bytes,
+                               n > 0 && (size_t)n < sizeof extra ? extra : NULL);
+    if (rc == 0 && params.thumbnail) {
+        n = snprintf(extra, sizeof extra, "{\"width\":%d,\"height\":%d}", pw, ph);
+        rc = sp_job_ctx_add_output(ctx, SP__POSTER_BLOB, "image/jpeg", poster_bytes,
+                                   n > 0 && (size_t)n < sizeof extra ? extra : NULL);
+    }
+    if (rc < 0)
+        rc = sp_job_ctx_fail(ctx, rc, true, "internal_error", "cannot list the outputs: %s",
+                             sp_strerror(rc));
+out:
+    sp_blob_abort(poster);
+    sp_blob_abort(video);
+    sp_free(in_meta);
+    sp_free(out_meta);
+    return rc;
+}
