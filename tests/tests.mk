@@ -17,7 +17,7 @@ $(O)/tests/test_%: $(O)/tests/unit/test_%.o $(TEST_SUPPORT_OBJS) $$(test_$$*_OBJ
 
 # Benchmarks (make bench-queue; the other parts add their own bench-* targets).
 BENCH_QUEUE := $(O)/tests/bench_queue
-$(O)/tests/bench/%.o: MODCFLAGS = -Itests/support $(call pc_cflags,hiredis)
+$(O)/tests/bench/bench_queue.o: MODCFLAGS = -Itests/support $(call pc_cflags,hiredis)
 $(BENCH_QUEUE): $(O)/tests/bench/bench_queue.o $(TEST_SUPPORT_OBJS) $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) $(COMMON_LIBS)
 
