@@ -112,6 +112,17 @@ force() {
     for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
 }
 
+# drain INDEX: wait (up to 5 s) until the process's tagger has printed its last lines,
+# so what this script says next comes after them.
+drain() {
+    local t=${taggers[$1]} n
+    for n in $(seq 50); do
+        kill -0 "$t" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$t" 2>/dev/null || wait "$t" 2>/dev/null
+}
+
 # stop_procs SECONDS INDEX...: SIGTERM, then wait; SIGKILL what is still there after SECONDS.
 stop_procs() {
     local secs=$1
@@ -128,6 +139,7 @@ stop_procs() {
             sleep 0.1
         done
         wait "${pids[$i]}" 2>/dev/null
+        drain "$i"
     done
 }
 
@@ -188,7 +200,7 @@ for _ in $(seq 100); do
     kill -0 "${pids[0]}" 2>/dev/null || break
     sleep 0.1
 done
-redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG || { say "Redis did not start"; shutdown 1; }
+redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG || { drain 0; say "Redis did not start"; shutdown 1; }
 
 start api "$BIN_DIR/spool-api"
 healthy() {
@@ -204,7 +216,7 @@ for _ in $(seq 200); do
     kill -0 "${pids[1]}" 2>/dev/null || break
     sleep 0.05
 done
-healthy 2>/dev/null || { say "spool-api did not start (see its lines above)"; shutdown 1; }
+healthy 2>/dev/null || { kill -0 "${pids[1]}" 2>/dev/null || drain 1; say "spool-api did not start (see its lines above)"; shutdown 1; }
 
 for i in $(seq "$VIDEO_WORKERS"); do start "video-$i" "$BIN_DIR/spool-video"; done
 for i in $(seq "$PDF_WORKERS"); do start "pdf-$i" "$BIN_DIR/spool-pdf"; done
@@ -217,7 +229,9 @@ while :; do
     for i in "${!pids[@]}"; do
         if ! kill -0 "${pids[$i]}" 2>/dev/null; then
             wait "${pids[$i]}" 2>/dev/null
-            say "${names[$i]} exited with status $? on its own: stopping the others"
+            status=$?
+            drain "$i"
+            say "${names[$i]} exited with status $status on its own: stopping the others"
             unset 'pids[i]'
             shutdown 1
         fi
