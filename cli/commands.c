@@ -649,10 +649,9 @@ int ctl_cmd_jobs(ctl_client *c)
                 const json_t *j;
                 r = 0;
                 json_array_foreach(json_object_get(list, "jobs"), i, j) {
-                    if (r == 0)
-                        r = sp_buf_addf(&b, "%s\n", json_string_value(json_object_get(j, "id"))
-                                                        ? json_string_value(json_object_get(j, "id"))
-                                                        : "");
+                    const char *id = json_string_value(json_object_get(j, "id"));
+                    if (r == 0 && id)
+                        r = sp_buf_addf(&b, "%s\n", id);
                 }
             } else {
                 r = ctl_out_jobs(&b, list);
