@@ -421,6 +421,9 @@ def test_k8s_manifests_parse_and_fit_together(ctx):
         queue = env["SPOOL_QUEUES"]["value"]
         grace = seconds(env["SPOOL_GRACE"]["value"])
         assert w["terminationGracePeriodSeconds"] > grace, f"spool-{kind}: grace period too short"
+        if kind == "video":
+            eq(env["SPOOL_VIDEO_THREADS"]["value"], str(c["resources"]["limits"]["cpu"]),
+               "codec threads match the CPU limit")
         so = keda[f"spool-{kind}"]
         eq(so["spec"]["scaleTargetRef"]["name"], f"spool-{kind}", "KEDA target")
         eq(so["spec"]["triggers"][0]["metadata"]["listName"], f"{prefix}q:{queue}:ready",
