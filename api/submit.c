@@ -69,6 +69,11 @@ int api_submit_precheck(api_req *r, const char *type)
         return -1;
     }
     if (s->cfg->queue_limit > 0 && st.ready >= s->cfg->queue_limit) {
+        /* A client retrying a request whose job exists gets that job, full queue or not:
+         * the enqueue checks the key before the limit. */
+        char existing[SP_ID_LEN + 1];
+        if (r->idem && sp_queue_idem_lookup(q, r->idem_key, existing, &err) == 1)
+            return 0;
         api_reply_error(r, API_E_QUEUE_FULL, "queue %s is full (%lld jobs waiting)", queue,
                         (long long)st.ready);
         return -1;

@@ -366,6 +366,28 @@ static int64_t sp__age_ms(const struct stat *st, int64_t now)
     return now - ((int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000);
 }
 
+int sp_blobs_remove_staging(sp_blobs *b, const char *job_id, sp_err *err)
+{
+    char dir[PATH_MAX];
+    int rc = sp__job_dir(b, job_id, dir, sizeof dir, err);
+    if (rc < 0)
+        return rc;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return errno == ENOENT ? 0 : sp_err_set(err, SP_EIO, "open %s: %s", dir, strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strstr(e->d_name, ".tmp-") == NULL)
+            continue;
+        char path[PATH_MAX + 256];
+        int len = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (len > 0 && (size_t)len < sizeof path && unlink(path) < 0 && errno != ENOENT)
+            rc = sp_err_set(err, SP_EIO, "remove %s: %s", path, strerror(errno));
+    }
+    closedir(d);
+    return rc;
+}
+
 /* Remove staging files older than min_age_ms in dir. */
 static void sp__gc_staging(const char *dir, int64_t min_age_ms, int64_t now)
 {

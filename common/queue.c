@@ -354,6 +354,32 @@ int sp_queue_enqueue_many(sp_queue *q, const sp_enqueue *e, size_t n, int *resul
     return rc;
 }
 
+int sp_queue_idem_lookup(sp_queue *q, const char *idem_key, char existing_id[SP_ID_LEN + 1],
+                         sp_err *err)
+{
+    sp_sha256 sh;
+    char digest[65];
+    sp_sha256_init(&sh);
+    sp_sha256_update(&sh, idem_key, strlen(idem_key));
+    sp_sha256_hex(&sh, digest);
+    sp_key k;
+    const char *argv[] = {"GET", sp__key_idem(&k, q->prefix, digest)};
+    redisReply *rep;
+    int rc = sp_redis_cmd(q->r, &rep, err, 2, argv, NULL);
+    if (rc < 0)
+        return rc;
+    size_t n;
+    const char *v = sp_reply_str(rep, &n);
+    rc = 0;
+    if (v && n > SP_ID_LEN && v[SP_ID_LEN] == ' ') {
+        memcpy(existing_id, v, SP_ID_LEN);
+        existing_id[SP_ID_LEN] = '\0';
+        rc = sp_id_valid(existing_id) ? 1 : 0;
+    }
+    sp_redis_reply_free(rep);
+    return rc;
+}
+
 /* ---- reading and administration ---------------------------------------------- */
 
 static int sp__get_once(sp_queue *q, const char *id, sp_job *out, sp_err *err)

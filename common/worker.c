@@ -273,6 +273,13 @@ static void sp__run_job(sp__worker *w, sp_job_ctx *ctx)
     pthread_mutex_unlock(&ctx->mu);
     sp_info(&ctx->log, "started %s (attempt %lld of %lld)", ctx->job.type,
             (long long)ctx->job.attempts, (long long)ctx->job.max_attempts);
+    if (ctx->job.attempts > 1) {
+        /* An earlier attempt may have died mid-write: its staging files go, so the job
+         * ends with one set of files. */
+        sp_err serr;
+        if (sp_blobs_remove_staging(w->blobs, ctx->job.id, &serr) < 0)
+            sp_warn(&ctx->log, "could not remove an earlier attempt's files: %s", serr.msg);
+    }
     int64_t t0 = sp_mono_ms();
     int rc = w->def->handler(ctx, w->def->userdata, ctx->slot);
 

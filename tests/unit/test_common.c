@@ -334,6 +334,15 @@ static void test_blob_store_commits_atomically(void **state)
     char dir[512];
     snprintf(dir, sizeof dir, "%s/jobs/%s/%s", blobdir, id + SP_ID_LEN - 2, id);
     assert_int_equal(count_files(dir), 1);
+    /* Staging files of a dead attempt can be cleared; committed blobs stay. */
+    assert_int_equal(sp_blob_create(b, id, "half.bin", 0, &w, &err), 0);
+    assert_int_equal(sp_blob_write(w, "x", 1, &err), 0);
+    assert_int_equal(count_files(dir), 2); /* out.bin and the staging file */
+    assert_int_equal(sp_blobs_remove_staging(b, id, &err), 0);
+    assert_int_equal(count_files(dir), 1);
+    assert_int_equal(sp_blob_open_read(b, id, "out.bin", &fd, &size, &err), 0);
+    close(fd);
+    sp_blob_abort(w); /* its file is gone already: abort still frees it */
     /* Bad names and ids never reach the disk. */
     assert_int_equal(sp_blob_create(b, id, "../x", 0, &w, &err), SP_EINVAL);
     assert_int_equal(sp_blob_create(b, id, ".hidden", 0, &w, &err), SP_EINVAL);

@@ -66,6 +66,11 @@ int sp_blob_open_read(sp_blobs *b, const char *job_id, const char *name, int *fd
 /* Remove blob name of job id. 0 also when it did not exist. */
 int sp_blob_remove(sp_blobs *b, const char *job_id, const char *name, sp_err *err);
 
+/* Remove the staging files of job id: what an earlier attempt that died mid-write left.
+ * Committed blobs stay. 0 also when there were none. Only call while holding the
+ * job's lease (no other attempt writes then). */
+int sp_blobs_remove_staging(sp_blobs *b, const char *job_id, sp_err *err);
+
 /* Remove every blob of job id (and its directory). 0 also when there were none. */
 int sp_blobs_remove_job(sp_blobs *b, const char *job_id, sp_err *err);
 

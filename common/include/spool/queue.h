@@ -54,6 +54,12 @@ typedef struct sp_enqueue {
 int sp_queue_enqueue(sp_queue *q, const sp_enqueue *e, char existing_id[SP_ID_LEN + 1],
                      sp_err *err);
 
+/* Whether an idempotency key is known: 1 with existing_id filled when a job was
+ * created with it (and the key has not expired), 0 when not, or an error. Lets a
+ * caller accept a retried request that a full queue would otherwise refuse. */
+int sp_queue_idem_lookup(sp_queue *q, const char *idem_key, char existing_id[SP_ID_LEN + 1],
+                         sp_err *err);
+
 /* Enqueue n jobs in one pipeline. results[i] gets what sp_queue_enqueue would have
  * returned for e[i]. Returns 0 when every reply arrived, else an error. */
 int sp_queue_enqueue_many(sp_queue *q, const sp_enqueue *e, size_t n, int *results,
