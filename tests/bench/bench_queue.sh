@@ -25,7 +25,7 @@ cv=$(/usr/bin/python3 -c 'import celery; print(celery.__version__)')
 for mode in safe default; do
   echo "== Celery $cv ($mode): $CELERY_JOBS jobs, $CONSUMERS prefork processes"
   /usr/bin/python3 "$here/celery_queue.py" "redis://127.0.0.1:$port/1" "$CELERY_JOBS" "$CONSUMERS" \
-    "$((SAMPLES / 20))" "$mode" | tee "$dir/celery-$mode.txt"
+    "$((SAMPLES / 50))" "$mode" | tee "$dir/celery-$mode.txt"
 done
 for mode in safe default; do
   echo "== ratios against Celery $mode (spool / Celery; for latency, Celery / spool)"
