@@ -3,6 +3,7 @@
 #include "spool/blob.h"
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -25,6 +26,7 @@ typedef struct sp_blob_ops {
                      sp_err *err);
     int (*remove)(sp_blobs *b, const char *id, const char *name, sp_err *err);
     int (*remove_job)(sp_blobs *b, const char *id, sp_err *err);
+    int (*remove_staging)(sp_blobs *b, const char *id, sp_err *err);
 } sp_blob_ops;
 
 struct sp_blobs {
@@ -200,10 +202,12 @@ static int sp__dir_remove(sp_blobs *b, const char *id, const char *name, sp_err 
     return 0;
 }
 
-static int sp__dir_remove_job(sp_blobs *b, const char *id, sp_err *err)
+/* Unlink the files in job id's directory: every one, or only staging files. The path
+ * of the directory goes to dir. 0 also when the directory does not exist. */
+static int sp__dir_unlink(sp_blobs *b, const char *id, bool staging_only, char dir[PATH_MAX],
+                          sp_err *err)
 {
-    char dir[PATH_MAX];
-    int rc = sp__job_dir(b, id, dir, sizeof dir, err);
+    int rc = sp__job_dir(b, id, dir, PATH_MAX, err);
     if (rc < 0)
         return rc;
     DIR *d = opendir(dir);
@@ -213,20 +217,35 @@ static int sp__dir_remove_job(sp_blobs *b, const char *id, sp_err *err)
     while ((e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
-        char path[PATH_MAX];
+        if (staging_only && strstr(e->d_name, ".tmp-") == NULL)
+            continue;
+        char path[PATH_MAX + 256];
         int len = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         if (len > 0 && (size_t)len < sizeof path && unlink(path) < 0 && errno != ENOENT)
             rc = sp_err_set(err, SP_EIO, "remove %s: %s", path, strerror(errno));
     }
     closedir(d);
+    return rc;
+}
+
+static int sp__dir_remove_job(sp_blobs *b, const char *id, sp_err *err)
+{
+    char dir[PATH_MAX];
+    int rc = sp__dir_unlink(b, id, false, dir, err);
     if (rc == 0 && rmdir(dir) < 0 && errno != ENOENT)
         rc = sp_err_set(err, SP_EIO, "remove %s: %s", dir, strerror(errno));
     return rc;
 }
 
+static int sp__dir_remove_staging(sp_blobs *b, const char *id, sp_err *err)
+{
+    char dir[PATH_MAX];
+    return sp__dir_unlink(b, id, true, dir, err);
+}
+
 static const sp_blob_ops sp__dir_ops = {
     sp__dir_create, sp__dir_commit, sp__dir_abort, sp__dir_open_read, sp__dir_remove,
-    sp__dir_remove_job,
+    sp__dir_remove_job, sp__dir_remove_staging,
 };
 
 /* ---- the interface ------------------------------------------------------------- */
@@ -368,24 +387,7 @@ static int64_t sp__age_ms(const struct stat *st, int64_t now)
 
 int sp_blobs_remove_staging(sp_blobs *b, const char *job_id, sp_err *err)
 {
-    char dir[PATH_MAX];
-    int rc = sp__job_dir(b, job_id, dir, sizeof dir, err);
-    if (rc < 0)
-        return rc;
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return errno == ENOENT ? 0 : sp_err_set(err, SP_EIO, "open %s: %s", dir, strerror(errno));
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strstr(e->d_name, ".tmp-") == NULL)
-            continue;
-        char path[PATH_MAX + 256];
-        int len = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (len > 0 && (size_t)len < sizeof path && unlink(path) < 0 && errno != ENOENT)
-            rc = sp_err_set(err, SP_EIO, "remove %s: %s", path, strerror(errno));
-    }
-    closedir(d);
-    return rc;
+    return b->ops->remove_staging(b, job_id, err);
 }
 
 /* Remove staging files older than min_age_ms in dir. */

@@ -27,6 +27,10 @@ int sp__prefix_copy(char out[SP_PREFIX_MAX + 1], const char *prefix, sp_err *err
 /* Read-only calls are made twice when the first finds the connection broken: after
  * Redis restarts, the first call on an old connection fails and the second reconnects.
  * Writes are never repeated this way. */
+static bool sp__retry_read(const sp_queue *q, int rc)
+{
+    return rc == SP_EREDIS && sp_redis_stale_error(q->r);
+}
 
 int sp__queue_init(sp_queue *q, const char *url, const char *prefix, sp_err *err)
 {
@@ -78,7 +82,7 @@ static int sp__ping_once(sp_queue *q, sp_err *err)
 int sp_queue_ping(sp_queue *q, sp_err *err)
 {
     int rc = sp__ping_once(q, err);
-    return rc == SP_EREDIS && sp_redis_stale_error(q->r) ? sp__ping_once(q, err) : rc;
+    return sp__retry_read(q, rc) ? sp__ping_once(q, err) : rc;
 }
 
 int sp__job_from_reply(const redisReply *r, const char *id, sp_job *job, sp_err *err)
@@ -401,7 +405,7 @@ static int sp__get_once(sp_queue *q, const char *id, sp_job *out, sp_err *err)
 int sp_queue_get(sp_queue *q, const char *id, sp_job *out, sp_err *err)
 {
     int rc = sp__get_once(q, id, out, err);
-    return rc == SP_EREDIS && sp_redis_stale_error(q->r) ? sp__get_once(q, id, out, err) : rc;
+    return sp__retry_read(q, rc) ? sp__get_once(q, id, out, err) : rc;
 }
 
 /* Read just the queue a job is on. */
@@ -428,7 +432,7 @@ static int sp__job_queue_once(sp_queue *q, const char *id, char queue[SP_QUEUE_M
 static int sp__job_queue(sp_queue *q, const char *id, char queue[SP_QUEUE_MAX + 1], sp_err *err)
 {
     int rc = sp__job_queue_once(q, id, queue, err);
-    return rc == SP_EREDIS && sp_redis_stale_error(q->r) ? sp__job_queue_once(q, id, queue, err) : rc;
+    return sp__retry_read(q, rc) ? sp__job_queue_once(q, id, queue, err) : rc;
 }
 
 int sp_queue_cancel(sp_queue *q, const char *id, int64_t retention_ms, sp_err *err)
@@ -562,7 +566,7 @@ static int sp__list_once(sp_queue *q, const sp_list_filter *f, sp_job *out, size
 int sp_queue_list(sp_queue *q, const sp_list_filter *f, sp_job *out, size_t *n, sp_err *err)
 {
     int rc = sp__list_once(q, f, out, n, err);
-    return rc == SP_EREDIS && sp_redis_stale_error(q->r) ? sp__list_once(q, f, out, n, err) : rc;
+    return sp__retry_read(q, rc) ? sp__list_once(q, f, out, n, err) : rc;
 }
 
 static void sp__stat_counters(sp_queue_stat *s, const redisReply *h)
@@ -624,7 +628,7 @@ static int sp__stat_one_once(sp_queue *q, const char *queue, sp_queue_stat *s, s
 int sp_queue_stat_one(sp_queue *q, const char *queue, sp_queue_stat *s, sp_err *err)
 {
     int rc = sp__stat_one_once(q, queue, s, err);
-    return rc == SP_EREDIS && sp_redis_stale_error(q->r) ? sp__stat_one_once(q, queue, s, err) : rc;
+    return sp__retry_read(q, rc) ? sp__stat_one_once(q, queue, s, err) : rc;
 }
 
 static int sp__cmp_str(const void *a, const void *b)
@@ -667,7 +671,7 @@ static int sp__stats_once(sp_queue *q, sp_queue_stat *out, size_t max, size_t *n
 int sp_queue_stats(sp_queue *q, sp_queue_stat *out, size_t max, size_t *n, sp_err *err)
 {
     int rc = sp__stats_once(q, out, max, n, err);
-    return rc == SP_EREDIS && sp_redis_stale_error(q->r) ? sp__stats_once(q, out, max, n, err) : rc;
+    return sp__retry_read(q, rc) ? sp__stats_once(q, out, max, n, err) : rc;
 }
 
 /* ---- workers ------------------------------------------------------------------ */
@@ -854,7 +858,7 @@ static int sp__workers_once(sp_queue *q, sp_worker_info *out, size_t max, size_t
 int sp_queue_workers(sp_queue *q, sp_worker_info *out, size_t max, size_t *n, sp_err *err)
 {
     int rc = sp__workers_once(q, out, max, n, err);
-    return rc == SP_EREDIS && sp_redis_stale_error(q->r) ? sp__workers_once(q, out, max, n, err) : rc;
+    return sp__retry_read(q, rc) ? sp__workers_once(q, out, max, n, err) : rc;
 }
 
 /* ---- running attempts ---------------------------------------------------------- */
