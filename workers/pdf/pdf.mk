@@ -1,0 +1,18 @@
+# workers/pdf: spool-pdf, the PDF export worker (libharu, libcsv, jansson, zlib).
+#
+#   make bench-pdf   100,000 rows x 8 columns: spool's renderer against ReportLab
+
+PDF_MODULES := text dataset render export
+PDF_MOD_OBJS := $(PDF_MODULES:%=$(O)/workers/pdf/%.o)
+# libharu and libcsv ship no pkg-config files on Debian 12.
+PDF_LIBS = -lhpdf -lcsv -lz -lm
+
+$(O)/workers/pdf/%.o: MODCFLAGS = $(call pc_cflags,jansson zlib)
+
+# Unit tests: tests/unit/test_pdf_*.c
+$(O)/tests/unit/test_pdf%.o: MODCFLAGS = $(call pc_cflags,cmocka hiredis jansson) -Iworkers/pdf
+test_pdf_text_OBJS := $(O)/workers/pdf/text.o
+test_pdf_dataset_OBJS := $(O)/workers/pdf/text.o $(O)/workers/pdf/dataset.o
+test_pdf_dataset_LIBS = $(PDF_LIBS)
+test_pdf_render_OBJS := $(PDF_MOD_OBJS)
+test_pdf_render_LIBS = $(PDF_LIBS)
