@@ -16,3 +16,10 @@ test_pdf_dataset_OBJS := $(O)/workers/pdf/text.o $(O)/workers/pdf/dataset.o
 test_pdf_dataset_LIBS = $(PDF_LIBS)
 test_pdf_render_OBJS := $(PDF_MOD_OBJS)
 test_pdf_render_LIBS = $(PDF_LIBS)
+
+# The benchmark driver: the export pipeline on a file, without Redis.
+PDF_BENCH_DRIVER := $(O)/tests/bench/bench_pdf_driver
+$(O)/tests/bench/%.o: MODCFLAGS = $(call pc_cflags,jansson) -Iworkers/pdf
+$(PDF_BENCH_DRIVER): $(O)/tests/bench/bench_pdf_driver.o $(PDF_MOD_OBJS) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PDF_LIBS) $(COMMON_LIBS)
