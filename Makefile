@@ -39,6 +39,7 @@ pc_libs = $(shell $(PKG_CONFIG) --libs $(1))
 .DEFAULT_GOAL := all
 .PHONY: all deps test test-build sanitize run demo bench fuzz clean
 .DELETE_ON_ERROR:
+.SECONDARY:
 
 # Each part adds its binaries to ALL_BINS and its test binaries to TEST_BINS.
 ALL_BINS :=

@@ -24,6 +24,9 @@ struct sp_consumer {
     bool has_pending;
     char pending[SP_ID_LEN + 1];
     size_t pending_q;
+    /* After a connection error an id may sit on a claim list without us knowing
+     * (the move ran, its answer was lost): look there before taking more. */
+    bool recover;
     /* One extra connection per queue, for blocking on several queues at once. */
     sp_redis *block[SP_CONSUMER_MAXQ];
     char url[512];
@@ -96,6 +99,11 @@ void sp_consumer_free(sp_consumer *c)
         sp_redis_free(c->block[i]);
     sp__queue_fini(&c->q);
     sp_free(c);
+}
+
+sp_queue *sp_consumer_queue(sp_consumer *c)
+{
+    return &c->q;
 }
 
 /* Move the next ready id into our claim list without waiting: 1 when one was taken,
@@ -295,7 +303,37 @@ static int sp__start(sp_consumer *c, const char *id, size_t qi, sp_job *job, sp_
     return rc;
 }
 
+static int sp__next(sp_consumer *c, int64_t block_ms, sp_job *job, sp_err *err);
+
+/* Find an id left on one of our claim lists: 1 with id and *qi, 0 when none. */
+static int sp__recover(sp_consumer *c, char id[SP_ID_LEN + 1], size_t *qi, sp_err *err)
+{
+    for (size_t i = 0; i < c->nq; i++) {
+        const char *argv[] = {"LINDEX", c->claim[i].s, "-1"};
+        redisReply *rep;
+        int rc = sp_redis_cmd(c->q.r, &rep, err, 3, argv, NULL);
+        if (rc < 0)
+            return rc;
+        int got = sp__moved_id(rep, id);
+        sp_redis_reply_free(rep);
+        if (got) {
+            *qi = i;
+            return 1;
+        }
+    }
+    c->recover = false;
+    return 0;
+}
+
 int sp_consumer_next(sp_consumer *c, int64_t block_ms, sp_job *job, sp_err *err)
+{
+    int rc = sp__next(c, block_ms, job, err);
+    if (rc == SP_EREDIS)
+        c->recover = true;
+    return rc;
+}
+
+static int sp__next(sp_consumer *c, int64_t block_ms, sp_job *job, sp_err *err)
 {
     sp_job_init(job);
     int64_t deadline = sp_mono_ms() + (block_ms > 0 ? block_ms : 0);
@@ -307,6 +345,9 @@ int sp_consumer_next(sp_consumer *c, int64_t block_ms, sp_job *job, sp_err *err)
             memcpy(id, c->pending, sizeof id);
             qi = c->pending_q;
             c->has_pending = false;
+        } else if (c->recover && (rc = sp__recover(c, id, &qi, err)) != 0) {
+            if (rc < 0)
+                return rc;
         } else {
             rc = sp__take(c, id, &qi, err);
             if (rc < 0)
@@ -377,6 +418,8 @@ int sp_consumer_finish(sp_consumer *c, const sp_job *job, const sp_outcome *o, b
                           sp__chan_job(&k[6], p, job->id)};
     redisReply *rep;
     int rc = sp_redis_eval(c->q.r, SP_LUA_FINISH, nkeys, keys, 11, args, NULL, &rep, err);
+    if (rc == SP_EREDIS)
+        c->recover = true;
     if (rc < 0)
         return rc;
     const char *outcome = sp_reply_str(sp_reply_elem(rep, 0), NULL);

@@ -23,6 +23,10 @@ int sp__prefix_copy(char out[SP_PREFIX_MAX + 1], const char *prefix, sp_err *err
     return 0;
 }
 
+/* Read-only calls are made twice when the first finds the connection broken: after
+ * Redis restarts, the first call on an old connection fails and the second reconnects.
+ * Writes are never repeated this way. */
+
 int sp__queue_init(sp_queue *q, const char *url, const char *prefix, sp_err *err)
 {
     memset(q, 0, sizeof *q);
@@ -61,13 +65,19 @@ void sp_queue_close(sp_queue *q)
     sp_free(q);
 }
 
-int sp_queue_ping(sp_queue *q, sp_err *err)
+static int sp__ping_once(sp_queue *q, sp_err *err)
 {
     redisReply *rep;
     const char *argv[] = {"PING"};
     int rc = sp_redis_cmd(q->r, &rep, err, 1, argv, NULL);
     sp_redis_reply_free(rep);
     return rc;
+}
+
+int sp_queue_ping(sp_queue *q, sp_err *err)
+{
+    int rc = sp__ping_once(q, err);
+    return rc == SP_EREDIS && sp_redis_stale_error(q->r) ? sp__ping_once(q, err) : rc;
 }
 
 int sp__job_from_reply(const redisReply *r, sp_job *job, sp_err *err)
@@ -245,7 +255,7 @@ int sp_queue_enqueue_many(sp_queue *q, const sp_enqueue *e, size_t n, int *resul
 
 /* ---- reading and administration ---------------------------------------------- */
 
-int sp_queue_get(sp_queue *q, const char *id, sp_job *out, sp_err *err)
+static int sp__get_once(sp_queue *q, const char *id, sp_job *out, sp_err *err)
 {
     sp_job_init(out);
     if (!sp_id_valid(id))
@@ -261,8 +271,14 @@ int sp_queue_get(sp_queue *q, const char *id, sp_job *out, sp_err *err)
     return rc;
 }
 
+int sp_queue_get(sp_queue *q, const char *id, sp_job *out, sp_err *err)
+{
+    int rc = sp__get_once(q, id, out, err);
+    return rc == SP_EREDIS && sp_redis_stale_error(q->r) ? sp__get_once(q, id, out, err) : rc;
+}
+
 /* Read just the queue a job is on. */
-static int sp__job_queue(sp_queue *q, const char *id, char queue[SP_QUEUE_MAX + 1], sp_err *err)
+static int sp__job_queue_once(sp_queue *q, const char *id, char queue[SP_QUEUE_MAX + 1], sp_err *err)
 {
     if (!sp_id_valid(id))
         return sp_err_set(err, SP_ENOTFOUND, "no such job");
@@ -280,6 +296,12 @@ static int sp__job_queue(sp_queue *q, const char *id, char queue[SP_QUEUE_MAX + 
         memcpy(queue, v, n + 1);
     sp_redis_reply_free(rep);
     return rc;
+}
+
+static int sp__job_queue(sp_queue *q, const char *id, char queue[SP_QUEUE_MAX + 1], sp_err *err)
+{
+    int rc = sp__job_queue_once(q, id, queue, err);
+    return rc == SP_EREDIS && sp_redis_stale_error(q->r) ? sp__job_queue_once(q, id, queue, err) : rc;
 }
 
 int sp_queue_cancel(sp_queue *q, const char *id, int64_t retention_ms, sp_err *err)
@@ -349,7 +371,7 @@ int sp_queue_requeue(sp_queue *q, const char *id, sp_err *err)
 #define SP_LIST_SCAN_MAX 10000
 #define SP_LIST_BATCH 256
 
-int sp_queue_list(sp_queue *q, const sp_list_filter *f, sp_job *out, size_t *n, sp_err *err)
+static int sp__list_once(sp_queue *q, const sp_list_filter *f, sp_job *out, size_t *n, sp_err *err)
 {
     *n = 0;
     size_t limit = f->limit;
@@ -410,6 +432,12 @@ int sp_queue_list(sp_queue *q, const sp_list_filter *f, sp_job *out, size_t *n, 
     return 0;
 }
 
+int sp_queue_list(sp_queue *q, const sp_list_filter *f, sp_job *out, size_t *n, sp_err *err)
+{
+    int rc = sp__list_once(q, f, out, n, err);
+    return rc == SP_EREDIS && sp_redis_stale_error(q->r) ? sp__list_once(q, f, out, n, err) : rc;
+}
+
 static void sp__stat_counters(sp_queue_stat *s, const redisReply *h)
 {
     for (size_t i = 0; i + 1 < sp_reply_len(h); i += 2) {
@@ -434,7 +462,7 @@ static void sp__stat_counters(sp_queue_stat *s, const redisReply *h)
     }
 }
 
-int sp_queue_stat_one(sp_queue *q, const char *queue, sp_queue_stat *s, sp_err *err)
+static int sp__stat_one_once(sp_queue *q, const char *queue, sp_queue_stat *s, sp_err *err)
 {
     memset(s, 0, sizeof *s);
     if (!sp_queue_name_valid(queue))
@@ -466,12 +494,18 @@ int sp_queue_stat_one(sp_queue *q, const char *queue, sp_queue_stat *s, sp_err *
     return rc;
 }
 
+int sp_queue_stat_one(sp_queue *q, const char *queue, sp_queue_stat *s, sp_err *err)
+{
+    int rc = sp__stat_one_once(q, queue, s, err);
+    return rc == SP_EREDIS && sp_redis_stale_error(q->r) ? sp__stat_one_once(q, queue, s, err) : rc;
+}
+
 static int sp__cmp_str(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-int sp_queue_stats(sp_queue *q, sp_queue_stat *out, size_t max, size_t *n, sp_err *err)
+static int sp__stats_once(sp_queue *q, sp_queue_stat *out, size_t max, size_t *n, sp_err *err)
 {
     *n = 0;
     sp_key k;
@@ -501,6 +535,12 @@ int sp_queue_stats(sp_queue *q, sp_queue_stat *out, size_t max, size_t *n, sp_er
     sp_free(names);
     sp_redis_reply_free(rep);
     return rc;
+}
+
+int sp_queue_stats(sp_queue *q, sp_queue_stat *out, size_t max, size_t *n, sp_err *err)
+{
+    int rc = sp__stats_once(q, out, max, n, err);
+    return rc == SP_EREDIS && sp_redis_stale_error(q->r) ? sp__stats_once(q, out, max, n, err) : rc;
 }
 
 /* ---- workers ------------------------------------------------------------------ */
@@ -618,7 +658,7 @@ static void sp__worker_field(sp_worker_info *w, const char *name, const char *v)
 #undef SP_CPY
 }
 
-int sp_queue_workers(sp_queue *q, sp_worker_info *out, size_t max, size_t *n, sp_err *err)
+static int sp__workers_once(sp_queue *q, sp_worker_info *out, size_t max, size_t *n, sp_err *err)
 {
     *n = 0;
     const char *p = q->prefix;
@@ -666,6 +706,12 @@ int sp_queue_workers(sp_queue *q, sp_worker_info *out, size_t max, size_t *n, sp
     }
     sp_redis_reply_free(rep);
     return rc;
+}
+
+int sp_queue_workers(sp_queue *q, sp_worker_info *out, size_t max, size_t *n, sp_err *err)
+{
+    int rc = sp__workers_once(q, out, max, n, err);
+    return rc == SP_EREDIS && sp_redis_stale_error(q->r) ? sp__workers_once(q, out, max, n, err) : rc;
 }
 
 /* ---- running attempts ---------------------------------------------------------- */

@@ -2,6 +2,7 @@
 #include "redis.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,8 @@ struct sp_redis {
     char sha[SP_MAX_SCRIPTS][41];
     int64_t timeout_ms;
     int64_t client_id;
+    int64_t replies;   /* replies read on the current connection */
+    bool stale_error;  /* the last connection error hit a connection that had worked */
 };
 
 static int sp__hexval(char c)
@@ -174,6 +177,7 @@ void sp_redis_disconnect(sp_redis *r)
         redisFree(r->ctx);
         r->ctx = NULL;
         r->client_id = 0;
+        r->replies = 0;
     }
 }
 
@@ -202,6 +206,7 @@ static void sp__where(const sp_redis *r, char *out, size_t n)
 /* Turn a connection-level failure into SP_EREDIS and drop the context. */
 static int sp__conn_error(sp_redis *r, sp_err *err)
 {
+    r->stale_error = r->ctx != NULL && r->replies > 0;
     char where[300];
     sp__where(r, where, sizeof where);
     int rc = sp_err_set(err, SP_EREDIS, "Redis unavailable at %s: %s", where,
@@ -216,6 +221,7 @@ static int sp__raw(sp_redis *r, redisReply **out, sp_err *err, int argc, const c
     redisReply *rep = redisCommandArgv(r->ctx, argc, argv, lens);
     if (rep == NULL)
         return sp__conn_error(r, err);
+    r->replies++;
     if (rep->type == REDIS_REPLY_ERROR) {
         sp_err_set(err, SP_EPROTO, "Redis: %s", rep->str);
         freeReplyObject(rep);
@@ -404,6 +410,7 @@ int sp_redis_read(sp_redis *r, redisReply **out, sp_err *err)
     void *rep = NULL;
     if (redisGetReply(r->ctx, &rep) != REDIS_OK || rep == NULL)
         return sp__conn_error(r, err);
+    r->replies++;
     redisReply *rr = rep;
     if (rr->type == REDIS_REPLY_ERROR) {
         sp_err_set(err, SP_EPROTO, "Redis: %s", rr->str);
@@ -451,6 +458,7 @@ int sp_redis_try_read(sp_redis *r, redisReply **out, sp_err *err)
         if (rep == NULL)
             return 0;
     }
+    r->replies++;
     redisReply *rr = rep;
     if (rr->type == REDIS_REPLY_ERROR) {
         sp_err_set(err, SP_EPROTO, "Redis: %s", rr->str);
@@ -459,6 +467,11 @@ int sp_redis_try_read(sp_redis *r, redisReply **out, sp_err *err)
     }
     *out = rr;
     return 1;
+}
+
+bool sp_redis_stale_error(const sp_redis *r)
+{
+    return r->stale_error;
 }
 
 int64_t sp_redis_client_id(const sp_redis *r)

@@ -6,6 +6,7 @@
 #define SPOOL_REDIS_INTERNAL_H
 
 #include <hiredis/hiredis.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,6 +75,10 @@ int sp_redis_read(sp_redis *r, redisReply **out, sp_err *err);
 int sp_redis_send(sp_redis *r, sp_err *err, int argc, const char **argv, const size_t *lens);
 int sp_redis_fd(const sp_redis *r);
 int sp_redis_try_read(sp_redis *r, redisReply **out, sp_err *err);
+
+/* True when the last connection error hit a connection that had already answered:
+ * Redis restarted or dropped us while idle, and a reconnect is worth one try. */
+bool sp_redis_stale_error(const sp_redis *r);
 
 /* This connection's CLIENT ID (0 until connected). */
 int64_t sp_redis_client_id(const sp_redis *r);

@@ -6,7 +6,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(O)/tests/%)
 TEST_BINS += $(UNIT_BINS)
 
-$(O)/tests/support/%.o $(O)/tests/unit/%.o: MODCFLAGS = $(call pc_cflags,cmocka hiredis jansson)
+$(O)/tests/support/%.o $(O)/tests/unit/%.o: MODCFLAGS = -Itests/support $(call pc_cflags,cmocka hiredis jansson)
 
 # Unit tests may also link a module's objects: set <test>_OBJS and <test>_LIBS in its .mk.
 .SECONDEXPANSION:

@@ -81,7 +81,7 @@ typedef struct sp_list_filter {
     size_t limit;      /* at most this many results */
 } sp_list_filter;
 
-/* The most recent jobs (newest first) matching f, into out[0..*n-1] (each to be
+/* The most recent jobs (newest first, by creation millisecond) matching f, into out[0..*n-1] (each to be
  * sp_job_clear'ed). Looks at no more than 10000 recent jobs. */
 int sp_queue_list(sp_queue *q, const sp_list_filter *f, sp_job *out, size_t *n, sp_err *err);
 
@@ -173,6 +173,10 @@ sp_consumer *sp_consumer_new(const sp_consumer_opts *o, sp_err *err);
 
 /* Give back a job claimed but not started, and free. Accepts NULL. */
 void sp_consumer_free(sp_consumer *c);
+
+/* The consumer's own connection, for other calls (sp_queue_annotate...) made from the
+ * consumer's thread. Owned by the consumer. */
+sp_queue *sp_consumer_queue(sp_consumer *c);
 
 /* Take the next job and start its lease, waiting up to block_ms for one to arrive
  * (blocking in Redis, no polling). On 0, *job holds the started record (attempts

@@ -91,7 +91,8 @@ typedef struct sp_worker_def {
 
 /* Parse the shared worker options (SPOOL_REDIS_URL, SPOOL_DATA_DIR, SPOOL_QUEUES,
  * SPOOL_CONCURRENCY, SPOOL_LEASE, SPOOL_GRACE, ...) and extra[0..nextra-1], then run
- * until SIGTERM/SIGINT. Returns the process exit code. */
+ * until SIGTERM/SIGINT. extra's targets are filled before def->setup runs; string
+ * targets are freed when this returns. Returns the process exit code. */
 int sp_worker_main(const sp_worker_def *def, sp_option *extra, size_t nextra, int argc,
                    char **argv);
 

@@ -1,0 +1,180 @@
+/* fetch.c - source_url downloads into the blob store with libcurl (see fetch.h). */
+#include "spool/fetch.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "spool/util.h"
+
+static pthread_once_t sp__curl_once = PTHREAD_ONCE_INIT;
+
+static void sp__curl_init(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+bool sp_fetch_url_valid(const char *url)
+{
+    if (url == NULL)
+        return false;
+    size_t n = strlen(url);
+    if (n > 2048)
+        return false;
+    const char *host;
+    if (strncasecmp(url, "http://", 7) == 0)
+        host = url + 7;
+    else if (strncasecmp(url, "https://", 8) == 0)
+        host = url + 8;
+    else
+        return false;
+    if (*host == '\0' || *host == '/' || *host == ':' || *host == '?' || *host == '#')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)url[i];
+        if (c <= ' ' || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+typedef struct sp__fetch {
+    sp_blob_writer *w;
+    const sp_fetch_opts *o;
+    int rc;          /* first error seen in a callback */
+    sp_err *err;
+} sp__fetch;
+
+static size_t sp__on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    sp__fetch *f = ud;
+    size_t n = size * nmemb;
+    if (sp_blob_write(f->w, ptr, n, f->err) < 0) {
+        f->rc = f->err->code;
+        return 0; /* makes curl stop with CURLE_WRITE_ERROR */
+    }
+    return n;
+}
+
+static int sp__on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                           curl_off_t ulnow)
+{
+    (void)ultotal;
+    (void)ulnow;
+    sp__fetch *f = ud;
+    if (f->o->stop && *f->o->stop) {
+        f->rc = SP_ECANCELLED;
+        return 1;
+    }
+    if (f->o->max_bytes > 0 && dltotal > f->o->max_bytes) {
+        /* Content-Length says it is too big: stop before downloading it. */
+        f->rc = sp_err_set(f->err, SP_ETOOBIG, "larger than the limit of %lld bytes (%lld)",
+                           (long long)f->o->max_bytes, (long long)dltotal);
+        return 1;
+    }
+    if (f->o->progress)
+        f->o->progress(f->o->ud, (int64_t)dlnow, dltotal > 0 ? (int64_t)dltotal : -1);
+    return 0;
+}
+
+/* Classify a finished transfer into one of fetch.h's codes. */
+static int sp__classify(CURLcode cc, long status, const char *url, sp__fetch *f, sp_err *err)
+{
+    if (f->rc == SP_ECANCELLED)
+        return sp_err_set(err, SP_ECANCELLED, "fetch of %s cancelled", url);
+    if (f->rc == SP_ETOOBIG) {
+        char why[sizeof err->msg];
+        memcpy(why, err->msg, sizeof why);
+        return sp_err_set(err, SP_ETOOBIG, "%s is %s", url, why);
+    }
+    if (f->rc < 0)
+        return f->rc; /* blob store error, already described */
+    switch (cc) {
+    case CURLE_OK:
+        break;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        return sp_err_set(err, SP_EINVAL, "%s: only http and https URLs can be fetched", url);
+    case CURLE_URL_MALFORMAT:
+        return sp_err_set(err, SP_EINVAL, "%s is not a valid URL", url);
+    case CURLE_TOO_MANY_REDIRECTS:
+        return sp_err_set(err, SP_EINVAL, "%s: too many redirects", url);
+    case CURLE_OPERATION_TIMEDOUT:
+        return sp_err_set(err, SP_ETIMEDOUT, "fetching %s timed out", url);
+    case CURLE_FILESIZE_EXCEEDED:
+        return sp_err_set(err, SP_ETOOBIG, "%s is larger than the limit of %lld bytes", url,
+                          (long long)f->o->max_bytes);
+    default:
+        return sp_err_set(err, SP_EFETCH, "fetching %s failed: %s", url, curl_easy_strerror(cc));
+    }
+    if (status >= 200 && status < 300)
+        return 0;
+    if (status == 404 || status == 410)
+        return sp_err_set(err, SP_ENOTFOUND, "%s answered HTTP %ld (not found)", url, status);
+    if (status == 408 || status == 429 || status >= 500)
+        return sp_err_set(err, SP_EFETCH, "%s answered HTTP %ld (will retry)", url, status);
+    return sp_err_set(err, SP_EUNSUPPORTED, "%s answered HTTP %ld", url, status);
+}
+
+int sp_fetch_to_blob(sp_blobs *b, const char *job_id, const char *name, const char *url,
+                     const sp_fetch_opts *o, int64_t *bytes, char *content_type, sp_err *err)
+{
+    static const sp_fetch_opts defaults = {0, 0, 0, -1, NULL, NULL, NULL};
+    if (o == NULL)
+        o = &defaults;
+    if (!sp_fetch_url_valid(url))
+        return sp_err_set(err, SP_EINVAL, "'%.200s' is not an http or https URL", url ? url : "");
+    pthread_once(&sp__curl_once, sp__curl_init);
+    CURL *c = curl_easy_init();
+    if (c == NULL)
+        return sp_err_set(err, SP_ENOMEM, "out of memory starting a fetch");
+    sp__fetch f = {NULL, o, 0, err};
+    int rc = sp_blob_create(b, job_id, name, o->max_bytes, &f.w, err);
+    if (rc < 0) {
+        curl_easy_cleanup(c);
+        return rc;
+    }
+    char errbuf[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(c, CURLOPT_MAXREDIRS, (long)(o->max_redirects < 0 ? 5 : o->max_redirects));
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)(o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000));
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+                     (long)(o->total_timeout_ms > 0 ? o->total_timeout_ms : 600000));
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_FAILONERROR, 0L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "spool/" SPOOL_VERSION);
+    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, ""); /* gzip/deflate, decoded */
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sp__on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, sp__on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &f);
+    if (o->max_bytes > 0)
+        curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_bytes);
+
+    CURLcode cc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    rc = sp__classify(cc, status, url, &f, err);
+    if (rc == 0 && content_type) {
+        char *ct = NULL;
+        curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+        snprintf(content_type, 128, "%s", ct ? ct : "");
+    }
+    curl_easy_cleanup(c);
+    if (rc < 0) {
+        sp_blob_abort(f.w);
+        return rc;
+    }
+    int64_t n = sp_blob_written(f.w);
+    rc = sp_blob_commit(f.w, true, err);
+    if (rc == 0 && bytes)
+        *bytes = n;
+    return rc;
+}

@@ -1,0 +1,670 @@
+/* worker.c - the runtime shared by the worker binaries (see worker.h). */
+#include "spool/worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spool/alloc.h"
+#include "spool/buf.h"
+#include "spool/queue.h"
+#include "spool/util.h"
+
+#define SP_MAX_SLOTS 64
+#define SP_MAX_QUEUES 16
+
+typedef struct sp__worker sp__worker;
+
+struct sp_job_ctx {
+    sp__worker *w;
+    int slot;
+    sp_consumer *consumer;
+    sp_job job;
+    sp_logctx log;
+    /* Shared between the slot thread and the keeper thread. */
+    atomic_int active;   /* a job is running in this slot */
+    atomic_int progress; /* last progress set by the handler, -1 none */
+    atomic_int written;  /* last progress the keeper wrote to Redis */
+    volatile int stop;   /* non-zero: the handler must stop (read by libav/libcurl) */
+    atomic_int reason;   /* why: SP_ECANCELLED, SP_ELOST, SP_ETIMEDOUT, SP_ESHUTDOWN */
+    atomic_llong started_mono;
+    atomic_llong time_limit_ms;
+    pthread_mutex_t mu;  /* guards the job id/token the keeper reads */
+    /* Slot thread only. */
+    sp_buf outputs;      /* JSON array members, comma separated */
+    char *metadata;
+    bool failed;
+    bool fail_retryable;
+    char fail_code[64];
+    char fail_msg[768];
+};
+
+struct sp__worker {
+    const sp_worker_def *def;
+    sp_common_config common;
+    char *queues_opt;
+    int64_t concurrency;
+    int64_t lease_ms;
+    int64_t grace_ms;
+    int64_t renew_ms;
+    int64_t worker_ttl_ms;
+    int64_t maintain_ms;
+    char *worker_id_opt;
+
+    char id[128];
+    char host[64];
+    int64_t started_at;
+    char queue_names[SP_MAX_QUEUES][SP_QUEUE_MAX + 1];
+    const char *queues[SP_MAX_QUEUES];
+    size_t nqueues;
+    sp_blobs *blobs;
+    sp_logctx log;
+
+    volatile int draining;  /* stop taking jobs */
+    volatile int stopping;  /* the keeper and slots must exit */
+    atomic_llong processed;
+    atomic_llong failed;
+    sp_job_ctx slots[SP_MAX_SLOTS];
+    pthread_t slot_threads[SP_MAX_SLOTS];
+    atomic_int slots_running;
+};
+
+/* ---- the handler's side ------------------------------------------------------------ */
+
+const sp_job *sp_job_ctx_job(const sp_job_ctx *ctx)
+{
+    return &ctx->job;
+}
+
+sp_blobs *sp_job_ctx_blobs(const sp_job_ctx *ctx)
+{
+    return ctx->w->blobs;
+}
+
+const sp_logctx *sp_job_ctx_log(const sp_job_ctx *ctx)
+{
+    return &ctx->log;
+}
+
+void sp_job_ctx_progress(sp_job_ctx *ctx, int percent)
+{
+    if (percent < 0)
+        percent = 0;
+    if (percent > 100)
+        percent = 100;
+    atomic_store(&ctx->progress, percent);
+}
+
+bool sp_job_ctx_stopping(const sp_job_ctx *ctx)
+{
+    return __atomic_load_n(&ctx->stop, __ATOMIC_ACQUIRE) != 0;
+}
+
+int sp_job_ctx_stop_reason(const sp_job_ctx *ctx)
+{
+    return atomic_load(&((sp_job_ctx *)ctx)->reason);
+}
+
+const volatile int *sp_job_ctx_stop_flag(const sp_job_ctx *ctx)
+{
+    return &ctx->stop;
+}
+
+void sp_job_ctx_set_time_limit(sp_job_ctx *ctx, int64_t ms)
+{
+    atomic_store(&ctx->time_limit_ms, ms > 0 ? ms : 0);
+}
+
+/* Ask the job in ctx to stop for reason; the first reason wins. */
+static void sp__ctx_stop(sp_job_ctx *ctx, int reason)
+{
+    int expected = 0;
+    atomic_compare_exchange_strong(&ctx->reason, &expected, reason);
+    __atomic_store_n(&ctx->stop, 1, __ATOMIC_RELEASE);
+}
+
+int sp_job_ctx_set_metadata(sp_job_ctx *ctx, const char *json)
+{
+    char *copy = sp_strdup(json);
+    if (copy == NULL)
+        return SP_ENOMEM;
+    sp_free(ctx->metadata);
+    ctx->metadata = copy;
+    sp_err err;
+    int rc = sp_queue_annotate(sp_consumer_queue(ctx->consumer), ctx->job.id, ctx->job.token,
+                               json, &err);
+    if (rc == SP_ELOST)
+        sp__ctx_stop(ctx, SP_ELOST);
+    else if (rc < 0)
+        sp_warn(&ctx->log, "could not store metadata now (kept for the result): %s", err.msg);
+    return rc == SP_ELOST ? rc : 0;
+}
+
+int sp_job_ctx_add_output(sp_job_ctx *ctx, const char *name, const char *content_type,
+                          int64_t bytes, const char *extra_json)
+{
+    sp_buf *b = &ctx->outputs;
+    size_t mark = b->len;
+    int rc = 0;
+    if (b->len > 0)
+        rc = sp_buf_addc(b, ',');
+    if (rc == 0)
+        rc = sp_buf_adds(b, "{\"name\":\"");
+    if (rc == 0)
+        rc = sp_buf_add_json_escaped(b, name, strlen(name));
+    if (rc == 0)
+        rc = sp_buf_adds(b, "\",\"content_type\":\"");
+    if (rc == 0)
+        rc = sp_buf_add_json_escaped(b, content_type, strlen(content_type));
+    if (rc == 0)
+        rc = sp_buf_addf(b, "\",\"bytes\":%lld", (long long)bytes);
+    if (rc == 0 && extra_json != NULL) {
+        /* Splice the members of the extra object into this entry. */
+        const char *open = strchr(extra_json, '{');
+        const char *close = strrchr(extra_json, '}');
+        if (open && close && close > open + 1) {
+            rc = sp_buf_addc(b, ',');
+            if (rc == 0)
+                rc = sp_buf_add(b, open + 1, (size_t)(close - open - 1));
+        }
+    }
+    if (rc == 0)
+        rc = sp_buf_addc(b, '}');
+    if (rc < 0) {
+        b->len = mark;
+        if (b->data)
+            b->data[mark] = '\0';
+    }
+    return rc;
+}
+
+int sp_job_ctx_fail(sp_job_ctx *ctx, int code, bool retryable, const char *error_code,
+                    const char *fmt, ...)
+{
+    ctx->failed = true;
+    ctx->fail_retryable = retryable;
+    snprintf(ctx->fail_code, sizeof ctx->fail_code, "%s",
+             error_code && error_code[0] ? error_code : sp_code_name(code));
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->fail_msg, sizeof ctx->fail_msg, fmt, ap);
+    va_end(ap);
+    return code < 0 ? code : SP_EINVAL;
+}
+
+/* ---- running one job ------------------------------------------------------------------ */
+
+static void sp__ctx_reset(sp_job_ctx *ctx)
+{
+    sp_buf_reset(&ctx->outputs);
+    sp_free(ctx->metadata);
+    ctx->metadata = NULL;
+    ctx->failed = false;
+    ctx->fail_retryable = false;
+    ctx->fail_code[0] = '\0';
+    ctx->fail_msg[0] = '\0';
+    atomic_store(&ctx->progress, -1);
+    atomic_store(&ctx->written, -1);
+    atomic_store(&ctx->reason, 0);
+    atomic_store(&ctx->time_limit_ms, 0);
+    __atomic_store_n(&ctx->stop, 0, __ATOMIC_RELEASE);
+}
+
+/* Decide the outcome of a handler's return. Returns false when nothing may be written
+ * (the lease was lost). */
+static bool sp__outcome(sp_job_ctx *ctx, int rc, sp_outcome *o, char *outputs_json,
+                        size_t outlen, char *msg, size_t msglen)
+{
+    int reason = atomic_load(&ctx->reason);
+    memset(o, 0, sizeof *o);
+    o->delay_ms = -1;
+    o->metadata_json = ctx->metadata;
+    if (reason == SP_ELOST)
+        return false;
+    if (rc == 0) {
+        o->mode = SP_FINISH_SUCCEEDED;
+        snprintf(outputs_json, outlen, "[%s]", sp_buf_cstr(&ctx->outputs));
+        o->outputs_json = outputs_json;
+        return true;
+    }
+    if (reason == SP_ECANCELLED) {
+        o->mode = SP_FINISH_CANCELLED;
+    } else if (reason == SP_ESHUTDOWN) {
+        o->mode = SP_FINISH_RELEASE;
+    } else if (reason == SP_ETIMEDOUT) {
+        o->mode = SP_FINISH_RETRY;
+        o->error_code = "timed_out";
+        snprintf(msg, msglen, "the job ran longer than its time limit of %lld s",
+                 (long long)(atomic_load(&ctx->time_limit_ms) / 1000));
+        o->error_message = msg;
+    } else if (ctx->failed) {
+        o->mode = ctx->fail_retryable ? SP_FINISH_RETRY : SP_FINISH_FAILED;
+        o->error_code = ctx->fail_code;
+        o->error_message = ctx->fail_msg;
+    } else {
+        o->mode = sp_code_transient(rc) ? SP_FINISH_RETRY : SP_FINISH_FAILED;
+        o->error_code = sp_code_name(rc);
+        snprintf(msg, msglen, "%s", sp_strerror(rc));
+        o->error_message = msg;
+    }
+    return true;
+}
+
+static void sp__run_job(sp__worker *w, sp_job_ctx *ctx)
+{
+    sp__ctx_reset(ctx);
+    ctx->log.job = ctx->job.id;
+    ctx->log.queue = ctx->job.queue;
+    ctx->log.worker = w->id;
+    atomic_store(&ctx->started_mono, sp_mono_ms());
+    pthread_mutex_lock(&ctx->mu);
+    atomic_store(&ctx->active, 1);
+    pthread_mutex_unlock(&ctx->mu);
+    sp_info(&ctx->log, "started %s (attempt %lld of %lld)", ctx->job.type,
+            (long long)ctx->job.attempts, (long long)ctx->job.max_attempts);
+    int64_t t0 = sp_mono_ms();
+    int rc = w->def->handler(ctx, w->def->userdata, ctx->slot);
+
+    pthread_mutex_lock(&ctx->mu);
+    atomic_store(&ctx->active, 0);
+    pthread_mutex_unlock(&ctx->mu);
+
+    sp_outcome o;
+    char outputs[65536], msg[512];
+    bool write = sp__outcome(ctx, rc, &o, outputs, sizeof outputs, msg, sizeof msg);
+    int64_t took = sp_mono_ms() - t0;
+    if (!write) {
+        sp_warn(&ctx->log, "lease lost after %lld ms: another attempt owns the job now",
+                (long long)took);
+        return;
+    }
+    /* Keep trying to record the outcome while Redis is away: a finished job that is not
+     * recorded would be done again when its lease runs out. */
+    bool take_next = !w->draining;
+    sp_state st = SP_STATE_RUNNING;
+    sp_err err;
+    int frc;
+    int64_t backoff = 100;
+    for (int tries = 0;; tries++) {
+        frc = sp_consumer_finish(ctx->consumer, &ctx->job, &o, take_next, &st, &err);
+        if (frc != SP_EREDIS || tries >= 60)
+            break;
+        if (tries == 0)
+            sp_warn(&ctx->log, "cannot record the outcome yet: %s (retrying)", err.msg);
+        sp_sleep_ms(backoff, NULL);
+        backoff = backoff < 2000 ? backoff * 2 : 2000;
+    }
+    if (frc == SP_ELOST) {
+        sp_warn(&ctx->log, "finished after its lease ran out; the job was given to another "
+                           "attempt, this result is discarded");
+        return;
+    }
+    if (frc < 0) {
+        sp_error(&ctx->log, "could not record the outcome: %s", err.msg);
+        return;
+    }
+    if (st == SP_STATE_SUCCEEDED) {
+        atomic_fetch_add(&w->processed, 1);
+        sp_info(&ctx->log, "succeeded in %lld ms", (long long)took);
+    } else if (st == SP_STATE_QUEUED) {
+        sp_info(&ctx->log, "given back to the queue (shutting down)");
+    } else if (st == SP_STATE_CANCELLED) {
+        sp_info(&ctx->log, "cancelled after %lld ms", (long long)took);
+    } else {
+        atomic_fetch_add(&w->failed, 1);
+        sp_warn(&ctx->log, "%s after %lld ms: %s: %s", sp_state_name(st), (long long)took,
+                o.error_code ? o.error_code : "", o.error_message ? o.error_message : "");
+    }
+}
+
+static void *sp__slot_main(void *arg)
+{
+    sp_job_ctx *ctx = arg;
+    sp__worker *w = ctx->w;
+    sp_logctx slog = {NULL, NULL, w->id};
+    bool outage = false;
+    int64_t backoff = 100;
+    while (!w->draining) {
+        sp_err err;
+        sp_job job;
+        int rc = sp_consumer_next(ctx->consumer, 1000, &job, &err);
+        if (rc == SP_ETIMEDOUT)
+            continue;
+        if (rc < 0) {
+            if (!outage)
+                sp_error(&slog, "cannot take jobs: %s (retrying)", err.msg);
+            outage = true;
+            sp_sleep_ms(backoff, &w->draining);
+            backoff = backoff < 5000 ? backoff * 2 : 5000;
+            continue;
+        }
+        if (outage)
+            sp_info(&slog, "Redis is reachable again; taking jobs");
+        outage = false;
+        backoff = 100;
+        pthread_mutex_lock(&ctx->mu);
+        ctx->job = job;
+        pthread_mutex_unlock(&ctx->mu);
+        sp__run_job(w, ctx);
+        pthread_mutex_lock(&ctx->mu);
+        sp_job_clear(&ctx->job);
+        pthread_mutex_unlock(&ctx->mu);
+    }
+    atomic_fetch_sub(&w->slots_running, 1);
+    return NULL;
+}
+
+/* ---- the keeper: leases, cancels, time limits, heartbeats, maintenance --------------- */
+
+static void sp__keep_slot(sp__worker *w, sp_queue *q, sp_job_ctx *ctx)
+{
+    char id[SP_ID_LEN + 1], token[SP_TOKEN_LEN + 1];
+    pthread_mutex_lock(&ctx->mu);
+    bool active = atomic_load(&ctx->active);
+    if (active) {
+        memcpy(id, ctx->job.id, sizeof id);
+        memcpy(token, ctx->job.token, sizeof token);
+    }
+    pthread_mutex_unlock(&ctx->mu);
+    if (!active)
+        return;
+    int64_t limit = atomic_load(&ctx->time_limit_ms);
+    if (limit > 0 && sp_mono_ms() - atomic_load(&ctx->started_mono) > limit)
+        sp__ctx_stop(ctx, SP_ETIMEDOUT);
+    int p = atomic_load(&ctx->progress);
+    bool cancel = false;
+    sp_err err;
+    int rc = sp_queue_renew(q, id, token, w->lease_ms, p == atomic_load(&ctx->written) ? -1 : p,
+                            &cancel, &err);
+    if (rc == 0) {
+        atomic_store(&ctx->written, p);
+        if (cancel && !sp_job_ctx_stopping(ctx)) {
+            sp_info(&ctx->log, "cancel requested: stopping");
+            sp__ctx_stop(ctx, SP_ECANCELLED);
+        }
+    } else if (rc == SP_ELOST) {
+        sp_warn(&ctx->log, "lease lost: stopping the job");
+        sp__ctx_stop(ctx, SP_ELOST);
+    }
+    /* SP_EREDIS: keep working; the lease may still be ours when Redis is back. */
+}
+
+static void sp__beat(sp__worker *w, sp_queue *q, sp_err *err)
+{
+    sp_worker_info info;
+    memset(&info, 0, sizeof info);
+    snprintf(info.id, sizeof info.id, "%s", w->id);
+    snprintf(info.kind, sizeof info.kind, "%s", w->def->kind);
+    snprintf(info.host, sizeof info.host, "%s", w->host);
+    info.pid = getpid();
+    info.concurrency = w->concurrency;
+    info.started_at = w->started_at;
+    info.processed = atomic_load(&w->processed);
+    info.failed = atomic_load(&w->failed);
+    size_t qn = 0;
+    for (size_t i = 0; i < w->nqueues; i++)
+        qn += (size_t)snprintf(info.queues + qn, sizeof info.queues - qn, "%s%s", i ? "," : "",
+                               w->queues[i]);
+    size_t cn = 0;
+    for (int64_t i = 0; i < w->concurrency; i++) {
+        sp_job_ctx *ctx = &w->slots[i];
+        pthread_mutex_lock(&ctx->mu);
+        if (atomic_load(&ctx->active) && cn + SP_ID_LEN + 2 < sizeof info.current)
+            cn += (size_t)snprintf(info.current + cn, sizeof info.current - cn, "%s%s",
+                                   cn ? "," : "", ctx->job.id);
+        pthread_mutex_unlock(&ctx->mu);
+    }
+    sp_queue_worker_beat(q, &info, w->worker_ttl_ms, err);
+}
+
+static void *sp__keeper_main(void *arg)
+{
+    sp__worker *w = arg;
+    sp_err err;
+    sp_queue *q = sp_queue_open(w->common.redis_url, w->common.prefix, &err);
+    if (q == NULL) {
+        sp_error(&w->log, "keeper: %s", err.msg);
+        return NULL;
+    }
+    int64_t next_beat = 0, next_maint = 0, next_renew = 0;
+    bool outage = false;
+    while (!w->stopping) {
+        int64_t now = sp_mono_ms();
+        int rc = 0;
+        if (now >= next_renew) {
+            for (int64_t i = 0; i < w->concurrency; i++)
+                sp__keep_slot(w, q, &w->slots[i]);
+            next_renew = now + w->renew_ms;
+        }
+        if (now >= next_beat) {
+            sp__beat(w, q, &err);
+            rc = err.code;
+            next_beat = now + w->worker_ttl_ms / 5;
+        }
+        if (now >= next_maint && rc == 0) {
+            sp_maint_report r;
+            err.code = 0;
+            rc = sp_queue_maintain(q, w->queues, w->nqueues, w->common.retention_ms, &r, &err);
+            if (rc == 0 && (r.promoted || r.expired || r.workers_reaped))
+                sp_info(&w->log,
+                        "maintenance: %d retries due, %d leases expired, %d dead workers "
+                        "(%d claimed jobs given back)",
+                        r.promoted, r.expired, r.workers_reaped, r.reclaimed);
+            next_maint = now + w->maintain_ms;
+        }
+        if (rc == SP_EREDIS && !outage)
+            sp_warn(&w->log, "keeper: %s", err.msg);
+        outage = rc == SP_EREDIS;
+        int64_t wake = next_renew < next_beat ? next_renew : next_beat;
+        if (next_maint < wake)
+            wake = next_maint;
+        int64_t sleep = wake - sp_mono_ms();
+        sp_sleep_ms(sleep < 10 ? 10 : sleep > 250 ? 250 : sleep, &w->stopping);
+    }
+    sp_queue_close(q);
+    return NULL;
+}
+
+/* ---- setup and shutdown -------------------------------------------------------------- */
+
+static int sp__parse_queues(sp__worker *w, sp_err *err)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", w->queues_opt ? w->queues_opt : "");
+    char *save = NULL;
+    for (char *q = strtok_r(buf, ", ", &save); q; q = strtok_r(NULL, ", ", &save)) {
+        if (!sp_queue_name_valid(q))
+            return sp_err_set(err, SP_EINVAL, "bad queue name '%s' in --queues", q);
+        if (w->nqueues == SP_MAX_QUEUES)
+            return sp_err_set(err, SP_EINVAL, "too many queues (max %d)", SP_MAX_QUEUES);
+        snprintf(w->queue_names[w->nqueues], sizeof w->queue_names[0], "%s", q);
+        w->queues[w->nqueues] = w->queue_names[w->nqueues];
+        w->nqueues++;
+    }
+    if (w->nqueues == 0)
+        return sp_err_set(err, SP_EINVAL, "no queues to take jobs from (--queues)");
+    return 0;
+}
+
+static int sp__worker_options(sp__worker *w, sp_option *opts, size_t *n)
+{
+    sp_common_options(&w->common, opts);
+    size_t k = SP_COMMON_OPTION_COUNT;
+    sp_option more[] = {
+        {"queues", "SPOOL_QUEUES", SP_OPT_STR, &w->queues_opt, w->def->default_queues,
+         "comma-separated queues to take jobs from, in order of preference", 0, 0},
+        {"concurrency", "SPOOL_CONCURRENCY", SP_OPT_INT, &w->concurrency, "1",
+         "jobs run at once (one thread each)", 1, SP_MAX_SLOTS},
+        {"lease", "SPOOL_LEASE", SP_OPT_DURATION, &w->lease_ms, "30s",
+         "lease length; a job whose worker stops renewing goes back to the queue after it",
+         1000, 86400000},
+        {"grace", "SPOOL_GRACE", SP_OPT_DURATION, &w->grace_ms, "30s",
+         "on SIGTERM, how long running jobs may take to finish before they are given back",
+         0, 86400000},
+        {"renew-interval", "SPOOL_RENEW_INTERVAL", SP_OPT_DURATION, &w->renew_ms, "500ms",
+         "how often running jobs renew their lease, report progress and check for cancel",
+         50, 60000},
+        {"worker-ttl", "SPOOL_WORKER_TTL", SP_OPT_DURATION, &w->worker_ttl_ms, "15s",
+         "a worker without a heartbeat for this long is dead; its claimed jobs go back",
+         1000, 3600000},
+        {"maintain-interval", "SPOOL_MAINTAIN_INTERVAL", SP_OPT_DURATION, &w->maintain_ms,
+         "250ms", "how often this worker promotes due retries and expires lapsed leases", 10,
+         60000},
+        {"worker-id", "SPOOL_WORKER_ID", SP_OPT_STR, &w->worker_id_opt, "",
+         "this worker's id in the registry (default: host-pid-random)", 0, 0},
+    };
+    memcpy(opts + k, more, sizeof more);
+    *n = k + sizeof more / sizeof more[0];
+    return 0;
+}
+
+int sp_worker_main(const sp_worker_def *def, sp_option *extra, size_t nextra, int argc,
+                   char **argv)
+{
+    static sp__worker worker; /* one per process: signal handling is process-wide */
+    sp__worker *w = &worker;
+    memset(w, 0, sizeof *w);
+    w->def = def;
+    size_t nopt = 0;
+    sp_option opts[64];
+    sp__worker_options(w, opts, &nopt);
+    if (nopt + nextra > sizeof opts / sizeof opts[0]) {
+        fprintf(stderr, "%s: too many options\n", def->program);
+        return 2;
+    }
+    memcpy(opts + nopt, extra, nextra * sizeof *extra);
+    sp_err err;
+    sp_err_clear(&err);
+    int rc = sp_options_parse(def->program, def->summary, opts, nopt + nextra, argc, argv, &err);
+    if (rc == 0)
+        rc = sp__parse_queues(w, &err);
+    if (rc != 0) {
+        if (rc < 0)
+            fprintf(stderr, "%s: %s\n", def->program, err.msg);
+        sp_options_free(opts, nopt + nextra);
+        return rc > 0 ? 0 : 2;
+    }
+    sp_log_init(def->program, w->common.log_level, w->common.log_format);
+
+    gethostname(w->host, sizeof w->host - 1);
+    if (w->worker_id_opt && w->worker_id_opt[0])
+        snprintf(w->id, sizeof w->id, "%s", w->worker_id_opt);
+    else
+        sp_worker_id_new(w->id, w->host);
+    w->log.worker = w->id;
+    w->started_at = sp_now_ms();
+
+    int exit_code = 0;
+    w->blobs = sp_blobs_open(w->common.data_dir, &err);
+    if (w->blobs == NULL) {
+        sp_error(&w->log, "blob store: %s", err.msg);
+        exit_code = 2;
+        goto out_opts;
+    }
+    if (def->setup && def->setup(def->userdata, &err) < 0) {
+        sp_error(&w->log, "%s", err.msg);
+        exit_code = 2;
+        goto out_blobs;
+    }
+
+    /* Signals go to the main thread only (sigtimedwait below). */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int64_t nslots = w->concurrency;
+    for (int64_t i = 0; i < nslots; i++) {
+        sp_job_ctx *ctx = &w->slots[i];
+        ctx->w = w;
+        ctx->slot = (int)i;
+        pthread_mutex_init(&ctx->mu, NULL);
+        sp_buf_init(&ctx->outputs, 60000);
+        sp_consumer_opts co = {w->common.redis_url, w->common.prefix, w->id, w->queues,
+                               w->nqueues, w->lease_ms, w->common.retention_ms};
+        ctx->consumer = sp_consumer_new(&co, &err);
+        if (ctx->consumer == NULL) {
+            sp_error(&w->log, "%s", err.msg);
+            exit_code = 2;
+            nslots = i;
+            goto out_slots;
+        }
+    }
+    {
+        /* Register before taking jobs so a crash between is visible to reapers. */
+        sp_queue *q = sp_queue_open(w->common.redis_url, w->common.prefix, &err);
+        if (q) {
+            sp__beat(w, q, &err);
+            sp_queue_close(q);
+        }
+    }
+    sp_info(&w->log, "ready: queues %s, concurrency %lld, lease %lld ms", w->queues_opt,
+            (long long)w->concurrency, (long long)w->lease_ms);
+
+    pthread_t keeper;
+    pthread_create(&keeper, NULL, sp__keeper_main, w);
+    atomic_store(&w->slots_running, (int)nslots);
+    for (int64_t i = 0; i < nslots; i++)
+        pthread_create(&w->slot_threads[i], NULL, sp__slot_main, &w->slots[i]);
+
+    int64_t grace_end = 0;
+    while (atomic_load(&w->slots_running) > 0) {
+        struct timespec ts = {0, 100 * 1000000L};
+        int sig = sigtimedwait(&sigs, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT) {
+            if (!w->draining) {
+                w->draining = 1;
+                grace_end = sp_mono_ms() + w->grace_ms;
+                sp_info(&w->log, "%s: finishing running jobs (grace %lld ms), taking no more",
+                        sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)w->grace_ms);
+            } else {
+                grace_end = sp_mono_ms(); /* a second signal: stop now */
+            }
+        }
+        if (w->draining && sp_mono_ms() >= grace_end && grace_end != -1) {
+            for (int64_t i = 0; i < nslots; i++) {
+                if (atomic_load(&w->slots[i].active)) {
+                    sp_warn(&w->slots[i].log, "grace period over: giving the job back");
+                    sp__ctx_stop(&w->slots[i], SP_ESHUTDOWN);
+                }
+            }
+            grace_end = -1;
+        }
+    }
+    for (int64_t i = 0; i < nslots; i++)
+        pthread_join(w->slot_threads[i], NULL);
+    w->stopping = 1;
+    pthread_join(keeper, NULL);
+
+out_slots:
+    for (int64_t i = 0; i < nslots; i++) {
+        sp_consumer_free(w->slots[i].consumer);
+        sp_buf_free(&w->slots[i].outputs);
+        sp_free(w->slots[i].metadata);
+        pthread_mutex_destroy(&w->slots[i].mu);
+    }
+    {
+        sp_queue *q = sp_queue_open(w->common.redis_url, w->common.prefix, &err);
+        if (q && sp_queue_worker_leave(q, w->id, &err) < 0)
+            sp_warn(&w->log, "could not deregister: %s", err.msg);
+        sp_queue_close(q);
+    }
+    if (def->teardown)
+        def->teardown(def->userdata);
+    if (exit_code == 0)
+        sp_info(&w->log, "stopped");
+out_blobs:
+    sp_blobs_close(w->blobs);
+out_opts:
+    sp_options_free(opts, nopt + nextra);
+    return exit_code;
+}

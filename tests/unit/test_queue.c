@@ -1,0 +1,1112 @@
+/* test_queue.c - the Redis job queue against a real redis-server. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "spool/queue.h"
+#include "spool/util.h"
+
+static sp_test_redis R;
+static char prefix[64];
+
+/* Every test works under its own key prefix so tests never share state. */
+static int setup_test(void **state)
+{
+    static int n;
+    (void)state;
+    snprintf(prefix, sizeof prefix, "t%d:", ++n);
+    return 0;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    return sp_test_redis_start(&R, 0);
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    sp_test_redis_destroy(&R);
+    return 0;
+}
+
+static sp_queue *open_q(void)
+{
+    sp_err err;
+    sp_queue *q = sp_queue_open(R.url, prefix, &err);
+    assert_non_null(q);
+    return q;
+}
+
+static sp_consumer *open_consumer(const char *url, const char *wid, const char *const *queues,
+                                  size_t n, int64_t lease_ms)
+{
+    sp_err err;
+    sp_consumer_opts o = {url, prefix, wid, queues, n, lease_ms, 60000};
+    sp_consumer *c = sp_consumer_new(&o, &err);
+    if (c == NULL)
+        fail_msg("sp_consumer_new: %s", err.msg);
+    return c;
+}
+
+/* Enqueue one job on queue; its id goes to id_out (may be NULL). */
+static void enqueue(sp_queue *q, const char *queue, int64_t max_attempts, int64_t base,
+                    int64_t cap, char *id_out)
+{
+    char id[SP_ID_LEN + 1];
+    assert_int_equal(sp_id_new(id), 0);
+    sp_enqueue e = {id, "test.noop", queue, max_attempts, base, cap, false,
+                    "{\"n\":1}", NULL, NULL, NULL, 0, 0};
+    sp_err err;
+    int rc = sp_queue_enqueue(q, &e, NULL, &err);
+    if (rc != 0)
+        fail_msg("enqueue: %d %s", rc, err.msg);
+    if (id_out)
+        memcpy(id_out, id, sizeof id);
+}
+
+static sp_state state_of(sp_queue *q, const char *id, int64_t *attempts)
+{
+    sp_job j;
+    sp_err err;
+    int rc = sp_queue_get(q, id, &j, &err);
+    if (rc != 0)
+        fail_msg("get %s: %s", id, err.msg);
+    sp_state s = j.state;
+    if (attempts)
+        *attempts = j.attempts;
+    sp_job_clear(&j);
+    return s;
+}
+
+static void finish_ok(sp_consumer *c, sp_job *job, bool take_next)
+{
+    sp_outcome o = {SP_FINISH_SUCCEEDED, "[]", NULL, NULL, NULL, -1};
+    sp_err err;
+    int rc = sp_consumer_finish(c, job, &o, take_next, NULL, &err);
+    if (rc != 0)
+        fail_msg("finish: %d %s", rc, err.msg);
+}
+
+static void maintain(sp_queue *q, const char *queue, sp_maint_report *r)
+{
+    const char *queues[] = {queue};
+    sp_err err;
+    int rc = sp_queue_maintain(q, queues, 1, 60000, r, &err);
+    if (rc != 0)
+        fail_msg("maintain: %s", err.msg);
+}
+
+/* ---- 1. many producers and consumers: every job completes exactly once ------------ */
+
+static volatile sig_atomic_t child_stop;
+static void on_term(int sig)
+{
+    (void)sig;
+    child_stop = 1;
+}
+
+static void consumer_proc(const char *queue, int outfd, int idx)
+{
+    signal(SIGTERM, on_term);
+    char wid[64];
+    snprintf(wid, sizeof wid, "c%d-%d", idx, (int)getpid());
+    const char *queues[] = {queue};
+    sp_err err;
+    sp_consumer_opts o = {R.url, prefix, wid, queues, 1, 30000, 60000};
+    sp_consumer *c = sp_consumer_new(&o, &err);
+    if (c == NULL)
+        _exit(3);
+    while (!child_stop) {
+        sp_job job;
+        int rc = sp_consumer_next(c, 200, &job, &err);
+        if (rc == SP_ETIMEDOUT)
+            continue;
+        if (rc < 0)
+            _exit(4);
+        sp_outcome out = {SP_FINISH_SUCCEEDED, "[]", NULL, NULL, NULL, -1};
+        if (sp_consumer_finish(c, &job, &out, true, NULL, &err) != 0)
+            _exit(5);
+        char line[SP_ID_LEN + 2];
+        memcpy(line, job.id, SP_ID_LEN);
+        line[SP_ID_LEN] = '\n';
+        if (write(outfd, line, SP_ID_LEN + 1) != SP_ID_LEN + 1)
+            _exit(6);
+        sp_job_clear(&job);
+    }
+    sp_consumer_free(c);
+    _exit(0);
+}
+
+static void producer_proc(const char *queue, int n)
+{
+    sp_err err;
+    sp_queue *q = sp_queue_open(R.url, prefix, &err);
+    if (q == NULL)
+        _exit(3);
+    enum { BATCH = 500 };
+    static sp_enqueue e[BATCH];
+    static char ids[BATCH][SP_ID_LEN + 1];
+    int results[BATCH];
+    for (int done = 0; done < n; done += BATCH) {
+        int m = n - done < BATCH ? n - done : BATCH;
+        for (int i = 0; i < m; i++) {
+            sp_id_new(ids[i]);
+            e[i] = (sp_enqueue){ids[i], "test.noop", queue, 3, 1000, 10000, false, NULL,
+                                NULL, NULL, NULL, 0, 0};
+        }
+        if (sp_queue_enqueue_many(q, e, (size_t)m, results, &err) != 0)
+            _exit(4);
+        for (int i = 0; i < m; i++)
+            if (results[i] != 0)
+                _exit(5);
+    }
+    sp_queue_close(q);
+    _exit(0);
+}
+
+static int cmp_ids(const void *a, const void *b)
+{
+    return memcmp(a, b, SP_ID_LEN);
+}
+
+static void test_many_producers_and_consumers_complete_each_job_once(void **state)
+{
+    (void)state;
+    enum { JOBS = 10000, PRODUCERS = 2, CONSUMERS = 4 };
+    char path[] = "/tmp/spool-test-done-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    int outfd = open(path, O_WRONLY | O_APPEND);
+    pid_t consumers[CONSUMERS], producers[PRODUCERS];
+    for (int i = 0; i < CONSUMERS; i++) {
+        if ((consumers[i] = fork()) == 0)
+            consumer_proc("work", outfd, i);
+    }
+    for (int i = 0; i < PRODUCERS; i++) {
+        if ((producers[i] = fork()) == 0)
+            producer_proc("work", JOBS / PRODUCERS);
+    }
+    for (int i = 0; i < PRODUCERS; i++) {
+        int st;
+        waitpid(producers[i], &st, 0);
+        assert_int_equal(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0);
+    }
+    sp_queue *q = open_q();
+    sp_queue_stat s;
+    sp_err err;
+    int64_t deadline = sp_test_ms() + 120000;
+    do {
+        usleep(20000);
+        assert_int_equal(sp_queue_stat_one(q, "work", &s, &err), 0);
+    } while (s.succeeded < JOBS && sp_test_ms() < deadline);
+    usleep(200000); /* let a duplicate, if any, show up */
+    for (int i = 0; i < CONSUMERS; i++) {
+        kill(consumers[i], SIGTERM);
+        int st;
+        waitpid(consumers[i], &st, 0);
+        assert_int_equal(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0);
+    }
+    assert_int_equal(sp_queue_stat_one(q, "work", &s, &err), 0);
+    assert_int_equal(s.enqueued, JOBS);
+    assert_int_equal(s.succeeded, JOBS);
+    assert_int_equal(s.ready, 0);
+    assert_int_equal(s.running, 0);
+
+    /* Every id appears exactly once in what the consumers did. */
+    FILE *f = fopen(path, "r");
+    static char ids[JOBS + 10][SP_ID_LEN + 1];
+    int n = 0;
+    char line[128];
+    while (fgets(line, sizeof line, f) && n < JOBS + 10) {
+        line[strcspn(line, "\n")] = '\0';
+        memcpy(ids[n++], line, SP_ID_LEN + 1);
+    }
+    fclose(f);
+    close(outfd);
+    close(fd);
+    unlink(path);
+    assert_int_equal(n, JOBS);
+    qsort(ids, (size_t)n, sizeof ids[0], cmp_ids);
+    for (int i = 1; i < n; i++)
+        assert_int_not_equal(memcmp(ids[i - 1], ids[i], SP_ID_LEN), 0);
+    /* And each record says succeeded after one attempt. */
+    for (int i = 0; i < n; i += 97) {
+        int64_t attempts;
+        assert_int_equal(state_of(q, ids[i], &attempts), SP_STATE_SUCCEEDED);
+        assert_int_equal(attempts, 1);
+    }
+    sp_queue_close(q);
+}
+
+/* ---- 2. a consumer killed mid-job: redelivered after its lease, done once --------- */
+
+static void test_killed_consumer_job_redelivered_after_lease(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    char id[SP_ID_LEN + 1];
+    enqueue(q, "k", 3, 100, 1000, id);
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        const char *queues[] = {"k"};
+        sp_err err;
+        sp_consumer_opts o = {R.url, prefix, "victim", queues, 1, 1000, 60000};
+        sp_consumer *c = sp_consumer_new(&o, &err);
+        sp_job job;
+        if (c == NULL || sp_consumer_next(c, 2000, &job, &err) != 0)
+            _exit(3);
+        if (write(pfd[1], "s", 1) != 1)
+            _exit(4);
+        pause(); /* "working" until killed */
+        _exit(0);
+    }
+    char b;
+    assert_int_equal(read(pfd[0], &b, 1), 1);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    waitpid(pid, NULL, 0);
+    assert_int_equal(state_of(q, id, NULL), SP_STATE_RUNNING);
+
+    /* Another consumer, running maintenance as every worker does, gets it once the
+     * 1 s lease has run out, and not before. */
+    const char *queues[] = {"k"};
+    sp_consumer *c = open_consumer(R.url, "rescuer", queues, 1, 30000);
+    int64_t t0 = sp_test_ms();
+    sp_job job;
+    sp_err err;
+    int rc;
+    do {
+        sp_maint_report r;
+        maintain(q, "k", &r);
+        rc = sp_consumer_next(c, 50, &job, &err);
+    } while (rc == SP_ETIMEDOUT && sp_test_ms() - t0 < 10000);
+    assert_int_equal(rc, 0);
+    assert_string_equal(job.id, id);
+    assert_int_equal(job.attempts, 2);
+    finish_ok(c, &job, false);
+    sp_job_clear(&job);
+    int64_t attempts;
+    assert_int_equal(state_of(q, id, &attempts), SP_STATE_SUCCEEDED);
+    assert_int_equal(attempts, 2);
+    sp_queue_stat s;
+    assert_int_equal(sp_queue_stat_one(q, "k", &s, &err), 0);
+    assert_int_equal(s.succeeded, 1);
+    assert_int_equal(s.expired, 1);
+    sp_consumer_free(c);
+    sp_queue_close(q);
+    close(pfd[0]);
+    close(pfd[1]);
+}
+
+/* ---- 3. fencing: an expired lease cannot complete or fail the job ------------------- */
+
+static void test_expired_lease_cannot_complete_or_fail(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    char id[SP_ID_LEN + 1];
+    enqueue(q, "f", 3, 100, 1000, id);
+    const char *queues[] = {"f"};
+    sp_consumer *a = open_consumer(R.url, "slow", queues, 1, 300);
+    sp_consumer *b = open_consumer(R.url, "fast", queues, 1, 30000);
+    sp_job ja, jb;
+    sp_err err;
+    assert_int_equal(sp_consumer_next(a, 1000, &ja, &err), 0);
+    usleep(500000); /* a stalls past its 300 ms lease */
+
+    /* Expired but not yet reaped: a still cannot finish. */
+    sp_outcome ok = {SP_FINISH_SUCCEEDED, "[{\"name\":\"stale\"}]", NULL, NULL, NULL, -1};
+    assert_int_equal(sp_consumer_finish(a, &ja, &ok, false, NULL, &err), SP_ELOST);
+    bool cancel;
+    assert_int_equal(sp_queue_renew(q, ja.id, ja.token, 300, 50, &cancel, &err), SP_ELOST);
+
+    sp_maint_report r;
+    maintain(q, "f", &r);
+    assert_int_equal(r.expired, 1);
+    assert_int_equal(sp_consumer_next(b, 1000, &jb, &err), 0);
+    assert_string_equal(jb.id, id);
+    assert_string_not_equal(jb.token, ja.token);
+
+    /* Now another attempt owns it: a's success, failure and renewal are all refused. */
+    assert_int_equal(sp_consumer_finish(a, &ja, &ok, false, NULL, &err), SP_ELOST);
+    sp_outcome bad = {SP_FINISH_FAILED, NULL, NULL, "boom", "stale failure", -1};
+    assert_int_equal(sp_consumer_finish(a, &ja, &bad, false, NULL, &err), SP_ELOST);
+    assert_int_equal(sp_queue_renew(q, ja.id, ja.token, 300, 50, &cancel, &err), SP_ELOST);
+    assert_int_equal(state_of(q, id, NULL), SP_STATE_RUNNING);
+
+    sp_outcome good = {SP_FINISH_SUCCEEDED, "[{\"name\":\"fresh\"}]", NULL, NULL, NULL, -1};
+    assert_int_equal(sp_consumer_finish(b, &jb, &good, false, NULL, &err), 0);
+    sp_job j;
+    assert_int_equal(sp_queue_get(q, id, &j, &err), 0);
+    assert_int_equal(j.state, SP_STATE_SUCCEEDED);
+    assert_int_equal(j.attempts, 2);
+    assert_string_equal(j.outputs, "[{\"name\":\"fresh\"}]");
+    assert_false(j.has_error);
+    sp_job_clear(&j);
+    sp_job_clear(&ja);
+    sp_job_clear(&jb);
+    sp_consumer_free(a);
+    sp_consumer_free(b);
+    sp_queue_close(q);
+}
+
+/* ---- 4. a job that outlives its lease but renews it is never redelivered ----------- */
+
+static void test_renewed_long_job_not_redelivered(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    char id[SP_ID_LEN + 1];
+    enqueue(q, "long", 3, 100, 1000, id);
+    const char *queues[] = {"long"};
+    sp_consumer *c = open_consumer(R.url, "worker-a", queues, 1, 400);
+    sp_job job;
+    sp_err err;
+    assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
+
+    /* A rival runs maintenance and tries to take jobs the whole time. */
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t rival = fork();
+    if (rival == 0) {
+        close(pfd[1]);
+        sp_queue *rq = sp_queue_open(R.url, prefix, &err);
+        sp_consumer_opts o = {R.url, prefix, "rival", queues, 1, 30000, 60000};
+        sp_consumer *rc = sp_consumer_new(&o, &err);
+        int got = 0;
+        fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+        char b;
+        while (read(pfd[0], &b, 1) != 1) {
+            const char *qs[] = {"long"};
+            sp_queue_maintain(rq, qs, 1, 60000, NULL, &err);
+            sp_job j;
+            if (sp_consumer_next(rc, 20, &j, &err) == 0) {
+                got++;
+                sp_job_clear(&j);
+            }
+        }
+        _exit(got);
+    }
+    close(pfd[0]);
+    /* Work for 5 lease lengths, renewing every 100 ms like the worker keeper does. */
+    sp_queue *keeper = open_q();
+    int64_t end = sp_test_ms() + 2000;
+    int renewals = 0;
+    while (sp_test_ms() < end) {
+        bool cancel = true;
+        assert_int_equal(sp_queue_renew(keeper, job.id, job.token, 400, 50, &cancel, &err), 0);
+        assert_false(cancel);
+        renewals++;
+        usleep(100000);
+    }
+    assert_true(renewals >= 15);
+    finish_ok(c, &job, false);
+    assert_int_equal(write(pfd[1], "x", 1), 1);
+    int st;
+    waitpid(rival, &st, 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0); /* the rival never got the job */
+    int64_t attempts;
+    assert_int_equal(state_of(q, id, &attempts), SP_STATE_SUCCEEDED);
+    assert_int_equal(attempts, 1);
+    sp_job_clear(&job);
+    sp_consumer_free(c);
+    sp_queue_close(keeper);
+    sp_queue_close(q);
+    close(pfd[1]);
+}
+
+/* ---- 5. retries: backoff with full jitter, dead-letter, requeue -------------------- */
+
+static void test_retry_delay_within_full_jitter_bounds(void **state)
+{
+    (void)state;
+    const int64_t base = 100, cap = 1000;
+    for (int64_t attempt = 1; attempt <= 8; attempt++) {
+        int64_t bound = base << (attempt - 1);
+        if (bound > cap)
+            bound = cap;
+        int64_t max = 0;
+        double sum = 0;
+        enum { N = 20000 };
+        for (int i = 0; i < N; i++) {
+            int64_t d = sp_retry_delay_ms(attempt, base, cap);
+            assert_in_range(d, 0, bound);
+            if (d > max)
+                max = d;
+            sum += (double)d;
+        }
+        /* Full jitter spreads uniformly over [0, bound]. */
+        assert_true(max >= bound * 95 / 100);
+        double mean = sum / N;
+        assert_true(mean > bound * 0.45 && mean < bound * 0.55);
+    }
+}
+
+static void test_retries_back_off_then_dead_letter_then_requeue(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    char id[SP_ID_LEN + 1];
+    const int64_t base = 200, cap = 300;
+    enqueue(q, "r", 3, base, cap, id);
+    const char *queues[] = {"r"};
+    sp_consumer *c = open_consumer(R.url, "w", queues, 1, 30000);
+    sp_err err;
+    for (int attempt = 1; attempt <= 3; attempt++) {
+        sp_job job;
+        int rc;
+        int64_t t0 = sp_test_ms();
+        do {
+            maintain(q, "r", NULL);
+            rc = sp_consumer_next(c, 20, &job, &err);
+        } while (rc == SP_ETIMEDOUT && sp_test_ms() - t0 < 5000);
+        assert_int_equal(rc, 0);
+        assert_int_equal(job.attempts, attempt);
+        char msg[64];
+        snprintf(msg, sizeof msg, "boom %d", attempt);
+        sp_outcome o = {SP_FINISH_RETRY, NULL, NULL, "io_error", msg, -1};
+        sp_state st;
+        assert_int_equal(sp_consumer_finish(c, &job, &o, false, &st, &err), 0);
+        sp_job j;
+        assert_int_equal(sp_queue_get(q, id, &j, &err), 0);
+        if (attempt < 3) {
+            assert_int_equal(st, SP_STATE_RETRYING);
+            assert_int_equal(j.state, SP_STATE_RETRYING);
+            int64_t bound = base << (attempt - 1);
+            if (bound > cap)
+                bound = cap;
+            int64_t delay = j.next_attempt_at - j.updated_at;
+            assert_in_range(delay, 0, bound);
+        } else {
+            assert_int_equal(st, SP_STATE_FAILED);
+            assert_int_equal(j.state, SP_STATE_FAILED);
+            assert_string_equal(j.error_code, "io_error");
+            assert_string_equal(j.error_message, "boom 3");
+            assert_true(j.error_retryable);
+        }
+        sp_job_clear(&j);
+        sp_job_clear(&job);
+    }
+    sp_queue_stat s;
+    assert_int_equal(sp_queue_stat_one(q, "r", &s, &err), 0);
+    assert_int_equal(s.dead, 1);
+    assert_int_equal(s.retried, 2);
+    assert_int_equal(s.failed, 1);
+    const char *score = sp_test_redis_cli(&R, "ZSCORE %sq:r:dead %s", prefix, id);
+    assert_non_null(score);
+    assert_true(atoll(score) > 0);
+
+    /* Requeue from the dead-letter set: it runs again with fresh attempts. */
+    assert_int_equal(sp_queue_requeue(q, id, &err), 0);
+    assert_int_equal(sp_queue_requeue(q, id, &err), SP_ESTATE);
+    sp_job job;
+    assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
+    assert_string_equal(job.id, id);
+    assert_int_equal(job.attempts, 1);
+    finish_ok(c, &job, false);
+    sp_job_clear(&job);
+    assert_int_equal(state_of(q, id, NULL), SP_STATE_SUCCEEDED);
+    assert_int_equal(sp_queue_stat_one(q, "r", &s, &err), 0);
+    assert_int_equal(s.dead, 0);
+    sp_consumer_free(c);
+    sp_queue_close(q);
+}
+
+static void test_permanent_failure_is_not_retried(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    char id[SP_ID_LEN + 1];
+    enqueue(q, "p", 5, 10, 10, id);
+    const char *queues[] = {"p"};
+    sp_consumer *c = open_consumer(R.url, "w", queues, 1, 30000);
+    sp_job job;
+    sp_err err;
+    assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
+    sp_outcome o = {SP_FINISH_FAILED, NULL, NULL, "invalid_input", "not a video", -1};
+    sp_state st;
+    assert_int_equal(sp_consumer_finish(c, &job, &o, false, &st, &err), 0);
+    assert_int_equal(st, SP_STATE_FAILED);
+    sp_job_clear(&job);
+    usleep(50000);
+    maintain(q, "p", NULL);
+    assert_int_equal(sp_consumer_next(c, 100, &job, &err), SP_ETIMEDOUT);
+    int64_t attempts;
+    assert_int_equal(state_of(q, id, &attempts), SP_STATE_FAILED);
+    assert_int_equal(attempts, 1);
+    sp_consumer_free(c);
+    sp_queue_close(q);
+}
+
+/* ---- 6. cancel -------------------------------------------------------------------------- */
+
+static void test_cancel_before_start_never_starts(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    char id[SP_ID_LEN + 1], other[SP_ID_LEN + 1];
+    enqueue(q, "c", 3, 100, 1000, id);
+    enqueue(q, "c", 3, 100, 1000, other);
+    sp_err err;
+    assert_int_equal(sp_queue_cancel(q, id, 60000, &err), 0);
+    assert_int_equal(state_of(q, id, NULL), SP_STATE_CANCELLED);
+    const char *queues[] = {"c"};
+    sp_consumer *c = open_consumer(R.url, "w", queues, 1, 30000);
+    sp_job job;
+    assert_int_equal(sp_consumer_next(c, 500, &job, &err), 0);
+    assert_string_equal(job.id, other);
+    finish_ok(c, &job, false);
+    sp_job_clear(&job);
+    assert_int_equal(sp_consumer_next(c, 200, &job, &err), SP_ETIMEDOUT);
+    int64_t attempts;
+    assert_int_equal(state_of(q, id, &attempts), SP_STATE_CANCELLED);
+    assert_int_equal(attempts, 0);
+    assert_int_equal(sp_queue_cancel(q, id, 60000, &err), SP_ESTATE);
+    assert_int_equal(sp_queue_cancel(q, "00000000000000000000000000000000000", 60000, &err),
+                     SP_ENOTFOUND);
+    sp_consumer_free(c);
+    sp_queue_close(q);
+}
+
+static void test_cancel_during_run_seen_within_a_second(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    char id[SP_ID_LEN + 1];
+    enqueue(q, "c2", 3, 100, 1000, id);
+    const char *queues[] = {"c2"};
+    sp_consumer *c = open_consumer(R.url, "w", queues, 1, 30000);
+    sp_job job;
+    sp_err err;
+    assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
+    sp_queue *keeper = open_q();
+    int64_t t0 = sp_test_ms();
+    assert_int_equal(sp_queue_cancel(q, id, 60000, &err), 1);
+    assert_int_equal(state_of(q, id, NULL), SP_STATE_RUNNING);
+    bool cancel = false;
+    /* The worker's keeper renews every 500 ms by default; it sees the flag on the next. */
+    while (!cancel && sp_test_ms() - t0 < 2000) {
+        usleep(500000);
+        assert_int_equal(sp_queue_renew(keeper, job.id, job.token, 30000, 40, &cancel, &err), 0);
+    }
+    assert_true(cancel);
+    assert_true(sp_test_ms() - t0 <= 1000);
+    sp_outcome o = {SP_FINISH_CANCELLED, NULL, NULL, NULL, NULL, -1};
+    sp_state st;
+    assert_int_equal(sp_consumer_finish(c, &job, &o, false, &st, &err), 0);
+    assert_int_equal(st, SP_STATE_CANCELLED);
+    assert_int_equal(state_of(q, id, NULL), SP_STATE_CANCELLED);
+    sp_job_clear(&job);
+
+    /* A running job whose worker died after a cancel request ends cancelled, not
+     * redelivered. */
+    enqueue(q, "c2", 3, 100, 1000, id);
+    sp_consumer *d = open_consumer(R.url, "dies", queues, 1, 200);
+    assert_int_equal(sp_consumer_next(d, 1000, &job, &err), 0);
+    assert_int_equal(sp_queue_cancel(q, id, 60000, &err), 1);
+    usleep(300000);
+    maintain(q, "c2", NULL);
+    assert_int_equal(state_of(q, id, NULL), SP_STATE_CANCELLED);
+    sp_job_clear(&job);
+    sp_consumer_free(d);
+    sp_consumer_free(c);
+    sp_queue_close(keeper);
+    sp_queue_close(q);
+}
+
+/* ---- 7. Redis restarts and outages ---------------------------------------------------- */
+
+static void test_aof_restart_between_enqueue_and_dequeue_loses_nothing(void **state)
+{
+    (void)state;
+    sp_test_redis aof;
+    assert_int_equal(sp_test_redis_start(&aof, 1), 0);
+    sp_err err;
+    sp_queue *q = sp_queue_open(aof.url, prefix, &err);
+    enum { N = 500 };
+    static sp_enqueue e[N];
+    static char ids[N][SP_ID_LEN + 1];
+    int results[N];
+    for (int i = 0; i < N; i++) {
+        sp_id_new(ids[i]);
+        e[i] = (sp_enqueue){ids[i], "test.noop", "aof", 3, 100, 1000, false, NULL, NULL,
+                            NULL, NULL, 0, 0};
+    }
+    assert_int_equal(sp_queue_enqueue_many(q, e, N, results, &err), 0);
+    assert_int_equal(sp_test_redis_restart(&aof), 0);
+    const char *queues[] = {"aof"};
+    sp_consumer *c = open_consumer(aof.url, "w", queues, 1, 30000);
+    int got = 0;
+    sp_job job;
+    while (sp_consumer_next(c, 200, &job, &err) == 0) {
+        finish_ok(c, &job, true);
+        sp_job_clear(&job);
+        got++;
+    }
+    assert_int_equal(got, N);
+    sp_queue_stat s;
+    assert_int_equal(sp_queue_stat_one(q, "aof", &s, &err), 0);
+    assert_int_equal(s.succeeded, N);
+    sp_consumer_free(c);
+    sp_queue_close(q);
+    sp_test_redis_destroy(&aof);
+}
+
+static void test_consumer_reports_outage_and_resumes(void **state)
+{
+    (void)state;
+    sp_test_redis aof;
+    assert_int_equal(sp_test_redis_start(&aof, 1), 0);
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        const char *queues[] = {"o"};
+        sp_err err;
+        sp_consumer_opts o = {aof.url, prefix, "patient", queues, 1, 30000, 60000};
+        sp_consumer *c = sp_consumer_new(&o, &err);
+        bool reported = false;
+        int64_t end = sp_test_ms() + 30000;
+        while (sp_test_ms() < end) {
+            sp_job job;
+            int rc = sp_consumer_next(c, 500, &job, &err);
+            if (rc == SP_EREDIS) {
+                if (!reported && strstr(err.msg, "Redis unavailable") &&
+                    write(pfd[1], "o", 1) != 1)
+                    _exit(4);
+                reported = true;
+                usleep(100000);
+                continue;
+            }
+            if (rc == 0) {
+                sp_outcome out = {SP_FINISH_SUCCEEDED, "[]", NULL, NULL, NULL, -1};
+                int frc = sp_consumer_finish(c, &job, &out, false, NULL, &err);
+                if (write(pfd[1], frc == 0 ? "d" : "x", 1) != 1)
+                    _exit(4);
+                _exit(0);
+            }
+        }
+        _exit(3);
+    }
+    usleep(300000); /* the consumer is now blocked waiting for a job */
+    sp_test_redis_stop(&aof);
+    char b = 0;
+    struct timeval tv = {10, 0};
+    fd_set fds;
+    FD_ZERO(&fds);
+    FD_SET(pfd[0], &fds);
+    assert_int_equal(select(pfd[0] + 1, &fds, NULL, NULL, &tv), 1);
+    assert_int_equal(read(pfd[0], &b, 1), 1);
+    assert_int_equal(b, 'o'); /* the outage was reported */
+    usleep(500000);
+    assert_int_equal(sp_test_redis_restart(&aof), 0);
+    sp_err err;
+    sp_queue *q = sp_queue_open(aof.url, prefix, &err);
+    char id[SP_ID_LEN + 1];
+    assert_int_equal(sp_id_new(id), 0);
+    sp_enqueue e = {id, "test.noop", "o", 3, 100, 1000, false, NULL, NULL, NULL, NULL, 0, 0};
+    assert_int_equal(sp_queue_enqueue(q, &e, NULL, &err), 0);
+    FD_ZERO(&fds);
+    FD_SET(pfd[0], &fds);
+    tv.tv_sec = 15;
+    assert_int_equal(select(pfd[0] + 1, &fds, NULL, NULL, &tv), 1);
+    assert_int_equal(read(pfd[0], &b, 1), 1);
+    assert_int_equal(b, 'd');
+    int st;
+    waitpid(pid, &st, 0);
+    assert_int_equal(WEXITSTATUS(st), 0);
+    sp_job j;
+    assert_int_equal(sp_queue_get(q, id, &j, &err), 0);
+    assert_int_equal(j.state, SP_STATE_SUCCEEDED);
+    sp_job_clear(&j);
+    sp_queue_close(q);
+    sp_test_redis_destroy(&aof);
+    close(pfd[0]);
+    close(pfd[1]);
+}
+
+static void test_redis_down_gives_clear_error(void **state)
+{
+    (void)state;
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", sp_test_free_port());
+    sp_err err;
+    sp_queue *q = sp_queue_open(url, prefix, &err);
+    assert_non_null(q);
+    char id[SP_ID_LEN + 1];
+    sp_id_new(id);
+    sp_enqueue e = {id, "test.noop", "x", 3, 100, 1000, false, NULL, NULL, NULL, NULL, 0, 0};
+    assert_int_equal(sp_queue_enqueue(q, &e, NULL, &err), SP_EREDIS);
+    assert_non_null(strstr(err.msg, "Redis unavailable at 127.0.0.1:"));
+    sp_job j;
+    assert_int_equal(sp_queue_get(q, id, &j, &err), SP_EREDIS);
+    assert_int_equal(sp_queue_ping(q, &err), SP_EREDIS);
+    const char *queues[] = {"x"};
+    sp_consumer *c = open_consumer(url, "w", queues, 1, 1000);
+    assert_int_equal(sp_consumer_next(c, 100, &j, &err), SP_EREDIS);
+    sp_consumer_free(c);
+    sp_queue_close(q);
+    assert_null(sp_queue_open("http://nope", prefix, &err));
+    assert_int_equal(err.code, SP_EINVAL);
+}
+
+/* ---- the rest of the queue's surface -------------------------------------------------- */
+
+static void test_idempotency_key_returns_first_job_or_conflict(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    char a[SP_ID_LEN + 1], b[SP_ID_LEN + 1], existing[SP_ID_LEN + 1];
+    sp_id_new(a);
+    sp_id_new(b);
+    sp_err err;
+    sp_enqueue e = {a, "test.noop", "i", 3, 100, 1000, false, NULL, NULL, "key-1", "fp-A", 0,
+                    60000};
+    assert_int_equal(sp_queue_enqueue(q, &e, existing, &err), 0);
+    e.id = b;
+    assert_int_equal(sp_queue_enqueue(q, &e, existing, &err), 1);
+    assert_string_equal(existing, a);
+    e.fingerprint = "fp-B";
+    assert_int_equal(sp_queue_enqueue(q, &e, existing, &err), SP_ECONFLICT);
+    assert_string_equal(existing, a);
+    sp_job j;
+    assert_int_equal(sp_queue_get(q, b, &j, &err), SP_ENOTFOUND);
+    sp_queue_stat s;
+    assert_int_equal(sp_queue_stat_one(q, "i", &s, &err), 0);
+    assert_int_equal(s.ready, 1);
+    sp_queue_close(q);
+}
+
+static void test_queue_limit_rejects_when_full(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    sp_err err;
+    for (int i = 0; i < 4; i++) {
+        char id[SP_ID_LEN + 1];
+        sp_id_new(id);
+        sp_enqueue e = {id, "test.noop", "l", 3, 100, 1000, false, NULL, NULL, NULL, NULL, 3,
+                        0};
+        assert_int_equal(sp_queue_enqueue(q, &e, NULL, &err), i < 3 ? 0 : SP_EFULL);
+    }
+    sp_queue_stat s;
+    assert_int_equal(sp_queue_stat_one(q, "l", &s, &err), 0);
+    assert_int_equal(s.ready, 3);
+    assert_int_equal(s.enqueued, 3);
+    sp_queue_close(q);
+}
+
+static void test_finished_job_expires_after_retention(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    char id[SP_ID_LEN + 1];
+    enqueue(q, "ret", 3, 100, 1000, id);
+    const char *queues[] = {"ret"};
+    sp_consumer *c = open_consumer(R.url, "w", queues, 1, 30000);
+    sp_job job;
+    sp_err err;
+    const char *ttl = sp_test_redis_cli(&R, "PTTL %sjob:%s", prefix, id);
+    assert_string_equal(ttl, "-1"); /* live jobs never expire */
+    assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
+    finish_ok(c, &job, false);
+    sp_job_clear(&job);
+    ttl = sp_test_redis_cli(&R, "PTTL %sjob:%s", prefix, id);
+    assert_non_null(ttl);
+    assert_in_range(atoll(ttl), 50000, 60000); /* the consumer's 60 s retention */
+    sp_consumer_free(c);
+    sp_queue_close(q);
+}
+
+static void test_dead_worker_claimed_job_goes_back(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    char first[SP_ID_LEN + 1], second[SP_ID_LEN + 1];
+    enqueue(q, "dw", 3, 100, 1000, first);
+    enqueue(q, "dw", 3, 100, 1000, second);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* Finish the first job and claim the second in the same step, then die. */
+        const char *queues[] = {"dw"};
+        sp_err err;
+        sp_queue *wq = sp_queue_open(R.url, prefix, &err);
+        sp_worker_info w = {0};
+        snprintf(w.id, sizeof w.id, "doomed");
+        snprintf(w.queues, sizeof w.queues, "dw");
+        sp_queue_worker_beat(wq, &w, 300, &err);
+        sp_consumer_opts o = {R.url, prefix, "doomed", queues, 1, 30000, 60000};
+        sp_consumer *c = sp_consumer_new(&o, &err);
+        sp_job job;
+        if (sp_consumer_next(c, 1000, &job, &err) != 0)
+            _exit(3);
+        sp_outcome out = {SP_FINISH_SUCCEEDED, "[]", NULL, NULL, NULL, -1};
+        if (sp_consumer_finish(c, &job, &out, true, NULL, &err) != 0)
+            _exit(4);
+        _exit(0); /* no cleanup: the claimed job is stranded */
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    assert_int_equal(WEXITSTATUS(st), 0);
+    sp_err err;
+    size_t n;
+    sp_worker_info ws[4];
+    assert_int_equal(sp_queue_workers(q, ws, 4, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(ws[0].id, "doomed");
+    assert_int_equal(state_of(q, second, NULL), SP_STATE_QUEUED);
+    const char *queues[] = {"dw"};
+    sp_consumer *c = open_consumer(R.url, "heir", queues, 1, 30000);
+    sp_job job;
+    assert_int_equal(sp_consumer_next(c, 100, &job, &err), SP_ETIMEDOUT);
+    usleep(400000); /* the heartbeat runs out */
+    sp_maint_report r;
+    maintain(q, "dw", &r);
+    assert_int_equal(r.workers_reaped, 1);
+    assert_int_equal(r.reclaimed, 1);
+    assert_int_equal(sp_queue_workers(q, ws, 4, &n, &err), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
+    assert_string_equal(job.id, second);
+    assert_int_equal(job.attempts, 1); /* a claim that never started costs no attempt */
+    finish_ok(c, &job, false);
+    sp_job_clear(&job);
+    sp_consumer_free(c);
+    sp_queue_close(q);
+}
+
+static void test_multi_queue_wait_takes_first_arrival(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    const char *queues[] = {"hi", "lo"};
+    sp_consumer *c = open_consumer(R.url, "multi", queues, 2, 30000);
+    sp_err err;
+    pid_t pid = fork();
+    if (pid == 0) {
+        usleep(200000);
+        sp_queue *pq = sp_queue_open(R.url, prefix, &err);
+        char id[SP_ID_LEN + 1];
+        sp_id_new(id);
+        sp_enqueue e = {id, "test.noop", "lo", 3, 100, 1000, false, NULL, NULL, NULL, NULL, 0, 0};
+        _exit(sp_queue_enqueue(pq, &e, NULL, &err) == 0 ? 0 : 3);
+    }
+    sp_job job;
+    int64_t t0 = sp_test_ms();
+    assert_int_equal(sp_consumer_next(c, 5000, &job, &err), 0);
+    int64_t waited = sp_test_ms() - t0;
+    assert_in_range(waited, 150, 1000);
+    assert_string_equal(job.queue, "lo");
+    waitpid(pid, NULL, 0);
+    finish_ok(c, &job, false);
+    sp_job_clear(&job);
+    /* Nothing stranded on the other queue's claim list; the other wait was released. */
+    const char *len = sp_test_redis_cli(&R, "LLEN %sw:multi:claim:hi", prefix);
+    assert_string_equal(len, "0");
+    /* Preference order: with both queues non-empty, the first queue wins. */
+    char lo[SP_ID_LEN + 1], hi[SP_ID_LEN + 1];
+    enqueue(q, "lo", 3, 100, 1000, lo);
+    enqueue(q, "hi", 3, 100, 1000, hi);
+    assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
+    assert_string_equal(job.id, hi);
+    finish_ok(c, &job, true);
+    sp_job_clear(&job);
+    assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
+    assert_string_equal(job.id, lo);
+    finish_ok(c, &job, false);
+    sp_job_clear(&job);
+    sp_consumer_free(c);
+    sp_queue_close(q);
+}
+
+static void test_high_priority_jumps_the_queue(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    char a[SP_ID_LEN + 1], b[SP_ID_LEN + 1], urgent[SP_ID_LEN + 1];
+    enqueue(q, "pr", 3, 100, 1000, a);
+    enqueue(q, "pr", 3, 100, 1000, b);
+    sp_id_new(urgent);
+    sp_err err;
+    sp_enqueue e = {urgent, "test.noop", "pr", 3, 100, 1000, true, NULL, NULL, NULL, NULL, 0, 0};
+    assert_int_equal(sp_queue_enqueue(q, &e, NULL, &err), 0);
+    const char *queues[] = {"pr"};
+    sp_consumer *c = open_consumer(R.url, "w", queues, 1, 30000);
+    const char *order[] = {urgent, a, b};
+    for (int i = 0; i < 3; i++) {
+        sp_job job;
+        assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
+        assert_string_equal(job.id, order[i]);
+        assert_int_equal(job.high_priority, i == 0);
+        finish_ok(c, &job, true);
+        sp_job_clear(&job);
+    }
+    sp_consumer_free(c);
+    sp_queue_close(q);
+}
+
+static void test_release_gives_job_back_without_counting_attempt(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    char id[SP_ID_LEN + 1];
+    enqueue(q, "rel", 3, 100, 1000, id);
+    const char *queues[] = {"rel"};
+    sp_consumer *c = open_consumer(R.url, "w", queues, 1, 30000);
+    sp_job job;
+    sp_err err;
+    assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
+    sp_outcome o = {SP_FINISH_RELEASE, NULL, NULL, NULL, NULL, -1};
+    sp_state st;
+    assert_int_equal(sp_consumer_finish(c, &job, &o, false, &st, &err), 0);
+    assert_int_equal(st, SP_STATE_QUEUED);
+    sp_job_clear(&job);
+    assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
+    assert_string_equal(job.id, id);
+    assert_int_equal(job.attempts, 1);
+    finish_ok(c, &job, false);
+    sp_job_clear(&job);
+    sp_consumer_free(c);
+    sp_queue_close(q);
+}
+
+static void test_list_and_stats(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    char ids[5][SP_ID_LEN + 1];
+    for (int i = 0; i < 5; i++) {
+        enqueue(q, "ls", 3, 100, 1000, ids[i]);
+        usleep(2000); /* order is by creation millisecond */
+    }
+    sp_err err;
+    assert_int_equal(sp_queue_cancel(q, ids[1], 60000, &err), 0);
+    sp_job out[10];
+    size_t n;
+    sp_list_filter f = {false, SP_STATE_QUEUED, NULL, 10};
+    assert_int_equal(sp_queue_list(q, &f, out, &n, &err), 0);
+    assert_int_equal(n, 5);
+    assert_string_equal(out[0].id, ids[4]); /* newest first */
+    for (size_t i = 0; i < n; i++)
+        sp_job_clear(&out[i]);
+    f = (sp_list_filter){true, SP_STATE_CANCELLED, NULL, 10};
+    assert_int_equal(sp_queue_list(q, &f, out, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(out[0].id, ids[1]);
+    sp_job_clear(&out[0]);
+    f = (sp_list_filter){false, SP_STATE_QUEUED, "other.type", 10};
+    assert_int_equal(sp_queue_list(q, &f, out, &n, &err), 0);
+    assert_int_equal(n, 0);
+    f = (sp_list_filter){true, SP_STATE_QUEUED, "test.noop", 2};
+    assert_int_equal(sp_queue_list(q, &f, out, &n, &err), 0);
+    assert_int_equal(n, 2);
+    sp_job_clear(&out[0]);
+    sp_job_clear(&out[1]);
+    sp_queue_stat s[4];
+    assert_int_equal(sp_queue_stats(q, s, 4, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(s[0].name, "ls");
+    assert_int_equal(s[0].ready, 4);
+    assert_int_equal(s[0].cancelled, 1);
+    assert_int_equal(s[0].enqueued, 5);
+    sp_queue_close(q);
+}
+
+static void test_events_report_job_changes(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    char id[SP_ID_LEN + 1];
+    enqueue(q, "ev", 3, 100, 1000, id);
+    sp_err err;
+    sp_events *ev = sp_events_open(R.url, prefix, &err);
+    assert_non_null(ev);
+    assert_int_equal(sp_events_watch(ev, id, &err), 0);
+    usleep(50000);
+    assert_int_equal(sp_queue_cancel(q, id, 60000, &err), 0);
+    char got[SP_ID_LEN + 1], what[32];
+    int rc = 0;
+    int64_t end = sp_test_ms() + 2000;
+    while (rc == 0 && sp_test_ms() < end) {
+        rc = sp_events_read(ev, got, what, &err);
+        if (rc == 0)
+            usleep(5000);
+    }
+    assert_int_equal(rc, 1);
+    assert_string_equal(got, id);
+    assert_string_equal(what, "cancelled");
+    assert_int_equal(sp_events_unwatch(ev, id, &err), 0);
+    sp_events_close(ev);
+    sp_queue_close(q);
+}
+
+static void test_metadata_annotation_is_fenced(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    char id[SP_ID_LEN + 1];
+    enqueue(q, "meta", 3, 100, 1000, id);
+    const char *queues[] = {"meta"};
+    sp_consumer *c = open_consumer(R.url, "w", queues, 1, 30000);
+    sp_job job;
+    sp_err err;
+    assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
+    assert_int_equal(sp_queue_annotate(q, id, job.token, "{\"pages\":3}", &err), 0);
+    assert_int_equal(sp_queue_annotate(q, id, "not-the-token", "{\"pages\":9}", &err), SP_ELOST);
+    sp_job j;
+    assert_int_equal(sp_queue_get(q, id, &j, &err), 0);
+    assert_string_equal(j.metadata, "{\"pages\":3}");
+    sp_job_clear(&j);
+    finish_ok(c, &job, false);
+    sp_job_clear(&job);
+    sp_consumer_free(c);
+    sp_queue_close(q);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_many_producers_and_consumers_complete_each_job_once,
+                               setup_test),
+        cmocka_unit_test_setup(test_killed_consumer_job_redelivered_after_lease, setup_test),
+        cmocka_unit_test_setup(test_expired_lease_cannot_complete_or_fail, setup_test),
+        cmocka_unit_test_setup(test_renewed_long_job_not_redelivered, setup_test),
+        cmocka_unit_test_setup(test_retry_delay_within_full_jitter_bounds, setup_test),
+        cmocka_unit_test_setup(test_retries_back_off_then_dead_letter_then_requeue, setup_test),
+        cmocka_unit_test_setup(test_permanent_failure_is_not_retried, setup_test),
+        cmocka_unit_test_setup(test_cancel_before_start_never_starts, setup_test),
+        cmocka_unit_test_setup(test_cancel_during_run_seen_within_a_second, setup_test),
+        cmocka_unit_test_setup(test_aof_restart_between_enqueue_and_dequeue_loses_nothing,
+                               setup_test),
+        cmocka_unit_test_setup(test_consumer_reports_outage_and_resumes, setup_test),
+        cmocka_unit_test_setup(test_redis_down_gives_clear_error, setup_test),
+        cmocka_unit_test_setup(test_idempotency_key_returns_first_job_or_conflict, setup_test),
+        cmocka_unit_test_setup(test_queue_limit_rejects_when_full, setup_test),
+        cmocka_unit_test_setup(test_finished_job_expires_after_retention, setup_test),
+        cmocka_unit_test_setup(test_dead_worker_claimed_job_goes_back, setup_test),
+        cmocka_unit_test_setup(test_multi_queue_wait_takes_first_arrival, setup_test),
+        cmocka_unit_test_setup(test_high_priority_jumps_the_queue, setup_test),
+        cmocka_unit_test_setup(test_release_gives_job_back_without_counting_attempt,
+                               setup_test),
+        cmocka_unit_test_setup(test_list_and_stats, setup_test),
+        cmocka_unit_test_setup(test_events_report_job_changes, setup_test),
+        cmocka_unit_test_setup(test_metadata_annotation_is_fenced, setup_test),
+    };
+    return cmocka_run_group_tests_name("queue", tests, group_setup, group_teardown);
+}
