@@ -9,6 +9,11 @@ PDF_LIBS = -lhpdf -lcsv -lz -lm
 
 $(O)/workers/pdf/%.o: MODCFLAGS = $(call pc_cflags,jansson zlib)
 
+ALL_BINS += $(BIN)/spool-pdf
+$(BIN)/spool-pdf: $(PDF_MOD_OBJS) $(O)/workers/pdf/job.o $(O)/workers/pdf/main.o $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PDF_LIBS) $(COMMON_LIBS)
+
 # Unit tests: tests/unit/test_pdf_*.c
 $(O)/tests/unit/test_pdf%.o: MODCFLAGS = $(call pc_cflags,cmocka hiredis jansson) -Iworkers/pdf
 test_pdf_text_OBJS := $(O)/workers/pdf/text.o
