@@ -28,3 +28,11 @@ $(O)/tests/bench/%.o: MODCFLAGS = $(call pc_cflags,jansson) -Iworkers/pdf
 $(PDF_BENCH_DRIVER): $(O)/tests/bench/bench_pdf_driver.o $(PDF_MOD_OBJS) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PDF_LIBS) $(COMMON_LIBS)
+
+# pdfq: the integration tests' helper (blob store and queue through libspool).
+PDF_PDFQ := $(O)/tests/pdfq
+TEST_BINS += $(PDF_PDFQ)
+$(O)/workers/pdf/tools/%.o: MODCFLAGS = $(call pc_cflags,hiredis jansson)
+$(PDF_PDFQ): $(O)/workers/pdf/tools/pdfq.o $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(COMMON_LIBS)
