@@ -403,7 +403,9 @@ int sp_blobs_gc(sp_blobs *b, int64_t min_age_ms, int (*keep)(const char *job_id,
         if (s->d_name[0] == '.' || strlen(s->d_name) != 2)
             continue;
         char shard[PATH_MAX + 4];
-        snprintf(shard, sizeof shard, "%s/%s", jobs, s->d_name);
+        int sn = snprintf(shard, sizeof shard, "%s/%s", jobs, s->d_name);
+        if (sn < 0 || (size_t)sn >= sizeof shard)
+            continue;
         DIR *d = opendir(shard);
         if (d == NULL)
             continue;
