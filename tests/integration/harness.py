@@ -129,8 +129,11 @@ class Proc:
         if self.alive():
             os.kill(self.proc.pid, sig)
 
-    def stop(self, sig=signal.SIGTERM, timeout=30):
-        """Send sig and wait; returns the exit code (SIGKILL after timeout)."""
+    def stop(self, sig=None, timeout=30):
+        """Send sig (default SIGTERM) and wait; returns the exit code (SIGKILL after
+        timeout)."""
+        # The default cannot be signal.SIGTERM: in the class body, `signal` is the method.
+        sig = signal.SIGTERM if sig is None else sig
         if self.alive():
             self.signal(sig)
             try:
