@@ -102,10 +102,11 @@ int main(int argc, char **argv)
                err.msg);
         return 1;
     }
-    printf("{\"rows\":%lld,\"pages\":%lld,\"bytes\":%lld,\"ms\":%lld,\"sample_ms\":%lld,"
-           "\"layout_ms\":%lld,\"render_ms\":%lld,\"save_ms\":%lld,\"pdf_memory_peak\":%lld}\n",
+    printf("{\"rows\":%lld,\"pages\":%lld,\"bytes\":%lld,\"ms\":%lld,\"font_ms\":%lld,"
+           "\"sample_ms\":%lld,\"layout_ms\":%lld,\"render_ms\":%lld,\"save_ms\":%lld,"
+           "\"pdf_memory_peak\":%lld}\n",
            (long long)r.rows, (long long)r.pages, (long long)r.bytes, (long long)ms,
-           (long long)r.sample_ms, (long long)r.layout_ms, (long long)r.render_ms,
-           (long long)r.save_ms, (long long)r.memory_peak);
+           (long long)r.font_ms, (long long)r.sample_ms, (long long)r.layout_ms,
+           (long long)r.render_ms, (long long)r.save_ms, (long long)r.memory_peak);
     return 0;
 }

@@ -334,6 +334,36 @@ static void test_numbers_are_formatted_and_right_aligned(void **state)
     }
 }
 
+static void test_measured_columns_fit_their_sampled_values(void **state)
+{
+    (void)state;
+    /* no widths given: every column is measured, and short values are never cut */
+    sp_buf b;
+    sp_buf_init(&b, 1 << 20);
+    sp_buf_adds(&b, "id,qty,price,city,note\n");
+    for (int i = 1; i <= 120; i++)
+        sp_buf_addf(&b, "%d,%d,%d.%02d,Zürich %d,\"%s\"\n", i, 1000 + i * 37, i * 91, i % 100, i,
+                    "a note long enough to be wrapped over a few lines in its column, which "
+                    "is the widest");
+    run r;
+    export_ok(&r, "{\"title\":\"Measured\",\"columns\":[{\"key\":\"id\",\"format\":\"number\"},"
+                  "{\"key\":\"qty\",\"format\":\"number\"},{\"key\":\"price\",\"format\":"
+                  "\"number\",\"decimals\":2},{\"key\":\"city\"},{\"key\":\"note\"}]}",
+              sp_buf_cstr(&b), SP_DATASET_CSV);
+    sp_buf_free(&b);
+    char *text = sh("pdftotext -q -layout '%s' -", r.pdf);
+    const char *want[] = {"5,440", "10,920.20", "Zürich 120", "1,037", "91.01"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        expect_in(text, want[i], "a measured column's value, whole");
+    /* only the long notes may be cut */
+    word words[1024];
+    size_t n = page_words(r.pdf, words, 1024);
+    for (size_t i = 0; i < n; i++)
+        if (strstr(words[i].text, "\xE2\x80\xA6") && words[i].x0 < 300)
+            fail_msg("'%s' at %.1f was cut", words[i].text, words[i].x0);
+    sp_free(text);
+}
+
 static void test_columns_come_from_the_data_when_not_given(void **state)
 {
     (void)state;
@@ -531,6 +561,7 @@ int main(void)
         cmocka_unit_test(test_metadata_page_size_and_orientation),
         cmocka_unit_test(test_cells_never_spill_into_the_next_column),
         cmocka_unit_test(test_numbers_are_formatted_and_right_aligned),
+        cmocka_unit_test(test_measured_columns_fit_their_sampled_values),
         cmocka_unit_test(test_columns_come_from_the_data_when_not_given),
         cmocka_unit_test(test_empty_dataset_gives_one_page_with_the_header),
         cmocka_unit_test(test_wide_tables_are_scaled_to_the_page),

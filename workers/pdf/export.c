@@ -429,7 +429,6 @@ int sp_export_run(const sp_export_params *p, int fd, sp_dataset_format fmt,
     sp__run r = {.p = p, .o = o, .res = res, .last_percent = -1};
     sp_buf_init(&r.cellbuf, SIZE_MAX / 2);
     char reg[PATH_MAX], bold[PATH_MAX];
-    int64_t t0 = sp_mono_ms();
 
     sp_dataset_opts dso = {.format = fmt,
                            .max_row_bytes = o->limits.max_row_bytes,
@@ -479,7 +478,9 @@ int sp_export_run(const sp_export_params *p, int fd, sp_dataset_format fmt,
         .max_lines = o->limits.max_lines,
         .max_memory = o->limits.max_memory,
     };
+    int64_t tf = sp_mono_ms();
     r.doc = sp_pdf_new(&setup, err);
+    res->font_ms = sp_mono_ms() - tf;
     sp_free(pc);
     if (r.doc == NULL) {
         rc = err ? err->code : SP_ENOMEM;
@@ -489,9 +490,10 @@ int sp_export_run(const sp_export_params *p, int fd, sp_dataset_format fmt,
         goto out;
     }
 
+    int64_t ts = sp_mono_ms();
     rc = sp__pass_sample(&r, err);
     int64_t t1 = sp_mono_ms();
-    res->sample_ms = t1 - t0;
+    res->sample_ms = t1 - ts;
     if (rc == 0)
         rc = sp_dataset_rewind(r.ds, err);
     if (rc == 0)

@@ -73,6 +73,7 @@ typedef struct sp_export_result {
     int64_t pages;
     int64_t bytes;        /* size of the PDF */
     int64_t memory_peak;  /* most memory the PDF library held */
+    int64_t font_ms;      /* starting the document: loading the two TrueType fonts */
     int64_t sample_ms, layout_ms, render_ms, save_ms;
     /* on failure: a snake_case code for the job's error and whether to retry */
     const char *error_code;

@@ -163,9 +163,14 @@ static void HPDF_STDCALL sp__on_error(HPDF_STATUS e, HPDF_STATUS detail, void *u
 /* Turn libharu's recorded error (if any) into an sp_err. */
 static int sp__check(sp_pdf_doc *d, const char *what, sp_err *err)
 {
-    if (d->budget.hit)
-        return sp_err_set(err, SP_ETOOBIG, "the document needs more than %lld MiB of memory",
-                          (long long)(d->budget.max >> 20));
+    if (d->budget.hit) {
+        int64_t max = d->budget.max;
+        if (max % (1 << 20) == 0)
+            return sp_err_set(err, SP_ETOOBIG, "the document needs more than %lld MiB of "
+                              "memory", (long long)(max >> 20));
+        return sp_err_set(err, SP_ETOOBIG, "the document needs more than %lld bytes of memory",
+                          (long long)max);
+    }
     if (d->herr == 0)
         return 0;
     if (d->herr == HPDF_FILE_IO_ERROR || d->herr == HPDF_FILE_OPEN_ERROR)
