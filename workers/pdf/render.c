@@ -623,6 +623,22 @@ static void sp__fix_tounicode(HPDF_Font font)
 }
 
 
+/* libharu gives every page a /ProcSet array of five names (obsolete since PDF 1.4 and
+ * ignored by readers) that costs about 1 KB a page until the save: drop it. */
+static void sp__drop_procset(HPDF_Page pg)
+{
+    HPDF_Dict res = NULL;
+    HPDF_Dict dict = (HPDF_Dict)pg;
+    for (HPDF_UINT i = 0; i < dict->list->count && res == NULL; i++) {
+        HPDF_DictElement e = HPDF_List_ItemAt(dict->list, i);
+        if (e != NULL && strcmp(e->key, "Resources") == 0 && e->value != NULL &&
+            (((HPDF_Obj_Header *)e->value)->obj_class & HPDF_OCLASS_ANY) == HPDF_OCLASS_DICT)
+            res = e->value;
+    }
+    if (res != NULL)
+        HPDF_Dict_RemoveElement(res, "ProcSet");
+}
+
 /* Finish the page being drawn: its footer, then compress it. */
 static void sp__page_finish(sp_pdf_doc *d)
 {
@@ -649,6 +665,7 @@ static void sp__page_start(sp_pdf_doc *d)
             return;
         HPDF_Page_SetSize(d->page, d->letter ? HPDF_PAGE_SIZE_LETTER : HPDF_PAGE_SIZE_A4,
                           d->landscape ? HPDF_PAGE_LANDSCAPE : HPDF_PAGE_PORTRAIT);
+        sp__drop_procset(d->page);
         if (d->pages == 1)
             sp__draw_title(d);
         double h;

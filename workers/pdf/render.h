@@ -17,8 +17,9 @@
  *      sp_pdf_render_end(), then sp_pdf_save().
  *
  * libharu keeps a document in memory until it is saved. To keep that small, each page's
- * content stream is compressed as soon as the page is finished; the rest (page objects,
- * about 5 KB a page) stays until the save. All of libharu's memory goes through a
+ * content stream is compressed as soon as the page is finished and the obsolete
+ * /ProcSet is dropped; the rest (page objects, about 4.4 KB a page: 185 MB for 41,861
+ * pages) stays until the save. All of libharu's memory goes through a
  * counting allocator capped at max_memory: past it the document fails with SP_ETOOBIG
  * instead of the process dying.
  *
