@@ -59,6 +59,7 @@ struct sp_dataset {
     const char **cell;
     size_t *clen;
     int64_t rows;
+    sp_err failed; /* the first error: repeated until a rewind (code 0: none) */
 
     /* CSV */
     struct csv_parser csv;
@@ -801,8 +802,29 @@ void sp_dataset_close(sp_dataset *ds)
     sp_free(ds);
 }
 
+/* Remember the first error so later calls repeat it instead of reading on from a
+ * position that no longer means anything. */
+static int sp__fail(sp_dataset *ds, int rc, sp_err *err)
+{
+    if (ds->failed.code == 0) {
+        ds->failed.code = rc;
+        if (err)
+            memcpy(ds->failed.msg, err->msg, sizeof ds->failed.msg);
+    }
+    return rc;
+}
+
+static int sp__failed(const sp_dataset *ds, sp_err *err)
+{
+    if (err)
+        *err = ds->failed;
+    return ds->failed.code;
+}
+
 int sp_dataset_keys(sp_dataset *ds, const char *const **keys, size_t *n, sp_err *err)
 {
+    if (ds->failed.code)
+        return sp__failed(ds, err);
     int rc = 0;
     if (ds->fmt == SP_DATASET_CSV) {
         rc = sp__csv_header(ds, err);
@@ -819,7 +841,7 @@ int sp_dataset_keys(sp_dataset *ds, const char *const **keys, size_t *n, sp_err 
         }
     }
     if (rc < 0)
-        return rc;
+        return sp__fail(ds, rc, err);
     *keys = (const char *const *)ds->keys;
     *n = ds->keys ? ds->nkeys : 0;
     return 0;
@@ -833,9 +855,11 @@ int sp_dataset_select(sp_dataset *ds, const char *const *keys, size_t n, sp_err 
         return sp_err_set(err, SP_EINVAL, "%zu columns; at most %zu", n, ds->max_cols);
     size_t *map = NULL;
     if (ds->fmt == SP_DATASET_CSV) {
+        if (ds->failed.code)
+            return sp__failed(ds, err);
         int rc = sp__csv_header(ds, err);
         if (rc < 0)
-            return rc;
+            return sp__fail(ds, rc, err);
         map = sp_calloc(n, sizeof *map);
         if (map == NULL)
             return sp_err_set(err, SP_ENOMEM, "out of memory");
@@ -876,9 +900,10 @@ int sp_dataset_select(sp_dataset *ds, const char *const *keys, size_t n, sp_err 
 
 int sp_dataset_next(sp_dataset *ds, sp_dataset_row *row, sp_err *err)
 {
-    if (ds->fmt == SP_DATASET_CSV)
-        return sp__csv_next(ds, row, err);
-    return sp__json_next(ds, row, err);
+    if (ds->failed.code)
+        return sp__failed(ds, err);
+    int rc = ds->fmt == SP_DATASET_CSV ? sp__csv_next(ds, row, err) : sp__json_next(ds, row, err);
+    return rc < 0 ? sp__fail(ds, rc, err) : rc;
 }
 
 int sp_dataset_rewind(sp_dataset *ds, sp_err *err)
@@ -891,6 +916,7 @@ int sp_dataset_rewind(sp_dataset *ds, sp_err *err)
     ds->bom_checked = false;
     ds->line = 1;
     ds->rows = 0;
+    sp_err_clear(&ds->failed);
     sp__row_reset(ds);
     sp_buf_reset(&ds->acc);
     if (ds->peek) {

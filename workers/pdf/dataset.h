@@ -73,10 +73,11 @@ int sp_dataset_select(sp_dataset *ds, const char *const *keys, size_t n, sp_err 
  *              array, a row longer than max_row_bytes); permanent
  *   SP_EIO     the file could not be read
  *   SP_ENOMEM
- * After an error the dataset can only be rewound or closed. */
+ * After an error every further call returns the same error until a rewind. */
 int sp_dataset_next(sp_dataset *ds, sp_dataset_row *row, sp_err *err);
 
-/* Start again from the first row (the selection is kept). 0 or SP_EIO. */
+/* Start again from the first row (the selection is kept), also after an error.
+ * 0 or SP_EIO. */
 int sp_dataset_rewind(sp_dataset *ds, sp_err *err);
 
 /* Bytes of the file consumed so far, and its size (-1 when unknown): for progress. */

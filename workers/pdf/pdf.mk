@@ -45,3 +45,18 @@ bench-pdf:
 	@$(MAKE) --no-print-directory $(PDF_BENCH_DRIVER) $(BIN)/spool-pdf $(PDF_PDFQ)
 	SPOOL_BIN_DIR=$(abspath $(BIN)) SPOOL_TEST_BIN_DIR=$(abspath $(O)/tests) \
 		/usr/bin/python3 tests/bench/bench_pdf.py $(abspath $(PDF_BENCH_DRIVER))
+
+# make fuzz: libFuzzer targets (clang) for the dataset reader with the cell formats,
+# and for cell layout and drawing through libharu.
+PDF_FUZZ_COMMON := common/alloc.c common/buf.c common/err.c
+PDF_FUZZ_FLAGS = -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
+	-Icommon/include -Iworkers/pdf $(call pc_cflags,jansson)
+fuzz: $(O)/fuzz/fuzz_pdf_dataset $(O)/fuzz/fuzz_pdf_render
+$(O)/fuzz/fuzz_pdf_dataset: workers/pdf/fuzz/fuzz_dataset.c workers/pdf/dataset.c \
+		workers/pdf/text.c $(PDF_FUZZ_COMMON)
+	@mkdir -p $(dir $@)
+	clang $(PDF_FUZZ_FLAGS) $^ -o $@ -lcsv $(call pc_libs,jansson)
+$(O)/fuzz/fuzz_pdf_render: workers/pdf/fuzz/fuzz_render.c workers/pdf/render.c \
+		workers/pdf/text.c $(PDF_FUZZ_COMMON)
+	@mkdir -p $(dir $@)
+	clang $(PDF_FUZZ_FLAGS) $^ -o $@ -lhpdf -lz -lm
