@@ -357,6 +357,26 @@ def test_forty_thousand_page_export_succeeds(ctx):
         stop(w)
 
 
+@suite.test
+def test_two_slots_render_at_once(ctx):
+    w = worker(ctx, SPOOL_CONCURRENCY=2)
+    try:
+        ids = [enqueue(ctx, PARAMS, rows_ndjson(20000, start=i * 20000 + 1)) for i in range(4)]
+        seen_two = False
+        while True:
+            recs = [job(ctx, i) for i in ids]
+            seen_two |= sum(r["state"] == "running" for r in recs) == 2
+            if all(r["state"] in ("succeeded", "failed") for r in recs):
+                break
+            time.sleep(0.02)
+        assert seen_two, "two jobs ran at the same time"
+        for i, (jid, rec) in enumerate(zip(ids, recs)):
+            eq(rec["state"], "succeeded", f"job {i} ({rec['error']})")
+            check_pdf(ctx, jid, rec, 20000, ["ID", "Name"], f"Customer {(i + 1) * 20000}")
+    finally:
+        stop(w)
+
+
 def rss_kb(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
