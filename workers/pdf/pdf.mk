@@ -1,6 +1,7 @@
 # workers/pdf: spool-pdf, the PDF export worker (libharu, libcsv, jansson, zlib).
 #
-#   make bench-pdf   100,000 rows x 8 columns: spool's renderer against ReportLab
+#   make bench-pdf   100,000 rows x 8 columns: spool-pdf against ReportLab
+#   make fuzz        also builds fuzz_pdf_dataset and fuzz_pdf_render (libFuzzer)
 
 PDF_MODULES := text dataset render export
 PDF_MOD_OBJS := $(PDF_MODULES:%=$(O)/workers/pdf/%.o)
@@ -24,7 +25,7 @@ test_pdf_render_LIBS = $(PDF_LIBS)
 
 # The benchmark driver: the export pipeline on a file, without Redis.
 PDF_BENCH_DRIVER := $(O)/tests/bench/bench_pdf_driver
-$(O)/tests/bench/%.o: MODCFLAGS = $(call pc_cflags,jansson) -Iworkers/pdf
+$(O)/tests/bench/bench_pdf%.o: MODCFLAGS = $(call pc_cflags,jansson) -Iworkers/pdf
 $(PDF_BENCH_DRIVER): $(O)/tests/bench/bench_pdf_driver.o $(PDF_MOD_OBJS) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PDF_LIBS) $(COMMON_LIBS)
