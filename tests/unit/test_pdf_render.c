@@ -334,6 +334,31 @@ static void test_numbers_are_formatted_and_right_aligned(void **state)
     }
 }
 
+static void test_right_aligned_wrapped_lines_end_at_the_edge(void **state)
+{
+    (void)state;
+    /* a 60 pt right-aligned text column: every wrapped line ends at 36 + 60 - 4 */
+    run r;
+    export_ok(&r, "{\"title\":\"Right\",\"columns\":[{\"key\":\"t\",\"width\":60,\"align\":"
+                  "\"right\"},{\"key\":\"u\",\"width\":100}]}",
+              "t,u\n\"alpha    beta     gamma  \",x\n", SP_DATASET_CSV);
+    word words[64];
+    size_t n = page_words(r.pdf, words, 64);
+    const char *want[] = {"alpha", "beta", "gamma"};
+    int found = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < 3; k++) {
+            if (strcmp(words[i].text, want[k]) != 0)
+                continue;
+            found++;
+            if (words[i].x1 < 92 - 0.6 || words[i].x1 > 92 + 0.5)
+                fail_msg("'%s' ends at %.2f, expected 92 (the column's right edge)",
+                         words[i].text, words[i].x1);
+        }
+    }
+    assert_int_equal(found, 3);
+}
+
 static void test_measured_columns_fit_their_sampled_values(void **state)
 {
     (void)state;
@@ -561,6 +586,7 @@ int main(void)
         cmocka_unit_test(test_metadata_page_size_and_orientation),
         cmocka_unit_test(test_cells_never_spill_into_the_next_column),
         cmocka_unit_test(test_numbers_are_formatted_and_right_aligned),
+        cmocka_unit_test(test_right_aligned_wrapped_lines_end_at_the_edge),
         cmocka_unit_test(test_measured_columns_fit_their_sampled_values),
         cmocka_unit_test(test_columns_come_from_the_data_when_not_given),
         cmocka_unit_test(test_empty_dataset_gives_one_page_with_the_header),

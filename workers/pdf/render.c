@@ -293,17 +293,17 @@ static int sp__break(sp_pdf_doc *d, sp__font *f, size_t start, size_t n, bool mo
         sp__seg *s = &seg[nl++];
         s->start = (uint32_t)pos;
         s->ellipsis = false;
+        bool at_space = false;
         if (i == end || cp[i] == '\n') {
             s->end = (uint32_t)i;
-            s->w = (float)w;
             pos = i < end ? i + 1 : i;
         } else if (brk != SIZE_MAX) {
             s->end = (uint32_t)brk;
-            s->w = (float)wbrk;
+            w = wbrk;
             pos = brk;
+            at_space = true;
         } else if (i > pos) {
             s->end = (uint32_t)i; /* a word longer than the line: cut inside it */
-            s->w = (float)w;
             pos = i;
         } else {
             s->end = (uint32_t)pos; /* not even one character fits */
@@ -311,12 +311,18 @@ static int sp__break(sp_pdf_doc *d, sp__font *f, size_t start, size_t n, bool mo
             more = true;
             break;
         }
+        /* no trailing blanks: they would shift right-aligned and centred lines */
+        while (s->end > s->start && cp[s->end - 1] == ' ') {
+            s->end--;
+            w -= sp__cw(f, ' ');
+        }
+        s->w = (float)(w > 0 ? w : 0);
         if (!wrap && pos < end) {
             more = true;
             break;
         }
-        /* a wrapped line's next line starts after the spaces it broke at */
-        if (wrap && pos < end && cp[pos] != '\n' && (s->end == pos))
+        /* the next line starts after the spaces this one broke at */
+        if (at_space)
             while (pos < end && cp[pos] == ' ')
                 pos++;
     }
