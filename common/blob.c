@@ -403,9 +403,7 @@ int sp_blobs_gc(sp_blobs *b, int64_t min_age_ms, int (*keep)(const char *job_id,
         if (s->d_name[0] == '.' || strlen(s->d_name) != 2)
             continue;
         char shard[PATH_MAX + 4];
-        int sn = snprintf(shard, sizeof shard, "%s/%s", jobs, s->d_name);
-        if (sn < 0 || (size_t)sn >= sizeof shard)
-            continue;
+        snprintf(shard, sizeof shard, "%s/%.2s", jobs, s->d_name);
         DIR *d = opendir(shard);
         if (d == NULL)
             continue;
@@ -415,7 +413,7 @@ int sp_blobs_gc(sp_blobs *b, int64_t min_age_ms, int (*keep)(const char *job_id,
                 continue;
             char dir[PATH_MAX + 64];
             struct stat st;
-            int len = snprintf(dir, sizeof dir, "%s/%s", shard, e->d_name);
+            int len = snprintf(dir, sizeof dir, "%s/%.*s", shard, SP_ID_LEN, e->d_name);
             if (len < 0 || (size_t)len >= sizeof dir || stat(dir, &st) < 0 ||
                 sp__age_ms(&st, now) < min_age_ms)
                 continue;

@@ -446,7 +446,7 @@ static void *sp__keeper_main(void *arg)
         if (now >= next_beat) {
             sp__beat(w, q, &err);
             rc = err.code;
-            next_beat = now + w->worker_ttl_ms / 5;
+            next_beat = now + (w->worker_ttl_ms / 5 < 1000 ? w->worker_ttl_ms / 5 : 1000);
         }
         if (now >= next_maint && rc == 0) {
             sp_maint_report r;
@@ -539,7 +539,8 @@ int sp_worker_main(const sp_worker_def *def, sp_option *extra, size_t nextra, in
         fprintf(stderr, "%s: too many options\n", def->program);
         return 2;
     }
-    memcpy(opts + nopt, extra, nextra * sizeof *extra);
+    if (nextra > 0)
+        memcpy(opts + nopt, extra, nextra * sizeof *extra);
     sp_err err;
     sp_err_clear(&err);
     int rc = sp_options_parse(def->program, def->summary, opts, nopt + nextra, argc, argv, &err);

@@ -14,3 +14,24 @@ $(O)/tests/test_%: $(O)/tests/unit/test_%.o $(TEST_SUPPORT_OBJS) $$(test_$$*_OBJ
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) $(test_$*_OBJS) $(test_$*_LIBS) \
 		$(COMMON_LIBS) $(call pc_libs,cmocka)
+
+# Benchmarks (make bench-queue; the other parts add their own bench-* targets).
+BENCH_QUEUE := $(O)/tests/bench_queue
+$(O)/tests/bench/%.o: MODCFLAGS = -Itests/support $(call pc_cflags,hiredis)
+$(BENCH_QUEUE): $(O)/tests/bench/bench_queue.o $(TEST_SUPPORT_OBJS) $(COMMON_LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) $(COMMON_LIBS)
+
+.PHONY: bench-queue
+bench-queue:
+	@sh scripts/deps.sh
+	@$(MAKE) --no-print-directory $(BENCH_QUEUE)
+	@sh tests/bench/bench_queue.sh $(abspath $(BENCH_QUEUE))
+
+# Test tools: qtool (the queue from the command line) and spool-test-worker (the worker
+# runtime with a scriptable handler). Integration tests find them in $(O)/tests.
+TEST_TOOLS := $(O)/tests/qtool $(O)/tests/spool-test-worker
+TEST_BINS += $(TEST_TOOLS)
+$(O)/tests/qtool: $(O)/tests/support/qtool.o $(COMMON_LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(COMMON_LIBS)
+$(O)/tests/spool-test-worker: $(O)/tests/support/test_worker.o $(COMMON_LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(COMMON_LIBS)

@@ -14,34 +14,48 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local id, mode = ARGV[1], ARGV[3]
 local h = redis.call('HMGET', KEYS[1], 'state', 'token', 'lease_until', 'attempts',
-  'max_attempts')
+  'max_attempts', 'version')
 local outcome
 if h[1] ~= 'running' or h[2] ~= ARGV[2] or tonumber(h[3] or 0) < now then
   outcome = 'lost'
 else
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('HDEL', KEYS[1], 'lease_until', 'token')
-  if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'metadata', ARGV[6]) end
+  local set = {'updated_at', now, 'version', tonumber(h[6] or 0) + 1}
+  local del = {'lease_until', 'token'}
+  if ARGV[6] ~= '' then
+    set[#set + 1] = 'metadata'
+    set[#set + 1] = ARGV[6]
+  end
   local terminal = true
   if mode == 'succeeded' then
     outcome = 'succeeded'
-    redis.call('HSET', KEYS[1], 'outputs', ARGV[5], 'progress', 100)
-    redis.call('HDEL', KEYS[1], 'error_code', 'error_message', 'error_retryable')
+    set[#set + 1] = 'outputs'
+    set[#set + 1] = ARGV[5]
+    set[#set + 1] = 'progress'
+    set[#set + 1] = 100
+    del[#del + 1] = 'error_code'
+    del[#del + 1] = 'error_message'
+    del[#del + 1] = 'error_retryable'
   elseif mode == 'release' then
     outcome = 'queued'
     terminal = false
-    redis.call('HINCRBY', KEYS[1], 'attempts', -1)
+    set[#set + 1] = 'attempts'
+    set[#set + 1] = tonumber(h[4] or 1) - 1
     redis.call('RPUSH', KEYS[3], id)
   elseif mode == 'cancelled' then
     outcome = 'cancelled'
   else
-    redis.call('HSET', KEYS[1], 'error_code', ARGV[7], 'error_message', ARGV[8],
-      'error_retryable', ARGV[9])
+    set[#set + 1] = 'error_code'
+    set[#set + 1] = ARGV[7]
+    set[#set + 1] = 'error_message'
+    set[#set + 1] = ARGV[8]
+    set[#set + 1] = 'error_retryable'
+    set[#set + 1] = ARGV[9]
     if mode == 'retry' and tonumber(h[4] or 0) < tonumber(h[5] or 1) then
       outcome = 'retrying'
       terminal = false
       local due = now + tonumber(ARGV[10])
-      redis.call('HSET', KEYS[1], 'next_attempt_at', due)
+      set[#set + 1] = 'next_attempt_at'
+      set[#set + 1] = due
       redis.call('ZADD', KEYS[4], due, id)
       redis.call('HINCRBY', KEYS[6], 'retried', 1)
     else
@@ -49,13 +63,17 @@ else
       redis.call('ZADD', KEYS[5], now, id)
     end
   end
-  redis.call('HSET', KEYS[1], 'state', outcome, 'updated_at', now)
-  redis.call('HINCRBY', KEYS[1], 'version', 1)
+  set[#set + 1] = 'state'
+  set[#set + 1] = outcome
   if terminal then
-    redis.call('HSET', KEYS[1], 'finished_at', now)
+    set[#set + 1] = 'finished_at'
+    set[#set + 1] = now
     redis.call('HINCRBY', KEYS[6], outcome, 1)
     redis.call('PEXPIRE', KEYS[1], ARGV[4])
   end
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('HDEL', KEYS[1], unpack(del))
+  redis.call('HSET', KEYS[1], unpack(set))
   redis.call('PUBLISH', ARGV[11], outcome)
 end
 for i = 7, #KEYS, 2 do

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import signal as _signal
 import socket
 import subprocess
 import sys
@@ -57,8 +58,10 @@ class Redis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self):
-        for _ in range(5):
-            if self.port is None or self.proc is not None:
+        """Start (or restart on the same port and directory: AOF data reloads)."""
+        restart = self.port is not None
+        for attempt in range(50 if restart else 5):
+            if not restart:
                 self.port = free_port()
             self.proc = subprocess.Popen(
                 ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
@@ -71,7 +74,8 @@ class Redis:
                     return
             except AssertionError:
                 self.proc.kill()
-            self.proc = None
+                self.proc.wait()
+            time.sleep(0.1)
         raise RuntimeError("could not start redis-server")
 
     def ping(self):
@@ -129,23 +133,27 @@ class Proc:
         if self.alive():
             os.kill(self.proc.pid, sig)
 
-    def stop(self, sig=None, timeout=30):
-        """Send sig (default SIGTERM) and wait; returns the exit code (SIGKILL after
-        timeout)."""
-        # The default cannot be signal.SIGTERM: in the class body, `signal` is the method.
-        sig = signal.SIGTERM if sig is None else sig
+    def wait(self, timeout=30):
+        """Wait for the process to exit by itself; returns its exit code."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name} did not exit within {timeout}s")
+
+    def stop(self, sig=_signal.SIGTERM, timeout=30):
+        """Send sig and wait; returns the exit code (SIGKILL after timeout)."""
         if self.alive():
             self.signal(sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                os.killpg(self.proc.pid, _signal.SIGKILL)
                 self.proc.wait()
         self.log.close()
         return self.proc.returncode
 
     def kill(self):
-        return self.stop(signal.SIGKILL, 5)
+        return self.stop(_signal.SIGKILL, 5)
 
     def destroy(self):
         self.stop()
@@ -277,3 +285,53 @@ def eq(a, b, what=""):
     """Assert a == b, printing both."""
     if a != b:
         raise AssertionError(f"{what}: expected {b!r}, got {a!r}" if what else f"expected {b!r}, got {a!r}")
+
+
+TEST_BIN = os.environ.get("SPOOL_TEST_BIN_DIR", os.path.join(ROOT, "build/release/tests"))
+
+
+class Queue:
+    """The queue from the outside, through tests' qtool (sp_queue_* underneath)."""
+
+    def __init__(self, redis, prefix="spool:"):
+        self.redis, self.prefix = redis, prefix
+
+    def _run(self, *args, check=True):
+        p = subprocess.run([os.path.join(TEST_BIN, "qtool"), self.redis.url, self.prefix,
+                            *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=30)
+        if check and p.returncode != 0:
+            raise AssertionError(f"qtool {args}: {p.stderr.decode().strip()}")
+        return p
+
+    def enqueue(self, queue, type_, params, max_attempts=3, input_json=None):
+        args = ["enqueue", queue, type_, json.dumps(params), max_attempts]
+        if input_json is not None:
+            args.append(json.dumps(input_json))
+        return self._run(*args).stdout.decode().strip()
+
+    def get(self, job_id):
+        p = self._run("get", job_id, check=False)
+        if p.returncode == 3:
+            return None
+        if p.returncode != 0:
+            raise AssertionError(p.stderr.decode())
+        return json.loads(p.stdout)
+
+    def cancel(self, job_id):
+        return self._run("cancel", job_id).stdout.decode().strip()
+
+    def requeue(self, job_id):
+        return self._run("requeue", job_id)
+
+    def stats(self, queue):
+        return json.loads(self._run("stats", queue).stdout)
+
+    def workers(self):
+        out = self._run("workers").stdout.decode().strip()
+        return [json.loads(line) for line in out.splitlines() if line]
+
+    def wait_state(self, job_id, states, timeout=30):
+        states = (states,) if isinstance(states, str) else tuple(states)
+        return wait_until(lambda: (lambda j: j if j and j["state"] in states else None)(self.get(job_id)),
+                          timeout, 0.05, what=f"job {job_id} to reach {states}")

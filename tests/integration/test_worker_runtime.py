@@ -1,0 +1,206 @@
+"""The shared worker runtime (common/worker.c) driven through spool-test-worker: leases,
+progress, cancel, time limits, SIGTERM grace, SIGKILL redelivery, outages."""
+import os
+import signal
+import time
+
+from harness import Proc, Queue, Redis, Suite, TEST_BIN, eq, wait_until
+
+suite = Suite("worker_runtime")
+WORKER = os.path.join(TEST_BIN, "spool-test-worker")
+
+
+def worker(ctx, *args, **env):
+    e = {"SPOOL_REDIS_URL": ctx["redis"].url, "SPOOL_DATA_DIR": ctx["data"],
+         "SPOOL_QUEUES": "test", "SPOOL_LOG_FORMAT": "text", "SPOOL_RENEW_INTERVAL": "200ms",
+         "SPOOL_MAINTAIN_INTERVAL": "100ms"}
+    e.update({k: str(v) for k, v in env.items()})
+    return Proc([WORKER, *args], env=e, name="test-worker")
+
+
+def setup():
+    r = Redis()
+    data = os.path.join(suite.tmp, "data")
+    return {"redis": r, "q": Queue(r), "data": data}
+
+
+def teardown(ctx):
+    ctx["redis"].destroy()
+
+
+@suite.test
+def test_job_succeeds_with_output_metadata_and_registry(ctx):
+    q = ctx["q"]
+    w = worker(ctx)
+    try:
+        jid = q.enqueue("test", "test.noop", {"sleep_ms": 2500, "output": "result.txt"})
+        running = q.wait_state(jid, "running", 10)
+        wait_until(lambda: any(jid in x["current"] for x in q.workers()), 5, what="registry")
+        eq(running["metadata"], {"phase": "working"}, "metadata while running")
+        job = q.wait_state(jid, "succeeded", 10)
+        eq(job["attempts"], 1, "attempts")
+        eq(job["progress"], 100, "progress")
+        eq(job["outputs"], [{"name": "result.txt", "content_type": "text/plain", "bytes": len(jid)}],
+           "outputs")
+        path = os.path.join(ctx["data"], "jobs", jid[-2:], jid, "result.txt")
+        with open(path) as f:
+            eq(f.read(), jid, "output content")
+        wait_until(lambda: [x["processed"] for x in q.workers()] == [1], 5,
+                   what="the processed counter in the registry")
+    finally:
+        eq(w.stop(), 0, "exit status")
+    eq(q.workers(), [], "deregistered on exit")
+
+
+@suite.test
+def test_progress_is_visible_while_running(ctx):
+    q = ctx["q"]
+    w = worker(ctx)
+    try:
+        jid = q.enqueue("test", "test.noop", {"sleep_ms": 2000})
+        seen = wait_until(lambda: (lambda j: j if j["state"] == "running" and 0 < j["progress"] < 100 else None)(q.get(jid)),
+                          10, what="progress between 1 and 99")
+        assert seen["progress"] < 100
+        q.wait_state(jid, "succeeded", 10)
+    finally:
+        w.stop()
+
+
+@suite.test
+def test_cancel_stops_running_job_within_a_second(ctx):
+    q = ctx["q"]
+    w = worker(ctx, SPOOL_RENEW_INTERVAL="500ms")
+    try:
+        jid = q.enqueue("test", "test.noop", {"sleep_ms": 30000})
+        q.wait_state(jid, "running", 10)
+        t0 = time.monotonic()
+        eq(q.cancel(jid), "requested", "cancel answer")
+        q.wait_state(jid, "cancelled", 5)
+        took = time.monotonic() - t0
+        assert took < 1.5, f"cancel took {took:.2f}s"
+    finally:
+        w.stop()
+
+
+@suite.test
+def test_time_limit_fails_job_as_retryable(ctx):
+    q = ctx["q"]
+    w = worker(ctx)
+    try:
+        jid = q.enqueue("test", "test.noop", {"sleep_ms": 30000, "limit_ms": 300}, max_attempts=1)
+        job = q.wait_state(jid, "failed", 10)
+        eq(job["error"]["code"], "timed_out", "error code")
+        eq(job["error"]["retryable"], True, "retryable")
+    finally:
+        w.stop()
+
+
+@suite.test
+def test_permanent_and_retryable_failures(ctx):
+    q = ctx["q"]
+    w = worker(ctx)
+    try:
+        dead_before = q.stats("test")["dead"]
+        perm = q.enqueue("test", "test.noop", {"fail": "permanent"}, max_attempts=3)
+        job = q.wait_state(perm, "failed", 10)
+        eq(job["attempts"], 1, "permanent failures are not retried")
+        eq(job["error"], {"code": "invalid_input", "message": "simulated permanent failure",
+                          "retryable": False}, "error")
+        retry = q.enqueue("test", "test.noop", {"fail": "retry"}, max_attempts=2)
+        job = q.wait_state(retry, "failed", 20)
+        eq(job["attempts"], 2, "retried once, then failed")
+        eq(job["error"]["code"], "io_error", "last error")
+        eq(q.stats("test")["dead"] - dead_before, 2, "both on the dead-letter set")
+    finally:
+        w.stop()
+
+
+@suite.test
+def test_sigterm_lets_running_job_finish(ctx):
+    q = ctx["q"]
+    w = worker(ctx, SPOOL_GRACE="10s")
+    jid = q.enqueue("test", "test.noop", {"sleep_ms": 1000})
+    q.wait_state(jid, "running", 10)
+    w.signal(signal.SIGTERM)
+    later = q.enqueue("test", "test.noop", {})
+    eq(w.wait(15), 0, "exit status")
+    eq(q.get(jid)["state"], "succeeded", "the running job finished")
+    eq(q.get(later)["state"], "queued", "no new job was taken")
+    q.cancel(later)
+
+
+@suite.test
+def test_sigterm_past_grace_gives_job_back_without_attempt(ctx):
+    q = ctx["q"]
+    w = worker(ctx, SPOOL_GRACE="300ms")
+    jid = q.enqueue("test", "test.noop", {"sleep_ms": 60000})
+    q.wait_state(jid, "running", 10)
+    t0 = time.monotonic()
+    w.signal(signal.SIGTERM)
+    eq(w.wait(15), 0, "exit status")
+    assert time.monotonic() - t0 < 3, "stopped promptly after the grace period"
+    job = q.get(jid)
+    eq(job["state"], "queued", "given back")
+    eq(job["attempts"], 0, "the interrupted attempt does not count")
+    # Another worker picks it up at once.
+    q2 = worker(ctx)
+    try:
+        q.wait_state(jid, "running", 10)
+        q.cancel(jid)
+        q.wait_state(jid, "cancelled", 5)
+    finally:
+        q2.stop()
+
+
+@suite.test
+def test_killed_worker_job_is_redone_by_another(ctx):
+    q = ctx["q"]
+    a = worker(ctx, SPOOL_LEASE="2s")
+    jid = q.enqueue("test", "test.noop", {"sleep_ms": 1500, "output": "once.txt"})
+    q.wait_state(jid, "running", 10)
+    a.kill()
+    b = worker(ctx, SPOOL_LEASE="2s")
+    try:
+        job = q.wait_state(jid, "succeeded", 20)
+        eq(job["attempts"], 2, "attempts")
+        eq(len(job["outputs"]), 1, "one output")
+        d = os.path.join(ctx["data"], "jobs", jid[-2:], jid)
+        eq(sorted(os.listdir(d)), ["once.txt"], "one file, no staging leftovers")
+    finally:
+        b.stop()
+
+
+@suite.test
+def test_concurrency_runs_jobs_at_once(ctx):
+    q = ctx["q"]
+    w = worker(ctx, SPOOL_CONCURRENCY=3)
+    try:
+        ids = [q.enqueue("test", "test.noop", {"sleep_ms": 1500}) for _ in range(3)]
+        wait_until(lambda: all(q.get(i)["state"] == "running" for i in ids), 5,
+                   what="three jobs running together")
+        for i in ids:
+            q.wait_state(i, "succeeded", 10)
+    finally:
+        w.stop()
+
+
+@suite.test
+def test_worker_survives_redis_outage(ctx):
+    r = Redis(aof=True)
+    q = Queue(r)
+    w = worker({"redis": r, "data": ctx["data"]})
+    try:
+        wait_until(lambda: q.workers(), 5, what="worker registered")
+        r.stop()
+        wait_until(lambda: "Redis unavailable" in w.output(), 10, what="outage reported")
+        assert w.alive(), "the worker keeps running"
+        r.start()
+        jid = q.enqueue("test", "test.noop", {})
+        q.wait_state(jid, "succeeded", 20)
+    finally:
+        w.stop()
+        r.destroy()
+
+
+if __name__ == "__main__":
+    raise SystemExit(suite.run(setup, teardown))

@@ -1,0 +1,491 @@
+/* test_common.c - the common library's pure parts: ids, buffers, SHA-256, URL and
+ * option parsing, routes, the blob store and the fetch module (against a loopback
+ * HTTP server). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "redis.h"
+#include "spool/alloc.h"
+#include "spool/blob.h"
+#include "spool/buf.h"
+#include "spool/config.h"
+#include "spool/fetch.h"
+#include "spool/job.h"
+#include "spool/presets.h"
+#include "spool/util.h"
+
+static void test_ids_are_valid_unique_and_time_sortable(void **state)
+{
+    (void)state;
+    char prev[SP_ID_LEN + 1] = "";
+    for (int i = 0; i < 2000; i++) {
+        char id[SP_ID_LEN + 1];
+        int64_t before = sp_now_ms();
+        assert_int_equal(sp_id_new(id), 0);
+        assert_int_equal(strlen(id), SP_ID_LEN);
+        assert_true(sp_id_valid(id));
+        int64_t t = sp_id_time_ms(id);
+        assert_in_range(t, before, sp_now_ms());
+        assert_string_not_equal(id, prev);
+        if (i % 500 == 0)
+            usleep(2000);
+        if (prev[0] && sp_id_time_ms(prev) < t)
+            assert_true(strcmp(prev, id) < 0); /* later ms sorts later */
+        memcpy(prev, id, sizeof id);
+    }
+    assert_false(sp_id_valid(NULL));
+    assert_false(sp_id_valid(""));
+    assert_false(sp_id_valid("../../etc/passwd"));
+    char bad[SP_ID_LEN + 2];
+    sp_id_new(bad);
+    bad[5] = 'u'; /* not in the alphabet */
+    assert_false(sp_id_valid(bad));
+    sp_id_new(bad);
+    bad[SP_ID_LEN] = 'x';
+    bad[SP_ID_LEN + 1] = '\0';
+    assert_false(sp_id_valid(bad)); /* too long */
+    sp_id_new(bad);
+    bad[0] = '2';
+    assert_false(sp_id_valid(bad)); /* overflowing 180 bits */
+}
+
+static void test_buf_grows_and_respects_its_maximum(void **state)
+{
+    (void)state;
+    sp_buf b;
+    sp_buf_init(&b, 16);
+    assert_string_equal(sp_buf_cstr(&b), "");
+    assert_int_equal(sp_buf_adds(&b, "hello"), 0);
+    assert_int_equal(sp_buf_addf(&b, " %d", 42), 0);
+    assert_string_equal(sp_buf_cstr(&b), "hello 42");
+    assert_int_equal(sp_buf_adds(&b, "0123456789"), SP_ETOOBIG);
+    assert_string_equal(sp_buf_cstr(&b), "hello 42"); /* unchanged on error */
+    sp_buf_reset(&b);
+    assert_int_equal(sp_buf_add_json_escaped(&b, "a\"b\\\n\x01", 6), 0);
+    assert_string_equal(sp_buf_cstr(&b), "a\\\"b\\\\\\n\\u0001");
+    sp_buf_free(&b);
+    sp_buf_free(NULL);
+    sp_buf_init(&b, 1 << 20);
+    for (int i = 0; i < 10000; i++)
+        assert_int_equal(sp_buf_addf(&b, "%04d", i % 10000), 0);
+    assert_int_equal(b.len, 40000);
+    char *taken = sp_buf_take(&b);
+    assert_non_null(taken);
+    assert_int_equal(b.len, 0);
+    sp_free(taken);
+}
+
+static int fail_after;
+static void *failing_malloc(size_t n)
+{
+    return fail_after-- > 0 ? malloc(n) : NULL;
+}
+static void *failing_realloc(void *p, size_t n)
+{
+    return fail_after-- > 0 ? realloc(p, n) : NULL;
+}
+
+static void test_allocation_failure_is_an_error_not_a_crash(void **state)
+{
+    (void)state;
+    sp_alloc_hooks h = {failing_malloc, failing_realloc, free};
+    sp_alloc_set_hooks(&h);
+    fail_after = 0;
+    sp_buf b;
+    sp_buf_init(&b, 1024);
+    assert_int_equal(sp_buf_adds(&b, "x"), SP_ENOMEM);
+    assert_null(sp_strdup("abc"));
+    sp_err err;
+    assert_null(sp_blobs_open("/tmp", &err));
+    assert_int_equal(err.code, SP_ENOMEM);
+    sp_alloc_set_hooks(NULL);
+    assert_int_equal(sp_buf_adds(&b, "x"), 0);
+    sp_buf_free(&b);
+}
+
+static void sha(const char *in, const char *want)
+{
+    sp_sha256 s;
+    char hex[65];
+    sp_sha256_init(&s);
+    sp_sha256_update(&s, in, strlen(in));
+    sp_sha256_hex(&s, hex);
+    assert_string_equal(hex, want);
+}
+
+static void test_sha256_known_vectors(void **state)
+{
+    (void)state;
+    sha("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    sha("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    sha("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    /* Fed in pieces across block boundaries. */
+    sp_sha256 s;
+    char hex[65];
+    sp_sha256_init(&s);
+    for (int i = 0; i < 1000000 / 100; i++) {
+        char a[100];
+        memset(a, 'a', sizeof a);
+        sp_sha256_update(&s, a, sizeof a);
+    }
+    sp_sha256_hex(&s, hex);
+    assert_string_equal(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+static void test_redis_url_parsing(void **state)
+{
+    (void)state;
+    sp_redis_url u;
+    sp_err err;
+    assert_int_equal(sp_redis_url_parse("redis://127.0.0.1:6380/2", &u, &err), 0);
+    assert_string_equal(u.host, "127.0.0.1");
+    assert_int_equal(u.port, 6380);
+    assert_int_equal(u.db, 2);
+    assert_int_equal(sp_redis_url_parse("redis://user:p%40ss@cache.local", &u, &err), 0);
+    assert_string_equal(u.user, "user");
+    assert_string_equal(u.password, "p@ss");
+    assert_string_equal(u.host, "cache.local");
+    assert_int_equal(u.port, 6379);
+    assert_int_equal(sp_redis_url_parse("redis://:secret@[::1]:7000/0", &u, &err), 0);
+    assert_string_equal(u.host, "::1");
+    assert_string_equal(u.password, "secret");
+    assert_int_equal(u.port, 7000);
+    assert_int_equal(sp_redis_url_parse("unix:///run/redis.sock?db=3", &u, &err), 0);
+    assert_string_equal(u.unix_path, "/run/redis.sock");
+    assert_int_equal(u.db, 3);
+    const char *bad[] = {"http://x", "redis://", "redis://h:0", "redis://h:99999",
+                         "redis://h:12x", "redis://h/abc", "unix://relative", "redis://u:%zz@h",
+                         NULL};
+    for (int i = 0; bad[i]; i++) {
+        assert_int_equal(sp_redis_url_parse(bad[i], &u, &err), SP_EINVAL);
+        assert_non_null(strstr(err.msg, "Redis URL") ? err.msg : strstr(err.msg, "bad"));
+    }
+}
+
+static void test_options_defaults_env_and_flags(void **state)
+{
+    (void)state;
+    sp_common_config c = {0};
+    char *name = NULL;
+    int64_t size = 0, dur = 0;
+    int flag = 0;
+    sp_option opts[SP_COMMON_OPTION_COUNT + 4];
+    sp_common_options(&c, opts);
+    sp_option more[] = {
+        {"name", "T_NAME", SP_OPT_STR, &name, "anon", "a name", 0, 0},
+        {"size", "T_SIZE", SP_OPT_SIZE, &size, "1k", "a size", 0, 0},
+        {"wait", "T_WAIT", SP_OPT_DURATION, &dur, "2s", "a duration", 0, 0},
+        {"flag", NULL, SP_OPT_BOOL, &flag, "off", "a flag", 0, 0},
+    };
+    memcpy(opts + SP_COMMON_OPTION_COUNT, more, sizeof more);
+    size_t n = SP_COMMON_OPTION_COUNT + 4;
+    setenv("T_SIZE", "10M", 1);
+    setenv("SPOOL_REDIS_URL", "redis://env:1/0", 1);
+    char *argv[] = {"prog", "--name", "given", "--wait=250ms", "--flag",
+                    "--redis-url", "redis://flag:2/0", NULL};
+    sp_err err;
+    assert_int_equal(sp_options_parse("prog", "test", opts, n, 7, argv, &err), 0);
+    assert_string_equal(name, "given");
+    assert_int_equal(size, 10 << 20);
+    assert_int_equal(dur, 250);
+    assert_int_equal(flag, 1);
+    assert_string_equal(c.redis_url, "redis://flag:2/0"); /* flags beat the environment */
+    assert_string_equal(c.data_dir, "./var/data");
+    assert_int_equal(c.retention_ms, 7LL * 86400000);
+    char *bad[] = {"prog", "--size", "ten", NULL};
+    assert_int_equal(sp_options_parse("prog", "test", opts, n, 3, bad, &err), SP_EINVAL);
+    assert_non_null(strstr(err.msg, "--size"));
+    char *unknown[] = {"prog", "--nope", NULL};
+    assert_int_equal(sp_options_parse("prog", "test", opts, n, 2, unknown, &err), SP_EINVAL);
+    assert_non_null(strstr(err.msg, "--nope"));
+    setenv("T_SIZE", "lots", 1);
+    char *plain[] = {"prog", NULL};
+    assert_int_equal(sp_options_parse("prog", "test", opts, n, 1, plain, &err), SP_EINVAL);
+    assert_non_null(strstr(err.msg, "T_SIZE"));
+    unsetenv("T_SIZE");
+    unsetenv("SPOOL_REDIS_URL");
+    sp_options_free(opts, n);
+    assert_null(name);
+}
+
+static void test_routes_and_retry_policies(void **state)
+{
+    (void)state;
+    sp_routes r;
+    sp_err err;
+    assert_int_equal(sp_routes_parse(&r, "video.*=video,pdf.export=pdf,*=misc",
+                                     "video.*=5:2s:10m,*=3:1s:1m", &err),
+                     0);
+    assert_string_equal(sp_routes_queue(&r, "video.transcode"), "video");
+    assert_string_equal(sp_routes_queue(&r, "pdf.export"), "pdf");
+    assert_string_equal(sp_routes_queue(&r, "pdf.other"), "misc");
+    sp_retry_policy p = sp_routes_retry(&r, "video.transcode");
+    assert_int_equal(p.max_attempts, 5);
+    assert_int_equal(p.base_ms, 2000);
+    assert_int_equal(p.cap_ms, 600000);
+    assert_int_equal(sp_routes_retry(&r, "x").max_attempts, 3);
+    assert_int_equal(sp_routes_parse(&r, "video.*=video", NULL, &err), 0);
+    assert_null(sp_routes_queue(&r, "pdf.export"));
+    assert_int_equal(sp_routes_parse(&r, "novalue", NULL, &err), SP_EINVAL);
+    assert_int_equal(sp_routes_parse(&r, "a=bad queue", NULL, &err), SP_EINVAL);
+    assert_int_equal(sp_routes_parse(&r, "a=q", "a=3:5s:1s", &err), SP_EINVAL); /* cap < base */
+    assert_non_null(sp_preset_find("mp4-720p"));
+    assert_null(sp_preset_find("mp4-4k"));
+}
+
+static void test_job_fields_and_states(void **state)
+{
+    (void)state;
+    sp_job j;
+    sp_job_init(&j);
+    assert_int_equal(sp_job_set_field(&j, "state", "retrying", 8), 0);
+    assert_int_equal(sp_job_set_field(&j, "attempts", "2", 1), 0);
+    assert_int_equal(sp_job_set_field(&j, "params", "{\"a\":1}", 7), 0);
+    assert_int_equal(sp_job_set_field(&j, "error_code", "io_error", 8), 0);
+    assert_int_equal(sp_job_set_field(&j, "unknown_field", "x", 1), 0);
+    assert_int_equal(j.state, SP_STATE_RETRYING);
+    assert_int_equal(j.attempts, 2);
+    assert_string_equal(j.params, "{\"a\":1}");
+    assert_true(j.has_error);
+    sp_job_clear(&j);
+    assert_null(j.params);
+    sp_job_clear(NULL);
+    sp_state s;
+    for (int i = 0; i < SP_STATE_COUNT; i++) {
+        assert_int_equal(sp_state_parse(sp_state_name((sp_state)i), &s), 0);
+        assert_int_equal(s, i);
+    }
+    assert_int_equal(sp_state_parse("pending", &s), SP_EINVAL);
+    assert_true(sp_state_terminal(SP_STATE_CANCELLED));
+    assert_false(sp_state_terminal(SP_STATE_RETRYING));
+}
+
+static char blobdir[64];
+
+static int count_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+static int keep_none(const char *id, void *ud)
+{
+    (void)id;
+    (void)ud;
+    return 0;
+}
+
+static void test_blob_store_commits_atomically(void **state)
+{
+    (void)state;
+    snprintf(blobdir, sizeof blobdir, "/tmp/spool-test-blobs-XXXXXX");
+    assert_non_null(mkdtemp(blobdir));
+    sp_err err;
+    sp_blobs *b = sp_blobs_open(blobdir, &err);
+    assert_non_null(b);
+    assert_int_equal(sp_blobs_check(b, &err), 0);
+    char id[SP_ID_LEN + 1];
+    sp_id_new(id);
+    sp_blob_writer *w;
+    assert_int_equal(sp_blob_create(b, id, "out.bin", 10, &w, &err), 0);
+    assert_int_equal(sp_blob_write(w, "hello", 5, &err), 0);
+    int fd;
+    int64_t size;
+    /* Not visible before commit. */
+    assert_int_equal(sp_blob_open_read(b, id, "out.bin", &fd, &size, &err), SP_ENOTFOUND);
+    assert_int_equal(sp_blob_write(w, "0123456789", 10, &err), SP_ETOOBIG);
+    assert_int_equal(sp_blob_written(w), 5);
+    assert_int_equal(sp_blob_commit(w, true, &err), 0);
+    assert_int_equal(sp_blob_open_read(b, id, "out.bin", &fd, &size, &err), 0);
+    assert_int_equal(size, 5);
+    close(fd);
+    /* A second writer replaces the blob whole. */
+    assert_int_equal(sp_blob_create(b, id, "out.bin", 0, &w, &err), 0);
+    assert_int_equal(sp_blob_write(w, "bye", 3, &err), 0);
+    assert_int_equal(sp_blob_commit(w, false, &err), 0);
+    assert_int_equal(sp_blob_open_read(b, id, "out.bin", &fd, &size, &err), 0);
+    assert_int_equal(size, 3);
+    close(fd);
+    /* An aborted writer leaves nothing. */
+    assert_int_equal(sp_blob_create(b, id, "gone.bin", 0, &w, &err), 0);
+    assert_int_equal(sp_blob_write(w, "x", 1, &err), 0);
+    sp_blob_abort(w);
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/jobs/%s/%s", blobdir, id + SP_ID_LEN - 2, id);
+    assert_int_equal(count_files(dir), 1);
+    /* Bad names and ids never reach the disk. */
+    assert_int_equal(sp_blob_create(b, id, "../x", 0, &w, &err), SP_EINVAL);
+    assert_int_equal(sp_blob_create(b, id, ".hidden", 0, &w, &err), SP_EINVAL);
+    assert_int_equal(sp_blob_create(b, "not-an-id", "x", 0, &w, &err), SP_EINVAL);
+    assert_int_equal(sp_blob_open_read(b, id, "../../x", &fd, &size, &err), SP_ENOTFOUND);
+    /* Garbage collection removes directories the callback lets go. */
+    int removed = -1;
+    assert_int_equal(sp_blobs_gc(b, 0, keep_none, NULL, &removed, &err), 0);
+    assert_int_equal(removed, 1);
+    assert_int_equal(count_files(dir), -1);
+    sp_blobs_close(b);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", blobdir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* ---- fetch against a loopback HTTP server -------------------------------------------- */
+
+static pid_t httpd_pid;
+static int httpd_in = -1;
+static int httpd_port;
+static sp_blobs *fetch_blobs;
+static char fetch_dir[64];
+
+static int fetch_setup(void **state)
+{
+    (void)state;
+    int in[2], out[2];
+    if (pipe(in) < 0 || pipe(out) < 0)
+        return -1;
+    httpd_pid = fork();
+    if (httpd_pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        execlp("python3", "python3", "tests/support/httpd.py", (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    httpd_in = in[1];
+    FILE *f = fdopen(out[0], "r");
+    if (f == NULL || fscanf(f, "%d", &httpd_port) != 1)
+        return -1;
+    fclose(f);
+    snprintf(fetch_dir, sizeof fetch_dir, "/tmp/spool-test-fetch-XXXXXX");
+    if (mkdtemp(fetch_dir) == NULL)
+        return -1;
+    sp_err err;
+    fetch_blobs = sp_blobs_open(fetch_dir, &err);
+    return fetch_blobs ? 0 : -1;
+}
+
+static int fetch_teardown(void **state)
+{
+    (void)state;
+    close(httpd_in); /* the server exits when its stdin closes */
+    waitpid(httpd_pid, NULL, 0);
+    sp_blobs_close(fetch_blobs);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", fetch_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static int do_fetch(const char *path, const sp_fetch_opts *o, int64_t *bytes, sp_err *err)
+{
+    char url[256], id[SP_ID_LEN + 1];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", httpd_port, path);
+    sp_id_new(id);
+    char ct[128];
+    int rc = sp_fetch_to_blob(fetch_blobs, id, "source", url, o, bytes, ct, err);
+    int fd;
+    int64_t size;
+    sp_err e2;
+    int exists = sp_blob_open_read(fetch_blobs, id, "source", &fd, &size, &e2) == 0;
+    if (exists)
+        close(fd);
+    /* A blob exists exactly when the fetch succeeded. */
+    assert_int_equal(exists, rc == 0);
+    if (rc == 0)
+        assert_int_equal(size, *bytes);
+    return rc;
+}
+
+static void test_fetch_downloads_and_classifies_failures(void **state)
+{
+    (void)state;
+    sp_err err;
+    int64_t bytes = 0;
+    sp_fetch_opts o = {1 << 20, 2000, 5000, 3, NULL, NULL, NULL};
+    assert_int_equal(do_fetch("/bytes/300000", &o, &bytes, &err), 0);
+    assert_int_equal(bytes, 300000);
+    assert_int_equal(do_fetch("/chunked/200000", &o, &bytes, &err), 0);
+    assert_int_equal(bytes, 200000);
+    assert_int_equal(do_fetch("/redirect/3", &o, &bytes, &err), 0);
+    assert_int_equal(bytes, 10);
+    assert_int_equal(do_fetch("/redirect/4", &o, &bytes, &err), SP_EINVAL);
+    if (strstr(err.msg, "redirects") == NULL)
+        fail_msg("unexpected message: %s", err.msg);
+    assert_int_equal(do_fetch("/to-ftp", &o, &bytes, &err), SP_EINVAL);
+    assert_int_equal(do_fetch("/bytes/2000000", &o, &bytes, &err), SP_ETOOBIG);
+    assert_int_equal(do_fetch("/chunked/2000000", &o, &bytes, &err), SP_ETOOBIG);
+    assert_int_equal(do_fetch("/status/404", &o, &bytes, &err), SP_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "404"));
+    assert_int_equal(do_fetch("/status/403", &o, &bytes, &err), SP_EUNSUPPORTED);
+    assert_int_equal(do_fetch("/status/503", &o, &bytes, &err), SP_EFETCH);
+    assert_int_equal(do_fetch("/status/429", &o, &bytes, &err), SP_EFETCH);
+    o.total_timeout_ms = 1500;
+    int64_t t0 = sp_test_ms();
+    assert_int_equal(do_fetch("/slow", &o, &bytes, &err), SP_ETIMEDOUT);
+    assert_true(sp_test_ms() - t0 < 4000);
+    volatile int stop = 0;
+    o.total_timeout_ms = 60000;
+    o.stop = &stop;
+    pid_t p = fork();
+    if (p == 0)
+        _exit(0);
+    waitpid(p, NULL, 0);
+    stop = 1; /* already asked to stop: the fetch gives up at its first progress call */
+    assert_int_equal(do_fetch("/slow", &o, &bytes, &err), SP_ECANCELLED);
+    char closed[64];
+    snprintf(closed, sizeof closed, "http://127.0.0.1:%d/x", sp_test_free_port());
+    char id[SP_ID_LEN + 1];
+    sp_id_new(id);
+    o.stop = NULL;
+    assert_int_equal(sp_fetch_to_blob(fetch_blobs, id, "source", closed, &o, &bytes, NULL, &err),
+                     SP_EFETCH);
+    assert_int_equal(sp_fetch_to_blob(fetch_blobs, id, "source", "file:///etc/passwd", &o,
+                                      &bytes, NULL, &err),
+                     SP_EINVAL);
+    assert_false(sp_fetch_url_valid("ftp://x/y"));
+    assert_false(sp_fetch_url_valid("http://"));
+    assert_false(sp_fetch_url_valid("http://a b/"));
+    assert_true(sp_fetch_url_valid("https://example.com/v.mp4?x=1"));
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ids_are_valid_unique_and_time_sortable),
+        cmocka_unit_test(test_buf_grows_and_respects_its_maximum),
+        cmocka_unit_test(test_allocation_failure_is_an_error_not_a_crash),
+        cmocka_unit_test(test_sha256_known_vectors),
+        cmocka_unit_test(test_redis_url_parsing),
+        cmocka_unit_test(test_options_defaults_env_and_flags),
+        cmocka_unit_test(test_routes_and_retry_policies),
+        cmocka_unit_test(test_job_fields_and_states),
+        cmocka_unit_test(test_blob_store_commits_atomically),
+        cmocka_unit_test_setup_teardown(test_fetch_downloads_and_classifies_failures,
+                                        fetch_setup, fetch_teardown),
+    };
+    return cmocka_run_group_tests_name("common", tests, NULL, NULL);
+}
