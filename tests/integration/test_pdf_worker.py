@@ -245,10 +245,10 @@ def test_page_and_memory_limits_fail_the_job_not_the_worker(ctx):
            ("failed", "too_large", False), "page limit")
         assert "export too large: the table needs more than 20 pages" in rec["error"]["message"]
         stop(w)
-        # ~3,000 pages need about 20 MB of libharu memory: past the 16 MB cap
+        # ~6,800 pages need about 30 MB of libharu memory (4.4 KB a page): past 16 MB
         w = worker(ctx, SPOOL_PDF_MAX_MEMORY="16M")
         big = enqueue(ctx, {"title": "Big", "columns": [{"key": "n"}]},
-                      "n\n" + "".join(f"{i}\n" for i in range(130000)), "csv")
+                      "n\n" + "".join(f"{i}\n" for i in range(300000)), "csv")
         small = enqueue(ctx, PARAMS, rows_ndjson(10))
         rec = wait_state(ctx, big, ("succeeded", "failed", "retrying"), 120)
         eq((rec["state"], rec["error"]["code"]), ("failed", "too_large"), "memory cap")
