@@ -518,7 +518,7 @@ static void sp__compress_page(sp_pdf_doc *d, HPDF_Page pg)
     HPDF_Stream src = contents->stream;
     HPDF_UINT32 size = HPDF_Stream_Size(src);
     if (!d->z_live) {
-        if (deflateInit(&d->z, 6) != Z_OK)
+        if (deflateInit(&d->z, Z_DEFAULT_COMPRESSION) != Z_OK)
             return;
         d->z_live = true;
     } else if (deflateReset(&d->z) != Z_OK) {
