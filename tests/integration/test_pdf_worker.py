@@ -101,7 +101,9 @@ def worker(ctx, **env):
 def stop(proc, what="worker"):
     code = proc.stop()
     if code != 0:
-        raise AssertionError(f"{what} exited with {code}:\n{proc.output()[-3000:]}")
+        with open(proc.logpath, "rb") as f:
+            log = f.read().decode(errors="replace")
+        raise AssertionError(f"{what} exited with {code}:\n{log[-4000:]}")
 
 
 def blob_path(ctx, job_id, name="export.pdf"):

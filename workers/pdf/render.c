@@ -36,52 +36,155 @@
 #define SP__ELLIPSIS 0x2026u
 #define SP__PAGES_PER_NODE 256 /* page tree: root -> nodes of 256 pages -> pages */
 
-/* ---- libharu's memory: counted per document and capped ------------------------- */
+/* ---- libharu's memory: a heap per document, counted and capped ------------------ */
 
-typedef struct sp__budget {
-    int64_t cur, peak, max;
-    bool hit;
-} sp__budget;
+/* Every allocation libharu makes for a document comes from that document's heap: small
+ * blocks from size classes carved out of 256 KB chunks (free blocks kept on a list per
+ * class), larger ones from malloc on a list. Freeing the document releases the chunks
+ * and whatever large blocks remain, so memory libharu loses on its own error paths (it
+ * leaks an object or two when an allocation fails mid-page) cannot outlive the job.
+ * The cap counts what the heap holds (chunks and large blocks). */
 
-/* Each block carries its size and budget, so frees are counted where they belong. */
-typedef struct sp__hdr {
-    sp__budget *b;
-    size_t size;
-} sp__hdr;
-_Static_assert(sizeof(sp__hdr) == 16, "keeps libharu's blocks 16-byte aligned");
+#define SP__CHUNK (256 * 1024)
+#define SP__SMALL_MAX 2048 /* block size, header included */
+#define SP__BIG_TAG UINT64_C(0x5350424947424C4B) /* marks a large block's header */
 
-/* The budget new blocks are charged to: the document whose function is running on this
- * thread (libharu's allocator callback has no user data). */
-static _Thread_local sp__budget *sp__tls_budget;
+static const uint32_t sp__class_size[] = {16,  32,  48,  64,  80,  96,   112,  128,
+                                          144, 160, 176, 192, 224, 256,  320,  384,
+                                          448, 512, 640, 768, 1024, 1280, 1536, 2048};
+#define SP__NCLASS (sizeof sp__class_size / sizeof sp__class_size[0])
+
+typedef struct sp__chunk {
+    struct sp__chunk *next;
+    uint64_t pad;
+} sp__chunk;
+
+/* A large block: its links and size, then the tag just before the user's bytes. */
+typedef struct sp__big {
+    struct sp__big *prev, *next;
+    uint64_t size;
+    uint64_t tag;
+} sp__big;
+_Static_assert(sizeof(sp__big) == 32, "large blocks stay 16-byte aligned");
+
+typedef struct sp__heap {
+    int64_t cur, peak, max; /* bytes held; max 0: no cap */
+    bool hit;               /* an allocation was refused by the cap */
+    void *free[SP__NCLASS]; /* free small blocks (header word holds the link) */
+    sp__chunk *chunks;
+    char *bump, *end;       /* the unused tail of the newest chunk */
+    sp__big *big;
+} sp__heap;
+
+/* The heap of the document whose function is running on this thread: libharu's
+ * allocator callbacks have no user data. Every public function sets it. */
+static _Thread_local sp__heap *sp__tls_heap;
+
+static bool sp__heap_grow(sp__heap *h, int64_t n)
+{
+    if (h->max > 0 && h->cur + n > h->max) {
+        h->hit = true;
+        return false;
+    }
+    h->cur += n;
+    if (h->cur > h->peak)
+        h->peak = h->cur;
+    return true;
+}
 
 static void *HPDF_STDCALL sp__hpdf_alloc(HPDF_UINT size)
 {
-    sp__budget *b = sp__tls_budget;
-    if (b != NULL && b->max > 0 && b->cur + (int64_t)size > b->max) {
-        b->hit = true;
-        return NULL;
-    }
-    sp__hdr *h = sp_malloc(sizeof *h + size);
+    sp__heap *h = sp__tls_heap;
     if (h == NULL)
-        return NULL;
-    h->b = b;
-    h->size = size;
-    if (b != NULL) {
-        b->cur += (int64_t)size;
-        if (b->cur > b->peak)
-            b->peak = b->cur;
+        return NULL; /* not within a document's call: never happens */
+    size_t need = (size_t)size + 8;
+    if (need <= SP__SMALL_MAX) {
+        size_t k = 0;
+        while (sp__class_size[k] < need)
+            k++;
+        char *b = h->free[k];
+        if (b != NULL) {
+            h->free[k] = *(void **)b;
+        } else {
+            size_t sz = sp__class_size[k];
+            if ((size_t)(h->end - h->bump) < sz) {
+                if (!sp__heap_grow(h, SP__CHUNK))
+                    return NULL;
+                sp__chunk *c = sp_malloc(SP__CHUNK);
+                if (c == NULL) {
+                    h->cur -= SP__CHUNK;
+                    return NULL;
+                }
+                c->next = h->chunks;
+                h->chunks = c;
+                h->bump = (char *)(c + 1);
+                h->end = (char *)c + SP__CHUNK;
+            }
+            b = h->bump;
+            h->bump += sz;
+        }
+        *(uint64_t *)b = k;
+        return b + 8;
     }
-    return h + 1;
+    if (!sp__heap_grow(h, (int64_t)(sizeof(sp__big) + size)))
+        return NULL;
+    sp__big *g = sp_malloc(sizeof *g + size);
+    if (g == NULL) {
+        h->cur -= (int64_t)(sizeof(sp__big) + size);
+        return NULL;
+    }
+    g->prev = NULL;
+    g->next = h->big;
+    if (h->big)
+        h->big->prev = g;
+    h->big = g;
+    g->size = size;
+    g->tag = SP__BIG_TAG;
+    return g + 1;
+}
+
+static void sp__big_free(sp__heap *h, sp__big *g)
+{
+    if (g->prev)
+        g->prev->next = g->next;
+    else
+        h->big = g->next;
+    if (g->next)
+        g->next->prev = g->prev;
+    h->cur -= (int64_t)(sizeof *g + g->size);
+    sp_free(g);
 }
 
 static void HPDF_STDCALL sp__hpdf_free(void *p)
 {
     if (p == NULL)
         return;
-    sp__hdr *h = (sp__hdr *)p - 1;
-    if (h->b != NULL)
-        h->b->cur -= (int64_t)h->size;
-    sp_free(h);
+    sp__heap *h = sp__tls_heap;
+    if (h == NULL)
+        return;
+    uint64_t tag = ((uint64_t *)p)[-1];
+    if (tag == SP__BIG_TAG) {
+        sp__big_free(h, (sp__big *)p - 1);
+        return;
+    }
+    char *b = (char *)p - 8;
+    *(void **)b = h->free[tag];
+    h->free[tag] = b;
+}
+
+/* Release everything the heap holds (after HPDF_Free). */
+static void sp__heap_release(sp__heap *h)
+{
+    while (h->big)
+        sp__big_free(h, h->big);
+    for (sp__chunk *c = h->chunks, *next; c; c = next) {
+        next = c->next;
+        sp_free(c);
+    }
+    h->chunks = NULL;
+    h->bump = h->end = NULL;
+    memset(h->free, 0, sizeof h->free);
+    h->cur = 0;
 }
 
 /* ---- the document ---------------------------------------------------------------- */
@@ -112,7 +215,7 @@ typedef struct sp__seg {
 
 struct sp_pdf_doc {
     HPDF_Doc pdf;
-    sp__budget budget;
+    sp__heap heap;
     HPDF_STATUS herr, hdetail;
     sp__font reg, bold;
     double page_w, page_h;
@@ -163,8 +266,8 @@ static void HPDF_STDCALL sp__on_error(HPDF_STATUS e, HPDF_STATUS detail, void *u
 /* Turn libharu's recorded error (if any) into an sp_err. */
 static int sp__check(sp_pdf_doc *d, const char *what, sp_err *err)
 {
-    if (d->budget.hit) {
-        int64_t max = d->budget.max;
+    if (d->heap.hit) {
+        int64_t max = d->heap.max;
         if (max % (1 << 20) == 0)
             return sp_err_set(err, SP_ETOOBIG, "the document needs more than %lld MiB of "
                               "memory", (long long)(max >> 20));
@@ -743,8 +846,8 @@ sp_pdf_doc *sp_pdf_new(const sp_pdf_setup *s, sp_err *err)
         sp_err_set(err, SP_ENOMEM, "out of memory");
         return NULL;
     }
-    sp__tls_budget = &d->budget;
-    d->budget.max = s->max_memory;
+    sp__tls_heap = &d->heap;
+    d->heap.max = s->max_memory;
     d->letter = s->letter;
     d->landscape = s->landscape;
     double w = s->letter ? 612.0 : 595.276, h = s->letter ? 792.0 : 841.89;
@@ -789,7 +892,7 @@ sp_pdf_doc *sp_pdf_new(const sp_pdf_setup *s, sp_err *err)
     d->pdf = HPDF_NewEx(sp__on_error, sp__hpdf_alloc, sp__hpdf_free, 0, d);
     int rc = 0;
     if (d->pdf == NULL) {
-        rc = d->budget.hit ? sp_err_set(err, SP_ETOOBIG, "the memory limit is too small for "
+        rc = d->heap.hit ? sp_err_set(err, SP_ETOOBIG, "the memory limit is too small for "
                                         "a PDF document")
                            : sp_err_set(err, SP_ENOMEM, "out of memory");
     } else {
@@ -831,10 +934,11 @@ void sp_pdf_free(sp_pdf_doc *d)
 {
     if (d == NULL)
         return;
-    sp__tls_budget = &d->budget;
+    sp__tls_heap = &d->heap;
     if (d->pdf)
         HPDF_Free(d->pdf);
-    sp__tls_budget = NULL;
+    sp__heap_release(&d->heap);
+    sp__tls_heap = NULL;
     if (d->z_live)
         deflateEnd(&d->z);
     sp_free(d->zbuf);
@@ -855,7 +959,7 @@ void sp_pdf_free(sp_pdf_doc *d)
 
 void sp_pdf_sample(sp_pdf_doc *d, const char *const *cells, const size_t *lens)
 {
-    sp__tls_budget = &d->budget;
+    sp__tls_heap = &d->heap;
     double avail = (d->page_w - 2 * SP__MARGIN) * 1000.0 / SP__BODY_SIZE;
     for (size_t i = 0; i < d->ncol; i++) {
         sp__col *c = &d->col[i];
@@ -973,7 +1077,7 @@ static void sp__fit_columns(sp_pdf_doc *d)
 
 int sp_pdf_layout_begin(sp_pdf_doc *d, sp_err *err)
 {
-    sp__tls_budget = &d->budget;
+    sp__tls_heap = &d->heap;
     sp__fit_columns(d);
     d->top = d->page_h - SP__MARGIN;
     d->bottom = SP__MARGIN + SP__FOOT_SIZE + SP__FOOT_GAP;
@@ -1000,6 +1104,7 @@ int sp_pdf_layout_begin(sp_pdf_doc *d, sp_err *err)
 int sp_pdf_layout_row(sp_pdf_doc *d, const char *const *cells, const size_t *lens,
                       sp_err *err)
 {
+    sp__tls_heap = &d->heap;
     double h;
     if (sp__layout_row(d, cells, lens, false, &h) < 0)
         return sp_err_set(err, SP_ENOMEM, "out of memory");
@@ -1017,7 +1122,7 @@ int64_t sp_pdf_layout_pages(const sp_pdf_doc *d)
 
 int sp_pdf_render_begin(sp_pdf_doc *d, sp_err *err)
 {
-    sp__tls_budget = &d->budget;
+    sp__tls_heap = &d->heap;
     d->layout_pages = d->pages;
     d->pages = 0;
     d->rendering = true;
@@ -1028,7 +1133,7 @@ int sp_pdf_render_begin(sp_pdf_doc *d, sp_err *err)
 int sp_pdf_render_row(sp_pdf_doc *d, const char *const *cells, const size_t *lens,
                       sp_err *err)
 {
-    sp__tls_budget = &d->budget;
+    sp__tls_heap = &d->heap;
     double h;
     int turned = 0;
     if (sp__layout_row(d, cells, lens, false, &h) < 0)
@@ -1051,7 +1156,7 @@ int sp_pdf_render_row(sp_pdf_doc *d, const char *const *cells, const size_t *len
 
 int sp_pdf_render_end(sp_pdf_doc *d, sp_err *err)
 {
-    sp__tls_budget = &d->budget;
+    sp__tls_heap = &d->heap;
     sp__page_finish(d);
     int rc = sp__check(d, "finishing the last page", err);
     if (rc == 0 && d->pages != d->layout_pages)
@@ -1062,7 +1167,7 @@ int sp_pdf_render_end(sp_pdf_doc *d, sp_err *err)
 
 int sp_pdf_save(sp_pdf_doc *d, const char *path, sp_err *err)
 {
-    sp__tls_budget = &d->budget;
+    sp__tls_heap = &d->heap;
     HPDF_SaveToFile(d->pdf, path);
     return sp__check(d, "saving the PDF", err);
 }
@@ -1079,5 +1184,5 @@ double sp_pdf_column_width(const sp_pdf_doc *d, size_t i)
 
 int64_t sp_pdf_memory_peak(const sp_pdf_doc *d)
 {
-    return d->budget.peak;
+    return d->heap.peak;
 }

@@ -18,10 +18,11 @@
  *
  * libharu keeps a document in memory until it is saved. To keep that small, each page's
  * content stream is compressed as soon as the page is finished and the obsolete
- * /ProcSet is dropped; the rest (page objects, about 4.4 KB a page: 185 MB for 41,861
- * pages) stays until the save. All of libharu's memory goes through a
- * counting allocator capped at max_memory: past it the document fails with SP_ETOOBIG
- * instead of the process dying.
+ * /ProcSet is dropped; the rest (page objects, about 5 KB a page: 209 MB for 41,861
+ * pages) stays until the save. All of libharu's memory comes from a heap per document,
+ * capped at max_memory: past it the document fails with SP_ETOOBIG instead of the
+ * process dying, and freeing the document releases the whole heap, including what
+ * libharu loses on its own error paths.
  *
  * A document is used by one thread at a time (any thread). */
 #ifndef SPOOL_PDF_RENDER_H
