@@ -26,6 +26,12 @@ suite = Suite("pdf_worker")
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    gets = {}  # path -> number of GET requests
+
+    def do_GET(self):
+        QuietHandler.gets[self.path] = QuietHandler.gets.get(self.path, 0) + 1
+        super().do_GET()
+
     def log_message(self, *args):
         pass
 
@@ -262,10 +268,13 @@ def test_page_and_memory_limits_fail_the_job_not_the_worker(ctx):
         stop(w)
 
 
-def big_job(ctx, rows=200000):
+def big_job(ctx, rows=200000, url=False):
     data = "n,label\n" + "".join(f"{i},row {i}\n" for i in range(1, rows + 1))
-    return enqueue(ctx, {"title": "Long", "columns": [{"key": "n"}, {"key": "label"}]}, data,
-                   "csv")
+    params = {"title": "Long", "columns": [{"key": "n"}, {"key": "label"}]}
+    if url:
+        write("big.csv", data)
+        return enqueue(ctx, params, inp={"url": f"{ctx.base_url}/big.csv", "format": "csv"})
+    return enqueue(ctx, params, data, "csv")
 
 
 @suite.test
@@ -301,7 +310,7 @@ def test_cancel_stops_a_running_export_between_pages(ctx):
 @suite.test
 def test_sigterm_past_the_grace_period_gives_the_job_back(ctx):
     w = worker(ctx, SPOOL_GRACE="200ms")
-    jid = big_job(ctx, 400000)
+    jid = big_job(ctx, 400000, url=True)
     wait_until(lambda: job(ctx, jid)["progress"] >= 12, 60 * SLOW, 0.02, what="rendering")
     t0 = time.monotonic()
     stop(w)
@@ -314,6 +323,7 @@ def test_sigterm_past_the_grace_period_gives_the_job_back(ctx):
         rec = wait_state(ctx, jid, ("succeeded", "failed"), 120)
         eq((rec["state"], rec["attempts"]), ("succeeded", 1), "redone by the next worker")
         check_pdf(ctx, jid, rec, 400000, ["n", "label"], "row 400000")
+        eq(QuietHandler.gets.get("/big.csv"), 1, "source_url fetched once, then reused")
     finally:
         stop(w)
 
