@@ -1,0 +1,77 @@
+/* fuzz_render.c - libFuzzer target for spool-pdf's cell layout and drawing: arbitrary
+ * bytes as the cells of a row (split at 0x1F) of a table whose column widths, wrapping
+ * and alignment come from the first byte, laid out and drawn through libharu. One
+ * document serves many inputs (loading fonts per input would be too slow).
+ *
+ *   make fuzz && build/release/fuzz/fuzz_pdf_render -max_total_time=60 */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "render.h"
+
+#define NCOL 4
+#define FONTS "/usr/share/fonts/truetype/dejavu/"
+
+static sp_pdf_doc *doc;
+static int uses;
+
+static sp_pdf_doc *new_doc(unsigned char knob)
+{
+    static const double widths[4] = {0, 3, 40, 300};
+    sp_pdf_column cols[NCOL];
+    for (int i = 0; i < NCOL; i++) {
+        cols[i].label = i % 2 ? "Label with several words" : "L";
+        cols[i].width = widths[(knob >> (2 * i)) & 3];
+        cols[i].align = (sp_pdf_align)((knob + i) % 3);
+        cols[i].wrap = (knob >> i) & 1;
+    }
+    sp_pdf_setup s = {.title = "Fuzz", .font_path = FONTS "DejaVuSans.ttf",
+                      .bold_path = FONTS "DejaVuSans-Bold.ttf", .columns = cols,
+                      .ncolumns = NCOL, .max_lines = 1 + knob % 5, .max_memory = 64 << 20};
+    sp_err err;
+    sp_pdf_doc *d = sp_pdf_new(&s, &err);
+    if (d == NULL)
+        abort();
+    const char *sample[NCOL] = {"sample", "1,234.50", "", "a much longer sample value"};
+    size_t lens[NCOL];
+    for (int i = 0; i < NCOL; i++)
+        lens[i] = strlen(sample[i]);
+    sp_pdf_sample(d, sample, lens);
+    if (sp_pdf_layout_begin(d, &err) < 0 || sp_pdf_render_begin(d, &err) < 0)
+        abort();
+    return d;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    if (doc == NULL || ++uses > 300) {
+        sp_pdf_free(doc);
+        doc = new_doc(data[0]);
+        uses = 0;
+    }
+    const char *cells[NCOL];
+    size_t lens[NCOL];
+    const char *p = (const char *)data + 1, *end = (const char *)data + size;
+    for (int i = 0; i < NCOL; i++) {
+        const char *q = memchr(p, 0x1F, (size_t)(end - p));
+        if (q == NULL)
+            q = end;
+        cells[i] = p;
+        lens[i] = (size_t)(q - p);
+        p = q < end ? q + 1 : end;
+    }
+    sp_err err;
+    if (sp_pdf_layout_row(doc, cells, lens, &err) < 0)
+        abort();
+    int rc = sp_pdf_render_row(doc, cells, lens, &err);
+    if (rc < 0) {
+        if (rc != SP_ETOOBIG)
+            abort();
+        sp_pdf_free(doc); /* the memory cap: start a new document */
+        doc = NULL;
+    }
+    return 0;
+}

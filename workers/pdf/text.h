@@ -1,0 +1,45 @@
+/* text.h - cell text for the PDF worker: UTF-8 decoding and repair, and the `number`
+ * and `date` column formats of pdf.export. Pure functions on bytes, no libraries. */
+#ifndef SPOOL_PDF_TEXT_H
+#define SPOOL_PDF_TEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spool/buf.h"
+
+#define SP_TEXT_REPLACEMENT 0xFFFDu
+
+/* Decode the code point at s[0..n-1] (n > 0) into *cp and return the bytes it took
+ * (1-4). An invalid, truncated or overlong sequence, a surrogate or a value past
+ * U+10FFFF gives U+FFFD and takes one byte, so decoding always moves forward. */
+size_t sp_text_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+
+/* Append cp (<= U+10FFFF, not a surrogate) to b as UTF-8. 0, SP_ENOMEM or SP_ETOOBIG;
+ * b is unchanged on error. */
+int sp_text_utf8_add(sp_buf *b, uint32_t cp);
+
+/* Append s[0..n-1] to b with every invalid sequence replaced by U+FFFD, so b holds
+ * valid UTF-8. 0, SP_ENOMEM or SP_ETOOBIG (b may then hold part of s). */
+int sp_text_add_utf8(sp_buf *b, const char *s, size_t n);
+
+/* True when s[0..n-1] is valid UTF-8. */
+bool sp_text_utf8_valid(const char *s, size_t n);
+
+/* Format the decimal number written in s[0..n-1] (surrounding blanks ignored; a sign,
+ * digits with optional ',' group separators, an optional fraction and exponent, as in
+ * "-1234.5", "1,234.50", "1.5e3") and append it to b: rounded half away from zero to
+ * decimals places (0-10; -1 keeps the digits as written), with ',' between thousands
+ * when thousands is true. The arithmetic is done on the decimal digits, so "2.675" with
+ * 2 decimals is "2.68" and long integers keep every digit.
+ * Returns 0, SP_EINVAL when s is not such a number (b unchanged), SP_ENOMEM/ETOOBIG. */
+int sp_text_format_number(const char *s, size_t n, int decimals, bool thousands, sp_buf *b);
+
+/* Append the date of an ISO 8601 date or date-time in s[0..n-1] ("2024-03-05",
+ * "2024-03-05T10:20:30+02:00", "20240305") to b as "YYYY-MM-DD": the calendar date as
+ * written, without converting time zones. Returns 0, SP_EINVAL when s does not start
+ * with a valid calendar date (b unchanged), SP_ENOMEM/ETOOBIG. */
+int sp_text_format_date(const char *s, size_t n, sp_buf *b);
+
+#endif
