@@ -188,6 +188,26 @@ def test_ndjson_blob_export_succeeds_with_output_and_metadata(ctx):
 
 
 @suite.test
+def test_inline_dataset_in_the_job_record(ctx):
+    w = worker(ctx)
+    try:
+        rows = ndjson([{"id": i, "name": f"Ünïcode {i}", "amount": i, "when": "2024-02-29"}
+                       for i in range(1, 41)])
+        jid = enqueue(ctx, PARAMS, inp={"inline": rows, "format": "ndjson",
+                                        "bytes": len(rows.encode())})
+        rec = wait_state(ctx, jid, ("succeeded", "failed"))
+        eq(rec["state"], "succeeded", f"state ({rec['error']})")
+        check_pdf(ctx, jid, rec, 40, ["ID", "Name"], "Ünïcode 40")
+        bad = enqueue(ctx, PARAMS, inp={"inline": '{"id": 1}\n{"id":', "format": "ndjson"})
+        rec = wait_state(ctx, bad, ("succeeded", "failed"))
+        eq(rec["state"], "failed", "a malformed inline dataset fails")
+        assert "line 2" in rec["error"]["message"], rec["error"]
+        eq(rec["error"]["retryable"], False, "permanently")
+    finally:
+        stop(w)
+
+
+@suite.test
 def test_csv_and_json_from_source_url(ctx):
     csv = "city,greeting\n" + "".join(f"Zürich {i},\"Grüezi, {i}\"\n" for i in range(500))
     write("cities.csv", csv)

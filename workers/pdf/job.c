@@ -1,13 +1,16 @@
 /* job.c - the pdf.export handler (see job.h). */
 #include "job.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "export.h"
+#include "spool/alloc.h"
 #include "spool/blob.h"
 #include "spool/buf.h"
 #include "spool/fetch.h"
@@ -65,12 +68,21 @@ int sp_pdfjob_setup(void *userdata, sp_err *err)
     return 0;
 }
 
-/* The job's input: {"blob": name, "format": f} or {"url": u, "format": f}. */
+/* The job's input: {"blob": name, "format": f}, {"url": u, "format": f} or
+ * {"inline": rows, "format": f} (small inline datasets kept in the job record). */
 typedef struct sp__input {
     char blob[80];
     char url[2100];
+    char *inline_rows; /* owned; NULL unless inline */
+    size_t inline_len;
     sp_dataset_format format;
 } sp__input;
+
+static void sp__input_free(sp__input *in)
+{
+    sp_free(in->inline_rows);
+    in->inline_rows = NULL;
+}
 
 static int sp__parse_input(const char *json, sp__input *in, sp_err *err)
 {
@@ -84,12 +96,22 @@ static int sp__parse_input(const char *json, sp__input *in, sp_err *err)
     }
     json_t *blob = json_object_get(root, "blob");
     json_t *url = json_object_get(root, "url");
+    json_t *rows = json_object_get(root, "inline");
     json_t *fmt = json_object_get(root, "format");
-    if ((blob == NULL) == (url == NULL)) {
-        rc = sp_err_set(err, SP_EINVAL, "input must have either \"blob\" or \"url\"");
+    if ((blob != NULL) + (url != NULL) + (rows != NULL) != 1) {
+        rc = sp_err_set(err, SP_EINVAL, "input must have one of \"blob\", \"url\" or \"inline\"");
         goto out;
     }
-    if (blob != NULL) {
+    if (rows != NULL) {
+        if (!json_is_string(rows)) {
+            rc = sp_err_set(err, SP_EINVAL, "input.inline must be a string");
+            goto out;
+        }
+        in->inline_len = json_string_length(rows);
+        in->inline_rows = sp_strndup(json_string_value(rows), in->inline_len);
+        if (in->inline_rows == NULL)
+            rc = sp_err_set(err, SP_ENOMEM, "out of memory");
+    } else if (blob != NULL) {
         if (!json_is_string(blob) || !sp_blob_name_valid(json_string_value(blob))) {
             rc = sp_err_set(err, SP_EINVAL, "input.blob must be a blob name");
             goto out;
@@ -102,10 +124,13 @@ static int sp__parse_input(const char *json, sp__input *in, sp_err *err)
         }
         snprintf(in->url, sizeof in->url, "%s", json_string_value(url));
     }
-    if (!json_is_string(fmt) || sp_dataset_format_parse(json_string_value(fmt), &in->format) < 0)
+    if (rc == 0 && (!json_is_string(fmt) ||
+                    sp_dataset_format_parse(json_string_value(fmt), &in->format) < 0))
         rc = sp_err_set(err, SP_EINVAL, "input.format must be \"csv\", \"ndjson\" or \"json\"");
 out:
     json_decref(root);
+    if (rc < 0)
+        sp__input_free(in);
     return rc;
 }
 
@@ -116,11 +141,40 @@ static int sp__stopped(sp_job_ctx *ctx, int rc)
     return reason ? reason : rc;
 }
 
-/* Open the dataset: the uploaded blob, or source_url (fetched on the first attempt into
- * the blob "source", which later attempts reuse). */
+/* An inline dataset as a file descriptor (an anonymous memory file), so it is read
+ * like any other. */
+static int sp__open_inline(sp_job_ctx *ctx, const sp__input *in, int *fd)
+{
+    int f = memfd_create("spool-dataset", MFD_CLOEXEC);
+    size_t off = 0;
+    while (f >= 0 && off < in->inline_len) {
+        ssize_t n = write(f, in->inline_rows + off, in->inline_len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            close(f);
+            f = -1;
+            break;
+        }
+        off += (size_t)n;
+    }
+    if (f < 0 || lseek(f, 0, SEEK_SET) < 0) {
+        if (f >= 0)
+            close(f);
+        return sp_job_ctx_fail(ctx, SP_EIO, true, "io_error",
+                               "cannot hold the inline dataset: %s", strerror(errno));
+    }
+    *fd = f;
+    return 0;
+}
+
+/* Open the dataset: inline rows, the uploaded blob, or source_url (fetched on the first
+ * attempt into the blob "source", which later attempts reuse). */
 static int sp__open_input(sp_job_ctx *ctx, const sp_pdfjob_config *c, const sp__input *in,
                           int *fd)
 {
+    if (in->inline_rows)
+        return sp__open_inline(ctx, in, fd);
     const sp_job *job = sp_job_ctx_job(ctx);
     sp_blobs *blobs = sp_job_ctx_blobs(ctx);
     sp_err err;
@@ -194,6 +248,7 @@ int sp_pdfjob_handle(sp_job_ctx *ctx, void *userdata, int slot)
     }
     int fd = -1;
     int rc = sp__open_input(ctx, c, &in, &fd);
+    sp__input_free(&in); /* inline rows now live in fd */
     if (rc < 0) {
         sp_export_params_free(&params);
         return rc;
