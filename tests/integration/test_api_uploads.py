@@ -285,8 +285,10 @@ def test_blob_gc_removes_files_of_vanished_jobs(ctx):
     api = ApiServer(suite, ctx["redis"], {"SPOOL_GC_INTERVAL": "1s", "SPOOL_GC_MIN_AGE": "1h",
                                           "SPOOL_KEY_PREFIX": "gc:"}, name="gc")
     try:
-        kept = export(api).json()["id"]
-        gone = export(api).json()["id"]
+        # CSV bodies always go to the blob store (small inline rows do not).
+        csv = {"Content-Type": "text/csv"}
+        kept = api.http.post("/v1/exports?title=t", b"a\n1\n", headers=csv).json()["id"]
+        gone = api.http.post("/v1/exports?title=t", b"a\n1\n", headers=csv).json()["id"]
         ctx["redis"].cli("DEL", f"gc:job:{gone}")  # as if it had expired
         old = time.time() - 7200
         for jid in (kept, gone):
