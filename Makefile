@@ -55,6 +55,9 @@ include tests/tests.mk
 
 all: $(ALL_BINS)
 
+# Every benchmark, one after the other (each prints its own comparison).
+bench: bench-queue bench-api bench-video bench-pdf
+
 deps:
 	@sh scripts/deps.sh
 

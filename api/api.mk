@@ -63,7 +63,6 @@ TEST_BINS += $(FUZZ_BINS)
 bench-api: $(BIN)/spool-api
 	@SPOOL_BIN_DIR=$(abspath $(BIN)) python3 tests/bench/bench_api.py
 
-bench: bench-api
 
 # A worker the integration tests drive over stdin (built with the tests, not installed).
 API_TEST_WORKER := $(O)/api/api-test-worker
