@@ -52,6 +52,19 @@ void api_submit_hash(api_req *r, const void *data, size_t n)
         sp_sha256_update(&r->fp, data, n);
 }
 
+int api_submit_check_length(api_req *r, int64_t limit)
+{
+    const char *cl = api_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    int64_t len;
+    if (cl && sp_parse_i64(cl, 0, INT64_MAX, &len) == 0 && len > limit) {
+        api_reply_error(r, API_E_TOO_LARGE, "the body (%lld bytes) is larger than the limit of "
+                                            "%lld bytes",
+                        (long long)len, (long long)limit);
+        return -1;
+    }
+    return 0;
+}
+
 int api_submit_precheck(api_req *r, const char *type)
 {
     api_server *s = r->srv;

@@ -14,6 +14,10 @@
  * (inline export rows, small bodies) are not, see README ("Durability"). */
 #define API_DURABLE_MIN_BYTES (1024 * 1024)
 
+/* Refuse at once (413) a body whose Content-Length is over limit. Returns 0, or -1
+ * when the answer has been queued. */
+int api_submit_check_length(api_req *r, int64_t limit);
+
 /* Read the Idempotency-Key header and start the fingerprint over the method, path,
  * media type and query string. Replies 422 (and returns MHD_NO... see below) for a bad
  * key. Returns 0, or -1 when it replied. */

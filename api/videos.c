@@ -164,12 +164,8 @@ enum MHD_Result api_videos_begin(api_req *r)
         return api_reply_error(r, API_E_MEDIA_TYPE, "Content-Type must be %s, not %s",
                                api__video_types, r->media.type);
     }
-    const char *cl = api_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    int64_t len;
-    if (cl && sp_parse_i64(cl, 0, INT64_MAX, &len) == 0 && len > limit)
-        return api_reply_error(r, API_E_TOO_LARGE, "the body (%lld bytes) is larger than the "
-                                                   "limit of %lld bytes",
-                               (long long)len, (long long)limit);
+    if (api_submit_check_length(r, limit) < 0)
+        return api_replied(r);
     api_video_state *st = sp_calloc(1, sizeof *st);
     if (st == NULL)
         return api_reply_error(r, API_E_INTERNAL, "out of memory");

@@ -742,6 +742,7 @@ def test_failed_job_is_retried_from_the_dead_letter_list(ctx):
 def test_list_jobs_with_filters(ctx):
     api = ctx["api"]
     a = export(api).json()
+    time.sleep(0.005)  # the order is by creation millisecond
     b = export(api).json()
     r = api.http.get("/v1/jobs?type=pdf.export&limit=2")
     eq(r.status, 200)
