@@ -1080,6 +1080,39 @@ static void test_metadata_annotation_is_fenced(void **state)
     sp_queue_close(q);
 }
 
+static void test_password_and_database_in_the_url(void **state)
+{
+    (void)state;
+    sp_test_redis r;
+    assert_int_equal(sp_test_redis_start(&r, 0), 0);
+    assert_string_equal(sp_test_redis_cli(&r, "CONFIG SET requirepass 's3cr%%t'"), "OK");
+    char good[160], bad[160];
+    snprintf(good, sizeof good, "redis://:s3cr%%25t@127.0.0.1:%d/2", r.port);
+    snprintf(bad, sizeof bad, "redis://:wrong@127.0.0.1:%d/2", r.port);
+    sp_err err;
+    sp_queue *q = sp_queue_open(good, prefix, &err);
+    assert_non_null(q);
+    char id[SP_ID_LEN + 1];
+    sp_id_new(id);
+    sp_enqueue e = {id, "test.noop", "auth", 3, 100, 1000, false, NULL, NULL, NULL, NULL, 0, 0};
+    assert_int_equal(sp_queue_enqueue(q, &e, NULL, &err), 0);
+    /* The job is in database 2, not 0. */
+    const char *n = sp_test_redis_cli(&r, "-a 's3cr%%t' --no-auth-warning -n 2 EXISTS %sjob:%s",
+                                      prefix, id);
+    assert_string_equal(n, "1");
+    n = sp_test_redis_cli(&r, "-a 's3cr%%t' --no-auth-warning -n 0 EXISTS %sjob:%s", prefix, id);
+    assert_string_equal(n, "0");
+    sp_queue *wrong = sp_queue_open(bad, prefix, &err);
+    assert_non_null(wrong);
+    assert_int_not_equal(sp_queue_ping(wrong, &err), 0);
+    if (strstr(err.msg, "WRONGPASS") == NULL && strstr(err.msg, "invalid") == NULL)
+        fail_msg("unexpected message for a wrong password: %s", err.msg);
+    sp_queue_close(wrong);
+    sp_queue_close(q);
+    sp_test_redis_cli(&r, "-a 's3cr%%t' --no-auth-warning CONFIG SET requirepass ''");
+    sp_test_redis_destroy(&r);
+}
+
 static void test_prefetch_claims_ahead_and_gives_back(void **state)
 {
     (void)state;
@@ -1165,6 +1198,7 @@ int main(void)
         cmocka_unit_test_setup(test_events_report_job_changes, setup_test),
         cmocka_unit_test_setup(test_metadata_annotation_is_fenced, setup_test),
         cmocka_unit_test_setup(test_prefetch_claims_ahead_and_gives_back, setup_test),
+        cmocka_unit_test_setup(test_password_and_database_in_the_url, setup_test),
     };
     return cmocka_run_group_tests_name("queue", tests, group_setup, group_teardown);
 }
