@@ -24,6 +24,16 @@ SANITIZED = os.environ.get("SPOOL_SANITIZED") == "1"
 _live = []
 
 
+def _die_with_parent():
+    """In a child before exec: get SIGTERM when the test process dies, even by SIGKILL,
+    so no server outlives its test."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -67,7 +77,7 @@ class Redis:
                 ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                  "--dir", self.dir, "--save", "", "--appendonly", "yes" if self.aof else "no",
                  "--maxmemory-policy", "noeviction", "--logfile", os.path.join(self.dir, "redis.log")],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
             try:
                 wait_until(lambda: self.proc.poll() is not None or self.ping(), 10, what="redis")
                 if self.proc.poll() is None:
@@ -114,7 +124,7 @@ class Proc:
         full_env = dict(os.environ)
         full_env.update(env or {})
         self.proc = subprocess.Popen(argv, env=full_env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         _live.append(self)
 
     @property
