@@ -554,54 +554,57 @@ out:
 
 /* ---- cancel, retry ------------------------------------------------------------------ */
 
-int ctl_cmd_cancel(ctl_client *c)
+/* Send METHOD to the job's path + suffix (cancel, retry). On 0, *job is the job the
+ * server answered with (caller decrefs) and *status its HTTP status. */
+static int ctl__job_action(ctl_client *c, const char *method, const char *suffix,
+                           const char *verb, json_t **job, long *status)
 {
     const char *id = c->o->target;
     char path[96], what[64];
-    ctl__job_path(path, sizeof path, id, "");
-    snprintf(what, sizeof what, "cancel job %s", id);
+    ctl__job_path(path, sizeof path, id, suffix);
+    snprintf(what, sizeof what, "%s job %s", verb, id);
     ctl_request rq;
-    ctl_request_init(&rq, "DELETE", path);
+    ctl_request_init(&rq, method, path);
     rq.timeout_ms = 60000;
     ctl_response resp;
     ctl_response_init(&resp);
+    int rc = ctl_client_call(c, &rq, &resp, job, what);
+    *status = resp.status;
+    ctl_response_free(&resp);
+    return rc;
+}
+
+int ctl_cmd_cancel(ctl_client *c)
+{
     json_t *job;
-    int rc = ctl_client_call(c, &rq, &resp, &job, what);
+    long status;
+    int rc = ctl__job_action(c, "DELETE", "", "cancel", &job, &status);
     if (rc == 0) {
         if (c->o->json)
             rc = ctl_client_print_json(c, job);
         else if (!c->o->quiet)
-            fprintf(c->out, resp.status == 202 ? "%s: cancel requested (its worker stops it within a "
-                                                 "second)\n"
-                                               : "%s: cancelled\n",
-                    id);
+            fprintf(c->out, status == 202 ? "%s: cancel requested (its worker stops it within a "
+                                            "second)\n"
+                                          : "%s: cancelled\n",
+                    c->o->target);
         json_decref(job);
     }
-    ctl_response_free(&resp);
     return rc;
 }
 
 int ctl_cmd_retry(ctl_client *c)
 {
-    const char *id = c->o->target;
-    char path[96], what[64];
-    ctl__job_path(path, sizeof path, id, "/retry");
-    snprintf(what, sizeof what, "retry job %s", id);
-    ctl_request rq;
-    ctl_request_init(&rq, "POST", path);
-    rq.timeout_ms = 60000;
-    ctl_response resp;
-    ctl_response_init(&resp);
     json_t *job;
-    int rc = ctl_client_call(c, &rq, &resp, &job, what);
+    long status;
+    int rc = ctl__job_action(c, "POST", "/retry", "retry", &job, &status);
     if (rc == 0) {
         if (c->o->json)
             rc = ctl_client_print_json(c, job);
         else if (!c->o->quiet)
-            fprintf(c->out, "%s: %s again, attempts start over\n", id, ctl_job_state(job));
+            fprintf(c->out, "%s: %s again, attempts start over\n", c->o->target,
+                    ctl_job_state(job));
         json_decref(job);
     }
-    ctl_response_free(&resp);
     return rc;
 }
 
