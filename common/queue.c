@@ -206,69 +206,133 @@ static int sp__enq_build(sp_queue *q, const sp_enqueue *e, sp__enq_call *c, sp_e
 }
 
 /* A plain enqueue (no idempotency key, no length limit) needs no check, so it runs as
- * MULTI/EXEC instead of a script: the record and the queue entry still appear together
- * or not at all, at a third of a script's cost in Redis. Its times come from this
- * host's clock. Appends MULTI, HSET, push, ZADD, HINCRBY, SADD, EXEC; 7 replies. */
-#define SP_ENQ_MULTI_REPLIES 7
+ * MULTI/EXEC instead of a script: the records and the queue entries still appear
+ * together or not at all, at a fraction of a script's cost in Redis. Its times come
+ * from this host's clock. A run of plain enqueues shares one transaction: one HSET per
+ * record, then one push per (queue, end) with every id in order, one ZADD to the index,
+ * one HINCRBY per queue and one SADD. */
+#define SP_ENQ_BATCH 128
 
 static bool sp__enq_plain(const sp_enqueue *e)
 {
     return e->idem_key == NULL && e->queue_limit <= 0;
 }
 
-static int sp__enq_append_multi(sp_queue *q, const sp_enqueue *e, const sp__enq_call *c,
-                                sp_err *err)
+/* The queues of a batch, each with its pushes to either end of its ready list. */
+typedef struct sp__enq_group {
+    const char *queue;
+    size_t pushed[2], enqueued; /* [0] LPUSH (normal), [1] RPUSH (high priority) */
+} sp__enq_group;
+
+static sp__enq_group *sp__enq_group_of(sp__enq_group *g, size_t *ng, const char *queue)
+{
+    for (size_t i = 0; i < *ng; i++)
+        if (strcmp(g[i].queue, queue) == 0)
+            return &g[i];
+    g[*ng] = (sp__enq_group){queue, {0, 0}, 0};
+    return &g[(*ng)++];
+}
+
+/* Append one transaction enqueueing e[0..m) (all plain, already validated by
+ * sp__enq_build, m <= SP_ENQ_BATCH); *nreplies is how many replies it will produce. */
+static int sp__enq_append_batch(sp_queue *q, const sp_enqueue *e, size_t m,
+                                const sp__enq_call *calls, size_t *nreplies, sp_err *err)
 {
     char now[24];
     snprintf(now, sizeof now, "%lld", (long long)sp_now_ms());
-    const char *multi[] = {"MULTI"};
-    const char *hset[2 + 2 * 12];
-    int n = 0;
-    hset[n++] = "HSET";
-    hset[n++] = c->keys[0];
-    hset[n++] = "queue";
-    hset[n++] = e->queue;
-    hset[n++] = "state";
-    hset[n++] = "queued";
-    hset[n++] = "version";
-    hset[n++] = "1";
-    hset[n++] = "created_at";
-    hset[n++] = now;
-    for (int i = 6; i < c->nargs; i++) /* the field, value pairs */
-        hset[n++] = c->args[i];
-    const char *push[] = {e->high_priority ? "RPUSH" : "LPUSH", c->keys[1], e->id};
-    const char *zadd[] = {"ZADD", c->keys[2], now, e->id};
-    const char *incr[] = {"HINCRBY", c->keys[3], "enqueued", "1"};
-    const char *sadd[] = {"SADD", c->keys[4], e->queue};
-    const char *exec[] = {"EXEC"};
-    int rc = sp_redis_append(q->r, err, 1, multi, NULL);
-    if (rc == 0)
+    const char *one[2 + 2 * SP_ENQ_BATCH];
+    sp__enq_group groups[SP_ENQ_BATCH];
+    size_t ng = 0, sent = 0;
+    one[0] = "MULTI";
+    int rc = sp_redis_append(q->r, err, 1, one, NULL);
+    sent++;
+    for (size_t i = 0; i < m && rc == 0; i++, sent++) {
+        const sp__enq_call *c = &calls[i];
+        const char *hset[2 + 2 * 12];
+        int n = 0;
+        hset[n++] = "HSET";
+        hset[n++] = c->keys[0];
+        hset[n++] = "queue";
+        hset[n++] = e[i].queue;
+        hset[n++] = "state";
+        hset[n++] = "queued";
+        hset[n++] = "version";
+        hset[n++] = "1";
+        hset[n++] = "created_at";
+        hset[n++] = now;
+        for (int a = 6; a < c->nargs; a++) /* the field, value pairs */
+            hset[n++] = c->args[a];
         rc = sp_redis_append(q->r, err, n, hset, NULL);
-    if (rc == 0)
-        rc = sp_redis_append(q->r, err, 3, push, NULL);
-    if (rc == 0)
-        rc = sp_redis_append(q->r, err, 4, zadd, NULL);
-    if (rc == 0)
+        sp__enq_group *g = sp__enq_group_of(groups, &ng, e[i].queue);
+        g->pushed[e[i].high_priority ? 1 : 0]++;
+        g->enqueued++;
+    }
+    for (size_t gi = 0; gi < ng && rc == 0; gi++) {
+        for (int end = 0; end < 2 && rc == 0; end++) {
+            if (groups[gi].pushed[end] == 0)
+                continue;
+            sp_key k;
+            int n = 0;
+            one[n++] = end ? "RPUSH" : "LPUSH";
+            one[n++] = sp__key_q(&k, q->prefix, groups[gi].queue, "ready");
+            for (size_t i = 0; i < m; i++)
+                if ((e[i].high_priority ? 1 : 0) == end && strcmp(e[i].queue, groups[gi].queue) == 0)
+                    one[n++] = e[i].id;
+            rc = sp_redis_append(q->r, err, n, one, NULL);
+            sent++;
+        }
+    }
+    if (rc == 0) {
+        sp_key k;
+        int n = 0;
+        one[n++] = "ZADD";
+        one[n++] = sp__key(&k, q->prefix, "jobs");
+        for (size_t i = 0; i < m; i++) {
+            one[n++] = now;
+            one[n++] = e[i].id;
+        }
+        rc = sp_redis_append(q->r, err, n, one, NULL);
+        sent++;
+    }
+    for (size_t gi = 0; gi < ng && rc == 0; gi++, sent++) {
+        sp_key k;
+        char count[24];
+        snprintf(count, sizeof count, "%zu", groups[gi].enqueued);
+        const char *incr[] = {"HINCRBY", sp__key_q(&k, q->prefix, groups[gi].queue, "stats"),
+                              "enqueued", count};
         rc = sp_redis_append(q->r, err, 4, incr, NULL);
-    if (rc == 0)
-        rc = sp_redis_append(q->r, err, 3, sadd, NULL);
-    if (rc == 0)
-        rc = sp_redis_append(q->r, err, 1, exec, NULL);
+    }
+    if (rc == 0) {
+        sp_key k;
+        int n = 0;
+        one[n++] = "SADD";
+        one[n++] = sp__key(&k, q->prefix, "queues");
+        for (size_t gi = 0; gi < ng; gi++)
+            one[n++] = groups[gi].queue;
+        rc = sp_redis_append(q->r, err, n, one, NULL);
+        sent++;
+    }
+    if (rc == 0) {
+        one[0] = "EXEC";
+        rc = sp_redis_append(q->r, err, 1, one, NULL);
+        sent++;
+    }
+    *nreplies = sent;
     return rc;
 }
 
-/* Read a MULTI/EXEC enqueue's replies: 0 when EXEC ran every command. */
-static int sp__enq_read_multi(sp_queue *q, sp_err *err)
+/* Read a batch's replies: 0 when EXEC ran every command. */
+static int sp__enq_read_batch(sp_queue *q, size_t nreplies, sp_err *err)
 {
     int rc = 0;
-    for (int i = 0; i < SP_ENQ_MULTI_REPLIES; i++) {
+    for (size_t i = 0; i < nreplies; i++) {
         redisReply *rep;
         int r = sp_redis_read(q->r, &rep, err);
         if (r == SP_EREDIS)
             return r;
         if (r < 0 && rc == 0)
             rc = r;
-        if (r == 0 && i == SP_ENQ_MULTI_REPLIES - 1 && rep->type != REDIS_REPLY_ARRAY)
+        if (r == 0 && i == nreplies - 1 && rep->type != REDIS_REPLY_ARRAY)
             rc = sp_err_set(err, SP_EPROTO, "enqueue: the transaction was aborted");
         sp_redis_reply_free(rep);
     }
@@ -304,8 +368,9 @@ int sp_queue_enqueue(sp_queue *q, const sp_enqueue *e, char existing_id[SP_ID_LE
     if (rc < 0)
         return rc;
     if (sp__enq_plain(e)) {
-        rc = sp__enq_append_multi(q, e, &c, err);
-        return rc < 0 ? rc : sp__enq_read_multi(q, err);
+        size_t nreplies;
+        rc = sp__enq_append_batch(q, e, 1, &c, &nreplies, err);
+        return rc < 0 ? rc : sp__enq_read_batch(q, nreplies, err);
     }
     redisReply *rep;
     rc = sp_redis_eval(q->r, SP_LUA_ENQUEUE, c.nkeys, c.keys, c.nargs, c.args, NULL, &rep, err);
@@ -316,27 +381,65 @@ int sp_queue_enqueue(sp_queue *q, const sp_enqueue *e, char existing_id[SP_ID_LE
     return rc;
 }
 
+/* What enqueue_many sent in one go: a transaction of plain enqueues, or one script. */
+typedef struct sp__enq_seg {
+    size_t first, count, nreplies;
+    bool batch;
+} sp__enq_seg;
+
 int sp_queue_enqueue_many(sp_queue *q, const sp_enqueue *e, size_t n, int *results,
                           sp_err *err)
 {
-    size_t sent = 0;
-    int rc = 0;
-    for (; sent < n; sent++) {
-        sp__enq_call c;
-        rc = sp__enq_build(q, &e[sent], &c, err);
-        if (rc == 0 && sp__enq_plain(&e[sent]))
-            rc = sp__enq_append_multi(q, &e[sent], &c, err);
-        else if (rc == 0)
-            rc = sp_redis_append_eval(q->r, SP_LUA_ENQUEUE, c.nkeys, c.keys, c.nargs, c.args,
-                                      NULL, err);
-        if (rc < 0)
-            break;
+    sp__enq_call *calls = sp_malloc(SP_ENQ_BATCH * sizeof *calls);
+    sp__enq_seg *segs = sp_malloc((n ? n : 1) * sizeof *segs);
+    if (calls == NULL || segs == NULL) {
+        sp_free(calls);
+        sp_free(segs);
+        for (size_t j = 0; j < n; j++)
+            results[j] = SP_ENOMEM;
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
     }
-    for (size_t i = 0; i < sent; i++) {
+    /* Send everything, then read: one round trip for the lot. A job that fails
+     * validation stops the sending; it and every job after it get its error. */
+    size_t sent = 0, nseg = 0;
+    int rc = 0;
+    while (sent < n && rc == 0) {
+        sp__enq_seg *sg = &segs[nseg];
+        if (!sp__enq_plain(&e[sent])) {
+            rc = sp__enq_build(q, &e[sent], &calls[0], err);
+            if (rc == 0)
+                rc = sp_redis_append_eval(q->r, SP_LUA_ENQUEUE, calls[0].nkeys, calls[0].keys,
+                                          calls[0].nargs, calls[0].args, NULL, err);
+            if (rc == 0) {
+                *sg = (sp__enq_seg){sent, 1, 1, false};
+                sent++;
+                nseg++;
+            }
+            continue;
+        }
+        size_t m = 0;
+        while (sent + m < n && m < SP_ENQ_BATCH && sp__enq_plain(&e[sent + m]) &&
+               (rc = sp__enq_build(q, &e[sent + m], &calls[m], err)) == 0)
+            m++;
+        int invalid = rc; /* job sent + m failed validation */
+        if (m > 0) {
+            size_t nreplies = 0;
+            rc = sp__enq_append_batch(q, &e[sent], m, calls, &nreplies, err);
+            if (rc < 0)
+                continue;
+            *sg = (sp__enq_seg){sent, m, nreplies, true};
+            sent += m;
+            nseg++;
+        }
+        rc = invalid;
+    }
+    bool lost = false;
+    for (size_t si = 0; si < nseg && !lost; si++) {
+        const sp__enq_seg *sg = &segs[si];
         sp_err one;
         int r;
-        if (sp__enq_plain(&e[i])) {
-            r = sp__enq_read_multi(q, &one);
+        if (sg->batch) {
+            r = sp__enq_read_batch(q, sg->nreplies, &one);
         } else {
             redisReply *rep;
             r = sp_redis_read(q->r, &rep, &one);
@@ -345,16 +448,20 @@ int sp_queue_enqueue_many(sp_queue *q, const sp_enqueue *e, size_t n, int *resul
             sp_redis_reply_free(rep);
         }
         if (r == SP_EREDIS) {
-            for (size_t j = i; j < n; j++)
+            for (size_t j = sg->first; j < n; j++)
                 results[j] = SP_EREDIS;
             if (err)
                 *err = one;
-            return SP_EREDIS;
+            rc = SP_EREDIS;
+            lost = true;
         }
-        results[i] = r;
+        for (size_t j = sg->first; j < sg->first + sg->count && !lost; j++)
+            results[j] = r;
     }
-    for (size_t j = sent; j < n; j++)
+    for (size_t j = sent; j < n && !lost; j++)
         results[j] = rc;
+    sp_free(calls);
+    sp_free(segs);
     return rc;
 }
 

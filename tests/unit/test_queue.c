@@ -936,6 +936,75 @@ static void test_multi_queue_wait_takes_first_arrival(void **state)
     sp_queue_close(q);
 }
 
+/* enqueue_many sends runs of plain enqueues as one transaction each: every job still
+ * gets its own result, each queue keeps its order (high priority at the front, LIFO
+ * as for single enqueues), an idempotent enqueue in the middle goes through its script,
+ * and a job that fails validation stops the call there. */
+static void test_enqueue_many_batches_keep_order_and_results(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    enum { N = 300, IDEM = 150, BAD = 280 };
+    static sp_enqueue e[N];
+    static char ids[N][SP_ID_LEN + 1];
+    int results[N];
+    const char *want[2][N]; /* per queue, the order consumers must see */
+    int nwant[2] = {0, 0}, nhigh[2] = {0, 0};
+    for (int i = 0; i < N; i++) {
+        sp_id_new(ids[i]);
+        int qi = i % 3 == 0;
+        e[i] = (sp_enqueue){ids[i], i == BAD ? "" : "test.noop", qi ? "mb" : "ma", 3, 100,
+                            1000, i % 7 == 0, NULL, NULL, NULL, NULL, 0, 0};
+        if (i == IDEM) {
+            e[i].idem_key = "batch-key";
+            e[i].fingerprint = "fp";
+        }
+    }
+    sp_err err;
+    assert_int_equal(sp_queue_enqueue_many(q, e, N, results, &err), SP_EINVAL);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(results[i], i < BAD ? 0 : SP_EINVAL);
+    /* Expected order: high-priority jobs newest first, then the rest oldest first. */
+    for (int qi = 0; qi < 2; qi++) {
+        for (int i = BAD - 1; i >= 0; i--)
+            if ((i % 3 == 0) == qi && e[i].high_priority)
+                want[qi][nwant[qi]++] = ids[i], nhigh[qi]++;
+        for (int i = 0; i < BAD; i++)
+            if ((i % 3 == 0) == qi && !e[i].high_priority)
+                want[qi][nwant[qi]++] = ids[i];
+    }
+    const char *names[] = {"ma", "mb"};
+    for (int qi = 0; qi < 2; qi++) {
+        sp_queue_stat s;
+        assert_int_equal(sp_queue_stat_one(q, names[qi], &s, &err), 0);
+        assert_int_equal(s.enqueued, nwant[qi]);
+        assert_int_equal(s.ready, nwant[qi]);
+        const char *queues[] = {names[qi]};
+        sp_consumer *c = open_consumer(R.url, "w", queues, 1, 30000);
+        sp_job job;
+        for (int k = 0; k < nwant[qi]; k++) {
+            assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
+            assert_string_equal(job.id, want[qi][k]);
+            assert_string_equal(job.queue, names[qi]);
+            assert_int_equal(job.state, SP_STATE_RUNNING);
+            assert_true(job.created_at > 0);
+            finish_ok(c, &job, false);
+            sp_job_clear(&job);
+        }
+        assert_int_equal(sp_consumer_next(c, 100, &job, &err), SP_ETIMEDOUT);
+        sp_consumer_free(c);
+    }
+    assert_true(nhigh[0] > 0 && nhigh[1] > 0);
+    /* The idempotent one was recorded under its key; the rejected ones not at all. */
+    char existing[SP_ID_LEN + 1];
+    assert_int_equal(sp_queue_idem_lookup(q, "batch-key", existing, &err), 1);
+    assert_string_equal(existing, ids[IDEM]);
+    sp_job gone;
+    assert_int_equal(sp_queue_get(q, ids[BAD + 1], &gone, &err), SP_ENOTFOUND);
+    sp_job_clear(&gone);
+    sp_queue_close(q);
+}
+
 static void test_high_priority_jumps_the_queue(void **state)
 {
     (void)state;
@@ -1191,6 +1260,7 @@ int main(void)
         cmocka_unit_test_setup(test_finished_job_expires_after_retention, setup_test),
         cmocka_unit_test_setup(test_dead_worker_claimed_job_goes_back, setup_test),
         cmocka_unit_test_setup(test_multi_queue_wait_takes_first_arrival, setup_test),
+        cmocka_unit_test_setup(test_enqueue_many_batches_keep_order_and_results, setup_test),
         cmocka_unit_test_setup(test_high_priority_jumps_the_queue, setup_test),
         cmocka_unit_test_setup(test_release_gives_job_back_without_counting_attempt,
                                setup_test),
