@@ -170,6 +170,7 @@ enum MHD_Result api_submit(api_req *r, const char *type, const char *params, con
     char fp[65];
     if (r->idem)
         sp_sha256_hex(&r->fp, fp);
+    int64_t now = sp_now_ms();
     sp_enqueue e = {
         .id = r->id,
         .type = type,
@@ -184,8 +185,8 @@ enum MHD_Result api_submit(api_req *r, const char *type, const char *params, con
         .fingerprint = r->idem ? fp : NULL,
         .queue_limit = s->cfg->queue_limit,
         .idem_ttl_ms = s->cfg->idem_ttl_ms,
+        .created_at = now,
     };
-    int64_t now = sp_now_ms();
     sp_queue *q = api_queue(r, &err);
     char existing[SP_ID_LEN + 1] = "";
     int rc = q ? sp_queue_enqueue(q, &e, existing, &err) : err.code;

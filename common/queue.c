@@ -137,7 +137,7 @@ typedef struct sp__enq_call {
     int nkeys;
     const char *args[SP_ENQ_ARGS];
     int nargs;
-    char limit[24], ttl[24], maxatt[24], base[24], cap[24];
+    char limit[24], ttl[24], maxatt[24], base[24], cap[24], created[24];
 } sp__enq_call;
 
 static int sp__enq_build(sp_queue *q, const sp_enqueue *e, sp__enq_call *c, sp_err *err)
@@ -174,6 +174,8 @@ static int sp__enq_build(sp_queue *q, const sp_enqueue *e, sp__enq_call *c, sp_e
     snprintf(c->base, sizeof c->base, "%lld", (long long)(e->retry_base_ms > 0 ? e->retry_base_ms : 1000));
     snprintf(c->cap, sizeof c->cap, "%lld",
              (long long)(e->retry_cap_ms > 0 ? e->retry_cap_ms : 300000));
+    snprintf(c->created, sizeof c->created, "%lld",
+             (long long)(e->created_at > 0 ? e->created_at : sp_now_ms()));
     int n = 0;
     c->args[n++] = e->id;
     c->args[n++] = e->queue;
@@ -181,6 +183,7 @@ static int sp__enq_build(sp_queue *q, const sp_enqueue *e, sp__enq_call *c, sp_e
     c->args[n++] = e->high_priority ? "high" : "normal";
     c->args[n++] = c->ttl;
     c->args[n++] = e->fingerprint ? e->fingerprint : "";
+    c->args[n++] = c->created;
     c->args[n++] = "type";
     c->args[n++] = e->type;
     c->args[n++] = "max_attempts";
@@ -207,8 +210,7 @@ static int sp__enq_build(sp_queue *q, const sp_enqueue *e, sp__enq_call *c, sp_e
 
 /* A plain enqueue (no idempotency key, no length limit) needs no check, so it runs as
  * MULTI/EXEC instead of a script: the records and the queue entries still appear
- * together or not at all, at a fraction of a script's cost in Redis. Its times come
- * from this host's clock. A run of plain enqueues shares one transaction: one HSET per
+ * together or not at all, at a fraction of a script's cost in Redis. A run of plain enqueues shares one transaction: one HSET per
  * record, then one push per (queue, end) with every id in order, one ZADD to the index,
  * one HINCRBY per queue and one SADD. */
 #define SP_ENQ_BATCH 128
@@ -238,8 +240,6 @@ static sp__enq_group *sp__enq_group_of(sp__enq_group *g, size_t *ng, const char 
 static int sp__enq_append_batch(sp_queue *q, const sp_enqueue *e, size_t m,
                                 const sp__enq_call *calls, size_t *nreplies, sp_err *err)
 {
-    char now[24];
-    snprintf(now, sizeof now, "%lld", (long long)sp_now_ms());
     const char *one[2 + 2 * SP_ENQ_BATCH];
     sp__enq_group groups[SP_ENQ_BATCH];
     size_t ng = 0, sent = 0;
@@ -259,8 +259,8 @@ static int sp__enq_append_batch(sp_queue *q, const sp_enqueue *e, size_t m,
         hset[n++] = "version";
         hset[n++] = "1";
         hset[n++] = "created_at";
-        hset[n++] = now;
-        for (int a = 6; a < c->nargs; a++) /* the field, value pairs */
+        hset[n++] = c->created;
+        for (int a = 7; a < c->nargs; a++) /* the field, value pairs */
             hset[n++] = c->args[a];
         rc = sp_redis_append(q->r, err, n, hset, NULL);
         sp__enq_group *g = sp__enq_group_of(groups, &ng, e[i].queue);
@@ -288,7 +288,7 @@ static int sp__enq_append_batch(sp_queue *q, const sp_enqueue *e, size_t m,
         one[n++] = "ZADD";
         one[n++] = sp__key(&k, q->prefix, "jobs");
         for (size_t i = 0; i < m; i++) {
-            one[n++] = now;
+            one[n++] = calls[i].created;
             one[n++] = e[i].id;
         }
         rc = sp_redis_append(q->r, err, n, one, NULL);

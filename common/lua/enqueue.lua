@@ -2,9 +2,10 @@
 -- KEYS: 1 job hash, 2 ready list, 3 jobs index, 4 queue stats, 5 queue set,
 --       6 idempotency key (optional)
 -- ARGV: 1 id, 2 queue, 3 length limit (0: none), 4 priority (high|normal),
---       5 idempotency ttl ms, 6 request fingerprint, 7.. field, value pairs
+--       5 idempotency ttl ms, 6 request fingerprint, 7 created_at (ms, the producer's
+--       clock, as for plain enqueues), 8.. field, value pairs
 -- Returns {'ok', id} | {'exists', id} | {'conflict', id} | {'full', length}
-local now = now_ms()
+local now = ARGV[7]
 if KEYS[6] then
   local v = redis.call('GET', KEYS[6])
   if v then
@@ -21,7 +22,7 @@ if limit > 0 then
 end
 -- Fields left out (attempts, progress...) read as zero; the id is the key's.
 redis.call('HSET', KEYS[1], 'queue', ARGV[2], 'state', 'queued', 'version', 1,
-  'created_at', now, unpack(ARGV, 7))
+  'created_at', now, unpack(ARGV, 8))
 if ARGV[4] == 'high' then
   redis.call('RPUSH', KEYS[2], ARGV[1])
 else

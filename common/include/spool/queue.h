@@ -45,6 +45,7 @@ typedef struct sp_enqueue {
     const char *fingerprint;   /* digest of the request, required with idem_key */
     int64_t queue_limit;       /* reject past this many ready jobs; 0: no limit */
     int64_t idem_ttl_ms;       /* how long the idempotency key is remembered */
+    int64_t created_at;        /* ms since the epoch; 0: now, by this host's clock */
 } sp_enqueue;
 
 /* Record the job and queue it in one step.
