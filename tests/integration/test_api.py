@@ -389,6 +389,11 @@ def test_json_over_the_limit_is_413(ctx):
     s.close()
     eq(status, 413)
     eq(json.loads(body)["error"]["code"], "payload_too_large")
+    # /v1/videos has its own JSON path (a source_url request): the same limit.
+    r = api.http.post("/v1/videos", json.dumps({"source_url": "http://127.0.0.1/" + "a" * 300000}),
+                      headers={"Content-Type": "application/json"})
+    eq(r.status, 413)
+    eq(r.json()["error"]["code"], "payload_too_large")
 
 
 # ---- videos -------------------------------------------------------------------------------
@@ -877,6 +882,43 @@ def test_redis_down_is_503_with_retry_after_and_no_partial_state(ctx):
     finally:
         eq(api.stop(), 0)
         redis.destroy()
+
+
+@suite.test
+def test_storage_gone_is_503_on_readyz_and_uploads_with_no_job_left(ctx):
+    api = ApiServer(suite, ctx["redis"], {"SPOOL_KEY_PREFIX": "st:"}, name="storage")
+    away = api.data + ".away"
+    try:
+        eq(api.http.get("/readyz").status, 200)
+        # Root ignores permissions: take the directory away and put a file in its place.
+        os.rename(api.data, away)
+        with open(api.data, "w") as f:
+            f.write("not a directory")
+        r = api.http.get("/readyz")
+        eq(r.status, 503, r.body)
+        eq(r.json()["error"]["code"], "not_ready")
+        assert "data directory" in r.json()["error"]["message"], r.body
+        assert int(r.headers["retry-after"]) > 0
+        big_rows = [{"name": "x" * 100} for _ in range(400)]  # past the inline limit: a file
+        for r in [api.http.post("/v1/videos", os.urandom(10000),
+                                headers={"Content-Type": "video/mp4"}),
+                  export(api, {"title": "t", "rows": big_rows})]:
+            eq(r.status, 503, r.body)
+            eq(r.json()["error"]["code"], "storage_unavailable")
+            assert int(r.headers["retry-after"]) > 0
+        eq(api.redis.cli("KEYS", "st:job:*"), "", "no job recorded")
+        eq(api.http.get("/healthz").status, 200)
+        os.unlink(api.data)
+        os.rename(away, api.data)
+        wait_until(lambda: api.http.get("/readyz").status == 200, 10, what="ready again")
+        eq(api.http.post("/v1/videos", os.urandom(10000),
+                         headers={"Content-Type": "video/mp4"}).status, 202)
+    finally:
+        if os.path.isdir(away):
+            if os.path.isfile(api.data):
+                os.unlink(api.data)
+            os.rename(away, api.data)
+        eq(api.stop(), 0)
 
 
 @suite.test
