@@ -147,6 +147,37 @@ def test_upload_cut_off_halfway_leaves_no_job_and_no_file(ctx):
 
 
 @suite.test
+def test_redis_lost_mid_upload_is_503_and_leaves_no_job_and_no_file(ctx):
+    """Redis answers when the upload starts and is gone when it ends: the job cannot be
+    recorded, so the client gets 503 with Retry-After and the stored body is removed."""
+    redis = Redis(aof=True)
+    api = ApiServer(suite, redis, {"SPOOL_KEY_PREFIX": "mid:"}, name="mid")
+    try:
+        s = connect(api)
+        send_headers(s, "/v1/videos", "video/mp4", 8 * MiB)
+        block = os.urandom(MiB)
+        for _ in range(4):
+            s.sendall(block)
+        wait_until(lambda: stray_files(api), 10, what="the upload to reach the blob store")
+        redis.stop()
+        for _ in range(4):
+            s.sendall(block)
+        status, headers, body = read_response(s)
+        s.close()
+        eq(status, 503, body)
+        import json
+        eq(json.loads(body)["error"]["code"], "redis_unavailable")
+        assert int(headers["retry-after"]) > 0
+        settle(api)
+        eq(stray_files(api), [], "the stored body was removed")
+        redis.start()
+        eq(redis.cli("KEYS", "mid:job:*"), "", "no job recorded")
+    finally:
+        eq(api.stop(), 0)
+        redis.destroy()
+
+
+@suite.test
 def test_413_as_soon_as_a_chunked_upload_passes_the_limit(ctx):
     api = ctx["small"]
     files = stray_files(api)
