@@ -9,7 +9,7 @@
 #include "spool/alloc.h"
 #include "spool/log.h"
 
-#define API_OPTION_COUNT 16
+#define API_OPTION_COUNT 17
 
 int main(int argc, char **argv)
 {
@@ -38,6 +38,10 @@ int main(int argc, char **argv)
          "job type pattern = max_attempts:base:cap, comma-separated (default 3:1s:5m)", 0, 0},
         {"max-connections", "SPOOL_MAX_CONNECTIONS", SP_OPT_INT, &cfg.max_connections, "1024",
          "most connections open at once", 1, 1000000},
+        {"max-connections-per-ip", "SPOOL_MAX_CONNECTIONS_PER_IP", SP_OPT_INT,
+         &cfg.max_connections_per_ip, "0",
+         "most connections open at once from one client address (0: no limit; leave it off "
+         "behind a proxy, where every client has the proxy's address)", 0, 1000000},
         {"conn-timeout", "SPOOL_CONN_TIMEOUT", SP_OPT_DURATION, &cfg.conn_timeout_ms, "30s",
          "close a connection that sends nothing for this long", 1000, day},
         {"threads", "SPOOL_API_THREADS", SP_OPT_INT, &cfg.threads, "0",

@@ -37,6 +37,7 @@ typedef struct api_config {
     int64_t inline_max;      /* inline export rows up to this many bytes stay in the job */
     int64_t queue_limit;     /* ready jobs per queue before 429; 0: none */
     int64_t max_connections;
+    int64_t max_connections_per_ip;
     int64_t conn_timeout_ms; /* idle time before a connection is closed */
     int64_t threads;         /* HTTP threads; 0: four per core */
     int64_t max_wait_ms;     /* longest ?wait= */

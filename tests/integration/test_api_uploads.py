@@ -312,6 +312,45 @@ def test_connection_limit_holds_extra_connections_back(ctx):
 
 
 @suite.test
+def test_per_address_limit_refuses_one_client_but_not_others(ctx):
+    api = ApiServer(suite, ctx["redis"], {"SPOOL_MAX_CONNECTIONS_PER_IP": "2",
+                                          "SPOOL_KEY_PREFIX": "perip:"}, name="perip")
+
+    def from_addr(src):
+        s = socket.socket()
+        s.settimeout(5)
+        s.bind((src, 0))
+        s.connect(("127.0.0.1", api.port))
+        return s
+
+    def healthz(s):
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            return read_response(s, timeout=5)[0]
+        except (ConnectionError, OSError):
+            return None
+    try:
+        held = [from_addr("127.0.0.1") for _ in range(2)]
+        for s in held:
+            eq(healthz(s), 200)
+        # A third connection from the same address is closed unanswered...
+        extra = from_addr("127.0.0.1")
+        eq(healthz(extra), None, "an answer past the per-address limit")
+        extra.close()
+        # ...another address is served...
+        other = from_addr("127.0.0.2")
+        eq(healthz(other), 200)
+        other.close()
+        # ...and the first address again once one of its connections ends.
+        held.pop().close()
+        wait_until(lambda: healthz(from_addr("127.0.0.1")) == 200, 5, what="a free slot")
+        for s in held:
+            s.close()
+    finally:
+        eq(api.stop(), 0)
+
+
+@suite.test
 def test_blob_gc_removes_files_of_vanished_jobs(ctx):
     api = ApiServer(suite, ctx["redis"], {"SPOOL_GC_INTERVAL": "1s", "SPOOL_GC_MIN_AGE": "1h",
                                           "SPOOL_KEY_PREFIX": "gc:"}, name="gc")
