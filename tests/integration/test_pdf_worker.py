@@ -289,6 +289,8 @@ def test_retryable_fetch_errors_retry_then_fail_retryable(ctx):
     finally:
         stop(w)
     eq(QuietHandler.gets.get("/status/503/rows.csv"), 2, "503: one request per attempt")
+    msg = job(ctx, ids["503"])["error"]["message"]
+    assert "HTTP 503" in msg and "will retry" not in msg, f"final message: {msg!r}"
 
 
 @suite.test

@@ -434,7 +434,8 @@ def test_retryable_fetch_errors_retry_then_fail_retryable(ctx):
         finally:
             eq(w.stop(), 0, "worker exit code")
         eq(_Files.hits.get("/status/503/clip.mp4"), 2, "503: one request per attempt")
-        assert "503" in get(env, ids["503"])["error"]["message"]
+        msg = get(env, ids["503"])["error"]["message"]
+        assert "HTTP 503" in msg and "will retry" not in msg, f"final message: {msg!r}"
     finally:
         srv.shutdown()
 
