@@ -258,7 +258,7 @@ def test_retryable_fetch_errors_retry_then_fail_retryable(ctx):
     w = worker(ctx, SPOOL_CONCURRENCY=2, SPOOL_MAINTAIN_INTERVAL="60s")
     try:
         wait_until(lambda: "ready:" in w.output(), 10 * SLOW, 0.05, what="worker ready")
-        time.sleep(0.3)  # past its first maintenance pass
+        time.sleep(0.3 * SLOW)  # past its first maintenance pass
         ids = {"503": enqueue(ctx, {"title": "503"}, inp={"url": unavailable, "format": "csv"},
                               max_attempts=2),
                "refused": enqueue(ctx, {"title": "refused"},

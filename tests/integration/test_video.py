@@ -406,7 +406,7 @@ def test_retryable_fetch_errors_retry_then_fail_retryable(ctx):
                         SPOOL_MAINTAIN_INTERVAL="60s")
         try:
             wait_until(lambda: "ready:" in holder.output(), 10 * SLOW, 0.05, "worker ready")
-            time.sleep(0.3)  # past its first maintenance pass
+            time.sleep(0.3 * SLOW)  # past its first maintenance pass
             ids = {"503": enqueue(env, url=unavailable, max_attempts=2),
                    "refused": enqueue(env, url=refused, max_attempts=2)}
             for k, i in ids.items():
