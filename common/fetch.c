@@ -112,8 +112,11 @@ static int sp__classify(CURLcode cc, long status, const char *url, sp__fetch *f,
         return 0;
     if (status == 404 || status == 410)
         return sp_err_set(err, SP_ENOTFOUND, "%s answered HTTP %ld (not found)", url, status);
+    /* Retryable, but whether another attempt comes is the job's business (its attempts
+     * may be used up), so the message promises none. */
     if (status == 408 || status == 429 || status >= 500)
-        return sp_err_set(err, SP_EFETCH, "%s answered HTTP %ld (will retry)", url, status);
+        return sp_err_set(err, SP_EFETCH, "%s answered HTTP %ld (a temporary error)", url,
+                          status);
     return sp_err_set(err, SP_EUNSUPPORTED, "%s answered HTTP %ld", url, status);
 }
 

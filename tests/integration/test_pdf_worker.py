@@ -15,7 +15,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, ROOT, SANITIZED, Proc, Redis, Suite, eq, wait_until  # noqa: E402
+from harness import BIN, ROOT, SANITIZED, Proc, Redis, Suite, eq, free_port, wait_until  # noqa: E402
 
 TEST_BIN = os.environ.get("SPOOL_TEST_BIN_DIR", os.path.join(ROOT, "build/release/tests"))
 PDFQ = os.path.join(TEST_BIN, "pdfq")
@@ -26,10 +26,19 @@ suite = Suite("pdf_worker")
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the suite's files; /status/CODE/anything answers HTTP CODE instead."""
     gets = {}  # path -> number of GET requests
 
     def do_GET(self):
         QuietHandler.gets[self.path] = QuietHandler.gets.get(self.path, 0) + 1
+        parts = self.path.split("/")
+        if len(parts) > 2 and parts[1] == "status":
+            body = b"unavailable"
+            self.send_response(int(parts[2]))
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         super().do_GET()
 
     def log_message(self, *args):
@@ -235,6 +244,53 @@ def test_csv_and_json_from_source_url(ctx):
         eq(rm["attempts"], 1, "no retry after a 404")
     finally:
         stop(w)
+
+
+@suite.test
+def test_retryable_fetch_errors_retry_then_fail_retryable(ctx):
+    """A source_url that answers 503, and one whose port refuses connections: each
+    attempt fails with fetch_failed, retryable; the job waits in `retrying`, is retried,
+    and ends `failed` (still retryable) once its attempts are used up."""
+    unavailable = f"{ctx.base_url}/status/503/rows.csv"
+    refused = f"http://127.0.0.1:{free_port()}/rows.csv"  # bound, then closed
+    # This worker promotes due retries at its start only, so a failed attempt stays
+    # `retrying` while it runs.
+    w = worker(ctx, SPOOL_CONCURRENCY=2, SPOOL_MAINTAIN_INTERVAL="60s")
+    try:
+        wait_until(lambda: "ready:" in w.output(), 10 * SLOW, 0.05, what="worker ready")
+        time.sleep(0.3 * SLOW)  # past its first maintenance pass
+        ids = {"503": enqueue(ctx, {"title": "503"}, inp={"url": unavailable, "format": "csv"},
+                              max_attempts=2),
+               "refused": enqueue(ctx, {"title": "refused"},
+                                  inp={"url": refused, "format": "csv"}, max_attempts=2)}
+        for k, jid in ids.items():
+            rec = wait_state(ctx, jid, ("retrying", "succeeded", "failed"))
+            eq((rec["state"], rec["attempts"]), ("retrying", 1), f"{k}: after one attempt")
+            eq((rec["error"]["code"], rec["error"]["retryable"]), ("fetch_failed", True),
+               f"{k}: error ({rec['error']['message']})")
+            assert not os.path.exists(blob_path(ctx, jid, "source")), f"{k}: no partial source"
+            assert not os.path.exists(blob_path(ctx, jid)), f"{k}: no PDF"
+        eq(QuietHandler.gets.get("/status/503/rows.csv"), 1, "503: requests by the first attempt")
+        assert "503" in job(ctx, ids["503"])["error"]["message"], job(ctx, ids["503"])["error"]
+        time.sleep(0.5)
+        eq(job(ctx, ids["503"])["state"], "retrying", "503: still waiting for promotion")
+    finally:
+        stop(w)
+    # A worker with the usual maintenance interval promotes and reruns them.
+    w = worker(ctx, SPOOL_CONCURRENCY=2)
+    try:
+        for k, jid in ids.items():
+            rec = wait_state(ctx, jid, ("failed", "succeeded"))
+            eq((rec["state"], rec["attempts"]), ("failed", 2), f"{k}: attempts used up")
+            eq((rec["error"]["code"], rec["error"]["retryable"]), ("fetch_failed", True),
+               f"{k}: final error ({rec['error']['message']})")
+            assert not os.path.exists(blob_path(ctx, jid, "source")), f"{k}: no partial source"
+            assert not os.path.exists(blob_path(ctx, jid)), f"{k}: no PDF"
+    finally:
+        stop(w)
+    eq(QuietHandler.gets.get("/status/503/rows.csv"), 2, "503: one request per attempt")
+    msg = job(ctx, ids["503"])["error"]["message"]
+    assert "HTTP 503" in msg and "will retry" not in msg, f"final message: {msg!r}"
 
 
 @suite.test

@@ -8,6 +8,7 @@ take each other's jobs.
 import glob
 import http.server
 import json
+import math
 import os
 import signal
 import struct
@@ -17,7 +18,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, ROOT, SANITIZED, Proc, Redis, Suite, eq, ffprobe, make_clip, wait_until  # noqa: E402
+from harness import (BIN, ROOT, SANITIZED, Proc, Redis, Suite, eq, ffprobe,  # noqa: E402
+                     free_port, make_clip, wait_until)
 
 TEST_BIN = os.environ.get("SPOOL_TEST_BIN_DIR", os.path.join(ROOT, "build/release/tests"))
 TOOL = os.path.join(TEST_BIN, "bench_video_tool")
@@ -116,6 +118,22 @@ def video_duration(path):
     return float(stream(ffprobe(path), "video")["duration"])
 
 
+def frame_seconds(path):
+    """One frame of the input's video: 1 / its nominal frame rate (r_frame_rate)."""
+    num, den = stream(ffprobe(path), "video")["r_frame_rate"].split("/")
+    return int(den) / int(num)
+
+
+def preset_size(w, h, preset_height):
+    """The frame size transcode.h documents for an upright w x h input: the short side
+    is min(preset height, the input's short side) (made even by dropping a pixel), the
+    long side keeps the aspect ratio, rounded to the nearest even number."""
+    short, long_ = min(w, h), max(w, h)
+    s = max(2, min(short, preset_height) // 2 * 2)
+    l = max(2, 2 * math.floor(long_ * s / short / 2 + 0.5))
+    return (l, s) if w >= h else (s, l)
+
+
 def ff(*args):
     subprocess.run(["ffmpeg", "-y", "-v", "error", "-nostdin", *args], check=True)
 
@@ -145,6 +163,8 @@ def setup():
     t = suite.tmp
     c["av"] = make_clip(os.path.join(t, "av.mp4"), seconds=2)
     c["noaudio"] = make_clip(os.path.join(t, "noaudio.mp4"), seconds=2, audio=False)
+    # Natively portrait (no rotation metadata): the width is the short side.
+    c["portrait"] = make_clip(os.path.join(t, "portrait.mp4"), seconds=2, size="720x1280")
     c["rotated"] = os.path.join(t, "rotated.mp4")
     ff("-i", c["av"], "-c", "copy", "-metadata:s:v:0", "rotate=90", c["rotated"])
     c["odd"] = os.path.join(t, "odd.mp4")
@@ -228,10 +248,49 @@ def test_awkward_inputs_all_work(ctx):
     eq(jobs["rotated"]["metadata"]["input"]["video"]["display_height"], 320, "rotated: probe")
     ov = stream(probes["odd"], "video")
     eq((ov["width"] % 2, ov["height"] % 2), (0, 0), f"odd: even size {ov['width']}x{ov['height']}")
-    din, dout = video_duration(ctx.clips["vfr"]), float(stream(probes["vfr"], "video")["duration"])
-    assert abs(din - dout) <= 1 / 30 + 1e-6, f"vfr: duration {dout} vs input {din}"
+    for k in ids:
+        din, frame = video_duration(ctx.clips[k]), frame_seconds(ctx.clips[k])
+        dout = float(stream(probes[k], "video")["duration"])
+        assert abs(din - dout) <= frame + 1e-6, \
+            f"{k}: duration {dout} vs input {din} (more than one frame, {frame:.4f} s, apart)"
     sa = stream(probes["surround"], "audio")
     eq((sa["channels"], sa["sample_rate"]), (2, "48000"), "surround: stereo 48 kHz")
+
+
+@suite.test
+def test_portrait_clip_short_side_is_capped_by_the_preset(ctx):
+    """A natively portrait 720x1280 clip: the preset's height caps the short side (the
+    width here), the aspect ratio is kept, nothing is upscaled, the sound is kept."""
+    src = ctx.clips["portrait"]
+    sv = stream(ffprobe(src), "video")
+    in_w, in_h = sv["width"], sv["height"]
+    eq((in_w, in_h), (720, 1280), "input size")
+    presets = {"mp4-720p": 720, "mp4-480p": 480, "mp4-1080p": 1080}
+    ids = {name: enqueue(ctx.env, src, params={"preset": name}) for name in presets}
+    for name, height in presets.items():
+        job = wait_state(ctx.env, ids[name], ("succeeded", "failed"))
+        eq(job["state"], "succeeded", f"{name}: state ({job['error']})")
+        check_outputs(ctx, job, ["video.mp4", "poster.jpg"])
+        want = preset_size(in_w, in_h, height)
+        p = ffprobe(output(ctx, ids[name], "video.mp4"))
+        v, a = stream(p, "video"), stream(p, "audio")
+        got = (v["width"], v["height"])
+        eq(got, want, f"{name}: size")
+        assert got[0] < got[1], f"{name}: {got} is not portrait"
+        assert got[0] <= in_w and got[1] <= in_h, f"{name}: {got} upscales {in_w}x{in_h}"
+        eq(min(got), min(in_w, height), f"{name}: short side")
+        # Aspect kept: the long side is within one pixel of the exact scaled length.
+        exact = in_h * got[0] / in_w
+        assert abs(got[1] - exact) <= 1, f"{name}: {got} from {in_w}x{in_h} (exact {exact:.2f})"
+        eq(v.get("sample_aspect_ratio", "1:1"), "1:1", f"{name}: square pixels")
+        assert a is not None and a["codec_name"] == "aac", f"{name}: audio {a}"
+        din, dout = video_duration(src), float(v["duration"])
+        assert abs(din - dout) <= frame_seconds(src) + 1e-6, f"{name}: duration {dout} vs {din}"
+        entry = {o["name"]: o for o in job["outputs"]}
+        eq((entry["video.mp4"]["width"], entry["video.mp4"]["height"]), want,
+           f"{name}: size in the outputs list")
+        poster = stream(ffprobe(output(ctx, ids[name], "poster.jpg")), "video")
+        eq((poster["width"], poster["height"]), want, f"{name}: poster size")
 
 
 @suite.test
@@ -285,10 +344,19 @@ def test_bad_input_fails_permanently_with_a_clear_message(ctx):
 
 
 class _Files(http.server.SimpleHTTPRequestHandler):
+    """Serves the suite's files; /status/CODE/anything answers HTTP CODE instead."""
     hits = {}
 
     def do_GET(self):
         _Files.hits[self.path] = _Files.hits.get(self.path, 0) + 1
+        parts = self.path.split("/")
+        if len(parts) > 2 and parts[1] == "status":
+            body = b"unavailable"
+            self.send_response(int(parts[2]))
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         super().do_GET()
 
     def log_message(self, *args):
@@ -318,6 +386,56 @@ def test_source_url_is_fetched_and_bad_urls_fail(ctx):
         eq((job["state"], job["error"]["code"], job["error"]["retryable"]),
            ("failed", "fetch_failed", False), "404")
         assert "404" in job["error"]["message"], job["error"]["message"]
+    finally:
+        srv.shutdown()
+
+
+@suite.test
+def test_retryable_fetch_errors_retry_then_fail_retryable(ctx):
+    """A source_url that answers 503, and one whose port refuses connections: each
+    attempt fails with fetch_failed, retryable; the job waits in `retrying`, is retried,
+    and ends `failed` (still retryable) once its attempts are used up."""
+    srv = serve(suite.tmp)
+    try:
+        unavailable = f"http://127.0.0.1:{srv.server_address[1]}/status/503/clip.mp4"
+        refused = f"http://127.0.0.1:{free_port()}/clip.mp4"  # bound, then closed
+        env = env_for(ctx, "refetch:")
+        # This worker promotes due retries at its start only, so a failed attempt stays
+        # `retrying` while it runs.
+        holder = worker(ctx, "refetch:", name="refetch-hold", SPOOL_CONCURRENCY=2,
+                        SPOOL_MAINTAIN_INTERVAL="60s")
+        try:
+            wait_until(lambda: "ready:" in holder.output(), 10 * SLOW, 0.05, "worker ready")
+            time.sleep(0.3 * SLOW)  # past its first maintenance pass
+            ids = {"503": enqueue(env, url=unavailable, max_attempts=2),
+                   "refused": enqueue(env, url=refused, max_attempts=2)}
+            for k, i in ids.items():
+                job = wait_state(env, i, ("retrying", "succeeded", "failed"))
+                eq((job["state"], job["attempts"]), ("retrying", 1), f"{k}: after one attempt")
+                eq((job["error"]["code"], job["error"]["retryable"]), ("fetch_failed", True),
+                   f"{k}: error ({job['error']['message']})")
+                eq(job["outputs"], None, f"{k}: outputs")
+                eq(files_of(ctx, i), [], f"{k}: files (no partial source)")
+            eq(_Files.hits.get("/status/503/clip.mp4"), 1, "503: requests by the first attempt")
+            assert "503" in get(env, ids["503"])["error"]["message"], get(env, ids["503"])["error"]
+            time.sleep(0.5)
+            eq(get(env, ids["503"])["state"], "retrying", "503: still waiting for promotion")
+        finally:
+            eq(holder.stop(), 0, "holding worker exit code")
+        # A worker with the usual maintenance interval promotes and reruns them.
+        w = worker(ctx, "refetch:", name="refetch", SPOOL_CONCURRENCY=2)
+        try:
+            for k, i in ids.items():
+                job = wait_state(env, i, ("failed", "succeeded"))
+                eq((job["state"], job["attempts"]), ("failed", 2), f"{k}: attempts used up")
+                eq((job["error"]["code"], job["error"]["retryable"]), ("fetch_failed", True),
+                   f"{k}: final error ({job['error']['message']})")
+                eq(files_of(ctx, i), [], f"{k}: files")
+        finally:
+            eq(w.stop(), 0, "worker exit code")
+        eq(_Files.hits.get("/status/503/clip.mp4"), 2, "503: one request per attempt")
+        msg = get(env, ids["503"])["error"]["message"]
+        assert "HTTP 503" in msg and "will retry" not in msg, f"final message: {msg!r}"
     finally:
         srv.shutdown()
 
