@@ -711,6 +711,14 @@ def test_restart_from_the_same_var_finishes_the_job_and_make_demo_works(ctx):
         assert re.search(rf"^{ids[0]} running \d+%$", demo, re.M), "live progress lines"
         for jid2, name in ((ids[0], "video.mp4"), (ids[0], "poster.jpg"), (ids[1], "export.pdf")):
             assert f"{mr.url}/v1/jobs/{jid2}/outputs/{name}" in demo, f"URL of {name}"
+        # The list at the end: one URL per output, each of which downloads.
+        done = demo[demo.index("[demo] done. The outputs:"):]
+        urls = re.findall(r"^  (http://\S+)  \(on the server: (\S+)\)$", done, re.M)
+        eq(sorted(u.rsplit("/", 1)[1] for u, _ in urls), ["export.pdf", "poster.jpg", "video.mp4"],
+           f"the output URLs printed:\n{done}")
+        for url, path in urls:
+            with urllib.request.urlopen(url, timeout=30) as r:
+                eq((r.status, len(r.read())), (200, os.path.getsize(path)), f"GET {url}")
         out_dir = os.path.join(var, "demo", "out")
         for name in ("video.mp4", "poster.jpg", "export.pdf"):
             assert f"  {os.path.join(out_dir, name)}" in demo, f"path of {name}"
