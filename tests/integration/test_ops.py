@@ -147,6 +147,13 @@ def apt_packages(instructions):
     return pkgs
 
 
+def ignore_entries(path):
+    """The patterns of a .dockerignore file, sorted, without comments and blank lines."""
+    assert os.path.isfile(path), f"{path} is missing"
+    with open(path) as f:
+        return sorted(ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#"))
+
+
 @suite.test
 def test_dockerfile_is_multi_stage_slim_non_root_with_a_health_check(ctx):
     stages = dockerfile_stages()
@@ -198,7 +205,13 @@ def test_dockerfile_is_multi_stage_slim_non_root_with_a_health_check(ctx):
     if bin_path("spoolctl"):
         rc, out, err = run([bin_path("spoolctl"), *args, "--help"])
         eq(rc, 0, f"spoolctl {args} --help: {err}")
-    assert os.path.isfile(os.path.join(DEPLOY, "Dockerfile.dockerignore"))
+    # BuildKit reads deploy/Dockerfile.dockerignore, a legacy builder only the context's
+    # .dockerignore: both must leave out the same things (var/, .git, build/...).
+    ignored = ignore_entries(os.path.join(ROOT, ".dockerignore"))
+    eq(ignored, ignore_entries(os.path.join(DEPLOY, "Dockerfile.dockerignore")),
+       ".dockerignore entries (those of deploy/Dockerfile.dockerignore)")
+    for must in (".git", "build", "bin", "var"):
+        assert must in ignored, f"{must} is not ignored: it would be sent as build context"
 
 
 @suite.test
