@@ -636,12 +636,12 @@ def test_make_run_tags_logs_and_ctrl_c_stops_workers_then_api_then_redis(ctx):
     api_port, redis_port = free_port(), free_port()
     # A short grace, so the running job is given back rather than finished.
     env = {"SPOOL_GRACE": "1s", "SPOOL_RENEW_INTERVAL": "200ms"}
-    mr = MakeRun(var, api_port, redis_port, ["VIDEO_WORKERS=2"], env)
+    mr = MakeRun(var, api_port, redis_port, ["VIDEO_WORKERS=2", "PDF_WORKERS=2"], env)
     try:
         mr.wait_up()
         eq(api_get(mr.url, "/healthz")[0], 200, "healthz")
-        wait_until(lambda: len(api_get(mr.url, "/v1/queues")[1]["workers"]) == 3, 30,
-                   what="three workers in the registry")
+        wait_until(lambda: len(api_get(mr.url, "/v1/queues")[1]["workers"]) == 4, 30,
+                   what="four workers in the registry")
         conf = {}
         for k in ("appendonly", "maxmemory-policy", "dir", "bind"):
             out = subprocess.run(["redis-cli", "-p", str(redis_port), "CONFIG", "GET", k],
@@ -667,7 +667,7 @@ def test_make_run_tags_logs_and_ctrl_c_stops_workers_then_api_then_redis(ctx):
     lines = out.splitlines()
     untagged = [ln for ln in lines if not re.match(r"^(\[[a-z0-9-]+\]|make(\[\d+\])?: |deps: )", ln)]
     eq(untagged, [], "every line is tagged with its process")
-    for tag in ("[redis]", "[api]", "[video-1]", "[video-2]", "[pdf-1]"):
+    for tag in ("[redis]", "[api]", "[video-1]", "[video-2]", "[pdf-1]", "[pdf-2]"):
         assert any(ln.startswith(tag) for ln in lines), f"no {tag} lines"
 
     def first(pattern, after=0):
@@ -677,7 +677,7 @@ def test_make_run_tags_logs_and_ctrl_c_stops_workers_then_api_then_redis(ctx):
         raise AssertionError(f"no line matches {pattern!r}:\n" + out[-4000:])
     w = first(r"^\[run\] stopping the workers")
     gave_back = first(r"^\[video-\d\] .*" + jid, w)
-    stopped = [first(rf"^\[{n}\] .*stopped", w) for n in ("video-1", "video-2", "pdf-1")]
+    stopped = [first(rf"^\[{n}\] .*stopped", w) for n in ("video-1", "video-2", "pdf-1", "pdf-2")]
     a = first(r"^\[run\] stopping the API", w)
     a_end = first(r"^\[api\] .*stopped", a)
     r = first(r"^\[run\] stopping Redis", a_end)
