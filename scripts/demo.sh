@@ -24,6 +24,7 @@ die() { say "$*" >&2; exit 1; }
 
 [ -x "$ctl" ] || die "$ctl is missing: build it with 'make'"
 command -v ffmpeg >/dev/null || die "ffmpeg is not installed: run 'make deps'"
+command -v python3 >/dev/null || die "python3 is not installed: run 'make deps'"
 "$ctl" --server "$server" -q health --ready ||
     die "nothing ready at $server: start spool first with 'make run' (in another terminal; same API_PORT)"
 
@@ -70,12 +71,21 @@ say "downloading the outputs to $demo/out/"
 "$ctl" --server "$server" download "$export" -o "$demo/out/" || status=1
 [ $status -eq 0 ] || die "a download failed"
 
+# The names of a job's outputs, one a line, from the job as spoolctl shows it in JSON.
+output_names() {
+    "$ctl" --server "$server" --json status "$1" |
+        python3 -c 'import json, sys; [print(o["name"]) for o in json.load(sys.stdin)["outputs"]]'
+}
+
 data=${SPOOL_DATA_DIR:-$VAR_DIR/data}
 case $data in /*) ;; *) data=$here/$data ;; esac
 say "done. The outputs:"
 for job in "$video" "$export"; do
-    printf '  %s/v1/jobs/%s/outputs/  (on the server: %s/jobs/%s/%s/)\n' "$server" "$job" \
-        "$data" "${job: -2}" "$job"
+    names=$(output_names "$job") && [ -n "$names" ] || die "cannot list the outputs of job $job"
+    for name in $names; do # output names are [A-Za-z0-9._-]: safe unquoted and in a URL
+        printf '  %s/v1/jobs/%s/outputs/%s  (on the server: %s/jobs/%s/%s/%s)\n' "$server" \
+            "$job" "$name" "$data" "${job: -2}" "$job" "$name"
+    done
 done
 for f in "$demo"/out/*; do
     printf '  %s\n' "$f"

@@ -147,6 +147,13 @@ def apt_packages(instructions):
     return pkgs
 
 
+def ignore_entries(path):
+    """The patterns of a .dockerignore file, sorted, without comments and blank lines."""
+    assert os.path.isfile(path), f"{path} is missing"
+    with open(path) as f:
+        return sorted(ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#"))
+
+
 @suite.test
 def test_dockerfile_is_multi_stage_slim_non_root_with_a_health_check(ctx):
     stages = dockerfile_stages()
@@ -198,7 +205,13 @@ def test_dockerfile_is_multi_stage_slim_non_root_with_a_health_check(ctx):
     if bin_path("spoolctl"):
         rc, out, err = run([bin_path("spoolctl"), *args, "--help"])
         eq(rc, 0, f"spoolctl {args} --help: {err}")
-    assert os.path.isfile(os.path.join(DEPLOY, "Dockerfile.dockerignore"))
+    # BuildKit reads deploy/Dockerfile.dockerignore, a legacy builder only the context's
+    # .dockerignore: both must leave out the same things (var/, .git, build/...).
+    ignored = ignore_entries(os.path.join(ROOT, ".dockerignore"))
+    eq(ignored, ignore_entries(os.path.join(DEPLOY, "Dockerfile.dockerignore")),
+       ".dockerignore entries (those of deploy/Dockerfile.dockerignore)")
+    for must in (".git", "build", "bin", "var"):
+        assert must in ignored, f"{must} is not ignored: it would be sent as build context"
 
 
 @suite.test
@@ -321,8 +334,7 @@ def test_systemd_units_verify_and_stop_after_the_grace(ctx):
             assert any("%i" in v for v in k["Environment"]), f"{u}: instance not in the worker id"
     assert env["SPOOL_DATA_DIR"].startswith("/var/lib/spool/"), "data under StateDirectory"
 
-    if not shutil.which("systemd-analyze"):
-        raise Skip("systemd-analyze is not installed (the static checks above passed)")
+    assert shutil.which("systemd-analyze"), "systemd-analyze is missing (make deps installs systemd)"
     # verify wants ExecStart to exist: point it at /usr/bin/true in a copy. Warnings
     # (an unknown key, a bad value) are failures too.
     d = tempfile.mkdtemp(prefix="spool-ops-units-", dir=suite.tmp)
@@ -624,12 +636,12 @@ def test_make_run_tags_logs_and_ctrl_c_stops_workers_then_api_then_redis(ctx):
     api_port, redis_port = free_port(), free_port()
     # A short grace, so the running job is given back rather than finished.
     env = {"SPOOL_GRACE": "1s", "SPOOL_RENEW_INTERVAL": "200ms"}
-    mr = MakeRun(var, api_port, redis_port, ["VIDEO_WORKERS=2"], env)
+    mr = MakeRun(var, api_port, redis_port, ["VIDEO_WORKERS=2", "PDF_WORKERS=2"], env)
     try:
         mr.wait_up()
         eq(api_get(mr.url, "/healthz")[0], 200, "healthz")
-        wait_until(lambda: len(api_get(mr.url, "/v1/queues")[1]["workers"]) == 3, 30,
-                   what="three workers in the registry")
+        wait_until(lambda: len(api_get(mr.url, "/v1/queues")[1]["workers"]) == 4, 30,
+                   what="four workers in the registry")
         conf = {}
         for k in ("appendonly", "maxmemory-policy", "dir", "bind"):
             out = subprocess.run(["redis-cli", "-p", str(redis_port), "CONFIG", "GET", k],
@@ -655,7 +667,7 @@ def test_make_run_tags_logs_and_ctrl_c_stops_workers_then_api_then_redis(ctx):
     lines = out.splitlines()
     untagged = [ln for ln in lines if not re.match(r"^(\[[a-z0-9-]+\]|make(\[\d+\])?: |deps: )", ln)]
     eq(untagged, [], "every line is tagged with its process")
-    for tag in ("[redis]", "[api]", "[video-1]", "[video-2]", "[pdf-1]"):
+    for tag in ("[redis]", "[api]", "[video-1]", "[video-2]", "[pdf-1]", "[pdf-2]"):
         assert any(ln.startswith(tag) for ln in lines), f"no {tag} lines"
 
     def first(pattern, after=0):
@@ -665,7 +677,7 @@ def test_make_run_tags_logs_and_ctrl_c_stops_workers_then_api_then_redis(ctx):
         raise AssertionError(f"no line matches {pattern!r}:\n" + out[-4000:])
     w = first(r"^\[run\] stopping the workers")
     gave_back = first(r"^\[video-\d\] .*" + jid, w)
-    stopped = [first(rf"^\[{n}\] .*stopped", w) for n in ("video-1", "video-2", "pdf-1")]
+    stopped = [first(rf"^\[{n}\] .*stopped", w) for n in ("video-1", "video-2", "pdf-1", "pdf-2")]
     a = first(r"^\[run\] stopping the API", w)
     a_end = first(r"^\[api\] .*stopped", a)
     r = first(r"^\[run\] stopping Redis", a_end)
@@ -711,6 +723,14 @@ def test_restart_from_the_same_var_finishes_the_job_and_make_demo_works(ctx):
         assert re.search(rf"^{ids[0]} running \d+%$", demo, re.M), "live progress lines"
         for jid2, name in ((ids[0], "video.mp4"), (ids[0], "poster.jpg"), (ids[1], "export.pdf")):
             assert f"{mr.url}/v1/jobs/{jid2}/outputs/{name}" in demo, f"URL of {name}"
+        # The list at the end: one URL per output, each of which downloads.
+        done = demo[demo.index("[demo] done. The outputs:"):]
+        urls = re.findall(r"^  (http://\S+)  \(on the server: (\S+)\)$", done, re.M)
+        eq(sorted(u.rsplit("/", 1)[1] for u, _ in urls), ["export.pdf", "poster.jpg", "video.mp4"],
+           f"the output URLs printed:\n{done}")
+        for url, path in urls:
+            with urllib.request.urlopen(url, timeout=30) as r:
+                eq((r.status, len(r.read())), (200, os.path.getsize(path)), f"GET {url}")
         out_dir = os.path.join(var, "demo", "out")
         for name in ("video.mp4", "poster.jpg", "export.pdf"):
             assert f"  {os.path.join(out_dir, name)}" in demo, f"path of {name}"

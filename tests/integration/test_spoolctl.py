@@ -154,6 +154,8 @@ def setup():
     clip = os.path.join(suite.tmp, "clip.mp4")
     make_clip(clip, seconds=2)
     ctx["clip"] = clip
+    # A clip on the local HTTP server, for submit-video URL.
+    make_clip(os.path.join(ctx["files"], "clip-url.mp4"), seconds=1, size="640x480")
     csv = os.path.join(ctx["files"], "sales.csv")
     with open(csv, "w") as f:
         f.write("id,region,amount,date\n")
@@ -290,6 +292,33 @@ def test_video_submit_wait_download_round_trip(ctx):
     rc, _, err = ctl("download", jid, "nothing.bin", server=url)
     eq(rc, 3, "unknown output")
     assert "it has: video.mp4, poster.jpg" in err or "it has: poster.jpg, video.mp4" in err, err
+
+
+@suite.test
+def test_video_by_url_is_fetched_transcoded_and_downloads(ctx):
+    url = main_api(ctx, VIDEO)
+    src = ctx["files_url"] + "/clip-url.mp4"
+    rc, out, err = ctl("submit-video", src, "--preset", "mp4-480p", "--wait", server=url)
+    eq(rc, 0, f"exit (stdout {out}, stderr {err})")
+    lines = out.splitlines()
+    jid = lines[0]
+    assert re.fullmatch(r"[0-9a-z]{36}", jid), lines
+    assert any(re.fullmatch(jid + r" succeeded in [0-9.]+ (ms|s)", ln) for ln in lines), out
+
+    job = json.loads(ok(ctl("--json", "status", jid, server=url), "status"))
+    eq(job["state"], "succeeded", "state")
+    eq(job["input"]["url"], src, "the job names the URL")
+    eq(job["metadata"]["input"]["video"]["width"], 640, "probed width of the fetched clip")
+    sizes = {o["name"]: o["bytes"] for o in job["outputs"]}
+    eq(sorted(sizes), ["poster.jpg", "video.mp4"], "outputs")
+
+    dest = os.path.join(suite.tmp, "dl-url")
+    os.makedirs(dest)
+    ok(ctl("download", jid, "-o", dest, server=url), "download")
+    for name, n in sizes.items():
+        eq(os.path.getsize(os.path.join(dest, name)), n, f"size of {name}")
+    v = [s for s in ffprobe(os.path.join(dest, "video.mp4"))["streams"] if s["codec_type"] == "video"][0]
+    eq((v["codec_name"], v["height"]), ("h264", 480), "transcoded stream")
 
 
 @suite.test
