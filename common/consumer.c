@@ -95,24 +95,36 @@ static int sp__unclaim(sp_consumer *c, const char *id, size_t qi, sp_err *err)
     return rc;
 }
 
-void sp_consumer_free(sp_consumer *c)
+int sp_consumer_give_back(sp_consumer *c, sp_err *err)
 {
-    if (c == NULL)
-        return;
+    int rc = 0;
     if (c->has_started) {
-        /* Started by a pipelined finish but never handed out: give it back now,
-         * without counting the attempt. */
+        /* Started by a pipelined finish but never handed out: back to the queue now,
+         * without counting the attempt. Not retried: if this fails its lease runs out. */
         sp_outcome o = {SP_FINISH_RELEASE, NULL, NULL, NULL, NULL, -1};
-        sp_err e;
         c->has_started = false;
-        sp_consumer_finish(c, &c->started, &o, false, NULL, &e);
+        rc = sp_consumer_finish(c, &c->started, &o, false, NULL, err);
         sp_job_clear(&c->started);
     }
     if (c->has_pending) {
         sp_err e;
-        if (sp__unclaim(c, c->pending, c->pending_q, &e) == 0)
+        int urc = sp__unclaim(c, c->pending, c->pending_q, &e);
+        if (urc == 0)
             c->has_pending = false;
+        else if (rc == 0 && err)
+            *err = e;
+        if (rc == 0)
+            rc = urc;
     }
+    return rc == SP_ELOST ? 0 : rc; /* lost: the job is someone else's already */
+}
+
+void sp_consumer_free(sp_consumer *c)
+{
+    if (c == NULL)
+        return;
+    sp_err e;
+    sp_consumer_give_back(c, &e);
     for (size_t i = 0; i < SP_CONSUMER_MAXQ; i++)
         sp_redis_free(c->block[i]);
     sp__queue_fini(&c->q);

@@ -260,6 +260,44 @@ static bool sp__outcome(sp_job_ctx *ctx, int rc, sp_outcome *o, char *outputs_js
     return true;
 }
 
+/* Record the outcome o of ctx's job, trying again while Redis is away: a finished job
+ * that is not recorded would be done again when its lease runs out. Returns
+ * sp_consumer_finish's result. */
+static int sp__finish(sp_job_ctx *ctx, const sp_outcome *o, bool take_next, sp_state *st,
+                      sp_err *err)
+{
+    int rc;
+    int64_t backoff = 100;
+    for (int tries = 0;; tries++) {
+        rc = sp_consumer_finish(ctx->consumer, &ctx->job, o, take_next, st, err);
+        if (rc != SP_EREDIS || tries >= 60)
+            return rc;
+        if (tries == 0)
+            sp_warn(&ctx->log, "cannot record the outcome yet: %s (retrying)", err->msg);
+        sp_sleep_ms(backoff, NULL);
+        backoff = backoff < 2000 ? backoff * 2 : 2000;
+    }
+}
+
+/* A job taken after SIGTERM (the wait for one was under way, or it was started ahead
+ * by a pipelined finish): give it back without running it, attempt not counted, so a
+ * worker that is shutting down starts nothing new. */
+static void sp__give_back(sp__worker *w, sp_job_ctx *ctx)
+{
+    ctx->log.job = ctx->job.id;
+    ctx->log.queue = ctx->job.queue;
+    ctx->log.worker = w->id;
+    sp_outcome o = {SP_FINISH_RELEASE, NULL, NULL, NULL, NULL, -1};
+    sp_state st = SP_STATE_RUNNING;
+    sp_err err;
+    int rc = sp__finish(ctx, &o, false, &st, &err);
+    if (rc == 0)
+        sp_info(&ctx->log, "taken while shutting down: given back to the queue unrun");
+    else if (rc != SP_ELOST)
+        sp_error(&ctx->log, "could not give back a job taken while shutting down: %s "
+                            "(it is redone when its lease runs out)", err.msg);
+}
+
 static void sp__run_job(sp__worker *w, sp_job_ctx *ctx)
 {
     sp__ctx_reset(ctx);
@@ -296,22 +334,9 @@ static void sp__run_job(sp__worker *w, sp_job_ctx *ctx)
                 (long long)took);
         return;
     }
-    /* Keep trying to record the outcome while Redis is away: a finished job that is not
-     * recorded would be done again when its lease runs out. */
-    bool take_next = !w->draining;
     sp_state st = SP_STATE_RUNNING;
     sp_err err;
-    int frc;
-    int64_t backoff = 100;
-    for (int tries = 0;; tries++) {
-        frc = sp_consumer_finish(ctx->consumer, &ctx->job, &o, take_next, &st, &err);
-        if (frc != SP_EREDIS || tries >= 60)
-            break;
-        if (tries == 0)
-            sp_warn(&ctx->log, "cannot record the outcome yet: %s (retrying)", err.msg);
-        sp_sleep_ms(backoff, NULL);
-        backoff = backoff < 2000 ? backoff * 2 : 2000;
-    }
+    int frc = sp__finish(ctx, &o, !w->draining, &st, &err);
     if (frc == SP_ELOST) {
         sp_warn(&ctx->log, "finished after its lease ran out; the job was given to another "
                            "attempt, this result is discarded");
@@ -363,11 +388,21 @@ static void *sp__slot_main(void *arg)
         pthread_mutex_lock(&ctx->mu);
         ctx->job = job;
         pthread_mutex_unlock(&ctx->mu);
-        sp__run_job(w, ctx);
+        /* SIGTERM may have come while we waited for this job: a draining worker starts
+         * nothing new. */
+        if (w->draining)
+            sp__give_back(w, ctx);
+        else
+            sp__run_job(w, ctx);
         pthread_mutex_lock(&ctx->mu);
         sp_job_clear(&ctx->job);
         pthread_mutex_unlock(&ctx->mu);
     }
+    /* Jobs claimed or started ahead (prefetch, a finish's claim) go back now rather than
+     * when the process exits: other workers take them while running jobs finish. */
+    sp_err gerr;
+    if (sp_consumer_give_back(ctx->consumer, &gerr) < 0)
+        sp_warn(&slog, "could not give back the jobs taken ahead: %s", gerr.msg);
     atomic_fetch_sub(&w->slots_running, 1);
     return NULL;
 }

@@ -8,6 +8,7 @@ import functools
 import http.server
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -379,6 +380,60 @@ def test_cancel_stops_a_running_export_between_pages(ctx):
         rec = job(ctx, early)
         eq((rec["state"], rec["attempts"]), ("cancelled", 0), "the cancelled job never ran")
         assert not os.path.exists(blob_path(ctx, early))
+    finally:
+        stop(w)
+
+
+@suite.test
+def test_cancel_during_the_save_discards_the_pdf(ctx):
+    # The save is made to last as long as the test likes: the PDF's staging file is
+    # swapped for a FIFO during the render, so the save writes into a pipe this test
+    # reads. The cancel comes once the save has begun and the worker has seen it.
+    w = worker(ctx)
+    try:
+        jid = big_job(ctx, 200000)
+        final = blob_path(ctx, jid)
+        d, name = os.path.split(final)
+
+        def staging():
+            names = os.listdir(d) if os.path.isdir(d) else []
+            found = [f for f in names if f.startswith(name + ".tmp-")]
+            return found[0] if found else None
+
+        path = os.path.join(d, wait_until(staging, 60 * SLOW, 0.005, what="the staging file"))
+        os.unlink(path)
+        os.mkfifo(path)
+        rec = job(ctx, jid)
+        assert rec["state"] == "running" and rec["progress"] < 90, \
+            f"the render is still under way when the FIFO is in place: {rec}"
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            p = select.poll()
+            p.register(fd, select.POLLIN)
+            wait_until(lambda: p.poll(0), 60 * SLOW, 0.01, what="the save to begin")
+            eq(pdfq("cancel", ctx.redis.url, jid), "1", "cancel of a running job")
+            wait_until(lambda: "cancel requested" in w.output(), 10 * SLOW, 0.02,
+                       what="the worker to see the cancel")
+            os.set_blocking(fd, True)
+            head, total, end = b"", 0, time.monotonic() + 60 * SLOW
+            while time.monotonic() < end:
+                chunk = os.read(fd, 1 << 16) if p.poll(1000) else None
+                if chunk == b"":
+                    break  # the save is done
+                if chunk:
+                    head = head or chunk[:5]
+                    total += len(chunk)
+            else:
+                raise AssertionError("the save did not end")
+        finally:
+            os.close(fd)
+        eq(head, b"%PDF-", "the save wrote a PDF")
+        assert total > 100000, f"the save wrote {total} bytes"
+        rec = wait_state(ctx, jid, ("cancelled", "succeeded", "failed"), 10)
+        eq((rec["state"], rec["outputs"]), ("cancelled", None), "cancelled, no outputs")
+        eq(sorted(f for f in os.listdir(d) if f.startswith(name)), [],
+           "no PDF, no staging file")
+        assert "the PDF is discarded" in w.output(), "the worker says why there is no PDF"
     finally:
         stop(w)
 

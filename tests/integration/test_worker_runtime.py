@@ -153,6 +153,73 @@ def test_sigterm_past_grace_gives_job_back_without_attempt(ctx):
 
 
 @suite.test
+def test_sigterm_idle_slot_gives_back_a_job_that_arrives_while_it_waits(ctx):
+    q = ctx["q"]
+    w = worker(ctx, SPOOL_CONCURRENCY=2, SPOOL_GRACE="10s", SPOOL_WORKER_ID="draining")
+    busy = q.enqueue("test", "test.noop", {"sleep_ms": 1500})
+    q.wait_state(busy, "running", 10)
+    # The other slot is idle, blocked in Redis waiting for a job (up to 1 s per wait);
+    # the job arrives in that wait, after the worker has begun to drain.
+    w.signal(signal.SIGTERM)
+    wait_until(lambda: "SIGTERM: finishing running jobs" in w.output(), 5, what="drain")
+    new = q.enqueue("test", "test.noop", {"output": "new.txt"})
+    eq(w.wait(15), 0, "exit status")
+    job = q.get(busy)
+    eq((job["state"], job["attempts"]), ("succeeded", 1), "the running job finished")
+    job = q.get(new)
+    eq((job["state"], job["attempts"]), ("queued", 0), "the new job was not run")
+    eq(q.stats("test")["ready"], 1, "it is back on the queue")
+    assert not os.path.exists(os.path.join(ctx["data"], "jobs", new[-2:], new, "new.txt")), \
+        "no output from the draining worker"
+    # The next worker runs it, as its first attempt.
+    b = worker(ctx, SPOOL_WORKER_ID="next")
+    try:
+        job = q.wait_state(new, "succeeded", 10)
+        eq((job["worker"], job["attempts"]), ("next", 1), "run once, by the next worker")
+    finally:
+        eq(b.stop(), 0, "exit status of the next worker")
+
+
+@suite.test
+def test_sigterm_gives_back_a_job_claimed_ahead_while_another_slot_runs(ctx):
+    q = ctx["q"]
+    a = worker(ctx, SPOOL_CONCURRENCY=2, SPOOL_PREFETCH="1s", SPOOL_GRACE="20s",
+               SPOOL_WORKER_ID="prefetcher")
+    b = None
+    try:
+        # One slot runs a long job (past the 1 s after which claims are given back once).
+        long_ = q.enqueue("test", "test.noop", {"sleep_ms": 8000})
+        q.wait_state(long_, "running", 10)
+        time.sleep(1.5)
+        # The other slot runs short jobs, so it claims the next one ahead each time.
+        first = q.enqueue("test", "test.noop", {"sleep_ms": 800})
+        q.wait_state(first, "running", 10)
+        short = q.enqueue("test", "test.noop", {})
+        mid = q.enqueue("test", "test.noop", {"sleep_ms": 700})
+        last = q.enqueue("test", "test.noop", {})
+        q.wait_state(mid, "running", 10)
+        eq(q.stats("test")["ready"], 0, "the last job is claimed ahead")
+        a.signal(signal.SIGTERM)
+        wait_until(lambda: "SIGTERM: finishing running jobs" in a.output(), 5, what="drain")
+        eq(q.wait_state(mid, ("succeeded", "failed"), 5)["state"], "succeeded", "mid job")
+        # The claim goes back when its slot stops, not when the whole worker exits.
+        wait_until(lambda: q.stats("test")["ready"] == 1, 1.5, what="the claim given back")
+        job = q.get(last)
+        eq((job["state"], job["attempts"]), ("queued", 0), "the claimed job was not run")
+        b = worker(ctx, SPOOL_WORKER_ID="helper")
+        job = q.wait_state(last, "succeeded", 5)
+        eq((job["worker"], job["attempts"]), ("helper", 1), "run once, by the other worker")
+        eq(q.get(long_)["state"], "running", "the long job is still running")
+        eq(a.wait(15), 0, "exit status")
+        eq(q.get(long_)["state"], "succeeded", "the long job finished within the grace")
+        eq(q.get(short)["attempts"], 1, "short job attempts")
+    finally:
+        a.stop()
+        if b:
+            b.stop()
+
+
+@suite.test
 def test_killed_worker_job_is_redone_by_another(ctx):
     q = ctx["q"]
     a = worker(ctx, SPOOL_LEASE="2s")

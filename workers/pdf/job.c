@@ -283,6 +283,15 @@ int sp_pdfjob_handle(sp_job_ctx *ctx, void *userdata, int slot)
         return sp_job_ctx_fail(ctx, rc, res.retryable, res.error_code ? res.error_code : "failed",
                                "%s", err.msg);
     }
+    /* The export checks for a stop only between pages; the save can take seconds on a
+     * big export. A cancel (or a shutdown past its grace, a lost lease, the time limit)
+     * that came meanwhile wins: the PDF is discarded, not published. */
+    if (sp_job_ctx_stopping(ctx)) {
+        sp_blob_abort(w);
+        sp_info(log, "asked to stop before the PDF was published (the save took %lld ms): "
+                     "the PDF is discarded", (long long)res.save_ms);
+        return sp__stopped(ctx, SP_ECANCELLED);
+    }
     rc = sp_blob_commit(w, true, &err);
     if (rc < 0)
         return sp_job_ctx_fail(ctx, rc, true, "io_error", "cannot store the PDF: %s", err.msg);

@@ -192,6 +192,14 @@ sp_consumer *sp_consumer_new(const sp_consumer_opts *o, sp_err *err);
 /* Give back a job claimed but not started, and free. Accepts NULL. */
 void sp_consumer_free(sp_consumer *c);
 
+/* Give back the jobs c holds ahead for its next sp_consumer_next: one started by a
+ * pipelined finish goes back to the queue with its attempt not counted, one claimed but
+ * not started goes back to the front of its queue. For a slot that stops taking jobs
+ * (shutdown), so other workers take them now. 0, or the first error (SP_EREDIS...): a
+ * started job that could not be given back is redone when its lease runs out, a claim
+ * that could not be stays held and sp_consumer_free tries it again. */
+int sp_consumer_give_back(sp_consumer *c, sp_err *err);
+
 /* The consumer's own connection, for other calls (sp_queue_annotate...) made from the
  * consumer's thread. Owned by the consumer. */
 sp_queue *sp_consumer_queue(sp_consumer *c);
