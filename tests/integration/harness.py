@@ -5,7 +5,9 @@ Each test file builds a Suite, registers tests with @suite.test, and calls
 suite.run(); every server it started is stopped on every exit path.
 """
 import atexit
+import functools
 import http.client
+import http.server
 import json
 import os
 import shutil
@@ -15,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -345,3 +348,33 @@ class Queue:
         states = (states,) if isinstance(states, str) else tuple(states)
         return wait_until(lambda: (lambda j: j if j and j["state"] in states else None)(self.get(job_id)),
                           timeout, 0.05, what=f"job {job_id} to reach {states}")
+
+
+class FileHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a directory, quietly; /status/CODE/anything answers HTTP CODE instead.
+    Counts GET requests by path in `hits` (shared by every FileServer)."""
+    hits = {}
+
+    def do_GET(self):
+        FileHandler.hits[self.path] = FileHandler.hits.get(self.path, 0) + 1
+        parts = self.path.split("/")
+        if len(parts) > 2 and parts[1] == "status":
+            body = b"unavailable"
+            self.send_response(int(parts[2]))
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+def serve_files(directory):
+    """An HTTP server on a free loopback port serving directory (see FileHandler), in a
+    daemon thread; its URL is f"http://127.0.0.1:{srv.server_address[1]}"."""
+    handler = functools.partial(FileHandler, directory=directory)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv

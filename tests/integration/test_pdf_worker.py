@@ -4,19 +4,17 @@ blob store in a temp dir. Jobs are put in the blob store and enqueued with `pdfq
 helper on the common library: the same key names and Lua scripts as spool-api), and the
 PDFs the worker writes are checked with poppler (pdfinfo, pdftotext).
 """
-import functools
-import http.server
 import json
 import os
 import select
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, ROOT, SANITIZED, Proc, Redis, Suite, eq, free_port, wait_until  # noqa: E402
+from harness import (BIN, ROOT, SANITIZED, FileHandler, Proc, Redis, Suite, eq, free_port,  # noqa: E402
+                     serve_files, wait_until)
 
 TEST_BIN = os.environ.get("SPOOL_TEST_BIN_DIR", os.path.join(ROOT, "build/release/tests"))
 PDFQ = os.path.join(TEST_BIN, "pdfq")
@@ -26,34 +24,12 @@ SLOW = 4 if SANITIZED else 1  # sanitizer builds run several times slower
 suite = Suite("pdf_worker")
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves the suite's files; /status/CODE/anything answers HTTP CODE instead."""
-    gets = {}  # path -> number of GET requests
-
-    def do_GET(self):
-        QuietHandler.gets[self.path] = QuietHandler.gets.get(self.path, 0) + 1
-        parts = self.path.split("/")
-        if len(parts) > 2 and parts[1] == "status":
-            body = b"unavailable"
-            self.send_response(int(parts[2]))
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        super().do_GET()
-
-    def log_message(self, *args):
-        pass
-
-
 class Ctx:
     def __init__(self):
         self.redis = Redis()
         self.data = os.path.join(suite.tmp, "data")
         os.makedirs(self.data)
-        handler = functools.partial(QuietHandler, directory=suite.tmp)
-        self.http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        self.http = serve_files(suite.tmp)
         self.base_url = f"http://127.0.0.1:{self.http.server_address[1]}"
 
 
@@ -271,7 +247,7 @@ def test_retryable_fetch_errors_retry_then_fail_retryable(ctx):
                f"{k}: error ({rec['error']['message']})")
             assert not os.path.exists(blob_path(ctx, jid, "source")), f"{k}: no partial source"
             assert not os.path.exists(blob_path(ctx, jid)), f"{k}: no PDF"
-        eq(QuietHandler.gets.get("/status/503/rows.csv"), 1, "503: requests by the first attempt")
+        eq(FileHandler.hits.get("/status/503/rows.csv"), 1, "503: requests by the first attempt")
         assert "503" in job(ctx, ids["503"])["error"]["message"], job(ctx, ids["503"])["error"]
         time.sleep(0.5)
         eq(job(ctx, ids["503"])["state"], "retrying", "503: still waiting for promotion")
@@ -289,7 +265,7 @@ def test_retryable_fetch_errors_retry_then_fail_retryable(ctx):
             assert not os.path.exists(blob_path(ctx, jid)), f"{k}: no PDF"
     finally:
         stop(w)
-    eq(QuietHandler.gets.get("/status/503/rows.csv"), 2, "503: one request per attempt")
+    eq(FileHandler.hits.get("/status/503/rows.csv"), 2, "503: one request per attempt")
     msg = job(ctx, ids["503"])["error"]["message"]
     assert "HTTP 503" in msg and "will retry" not in msg, f"final message: {msg!r}"
 
@@ -454,7 +430,7 @@ def test_sigterm_past_the_grace_period_gives_the_job_back(ctx):
         rec = wait_state(ctx, jid, ("succeeded", "failed"), 120)
         eq((rec["state"], rec["attempts"]), ("succeeded", 1), "redone by the next worker")
         check_pdf(ctx, jid, rec, 400000, ["n", "label"], "row 400000")
-        eq(QuietHandler.gets.get("/big.csv"), 1, "source_url fetched once, then reused")
+        eq(FileHandler.hits.get("/big.csv"), 1, "source_url fetched once, then reused")
     finally:
         stop(w)
 

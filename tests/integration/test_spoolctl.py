@@ -7,7 +7,6 @@ checked with ffprobe and pdfinfo, cancel, retry, timeouts, interrupts, bearer to
 429 retries with one idempotency key, health and readiness.
 
 Tests that need a binary that is not built yet report "ok N - name # SKIP <why>"."""
-import http.server
 import json
 import os
 import pty
@@ -15,12 +14,11 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BIN, SANITIZED, Proc, Redis, Suite, eq, ffprobe, free_port,  # noqa: E402
-                     make_clip, wait_until)
+                     make_clip, serve_files, wait_until)
 
 CTL = os.path.join(BIN, "spoolctl")
 API = os.path.join(BIN, "spool-api")
@@ -127,19 +125,12 @@ class Api:
         self.url = f"http://127.0.0.1:{self.port}"
 
 
-class Files(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *a):
-        pass
-
-
 def setup():
     ctx = {"redis": Redis(), "data": os.path.join(suite.tmp, "data"), "apis": {}, "workers": []}
     os.makedirs(ctx["data"])
     ctx["files"] = os.path.join(suite.tmp, "files")
     os.makedirs(ctx["files"])
-    handler = lambda *a, **k: Files(*a, directory=ctx["files"], **k)  # noqa: E731
-    ctx["httpd"] = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=ctx["httpd"].serve_forever, daemon=True).start()
+    ctx["httpd"] = serve_files(ctx["files"])
     ctx["files_url"] = f"http://127.0.0.1:{ctx['httpd'].server_address[1]}"
     if os.access(API, os.X_OK):
         # "spool:" has the real workers; "idle:" has none, so its jobs stay queued.

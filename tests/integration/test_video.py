@@ -6,7 +6,6 @@ Each test that needs its own worker settings uses its own key prefix, so workers
 take each other's jobs.
 """
 import glob
-import http.server
 import json
 import math
 import os
@@ -14,11 +13,10 @@ import signal
 import struct
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BIN, ROOT, SANITIZED, Proc, Redis, Suite, eq, ffprobe,  # noqa: E402
+from harness import (BIN, ROOT, SANITIZED, FileHandler, Proc, Redis, Suite, eq, ffprobe, serve_files,  # noqa: E402
                      free_port, make_clip, wait_until)
 
 TEST_BIN = os.environ.get("SPOOL_TEST_BIN_DIR", os.path.join(ROOT, "build/release/tests"))
@@ -343,43 +341,16 @@ def test_bad_input_fails_permanently_with_a_clear_message(ctx):
     assert "mp4-720p" in job["error"]["message"], job["error"]["message"]
 
 
-class _Files(http.server.SimpleHTTPRequestHandler):
-    """Serves the suite's files; /status/CODE/anything answers HTTP CODE instead."""
-    hits = {}
-
-    def do_GET(self):
-        _Files.hits[self.path] = _Files.hits.get(self.path, 0) + 1
-        parts = self.path.split("/")
-        if len(parts) > 2 and parts[1] == "status":
-            body = b"unavailable"
-            self.send_response(int(parts[2]))
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        super().do_GET()
-
-    def log_message(self, *args):
-        pass
-
-
-def serve(directory):
-    handler = lambda *a, **kw: _Files(*a, directory=directory, **kw)  # noqa: E731
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    return srv
-
-
 @suite.test
 def test_source_url_is_fetched_and_bad_urls_fail(ctx):
-    srv = serve(suite.tmp)
+    srv = serve_files(suite.tmp)
     try:
         base = f"http://127.0.0.1:{srv.server_address[1]}"
         ok = enqueue(ctx.env, url=base + "/av.mp4")
         missing = enqueue(ctx.env, url=base + "/nope.mp4")
         job = wait_state(ctx.env, ok, ("succeeded", "failed"))
         eq(job["state"], "succeeded", f"state ({job['error']})")
-        eq(_Files.hits.get("/av.mp4"), 1, "downloads")
+        eq(FileHandler.hits.get("/av.mp4"), 1, "downloads")
         assert "source" in files_of(ctx, ok), files_of(ctx, ok)
         eq(stream(ffprobe(output(ctx, ok, "video.mp4")), "video")["codec_name"], "h264", "codec")
         job = wait_state(ctx.env, missing, ("failed", "succeeded", "retrying"))
@@ -395,7 +366,7 @@ def test_retryable_fetch_errors_retry_then_fail_retryable(ctx):
     """A source_url that answers 503, and one whose port refuses connections: each
     attempt fails with fetch_failed, retryable; the job waits in `retrying`, is retried,
     and ends `failed` (still retryable) once its attempts are used up."""
-    srv = serve(suite.tmp)
+    srv = serve_files(suite.tmp)
     try:
         unavailable = f"http://127.0.0.1:{srv.server_address[1]}/status/503/clip.mp4"
         refused = f"http://127.0.0.1:{free_port()}/clip.mp4"  # bound, then closed
@@ -416,7 +387,7 @@ def test_retryable_fetch_errors_retry_then_fail_retryable(ctx):
                    f"{k}: error ({job['error']['message']})")
                 eq(job["outputs"], None, f"{k}: outputs")
                 eq(files_of(ctx, i), [], f"{k}: files (no partial source)")
-            eq(_Files.hits.get("/status/503/clip.mp4"), 1, "503: requests by the first attempt")
+            eq(FileHandler.hits.get("/status/503/clip.mp4"), 1, "503: requests by the first attempt")
             assert "503" in get(env, ids["503"])["error"]["message"], get(env, ids["503"])["error"]
             time.sleep(0.5)
             eq(get(env, ids["503"])["state"], "retrying", "503: still waiting for promotion")
@@ -433,7 +404,7 @@ def test_retryable_fetch_errors_retry_then_fail_retryable(ctx):
                 eq(files_of(ctx, i), [], f"{k}: files")
         finally:
             eq(w.stop(), 0, "worker exit code")
-        eq(_Files.hits.get("/status/503/clip.mp4"), 2, "503: one request per attempt")
+        eq(FileHandler.hits.get("/status/503/clip.mp4"), 2, "503: one request per attempt")
         msg = get(env, ids["503"])["error"]["message"]
         assert "HTTP 503" in msg and "will retry" not in msg, f"final message: {msg!r}"
     finally:
@@ -463,7 +434,7 @@ def test_cancel_mid_transcode_leaves_no_output(ctx):
 @suite.test
 def test_killed_worker_job_is_redone_by_another(ctx):
     env = env_for(ctx, "kill:")
-    srv = serve(suite.tmp)
+    srv = serve_files(suite.tmp)
     try:
         url = f"http://127.0.0.1:{srv.server_address[1]}/long.mp4"
         a = worker(ctx, "kill:", name="doomed", SPOOL_VIDEO_THREADS=1, SPOOL_LEASE="2s")
@@ -480,7 +451,7 @@ def test_killed_worker_job_is_redone_by_another(ctx):
         eq(sorted(o["name"] for o in job["outputs"]), ["poster.jpg", "video.mp4"], "outputs")
         final = [f for f in files_of(ctx, job_id) if ".tmp-" not in f]
         eq(final, ["poster.jpg", "source", "video.mp4"], "committed files")
-        eq(_Files.hits.get("/long.mp4"), 1, "downloads (the retry reuses the fetched source)")
+        eq(FileHandler.hits.get("/long.mp4"), 1, "downloads (the retry reuses the fetched source)")
         d = abs(float(stream(ffprobe(output(ctx, job_id, "video.mp4")), "video")["duration"]) - 8.0)
         assert d <= 1 / 30 + 1e-6, f"duration off by {d}"
     finally:
