@@ -239,16 +239,22 @@ def test_unreachable_server_exits_4_with_a_json_error(ctx):
 
 # ---- against the real API -----------------------------------------------------------
 
+def waited_job_id(out):
+    """The job id a `submit... --wait` printed first, checking it also said it succeeded."""
+    lines = out.splitlines()
+    jid = lines[0]
+    assert re.fullmatch(r"[0-9a-z]{36}", jid), lines
+    assert any(re.fullmatch(jid + r" succeeded in [0-9.]+ (ms|s)", ln) for ln in lines), out
+    return jid
+
+
 @suite.test
 def test_video_submit_wait_download_round_trip(ctx):
     url = main_api(ctx, VIDEO)
     clip = make_clip(os.path.join(suite.tmp, "clip-720p.mp4"), seconds=1, size="1280x720")
     rc, out, err = ctl("submit-video", clip, "--preset", "mp4-480p", "--wait", server=url)
     eq(rc, 0, f"exit (stderr {err})")
-    lines = out.splitlines()
-    jid = lines[0]
-    assert re.fullmatch(r"[0-9a-z]{36}", jid), lines
-    assert any(re.fullmatch(jid + r" succeeded in [0-9.]+ (ms|s)", ln) for ln in lines), out
+    jid = waited_job_id(out)
     assert f"{url}/v1/jobs/{jid}/outputs/video.mp4" in out, out
     # Piped: plain lines, never a carriage return or an escape sequence.
     assert "\r" not in out and "\033" not in out, repr(out)
@@ -291,10 +297,7 @@ def test_video_by_url_is_fetched_transcoded_and_downloads(ctx):
     src = ctx["files_url"] + "/clip-url.mp4"
     rc, out, err = ctl("submit-video", src, "--preset", "mp4-480p", "--wait", server=url)
     eq(rc, 0, f"exit (stdout {out}, stderr {err})")
-    lines = out.splitlines()
-    jid = lines[0]
-    assert re.fullmatch(r"[0-9a-z]{36}", jid), lines
-    assert any(re.fullmatch(jid + r" succeeded in [0-9.]+ (ms|s)", ln) for ln in lines), out
+    jid = waited_job_id(out)
 
     job = json.loads(ok(ctl("--json", "status", jid, server=url), "status"))
     eq(job["state"], "succeeded", "state")
