@@ -182,6 +182,19 @@ def setup():
     c["truncated"] = os.path.join(t, "truncated.mp4")
     with open(c["noaudio"], "rb") as src, open(c["truncated"], "wb") as dst:
         dst.write(src.read()[:30000])
+    # Matroska states its duration once, in the header: cut in half, it still says 4 s.
+    c["mkv"] = os.path.join(t, "longaudio.mkv")  # video 2 s, audio 4 s: whole, not cut
+    ff("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=2", "-f", "lavfi", "-i",
+       "sine=frequency=440:duration=4", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+       c["mkv"])
+    whole = os.path.join(t, "whole.mkv")
+    ff("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=4", "-f", "lavfi", "-i",
+       "sine=frequency=440:duration=4", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+       whole)
+    c["truncated_mkv"] = os.path.join(t, "truncated.mkv")
+    with open(whole, "rb") as src, open(c["truncated_mkv"], "wb") as dst:
+        data = src.read()
+        dst.write(data[:len(data) // 2])
     c["text"] = os.path.join(t, "text.mp4")
     with open(c["text"], "w") as f:
         f.write("this is a text file, renamed .mp4\n")
@@ -232,8 +245,10 @@ def test_transcodes_clip_with_audio_to_mp4_and_poster(ctx):
 
 @suite.test
 def test_awkward_inputs_all_work(ctx):
-    """No audio, rotation metadata, odd size, variable frame rate, 5.1 sound."""
-    ids = {k: enqueue(ctx.env, ctx.clips[k]) for k in ("noaudio", "rotated", "odd", "vfr", "surround")}
+    """No audio, rotation metadata, odd size, variable frame rate, 5.1 sound, and a
+    Matroska file whose audio runs on past its video (whole: not taken for truncated)."""
+    ids = {k: enqueue(ctx.env, ctx.clips[k])
+           for k in ("noaudio", "rotated", "odd", "vfr", "surround", "mkv")}
     jobs = {k: wait_state(ctx.env, i, ("succeeded", "failed")) for k, i in ids.items()}
     for k, job in jobs.items():
         eq(job["state"], "succeeded", f"{k}: state ({job['error']})")
@@ -247,7 +262,9 @@ def test_awkward_inputs_all_work(ctx):
     ov = stream(probes["odd"], "video")
     eq((ov["width"] % 2, ov["height"] % 2), (0, 0), f"odd: even size {ov['width']}x{ov['height']}")
     for k in ids:
-        din, frame = video_duration(ctx.clips[k]), frame_seconds(ctx.clips[k])
+        # Matroska streams state no duration of their own: the clip's video is 2 s.
+        din = 2.0 if k == "mkv" else video_duration(ctx.clips[k])
+        frame = frame_seconds(ctx.clips[k])
         dout = float(stream(probes[k], "video")["duration"])
         assert abs(din - dout) <= frame + 1e-6, \
             f"{k}: duration {dout} vs input {din} (more than one frame, {frame:.4f} s, apart)"
@@ -324,6 +341,7 @@ def test_webm_preset_without_poster(ctx):
 def test_bad_input_fails_permanently_with_a_clear_message(ctx):
     cases = {
         "truncated": ("corrupt_input", "truncated"),
+        "truncated_mkv": ("corrupt_input", "truncated"),
         "text": ("unsupported_input", "not a video file"),
     }
     ids = {k: enqueue(ctx.env, ctx.clips[k]) for k in cases}

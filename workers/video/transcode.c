@@ -694,7 +694,7 @@ typedef struct sp__tx {
     int64_t vend;          /* end of the last decoded picture, video time base, relative */
     int64_t frames;
     double last_t;         /* presentation time reached (s), for progress and errors */
-    double read_t;         /* time of the last packet read (s), for error messages */
+    double read_t;         /* time of the last packet read (s): error messages, truncation */
     int last_percent;
     int64_t last_report;
     int64_t vbad;          /* packets the video decoder rejected */
@@ -1212,11 +1212,24 @@ static int sp__finish(sp__tx *t, sp_err *err)
 }
 
 /* The video stream's own duration in seconds, when its header states one. */
-static double sp__stated_video_duration(const sp__input *in)
+/* How far the input got against how long it says it is, in seconds: the video stream's
+ * end against its stated duration; or, when the stream states none, the last packet
+ * read against the file's duration. Matroska states one duration for the whole file in
+ * its header, so a file cut short still announces it (a duration estimated from the
+ * bitrate proves nothing). *stated is 0 when nothing can be compared. */
+static void sp__input_reach(const sp__tx *t, double *got, double *stated)
 {
-    if (in->vst->duration > 0 && in->vst->duration != AV_NOPTS_VALUE)
-        return in->vst->duration * av_q2d(in->vst->time_base);
-    return 0;
+    const sp__input *in = &t->in;
+    *got = t->vend * av_q2d(in->vst->time_base);
+    *stated = 0;
+    if (in->vst->duration > 0 && in->vst->duration != AV_NOPTS_VALUE) {
+        *stated = in->vst->duration * av_q2d(in->vst->time_base);
+    } else if (in->fmt->duration > 0 && in->fmt->duration != AV_NOPTS_VALUE &&
+               in->fmt->duration_estimation_method != AVFMT_DURATION_FROM_BITRATE) {
+        *stated = in->fmt->duration / (double)AV_TIME_BASE;
+        if (t->read_t > *got)
+            *got = t->read_t;
+    }
 }
 
 /* Read, decode, filter, encode, until the input ends. */
@@ -1288,11 +1301,11 @@ int sp_video_transcode(const char *in_path, const char *out_path, const sp_prese
         rc = sp_err_set(err, SP_EINVAL,
                         "input file has no decodable video frames (truncated or corrupt)");
     if (rc == 0) {
-        double stated = sp__stated_video_duration(&t->in);
-        double got = t->vend * av_q2d(t->in.vst->time_base);
+        double got, stated;
+        sp__input_reach(t, &got, &stated);
         if (stated > 0 && got < 0.8 * stated - 1.0)
             rc = sp_err_set(err, SP_EINVAL,
-                            "input file is truncated: its video ends at %.1f s of the %.1f s "
+                            "input file is truncated: it ends at %.1f s of the %.1f s "
                             "its header announces",
                             got, stated);
     }
