@@ -25,7 +25,7 @@ int64_t sp_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void sp_sleep_ms(int64_t ms, const volatile int *stop)
+void sp_sleep_ms(int64_t ms, const sp_flag *stop)
 {
     int64_t end = sp_mono_ms() + ms;
     for (;;) {

@@ -33,7 +33,7 @@ struct sp_job_ctx {
     atomic_int active;   /* a job is running in this slot */
     atomic_int progress; /* last progress set by the handler, -1 none */
     atomic_int written;  /* last progress the keeper wrote to Redis */
-    volatile int stop;   /* non-zero: the handler must stop (read by libav/libcurl) */
+    sp_flag stop;   /* non-zero: the handler must stop (read by libav/libcurl) */
     atomic_int reason;   /* why: SP_ECANCELLED, SP_ELOST, SP_ETIMEDOUT, SP_ESHUTDOWN */
     atomic_llong started_mono;
     atomic_llong time_limit_ms;
@@ -70,8 +70,8 @@ struct sp__worker {
     sp_blobs *blobs;
     sp_logctx log;
 
-    volatile int draining;  /* stop taking jobs */
-    volatile int stopping;  /* the keeper and slots must exit */
+    sp_flag draining;  /* stop taking jobs */
+    sp_flag stopping;  /* the keeper and slots must exit */
     atomic_llong processed;
     atomic_llong failed;
     sp_job_ctx slots[SP_MAX_SLOTS];
@@ -107,7 +107,7 @@ void sp_job_ctx_progress(sp_job_ctx *ctx, int percent)
 
 bool sp_job_ctx_stopping(const sp_job_ctx *ctx)
 {
-    return __atomic_load_n(&ctx->stop, __ATOMIC_ACQUIRE) != 0;
+    return atomic_load(&ctx->stop) != 0;
 }
 
 int sp_job_ctx_stop_reason(const sp_job_ctx *ctx)
@@ -115,7 +115,7 @@ int sp_job_ctx_stop_reason(const sp_job_ctx *ctx)
     return atomic_load(&((sp_job_ctx *)ctx)->reason);
 }
 
-const volatile int *sp_job_ctx_stop_flag(const sp_job_ctx *ctx)
+const sp_flag *sp_job_ctx_stop_flag(const sp_job_ctx *ctx)
 {
     return &ctx->stop;
 }
@@ -130,7 +130,7 @@ static void sp__ctx_stop(sp_job_ctx *ctx, int reason)
 {
     int expected = 0;
     atomic_compare_exchange_strong(&ctx->reason, &expected, reason);
-    __atomic_store_n(&ctx->stop, 1, __ATOMIC_RELEASE);
+    atomic_store(&ctx->stop, 1);
 }
 
 int sp_job_ctx_set_metadata(sp_job_ctx *ctx, const char *json)
@@ -217,7 +217,7 @@ static void sp__ctx_reset(sp_job_ctx *ctx)
     atomic_store(&ctx->written, -1);
     atomic_store(&ctx->reason, 0);
     atomic_store(&ctx->time_limit_ms, 0);
-    __atomic_store_n(&ctx->stop, 0, __ATOMIC_RELEASE);
+    atomic_store(&ctx->stop, 0);
 }
 
 /* Decide the outcome of a handler's return. Returns false when nothing may be written

@@ -455,7 +455,7 @@ static void test_fetch_downloads_and_classifies_failures(void **state)
     int64_t t0 = sp_test_ms();
     assert_int_equal(do_fetch("/slow", &o, &bytes, &err), SP_ETIMEDOUT);
     assert_true(sp_test_ms() - t0 < 4000);
-    volatile int stop = 0;
+    sp_flag stop = 0;
     o.total_timeout_ms = 60000;
     o.stop = &stop;
     pid_t p = fork();

@@ -61,7 +61,7 @@ typedef struct run {
     sp_export_result res;
     char pdf[256];
     int progress_calls, last_progress, stop_at;
-    volatile int stop;
+    sp_flag stop;
 } run;
 
 static void on_progress(void *ud, int percent)

@@ -176,8 +176,8 @@ static double mean_luma(const char *image)
 typedef struct progress_log {
     int n;
     int v[4096];
-    const volatile int *stop_flag;
-    volatile int *stop_at_percent_flag;
+    const sp_flag *stop_flag;
+    sp_flag *stop_at_percent_flag;
     int stop_at;
 } progress_log;
 
@@ -520,7 +520,7 @@ static void test_missing_input_or_unwritable_output_is_io(void **state)
 }
 
 typedef struct stopper {
-    volatile int flag;
+    sp_flag flag;
     int after_ms;
     int64_t set_at;
 } stopper;

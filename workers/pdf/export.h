@@ -13,6 +13,7 @@
 #include "dataset.h"
 #include "render.h"
 #include "spool/err.h"
+#include "spool/util.h"
 
 typedef enum sp_export_format {
     SP_EXPORT_TEXT = 0,
@@ -63,7 +64,7 @@ typedef struct sp_export_opts {
     const char *creator;       /* PDF metadata, e.g. "spool-pdf 0.1.0" */
     int64_t now_ms;            /* creation date; 0: now */
     sp_export_limits limits;
-    const volatile int *stop;  /* non-zero: stop (checked between pages); may be NULL */
+    const sp_flag *stop;  /* non-zero: stop (checked between pages); may be NULL */
     void (*progress)(void *ud, int percent); /* may be NULL */
     void *ud;
 } sp_export_opts;

@@ -151,7 +151,7 @@ static int sp__write_error(int averr, const char *what, sp_err *err)
 
 typedef struct sp__input {
     AVFormatContext *fmt;
-    const volatile int *stop;
+    const sp_flag *stop;
     int vidx, aidx;
     AVStream *vst, *ast;
     AVCodecContext *vdec, *adec;
@@ -168,7 +168,7 @@ static int sp__interrupted(void *opaque)
     return in->stop && *in->stop;
 }
 
-static bool sp__stopped(const volatile int *stop)
+static bool sp__stopped(const sp_flag *stop)
 {
     return stop && *stop;
 }
@@ -1235,7 +1235,7 @@ static void sp__input_reach(const sp__tx *t, double *got, double *stated)
 /* Read, decode, filter, encode, until the input ends. */
 static int sp__loop(sp__tx *t, sp_err *err)
 {
-    const volatile int *stop = t->o ? t->o->stop : NULL;
+    const sp_flag *stop = t->o ? t->o->stop : NULL;
     for (;;) {
         if (sp__stopped(stop))
             return sp_err_set(err, SP_ECANCELLED, "stopped");

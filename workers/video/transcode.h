@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "spool/err.h"
+#include "spool/util.h"
 #include "spool/log.h"
 #include "spool/presets.h"
 
@@ -29,7 +30,7 @@ typedef struct sp_video_opts {
     int threads;
     /* Non-zero stops the work within a frame or a blocking read (AVIOInterruptCB);
      * the call then returns SP_ECANCELLED. May be NULL. */
-    const volatile int *stop;
+    const sp_flag *stop;
     /* Progress 0-100 from the output's presentation time against the input's
      * duration: at most every 250 ms while encoding, never 100 before the trailer is
      * written, and 100 once it is. May be NULL. */

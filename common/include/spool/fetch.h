@@ -10,13 +10,14 @@
 
 #include "spool/blob.h"
 #include "spool/err.h"
+#include "spool/util.h"
 
 typedef struct sp_fetch_opts {
     int64_t max_bytes;          /* 0: no limit */
     int64_t connect_timeout_ms; /* 0: 10 s */
     int64_t total_timeout_ms;   /* 0: 10 min */
     int max_redirects;          /* < 0: 5 */
-    const volatile int *stop;   /* non-zero aborts with SP_ECANCELLED; may be NULL */
+    const sp_flag *stop;   /* non-zero aborts with SP_ECANCELLED; may be NULL */
     /* Called as bytes arrive (total is -1 when unknown); may be NULL. */
     void (*progress)(void *ud, int64_t done, int64_t total);
     void *ud;

@@ -3,9 +3,14 @@
 #ifndef SPOOL_UTIL_H
 #define SPOOL_UTIL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* A stop or drain flag one thread sets and others (libav and libcurl callbacks among
+ * them) read: an atomic int, so the reads are well defined across threads. */
+typedef atomic_int sp_flag;
 
 /* Wall-clock milliseconds since the Unix epoch. */
 int64_t sp_now_ms(void);
@@ -15,7 +20,7 @@ int64_t sp_mono_ms(void);
 
 /* Sleep ms milliseconds (restarting after signals unless *stop becomes true).
  * stop may be NULL. */
-void sp_sleep_ms(int64_t ms, const volatile int *stop);
+void sp_sleep_ms(int64_t ms, const sp_flag *stop);
 
 /* Fill buf with n cryptographically random bytes. Returns 0 or SP_EIO. */
 int sp_random_bytes(void *buf, size_t n);

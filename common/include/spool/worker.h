@@ -20,6 +20,7 @@
 #include "spool/blob.h"
 #include "spool/config.h"
 #include "spool/err.h"
+#include "spool/util.h"
 #include "spool/job.h"
 #include "spool/log.h"
 
@@ -47,7 +48,7 @@ int sp_job_ctx_stop_reason(const sp_job_ctx *ctx);
 
 /* The address of the stop flag (non-zero once stopping), for interrupt callbacks such
  * as libavformat's AVIOInterruptCB or libcurl's progress callback. */
-const volatile int *sp_job_ctx_stop_flag(const sp_job_ctx *ctx);
+const sp_flag *sp_job_ctx_stop_flag(const sp_job_ctx *ctx);
 
 /* Set the job's time limit, counted from its start (0: none). Past it the job is
  * stopped and fails as retryable with code "timed_out". */
