@@ -256,6 +256,29 @@ static int ctl__query(sp_buf *q, const char *name, const char *value)
     return rc;
 }
 
+/* A query parameter for ctl__post_file: left out when value is NULL. */
+typedef struct ctl__param {
+    const char *name, *value;
+} ctl__param;
+
+/* POST the file body b to route with params in the query string (at most max_path
+ * bytes in all), then close b. */
+static int ctl__post_file(ctl_client *c, const char *route, const ctl__param *params,
+                          size_t n, size_t max_path, ctl__body *b, json_t **job)
+{
+    sp_buf path;
+    sp_buf_init(&path, max_path);
+    int qr = sp_buf_adds(&path, route);
+    for (size_t i = 0; i < n && qr == 0; i++)
+        qr = ctl__query(&path, params[i].name, params[i].value);
+    int rc = qr < 0 ? ctl_client_fail(c, CTL_EXIT_USAGE, "invalid_argument",
+                                      "the parameters are too long")
+                    : ctl__post(c, sp_buf_cstr(&path), b, job);
+    sp_buf_free(&path);
+    ctl__close_body(b);
+    return rc;
+}
+
 static const char *ctl__base(const char *path)
 {
     const char *s = strrchr(path, '/');
@@ -311,22 +334,11 @@ int ctl_cmd_submit_video(ctl_client *c)
         const char *filename = o->filename;
         if (filename == NULL && strcmp(o->target, "-") != 0)
             filename = ctl__base(o->target);
-        sp_buf path;
-        sp_buf_init(&path, 8192);
-        int qr = sp_buf_adds(&path, "/v1/videos");
-        if (qr == 0)
-            qr = ctl__query(&path, "preset", o->preset);
-        if (qr == 0)
-            qr = ctl__query(&path, "thumbnail", o->thumbnail);
-        if (qr == 0)
-            qr = ctl__query(&path, "priority", o->priority);
-        if (qr == 0 && filename && filename[0])
-            qr = ctl__query(&path, "filename", filename);
-        rc = qr < 0 ? ctl_client_fail(c, CTL_EXIT_USAGE, "invalid_argument",
-                                      "the parameters are too long")
-                    : ctl__post(c, sp_buf_cstr(&path), &b, &job);
-        sp_buf_free(&path);
-        ctl__close_body(&b);
+        const ctl__param q[] = {{"preset", o->preset},
+                                {"thumbnail", o->thumbnail},
+                                {"priority", o->priority},
+                                {"filename", filename && filename[0] ? filename : NULL}};
+        rc = ctl__post_file(c, "/v1/videos", q, sizeof q / sizeof *q, 8192, &b, &job);
     }
     if (rc == 0)
         rc = ctl__submitted(c, job);
@@ -466,28 +478,14 @@ int ctl_cmd_export(ctl_client *c)
             return rc;
         b.content_type = strcmp(o->format, "csv") == 0 ? "text/csv; charset=utf-8"
                                                        : "application/x-ndjson";
-        sp_buf path;
-        sp_buf_init(&path, 64 * 1024);
-        int qr = sp_buf_adds(&path, "/v1/exports");
-        if (qr == 0)
-            qr = ctl__query(&path, "title", o->title ? o->title : title);
-        if (qr == 0)
-            qr = ctl__query(&path, "author", o->author);
-        if (qr == 0)
-            qr = ctl__query(&path, "columns", o->columns);
-        if (qr == 0)
-            qr = ctl__query(&path, "page_size", o->page_size);
-        if (qr == 0)
-            qr = ctl__query(&path, "orientation", o->orientation);
-        if (qr == 0)
-            qr = ctl__query(&path, "font", o->font);
-        if (qr == 0)
-            qr = ctl__query(&path, "priority", o->priority);
-        rc = qr < 0 ? ctl_client_fail(c, CTL_EXIT_USAGE, "invalid_argument",
-                                      "the parameters are too long")
-                    : ctl__post(c, sp_buf_cstr(&path), &b, &job);
-        sp_buf_free(&path);
-        ctl__close_body(&b);
+        const ctl__param q[] = {{"title", o->title ? o->title : title},
+                                {"author", o->author},
+                                {"columns", o->columns},
+                                {"page_size", o->page_size},
+                                {"orientation", o->orientation},
+                                {"font", o->font},
+                                {"priority", o->priority}};
+        rc = ctl__post_file(c, "/v1/exports", q, sizeof q / sizeof *q, 64 * 1024, &b, &job);
     }
     if (rc == 0)
         rc = ctl__submitted(c, job);
