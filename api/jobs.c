@@ -119,6 +119,17 @@ enum MHD_Result api_jobs_get(api_req *r)
     return ret;
 }
 
+/* Answer status with the job as it is now, after a cancel or a retry changed it. */
+static enum MHD_Result api__job_now(api_req *r, int status, bool location)
+{
+    sp_job j;
+    if (api__load(r, &j) < 0)
+        return api_replied(r);
+    enum MHD_Result ret = api__job_reply(r, status, &j, location);
+    sp_job_clear(&j);
+    return ret;
+}
+
 /* DELETE /v1/jobs/{id}: 200 when it is cancelled, 202 when its worker was asked to
  * stop, 409 when it had already ended. */
 enum MHD_Result api_jobs_cancel(api_req *r)
@@ -133,12 +144,7 @@ enum MHD_Result api_jobs_cancel(api_req *r)
         return api_reply_error(r, API_E_NOT_FOUND, "no such job: %s", r->route.job);
     if (rc < 0)
         return api_reply_code(r, rc, &err);
-    sp_job j;
-    if (api__load(r, &j) < 0)
-        return api_replied(r);
-    enum MHD_Result ret = api__job_reply(r, rc == 0 ? 200 : 202, &j, false);
-    sp_job_clear(&j);
-    return ret;
+    return api__job_now(r, rc == 0 ? 200 : 202, false);
 }
 
 /* POST /v1/jobs/{id}/retry: a failed job back on its queue. */
@@ -153,12 +159,7 @@ enum MHD_Result api_jobs_retry(api_req *r)
         return api_reply_error(r, API_E_NOT_FOUND, "no such job: %s", r->route.job);
     if (rc < 0)
         return api_reply_code(r, rc, &err);
-    sp_job j;
-    if (api__load(r, &j) < 0)
-        return api_replied(r);
-    enum MHD_Result ret = api__job_reply(r, 202, &j, true);
-    sp_job_clear(&j);
-    return ret;
+    return api__job_now(r, 202, true);
 }
 
 typedef struct api__list_args {
