@@ -117,8 +117,9 @@ static int cmd_get(char **a)
     sp_buf b;
     sp_buf_init(&b, 1 << 24);
     sp_buf_addf(&b, "{\"id\":\"%s\",\"state\":\"%s\",\"attempts\":%lld,\"progress\":%d,"
-                "\"worker\":\"", j.id, sp_state_name(j.state), (long long)j.attempts,
-                j.progress);
+                "\"started_at\":%lld,\"finished_at\":%lld,\"worker\":\"", j.id,
+                sp_state_name(j.state), (long long)j.attempts, j.progress,
+                (long long)j.started_at, (long long)j.finished_at);
     sp_buf_add_json_escaped(&b, j.worker, strlen(j.worker));
     sp_buf_adds(&b, "\"");
     if (j.has_error) {
