@@ -478,9 +478,11 @@ def test_forty_thousand_page_export_succeeds(ctx):
 
 @suite.test
 def test_two_slots_render_at_once(ctx):
+    # Queued before the worker starts: enqueueing one of these takes about as long as
+    # rendering it, so jobs queued one by one would meet a free worker each time.
+    ids = [enqueue(ctx, PARAMS, rows_ndjson(20000, start=i * 20000 + 1)) for i in range(4)]
     w = worker(ctx, SPOOL_CONCURRENCY=2)
     try:
-        ids = [enqueue(ctx, PARAMS, rows_ndjson(20000, start=i * 20000 + 1)) for i in range(4)]
         recs = [wait_state(ctx, i, ("succeeded", "failed")) for i in ids]
         # From the records' own times (Redis's clock), not by sampling states: some two
         # jobs ran during overlapping intervals.
