@@ -210,9 +210,9 @@ static int sp__enq_build(sp_queue *q, const sp_enqueue *e, sp__enq_call *c, sp_e
 
 /* A plain enqueue (no idempotency key, no length limit) needs no check, so it runs as
  * MULTI/EXEC instead of a script: the records and the queue entries still appear
- * together or not at all, at a fraction of a script's cost in Redis. A run of plain enqueues shares one transaction: one HSET per
- * record, then one push per (queue, end) with every id in order, one ZADD to the index,
- * one HINCRBY per queue and one SADD. */
+ * together or not at all, at a fraction of a script's cost in Redis. A run of plain
+ * enqueues shares one transaction: one HSET per record, then one push per (queue, end)
+ * with every id in order, one ZADD to the index, one HINCRBY per queue and one SADD. */
 #define SP_ENQ_BATCH 128
 
 static bool sp__enq_plain(const sp_enqueue *e)
@@ -223,16 +223,17 @@ static bool sp__enq_plain(const sp_enqueue *e)
 /* The queues of a batch, each with its pushes to either end of its ready list. */
 typedef struct sp__enq_group {
     const char *queue;
-    size_t pushed[2], enqueued; /* [0] LPUSH (normal), [1] RPUSH (high priority) */
+    size_t pushed[2]; /* [0] LPUSH (normal), [1] RPUSH (high priority) */
 } sp__enq_group;
 
-static sp__enq_group *sp__enq_group_of(sp__enq_group *g, size_t *ng, const char *queue)
+/* The index of queue's group in g[0..*ng), added when new. */
+static size_t sp__enq_group_of(sp__enq_group *g, size_t *ng, const char *queue)
 {
     for (size_t i = 0; i < *ng; i++)
         if (strcmp(g[i].queue, queue) == 0)
-            return &g[i];
-    g[*ng] = (sp__enq_group){queue, {0, 0}, 0};
-    return &g[(*ng)++];
+            return i;
+    g[*ng] = (sp__enq_group){queue, {0, 0}};
+    return (*ng)++;
 }
 
 /* Append one transaction enqueueing e[0..m) (all plain, already validated by
@@ -242,6 +243,7 @@ static int sp__enq_append_batch(sp_queue *q, const sp_enqueue *e, size_t m,
 {
     const char *one[2 + 2 * SP_ENQ_BATCH];
     sp__enq_group groups[SP_ENQ_BATCH];
+    size_t group[SP_ENQ_BATCH]; /* each job's group */
     size_t ng = 0, sent = 0;
     one[0] = "MULTI";
     int rc = sp_redis_append(q->r, err, 1, one, NULL);
@@ -263,9 +265,8 @@ static int sp__enq_append_batch(sp_queue *q, const sp_enqueue *e, size_t m,
         for (int a = 7; a < c->nargs; a++) /* the field, value pairs */
             hset[n++] = c->args[a];
         rc = sp_redis_append(q->r, err, n, hset, NULL);
-        sp__enq_group *g = sp__enq_group_of(groups, &ng, e[i].queue);
-        g->pushed[e[i].high_priority ? 1 : 0]++;
-        g->enqueued++;
+        group[i] = sp__enq_group_of(groups, &ng, e[i].queue);
+        groups[group[i]].pushed[e[i].high_priority ? 1 : 0]++;
     }
     for (size_t gi = 0; gi < ng && rc == 0; gi++) {
         for (int end = 0; end < 2 && rc == 0; end++) {
@@ -276,7 +277,7 @@ static int sp__enq_append_batch(sp_queue *q, const sp_enqueue *e, size_t m,
             one[n++] = end ? "RPUSH" : "LPUSH";
             one[n++] = sp__key_q(&k, q->prefix, groups[gi].queue, "ready");
             for (size_t i = 0; i < m; i++)
-                if ((e[i].high_priority ? 1 : 0) == end && strcmp(e[i].queue, groups[gi].queue) == 0)
+                if (group[i] == gi && (e[i].high_priority ? 1 : 0) == end)
                     one[n++] = e[i].id;
             rc = sp_redis_append(q->r, err, n, one, NULL);
             sent++;
@@ -297,7 +298,7 @@ static int sp__enq_append_batch(sp_queue *q, const sp_enqueue *e, size_t m,
     for (size_t gi = 0; gi < ng && rc == 0; gi++, sent++) {
         sp_key k;
         char count[24];
-        snprintf(count, sizeof count, "%zu", groups[gi].enqueued);
+        snprintf(count, sizeof count, "%zu", groups[gi].pushed[0] + groups[gi].pushed[1]);
         const char *incr[] = {"HINCRBY", sp__key_q(&k, q->prefix, groups[gi].queue, "stats"),
                               "enqueued", count};
         rc = sp_redis_append(q->r, err, 4, incr, NULL);
@@ -390,7 +391,9 @@ typedef struct sp__enq_seg {
 int sp_queue_enqueue_many(sp_queue *q, const sp_enqueue *e, size_t n, int *results,
                           sp_err *err)
 {
-    sp__enq_call *calls = sp_malloc(SP_ENQ_BATCH * sizeof *calls);
+    /* Built calls live until their batch is appended: at most SP_ENQ_BATCH at once. */
+    size_t ncalls = n == 0 ? 1 : n < SP_ENQ_BATCH ? n : SP_ENQ_BATCH;
+    sp__enq_call *calls = sp_malloc(ncalls * sizeof *calls);
     sp__enq_seg *segs = sp_malloc((n ? n : 1) * sizeof *segs);
     if (calls == NULL || segs == NULL) {
         sp_free(calls);
