@@ -33,7 +33,7 @@ struct sp_job_ctx {
     atomic_int active;   /* a job is running in this slot */
     atomic_int progress; /* last progress set by the handler, -1 none */
     atomic_int written;  /* last progress the keeper wrote to Redis */
-    sp_flag stop;   /* non-zero: the handler must stop (read by libav/libcurl) */
+    sp_flag stop;        /* non-zero: the handler must stop (read by libav/libcurl) */
     atomic_int reason;   /* why: SP_ECANCELLED, SP_ELOST, SP_ETIMEDOUT, SP_ESHUTDOWN */
     atomic_llong started_mono;
     atomic_llong time_limit_ms;
@@ -70,8 +70,8 @@ struct sp__worker {
     sp_blobs *blobs;
     sp_logctx log;
 
-    sp_flag draining;  /* stop taking jobs */
-    sp_flag stopping;  /* the keeper and slots must exit */
+    sp_flag draining; /* stop taking jobs */
+    sp_flag stopping; /* the keeper and slots must exit */
     atomic_llong processed;
     atomic_llong failed;
     sp_job_ctx slots[SP_MAX_SLOTS];
@@ -282,11 +282,8 @@ static int sp__finish(sp_job_ctx *ctx, const sp_outcome *o, bool take_next, sp_s
 /* A job taken after SIGTERM (the wait for one was under way, or it was started ahead
  * by a pipelined finish): give it back without running it, attempt not counted, so a
  * worker that is shutting down starts nothing new. */
-static void sp__give_back(sp__worker *w, sp_job_ctx *ctx)
+static void sp__give_back(sp_job_ctx *ctx)
 {
-    ctx->log.job = ctx->job.id;
-    ctx->log.queue = ctx->job.queue;
-    ctx->log.worker = w->id;
     sp_outcome o = {SP_FINISH_RELEASE, NULL, NULL, NULL, NULL, -1};
     sp_state st = SP_STATE_RUNNING;
     sp_err err;
@@ -301,9 +298,6 @@ static void sp__give_back(sp__worker *w, sp_job_ctx *ctx)
 static void sp__run_job(sp__worker *w, sp_job_ctx *ctx)
 {
     sp__ctx_reset(ctx);
-    ctx->log.job = ctx->job.id;
-    ctx->log.queue = ctx->job.queue;
-    ctx->log.worker = w->id;
     atomic_store(&ctx->started_mono, sp_mono_ms());
     ctx->unclaimed = false;
     pthread_mutex_lock(&ctx->mu);
@@ -388,10 +382,13 @@ static void *sp__slot_main(void *arg)
         pthread_mutex_lock(&ctx->mu);
         ctx->job = job;
         pthread_mutex_unlock(&ctx->mu);
+        ctx->log.job = ctx->job.id;
+        ctx->log.queue = ctx->job.queue;
+        ctx->log.worker = w->id;
         /* SIGTERM may have come while we waited for this job: a draining worker starts
          * nothing new. */
         if (w->draining)
-            sp__give_back(w, ctx);
+            sp__give_back(ctx);
         else
             sp__run_job(w, ctx);
         pthread_mutex_lock(&ctx->mu);
