@@ -1,5 +1,12 @@
-/* consumer.c - the worker side of the queue: take, start, finish (see queue.h). */
+/* consumer.c - the worker side of the queue: take, start, finish (see queue.h).
+ *
+ * Every change goes through one script, step.lua, that in one round trip records the
+ * finishes the consumer holds, gives back ids it will not start, starts the ids it
+ * claimed last time and claims the next ones. Running long jobs, a consumer finishes
+ * one job per round trip and claims the next; running short jobs (prefetch), it starts
+ * and reports whole batches, so Redis sees one call per batch instead of per job. */
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,34 +16,64 @@
 #include "spool/util.h"
 
 #define SP_CONSUMER_MAXQ 16
+#define SP_BATCH SP_CONSUMER_BATCH_MAX
+#define SP_DONE_MAX (2 * SP_BATCH + 1) /* held finishes plus give-backs of started jobs */
+
+enum { SP_QK_READY, SP_QK_CLAIM, SP_QK_LEASES, SP_QK_DELAYED, SP_QK_DEAD, SP_QK_STATS, SP_QK_N };
+
+/* An id on our claim list, not started yet. */
+typedef struct sp__claim {
+    char id[SP_ID_LEN + 1];
+    size_t qi;
+} sp__claim;
+
+/* A finish waiting for a round trip. Its strings are owned copies. */
+typedef struct sp__done {
+    char id[SP_ID_LEN + 1];
+    char token[SP_TOKEN_LEN + 1];
+    size_t qi;
+    int mode;
+    char delay[24];
+    char *outputs, *metadata, *code, *msg;
+    int64_t ran_ms;
+} sp__done;
 
 struct sp_consumer {
     sp_queue q; /* the main connection */
     char worker[128];
     size_t nq;
     char queues[SP_CONSUMER_MAXQ][SP_QUEUE_MAX + 1];
-    sp_key ready[SP_CONSUMER_MAXQ];
-    sp_key claim[SP_CONSUMER_MAXQ];
+    sp_key qk[SP_CONSUMER_MAXQ][SP_QK_N];
     char lease_ms[24];
+    int64_t lease_n;
     char retention_ms[24];
-    /* A job claimed by the previous finish (or a start that failed to reach Redis),
-     * to be started by the next sp_consumer_next. */
-    bool has_pending;
-    char pending[SP_ID_LEN + 1];
-    size_t pending_q;
-    /* Prefetch: while jobs take under prefetch_ms, finishing one also starts the next
-     * (claimed earlier) and claims another, all in one round trip. */
-    int64_t prefetch_ms;
-    int64_t job_t0;       /* when the current job was handed out (monotonic ms) */
-    int64_t last_ms;      /* how long the previous job took */
-    bool has_started;     /* a job already started by a pipelined finish */
-    sp_job started;
-    /* After a connection error an id may sit on a claim list without us knowing
-     * (the move ran, its answer was lost): look there before taking more. */
-    bool recover;
+    int64_t prefetch_us;
+    int64_t job_t0;  /* when the current job was handed out (monotonic us) */
+    int64_t last_us; /* how long the previous job took */
+    sp_finished_fn *on_finished;
+    void *on_finished_arg;
     /* One extra connection per queue, for blocking on several queues at once. */
     sp_redis *block[SP_CONSUMER_MAXQ];
     char url[512];
+
+    /* Guards everything below: the consumer's thread and one calling sp_consumer_flush
+     * or sp_consumer_give_back with its own connection. */
+    pthread_mutex_t mu;
+    sp__claim claimed[SP_BATCH];
+    size_t nclaimed;
+    sp_job held[SP_BATCH]; /* started ahead, handed out in order */
+    size_t held_first, nheld;
+    int64_t held_at; /* when they were started (monotonic ms) */
+    sp__done done[SP_DONE_MAX];
+    size_t ndone;
+    /* After a connection error an id may sit on a claim list without us knowing
+     * (the move ran, its answer was lost): look there before taking more. */
+    bool recover;
+    /* Scratch for building one step call. */
+    sp_key jobk[SP_DONE_MAX + SP_BATCH];
+    sp_key chan[SP_DONE_MAX + SP_BATCH];
+    char tokens[SP_BATCH][SP_TOKEN_LEN + 1];
+    char gidx[SP_CONSUMER_MAXQ][24];
 };
 
 sp_consumer *sp_consumer_new(const sp_consumer_opts *o, sp_err *err)
@@ -62,8 +99,11 @@ sp_consumer *sp_consumer_new(const sp_consumer_opts *o, sp_err *err)
         sp_free(c);
         return NULL;
     }
+    pthread_mutex_init(&c->mu, NULL);
     snprintf(c->url, sizeof c->url, "%s", o->url);
     snprintf(c->worker, sizeof c->worker, "%s", o->worker_id);
+    static const char *const parts[SP_QK_N] = {"ready", NULL, "leases", "delayed", "dead",
+                                               "stats"};
     for (size_t i = 0; i < o->nqueues; i++) {
         if (!sp_queue_name_valid(o->queues[i])) {
             sp_err_set(err, SP_EINVAL, "bad queue name '%s'", o->queues[i]);
@@ -71,64 +111,24 @@ sp_consumer *sp_consumer_new(const sp_consumer_opts *o, sp_err *err)
             return NULL;
         }
         snprintf(c->queues[i], sizeof c->queues[i], "%s", o->queues[i]);
-        sp__key_q(&c->ready[i], c->q.prefix, c->queues[i], "ready");
-        sp__key_claim(&c->claim[i], c->q.prefix, c->worker, c->queues[i]);
+        for (int k = 0; k < SP_QK_N; k++) {
+            if (k == SP_QK_CLAIM)
+                sp__key_claim(&c->qk[i][k], c->q.prefix, c->worker, c->queues[i]);
+            else
+                sp__key_q(&c->qk[i][k], c->q.prefix, c->queues[i], parts[k]);
+        }
+        snprintf(c->gidx[i], sizeof c->gidx[i], "%zu", i + 1);
     }
     c->nq = o->nqueues;
-    snprintf(c->lease_ms, sizeof c->lease_ms, "%lld",
-             (long long)(o->lease_ms > 0 ? o->lease_ms : 30000));
+    c->lease_n = o->lease_ms > 0 ? o->lease_ms : 30000;
+    snprintf(c->lease_ms, sizeof c->lease_ms, "%lld", (long long)c->lease_n);
     snprintf(c->retention_ms, sizeof c->retention_ms, "%lld",
              (long long)(o->retention_ms > 0 ? o->retention_ms : 604800000));
-    c->prefetch_ms = o->prefetch_ms > 0 ? o->prefetch_ms : 0;
-    c->last_ms = INT64_MAX;
+    c->prefetch_us = o->prefetch_ms > 0 ? o->prefetch_ms * 1000 : 0;
+    c->last_us = INT64_MAX;
+    c->on_finished = o->on_finished;
+    c->on_finished_arg = o->on_finished_arg;
     return c;
-}
-
-/* Give one claimed, not started id back to the front of its queue. */
-static int sp__unclaim(sp_consumer *c, const char *id, size_t qi, sp_err *err)
-{
-    const char *keys[] = {c->claim[qi].s, c->ready[qi].s};
-    const char *args[] = {id};
-    redisReply *rep;
-    int rc = sp_redis_eval(c->q.r, SP_LUA_UNCLAIM, 2, keys, 1, args, NULL, &rep, err);
-    sp_redis_reply_free(rep);
-    return rc;
-}
-
-int sp_consumer_give_back(sp_consumer *c, sp_err *err)
-{
-    int rc = 0;
-    if (c->has_started) {
-        /* Started by a pipelined finish but never handed out: back to the queue now,
-         * without counting the attempt. Not retried: if this fails its lease runs out. */
-        sp_outcome o = {SP_FINISH_RELEASE, NULL, NULL, NULL, NULL, -1};
-        c->has_started = false;
-        rc = sp_consumer_finish(c, &c->started, &o, false, NULL, err);
-        sp_job_clear(&c->started);
-    }
-    if (c->has_pending) {
-        sp_err e;
-        int urc = sp__unclaim(c, c->pending, c->pending_q, &e);
-        if (urc == 0)
-            c->has_pending = false;
-        else if (rc == 0 && err)
-            *err = e;
-        if (rc == 0)
-            rc = urc;
-    }
-    return rc == SP_ELOST ? 0 : rc; /* lost: the job is someone else's already */
-}
-
-void sp_consumer_free(sp_consumer *c)
-{
-    if (c == NULL)
-        return;
-    sp_err e;
-    sp_consumer_give_back(c, &e);
-    for (size_t i = 0; i < SP_CONSUMER_MAXQ; i++)
-        sp_redis_free(c->block[i]);
-    sp__queue_fini(&c->q);
-    sp_free(c);
 }
 
 sp_queue *sp_consumer_queue(sp_consumer *c)
@@ -136,30 +136,317 @@ sp_queue *sp_consumer_queue(sp_consumer *c)
     return &c->q;
 }
 
-/* Move the next ready id into our claim list without waiting: 1 when one was taken,
- * 0 when every queue is empty. */
-static int sp__take(sp_consumer *c, char id[SP_ID_LEN + 1], size_t *qi, sp_err *err)
+/* How many jobs to start per round trip while the previous job took last_us: enough
+ * to hold about prefetch_ms of work; 0 when not prefetching. */
+static int sp__window(const sp_consumer *c)
 {
-    const char *keys[2 * SP_CONSUMER_MAXQ];
+    if (c->prefetch_us <= 0 || c->last_us >= c->prefetch_us)
+        return 0;
+    int64_t n = c->prefetch_us / (c->last_us > 0 ? c->last_us : 1);
+    return n < 1 ? 1 : n > SP_BATCH ? SP_BATCH : (int)n;
+}
+
+static void sp__done_free(sp__done *d)
+{
+    sp_free(d->outputs);
+    sp_free(d->metadata);
+    sp_free(d->code);
+    sp_free(d->msg);
+    memset(d, 0, sizeof *d);
+}
+
+static int sp__queue_index(const sp_consumer *c, const char *queue, size_t *qi)
+{
     for (size_t i = 0; i < c->nq; i++) {
-        keys[2 * i] = c->ready[i].s;
-        keys[2 * i + 1] = c->claim[i].s;
+        if (strcmp(c->queues[i], queue) == 0) {
+            *qi = i;
+            return 0;
+        }
     }
-    redisReply *rep;
-    int rc = sp_redis_eval(c->q.r, SP_LUA_TAKE, (int)(2 * c->nq), keys, 0, NULL, NULL, &rep, err);
-    if (rc < 0)
+    return -1;
+}
+
+static const char *const sp__modes[] = {"succeeded", "retry", "failed", "cancelled", "release"};
+
+/* Add a finish of job to the held list (a finish of the same attempt already there is
+ * kept as it is: the caller is retrying). The index of the entry, or an error. */
+static int sp__done_add(sp_consumer *c, const sp_job *job, const sp_outcome *o, int64_t ran_ms,
+                        sp_err *err)
+{
+    for (size_t i = 0; i < c->ndone; i++)
+        if (strcmp(c->done[i].id, job->id) == 0 && strcmp(c->done[i].token, job->token) == 0)
+            return (int)i;
+    if (c->ndone == SP_DONE_MAX)
+        return sp_err_set(err, SP_EINVAL, "finish: too many finishes held");
+    size_t qi;
+    if (sp__queue_index(c, job->queue, &qi) < 0)
+        return sp_err_set(err, SP_EINVAL, "finish: queue '%s' is not this consumer's",
+                          job->queue);
+    sp__done *d = &c->done[c->ndone];
+    memcpy(d->id, job->id, sizeof d->id);
+    snprintf(d->token, sizeof d->token, "%s", job->token);
+    d->qi = qi;
+    d->mode = o->mode;
+    d->ran_ms = ran_ms;
+    int64_t delay = o->delay_ms;
+    if (o->mode == SP_FINISH_RETRY && delay < 0)
+        delay = sp_retry_delay_ms(job->attempts, job->retry_base_ms, job->retry_cap_ms);
+    snprintf(d->delay, sizeof d->delay, "%lld", (long long)(delay > 0 ? delay : 0));
+    const char *code = o->error_code ? o->error_code : "";
+    if ((o->mode == SP_FINISH_RETRY || o->mode == SP_FINISH_FAILED) && code[0] == '\0')
+        code = "failed";
+    d->outputs = sp_strdup(o->outputs_json ? o->outputs_json : "[]");
+    d->metadata = sp_strdup(o->metadata_json ? o->metadata_json : "");
+    d->code = sp_strdup(code);
+    d->msg = sp_strdup(o->error_message ? o->error_message : "");
+    if (!d->outputs || !d->metadata || !d->code || !d->msg) {
+        sp__done_free(d);
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
+    }
+    return (int)c->ndone++;
+}
+
+static void sp__report(sp_consumer *c, const sp__done *d, int rc, sp_state st)
+{
+    if (c->on_finished == NULL)
+        return;
+    sp_finished f = {d->id, c->queues[d->qi], rc, st, d->code, d->msg, d->ran_ms};
+    c->on_finished(c->on_finished_arg, &f);
+}
+
+/* What a step should do besides recording the held finishes. */
+typedef struct sp__step_req {
+    bool start;             /* start every claimed id */
+    int claim;              /* how many ids to claim */
+    const sp__claim *give;  /* ids on our claim lists to give back to their queue */
+    size_t ngive;
+    int own;                /* index in done of the caller's finish, or -1 */
+    int own_rc;             /* out: its result (0 or SP_ELOST) */
+    sp_state own_state;     /* out: its new state */
+} sp__step_req;
+
+/* Read the records of the jobs a step started (one HGETALL reply each, in order) into
+ * the held list. */
+static int sp__step_read_started(sp_consumer *c, sp_redis *r, const redisReply *starts,
+                                 const sp__claim *started, size_t n, sp_err *err)
+{
+    int rc = 0;
+    c->held_first = 0;
+    c->nheld = 0;
+    c->held_at = sp_mono_ms();
+    for (size_t i = 0; i < n; i++) {
+        redisReply *rec = NULL;
+        sp_err e;
+        int rrc = sp_redis_read(r, &rec, &e);
+        if (rrc == SP_EREDIS) {
+            if (err)
+                *err = e;
+            rc = rrc; /* the rest started too; their leases run out */
+            break;
+        }
+        if (rrc < 0 || !sp_reply_is(sp_reply_elem(starts, i), "ok")) {
+            sp_redis_reply_free(rec);
+            continue;
+        }
+        sp_job *job = &c->held[c->nheld];
+        if (sp__job_from_reply(rec, started[i].id, job, &e) == 0) {
+            if (strcmp(job->token, c->tokens[i]) == 0)
+                c->nheld++;
+            else
+                sp_job_clear(job);
+        }
+        sp_redis_reply_free(rec);
+    }
+    return rc;
+}
+
+/* One round trip through step.lua on r (c's connection or another thread's): record
+ * every held finish, then what req asks. Called with c->mu held. */
+static int sp__step(sp_consumer *c, sp_redis *r, sp__step_req *req, sp_err *err)
+{
+    size_t nf = c->ndone;
+    size_t ns = req->start ? c->nclaimed : 0;
+    const char *keys[SP_CONSUMER_MAXQ * SP_QK_N + SP_DONE_MAX + SP_BATCH];
+    const char *args[8 + 11 * SP_DONE_MAX + 2 * SP_BATCH + 4 * SP_BATCH];
+    char counts[5][24];
+    int nk = 0, na = 0;
+    for (size_t g = 0; g < c->nq; g++)
+        for (int k = 0; k < SP_QK_N; k++)
+            keys[nk++] = c->qk[g][k].s;
+    snprintf(counts[0], sizeof counts[0], "%zu", c->nq);
+    snprintf(counts[1], sizeof counts[1], "%zu", req->ngive);
+    snprintf(counts[2], sizeof counts[2], "%zu", nf);
+    snprintf(counts[3], sizeof counts[3], "%zu", ns);
+    snprintf(counts[4], sizeof counts[4], "%d", req->claim);
+    for (int i = 0; i < 5; i++)
+        args[na++] = counts[i];
+    args[na++] = c->worker;
+    args[na++] = c->lease_ms;
+    args[na++] = c->retention_ms;
+    for (size_t i = 0; i < req->ngive; i++) {
+        args[na++] = c->gidx[req->give[i].qi];
+        args[na++] = req->give[i].id;
+    }
+    const char *p = c->q.prefix;
+    for (size_t i = 0; i < nf; i++) {
+        sp__done *d = &c->done[i];
+        keys[nk++] = sp__key_job(&c->jobk[i], p, d->id);
+        const char *a[] = {c->gidx[d->qi], d->id, d->token, sp__modes[d->mode], d->outputs,
+                           d->metadata, d->code, d->msg,
+                           d->mode == SP_FINISH_RETRY ? "1" : "0", d->delay,
+                           sp__chan_job(&c->chan[i], p, d->id)};
+        memcpy(args + na, a, sizeof a);
+        na += 11;
+    }
+    sp__claim started[SP_BATCH];
+    if (ns > 0) {
+        unsigned char raw[SP_BATCH][SP_TOKEN_LEN / 2];
+        if (sp_random_bytes(raw, ns * sizeof raw[0]) < 0)
+            return sp_err_set(err, SP_EIO, "no randomness for a lease token");
+        memcpy(started, c->claimed, ns * sizeof *started);
+        for (size_t i = 0; i < ns; i++) {
+            for (size_t b = 0; b < sizeof raw[0]; b++)
+                snprintf(c->tokens[i] + 2 * b, 3, "%02x", raw[i][b]);
+            keys[nk++] = sp__key_job(&c->jobk[nf + i], p, started[i].id);
+            args[na++] = c->gidx[started[i].qi];
+            args[na++] = started[i].id;
+            args[na++] = c->tokens[i];
+            args[na++] = sp__chan_job(&c->chan[nf + i], p, started[i].id);
+        }
+    }
+    int rc = sp_redis_append_eval(r, SP_LUA_STEP, nk, keys, na, args, NULL, err);
+    for (size_t i = 0; i < ns && rc == 0; i++) {
+        const char *argv[] = {"HGETALL", c->jobk[nf + i].s};
+        rc = sp_redis_append(r, err, 2, argv, NULL);
+    }
+    redisReply *rep = NULL;
+    if (rc == 0)
+        rc = sp_redis_read(r, &rep, err);
+    if (rc < 0) {
+        if (rc != SP_EREDIS)
+            sp_redis_disconnect(r); /* replies may be left unread */
+        /* Held finishes stay for the next try. Claimed ids may have been started (then
+         * their leases run out) or may still be ours: look on the claim lists. */
+        if (ns > 0 || req->claim > 0 || req->ngive > 0) {
+            c->nclaimed = 0;
+            c->recover = true;
+        }
+        sp_redis_reply_free(rep);
         return rc;
-    int64_t idx = sp_reply_int(sp_reply_elem(rep, 0), 0);
-    size_t n;
-    const char *v = sp_reply_str(sp_reply_elem(rep, 1), &n);
-    rc = 0;
-    if (idx >= 1 && (size_t)idx <= c->nq && v != NULL && n == SP_ID_LEN) {
-        memcpy(id, v, SP_ID_LEN + 1);
-        *qi = (size_t)idx - 1;
-        rc = 1;
     }
+    const redisReply *outcomes = sp_reply_elem(rep, 0);
+    const redisReply *starts = sp_reply_elem(rep, 1);
+    const redisReply *claims = sp_reply_elem(rep, 2);
+    /* The finishes are recorded: report them and drop them. */
+    for (size_t i = 0; i < nf; i++) {
+        const char *o = sp_reply_str(sp_reply_elem(outcomes, i), NULL);
+        sp_state st = SP_STATE_RUNNING;
+        int frc;
+        if (o == NULL)
+            frc = SP_EPROTO;
+        else if (strcmp(o, "lost") == 0)
+            frc = SP_ELOST;
+        else
+            frc = sp_state_parse(o, &st) == 0 ? 0 : SP_EPROTO;
+        if ((int)i == req->own) {
+            req->own_rc = frc;
+            req->own_state = st;
+        }
+        sp__report(c, &c->done[i], frc, st);
+        sp__done_free(&c->done[i]);
+    }
+    c->ndone = 0;
+    if (req->start) {
+        c->nclaimed = 0;
+        rc = sp__step_read_started(c, r, starts, started, ns, err);
+    }
+    for (size_t i = 0; i + 1 < sp_reply_len(claims) && c->nclaimed < SP_BATCH; i += 2) {
+        int64_t g = sp_reply_int(sp_reply_elem(claims, i), 0);
+        size_t n;
+        const char *id = sp_reply_str(sp_reply_elem(claims, i + 1), &n);
+        if (g < 1 || (size_t)g > c->nq || id == NULL || n != SP_ID_LEN)
+            continue;
+        memcpy(c->claimed[c->nclaimed].id, id, SP_ID_LEN + 1);
+        c->claimed[c->nclaimed++].qi = (size_t)g - 1;
+    }
+    if (rc == SP_EREDIS)
+        c->recover = true;
     sp_redis_reply_free(rep);
     return rc;
+}
+
+static sp_redis *sp__via(sp_consumer *c, sp_queue *via)
+{
+    return via ? via->r : c->q.r;
+}
+
+int sp_consumer_flush(sp_consumer *c, sp_queue *via, sp_err *err)
+{
+    pthread_mutex_lock(&c->mu);
+    int rc = 0;
+    if (c->ndone > 0) {
+        sp__step_req req = {.own = -1};
+        rc = sp__step(c, sp__via(c, via), &req, err);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* Give back everything held ahead (with c->mu held). */
+static int sp__give_back(sp_consumer *c, sp_redis *r, sp_err *err)
+{
+    if (c->nheld == 0 && c->nclaimed == 0 && c->ndone == 0)
+        return 0;
+    /* Started jobs go back as releases (fenced by their tokens, attempt not counted),
+     * claimed ids as they are; newest first, so they keep their order at the front of
+     * their queues. */
+    sp_outcome rel = {SP_FINISH_RELEASE, NULL, NULL, NULL, NULL, -1};
+    for (size_t i = c->nheld; i-- > 0;) {
+        sp_job *job = &c->held[c->held_first + i];
+        int rc = sp__done_add(c, job, &rel, 0, err);
+        if (rc < 0)
+            return rc;
+        sp_job_clear(job);
+        c->nheld--;
+    }
+    sp__claim give[SP_BATCH];
+    size_t ngive = c->nclaimed;
+    for (size_t i = 0; i < ngive; i++)
+        give[i] = c->claimed[ngive - 1 - i];
+    c->nclaimed = 0;
+    sp__step_req req = {.give = give, .ngive = ngive, .own = -1};
+    int rc = sp__step(c, r, &req, err);
+    if (rc < 0 && rc != SP_EREDIS) {
+        c->nclaimed = ngive; /* kept: sp_consumer_free tries again */
+        for (size_t i = 0; i < ngive; i++)
+            c->claimed[i] = give[ngive - 1 - i];
+    }
+    return rc;
+}
+
+int sp_consumer_give_back(sp_consumer *c, sp_queue *via, sp_err *err)
+{
+    pthread_mutex_lock(&c->mu);
+    int rc = sp__give_back(c, sp__via(c, via), err);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+void sp_consumer_free(sp_consumer *c)
+{
+    if (c == NULL)
+        return;
+    sp_err e;
+    sp_consumer_give_back(c, NULL, &e);
+    for (size_t i = 0; i < c->ndone; i++)
+        sp__done_free(&c->done[i]);
+    for (size_t i = 0; i < c->nheld; i++)
+        sp_job_clear(&c->held[c->held_first + i]);
+    for (size_t i = 0; i < SP_CONSUMER_MAXQ; i++)
+        sp_redis_free(c->block[i]);
+    pthread_mutex_destroy(&c->mu);
+    sp__queue_fini(&c->q);
+    sp_free(c);
 }
 
 static void sp__blmove_argv(sp_consumer *c, size_t i, char *timeout, int64_t ms,
@@ -167,8 +454,8 @@ static void sp__blmove_argv(sp_consumer *c, size_t i, char *timeout, int64_t ms,
 {
     snprintf(timeout, 32, "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
     argv[0] = "BLMOVE";
-    argv[1] = c->ready[i].s;
-    argv[2] = c->claim[i].s;
+    argv[1] = c->qk[i][SP_QK_READY].s;
+    argv[2] = c->qk[i][SP_QK_CLAIM].s;
     argv[3] = "RIGHT";
     argv[4] = "LEFT";
     argv[5] = timeout;
@@ -229,6 +516,8 @@ static int sp__wait(sp_consumer *c, int64_t ms, char id[SP_ID_LEN + 1], size_t *
     size_t ndone = 0;
     int found = 0;
     bool unblocked = false;
+    sp__claim extra[SP_CONSUMER_MAXQ];
+    size_t nextra = 0;
     int64_t deadline = sp_mono_ms() + ms + 5000;
     while (ndone < c->nq && rc == 0) {
         if (found && !unblocked) {
@@ -280,12 +569,19 @@ static int sp__wait(sp_consumer *c, int64_t ms, char id[SP_ID_LEN + 1], size_t *
                     *qi = i;
                     found = 1;
                 } else {
-                    sp_err e2;
-                    sp__unclaim(c, got, i, &e2); /* if this fails, it is reaped with us */
+                    memcpy(extra[nextra].id, got, sizeof got);
+                    extra[nextra++].qi = i;
                 }
             }
             sp_redis_reply_free(rep);
         }
+    }
+    if (nextra > 0) {
+        /* Ids that arrived on other queues at the same time go back to their front. If
+         * this fails they are reaped with us. */
+        sp_err e2;
+        sp__step_req req = {.give = extra, .ngive = nextra, .own = -1};
+        sp__step(c, c->q.r, &req, &e2);
     }
     if (rc < 0) {
         for (size_t i = 0; i < c->nq; i++)
@@ -298,206 +594,105 @@ static int sp__wait(sp_consumer *c, int64_t ms, char id[SP_ID_LEN + 1], size_t *
     return found;
 }
 
-/* The arguments of one start.lua call. */
-typedef struct sp__start_call {
-    char token[SP_TOKEN_LEN + 1];
-    sp_key k[3];
-    const char *keys[3];
-    const char *args[5];
-} sp__start_call;
-
-static int sp__start_prepare(sp_consumer *c, const char *id, size_t qi, sp__start_call *s,
-                             sp_err *err)
+/* Put the ids left on our claim lists (a connection error hid their moves) in the
+ * claimed list. */
+static int sp__recover(sp_consumer *c, sp_err *err)
 {
-    unsigned char raw[SP_TOKEN_LEN / 2];
-    if (sp_random_bytes(raw, sizeof raw) < 0)
-        return sp_err_set(err, SP_EIO, "no randomness for a lease token");
-    for (size_t i = 0; i < sizeof raw; i++)
-        snprintf(s->token + 2 * i, 3, "%02x", raw[i]);
-    const char *p = c->q.prefix;
-    s->keys[0] = sp__key_job(&s->k[0], p, id);
-    s->keys[1] = c->claim[qi].s;
-    s->keys[2] = sp__key_q(&s->k[1], p, c->queues[qi], "leases");
-    s->args[0] = id;
-    s->args[1] = c->worker;
-    s->args[2] = s->token;
-    s->args[3] = c->lease_ms;
-    s->args[4] = sp__chan_job(&s->k[2], p, id);
-    return 0;
-}
-
-/* Read the two replies of a start: the script's and the HGETALL pipelined after it.
- * 0 with *job filled when started, 1 when the id was not ours or not wanted any more,
- * or an error (SP_EREDIS: the connection failed mid-way). */
-static int sp__start_read(sp_consumer *c, const redisReply *script, const sp__start_call *s,
-                          sp_job *job, sp_err *err)
-{
-    sp_job_init(job);
-    redisReply *rec = NULL;
-    int rc = sp_redis_read(c->q.r, &rec, err);
-    if (rc < 0)
-        return rc;
-    if (!sp_reply_is(sp_reply_elem(script, 0), "ok")) {
-        sp_redis_reply_free(rec);
-        return 1;
-    }
-    rc = sp__job_from_reply(rec, s->args[0], job, err);
-    sp_redis_reply_free(rec);
-    if (rc == 0 && strcmp(job->token, s->token) != 0) {
-        sp_job_clear(job);
-        rc = sp_err_set(err, SP_EPROTO, "start: token mismatch");
-    }
-    return rc;
-}
-
-/* Queue an HGETALL of the job a start call starts, to run right after the script. */
-static int sp__start_append_read(sp_consumer *c, const sp__start_call *s, sp_err *err)
-{
-    const char *argv[] = {"HGETALL", s->keys[0]};
-    return sp_redis_append(c->q.r, err, 2, argv, NULL);
-}
-
-static void sp__set_pending(sp_consumer *c, const char *id, size_t qi)
-{
-    c->has_pending = true;
-    memcpy(c->pending, id, SP_ID_LEN + 1);
-    c->pending_q = qi;
-}
-
-/* Start a claimed id: 0 with *job filled, 1 when the id was not ours or not wanted any
- * more (skipped), or an error. With prefetch on, the same round trip claims the next
- * job. */
-static int sp__start(sp_consumer *c, const char *id, size_t qi, sp_job *job, sp_err *err)
-{
-    sp__start_call s;
-    int rc = sp__start_prepare(c, id, qi, &s, err);
-    if (rc < 0)
-        return rc;
-    bool prefetch = c->prefetch_ms > 0 && c->last_ms < c->prefetch_ms && !c->has_pending;
-    const char *tkeys[2 * SP_CONSUMER_MAXQ];
-    for (size_t i = 0; prefetch && i < c->nq; i++) {
-        tkeys[2 * i] = c->ready[i].s;
-        tkeys[2 * i + 1] = c->claim[i].s;
-    }
-    char sid[SP_ID_LEN + 1];
-    memcpy(sid, id, sizeof sid);
-    rc = sp_redis_append_eval(c->q.r, SP_LUA_START, 3, s.keys, 5, s.args, NULL, err);
-    if (rc == 0)
-        rc = sp__start_append_read(c, &s, err);
-    if (rc == 0 && prefetch)
-        rc = sp_redis_append_eval(c->q.r, SP_LUA_TAKE, (int)(2 * c->nq), tkeys, 0, NULL, NULL,
-                                  err);
-    redisReply *rep = NULL;
-    if (rc == 0)
-        rc = sp_redis_read(c->q.r, &rep, err);
-    if (rc == 0) {
-        rc = sp__start_read(c, rep, &s, job, err);
-        if (rc == SP_EREDIS) {
-            sp_redis_reply_free(rep);
-            return rc; /* it may have started; if so its lease runs out */
-        }
-    } else {
-        /* Keep the id: it is still on our claim list unless the script ran. A script
-         * error leaves replies unread: drop the connection rather than read them. */
-        if (rc != SP_EREDIS)
-            sp_redis_disconnect(c->q.r);
-        sp_redis_reply_free(rep);
-        sp__set_pending(c, sid, qi);
-        return rc;
-    }
-    sp_redis_reply_free(rep);
-    if (prefetch) {
-        redisReply *t = NULL;
-        sp_err e2;
-        if (sp_redis_read(c->q.r, &t, &e2) == 0) {
-            int64_t idx = sp_reply_int(sp_reply_elem(t, 0), 0);
-            size_t n;
-            const char *v = sp_reply_str(sp_reply_elem(t, 1), &n);
-            if (idx >= 1 && (size_t)idx <= c->nq && v != NULL && n == SP_ID_LEN)
-                sp__set_pending(c, v, (size_t)idx - 1);
-        } else {
-            c->recover = true;
-        }
-        sp_redis_reply_free(t);
-    }
-    return rc;
-}
-
-static int sp__next(sp_consumer *c, int64_t block_ms, sp_job *job, sp_err *err);
-
-/* Find an id left on one of our claim lists: 1 with id and *qi, 0 when none. */
-static int sp__recover(sp_consumer *c, char id[SP_ID_LEN + 1], size_t *qi, sp_err *err)
-{
-    for (size_t i = 0; i < c->nq; i++) {
-        const char *argv[] = {"LINDEX", c->claim[i].s, "-1"};
+    for (size_t i = 0; i < c->nq && c->nclaimed < SP_BATCH; i++) {
+        char last[8];
+        snprintf(last, sizeof last, "%zu", SP_BATCH - c->nclaimed - 1);
+        const char *argv[] = {"LRANGE", c->qk[i][SP_QK_CLAIM].s, "0", last};
         redisReply *rep;
-        int rc = sp_redis_cmd(c->q.r, &rep, err, 3, argv, NULL);
+        int rc = sp_redis_cmd(c->q.r, &rep, err, 4, argv, NULL);
         if (rc < 0)
             return rc;
-        int got = sp__moved_id(rep, id);
-        sp_redis_reply_free(rep);
-        if (got) {
-            *qi = i;
-            return 1;
+        for (size_t k = sp_reply_len(rep); k-- > 0 && c->nclaimed < SP_BATCH;) {
+            sp__claim *cl = &c->claimed[c->nclaimed];
+            if (sp__moved_id(sp_reply_elem(rep, k), cl->id)) {
+                cl->qi = i;
+                c->nclaimed++;
+            }
         }
+        sp_redis_reply_free(rep);
     }
     c->recover = false;
     return 0;
 }
 
-int sp_consumer_next(sp_consumer *c, int64_t block_ms, sp_job *job, sp_err *err)
+/* Hand out the next job started ahead: 1 with *job, 0 when none is held. Jobs held
+ * for half their lease (a keeper that should have given them back could not) go back
+ * rather than run on a lease about to end. */
+static int sp__pop_held(sp_consumer *c, sp_job *job, sp_err *err)
 {
-    int rc = sp__next(c, block_ms, job, err);
-    if (rc == SP_EREDIS)
-        c->recover = true;
-    if (rc == 0)
-        c->job_t0 = sp_mono_ms();
-    return rc;
+    if (c->nheld == 0)
+        return 0;
+    if (sp_mono_ms() - c->held_at > c->lease_n / 2) {
+        int rc = sp__give_back(c, c->q.r, err);
+        return rc < 0 ? rc : 0;
+    }
+    *job = c->held[c->held_first];
+    sp_job_init(&c->held[c->held_first]);
+    c->held_first++;
+    c->nheld--;
+    return 1;
 }
 
 static int sp__next(sp_consumer *c, int64_t block_ms, sp_job *job, sp_err *err)
 {
-    sp_job_init(job);
-    if (c->has_started) {
-        *job = c->started;
-        sp_job_init(&c->started);
-        c->has_started = false;
-        return 0;
-    }
     int64_t deadline = sp_mono_ms() + (block_ms > 0 ? block_ms : 0);
     for (;;) {
-        char id[SP_ID_LEN + 1];
-        size_t qi = 0;
-        int rc;
-        if (c->has_pending) {
-            memcpy(id, c->pending, sizeof id);
-            qi = c->pending_q;
-            c->has_pending = false;
-        } else if (c->recover && (rc = sp__recover(c, id, &qi, err)) != 0) {
+        int rc = sp__pop_held(c, job, err);
+        if (rc != 0)
+            return rc < 0 ? rc : 0;
+        if (c->ndone > 0 || c->nclaimed > 0) {
+            /* Record what is held, start what is claimed and, while jobs are short,
+             * claim a batch for the time after. */
+            sp__step_req req = {.start = true, .claim = sp__window(c), .own = -1};
+            rc = sp__step(c, c->q.r, &req, err);
             if (rc < 0)
                 return rc;
-        } else {
-            rc = sp__take(c, id, &qi, err);
-            if (rc < 0)
-                return rc;
-            if (rc == 0) {
-                int64_t left = deadline - sp_mono_ms();
-                if (left <= 0)
-                    return sp_err_set(err, SP_ETIMEDOUT, "no job arrived");
-                rc = sp__wait(c, left, id, &qi, err);
-                if (rc < 0)
-                    return rc;
-                if (rc == 0)
-                    return sp_err_set(err, SP_ETIMEDOUT, "no job arrived");
-            }
+            if (c->nheld > 0 || c->nclaimed > 0)
+                continue;
         }
-        rc = sp__start(c, id, qi, job, err);
-        if (rc <= 0)
+        if (c->recover) {
+            rc = sp__recover(c, err);
+            if (rc < 0)
+                return rc;
+            if (c->nclaimed > 0)
+                continue;
+        }
+        /* Nothing held or claimed: claim without waiting, else wait for a job. */
+        sp__step_req req = {.claim = 1, .own = -1};
+        rc = sp__step(c, c->q.r, &req, err);
+        if (rc < 0)
             return rc;
+        if (c->nclaimed > 0)
+            continue;
+        int64_t left = deadline - sp_mono_ms();
+        if (left <= 0)
+            return sp_err_set(err, SP_ETIMEDOUT, "no job arrived");
+        sp__claim *cl = &c->claimed[0];
+        rc = sp__wait(c, left, cl->id, &cl->qi, err);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            return sp_err_set(err, SP_ETIMEDOUT, "no job arrived");
+        c->nclaimed = 1;
     }
 }
 
-static const char *const sp__modes[] = {"succeeded", "retry", "failed", "cancelled", "release"};
+int sp_consumer_next(sp_consumer *c, int64_t block_ms, sp_job *job, sp_err *err)
+{
+    sp_job_init(job);
+    pthread_mutex_lock(&c->mu);
+    int rc = sp__next(c, block_ms, job, err);
+    if (rc == SP_EREDIS)
+        c->recover = true;
+    pthread_mutex_unlock(&c->mu);
+    if (rc == 0)
+        c->job_t0 = sp_mono_us();
+    return rc;
+}
 
 int sp_consumer_finish(sp_consumer *c, const sp_job *job, const sp_outcome *o, bool take_next,
                        sp_state *new_state, sp_err *err)
@@ -506,112 +701,40 @@ int sp_consumer_finish(sp_consumer *c, const sp_job *job, const sp_outcome *o, b
         return sp_err_set(err, SP_EINVAL, "bad finish mode");
     if (!sp_id_valid(job->id) || !sp_queue_name_valid(job->queue))
         return sp_err_set(err, SP_EINVAL, "finish: bad job");
+    int64_t ran_us = sp_mono_us() - c->job_t0;
     if (o->mode != SP_FINISH_RELEASE)
-        c->last_ms = sp_mono_ms() - c->job_t0;
-    /* Prefetching (short jobs): start the job claimed earlier in this same round trip,
-     * and claim the one after it. Otherwise claim the next job only. */
-    bool start_pending = take_next && c->has_pending && !c->has_started &&
-                         c->prefetch_ms > 0 && c->last_ms < c->prefetch_ms;
-    bool claim = take_next && (!c->has_pending || start_pending);
-    const char *p = c->q.prefix;
-    const char *q = job->queue;
-    sp_key k[7];
-    const char *keys[9 + 2 * SP_CONSUMER_MAXQ];
-    keys[0] = sp__key_job(&k[0], p, job->id);
-    keys[1] = sp__key_q(&k[1], p, q, "leases");
-    keys[2] = sp__key_q(&k[2], p, q, "ready");
-    keys[3] = sp__key_q(&k[3], p, q, "delayed");
-    keys[4] = sp__key_q(&k[4], p, q, "dead");
-    keys[5] = sp__key_q(&k[5], p, q, "stats");
-    int nkeys = 6;
-    for (size_t i = 0; claim && i < c->nq; i++) {
-        keys[nkeys++] = c->ready[i].s;
-        keys[nkeys++] = c->claim[i].s;
+        c->last_us = ran_us;
+    pthread_mutex_lock(&c->mu);
+    int own = sp__done_add(c, job, o, ran_us / 1000, err);
+    if (own < 0) {
+        pthread_mutex_unlock(&c->mu);
+        return own;
     }
-    char delay[24];
-    int64_t d = o->delay_ms;
-    if (o->mode == SP_FINISH_RETRY && d < 0)
-        d = sp_retry_delay_ms(job->attempts, job->retry_base_ms, job->retry_cap_ms);
-    snprintf(delay, sizeof delay, "%lld", (long long)(d > 0 ? d : 0));
-    const char *code = o->error_code ? o->error_code : "";
-    const char *msg = o->error_message ? o->error_message : "";
-    if ((o->mode == SP_FINISH_RETRY || o->mode == SP_FINISH_FAILED) && code[0] == '\0')
-        code = "failed";
-    bool retryable = o->mode == SP_FINISH_RETRY;
-    sp__start_call sc;
-    char started_id[SP_ID_LEN + 1];
-    size_t started_q = 0;
-    const char *args[16] = {job->id,
-                            job->token,
-                            sp__modes[o->mode],
-                            c->retention_ms,
-                            o->outputs_json ? o->outputs_json : "[]",
-                            o->metadata_json ? o->metadata_json : "",
-                            code,
-                            msg,
-                            retryable ? "1" : "0",
-                            delay,
-                            sp__chan_job(&k[6], p, job->id),
-                            ""};
-    int nargs = 12;
-    int rc = 0;
-    if (start_pending) {
-        memcpy(started_id, c->pending, sizeof started_id);
-        started_q = c->pending_q;
-        c->has_pending = false;
-        rc = sp__start_prepare(c, started_id, started_q, &sc, err);
-        /* The claimed job's keys go between the job's and the claim pairs. */
-        memmove(keys + 9, keys + 6, (size_t)(nkeys - 6) * sizeof *keys);
-        keys[6] = sc.keys[0];
-        keys[7] = sc.keys[1];
-        keys[8] = sc.keys[2];
-        nkeys += 3;
-        args[11] = sc.args[0];
-        args[12] = sc.args[1];
-        args[13] = sc.args[2];
-        args[14] = sc.args[3];
-        args[15] = sc.args[4];
-        nargs = 16;
+    int window = sp__window(c);
+    /* A job started ahead runs next and jobs are short: report this one with the
+     * batch's round trip. */
+    if (take_next && window > 0 && c->nheld > 0 && o->mode != SP_FINISH_RELEASE &&
+        c->ndone < SP_BATCH) {
+        pthread_mutex_unlock(&c->mu);
+        return 1;
     }
-    redisReply *rep = NULL;
-    if (rc == 0)
-        rc = sp_redis_append_eval(c->q.r, SP_LUA_FINISH, nkeys, keys, nargs, args, NULL, err);
-    if (rc == 0 && start_pending)
-        rc = sp__start_append_read(c, &sc, err);
-    if (rc == 0)
-        rc = sp_redis_read(c->q.r, &rep, err);
-    if (rc < 0) {
-        if (rc != SP_EREDIS)
-            sp_redis_disconnect(c->q.r); /* replies may be left unread */
-        if (start_pending)
-            sp__set_pending(c, started_id, started_q); /* try it again next time */
-        if (rc == SP_EREDIS)
-            c->recover = true; /* it may have started; if so its lease runs out */
-        sp_redis_reply_free(rep);
-        return rc;
+    /* Record now. Prefetching, the same step starts the claimed jobs and claims the
+     * next batch; otherwise it claims the next job only, started by sp_consumer_next. */
+    sp__step_req req = {.own = own, .own_rc = 1}; /* 1: not recorded */
+    if (take_next && c->nheld == 0) {
+        req.start = window > 0;
+        req.claim = window > 0 ? window : c->nclaimed == 0;
     }
-    const char *outcome = sp_reply_str(sp_reply_elem(rep, 0), NULL);
-    int64_t idx = sp_reply_int(sp_reply_elem(rep, 1), 0);
-    size_t n;
-    const char *nid = sp_reply_str(sp_reply_elem(rep, 2), &n);
-    if (idx >= 1 && (size_t)idx <= c->nq && nid && n == SP_ID_LEN)
-        sp__set_pending(c, nid, (size_t)idx - 1);
-    if (start_pending) {
-        sp_err e2;
-        int src = sp__start_read(c, sp_reply_elem(rep, 3), &sc, &c->started, &e2);
-        if (src == 0)
-            c->has_started = true;
-        else if (src == SP_EREDIS)
-            c->recover = true; /* it started; its lease runs out and it is redone */
-    }
-    sp_state st;
-    if (outcome == NULL)
-        rc = sp_err_set(err, SP_EPROTO, "finish: unexpected reply");
-    else if (strcmp(outcome, "lost") == 0)
-        rc = sp_err_set(err, SP_ELOST,
-                        "lease lost: the lease expired or another attempt owns the job");
-    else if (sp_state_parse(outcome, &st) == 0 && new_state)
-        *new_state = st;
-    sp_redis_reply_free(rep);
-    return rc;
+    int rc = sp__step(c, c->q.r, &req, err);
+    pthread_mutex_unlock(&c->mu);
+    if (req.own_rc == 1)
+        return rc < 0 ? rc : sp_err_set(err, SP_EPROTO, "finish: not recorded");
+    if (req.own_rc == SP_ELOST)
+        return sp_err_set(err, SP_ELOST,
+                          "lease lost: the lease expired or another attempt owns the job");
+    if (req.own_rc < 0)
+        return sp_err_set(err, req.own_rc, "finish: unexpected reply");
+    if (new_state)
+        *new_state = req.own_state;
+    return 0;
 }

@@ -13,7 +13,7 @@ typedef struct sp_key {
 /* "<prefix>job:<id>": the job's record. */
 static inline const char *sp__key_job(sp_key *k, const char *p, const char *id)
 {
-    snprintf(k->s, sizeof k->s, "%sjob:%s", p, id);
+    snprintf(k->s, sizeof k->s, "%sjob:%.64s", p, id); /* ids are 36 characters */
     return k->s;
 }
 
@@ -59,7 +59,7 @@ static inline const char *sp__key_idem(sp_key *k, const char *p, const char *dig
 /* "<prefix>ev:<id>": the pub/sub channel announcing changes to a job. */
 static inline const char *sp__chan_job(sp_key *k, const char *p, const char *id)
 {
-    snprintf(k->s, sizeof k->s, "%sev:%s", p, id);
+    snprintf(k->s, sizeof k->s, "%sev:%.64s", p, id);
     return k->s;
 }
 

@@ -824,15 +824,14 @@ int sp_queue_worker_beat(sp_queue *q, const sp_worker_info *w, int64_t ttl_ms, s
     return rc;
 }
 
-/* Run worker_leave for worker_id in mode ("leave", "reap" or "unclaim") over the given
- * queues, or (queues NULL) the queues in the worker's record. *moved gets the number
- * of jobs given back (-1: worker alive). */
-static int sp__worker_leave(sp_queue *q, const char *worker_id, const char *mode,
-                            const char *const *given, size_t ngiven, int *moved, sp_err *err)
+/* Run worker_leave for worker_id in mode ("leave" or "reap") over the queues in the
+ * worker's record. *moved gets the number of jobs given back (-1: worker alive). */
+static int sp__worker_leave(sp_queue *q, const char *worker_id, const char *mode, int *moved,
+                            sp_err *err)
 {
     const char *p = q->prefix;
     char list[256] = "";
-    if (given == NULL) {
+    { /* the queues the worker registered */
         sp_key wk;
         const char *argv[] = {"HGET", sp__key_worker(&wk, p, worker_id), "queues"};
         redisReply *rep;
@@ -851,8 +850,6 @@ static int sp__worker_leave(sp_queue *q, const char *worker_id, const char *mode
     for (char *name = strtok_r(list, ",", &save); name && nnames < MAXQ;
          name = strtok_r(NULL, ",", &save))
         names[nnames++] = name;
-    for (size_t i = 0; given && i < ngiven && nnames < MAXQ; i++)
-        names[nnames++] = given[i];
 
     sp_key k[2 + 2 * MAXQ];
     const char *keys[2 + 2 * MAXQ];
@@ -880,13 +877,7 @@ static int sp__worker_leave(sp_queue *q, const char *worker_id, const char *mode
 
 int sp_queue_worker_leave(sp_queue *q, const char *worker_id, sp_err *err)
 {
-    return sp__worker_leave(q, worker_id, "leave", NULL, 0, NULL, err);
-}
-
-int sp_queue_worker_unclaim(sp_queue *q, const char *worker_id, const char *const *queues,
-                            size_t nqueues, sp_err *err)
-{
-    return sp__worker_leave(q, worker_id, "unclaim", queues, nqueues, NULL, err);
+    return sp__worker_leave(q, worker_id, "leave", NULL, err);
 }
 
 static void sp__worker_field(sp_worker_info *w, const char *name, const char *v)
@@ -1109,7 +1100,7 @@ int sp_queue_maintain(sp_queue *q, const char *const *queues, size_t nqueues,
         int moved = 0;
         if (wid == NULL)
             continue;
-        rc = sp__worker_leave(q, wid, "reap", NULL, 0, &moved, err);
+        rc = sp__worker_leave(q, wid, "reap", &moved, err);
         if (rc == 0 && moved >= 0) {
             r->workers_reaped++;
             r->reclaimed += moved;

@@ -319,7 +319,7 @@ int sp_redis_cmd_blocking(sp_redis *r, int64_t block_ms, redisReply **out, sp_er
     return rc;
 }
 
-#define SP_EVAL_MAXARGS 512
+#define SP_EVAL_MAXARGS 1024
 
 /* Build "EVALSHA sha nkeys keys... args..." into argv/lens. */
 static int sp__eval_argv(sp_redis *r, size_t index, int nkeys, const char **keys, int nargs,

@@ -6,9 +6,7 @@
 
 enum sp_lua {
     SP_LUA_ENQUEUE,
-    SP_LUA_TAKE,
-    SP_LUA_START,
-    SP_LUA_FINISH,
+    SP_LUA_STEP,
     SP_LUA_RENEW,
     SP_LUA_ANNOTATE,
     SP_LUA_CANCEL,
@@ -18,7 +16,6 @@ enum sp_lua {
     SP_LUA_EXPIRE,
     SP_LUA_WORKER_BEAT,
     SP_LUA_WORKER_LEAVE,
-    SP_LUA_UNCLAIM,
     SP_LUA_COUNT
 };
 

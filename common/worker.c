@@ -37,7 +37,7 @@ struct sp_job_ctx {
     atomic_int reason;   /* why: SP_ECANCELLED, SP_ELOST, SP_ETIMEDOUT, SP_ESHUTDOWN */
     atomic_llong started_mono;
     atomic_llong time_limit_ms;
-    bool unclaimed;      /* keeper: prefetched claims already given back for this job */
+    atomic_int unclaimed; /* keeper: work held ahead already given back for this job */
     pthread_mutex_t mu;  /* guards the job id/token the keeper reads */
     /* Slot thread only. */
     sp_buf outputs;      /* JSON array members, comma separated */
@@ -288,18 +288,50 @@ static void sp__give_back(sp_job_ctx *ctx)
     sp_state st = SP_STATE_RUNNING;
     sp_err err;
     int rc = sp__finish(ctx, &o, false, &st, &err);
-    if (rc == 0)
-        sp_info(&ctx->log, "taken while shutting down: given back to the queue unrun");
-    else if (rc != SP_ELOST)
+    if (rc < 0 && rc != SP_ELOST)
         sp_error(&ctx->log, "could not give back a job taken while shutting down: %s "
                             "(it is redone when its lease runs out)", err.msg);
+}
+
+/* A finish recorded, at once or with a later batch (prefetch): log and count it. Runs
+ * on the slot's thread, or on the keeper's when it flushes a slot's batch. */
+static void sp__on_finished(void *arg, const sp_finished *f)
+{
+    sp__worker *w = arg;
+    sp_logctx log = {f->id, f->queue, w->id};
+    long long ms = (long long)f->ran_ms;
+    if (f->rc == SP_ELOST) {
+        sp_warn(&log, "finished after its lease ran out; the job was given to another "
+                      "attempt, this result is discarded");
+        return;
+    }
+    if (f->rc < 0) {
+        sp_error(&log, "could not record the outcome: %s", sp_strerror(f->rc));
+        return;
+    }
+    switch (f->state) {
+    case SP_STATE_SUCCEEDED:
+        atomic_fetch_add(&w->processed, 1);
+        sp_info(&log, "succeeded in %lld ms", ms);
+        break;
+    case SP_STATE_QUEUED:
+        sp_info(&log, "given back to the queue, attempt not counted");
+        break;
+    case SP_STATE_CANCELLED:
+        sp_info(&log, "cancelled after %lld ms", ms);
+        break;
+    default:
+        atomic_fetch_add(&w->failed, 1);
+        sp_warn(&log, "%s after %lld ms: %s: %s", sp_state_name(f->state), ms, f->error_code,
+                f->error_message);
+    }
 }
 
 static void sp__run_job(sp__worker *w, sp_job_ctx *ctx)
 {
     sp__ctx_reset(ctx);
     atomic_store(&ctx->started_mono, sp_mono_ms());
-    ctx->unclaimed = false;
+    atomic_store(&ctx->unclaimed, 0);
     pthread_mutex_lock(&ctx->mu);
     atomic_store(&ctx->active, 1);
     pthread_mutex_unlock(&ctx->mu);
@@ -322,36 +354,17 @@ static void sp__run_job(sp__worker *w, sp_job_ctx *ctx)
     sp_outcome o;
     char outputs[65536], msg[512];
     bool write = sp__outcome(ctx, rc, &o, outputs, sizeof outputs, msg, sizeof msg);
-    int64_t took = sp_mono_ms() - t0;
     if (!write) {
         sp_warn(&ctx->log, "lease lost after %lld ms: another attempt owns the job now",
-                (long long)took);
+                (long long)(sp_mono_ms() - t0));
         return;
     }
+    /* The outcome is logged and counted by sp__on_finished once Redis has it. */
     sp_state st = SP_STATE_RUNNING;
     sp_err err;
     int frc = sp__finish(ctx, &o, !w->draining, &st, &err);
-    if (frc == SP_ELOST) {
-        sp_warn(&ctx->log, "finished after its lease ran out; the job was given to another "
-                           "attempt, this result is discarded");
-        return;
-    }
-    if (frc < 0) {
+    if (frc < 0 && frc != SP_ELOST)
         sp_error(&ctx->log, "could not record the outcome: %s", err.msg);
-        return;
-    }
-    if (st == SP_STATE_SUCCEEDED) {
-        atomic_fetch_add(&w->processed, 1);
-        sp_info(&ctx->log, "succeeded in %lld ms", (long long)took);
-    } else if (st == SP_STATE_QUEUED) {
-        sp_info(&ctx->log, "given back to the queue (shutting down)");
-    } else if (st == SP_STATE_CANCELLED) {
-        sp_info(&ctx->log, "cancelled after %lld ms", (long long)took);
-    } else {
-        atomic_fetch_add(&w->failed, 1);
-        sp_warn(&ctx->log, "%s after %lld ms: %s: %s", sp_state_name(st), (long long)took,
-                o.error_code ? o.error_code : "", o.error_message ? o.error_message : "");
-    }
 }
 
 static void *sp__slot_main(void *arg)
@@ -398,13 +411,34 @@ static void *sp__slot_main(void *arg)
     /* Jobs claimed or started ahead (prefetch, a finish's claim) go back now rather than
      * when the process exits: other workers take them while running jobs finish. */
     sp_err gerr;
-    if (sp_consumer_give_back(ctx->consumer, &gerr) < 0)
+    if (sp_consumer_give_back(ctx->consumer, NULL, &gerr) < 0)
         sp_warn(&slog, "could not give back the jobs taken ahead: %s", gerr.msg);
     atomic_fetch_sub(&w->slots_running, 1);
     return NULL;
 }
 
 /* ---- the keeper: leases, cancels, time limits, heartbeats, maintenance --------------- */
+
+/* Prefetch: jobs a slot holds ahead, and finishes it holds back, must not wait behind
+ * a job that turns out long. Past the prefetch time the slot's held finishes are
+ * recorded; past SP_PREFETCH_HOLD_MS the jobs it holds ahead go back to their queues
+ * for other workers. Through the keeper's own connection. */
+static void sp__tend_slot(sp__worker *w, sp_queue *q, sp_job_ctx *ctx)
+{
+    if (w->prefetch_ms <= 0 || !atomic_load(&ctx->active) || atomic_load(&ctx->unclaimed))
+        return;
+    int64_t ran = sp_mono_ms() - atomic_load(&ctx->started_mono);
+    sp_err err;
+    int rc = 0;
+    if (ran > SP_PREFETCH_HOLD_MS) {
+        atomic_store(&ctx->unclaimed, 1);
+        rc = sp_consumer_give_back(ctx->consumer, q, &err);
+    } else if (ran > w->prefetch_ms) {
+        rc = sp_consumer_flush(ctx->consumer, q, &err);
+    }
+    if (rc < 0)
+        sp_debug(&ctx->log, "could not hand back the work held ahead: %s", err.msg);
+}
 
 static void sp__keep_slot(sp__worker *w, sp_queue *q, sp_job_ctx *ctx)
 {
@@ -422,14 +456,6 @@ static void sp__keep_slot(sp__worker *w, sp_queue *q, sp_job_ctx *ctx)
     int64_t limit = atomic_load(&ctx->time_limit_ms);
     if (limit > 0 && ran > limit)
         sp__ctx_stop(ctx, SP_ETIMEDOUT);
-    /* A job claimed ahead (prefetch, while jobs were short) must not wait behind one
-     * that turns out long: give the claims back so other workers take them. */
-    if (w->prefetch_ms > 0 && !ctx->unclaimed && ran > SP_PREFETCH_HOLD_MS) {
-        sp_err uerr;
-        ctx->unclaimed = true;
-        if (sp_queue_worker_unclaim(q, w->id, w->queues, w->nqueues, &uerr) < 0)
-            sp_debug(&ctx->log, "could not give prefetched claims back: %s", uerr.msg);
-    }
     int p = atomic_load(&ctx->progress);
     bool cancel = false;
     sp_err err;
@@ -490,6 +516,8 @@ static void *sp__keeper_main(void *arg)
     while (!w->stopping) {
         int64_t now = sp_mono_ms();
         int rc = 0;
+        for (int64_t i = 0; i < w->concurrency; i++)
+            sp__tend_slot(w, q, &w->slots[i]);
         if (now >= next_renew) {
             for (int64_t i = 0; i < w->concurrency; i++)
                 sp__keep_slot(w, q, &w->slots[i]);
@@ -518,6 +546,8 @@ static void *sp__keeper_main(void *arg)
         if (next_maint < wake)
             wake = next_maint;
         int64_t sleep = wake - sp_mono_ms();
+        if (w->prefetch_ms > 0 && sleep > w->prefetch_ms)
+            sleep = w->prefetch_ms; /* sp__tend_slot's clock */
         sp_sleep_ms(sleep < 10 ? 10 : sleep > 250 ? 250 : sleep, &w->stopping);
     }
     sp_queue_close(q);
@@ -648,7 +678,7 @@ int sp_worker_main(const sp_worker_def *def, sp_option *extra, size_t nextra, in
         sp_buf_init(&ctx->outputs, 60000);
         sp_consumer_opts co = {w->common.redis_url, w->common.prefix, w->id, w->queues,
                                w->nqueues, w->lease_ms, w->common.retention_ms,
-                               w->prefetch_ms};
+                               w->prefetch_ms, sp__on_finished, w};
         ctx->consumer = sp_consumer_new(&co, &err);
         if (ctx->consumer == NULL) {
             sp_error(&w->log, "%s", err.msg);

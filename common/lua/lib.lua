@@ -15,24 +15,3 @@ local function now_ms()
   local _, n = clock()
   return n
 end
-
--- Take a claimed id off a worker's claim list, count the attempt and start its lease,
--- if the job is still wanted. The caller reads the record afterwards (a plain HGETALL
--- pipelined after the script costs Redis less than returning it from Lua).
--- Returns {'ok'} | {'lost'} (not on the claim list any more) | {'gone'} (no such job)
--- | {'skip', state} (cancelled or already done).
-local function start_job(job, claim, leases, id, worker, token, lease_ms, channel, now_s,
-                         now_n)
-  if redis.call('LREM', claim, -1, id) == 0 then return {'lost'} end
-  local h = redis.call('HMGET', job, 'state', 'attempts', 'version', 'next_attempt_at')
-  if not h[1] then return {'gone'} end
-  if h[1] ~= 'queued' then return {'skip', h[1]} end
-  local lease = string.format('%d', now_n + tonumber(lease_ms))
-  redis.call('HSET', job, 'state', 'running', 'attempts', tonumber(h[2] or 0) + 1,
-    'version', tonumber(h[3] or 0) + 1, 'worker', worker, 'token', token,
-    'lease_until', lease, 'started_at', now_s)
-  if h[4] then redis.call('HDEL', job, 'next_attempt_at') end
-  redis.call('ZADD', leases, lease, id)
-  redis.call('PUBLISH', channel, 'running')
-  return {'ok'}
-end

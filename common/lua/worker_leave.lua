@@ -1,9 +1,8 @@
 -- worker_leave: deregister a worker and give the jobs it had claimed but not started
 -- back to their queues. In 'reap' mode (another process cleaning up after a dead
--- worker) it does nothing unless the worker's heartbeat has run out. In 'unclaim'
--- mode it only gives the claimed jobs back and the worker stays registered.
+-- worker) it does nothing unless the worker's heartbeat has run out.
 -- KEYS: 1 workers zset, 2 worker hash, 3.. pairs of (claim list, ready list)
--- ARGV: 1 worker id, 2 mode (leave|reap|unclaim)
+-- ARGV: 1 worker id, 2 mode (leave|reap)
 -- Returns the number of jobs given back, or -1 when the worker is alive.
 local now = now_ms()
 if ARGV[2] == 'reap' then
@@ -16,8 +15,6 @@ for i = 3, #KEYS, 2 do
     moved = moved + 1
   end
 end
-if ARGV[2] ~= 'unclaim' then
-  redis.call('DEL', KEYS[2])
-  redis.call('ZREM', KEYS[1], ARGV[1])
-end
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[1], ARGV[1])
 return moved

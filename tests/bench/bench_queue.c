@@ -93,7 +93,7 @@ static void consumer(const char *queue, int idx, int latfd)
         if (latfd >= 0 && write(latfd, &t, sizeof t) != sizeof t)
             die("pipe", NULL);
         sp_outcome out = {SP_FINISH_SUCCEEDED, "[]", NULL, NULL, NULL, -1};
-        if (sp_consumer_finish(c, &job, &out, latfd < 0, NULL, &err) != 0)
+        if (sp_consumer_finish(c, &job, &out, latfd < 0, NULL, &err) < 0)
             die("finish", &err);
         sp_job_clear(&job);
     }
@@ -120,7 +120,7 @@ static int work_only(int n)
     sp_job job;
     while (sp_consumer_next(c, 100, &job, &err) == 0) {
         sp_outcome out = {SP_FINISH_SUCCEEDED, "[]", NULL, NULL, NULL, -1};
-        if (sp_consumer_finish(c, &job, &out, true, NULL, &err) != 0)
+        if (sp_consumer_finish(c, &job, &out, true, NULL, &err) < 0)
             die("finish", &err);
         sp_job_clear(&job);
         done++;

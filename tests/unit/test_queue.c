@@ -139,7 +139,7 @@ static void consumer_proc(const char *queue, int outfd, int idx)
         if (rc < 0)
             _exit(4);
         sp_outcome out = {SP_FINISH_SUCCEEDED, "[]", NULL, NULL, NULL, -1};
-        if (sp_consumer_finish(c, &job, &out, true, NULL, &err) != 0)
+        if (sp_consumer_finish(c, &job, &out, true, NULL, &err) < 0)
             _exit(5);
         char line[SP_ID_LEN + 2];
         memcpy(line, job.id, SP_ID_LEN);
@@ -858,7 +858,7 @@ static void test_dead_worker_claimed_job_goes_back(void **state)
         if (sp_consumer_next(c, 1000, &job, &err) != 0)
             _exit(3);
         sp_outcome out = {SP_FINISH_SUCCEEDED, "[]", NULL, NULL, NULL, -1};
-        if (sp_consumer_finish(c, &job, &out, true, NULL, &err) != 0)
+        if (sp_consumer_finish(c, &job, &out, true, NULL, &err) < 0)
             _exit(4);
         _exit(0); /* no cleanup: the claimed job is stranded */
     }
@@ -1182,59 +1182,150 @@ static void test_password_and_database_in_the_url(void **state)
     sp_test_redis_destroy(&r);
 }
 
-static void test_prefetch_claims_ahead_and_gives_back(void **state)
+/* What a consumer's on_finished reported. */
+typedef struct finished_log {
+    int n;
+    char ids[16][SP_ID_LEN + 1];
+    sp_state states[16];
+    int rcs[16];
+} finished_log;
+
+static void on_finished(void *arg, const sp_finished *f)
+{
+    finished_log *l = arg;
+    if (l->n < 16) {
+        memcpy(l->ids[l->n], f->id, SP_ID_LEN + 1);
+        l->states[l->n] = f->state;
+        l->rcs[l->n] = f->rc;
+    }
+    l->n++;
+}
+
+static void test_prefetch_batches_and_gives_back(void **state)
 {
     (void)state;
     sp_queue *q = open_q();
-    char ids[4][SP_ID_LEN + 1];
-    for (int i = 0; i < 4; i++) {
+    sp_queue *keeper = open_q(); /* another thread's connection */
+    char ids[6][SP_ID_LEN + 1];
+    for (int i = 0; i < 6; i++) {
         enqueue(q, "pf", 3, 100, 1000, ids[i]);
         usleep(2000);
     }
     const char *queues[] = {"pf"};
     sp_err err;
-    sp_consumer_opts o = {R.url, prefix, "fetcher", queues, 1, 30000, 60000, 1000};
+    finished_log log = {0};
+    sp_consumer_opts o = {R.url, prefix, "fetcher", queues, 1, 30000, 60000, 1000,
+                          on_finished, &log};
     sp_consumer *c = sp_consumer_new(&o, &err);
     assert_non_null(c);
+    sp_outcome ok = {SP_FINISH_SUCCEEDED, "[]", NULL, NULL, NULL, -1};
+    sp_state st = SP_STATE_QUEUED;
     sp_job job;
-    /* Short jobs: each finish also starts the claimed one and claims the next. */
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
-        assert_string_equal(job.id, ids[i]);
-        assert_int_equal(job.state, SP_STATE_RUNNING);
-        assert_int_equal(job.attempts, 1);
-        assert_string_equal(job.type, "test.noop");
-        assert_string_equal(job.params, "{\"n\":1}");
-        sp_state st = state_of(q, ids[i], NULL);
-        assert_int_equal(st, SP_STATE_RUNNING);
-        if (i < 2) {
-            finish_ok(c, &job, true);
-            sp_job_clear(&job);
-        }
-    }
-    /* Job 2 runs; job 3 was claimed ahead, so another consumer finds nothing. */
-    const char *len = sp_test_redis_cli(&R, "LLEN %sw:fetcher:claim:pf", prefix);
-    assert_string_equal(len, "1");
+    /* The first job tells how long jobs take; its finish is recorded at once and
+     * claims the rest in the same step. */
+    assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
+    assert_string_equal(job.id, ids[0]);
+    assert_int_equal(sp_consumer_finish(c, &job, &ok, true, &st, &err), 0);
+    assert_int_equal(st, SP_STATE_SUCCEEDED);
+    sp_job_clear(&job);
+    assert_int_equal(log.n, 1);
+    assert_string_equal(sp_test_redis_cli(&R, "LLEN %sw:fetcher:claim:pf", prefix), "5");
+    /* One step starts all five; they run in order. */
+    assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
+    assert_string_equal(job.id, ids[1]);
+    assert_int_equal(job.attempts, 1);
+    assert_string_equal(job.params, "{\"n\":1}");
+    assert_string_equal(sp_test_redis_cli(&R, "LLEN %sw:fetcher:claim:pf", prefix), "0");
+    for (int i = 1; i < 6; i++)
+        assert_int_equal(state_of(q, ids[i], NULL), SP_STATE_RUNNING);
     sp_consumer *other = open_consumer(R.url, "other", queues, 1, 30000);
     sp_job j2;
     assert_int_equal(sp_consumer_next(other, 100, &j2, &err), SP_ETIMEDOUT);
-    /* Job 2 turned out long: the claim goes back and the other consumer takes it. */
-    assert_int_equal(sp_queue_worker_unclaim(q, "fetcher", queues, 1, &err), 0);
-    assert_int_equal(sp_consumer_next(other, 1000, &j2, &err), 0);
-    assert_string_equal(j2.id, ids[3]);
-    finish_ok(other, &j2, false);
-    sp_job_clear(&j2);
-    /* The first consumer finishes job 2; the id it had claimed is no longer its own. */
-    finish_ok(c, &job, true);
+    /* Finishes are held back while a started job waits to run... */
+    assert_int_equal(sp_consumer_finish(c, &job, &ok, true, NULL, &err), 1);
+    sp_job_clear(&job);
+    assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
+    assert_string_equal(job.id, ids[2]);
+    assert_int_equal(sp_consumer_finish(c, &job, &ok, true, NULL, &err), 1);
+    sp_job_clear(&job);
+    assert_int_equal(state_of(q, ids[1], NULL), SP_STATE_RUNNING);
+    assert_int_equal(log.n, 1);
+    /* ...until a flush, here from another connection as a worker's keeper does. */
+    assert_int_equal(sp_consumer_flush(c, keeper, &err), 0);
+    assert_int_equal(log.n, 3);
+    for (int i = 1; i < 3; i++) {
+        assert_string_equal(log.ids[i], ids[i]);
+        assert_int_equal(log.states[i], SP_STATE_SUCCEEDED);
+        assert_int_equal(state_of(q, ids[i], NULL), SP_STATE_SUCCEEDED);
+    }
+    /* Job 3 turns out long: the two jobs started behind it go back, in order and with
+     * their attempts not counted, and the other consumer runs them. */
+    assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
+    assert_string_equal(job.id, ids[3]);
+    assert_int_equal(sp_consumer_give_back(c, keeper, &err), 0);
+    assert_int_equal(log.n, 5);
+    for (int i = 4; i < 6; i++) {
+        int64_t attempts;
+        assert_int_equal(state_of(q, ids[i], &attempts), SP_STATE_QUEUED);
+        assert_int_equal(attempts, 0);
+        assert_int_equal(sp_consumer_next(other, 1000, &j2, &err), 0);
+        assert_string_equal(j2.id, ids[i]);
+        assert_int_equal(j2.attempts, 1);
+        finish_ok(other, &j2, false);
+        sp_job_clear(&j2);
+    }
+    /* Job 3 ends; nothing is left for its consumer. */
+    assert_int_equal(sp_consumer_finish(c, &job, &ok, true, &st, &err), 0);
+    assert_int_equal(st, SP_STATE_SUCCEEDED);
     sp_job_clear(&job);
     assert_int_equal(sp_consumer_next(c, 200, &job, &err), SP_ETIMEDOUT);
-    for (int i = 0; i < 4; i++) {
+    assert_int_equal(log.n, 6);
+    for (int i = 0; i < 6; i++) {
         int64_t attempts;
         assert_int_equal(state_of(q, ids[i], &attempts), SP_STATE_SUCCEEDED);
         assert_int_equal(attempts, 1);
     }
+    for (int i = 0; i < log.n; i++)
+        assert_int_equal(log.rcs[i], 0);
     sp_consumer_free(other);
     sp_consumer_free(c);
+    sp_queue_close(keeper);
+    sp_queue_close(q);
+}
+
+/* A consumer stopping with finishes held back records them as it goes. */
+static void test_prefetch_free_records_held_finishes(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    char ids[4][SP_ID_LEN + 1];
+    for (int i = 0; i < 4; i++)
+        enqueue(q, "pf", 3, 100, 1000, ids[i]);
+    const char *queues[] = {"pf"};
+    sp_err err;
+    sp_consumer_opts o = {R.url, prefix, "quitter", queues, 1, 30000, 60000, 1000};
+    sp_consumer *c = sp_consumer_new(&o, &err);
+    assert_non_null(c);
+    sp_outcome ok = {SP_FINISH_SUCCEEDED, "[]", NULL, NULL, NULL, -1};
+    int held = 0;
+    for (int i = 0; i < 3; i++) {
+        sp_job job;
+        assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
+        int rc = sp_consumer_finish(c, &job, &ok, true, NULL, &err);
+        assert_true(rc == 0 || rc == 1);
+        held += rc;
+        sp_job_clear(&job);
+    }
+    assert_true(held > 0);
+    sp_consumer_free(c);
+    for (int i = 0; i < 4; i++) {
+        int64_t attempts;
+        sp_state st = state_of(q, ids[i], &attempts);
+        /* Three ran; the fourth was started ahead and went back unrun. */
+        assert_int_equal(st, i < 3 ? SP_STATE_SUCCEEDED : SP_STATE_QUEUED);
+        assert_int_equal(attempts, i < 3 ? 1 : 0);
+    }
+    assert_string_equal(sp_test_redis_cli(&R, "LLEN %sq:pf:ready", prefix), "1");
     sp_queue_close(q);
 }
 
@@ -1267,7 +1358,8 @@ int main(void)
         cmocka_unit_test_setup(test_list_and_stats, setup_test),
         cmocka_unit_test_setup(test_events_report_job_changes, setup_test),
         cmocka_unit_test_setup(test_metadata_annotation_is_fenced, setup_test),
-        cmocka_unit_test_setup(test_prefetch_claims_ahead_and_gives_back, setup_test),
+        cmocka_unit_test_setup(test_prefetch_batches_and_gives_back, setup_test),
+        cmocka_unit_test_setup(test_prefetch_free_records_held_finishes, setup_test),
         cmocka_unit_test_setup(test_password_and_database_in_the_url, setup_test),
     };
     return cmocka_run_group_tests_name("queue", tests, group_setup, group_teardown);

@@ -128,12 +128,6 @@ int sp_queue_worker_beat(sp_queue *q, const sp_worker_info *w, int64_t ttl_ms, s
 /* Deregister a worker and give back the jobs it had claimed but not started. */
 int sp_queue_worker_leave(sp_queue *q, const char *worker_id, sp_err *err);
 
-/* Give every job a worker has claimed on the given queues but not started back to the
- * front of its queue, keeping the worker registered. For prefetched claims held behind
- * a long job. */
-int sp_queue_worker_unclaim(sp_queue *q, const char *worker_id, const char *const *queues,
-                            size_t nqueues, sp_err *err);
-
 /* Live workers into out[0..*n-1] (at most max). */
 int sp_queue_workers(sp_queue *q, sp_worker_info *out, size_t max, size_t *n, sp_err *err);
 
@@ -171,6 +165,20 @@ int sp_queue_maintain(sp_queue *q, const char *const *queues, size_t nqueues,
 
 typedef struct sp_consumer sp_consumer;
 
+/* What became of a finished attempt (see sp_consumer_opts.on_finished). */
+typedef struct sp_finished {
+    const char *id;
+    const char *queue;
+    int rc;                    /* 0: recorded; SP_ELOST: the lease was no longer ours and
+                                * nothing changed; another code: it could not be recorded */
+    sp_state state;            /* the job's state afterwards, when rc is 0 */
+    const char *error_code;    /* as passed to sp_consumer_finish ("" when none) */
+    const char *error_message;
+    int64_t ran_ms;            /* from sp_consumer_next handing the job out to its finish */
+} sp_finished;
+
+typedef void sp_finished_fn(void *arg, const sp_finished *f);
+
 typedef struct sp_consumer_opts {
     const char *url;
     const char *prefix;
@@ -179,26 +187,44 @@ typedef struct sp_consumer_opts {
     size_t nqueues;
     int64_t lease_ms;             /* default 30000 */
     int64_t retention_ms;         /* how long finished jobs are kept; default 7 days */
-    /* Prefetch while jobs are short: when the previous job took less than this (ms),
-     * finishing a job also starts the next one (claimed earlier) and claims another,
-     * in one round trip. The claimed job waits for the current one, so keep this small
-     * and give claims back when a job runs long (sp_queue_worker_unclaim). 0: off. */
+    /* Prefetch while jobs are short: the consumer holds up to about this much work
+     * (ms, judged by the previous job) started ahead of the running job, at most
+     * SP_CONSUMER_BATCH_MAX jobs, and reports finished jobs in batches: one round trip
+     * then finishes a batch, starts the next and claims the one after. 0: off (one job
+     * at a time; a finish may still claim the next). A consumer that prefetches must
+     * not sit on work behind a job that turns out long: call sp_consumer_flush and
+     * sp_consumer_give_back from another thread while such a job runs. */
     int64_t prefetch_ms;
+    /* Called with the outcome of every finish once Redis has answered it, from the
+     * thread that made the round trip (the consumer's, or the one calling
+     * sp_consumer_flush or sp_consumer_give_back). NULL: not reported. */
+    sp_finished_fn *on_finished;
+    void *on_finished_arg;
 } sp_consumer_opts;
+
+/* The most jobs a consumer starts, or reports finished, in one round trip. */
+#define SP_CONSUMER_BATCH_MAX 32
 
 /* A consumer for one worker slot (one thread). NULL with err set on bad options. */
 sp_consumer *sp_consumer_new(const sp_consumer_opts *o, sp_err *err);
 
-/* Give back a job claimed but not started, and free. Accepts NULL. */
+/* Record held-back finishes, give back what c holds ahead, and free. Accepts NULL. */
 void sp_consumer_free(sp_consumer *c);
 
-/* Give back the jobs c holds ahead for its next sp_consumer_next: one started by a
- * pipelined finish goes back to the queue with its attempt not counted, one claimed but
- * not started goes back to the front of its queue. For a slot that stops taking jobs
- * (shutdown), so other workers take them now. 0, or the first error (SP_EREDIS...): a
- * started job that could not be given back is redone when its lease runs out, a claim
- * that could not be stays held and sp_consumer_free tries it again. */
-int sp_consumer_give_back(sp_consumer *c, sp_err *err);
+/* Record the finishes c holds back (prefetching) now. Through via (another thread's
+ * own connection, for a keeper thread while c's job runs long) or, when via is NULL,
+ * through c's own connection (only from c's thread). 0 or an error (SP_EREDIS...):
+ * the finishes stay held and go with the next round trip. */
+int sp_consumer_flush(sp_consumer *c, sp_queue *via, sp_err *err);
+
+/* Record held-back finishes and give back the jobs c holds ahead for its next
+ * sp_consumer_next: jobs started ahead go back to the queue with their attempt not
+ * counted, ids claimed but not started go back to the front of their queue. For a
+ * slot that stops taking jobs (shutdown), or whose job runs long, so other workers
+ * take them now. via as for sp_consumer_flush. 0, or the first error (SP_EREDIS...):
+ * a started job that could not be given back is redone when its lease runs out, a
+ * claim that could not be stays held and sp_consumer_free tries it again. */
+int sp_consumer_give_back(sp_consumer *c, sp_queue *via, sp_err *err);
 
 /* The consumer's own connection, for other calls (sp_queue_annotate...) made from the
  * consumer's thread. Owned by the consumer. */
@@ -229,9 +255,13 @@ typedef struct sp_outcome {
 
 /* End the attempt described by job (its id, queue, token and attempts). When
  * take_next is true the same step claims the next job, which the following
- * sp_consumer_next starts without waiting. *new_state (may be NULL) gets the job's
- * state afterwards. Returns 0, or SP_ELOST when the lease had expired or another
- * attempt owns the job (nothing is changed then), or an error. */
+ * sp_consumer_next starts without waiting. Returns 0 with *new_state (may be NULL) set
+ * to the job's state afterwards; 1 when the finish is held back because a prefetched
+ * job is waiting to run next: it is recorded with the consumer's next round trip, at
+ * the latest when the jobs started ahead run out, or by sp_consumer_flush, and its
+ * outcome goes to on_finished; SP_ELOST when the lease had expired or another attempt
+ * owns the job (nothing is changed then); or an error (SP_EREDIS: call again with the
+ * same job to retry). Every recorded finish is also reported to on_finished. */
 int sp_consumer_finish(sp_consumer *c, const sp_job *job, const sp_outcome *o, bool take_next,
                        sp_state *new_state, sp_err *err);
 

@@ -18,6 +18,9 @@ int64_t sp_now_ms(void);
 /* Monotonic milliseconds, for timeouts and durations. */
 int64_t sp_mono_ms(void);
 
+/* Monotonic microseconds, for short durations. */
+int64_t sp_mono_us(void);
+
 /* Sleep ms milliseconds (restarting after signals unless *stop becomes true).
  * stop may be NULL. */
 void sp_sleep_ms(int64_t ms, const sp_flag *stop);

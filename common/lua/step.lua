@@ -1,0 +1,200 @@
+-- step: one round trip of a consumer. In one atomic step it ends the attempts it
+-- finished (each fenced by its lease token), gives back claimed ids it will not start,
+-- starts the ids it claimed last time, and claims the next ones for the time after.
+-- A consumer running short jobs does this for a whole batch of jobs at once; one
+-- running long jobs finishes one and claims the next.
+-- KEYS: for each of the consumer's G queues, in its order of preference, 6 keys: ready
+--       list, this worker's claim list, leases zset, delayed zset, dead zset, stats
+--       hash; then the hashes of the F jobs to finish; then the hashes of the S jobs
+--       to start
+-- ARGV: 1 G, 2 U, 3 F, 4 S, 5 how many ids to claim, 6 worker id, 7 lease ms,
+--       8 retention ms; then 2 per give-back: queue index (1-based), id; then 11 per
+--       finish: queue index, id, token, mode, outputs JSON, metadata JSON ('' keeps),
+--       error code, error message, retryable (1|0), retry delay ms, event channel;
+--       then 4 per start: queue index, id, lease token, event channel
+-- Ids given back and jobs released go to the front of their queue, each in front of
+-- the ones before it: pass them newest first to keep their order.
+-- mode: succeeded | retry (retryable failure) | failed (permanent) | cancelled
+--       | release (give the job back at once without counting the attempt)
+-- Returns {outcomes, starts, claimed}: outcomes holds each finish's new state
+-- (succeeded, retrying, failed, cancelled, queued) or 'lost' when the lease is no
+-- longer ours (expired, or another attempt owns the job: nothing is changed then);
+-- starts holds each start's result: ok | lost (not on our claim list any more) | gone
+-- (no such job) | skip (cancelled or already done); claimed is a flat list of (queue
+-- index, id) pairs. The caller reads started records with HGETALLs pipelined after
+-- the script (cheaper for Redis than returning them from Lua).
+local now_s, now = clock()
+local G, U, F, S = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
+  tonumber(ARGV[4])
+local want = tonumber(ARGV[5])
+local worker, lease_ms, retention = ARGV[6], tonumber(ARGV[7]), ARGV[8]
+local function qkey(g, part) return KEYS[(g - 1) * 6 + part] end
+-- Lease removals and counters are gathered per queue and written once.
+local unlease, counts = {}, {}
+local function count(g, field)
+  local c = counts[g]
+  if not c then
+    c = {}
+    counts[g] = c
+  end
+  c[field] = (c[field] or 0) + 1
+end
+
+local a = 9
+for _ = 1, U do
+  local g, id = tonumber(ARGV[a]), ARGV[a + 1]
+  if redis.call('LREM', qkey(g, 2), -1, id) == 1 then redis.call('RPUSH', qkey(g, 1), id) end
+  a = a + 2
+end
+
+local outcomes = {}
+for i = 1, F do
+  local g, id, token, mode = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local job = KEYS[G * 6 + i]
+  local h = redis.call('HMGET', job, 'state', 'token', 'lease_until', 'version',
+    'error_code', 'attempts', 'max_attempts')
+  local outcome
+  if h[1] ~= 'running' or h[2] ~= token or tonumber(h[3] or 0) < now then
+    outcome = 'lost'
+  else
+    -- One HSET for every change. The lease fields stay: once the state is no longer
+    -- 'running' no script honours them. updated_at is implied by finished_at.
+    local set = {'version', tonumber(h[4] or 0) + 1}
+    if ARGV[a + 5] ~= '' then
+      set[#set + 1] = 'metadata'
+      set[#set + 1] = ARGV[a + 5]
+    end
+    local terminal = true
+    if mode == 'succeeded' then
+      outcome = 'succeeded'
+      set[#set + 1] = 'outputs'
+      set[#set + 1] = ARGV[a + 4]
+      set[#set + 1] = 'progress'
+      set[#set + 1] = '100'
+      if h[5] then
+        redis.call('HDEL', job, 'error_code', 'error_message', 'error_retryable')
+      end
+    elseif mode == 'release' then
+      outcome = 'queued'
+      terminal = false
+      set[#set + 1] = 'attempts'
+      set[#set + 1] = tonumber(h[6] or 1) - 1
+      redis.call('RPUSH', qkey(g, 1), id)
+    elseif mode == 'cancelled' then
+      outcome = 'cancelled'
+    else
+      set[#set + 1] = 'error_code'
+      set[#set + 1] = ARGV[a + 6]
+      set[#set + 1] = 'error_message'
+      set[#set + 1] = ARGV[a + 7]
+      set[#set + 1] = 'error_retryable'
+      set[#set + 1] = ARGV[a + 8]
+      if mode == 'retry' and tonumber(h[6] or 0) < tonumber(h[7] or 1) then
+        outcome = 'retrying'
+        terminal = false
+        local due = string.format('%d', now + tonumber(ARGV[a + 9]))
+        set[#set + 1] = 'next_attempt_at'
+        set[#set + 1] = due
+        redis.call('ZADD', qkey(g, 4), due, id)
+        count(g, 'retried')
+      else
+        outcome = 'failed'
+        redis.call('ZADD', qkey(g, 5), now_s, id)
+      end
+    end
+    set[#set + 1] = 'state'
+    set[#set + 1] = outcome
+    if terminal then
+      set[#set + 1] = 'finished_at'
+      set[#set + 1] = now_s
+      count(g, outcome)
+      redis.call('PEXPIRE', job, retention)
+    else
+      set[#set + 1] = 'updated_at'
+      set[#set + 1] = now_s
+    end
+    local u = unlease[g]
+    if not u then
+      u = {}
+      unlease[g] = u
+    end
+    u[#u + 1] = id
+    redis.call('HSET', job, unpack(set))
+    redis.call('PUBLISH', ARGV[a + 10], outcome)
+  end
+  outcomes[i] = outcome
+  a = a + 11
+end
+
+-- Start: take the id off our claim list, count the attempt and start its lease, if the
+-- job is still wanted. Every job started here gets the same lease end.
+local starts = {}
+local lease = string.format('%d', now + lease_ms)
+local leased = {}
+for i = 1, S do
+  local g, id, token = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2]
+  local job = KEYS[G * 6 + F + i]
+  local r
+  if redis.call('LREM', qkey(g, 2), -1, id) == 0 then
+    r = 'lost'
+  else
+    local h = redis.call('HMGET', job, 'state', 'attempts', 'version', 'next_attempt_at')
+    if not h[1] then
+      r = 'gone'
+    elseif h[1] ~= 'queued' then
+      r = 'skip'
+    else
+      r = 'ok'
+      redis.call('HSET', job, 'state', 'running', 'attempts', tonumber(h[2] or 0) + 1,
+        'version', tonumber(h[3] or 0) + 1, 'worker', worker, 'token', token,
+        'lease_until', lease, 'started_at', now_s)
+      if h[4] then redis.call('HDEL', job, 'next_attempt_at') end
+      local l = leased[g]
+      if not l then
+        l = {}
+        leased[g] = l
+      end
+      l[#l + 1] = lease
+      l[#l + 1] = id
+      redis.call('PUBLISH', ARGV[a + 3], 'running')
+    end
+  end
+  starts[i] = r
+  a = a + 4
+end
+
+for g = 1, G do
+  if unlease[g] then redis.call('ZREM', qkey(g, 3), unpack(unlease[g])) end
+  if leased[g] then redis.call('ZADD', qkey(g, 3), unpack(leased[g])) end
+  if counts[g] then
+    for field, n in pairs(counts[g]) do redis.call('HINCRBY', qkey(g, 6), field, n) end
+  end
+end
+
+-- Claim: move up to `want` ids from the right (oldest) end of the ready lists, in the
+-- order of preference, onto our claim lists, oldest first in the reply.
+local claimed = {}
+for g = 1, G do
+  if want <= 0 then break end
+  local ready, claim = qkey(g, 1), qkey(g, 2)
+  if want == 1 then
+    local id = redis.call('LMOVE', ready, claim, 'RIGHT', 'LEFT')
+    if id then
+      claimed[#claimed + 1] = g
+      claimed[#claimed + 1] = id
+      want = 0
+    end
+  else
+    local ids = redis.call('LRANGE', ready, -want, -1)
+    if #ids > 0 then
+      redis.call('LTRIM', ready, 0, -#ids - 1)
+      redis.call('LPUSH', claim, unpack(ids))
+      for k = #ids, 1, -1 do
+        claimed[#claimed + 1] = g
+        claimed[#claimed + 1] = ids[k]
+      end
+      want = want - #ids
+    end
+  end
+end
+return {outcomes, starts, claimed}
