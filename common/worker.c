@@ -600,8 +600,9 @@ static int sp__worker_options(sp__worker *w, sp_option *opts, size_t *n)
          "250ms", "how often this worker promotes due retries and expires lapsed leases", 10,
          60000},
         {"prefetch", "SPOOL_PREFETCH", SP_OPT_DURATION, &w->prefetch_ms, "50ms",
-         "while jobs finish faster than this, claim the next one ahead (one round trip per "
-         "job); claims wait at most 1 s behind a long job; 0 turns it off",
+         "while jobs finish faster than this, hold up to this much work started ahead and "
+         "report finished jobs in batches (up to 32 jobs per Redis round trip); held jobs go "
+         "back after 1 s behind a long job; 0 turns it off",
          0, 60000},
         {"worker-id", "SPOOL_WORKER_ID", SP_OPT_STR, &w->worker_id_opt, "",
          "this worker's id in the registry (default: host-pid-random)", 0, 0},

@@ -1293,6 +1293,45 @@ static void test_prefetch_batches_and_gives_back(void **state)
     sp_queue_close(q);
 }
 
+/* A job held ahead for half its lease (no keeper gave it back) is not run on the old
+ * lease: it goes back and is started afresh, attempt not counted. */
+static void test_prefetch_does_not_run_a_job_on_a_stale_lease(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    char ids[3][SP_ID_LEN + 1];
+    for (int i = 0; i < 3; i++)
+        enqueue(q, "pf", 3, 100, 1000, ids[i]);
+    const char *queues[] = {"pf"};
+    sp_err err;
+    sp_consumer_opts o = {R.url, prefix, "slow", queues, 1, 1000, 60000, 1000};
+    sp_consumer *c = sp_consumer_new(&o, &err);
+    assert_non_null(c);
+    sp_job job;
+    assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
+    finish_ok(c, &job, true);
+    sp_job_clear(&job);
+    assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0); /* starts 1 and 2 */
+    assert_string_equal(job.id, ids[1]);
+    char old[SP_TOKEN_LEN + 1];
+    snprintf(old, sizeof old, "%s", sp_test_redis_cli(&R, "HGET %sjob:%s token", prefix, ids[2]));
+    assert_int_equal(strlen(old), SP_TOKEN_LEN);
+    usleep(600 * 1000); /* job 1 runs past half the lease */
+    sp_outcome ok = {SP_FINISH_SUCCEEDED, "[]", NULL, NULL, NULL, -1};
+    assert_int_equal(sp_consumer_finish(c, &job, &ok, true, NULL, &err), 1);
+    sp_job_clear(&job);
+    assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
+    assert_string_equal(job.id, ids[2]);
+    assert_int_equal(job.attempts, 1);
+    assert_string_not_equal(job.token, old);
+    assert_true(job.lease_until > sp_now_ms() + 700);
+    assert_int_equal(state_of(q, ids[1], NULL), SP_STATE_SUCCEEDED);
+    finish_ok(c, &job, false);
+    sp_job_clear(&job);
+    sp_consumer_free(c);
+    sp_queue_close(q);
+}
+
 /* A consumer stopping with finishes held back records them as it goes. */
 static void test_prefetch_free_records_held_finishes(void **state)
 {
@@ -1360,6 +1399,7 @@ int main(void)
         cmocka_unit_test_setup(test_metadata_annotation_is_fenced, setup_test),
         cmocka_unit_test_setup(test_prefetch_batches_and_gives_back, setup_test),
         cmocka_unit_test_setup(test_prefetch_free_records_held_finishes, setup_test),
+        cmocka_unit_test_setup(test_prefetch_does_not_run_a_job_on_a_stale_lease, setup_test),
         cmocka_unit_test_setup(test_password_and_database_in_the_url, setup_test),
     };
     return cmocka_run_group_tests_name("queue", tests, group_setup, group_teardown);

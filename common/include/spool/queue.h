@@ -197,7 +197,8 @@ typedef struct sp_consumer_opts {
     int64_t prefetch_ms;
     /* Called with the outcome of every finish once Redis has answered it, from the
      * thread that made the round trip (the consumer's, or the one calling
-     * sp_consumer_flush or sp_consumer_give_back). NULL: not reported. */
+     * sp_consumer_flush or sp_consumer_give_back), with the consumer locked: it must
+     * not call the consumer. NULL: not reported. */
     sp_finished_fn *on_finished;
     void *on_finished_arg;
 } sp_consumer_opts;
