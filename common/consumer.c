@@ -474,7 +474,8 @@ static int sp__moved_id(const redisReply *rep, char id[SP_ID_LEN + 1])
 
 /* Wait for a job on any of our queues for up to ms: 1 with id and *qi, 0 on timeout.
  * One queue blocks on the main connection; several block on one connection each and
- * unblock the others (CLIENT UNBLOCK) once one delivers. */
+ * unblock the others (CLIENT UNBLOCK) once one delivers. Called with c->mu released
+ * (c holds nothing then), so a keeper is never stuck behind the wait. */
 static int sp__wait(sp_consumer *c, int64_t ms, char id[SP_ID_LEN + 1], size_t *qi,
                     sp_err *err)
 {
@@ -581,7 +582,9 @@ static int sp__wait(sp_consumer *c, int64_t ms, char id[SP_ID_LEN + 1], size_t *
          * this fails they are reaped with us. */
         sp_err e2;
         sp__step_req req = {.give = extra, .ngive = nextra, .own = -1};
+        pthread_mutex_lock(&c->mu);
         sp__step(c, c->q.r, &req, &e2);
+        pthread_mutex_unlock(&c->mu);
     }
     if (rc < 0) {
         for (size_t i = 0; i < c->nq; i++)
@@ -671,13 +674,16 @@ static int sp__next(sp_consumer *c, int64_t block_ms, sp_job *job, sp_err *err)
         int64_t left = deadline - sp_mono_ms();
         if (left <= 0)
             return sp_err_set(err, SP_ETIMEDOUT, "no job arrived");
-        sp__claim *cl = &c->claimed[0];
-        rc = sp__wait(c, left, cl->id, &cl->qi, err);
+        sp__claim got;
+        pthread_mutex_unlock(&c->mu);
+        rc = sp__wait(c, left, got.id, &got.qi, err);
+        pthread_mutex_lock(&c->mu);
         if (rc < 0)
             return rc;
         if (rc == 0)
             return sp_err_set(err, SP_ETIMEDOUT, "no job arrived");
-        c->nclaimed = 1;
+        if (c->nclaimed < SP_BATCH)
+            c->claimed[c->nclaimed++] = got;
     }
 }
 

@@ -29,8 +29,17 @@ local G, U, F, S = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
 local want = tonumber(ARGV[5])
 local worker, lease_ms, retention = ARGV[6], tonumber(ARGV[7]), ARGV[8]
 local function qkey(g, part) return KEYS[(g - 1) * 6 + part] end
--- Lease removals and counters are gathered per queue and written once.
-local unlease, counts = {}, {}
+-- Lease removals, new leases and counters are gathered per queue and written once.
+local unlease, leased, counts = {}, {}, {}
+local function append(lists, g, x, y)
+  local l = lists[g]
+  if not l then
+    l = {}
+    lists[g] = l
+  end
+  l[#l + 1] = x
+  if y then l[#l + 1] = y end
+end
 local function count(g, field)
   local c = counts[g]
   if not c then
@@ -113,12 +122,7 @@ for i = 1, F do
       set[#set + 1] = 'updated_at'
       set[#set + 1] = now_s
     end
-    local u = unlease[g]
-    if not u then
-      u = {}
-      unlease[g] = u
-    end
-    u[#u + 1] = id
+    append(unlease, g, id)
     redis.call('HSET', job, unpack(set))
     redis.call('PUBLISH', ARGV[a + 10], outcome)
   end
@@ -130,7 +134,6 @@ end
 -- job is still wanted. Every job started here gets the same lease end.
 local starts = {}
 local lease = string.format('%d', now + lease_ms)
-local leased = {}
 for i = 1, S do
   local g, id, token = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2]
   local job = KEYS[G * 6 + F + i]
@@ -149,13 +152,7 @@ for i = 1, S do
         'version', tonumber(h[3] or 0) + 1, 'worker', worker, 'token', token,
         'lease_until', lease, 'started_at', now_s)
       if h[4] then redis.call('HDEL', job, 'next_attempt_at') end
-      local l = leased[g]
-      if not l then
-        l = {}
-        leased[g] = l
-      end
-      l[#l + 1] = lease
-      l[#l + 1] = id
+      append(leased, g, lease, id)
       redis.call('PUBLISH', ARGV[a + 3], 'running')
     end
   end
