@@ -1,5 +1,5 @@
--- step: one round trip of a consumer. In one atomic step it ends the attempts it
--- finished (each fenced by its lease token), gives back claimed ids it will not start,
+-- step: one round trip of a consumer. In one atomic step it gives back claimed ids it
+-- will not start, ends the attempts it finished (each fenced by its lease token),
 -- starts the ids it claimed last time, and claims the next ones for the time after.
 -- A consumer running short jobs does this for a whole batch of jobs at once; one
 -- running long jobs finishes one and claims the next.

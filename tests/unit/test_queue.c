@@ -1332,6 +1332,61 @@ static void test_prefetch_does_not_run_a_job_on_a_stale_lease(void **state)
     sp_queue_close(q);
 }
 
+/* Finishes held back when Redis restarts are recorded once it is back: every job ends
+ * succeeded after one attempt. */
+static void test_prefetch_held_finishes_survive_a_redis_restart(void **state)
+{
+    (void)state;
+    sp_test_redis aof;
+    assert_int_equal(sp_test_redis_start(&aof, 1), 0);
+    sp_err err;
+    sp_queue *q = sp_queue_open(aof.url, prefix, &err);
+    assert_non_null(q);
+    enum { N = 10 };
+    char ids[N][SP_ID_LEN + 1];
+    for (int i = 0; i < N; i++)
+        enqueue(q, "pf", 3, 100, 1000, ids[i]);
+    const char *queues[] = {"pf"};
+    sp_consumer_opts o = {aof.url, prefix, "restarter", queues, 1, 30000, 60000, 1000};
+    sp_consumer *c = sp_consumer_new(&o, &err);
+    assert_non_null(c);
+    sp_outcome ok = {SP_FINISH_SUCCEEDED, "[]", NULL, NULL, NULL, -1};
+    int ran = 0, held = 0;
+    for (int tries = 0; tries < 100; tries++) {
+        sp_job job;
+        int rc = sp_consumer_next(c, 200, &job, &err);
+        if (rc == SP_ETIMEDOUT)
+            break;
+        if (rc == SP_EREDIS) {
+            usleep(100 * 1000);
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        assert_int_equal(job.attempts, 1);
+        ran++;
+        int frc;
+        for (int k = 0; (frc = sp_consumer_finish(c, &job, &ok, true, NULL, &err)) == SP_EREDIS &&
+                        k < 50; k++)
+            usleep(100 * 1000);
+        assert_true(frc == 0 || frc == 1);
+        held += frc;
+        sp_job_clear(&job);
+        if (ran == 3) {
+            assert_true(held > 0); /* finishes are held back now */
+            assert_int_equal(sp_test_redis_restart(&aof), 0);
+        }
+    }
+    assert_int_equal(ran, N);
+    sp_consumer_free(c);
+    for (int i = 0; i < N; i++) {
+        int64_t attempts;
+        assert_int_equal(state_of(q, ids[i], &attempts), SP_STATE_SUCCEEDED);
+        assert_int_equal(attempts, 1);
+    }
+    sp_queue_close(q);
+    sp_test_redis_destroy(&aof);
+}
+
 /* A consumer stopping with finishes held back records them as it goes. */
 static void test_prefetch_free_records_held_finishes(void **state)
 {
@@ -1399,6 +1454,7 @@ int main(void)
         cmocka_unit_test_setup(test_metadata_annotation_is_fenced, setup_test),
         cmocka_unit_test_setup(test_prefetch_batches_and_gives_back, setup_test),
         cmocka_unit_test_setup(test_prefetch_free_records_held_finishes, setup_test),
+        cmocka_unit_test_setup(test_prefetch_held_finishes_survive_a_redis_restart, setup_test),
         cmocka_unit_test_setup(test_prefetch_does_not_run_a_job_on_a_stale_lease, setup_test),
         cmocka_unit_test_setup(test_password_and_database_in_the_url, setup_test),
     };
