@@ -185,11 +185,15 @@ for g = 1, G do
     local ids = redis.call('LRANGE', ready, -want, -1)
     if #ids > 0 then
       redis.call('LTRIM', ready, 0, -#ids - 1)
-      redis.call('LPUSH', claim, unpack(ids))
+      -- Oldest first, as LMOVE would: the oldest ends at the claim list's tail, where
+      -- the start's LREM looks first.
+      local oldest = {}
       for k = #ids, 1, -1 do
+        oldest[#oldest + 1] = ids[k]
         claimed[#claimed + 1] = g
         claimed[#claimed + 1] = ids[k]
       end
+      redis.call('LPUSH', claim, unpack(oldest))
       want = want - #ids
     end
   end
