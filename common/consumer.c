@@ -214,6 +214,17 @@ static void sp__report(sp_consumer *c, const sp__done *d, int rc, sp_state st)
     c->on_finished(c->on_finished_arg, &f);
 }
 
+/* Copy an id from a reply (BLMOVE's, a claim's). 1 when it is an id, 0 for nil. */
+static int sp__moved_id(const redisReply *rep, char id[SP_ID_LEN + 1])
+{
+    size_t n;
+    const char *v = sp_reply_str(rep, &n);
+    if (v == NULL || n != SP_ID_LEN)
+        return 0;
+    memcpy(id, v, SP_ID_LEN + 1);
+    return 1;
+}
+
 /* What a step should do besides recording the held finishes. */
 typedef struct sp__step_req {
     bool start;             /* start every claimed id */
@@ -221,7 +232,8 @@ typedef struct sp__step_req {
     const sp__claim *give;  /* ids on our claim lists to give back to their queue */
     size_t ngive;
     int own;                /* index in done of the caller's finish, or -1 */
-    int own_rc;             /* out: its result (0 or SP_ELOST) */
+    int own_rc;             /* out: its result (0, SP_ELOST or SP_EPROTO); left as it
+                             * was when the step did not record it */
     sp_state own_state;     /* out: its new state */
 } sp__step_req;
 
@@ -362,12 +374,12 @@ static int sp__step(sp_consumer *c, sp_redis *r, sp__step_req *req, sp_err *err)
     }
     for (size_t i = 0; i + 1 < sp_reply_len(claims) && c->nclaimed < SP_BATCH; i += 2) {
         int64_t g = sp_reply_int(sp_reply_elem(claims, i), 0);
-        size_t n;
-        const char *id = sp_reply_str(sp_reply_elem(claims, i + 1), &n);
-        if (g < 1 || (size_t)g > c->nq || id == NULL || n != SP_ID_LEN)
-            continue;
-        memcpy(c->claimed[c->nclaimed].id, id, SP_ID_LEN + 1);
-        c->claimed[c->nclaimed++].qi = (size_t)g - 1;
+        sp__claim *cl = &c->claimed[c->nclaimed];
+        if (g >= 1 && (size_t)g <= c->nq &&
+            sp__moved_id(sp_reply_elem(claims, i + 1), cl->id)) {
+            cl->qi = (size_t)g - 1;
+            c->nclaimed++;
+        }
     }
     if (rc == SP_EREDIS)
         c->recover = true;
@@ -459,17 +471,6 @@ static void sp__blmove_argv(sp_consumer *c, size_t i, char *timeout, int64_t ms,
     argv[3] = "RIGHT";
     argv[4] = "LEFT";
     argv[5] = timeout;
-}
-
-/* Copy a BLMOVE reply's id. 1 when it is an id, 0 for nil. */
-static int sp__moved_id(const redisReply *rep, char id[SP_ID_LEN + 1])
-{
-    size_t n;
-    const char *v = sp_reply_str(rep, &n);
-    if (v == NULL || n != SP_ID_LEN)
-        return 0;
-    memcpy(id, v, SP_ID_LEN + 1);
-    return 1;
 }
 
 /* Wait for a job on any of our queues for up to ms: 1 with id and *qi, 0 on timeout.

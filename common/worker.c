@@ -262,14 +262,13 @@ static bool sp__outcome(sp_job_ctx *ctx, int rc, sp_outcome *o, char *outputs_js
 
 /* Record the outcome o of ctx's job, trying again while Redis is away: a finished job
  * that is not recorded would be done again when its lease runs out. Returns
- * sp_consumer_finish's result. */
-static int sp__finish(sp_job_ctx *ctx, const sp_outcome *o, bool take_next, sp_state *st,
-                      sp_err *err)
+ * sp_consumer_finish's result; the outcome itself goes to sp__on_finished. */
+static int sp__finish(sp_job_ctx *ctx, const sp_outcome *o, bool take_next, sp_err *err)
 {
     int rc;
     int64_t backoff = 100;
     for (int tries = 0;; tries++) {
-        rc = sp_consumer_finish(ctx->consumer, &ctx->job, o, take_next, st, err);
+        rc = sp_consumer_finish(ctx->consumer, &ctx->job, o, take_next, NULL, err);
         if (rc != SP_EREDIS || tries >= 60)
             return rc;
         if (tries == 0)
@@ -280,14 +279,13 @@ static int sp__finish(sp_job_ctx *ctx, const sp_outcome *o, bool take_next, sp_s
 }
 
 /* A job taken after SIGTERM (the wait for one was under way, or it was started ahead
- * by a pipelined finish): give it back without running it, attempt not counted, so a
+ * in a batch): give it back without running it, attempt not counted, so a
  * worker that is shutting down starts nothing new. */
 static void sp__give_back(sp_job_ctx *ctx)
 {
     sp_outcome o = {SP_FINISH_RELEASE, NULL, NULL, NULL, NULL, -1};
-    sp_state st = SP_STATE_RUNNING;
     sp_err err;
-    int rc = sp__finish(ctx, &o, false, &st, &err);
+    int rc = sp__finish(ctx, &o, false, &err);
     if (rc < 0 && rc != SP_ELOST)
         sp_error(&ctx->log, "could not give back a job taken while shutting down: %s "
                             "(it is redone when its lease runs out)", err.msg);
@@ -360,9 +358,8 @@ static void sp__run_job(sp__worker *w, sp_job_ctx *ctx)
         return;
     }
     /* The outcome is logged and counted by sp__on_finished once Redis has it. */
-    sp_state st = SP_STATE_RUNNING;
     sp_err err;
-    int frc = sp__finish(ctx, &o, !w->draining, &st, &err);
+    int frc = sp__finish(ctx, &o, !w->draining, &err);
     if (frc < 0 && frc != SP_ELOST)
         sp_error(&ctx->log, "could not record the outcome: %s", err.msg);
 }
