@@ -230,6 +230,23 @@ static void sp__csv_row(int c, void *ud)
     ds->row_ready = true;
 }
 
+/* The error a field callback stopped on (cb_err), as the reader's error. */
+static int sp__csv_cb_error(sp_dataset *ds, sp_err *err)
+{
+    return ds->cb_err == SP_ENOMEM ? sp_err_set(err, SP_ENOMEM, "out of memory")
+                                   : sp__too_long(ds, ds->row_line, err);
+}
+
+/* A line ended with c: LF counts the line now; CR waits to see whether an LF follows
+ * (CRLF) or the next line starts (a bare CR). */
+static void sp__csv_line_end(sp_dataset *ds, unsigned char c)
+{
+    if (c == '\n')
+        ds->line++;
+    else
+        ds->pending_cr = true;
+}
+
 /* Every byte blank (space or tab)? */
 static bool sp__blank_line(const unsigned char *p, size_t n)
 {
@@ -283,8 +300,7 @@ static int sp__csv_record(sp_dataset *ds, sp_err *err)
                                   (long long)ds->row_line);
             }
             if (ds->cb_err)
-                return ds->cb_err == SP_ENOMEM ? sp_err_set(err, SP_ENOMEM, "out of memory")
-                                               : sp__too_long(ds, ds->row_line, err);
+                return sp__csv_cb_error(ds, err);
             if (ds->row_ready) {
                 ds->row_started = false;
                 return 1;
@@ -306,10 +322,7 @@ static int sp__csv_record(sp_dataset *ds, sp_err *err)
         if (!ds->row_started) {
             if (term && sp__blank_line(p, k)) {
                 ds->rpos += chunk; /* blank line between records */
-                if (p[k] == '\n')
-                    ds->line++;
-                else
-                    ds->pending_cr = true;
+                sp__csv_line_end(ds, p[k]);
                 continue;
             }
             ds->row_started = true;
@@ -329,15 +342,10 @@ static int sp__csv_record(sp_dataset *ds, sp_err *err)
                               (long long)ds->line);
         }
         if (ds->cb_err)
-            return ds->cb_err == SP_ENOMEM ? sp_err_set(err, SP_ENOMEM, "out of memory")
-                                           : sp__too_long(ds, ds->row_line, err);
+            return sp__csv_cb_error(ds, err);
         ds->rpos += chunk;
-        if (term) {
-            if (p[k] == '\n')
-                ds->line++;
-            else
-                ds->pending_cr = true;
-        }
+        if (term)
+            sp__csv_line_end(ds, p[k]);
         if (ds->row_ready) {
             ds->row_started = false;
             return 1;
