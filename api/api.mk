@@ -3,9 +3,9 @@
 
 API_SRCS := $(filter-out api/main.c,$(wildcard api/*.c))
 API_OBJS := $(API_SRCS:%.c=$(O)/%.o)
-API_PKGS := libmicrohttpd jansson
+API_PKGS := libmicrohttpd jansson yajl
 # The parsers and renderers that need no HTTP library (unit tests and fuzz targets).
-API_PURE := route hdr multipart validate dataset jobjson jsonv
+API_PURE := route hdr multipart validate dataset jobjson json rows exportbody
 API_PURE_OBJS := $(API_PURE:%=$(O)/api/%.o)
 
 ALL_BINS += $(BIN)/spool-api
@@ -19,7 +19,7 @@ $(BIN)/spool-api: $(O)/api/main.o $(API_OBJS) $(COMMON_LIB)
 # Unit tests: the pure modules, and the long-poll thread and blob GC against Redis.
 $(O)/tests/unit/test_api%.o: MODCFLAGS = $(call pc_cflags,cmocka hiredis jansson) -Iapi
 test_api_parsers_OBJS := $(API_PURE_OBJS)
-test_api_parsers_LIBS = $(call pc_libs,jansson)
+test_api_parsers_LIBS = $(call pc_libs,jansson yajl)
 test_api_longpoll_OBJS := $(O)/api/longpoll.o $(O)/api/gc.o
 test_api_longpoll_LIBS = $(call pc_libs,jansson)
 
@@ -28,7 +28,7 @@ test_api_longpoll_LIBS = $(call pc_libs,jansson)
 FUZZ_CC ?= clang
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS = $(CPPFLAGS) -Iapi -std=c11 -g -O1 $(FUZZ_SAN) \
-	$(call pc_cflags,hiredis jansson libcurl)
+	$(call pc_cflags,hiredis jansson libcurl yajl)
 FUZZ_TARGETS := multipart request dataset path range
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(O)/fuzz/fuzz_%)
 FUZZ_OBJS := $(API_PURE:%=$(O)/fuzz/api/%.o)
@@ -52,7 +52,7 @@ $(FUZZ_LIB): $(COMMON_SRCS:%.c=$(O)/fuzz/%.o) $(O)/fuzz/gen/lua_scripts.o
 
 $(O)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) $(FUZZ_LIB)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJS) $(FUZZ_LIB) \
-		$(call pc_libs,hiredis jansson libcurl) -lm -o $@
+		$(call pc_libs,hiredis jansson libcurl yajl) -lm -o $@
 
 fuzz: $(FUZZ_BINS)
 # The integration suite test_api_fuzz replays each corpus and fuzzes a few seconds.

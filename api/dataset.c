@@ -1,7 +1,6 @@
-/* dataset.c - streaming CSV and NDJSON checks (see dataset.h). */
+/* dataset.c - the streaming CSV check (see dataset.h). */
 #include "dataset.h"
 
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +18,7 @@ void api_csv_init(api_csv *c)
 {
     memset(c, 0, sizeof *c);
     c->line = 1;
+    sp_utf8_stream_init(&c->utf8);
     sp_buf_init(&c->header, API_CSV_HEADER_MAX);
 }
 
@@ -45,37 +45,10 @@ static int api__csv_fail(api_csv *c, api_invalid *inv, const char *fmt, ...)
 /* Check one byte's place in UTF-8 (and refuse NUL). */
 static int api__csv_utf8(api_csv *c, unsigned char b, api_invalid *inv)
 {
-    if (c->utf8_need == 0) {
-        if (b == 0)
-            return api__csv_fail(c, inv, "NUL byte");
-        if (b < 0x80)
-            return 0;
-        c->utf8_lo = 0x80;
-        c->utf8_hi = 0xbf;
-        if (b >= 0xc2 && b <= 0xdf) {
-            c->utf8_need = 1;
-        } else if (b >= 0xe0 && b <= 0xef) {
-            c->utf8_need = 2;
-            if (b == 0xe0)
-                c->utf8_lo = 0xa0;
-            else if (b == 0xed)
-                c->utf8_hi = 0x9f;
-        } else if (b >= 0xf0 && b <= 0xf4) {
-            c->utf8_need = 3;
-            if (b == 0xf0)
-                c->utf8_lo = 0x90;
-            else if (b == 0xf4)
-                c->utf8_hi = 0x8f;
-        } else {
-            return api__csv_fail(c, inv, "not valid UTF-8");
-        }
-        return 0;
-    }
-    if (b < c->utf8_lo || b > c->utf8_hi)
+    if (b == 0)
+        return api__csv_fail(c, inv, "NUL byte");
+    if (!sp_utf8_stream_byte(&c->utf8, b))
         return api__csv_fail(c, inv, "not valid UTF-8");
-    c->utf8_lo = 0x80;
-    c->utf8_hi = 0xbf;
-    c->utf8_need--;
     return 0;
 }
 
@@ -205,6 +178,9 @@ int api_csv_feed(api_csv *c, const char *data, size_t n, api_invalid *inv)
         }
         if (rc < 0)
             return rc;
+        if (c->rec_bytes > API_CSV_RECORD_MAX)
+            return api__csv_fail(c, inv, "the record is longer than %d bytes",
+                                 API_CSV_RECORD_MAX);
         if (ch == '\n')
             c->line++;
     }
@@ -215,7 +191,7 @@ int api_csv_finish(api_csv *c, api_invalid *inv)
 {
     if (c->state == API_CSV_FAILED)
         return api_invalid_set(inv, "body", "CSV body is not valid");
-    if (c->utf8_need)
+    if (!sp_utf8_stream_done(&c->utf8))
         return api__csv_fail(c, inv, "truncated UTF-8 sequence at the end");
     if (c->state == API_CSV_QUOTED) {
         c->line = c->quote_line;
@@ -242,87 +218,4 @@ bool api_csv_has_column(const api_csv *c, const char *key)
             return true;
     }
     return false;
-}
-
-/* ---- NDJSON ------------------------------------------------------------------- */
-
-void api_ndjson_init(api_ndjson *d, bool need_object)
-{
-    memset(d, 0, sizeof *d);
-    sp_buf_init(&d->line, API_NDJSON_LINE_MAX);
-    d->need_object = need_object;
-}
-
-void api_ndjson_free(api_ndjson *d)
-{
-    if (d)
-        sp_buf_free(&d->line);
-}
-
-static int api__nd_line(api_ndjson *d, api_invalid *inv)
-{
-    d->lineno++;
-    const char *s = sp_buf_cstr(&d->line);
-    size_t n = d->line.len;
-    if (n > 0 && s[n - 1] == '\r')
-        n--;
-    size_t i = 0;
-    while (i < n && (s[i] == ' ' || s[i] == '\t'))
-        i++;
-    if (i == n) {
-        sp_buf_reset(&d->line);
-        return 0; /* blank lines are allowed */
-    }
-    json_error_t jerr;
-    json_t *v = json_loadb(s, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-    int rc = 0;
-    if (v == NULL)
-        rc = api_invalid_set(inv, "body", "NDJSON line %llu: %s (column %d)",
-                             (unsigned long long)d->lineno, jerr.text, jerr.column);
-    else if (!json_is_object(v) && !json_is_array(v))
-        rc = api_invalid_set(inv, "body", "NDJSON line %llu: a row must be an object or an array",
-                             (unsigned long long)d->lineno);
-    else if (d->need_object && d->rows == 0 && (!json_is_object(v) || json_object_size(v) == 0))
-        rc = api_invalid_set(inv, "body",
-                             "NDJSON line %llu: without columns the first row must be an object "
-                             "with keys (they name the columns)",
-                             (unsigned long long)d->lineno);
-    json_decref(v);
-    d->rows++;
-    sp_buf_reset(&d->line);
-    return rc;
-}
-
-int api_ndjson_feed(api_ndjson *d, const char *data, size_t n, api_invalid *inv)
-{
-    while (n > 0) {
-        const char *nl = memchr(data, '\n', n);
-        size_t take = nl ? (size_t)(nl - data) : n;
-        int rc = sp_buf_add(&d->line, data, take);
-        if (rc == SP_ETOOBIG)
-            return api_invalid_set(inv, "body", "NDJSON line %llu is longer than %d bytes",
-                                   (unsigned long long)d->lineno + 1, API_NDJSON_LINE_MAX);
-        if (rc < 0)
-            return rc;
-        if (nl == NULL)
-            break;
-        if ((rc = api__nd_line(d, inv)) < 0)
-            return rc;
-        data += take + 1;
-        n -= take + 1;
-    }
-    return 0;
-}
-
-int api_ndjson_finish(api_ndjson *d, api_invalid *inv)
-{
-    if (d->line.len > 0) {
-        int rc = api__nd_line(d, inv);
-        if (rc < 0)
-            return rc;
-    }
-    if (d->rows == 0 && d->need_object)
-        return api_invalid_set(inv, "body", "the NDJSON body has no rows (and no columns were "
-                                            "given)");
-    return 0;
 }

@@ -5,10 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "json.h"
 #include "spool/alloc.h"
 #include "spool/blob.h"
+#include "spool/utf8.h"
 #include "spool/util.h"
-#include "jsonv.h"
 #include "validate.h"
 
 /* Append text from the record as a JSON string: escaped, and with bytes that are not
@@ -34,7 +35,7 @@ static int api__str(sp_buf *b, const char *s)
         size_t len = 0;
         size_t n = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : *p >= 0xc2 ? 2 : 0;
         if (n > 0 && n <= strnlen((const char *)p, n) &&
-            api_jsonv_valid_utf8((const char *)p, n))
+            sp_utf8_valid(p, n))
             len = n;
         rc = len ? sp_buf_add(b, p, len) : sp_buf_addc(b, '?');
         p += len ? len : 1;
@@ -56,7 +57,7 @@ static int api__time(sp_buf *b, const char *name, int64_t ms)
 static int api__stored(sp_buf *b, const char *name, const char *text)
 {
     size_t n = text ? strlen(text) : 0;
-    if (n == 0 || !api_jsonv_valid(text, n))
+    if (n == 0 || !api_json_valid(text, n))
         return sp_buf_addf(b, ",\"%s\":null", name);
     int rc = sp_buf_addf(b, ",\"%s\":", name);
     return rc == 0 ? sp_buf_add(b, text, n) : rc;

@@ -34,9 +34,12 @@ static enum MHD_Result api__job_reply(api_req *r, int status, const sp_job *j, b
 {
     sp_buf b;
     sp_buf_init(&b, 16 * 1024 * 1024);
-    if (api_job_render(j, &b) < 0 || sp_buf_addc(&b, '\n') < 0) {
+    int rc = api_job_render(j, &b);
+    if (rc == 0)
+        rc = sp_buf_addc(&b, '\n');
+    if (rc < 0) {
         sp_buf_free(&b);
-        return api_reply_error(r, API_E_INTERNAL, "out of memory");
+        return api_reply_code(r, rc, NULL);
     }
     char etag[32], loc[64];
     api_job_etag(j, etag);
@@ -220,7 +223,7 @@ enum MHD_Result api_jobs_list(api_req *r)
         return api_reply_code(r, err.code, &err);
     sp_job *jobs = sp_calloc(a.f.limit, sizeof *jobs);
     if (jobs == NULL)
-        return api_reply_error(r, API_E_INTERNAL, "out of memory");
+        return api_reply_code(r, SP_ENOMEM, NULL);
     size_t n = 0;
     int rc = sp_queue_list(q, &a.f, jobs, &n, &err);
     sp_buf b;
@@ -282,7 +285,7 @@ enum MHD_Result api_jobs_output(api_req *r)
                                                                         (uint64_t)start);
     if (resp == NULL) {
         close(fd);
-        return api_reply_error(r, API_E_INTERNAL, "out of memory");
+        return api_reply_code(r, SP_ENOMEM, NULL);
     }
     char disp[128];
     snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", r->route.name);
@@ -296,7 +299,7 @@ enum MHD_Result api_jobs_output(api_req *r)
     }
     if (!ok) {
         MHD_destroy_response(resp);
-        return api_reply_error(r, API_E_INTERNAL, "out of memory");
+        return api_reply_code(r, SP_ENOMEM, NULL);
     }
     return api_reply_response(r, range == API_RANGE_PARTIAL ? 206 : 200, resp);
 }

@@ -34,6 +34,7 @@ static const struct {
     [API_E_STORAGE] = {503, "storage_unavailable", 5},
     [API_E_SHUTTING_DOWN] = {503, "shutting_down", 1},
     [API_E_NOT_READY] = {503, "not_ready", 2},
+    [API_E_NO_MEMORY] = {503, "out_of_memory", 5},
 };
 
 enum MHD_Result api_replied(const api_req *r)
@@ -251,6 +252,8 @@ enum MHD_Result api_reply_code(api_req *r, int code, const sp_err *err)
         return api__error(r, API_E_STORAGE, NULL, msg, NULL, 0);
     case SP_ESHUTDOWN:
         return api__error(r, API_E_SHUTTING_DOWN, NULL, msg, NULL, 0);
+    case SP_ENOMEM:
+        return api__error(r, API_E_NO_MEMORY, NULL, msg, NULL, 0);
     default:
         return api__error(r, API_E_INTERNAL, NULL, msg, NULL, 0);
     }

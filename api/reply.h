@@ -38,6 +38,7 @@ enum api_error {
     API_E_STORAGE,         /* 503 storage_unavailable, Retry-After */
     API_E_SHUTTING_DOWN,   /* 503 shutting_down, Retry-After */
     API_E_NOT_READY,       /* 503 not_ready, Retry-After */
+    API_E_NO_MEMORY,       /* 503 out_of_memory, Retry-After */
     API_E_COUNT
 };
 
@@ -61,7 +62,8 @@ enum MHD_Result api_reply_errorh(api_req *r, int e, const api_hdr_kv *hdrs, size
 enum MHD_Result api_reply_invalid(api_req *r, const api_invalid *inv);
 
 /* The answer for a failed call's code (SP_EREDIS -> 503, SP_ENOTFOUND -> 404,
- * SP_ENOMEM -> 500...), with err's message. */
+ * SP_ENOMEM -> 503 out_of_memory...), with err's message (or the code's when err is
+ * NULL). */
 enum MHD_Result api_reply_code(api_req *r, int code, const sp_err *err);
 
 /* Answer status with the JSON in body (taken: the buffer is emptied) and extra

@@ -147,9 +147,12 @@ static enum MHD_Result api__accepted(api_req *r, const sp_job *j, bool replayed)
 {
     sp_buf b;
     sp_buf_init(&b, 16 * 1024 * 1024);
-    if (api_job_render(j, &b) < 0 || sp_buf_addc(&b, '\n') < 0) {
+    int rc = api_job_render(j, &b);
+    if (rc == 0)
+        rc = sp_buf_addc(&b, '\n');
+    if (rc < 0) {
         sp_buf_free(&b);
-        return api_reply_error(r, API_E_INTERNAL, "out of memory");
+        return api_reply_code(r, rc, NULL);
     }
     char loc[64], etag[32];
     snprintf(loc, sizeof loc, "/v1/jobs/%s", j->id);

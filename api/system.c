@@ -145,15 +145,17 @@ enum MHD_Result api_sys_queues(api_req *r)
     sp_free(st);
     sp_free(w);
     if (rc < 0)
-        return rc == SP_ENOMEM ? api_reply_error(r, API_E_INTERNAL, "out of memory")
+        return rc == SP_ENOMEM ? api_reply_code(r, rc, NULL)
                                : api_reply_code(r, rc, &err);
     sp_buf b;
     sp_buf_init(&b, 64 * 1024 * 1024);
     rc = api_json_append(&b, out);
     json_decref(out);
-    if (rc < 0 || sp_buf_addc(&b, '\n') < 0) {
+    if (rc == 0)
+        rc = sp_buf_addc(&b, '\n');
+    if (rc < 0) {
         sp_buf_free(&b);
-        return api_reply_error(r, API_E_INTERNAL, "out of memory");
+        return api_reply_code(r, rc, NULL);
     }
     return api_reply_json(r, 200, &b, NULL, 0);
 }

@@ -8,6 +8,7 @@
 
 #include "hdr.h"
 #include "spool/fetch.h"
+#include "spool/limits.h"
 #include "spool/presets.h"
 
 #define API_TEXT_MAX 1000 /* title, author, label */
@@ -218,11 +219,6 @@ void api_export_free(api_export_req *x)
     memset(x, 0, sizeof *x);
 }
 
-static bool api__scalar(const json_t *v)
-{
-    return json_is_string(v) || json_is_number(v) || json_is_boolean(v) || json_is_null(v);
-}
-
 /* A string field of at most max bytes (min 1 when required_nonempty). */
 static int api__text(const json_t *v, const char *field, size_t max, bool nonempty,
                      api_invalid *inv)
@@ -328,8 +324,8 @@ static int api__columns(const json_t *arr, json_t **out, api_invalid *inv)
     if (n == 0)
         return api_invalid_set(inv, "columns", "columns must not be empty (leave it out to take "
                                                "the columns from the data)");
-    if (n > API_MAX_COLUMNS)
-        return api_invalid_set(inv, "columns", "at most %d columns", API_MAX_COLUMNS);
+    if (n > SP_EXPORT_MAX_COLUMNS)
+        return api_invalid_set(inv, "columns", "at most %d columns", SP_EXPORT_MAX_COLUMNS);
     json_t *cols = json_array();
     if (cols == NULL)
         return SP_ENOMEM;
@@ -358,52 +354,6 @@ static int api__columns(const json_t *arr, json_t **out, api_invalid *inv)
     return 0;
 }
 
-static int api__rows(const json_t *rows, size_t ncols, api_invalid *inv)
-{
-    if (!json_is_array(rows))
-        return api_invalid_set(inv, "rows", "rows must be an array of objects or arrays");
-    size_t n = json_array_size(rows);
-    if (n == 0 && ncols == 0)
-        return api_invalid_set(inv, "rows", "rows must not be empty when no columns are given");
-    char f[128];
-    for (size_t i = 0; i < n; i++) {
-        const json_t *row = json_array_get(rows, i);
-        snprintf(f, sizeof f, "rows[%zu]", i);
-        if (json_is_object(row)) {
-            if (ncols == 0 && i == 0 && json_object_size(row) == 0)
-                return api_invalid_set(inv, f, "%s has no fields (its keys name the columns when "
-                                               "no columns are given)",
-                                       f);
-            const char *k;
-            json_t *v;
-            json_object_foreach((json_t *)row, k, v) {
-                if (!api__scalar(v)) {
-                    snprintf(f, sizeof f, "rows[%zu].%s", i, k);
-                    return api_invalid_set(inv, f, "a row value must be a string, number, boolean "
-                                                   "or null");
-                }
-            }
-        } else if (json_is_array(row)) {
-            if (ncols == 0)
-                return api_invalid_set(inv, f, "%s is an array: give columns to name its values",
-                                       f);
-            if (json_array_size(row) > ncols)
-                return api_invalid_set(inv, f, "%s has %zu values but there are %zu columns", f,
-                                       json_array_size(row), ncols);
-            for (size_t j = 0; j < json_array_size(row); j++) {
-                if (!api__scalar(json_array_get(row, j))) {
-                    snprintf(f, sizeof f, "rows[%zu][%zu]", i, j);
-                    return api_invalid_set(inv, f, "a row value must be a string, number, boolean "
-                                                   "or null");
-                }
-            }
-        } else {
-            return api_invalid_set(inv, f, "%s must be an object or an array", f);
-        }
-    }
-    return 0;
-}
-
 /* The format of a source_url's data from its path's extension, or NULL. */
 static const char *api__format_from_url(const char *url)
 {
@@ -421,8 +371,10 @@ static const char *api__format_from_url(const char *url)
 }
 
 /* Validate an export request object. inline_ok: rows/source_url/format may be given
- * (JSON bodies); otherwise the data is the body and those names are unknown. */
-static int api__export(api_export_req *x, const json_t *req, bool inline_ok, api_invalid *inv)
+ * (JSON bodies; the rows themselves are not in req, rows_given says whether there were
+ * any); otherwise the data is the body and those names are unknown. */
+static int api__export(api_export_req *x, const json_t *req, bool inline_ok, bool rows_given,
+                       api_invalid *inv)
 {
     static const char *const sizes[] = {"A4", "Letter", NULL};
     static const char *const orients[] = {"portrait", "landscape", NULL};
@@ -435,8 +387,8 @@ static int api__export(api_export_req *x, const json_t *req, bool inline_ok, api
         return SP_ENOMEM;
     int rc = 0;
     const char *page_size = "A4", *orientation = "portrait", *font = "sans";
-    const json_t *title = NULL, *author = NULL, *columns = NULL, *rows = NULL, *url = NULL,
-                 *format = NULL;
+    const json_t *title = NULL, *author = NULL, *columns = NULL, *url = NULL, *format = NULL;
+    bool rows = inline_ok && rows_given;
     const char *key;
     json_t *val;
     json_object_foreach((json_t *)req, key, val) {
@@ -465,8 +417,6 @@ static int api__export(api_export_req *x, const json_t *req, bool inline_ok, api
                 rc = api__priority(json_string_value(val), &x->high_priority, inv);
             if (rc < 0)
                 break;
-        } else if (inline_ok && strcmp(key, "rows") == 0) {
-            rows = val;
         } else if (inline_ok && strcmp(key, "source_url") == 0) {
             url = val;
         } else if (inline_ok && strcmp(key, "format") == 0) {
@@ -494,7 +444,7 @@ static int api__export(api_export_req *x, const json_t *req, bool inline_ok, api
         else if (!rows && !url)
             rc = api_invalid_set(inv, "rows", "rows (the data inline) or source_url is required");
         else if (rows)
-            rc = api__rows(rows, cols ? json_array_size(cols) : 0, inv);
+            rc = 0; /* judged as they stream (rows.h) */
         else if (!json_is_string(url))
             rc = api_invalid_set(inv, "source_url", "source_url must be a string");
         else
@@ -534,13 +484,13 @@ static int api__export(api_export_req *x, const json_t *req, bool inline_ok, api
     json_decref(x->params);
     x->params = params;
     x->columns = json_object_get(params, "columns");
-    x->rows = rows;
     return 0;
 }
 
-int api_export_from_json(api_export_req *x, const json_t *req, api_invalid *inv)
+int api_export_from_json(api_export_req *x, const json_t *fields, bool rows_given,
+                         api_invalid *inv)
 {
-    return api__export(x, req, true, inv);
+    return api__export(x, fields, true, rows_given, inv);
 }
 
 int api_export_field(api_export_req *x, const char *name, const char *value, api_invalid *inv)
@@ -579,7 +529,7 @@ int api_export_fields_done(api_export_req *x, api_invalid *inv)
 {
     if (x->fields == NULL && (x->fields = json_object()) == NULL)
         return SP_ENOMEM;
-    return api__export(x, x->fields, false, inv);
+    return api__export(x, x->fields, false, false, inv);
 }
 
 size_t api_export_ncolumns(const api_export_req *x)
@@ -590,30 +540,6 @@ size_t api_export_ncolumns(const api_export_req *x)
 const char *api_export_column_key(const api_export_req *x, size_t i)
 {
     return json_string_value(json_object_get(json_array_get(x->columns, i), "key"));
-}
-
-int api_export_write_rows(const api_export_req *x,
-                          int (*write)(void *ud, const char *data, size_t n, sp_err *err),
-                          void *ud, sp_err *err)
-{
-    sp_buf b;
-    sp_buf_init(&b, (size_t)1 << 30);
-    int rc = 0;
-    size_t n = json_array_size(x->rows);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = api_json_append(&b, json_array_get(x->rows, i));
-        if (rc == 0)
-            rc = sp_buf_addc(&b, '\n');
-        if (rc < 0)
-            rc = sp_err_set(err, rc, "out of memory writing rows");
-        /* Write in blocks of about 64 KiB. */
-        if (rc == 0 && (b.len >= 65536 || i + 1 == n)) {
-            rc = write(ud, b.data, b.len, err);
-            sp_buf_reset(&b);
-        }
-    }
-    sp_buf_free(&b);
-    return rc;
 }
 
 int api_export_params(const api_export_req *x, sp_buf *out)

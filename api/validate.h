@@ -54,12 +54,9 @@ int api_video_params(const api_video_req *v, sp_buf *out);
 
 /* ---- pdf.export ------------------------------------------------------------------- */
 
-#define API_MAX_COLUMNS 200
-
 typedef struct api_export_req {
     json_t *params;      /* owned: the validated params object, NULL until valid */
     json_t *columns;     /* borrowed from params: the normalized columns, or NULL */
-    const json_t *rows;  /* JSON requests: borrowed from the request, or NULL */
     bool high_priority;
     char source_url[API_URL_MAX + 1];
     char format[8];      /* source_url: csv, ndjson or json */
@@ -69,9 +66,13 @@ typedef struct api_export_req {
 void api_export_init(api_export_req *x);
 void api_export_free(api_export_req *x); /* accepts NULL; x can be reused after init */
 
-/* Validate a JSON request: title, author, columns, page_size, orientation, font,
- * priority, and either rows (inline) or source_url (with format). 0 or SP_EINVAL. */
-int api_export_from_json(api_export_req *x, const json_t *req, api_invalid *inv);
+/* Validate the members of a JSON request: title, author, columns, page_size,
+ * orientation, font, priority, and either rows (inline: they are not in fields, which
+ * has every other member; rows_given says whether the body had them, and rows.h judges
+ * them) or source_url (with format). 0, SP_EINVAL or SP_ENOMEM; on error x is as
+ * before. */
+int api_export_from_json(api_export_req *x, const json_t *fields, bool rows_given,
+                         api_invalid *inv);
 
 /* Collect one query string parameter of a CSV or NDJSON body (columns is JSON text).
  * Unknown or repeated names are refused. 0 or SP_EINVAL. */
@@ -83,12 +84,6 @@ int api_export_fields_done(api_export_req *x, api_invalid *inv);
 /* The number of columns given, and the key of column i. */
 size_t api_export_ncolumns(const api_export_req *x);
 const char *api_export_column_key(const api_export_req *x, size_t i);
-
-/* Write the inline rows as NDJSON (one compact JSON value and a newline per row)
- * through write(ud, data, n, err). Returns 0 or write's negative code. */
-int api_export_write_rows(const api_export_req *x,
-                          int (*write)(void *ud, const char *data, size_t n, sp_err *err),
-                          void *ud, sp_err *err);
 
 /* The job's params object appended to out as JSON. */
 int api_export_params(const api_export_req *x, sp_buf *out);

@@ -14,6 +14,9 @@
 #include "validate.h"
 
 #define API_FIELD_MAX 1024 /* a form field's value */
+/* A JSON request is a source_url (at most API_URL_MAX) and three short fields: a body
+ * past this is refused before it is read, whatever SPOOL_MAX_JSON_BYTES allows. */
+#define API_VIDEO_JSON_MAX (64 * 1024)
 #define API_MP_OVERHEAD (64 * 1024) /* multipart framing allowed above the upload limit */
 
 enum { API_VIDEO_JSON, API_VIDEO_RAW, API_VIDEO_MULTIPART };
@@ -159,7 +162,7 @@ enum MHD_Result api_videos_begin(api_req *r)
         kind = API_VIDEO_RAW;
     } else if (strcmp(r->media.type, "application/json") == 0) {
         kind = API_VIDEO_JSON;
-        limit = cfg->max_json;
+        limit = cfg->max_json < API_VIDEO_JSON_MAX ? cfg->max_json : API_VIDEO_JSON_MAX;
     } else {
         return api_reply_error(r, API_E_MEDIA_TYPE, "Content-Type must be %s, not %s",
                                api__video_types, r->media.type);
@@ -168,7 +171,7 @@ enum MHD_Result api_videos_begin(api_req *r)
         return api_replied(r);
     api_video_state *st = sp_calloc(1, sizeof *st);
     if (st == NULL)
-        return api_reply_error(r, API_E_INTERNAL, "out of memory");
+        return api_reply_code(r, SP_ENOMEM, NULL);
     r->state = st;
     r->state_free = api__video_free;
     st->kind = kind;
@@ -176,7 +179,7 @@ enum MHD_Result api_videos_begin(api_req *r)
     if (api_submit_begin(r) < 0 || api_query_each(r, api__query_field, r) != 0)
         return api_replied(r);
     if (kind == API_VIDEO_JSON) {
-        sp_buf_init(&r->text, (size_t)cfg->max_json);
+        sp_buf_init(&r->text, (size_t)limit);
         return MHD_YES;
     }
     if (api_submit_precheck(r, "video.transcode") < 0)
@@ -189,7 +192,7 @@ enum MHD_Result api_videos_begin(api_req *r)
     }
     sp_err err;
     if ((st->mp = sp_malloc(sizeof *st->mp)) == NULL)
-        return api_reply_error(r, API_E_INTERNAL, "out of memory");
+        return api_reply_code(r, SP_ENOMEM, NULL);
     if (api_mp_init(st->mp, r->media.boundary, &api__video_mp, r, &err) < 0)
         return api_reply_error(r, API_E_BAD_MULTIPART, "%s", err.msg);
     return MHD_YES;
@@ -199,9 +202,12 @@ enum MHD_Result api_videos_data(api_req *r, const char *data, size_t n)
 {
     api_video_state *st = r->state;
     if (st->kind == API_VIDEO_JSON) {
-        if (sp_buf_add(&r->text, data, n) < 0)
-            return api_reply_error(r, API_E_TOO_LARGE, "the JSON body is larger than %lld bytes",
-                                   (long long)r->srv->cfg->max_json);
+        int rc = sp_buf_add(&r->text, data, n);
+        if (rc == SP_ETOOBIG)
+            return api_reply_error(r, API_E_TOO_LARGE, "the JSON body is larger than %zu bytes",
+                                   r->text.max);
+        if (rc < 0)
+            return api_reply_code(r, rc, NULL);
         api_submit_hash(r, data, n);
         return MHD_YES;
     }
@@ -238,8 +244,9 @@ enum MHD_Result api_videos_end(api_req *r)
     api_video_state *st = r->state;
     api_invalid inv;
     sp_buf params, input;
+    /* escaped, a byte of the URL, file name or type takes at most 6 ("\u0001") */
     sp_buf_init(&params, 4096);
-    sp_buf_init(&input, 8192);
+    sp_buf_init(&input, 6 * (API_URL_MAX + API_FILENAME_MAX + API_MEDIA_MAX) + 1024);
     enum MHD_Result ret;
     int rc = 0;
     if (st->kind == API_VIDEO_JSON) {
@@ -288,7 +295,7 @@ enum MHD_Result api_videos_end(api_req *r)
     if (rc == 0)
         rc = api_video_params(&st->v, &params);
     if (rc < 0)
-        ret = api_reply_error(r, API_E_INTERNAL, "out of memory");
+        ret = api_reply_code(r, rc, NULL);
     else
         ret = api_submit(r, "video.transcode", sp_buf_cstr(&params), sp_buf_cstr(&input),
                          st->v.high_priority);

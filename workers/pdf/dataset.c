@@ -15,11 +15,10 @@
 
 #include "spool/alloc.h"
 #include "spool/buf.h"
+#include "spool/limits.h"
 #include "text.h"
 
 #define SP__READ_SIZE (64 * 1024)
-#define SP__DEFAULT_MAX_ROW (1024 * 1024)
-#define SP__DEFAULT_MAX_COLS 256
 
 /* States of the JSON array splitter. */
 enum { SP__JA_START, SP__JA_FIRST, SP__JA_NEXT, SP__JA_END, SP__JA_DONE };
@@ -764,8 +763,8 @@ int sp_dataset_open_fd(int fd, const sp_dataset_opts *o, sp_dataset **out, sp_er
     }
     ds->fd = fd;
     ds->fmt = o->format;
-    ds->max_row = o->max_row_bytes ? o->max_row_bytes : SP__DEFAULT_MAX_ROW;
-    ds->max_cols = o->max_columns ? o->max_columns : SP__DEFAULT_MAX_COLS;
+    ds->max_row = o->max_row_bytes ? o->max_row_bytes : SP_EXPORT_MAX_ROW_BYTES;
+    ds->max_cols = o->max_columns ? o->max_columns : SP_EXPORT_MAX_COLUMNS;
     ds->line = 1;
     ds->ja_state = SP__JA_START;
     struct stat st;

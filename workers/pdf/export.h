@@ -13,6 +13,7 @@
 #include "dataset.h"
 #include "render.h"
 #include "spool/err.h"
+#include "spool/limits.h"
 #include "spool/util.h"
 
 typedef enum sp_export_format {
@@ -43,8 +44,6 @@ typedef struct sp_export_params {
     bool landscape;
     sp_export_font font;
 } sp_export_params;
-
-#define SP_EXPORT_MAX_COLUMNS 256
 
 /* Parse and check a params JSON object into *out (zeroed first). 0, or SP_EINVAL with
  * err naming the field and what it must be (nothing to free then), or SP_ENOMEM. */

@@ -1,0 +1,170 @@
+/* json.c - JSON events through yajl (see json.h). */
+#include "json.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <yajl/yajl_parse.h>
+
+#include "spool/alloc.h"
+#include "spool/err.h"
+#include "spool/utf8.h"
+
+struct api_jparse {
+    yajl_handle h;
+    api_jev_fn fn;
+    void *ud;
+    int rc;           /* the error that stopped the parse; 0 while it goes on */
+    char msg[160];    /* its description when it is SP_EPROTO */
+    size_t fed;       /* bytes fed before the current call */
+};
+
+static int api__ev(api_jparse *p, api_jev ev, const char *s, size_t n)
+{
+    int rc = p->fn(p->ud, ev, s, n);
+    if (rc < 0) {
+        p->rc = rc;
+        return 0; /* stops yajl: client_canceled */
+    }
+    return 1;
+}
+
+static int api__text(api_jparse *p, api_jev ev, const unsigned char *s, size_t n)
+{
+    if (!sp_utf8_valid(s, n)) {
+        p->rc = SP_EPROTO;
+        snprintf(p->msg, sizeof p->msg, "a %s is not valid UTF-8 (an overlong form, a "
+                 "surrogate or a code point past U+10FFFF)",
+                 ev == API_JEV_KEY ? "key" : "string");
+        return 0;
+    }
+    return api__ev(p, ev, (const char *)s, n);
+}
+
+static int api__null(void *c) { return api__ev(c, API_JEV_NULL, "", 0); }
+static int api__bool(void *c, int v) { return api__ev(c, v ? API_JEV_TRUE : API_JEV_FALSE, "", 0); }
+static int api__number(void *c, const char *s, size_t n) { return api__ev(c, API_JEV_NUMBER, s, n); }
+static int api__string(void *c, const unsigned char *s, size_t n) { return api__text(c, API_JEV_STRING, s, n); }
+static int api__key(void *c, const unsigned char *s, size_t n) { return api__text(c, API_JEV_KEY, s, n); }
+static int api__map_open(void *c) { return api__ev(c, API_JEV_MAP_OPEN, "", 0); }
+static int api__map_close(void *c) { return api__ev(c, API_JEV_MAP_CLOSE, "", 0); }
+static int api__array_open(void *c) { return api__ev(c, API_JEV_ARRAY_OPEN, "", 0); }
+static int api__array_close(void *c) { return api__ev(c, API_JEV_ARRAY_CLOSE, "", 0); }
+
+static const yajl_callbacks api__callbacks = {
+    api__null,      api__bool,      NULL,           NULL,         api__number,
+    api__string,    api__map_open,  api__key,       api__map_close, api__array_open,
+    api__array_close,
+};
+
+static void *api__malloc(void *ctx, size_t n)
+{
+    (void)ctx;
+    return sp_malloc(n);
+}
+
+static void *api__realloc(void *ctx, void *p, size_t n)
+{
+    (void)ctx;
+    return sp_realloc(p, n);
+}
+
+static void api__free(void *ctx, void *p)
+{
+    (void)ctx;
+    sp_free(p);
+}
+
+api_jparse *api_jparse_new(api_jev_fn fn, void *ud, bool many)
+{
+    api_jparse *p = sp_calloc(1, sizeof *p);
+    if (p == NULL)
+        return NULL;
+    yajl_alloc_funcs af = {api__malloc, api__realloc, api__free, NULL};
+    p->h = yajl_alloc(&api__callbacks, &af, p);
+    if (p->h == NULL) {
+        sp_free(p);
+        return NULL;
+    }
+    if (many)
+        yajl_config(p->h, yajl_allow_multiple_values, 1);
+    p->fn = fn;
+    p->ud = ud;
+    return p;
+}
+
+void api_jparse_free(api_jparse *p)
+{
+    if (p == NULL)
+        return;
+    yajl_free(p->h);
+    sp_free(p);
+}
+
+/* The outcome of a yajl call on n bytes (0 for the final call). */
+static int api__status(api_jparse *p, yajl_status st, const char *data, size_t n, char *msg,
+                       size_t cap)
+{
+    if (st == yajl_status_ok) {
+        p->fed += n;
+        return 0;
+    }
+    size_t at = p->fed + yajl_get_bytes_consumed(p->h);
+    if (st == yajl_status_error) {
+        unsigned char *e = yajl_get_error(p->h, 0, (const unsigned char *)data, n);
+        snprintf(p->msg, sizeof p->msg, "%s", e ? (const char *)e : "invalid JSON");
+        if (e)
+            yajl_free_error(p->h, e);
+        size_t len = strlen(p->msg);
+        while (len > 0 && (p->msg[len - 1] == '\n' || p->msg[len - 1] == '.' ||
+                           p->msg[len - 1] == ' '))
+            p->msg[--len] = '\0';
+        p->rc = SP_EPROTO;
+    }
+    if (p->rc == SP_EPROTO) {
+        size_t len = strlen(p->msg);
+        snprintf(p->msg + len, sizeof p->msg - len, " (at byte %zu)", at);
+    }
+    if (p->rc == 0)
+        p->rc = SP_ENOMEM; /* yajl stops by itself only on a syntax error or no memory */
+    if (msg && cap)
+        snprintf(msg, cap, "%s", p->rc == SP_EPROTO ? p->msg : sp_strerror(p->rc));
+    return p->rc;
+}
+
+int api_jparse_feed(api_jparse *p, const char *data, size_t n, char *msg, size_t cap)
+{
+    if (p->rc < 0) {
+        if (msg && cap)
+            snprintf(msg, cap, "%s", p->rc == SP_EPROTO ? p->msg : sp_strerror(p->rc));
+        return p->rc;
+    }
+    if (n == 0)
+        return 0;
+    return api__status(p, yajl_parse(p->h, (const unsigned char *)data, n), data, n, msg, cap);
+}
+
+int api_jparse_finish(api_jparse *p, char *msg, size_t cap)
+{
+    if (p->rc < 0)
+        return api_jparse_feed(p, "", 0, msg, cap);
+    return api__status(p, yajl_complete_parse(p->h), "", 0, msg, cap);
+}
+
+static int api__ignore(void *ud, api_jev ev, const char *s, size_t n)
+{
+    (void)ud;
+    (void)ev;
+    (void)s;
+    (void)n;
+    return 0;
+}
+
+bool api_json_valid(const char *s, size_t n)
+{
+    if (s == NULL)
+        return false;
+    api_jparse *p = api_jparse_new(api__ignore, NULL, false);
+    bool ok = p && api_jparse_feed(p, s, n, NULL, 0) == 0 && api_jparse_finish(p, NULL, 0) == 0;
+    api_jparse_free(p);
+    return ok;
+}
