@@ -16,6 +16,8 @@
 
 /* Objects and arrays inside an NDJSON row's value nest at most this deep. */
 #define API_ROWS_MAX_DEPTH 64
+/* A row's first keys are told apart by comparing them; past this many, by a hash. */
+#define API_ROWS_FEW_KEYS 16
 
 enum { API_ROW_NONE = 0, API_ROW_OBJECT, API_ROW_ARRAY };
 
@@ -29,7 +31,11 @@ typedef struct api__row_at {
 struct api_rows {
     api_rows_opts o;
     yajl_gen gen;       /* the row in progress, as JSON */
-    json_t *keys;       /* the keys of the row in progress (a seeded hash: no flooding) */
+    /* the keys of the row in progress: the first few in `few` (offsets into fewbuf),
+     * all of them in `keys` past that (jansson's seeded hash: no flooding) */
+    json_t *keys;
+    sp_buf fewbuf;
+    size_t few_off[API_ROWS_FEW_KEYS], few_len[API_ROWS_FEW_KEYS];
     api_invalid inv;
     int rc;             /* sticky error */
 
@@ -79,6 +85,7 @@ api_rows *api_rows_new(const api_rows_opts *o)
     if (r == NULL)
         return NULL;
     r->o = *o;
+    sp_buf_init(&r->fewbuf, SP_EXPORT_MAX_ROW_BYTES);
     yajl_alloc_funcs af = {api__gmalloc, api__grealloc, api__gfree, NULL};
     r->gen = yajl_gen_alloc(&af);
     r->keys = json_object();
@@ -100,6 +107,7 @@ void api_rows_free(api_rows *r)
     if (r->gen)
         yajl_gen_free(r->gen);
     json_decref(r->keys);
+    sp_buf_free(&r->fewbuf);
     api_jparse_free(r->parse);
     sp_free(r);
 }
@@ -158,6 +166,8 @@ static bool api__number_fits(const char *s, size_t n)
     bool integer = true;
     for (size_t i = 0; i < n && integer; i++)
         integer = s[i] != '.' && s[i] != 'e' && s[i] != 'E';
+    if (integer && n <= 18)
+        return true; /* 18 digits (and a sign) always fit 64 bits */
     if (integer && n > 20)
         return false; /* more digits than any 64-bit integer has */
     char small[32];
@@ -184,9 +194,15 @@ static bool api__number_fits(const char *s, size_t n)
 
 static int api__gen(api_rows *r, yajl_gen_status st)
 {
-    if (st == yajl_gen_status_ok)
-        return 0;
-    return r->rc = SP_ENOMEM; /* the events arrive well formed: only memory can fail */
+    if (st != yajl_gen_status_ok)
+        return r->rc = SP_ENOMEM; /* the events arrive well formed: only memory can fail */
+    const unsigned char *line;
+    size_t len;
+    yajl_gen_get_buf(r->gen, &line, &len);
+    if (len > SP_EXPORT_MAX_ROW_BYTES) /* refused as soon as it is too long */
+        return api__fail(r, (int64_t)r->nrows, r->row_line, NULL,
+                         "takes more than %d bytes as a line of NDJSON", SP_EXPORT_MAX_ROW_BYTES);
+    return 0;
 }
 
 /* The judgement that needs the columns, on what the rows gave so far. */
@@ -237,6 +253,7 @@ static int api__row_begin(api_rows *r, int kind)
     r->key[0] = '\0';
     r->row_line = r->line;
     r->depth = 1;
+    sp_buf_reset(&r->fewbuf);
     if (json_object_size(r->keys) > 0)
         json_object_clear(r->keys);
     return api__gen(r, kind == API_ROW_OBJECT ? yajl_gen_map_open(r->gen)
@@ -254,10 +271,6 @@ static int api__row_end(api_rows *r)
     const unsigned char *line;
     size_t len;
     yajl_gen_get_buf(r->gen, &line, &len);
-    if (len > SP_EXPORT_MAX_ROW_BYTES)
-        return api__fail(r, index, r->row_line, NULL,
-                         "takes %zu bytes as a line of NDJSON; at most %d", len,
-                         SP_EXPORT_MAX_ROW_BYTES);
     if (index == 0) {
         r->first_kind = r->kind;
         r->first_line = r->row_line;
@@ -285,6 +298,38 @@ static int api__row_end(api_rows *r)
     return 0;
 }
 
+/* Note key s[0..n) of the row in progress; SP_EINVAL when the row has it already. */
+static int api__key_once(api_rows *r, const char *s, size_t n)
+{
+    size_t k = r->values; /* keys so far */
+    bool twice = false;
+    if (k < API_ROWS_FEW_KEYS) {
+        for (size_t i = 0; i < k && !twice; i++)
+            twice = r->few_len[i] == n && memcmp(r->fewbuf.data + r->few_off[i], s, n) == 0;
+        if (!twice) {
+            r->few_off[k] = r->fewbuf.len;
+            r->few_len[k] = n;
+            if (sp_buf_add(&r->fewbuf, s, n) < 0)
+                return r->rc = SP_ENOMEM;
+        }
+    } else {
+        if (k == API_ROWS_FEW_KEYS) { /* many keys: from now on a hash of them all */
+            for (size_t i = 0; i < k; i++) {
+                if (json_object_setn_new_nocheck(r->keys, r->fewbuf.data + r->few_off[i],
+                                                 r->few_len[i], json_null()) < 0)
+                    return r->rc = SP_ENOMEM;
+            }
+        }
+        twice = json_object_getn(r->keys, s, n) != NULL;
+        if (!twice && json_object_setn_new_nocheck(r->keys, s, n, json_null()) < 0)
+            return r->rc = SP_ENOMEM;
+    }
+    if (twice)
+        return api__fail(r, (int64_t)r->nrows, r->row_line, NULL, "has the key '%s' twice",
+                         r->key);
+    return 0;
+}
+
 int api_rows_event(void *ud, api_jev ev, const char *s, size_t n)
 {
     api_rows *r = ud;
@@ -304,12 +349,12 @@ int api_rows_event(void *ud, api_jev ev, const char *s, size_t n)
         if (memchr(s, '\0', n))
             return api__fail(r, index, r->row_line, NULL, "has a key with a NUL character");
         if (r->depth == 1) {
-            snprintf(r->key, sizeof r->key, "%.*s", (int)(n < 40 ? n : 40), s);
-            if (json_object_getn(r->keys, s, n))
-                return api__fail(r, index, r->row_line, NULL, "has the key '%s' twice",
-                                 r->key);
-            if (json_object_setn_new_nocheck(r->keys, s, n, json_null()) < 0)
-                return r->rc = SP_ENOMEM;
+            size_t kn = n < sizeof r->key - 1 ? n : sizeof r->key - 1;
+            memcpy(r->key, s, kn);
+            r->key[kn] = '\0';
+            int rc = api__key_once(r, s, n);
+            if (rc < 0)
+                return rc;
             r->values++;
         }
         return api__gen(r, yajl_gen_string(r->gen, (const unsigned char *)s, n));
