@@ -245,11 +245,11 @@ static int api__column(const json_t *c, size_t i, json_t *out, api_invalid *inv)
     json_t *v;
     json_object_foreach((json_t *)c, k, v) {
         if (strcmp(k, "key") && strcmp(k, "label") && strcmp(k, "width") && strcmp(k, "align") &&
-            strcmp(k, "format") && strcmp(k, "decimals")) {
+            strcmp(k, "format") && strcmp(k, "decimals") && strcmp(k, "thousands")) {
             snprintf(f, sizeof f, "columns[%zu].%s", i, k);
             return api_invalid_set(inv, f,
                                    "unknown field in columns[%zu] (expected key, label, width, "
-                                   "align, format, decimals)",
+                                   "align, format, decimals, thousands)",
                                    i);
         }
     }
@@ -309,6 +309,16 @@ static int api__column(const json_t *c, size_t i, json_t *out, api_invalid *inv)
         if (strcmp(fmt, "number") != 0)
             return api_invalid_set(inv, f, "%s only applies to format number", f);
         if (json_object_set(out, "decimals", (json_t *)dec) < 0)
+            return SP_ENOMEM;
+    }
+    const json_t *th = json_object_get(c, "thousands");
+    if (th) {
+        snprintf(f, sizeof f, "columns[%zu].thousands", i);
+        if (!json_is_boolean(th))
+            return api_invalid_set(inv, f, "%s must be true or false", f);
+        if (strcmp(fmt, "number") != 0)
+            return api_invalid_set(inv, f, "%s only applies to format number", f);
+        if (json_object_set(out, "thousands", (json_t *)th) < 0)
             return SP_ENOMEM;
     }
     return 0;

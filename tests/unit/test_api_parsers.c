@@ -617,7 +617,8 @@ static void test_export_json_requests(void **state)
     api_export_init(&x);
     const char *req = "{\"title\":\"Sales\",\"columns\":[{\"key\":\"amount\",\"label\":"
                       "\"Amount\",\"width\":80,\"align\":\"RIGHT\",\"format\":\"number\","
-                      "\"decimals\":2},{\"key\":\"day\",\"format\":\"date\"}],\"rows\":[{\"amount\""
+                      "\"decimals\":2,\"thousands\":false},{\"key\":\"day\",\"format\":\"date\"}],"
+                      "\"rows\":[{\"amount\""
                       ":1.5,\"day\":\"2024-01-02\"},[2,\"2024-01-03\"]],\"page_size\":\"letter\","
                       "\"orientation\":\"landscape\",\"font\":\"serif\"}";
     assert_int_equal(xparse(req, NULL, &x, &inv), 0);
@@ -627,7 +628,8 @@ static void test_export_json_requests(void **state)
     assert_string_equal(sp_buf_cstr(&b),
                         "{\"title\":\"Sales\",\"author\":\"spool\",\"columns\":[{\"key\":"
                         "\"amount\",\"label\":\"Amount\",\"width\":80,\"align\":\"right\","
-                        "\"format\":\"number\",\"decimals\":2},{\"key\":\"day\",\"format\":"
+                        "\"format\":\"number\",\"decimals\":2,\"thousands\":false},{\"key\":"
+                        "\"day\",\"format\":"
                         "\"date\"}],\"page_size\":\"Letter\",\"orientation\":\"landscape\","
                         "\"font\":\"serif\"}");
     assert_int_equal(api_export_ncolumns(&x), 2);
@@ -665,6 +667,11 @@ static void test_export_json_requests(void **state)
          "columns[0].decimals"},
         {"{\"title\":\"t\",\"columns\":[{\"key\":\"a\"},{\"key\":\"a\"}],\"rows\":[]}",
          "columns[1].key"},
+        {"{\"title\":\"t\",\"columns\":[{\"key\":\"a\",\"thousands\":false}],\"rows\":[]}",
+         "columns[0].thousands"},
+        {"{\"title\":\"t\",\"columns\":[{\"key\":\"a\",\"format\":\"number\",\"thousands\":1}],"
+         "\"rows\":[]}",
+         "columns[0].thousands"},
         {"{\"title\":\"t\",\"columns\":[{\"key\":\"a\",\"colour\":1}],\"rows\":[]}",
          "columns[0].colour"},
         {"{\"title\":\"t\",\"rows\":[{\"a\":1}],\"page_size\":\"A3\"}", "page_size"},
