@@ -61,6 +61,25 @@ static const char *api__quoted(const char *p, char *out, size_t cap)
     return p;
 }
 
+/* Read an unquoted parameter value into out: everything up to the next ';' without
+ * trailing whitespace. RFC 9110 wants a token, but clients send values such as
+ * codecs=avc1.42E01E,mp4a.40.2 or boundary=----=_Part_1 unquoted, and a value is only
+ * refused when it has a control character. NULL when empty, too long or refused. */
+static const char *api__pvalue(const char *p, char *out, size_t cap)
+{
+    size_t n = 0;
+    while (*p && *p != ';') {
+        unsigned char c = (unsigned char)*p;
+        if ((c < 0x20 && c != '\t') || c == 0x7f || n + 1 >= cap)
+            return NULL;
+        out[n++] = *p++;
+    }
+    while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\t'))
+        n--;
+    out[n] = '\0';
+    return n ? p : NULL;
+}
+
 static bool api__boundary_ok(const char *b)
 {
     size_t n = strlen(b);
@@ -103,7 +122,7 @@ int api_hdr_media_type(const char *value, api_media *out)
         if (*p == '"')
             p = api__quoted(p, val, sizeof val);
         else
-            p = api__token(p, val, sizeof val, false);
+            p = api__pvalue(p, val, sizeof val);
         if (p == NULL)
             goto bad;
         if (strcmp(name, "boundary") == 0) {

@@ -63,15 +63,24 @@ static int api__mp_emit(api_mp *mp, const char *p, size_t n, sp_err *err)
     return mp->cb.data(mp->ud, p, n, err);
 }
 
+/* A byte a header value may not hold: a control character (NUL among them: a name
+ * would be cut there). */
+static bool api__mp_ctl(char c)
+{
+    unsigned char u = (unsigned char)c;
+    return (u < 0x20 && u != '\t') || u == 0x7f;
+}
+
 /* Copy a parameter value (quoted or token) at p into out; returns the position after
- * it or NULL. Backslashes are literal, as browsers send them (WHATWG). */
+ * it or NULL (also for a control character). Backslashes are literal, as browsers send
+ * them (WHATWG). */
 static const char *api__mp_param_value(const char *p, const char *end, char *out, size_t cap)
 {
     size_t n = 0;
     if (p < end && *p == '"') {
         p++;
         while (p < end && *p != '"') {
-            if (n + 1 >= cap)
+            if (n + 1 >= cap || api__mp_ctl(*p))
                 return NULL;
             out[n++] = *p++;
         }
@@ -80,7 +89,7 @@ static const char *api__mp_param_value(const char *p, const char *end, char *out
         p++;
     } else {
         while (p < end && *p != ';' && *p != ' ' && *p != '\t') {
-            if (n + 1 >= cap)
+            if (n + 1 >= cap || api__mp_ctl(*p))
                 return NULL;
             out[n++] = *p++;
         }

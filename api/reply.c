@@ -15,6 +15,7 @@ static const struct {
     const char *code;
     int retry_after; /* seconds; 0: no header */
 } api__errors[API_E_COUNT] = {
+    [API_E_BAD_REQUEST] = {400, "bad_request", 0},
     [API_E_INVALID_JSON] = {400, "invalid_json", 0},
     [API_E_BAD_MULTIPART] = {400, "invalid_multipart", 0},
     [API_E_UNAUTHORIZED] = {401, "unauthorized", 0},

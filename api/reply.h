@@ -19,6 +19,7 @@
 #include "validate.h"
 
 enum api_error {
+    API_E_BAD_REQUEST,     /* 400 bad_request */
     API_E_INVALID_JSON,    /* 400 invalid_json */
     API_E_BAD_MULTIPART,   /* 400 invalid_multipart */
     API_E_UNAUTHORIZED,    /* 401 unauthorized */

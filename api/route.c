@@ -116,3 +116,12 @@ api_route_id api_route_parse(const char *path, api_route *out)
         out->bad_param = true;
     return out->id;
 }
+
+bool api_uri_has_nul(const char *raw_uri)
+{
+    for (const char *p = raw_uri; p && (p = strchr(p, '%')) != NULL; p++) {
+        if (p[1] == '0' && p[2] == '0')
+            return true;
+    }
+    return false;
+}

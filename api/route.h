@@ -47,6 +47,10 @@ typedef struct api_route {
  * API_R_NONE for an unknown path. Never fails otherwise; out is always filled. */
 api_route_id api_route_parse(const char *path, api_route *out);
 
+/* True when the request target as sent (raw_uri: path and query, before decoding)
+ * encodes a NUL byte (%00): decoded, it would cut the path or a parameter short. */
+bool api_uri_has_nul(const char *raw_uri);
+
 /* A stable label for metrics and logs, e.g. "/v1/jobs/{id}"; "other" for API_R_NONE. */
 const char *api_route_label(api_route_id id);
 

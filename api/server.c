@@ -184,6 +184,8 @@ static enum MHD_Result api__begin(api_req *r, const api_handler *h)
 {
     if (atomic_load(&r->srv->stopping))
         return api_reply_error(r, API_E_SHUTTING_DOWN, "the server is shutting down");
+    if (r->nul_in_url)
+        return api_reply_error(r, API_E_BAD_REQUEST, "the URL encodes a NUL byte (%%00)");
     if (r->route.id == API_R_NONE)
         return api_reply_error(r, API_E_NO_ROUTE, "no such route: %s", r->path);
     if (h == NULL) {
@@ -201,19 +203,31 @@ static enum MHD_Result api__begin(api_req *r, const api_handler *h)
     return h->begin ? h->begin(r) : MHD_YES;
 }
 
+/* The request line has arrived: the request's context starts here, while the target
+ * is still as sent (libmicrohttpd decodes it next, and a decoded %00 would cut it). */
+static void *api__request_line(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    api_req *r = sp_calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL; /* the access handler refuses the request */
+    r->srv = cls;
+    r->conn = c;
+    r->nul_in_url = api_uri_has_nul(uri);
+    return r;
+}
+
 static enum MHD_Result api__access(void *cls, struct MHD_Connection *c, const char *url,
                                    const char *method, const char *version,
                                    const char *upload, size_t *upload_size, void **con_cls)
 {
     (void)version;
-    api_server *s = cls;
+    (void)cls;
+    (void)c;
     api_req *r = *con_cls;
-    if (r == NULL) {
-        r = sp_calloc(1, sizeof *r);
-        if (r == NULL)
-            return MHD_NO;
-        r->srv = s;
-        r->conn = c;
+    if (r == NULL)
+        return MHD_NO; /* out of memory when the request line came */
+    if (!r->started) {
+        r->started = true;
         r->path = url;
         r->method = api_method_bit(method);
         r->start_ns = api__now_ns();
@@ -263,6 +277,10 @@ static void api__completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (r == NULL)
         return;
     *con_cls = NULL;
+    if (!r->started) { /* the headers never came */
+        sp_free(r);
+        return;
+    }
     int status = r->status;
     if (status == 0 || (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->early && status < 300 &&
                         !r->job_created))
@@ -431,6 +449,7 @@ api_server *api_server_start(const api_config *cfg, sp_err *err)
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)api__completed, s},
+        {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)api__request_line, s},
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)api__mhd_log, s},
         {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)threads, NULL},
         {MHD_OPTION_END, 0, NULL},

@@ -81,6 +81,8 @@ typedef struct api_req {
     unsigned method;       /* API_M_* */
     int phase;
     int64_t start_ns;
+    bool started;          /* the headers came and the handler has seen the request */
+    bool nul_in_url;       /* the target as sent encodes a NUL byte */
     int status;            /* the status replied; 0 until then */
     bool early;            /* replied mid-body: the rest of the body is discarded */
     uint64_t discarded;

@@ -10,6 +10,7 @@
 #include "spool/fetch.h"
 #include "spool/limits.h"
 #include "spool/presets.h"
+#include "spool/utf8.h"
 
 #define API_TEXT_MAX 1000 /* title, author, label */
 #define API_KEY_MAX 256   /* a column key */
@@ -190,6 +191,8 @@ int api_video_field(api_video_req *v, const char *name, const char *value, bool 
             if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
                 return api_invalid_set(inv, name, "filename has a control character");
         }
+        if (!sp_utf8_valid(value, n))
+            return api_invalid_set(inv, name, "filename must be UTF-8");
         memcpy(v->filename, value, n + 1);
         return 0;
     }

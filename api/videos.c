@@ -10,6 +10,7 @@
 #include "multipart.h"
 #include "reply.h"
 #include "spool/alloc.h"
+#include "spool/utf8.h"
 #include "submit.h"
 #include "validate.h"
 
@@ -77,6 +78,12 @@ static int api__part_begin(void *ud, const api_mp_part *p, sp_err *err)
     if (st->have_file) {
         api_invalid inv;
         api_invalid_set(&inv, "file", "the file is given more than once");
+        api_reply_invalid(r, &inv);
+        return sp_err_set(err, SP_ECANCELLED, "answered");
+    }
+    if (!sp_utf8_valid(p->filename, strlen(p->filename))) {
+        api_invalid inv;
+        api_invalid_set(&inv, "file", "the file name must be UTF-8");
         api_reply_invalid(r, &inv);
         return sp_err_set(err, SP_ECANCELLED, "answered");
     }

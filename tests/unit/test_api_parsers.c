@@ -115,6 +115,20 @@ static void test_media_type_parses_parameters(void **state)
     snprintf(v, sizeof v, "multipart/form-data; boundary=%s", longb);
     assert_int_equal(api_hdr_media_type(v, &m), SP_EINVAL);
     assert_int_equal(api_hdr_media_type(NULL, &m), SP_EINVAL);
+    /* parameters are legal on any type, also unquoted values that are not tokens */
+    static const char *const ok[] = {
+        "video/mp4; codecs=avc1.42E01E,mp4a.40.2", "video/mp4; codecs=\"avc1.42E01E, mp4a.40.2\"",
+        "video/webm;codecs=vp9;profile=0", "video/mp4; codecs=avc1 ; charset=binary",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        if (api_hdr_media_type(ok[i], &m) != 0)
+            fail_msg("refused %s", ok[i]);
+        assert_true(api_hdr_is_video(m.type));
+    }
+    assert_int_equal(api_hdr_media_type("multipart/form-data; boundary=----=_Part_1.x", &m), 0);
+    assert_string_equal(m.boundary, "----=_Part_1.x");
+    assert_int_equal(api_hdr_media_type("video/mp4; codecs=a\x01b", &m), SP_EINVAL);
+    assert_int_equal(api_hdr_media_type("video/mp4; codecs=", &m), SP_EINVAL);
 }
 
 static void test_range_forms(void **state)
@@ -316,6 +330,23 @@ static void test_multipart_malformed_bodies_fail(void **state)
         int rc = mp_parse("b", bad[i], strlen(bad[i]), 5, &rec);
         if (rc != SP_EINVAL)
             fail_msg("body %zu: expected SP_EINVAL, got %d", i, rc);
+        sp_buf_free(&rec.log);
+    }
+    /* a NUL or another control character in a header value, quoted or not: a file
+     * name would be cut there */
+    static const char nul_q[] = "--b\r\nContent-Disposition: form-data; name=file; "
+                                "filename=\"a\0b.mp4\"\r\n\r\n1\r\n--b--";
+    static const char nul_t[] = "--b\r\nContent-Disposition: form-data; name=fi\0le\r\n\r\n"
+                                "1\r\n--b--";
+    static const char esc[] = "--b\r\nContent-Disposition: form-data; name=file; "
+                              "filename=\"a\x1b.mp4\"\r\n\r\n1\r\n--b--";
+    const struct {
+        const char *body;
+        size_t n;
+    } ctl[] = {{nul_q, sizeof nul_q - 1}, {nul_t, sizeof nul_t - 1}, {esc, sizeof esc - 1}};
+    for (size_t i = 0; i < sizeof ctl / sizeof *ctl; i++) {
+        mp_rec rec = {0};
+        assert_int_equal(mp_parse("b", ctl[i].body, ctl[i].n, 7, &rec), SP_EINVAL);
         sp_buf_free(&rec.log);
     }
 }
