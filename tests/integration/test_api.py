@@ -211,7 +211,7 @@ def test_unknown_routes_404_and_wrong_methods_405(ctx):
 def test_unknown_and_malformed_job_ids_are_404(ctx):
     api = ctx["api"]
     for path in ["/v1/jobs/00d21bha1zzm2t2gacnpx0vfkw4p4r0tjh5z",
-                 "/v1/jobs/nope", "/v1/jobs/" + "z" * 36, "/v1/jobs/%00abc",
+                 "/v1/jobs/nope", "/v1/jobs/" + "z" * 36, "/v1/jobs/%2500abc",
                  "/v1/jobs/00d21bha1zzm2t2gacnpx0vfkw4p4r0tjh5z/outputs/video.mp4",
                  "/v1/jobs/00d21bha1zzm2t2gacnpx0vfkw4p4r0tjh5z/outputs/.video"]:
         r = api.http.get(path)
@@ -219,6 +219,13 @@ def test_unknown_and_malformed_job_ids_are_404(ctx):
         eq(r.json()["error"]["code"], "not_found", path)
     r = api.http.get("/v1/jobs/00d21bha1zzm2t2gacnpx0vfkw4p4r0tjh5z/outputs/..%2f..%2fx")
     eq(r.status, 404)
+    # An encoded NUL would cut the id or name short once decoded: refused as it is.
+    for path in ["/v1/jobs/%00abc", "/v1/jobs/00d21bha1zzm2t2gacnpx0vfkw4p4r0tjh5z%00/outputs/x",
+                 "/v1/jobs/00d21bha1zzm2t2gacnpx0vfkw4p4r0tjh5z/outputs/video.mp4%00.txt",
+                 "/v1/jobs?state=failed%00x"]:
+        r = api.http.get(path)
+        eq(r.status, 400, path)
+        eq(r.json()["error"]["code"], "bad_request", path)
     eq(api.http.delete("/v1/jobs/x").status, 404)
     # A route that reads no body refuses a large one instead of reading it all.
     r = api.http.request("DELETE", "/v1/jobs/00d21bha1zzm2t2gacnpx0vfkw4p4r0tjh5z", b"x" * 100)
