@@ -28,19 +28,27 @@ int api_invalid_set(api_invalid *inv, const char *field, const char *fmt, ...)
     return SP_EINVAL;
 }
 
+typedef struct api__dump {
+    sp_buf *out;
+    int rc; /* why the dump stopped */
+} api__dump;
+
 static int api__dump_cb(const char *buffer, size_t size, void *data)
 {
-    return sp_buf_add(data, buffer, size) < 0 ? -1 : 0;
+    api__dump *d = data;
+    d->rc = sp_buf_add(d->out, buffer, size);
+    return d->rc < 0 ? -1 : 0;
 }
 
 int api_json_append(sp_buf *out, const json_t *v)
 {
     size_t before = out->len;
-    if (json_dump_callback(v, api__dump_cb, out, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
+    api__dump d = {out, 0};
+    if (json_dump_callback(v, api__dump_cb, &d, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
         out->len = before;
         if (out->data)
             out->data[before] = '\0';
-        return SP_ENOMEM;
+        return d.rc < 0 ? d.rc : SP_ENOMEM; /* jansson's own failures are allocations */
     }
     return 0;
 }
