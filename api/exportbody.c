@@ -10,6 +10,7 @@
 
 #include "spool/alloc.h"
 #include "spool/err.h"
+#include "spool/limits.h"
 
 /* The members a JSON export request may have. */
 static const char *const api__members[] = {
@@ -101,6 +102,15 @@ static int api__add(api_xbody *b, json_t *v)
     return rc < 0 ? (b->rc = SP_ENOMEM) : 0;
 }
 
+/* Add a scalar (taken); at the body's level it is a member's whole value. */
+static int api__scalar(api_xbody *b, json_t *v)
+{
+    int rc = api__add(b, v);
+    if (b->nstack == 0)
+        b->member[0] = '\0';
+    return rc;
+}
+
 /* An event of a member's value other than rows. */
 static int api__build(api_xbody *b, api_jev ev, const char *s, size_t n)
 {
@@ -142,17 +152,19 @@ static int api__build(api_xbody *b, api_jev ev, const char *s, size_t n)
         b->nstack--;
         sp_free(b->key[b->nstack]);
         b->key[b->nstack] = NULL;
+        if (b->nstack == 0)
+            b->member[0] = '\0'; /* the member's value is complete */
         return 0;
     case API_JEV_NULL:
-        return api__add(b, json_null());
+        return api__scalar(b, json_null());
     case API_JEV_TRUE:
-        return api__add(b, json_true());
+        return api__scalar(b, json_true());
     case API_JEV_FALSE:
-        return api__add(b, json_false());
+        return api__scalar(b, json_false());
     case API_JEV_NUMBER:
-        return api__add(b, api__number(b, s, n));
+        return api__scalar(b, api__number(b, s, n));
     default: /* API_JEV_STRING */
-        return api__add(b, json_stringn_nocheck(s, n));
+        return api__scalar(b, json_stringn_nocheck(s, n));
     }
 }
 
@@ -196,6 +208,7 @@ static int api__event(void *ud, api_jev ev, const char *s, size_t n)
         if (b->depth == 2 && ev == API_JEV_ARRAY_CLOSE) {
             b->in_rows = false;
             b->depth = 1;
+            b->member[0] = '\0';
             return 0;
         }
         if (ev == API_JEV_MAP_OPEN || ev == API_JEV_ARRAY_OPEN)
@@ -234,6 +247,8 @@ api_xbody *api_xbody_new(api_rows_sink sink, void *ud)
         return NULL;
     api_rows_opts ro = {.ndjson = false, .ncolumns = -1, .sink = sink, .ud = ud};
     b->parse = api_jparse_new(api__event, b, false);
+    if (b->parse)
+        api_jparse_max_string(b->parse, SP_EXPORT_MAX_ROW_BYTES); /* nothing valid is longer */
     b->rows = api_rows_new(&ro);
     b->fields = json_object();
     b->budget = API_XBODY_FIELDS_MAX;
@@ -261,6 +276,9 @@ static int api__outcome(api_xbody *b, int rc, const char *msg, api_invalid *inv)
 {
     if (rc == SP_EPROTO && b->rc != SP_EPROTO)
         api__fail(b, SP_EPROTO, "body", "%s", msg);
+    else if (rc == SP_ETOOBIG) /* a string no field or row can take */
+        api__fail(b, SP_EINVAL, b->in_rows ? "rows" : b->member[0] ? b->member : "body", "%s",
+                  msg);
     else if (rc < 0)
         b->rc = rc;
     if ((b->rc == SP_EPROTO || b->rc == SP_EINVAL) && inv)

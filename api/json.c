@@ -14,8 +14,12 @@ struct api_jparse {
     api_jev_fn fn;
     void *ud;
     int rc;           /* the error that stopped the parse; 0 while it goes on */
-    char msg[160];    /* its description when it is SP_EPROTO */
+    char msg[160];    /* its description when it is SP_EPROTO or SP_ETOOBIG */
     size_t fed;       /* bytes fed before the current call */
+    size_t max_string; /* 0: no limit */
+    bool in_string;   /* the bytes fed so far end inside a string ... */
+    bool escaped;     /* ... right after a backslash */
+    size_t string_len; /* the bytes of that string so far */
 };
 
 static int api__ev(api_jparse *p, api_jev ev, const char *s, size_t n)
@@ -131,11 +135,77 @@ static int api__status(api_jparse *p, yajl_status st, const char *data, size_t n
     return p->rc;
 }
 
+void api_jparse_max_string(api_jparse *p, size_t max)
+{
+    p->max_string = max;
+}
+
+/* Follow the strings in data[0..n) (quotes and backslash escapes: enough for text that
+ * yajl will judge anyway). The bytes before the first string past the maximum (n when
+ * none is), after which p->rc is SP_ETOOBIG. */
+static size_t api__strings_fit(api_jparse *p, const char *data, size_t n)
+{
+    const char *s = data, *end = data + n;
+    while (s < end) {
+        if (!p->in_string) {
+            const char *q = memchr(s, '"', (size_t)(end - s));
+            if (q == NULL)
+                return n;
+            p->in_string = true;
+            p->escaped = false;
+            p->string_len = 0;
+            s = q + 1;
+            continue;
+        }
+        const char *start = s;
+        while (s < end) {
+            if (p->escaped)
+                p->escaped = false;
+            else if (*s == '\\')
+                p->escaped = true;
+            else if (*s == '"')
+                break;
+            s++;
+        }
+        p->string_len += (size_t)(s - start);
+        if (p->string_len > p->max_string) {
+            snprintf(p->msg, sizeof p->msg, "a string longer than %zu bytes (at byte %zu)",
+                     p->max_string, p->fed + (size_t)(s - data));
+            p->rc = SP_ETOOBIG;
+            return (size_t)(s - data);
+        }
+        if (s < end) {
+            p->in_string = false;
+            s++;
+        }
+    }
+    return n;
+}
+
 int api_jparse_feed(api_jparse *p, const char *data, size_t n, char *msg, size_t cap)
 {
+    if (p->rc == 0 && p->max_string > 0) {
+        size_t fit = api__strings_fit(p, data, n);
+        if (fit < n) {
+            /* what came before the long string is parsed (its events may name the field
+             * the string belongs to), then the string is refused */
+            int rc = p->rc;
+            p->rc = 0;
+            if (fit > 0)
+                api__status(p, yajl_parse(p->h, (const unsigned char *)data, fit), data, fit,
+                            NULL, 0);
+            if (p->rc == 0) {
+                p->rc = rc;
+            } /* else: an error before the string is the one to report */
+            if (msg && cap)
+                snprintf(msg, cap, "%s", p->msg);
+            return p->rc;
+        }
+    }
     if (p->rc < 0) {
         if (msg && cap)
-            snprintf(msg, cap, "%s", p->rc == SP_EPROTO ? p->msg : sp_strerror(p->rc));
+            snprintf(msg, cap, "%s",
+                     p->rc == SP_EPROTO || p->rc == SP_ETOOBIG ? p->msg : sp_strerror(p->rc));
         return p->rc;
     }
     if (n == 0)

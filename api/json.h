@@ -36,9 +36,14 @@ typedef struct api_jparse api_jparse;
 api_jparse *api_jparse_new(api_jev_fn fn, void *ud, bool many);
 void api_jparse_free(api_jparse *p); /* accepts NULL */
 
-/* Parse the next n bytes. Returns 0, fn's code, SP_ENOMEM, or SP_EPROTO for invalid
- * JSON with a description in msg (cap bytes; "lexical error: ..."). After an error
- * every call returns it again. */
+/* Refuse strings (and keys) longer than max bytes as written, before yajl has them:
+ * yajl gathers a string that spans several calls by scanning it again from its start
+ * at each call, so one long string would cost time quadratic in its length. */
+void api_jparse_max_string(api_jparse *p, size_t max);
+
+/* Parse the next n bytes. Returns 0, fn's code, SP_ENOMEM, SP_ETOOBIG for a string
+ * past the maximum, or SP_EPROTO for invalid JSON, with a description in msg (cap
+ * bytes; "lexical error: ..."). After an error every call returns it again. */
 int api_jparse_feed(api_jparse *p, const char *data, size_t n, char *msg, size_t cap);
 
 /* The input has ended: as feed; SP_EPROTO when a value is incomplete (or, unless many,

@@ -1,6 +1,7 @@
 /* main.c - spool-api: parse the options, start the server, wait for SIGTERM or SIGINT,
  * stop gracefully. The work is in server.c and the route handlers. */
 #include <jansson.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,7 +10,7 @@
 #include "spool/alloc.h"
 #include "spool/log.h"
 
-#define API_OPTION_COUNT 17
+#define API_OPTION_COUNT 20
 
 int main(int argc, char **argv)
 {
@@ -36,14 +37,27 @@ int main(int argc, char **argv)
          "job type pattern = queue, comma-separated", 0, 0},
         {"retry", "SPOOL_RETRY", SP_OPT_STR, &cfg.retry, "",
          "job type pattern = max_attempts:base:cap, comma-separated (default 3:1s:5m)", 0, 0},
-        {"max-connections", "SPOOL_MAX_CONNECTIONS", SP_OPT_INT, &cfg.max_connections, "1024",
-         "most connections open at once", 1, 1000000},
+        {"max-connections", "SPOOL_MAX_CONNECTIONS", SP_OPT_INT, &cfg.max_connections, "4096",
+         "most connections open at once (lowered to what the open-file limit allows)", 1,
+         1000000},
         {"max-connections-per-ip", "SPOOL_MAX_CONNECTIONS_PER_IP", SP_OPT_INT,
-         &cfg.max_connections_per_ip, "0",
-         "most connections open at once from one client address (0: no limit; leave it off "
-         "behind a proxy, where every client has the proxy's address)", 0, 1000000},
+         &cfg.max_connections_per_ip, "128",
+         "most connections open at once from one client address, an IPv6 client counting by "
+         "its /64 (0: no limit); a reverse proxy's connections carry many clients: list it in "
+         "SPOOL_TRUSTED_PROXIES", 0, 1000000},
+        {"trusted-proxies", "SPOOL_TRUSTED_PROXIES", SP_OPT_STR, &cfg.trusted_proxies, "",
+         "comma-separated addresses or CIDRs of reverse proxies (or other trusted peers) whose "
+         "connections the per-address limit does not count; the proxy should limit its own "
+         "clients", 0, 0},
         {"conn-timeout", "SPOOL_CONN_TIMEOUT", SP_OPT_DURATION, &cfg.conn_timeout_ms, "30s",
          "close a connection that sends nothing for this long", 1000, day},
+        {"header-timeout", "SPOOL_HEADER_TIMEOUT", SP_OPT_DURATION, &cfg.header_timeout_ms, "10s",
+         "close a connection whose request headers are not all in this long after it opened "
+         "(or after a later request's first line), however slowly they trickle (0: no limit)",
+         0, day},
+        {"min-upload-rate", "SPOOL_MIN_UPLOAD_RATE", SP_OPT_SIZE, &cfg.min_upload_rate, "1K",
+         "bytes a second a request body must keep up, judged over 10-second windows; a slower "
+         "body is cut off with 408 (0: any pace)", 0, INT64_C(1) << 30},
         {"threads", "SPOOL_API_THREADS", SP_OPT_INT, &cfg.threads, "0",
          "HTTP threads (0: four per core; they wait on Redis and the disk)", 0, 1024},
         {"max-wait", "SPOOL_MAX_WAIT", SP_OPT_DURATION, &cfg.max_wait_ms, "60s",
@@ -72,6 +86,12 @@ int main(int argc, char **argv)
         return rc < 0 ? 2 : 0;
     }
     sp_log_init("spool-api", cfg.common.log_level, cfg.common.log_format);
+    /* Memory a large request took goes back to the system when it ends: blocks of
+     * 128 KiB and more are mapped on their own (glibc would otherwise raise this
+     * threshold after the first large free and keep such blocks in its heap), and free
+     * heap past 1 MiB at its top is returned. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
 
     /* Signals are taken by sigwait below; every thread started from here blocks them. */
     sigset_t set;

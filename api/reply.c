@@ -25,6 +25,7 @@ static const struct {
     [API_E_ENDED] = {409, "job_ended", 0},
     [API_E_NOT_FAILED] = {409, "job_not_failed", 0},
     [API_E_IDEMPOTENCY] = {409, "idempotency_conflict", 0},
+    [API_E_TOO_SLOW] = {408, "request_timeout", 0},
     [API_E_TOO_LARGE] = {413, "payload_too_large", 0},
     [API_E_MEDIA_TYPE] = {415, "unsupported_media_type", 0},
     [API_E_RANGE] = {416, "range_not_satisfiable", 0},
@@ -59,6 +60,7 @@ static const char *api__reason(int status)
     case 200: return "OK";
     case 202: return "Accepted";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 404: return "Not Found";

@@ -29,6 +29,7 @@ enum api_error {
     API_E_ENDED,           /* 409 job_ended */
     API_E_NOT_FAILED,      /* 409 job_not_failed */
     API_E_IDEMPOTENCY,     /* 409 idempotency_conflict */
+    API_E_TOO_SLOW,        /* 408 request_timeout */
     API_E_TOO_LARGE,       /* 413 payload_too_large */
     API_E_MEDIA_TYPE,      /* 415 unsupported_media_type */
     API_E_RANGE,           /* 416 range_not_satisfiable */

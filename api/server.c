@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -213,6 +214,7 @@ static void *api__request_line(void *cls, const char *uri, struct MHD_Connection
     r->srv = cls;
     r->conn = c;
     r->nul_in_url = api_uri_has_nul(uri);
+    api_conns_request_line(c);
     return r;
 }
 
@@ -228,6 +230,8 @@ static enum MHD_Result api__access(void *cls, struct MHD_Connection *c, const ch
         return MHD_NO; /* out of memory when the request line came */
     if (!r->started) {
         r->started = true;
+        api_conns_headers_done(c);
+        r->rate.start_ms = sp_mono_ms();
         r->path = url;
         r->method = api_method_bit(method);
         r->start_ns = api__now_ns();
@@ -252,6 +256,12 @@ static enum MHD_Result api__access(void *cls, struct MHD_Connection *c, const ch
         r->phase = API_PHASE_BODY;
         if (r->status != 0)
             return MHD_YES;
+        const api_config *cfg = r->srv->cfg;
+        if (api_rate_slow(&r->rate, n, sp_mono_ms(), cfg->min_upload_rate, API_RATE_WINDOW_MS))
+            return api_reply_error(r, API_E_TOO_SLOW,
+                                   "the body arrives too slowly (under %lld bytes a second over "
+                                   "%d seconds)",
+                                   (long long)cfg->min_upload_rate, API_RATE_WINDOW_MS / 1000);
         if (h == NULL || h->data == NULL) {
             /* A route that reads no body ignores a small one and refuses a large one. */
             if (r->body_bytes <= API_IGNORED_BODY_MAX)
@@ -272,11 +282,11 @@ static void api__completed(void *cls, struct MHD_Connection *c, void **con_cls,
                            enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)c;
     api_req *r = *con_cls;
     if (r == NULL)
         return;
     *con_cls = NULL;
+    api_conns_request_done(c);
     if (!r->started) { /* the headers never came */
         sp_free(r);
         return;
@@ -361,12 +371,40 @@ static int api__listen_addr(const char *listen, struct sockaddr_storage *out, so
     return 0;
 }
 
+/* How many connections the open-file limit allows: the soft limit is raised to the hard
+ * one, and `want` lowered (with a warning) so that every connection, the files it
+ * streams and the Redis connections fit. */
+static int64_t api__connection_budget(int64_t want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return want;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    /* a connection may hold a socket and a file; 256 for Redis, the GC, logs... */
+    int64_t fit = rl.rlim_cur == RLIM_INFINITY ? want : ((int64_t)rl.rlim_cur - 256) / 2;
+    if (fit < 16)
+        fit = 16;
+    if (want > fit) {
+        sp_warn(NULL, "the open-file limit (%llu) allows %lld connections, not %lld: raise it "
+                "(LimitNOFILE= under systemd, ulimit -n) or lower SPOOL_MAX_CONNECTIONS",
+                (unsigned long long)rl.rlim_cur, (long long)fit, (long long)want);
+        return fit;
+    }
+    return want;
+}
+
 static void api__free(api_server *s)
 {
     api_lp_stop(s->lp);
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
     api_lp_free(s->lp);
+    api_conns_stop(s->conns);
+    sp_cidrs_free(s->trusted);
     api_gc_stop(s->gc);
     sp_blobs_close(s->blobs);
     for (size_t i = 0; i < s->ntokens; i++)
@@ -428,6 +466,14 @@ api_server *api_server_start(const api_config *cfg, sp_err *err)
             goto fail;
         }
     }
+    if ((s->trusted = sp_cidrs_parse(cfg->trusted_proxies, "SPOOL_TRUSTED_PROXIES", err)) == NULL)
+        goto fail;
+    api_conns_opts co = {.per_ip = cfg->max_connections_per_ip,
+                         .header_ms = cfg->header_timeout_ms,
+                         .idle_ms = cfg->conn_timeout_ms,
+                         .exempt = s->trusted};
+    if ((s->conns = api_conns_start(&co, err)) == NULL)
+        goto fail;
     if ((s->blobs = sp_blobs_open(cfg->common.data_dir, err)) == NULL)
         goto fail;
     if ((s->lp = api_lp_start(cfg->common.redis_url, cfg->common.prefix, api__wake, err)) == NULL)
@@ -443,8 +489,9 @@ api_server *api_server_start(const api_config *cfg, sp_err *err)
         flags |= MHD_USE_IPv6;
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_SOCK_ADDR, 0, &addr},
-        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL},
-        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)cfg->max_connections_per_ip, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)api__connection_budget(cfg->max_connections),
+         NULL},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)api_conns_notify, s->conns},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout_s, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},

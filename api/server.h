@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "conns.h"
 #include "gc.h"
 #include "hdr.h"
 #include "longpoll.h"
@@ -38,7 +39,10 @@ typedef struct api_config {
     int64_t queue_limit;     /* ready jobs per queue before 429; 0: none */
     int64_t max_connections;
     int64_t max_connections_per_ip;
+    char *trusted_proxies;   /* CIDRs exempt from the per-address limit */
     int64_t conn_timeout_ms; /* idle time before a connection is closed */
+    int64_t header_timeout_ms; /* a request's headers must be in within this */
+    int64_t min_upload_rate; /* bytes a second a body must keep up over 10 s; 0: any */
     int64_t threads;         /* HTTP threads; 0: four per core */
     int64_t max_wait_ms;     /* longest ?wait= */
     int64_t gc_interval_ms;  /* blob GC period; 0: off */
@@ -58,6 +62,8 @@ typedef struct api_server {
     struct MHD_Daemon *daemon;
     api_lp *lp;
     api_gc *gc;
+    sp_cidrs *trusted;  /* SPOOL_TRUSTED_PROXIES */
+    api_conns *conns;   /* per-address limit, header deadlines */
     pthread_key_t qkey; /* this thread's sp_queue */
     atomic_bool stopping;
     int port;
@@ -70,6 +76,9 @@ enum api_phase {
 };
 
 #define API_IDEM_KEY_MAX 255
+
+/* A body must keep up SPOOL_MIN_UPLOAD_RATE over windows of this length. */
+#define API_RATE_WINDOW_MS 10000
 
 /* One request. Allocated when its headers arrive, freed when libmicrohttpd reports it
  * complete; whatever the outcome, blobs of a job that was not created are removed
@@ -87,6 +96,7 @@ typedef struct api_req {
     bool early;            /* replied mid-body: the rest of the body is discarded */
     uint64_t discarded;
     uint64_t body_bytes;
+    api_rate rate;         /* the body's pace (SPOOL_MIN_UPLOAD_RATE) */
     const char *path;      /* the decoded path (owned by libmicrohttpd) */
 
     /* POST bodies */

@@ -56,6 +56,16 @@ enum MHD_Result api_sys_metrics(api_req *r)
     }
     if (rc == 0)
         rc = api_metrics_render_queues(&b, up, st, n, nworkers, api_lp_waiting(r->srv->lp));
+    uint64_t over, late;
+    api_conns_counts(r->srv->conns, &over, &late);
+    if (rc == 0)
+        rc = sp_buf_addf(&b,
+                         "# HELP spool_api_connections_cut_total Connections closed unanswered: "
+                         "past the per-address limit, or headers not in by SPOOL_HEADER_TIMEOUT.\n"
+                         "# TYPE spool_api_connections_cut_total counter\n"
+                         "spool_api_connections_cut_total{reason=\"per_address_limit\"} %llu\n"
+                         "spool_api_connections_cut_total{reason=\"header_timeout\"} %llu\n",
+                         (unsigned long long)over, (unsigned long long)late);
     sp_free(st);
     if (rc < 0) {
         sp_buf_free(&b);

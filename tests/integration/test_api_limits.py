@@ -16,7 +16,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import BIN, Proc, Redis, Suite, eq, wait_until  # noqa: E402
-from test_api import ApiServer, connect, multipart, read_response  # noqa: E402
+from test_api import ApiServer, connect, multipart, post_raw, read_response  # noqa: E402
 
 INLINE = 16 * 1024          # SPOOL_INLINE_DATASET_MAX (the default)
 JSON_MAX = 256 * 1024       # SPOOL_MAX_JSON_BYTES for this suite
@@ -58,20 +58,6 @@ def post_chunked(api, path, body, ctype="application/json"):
             part = body[i:i + 16384]
             s.sendall(b"%x\r\n%s\r\n" % (len(part), part))
         s.sendall(b"0\r\n\r\n")
-    except (BrokenPipeError, ConnectionResetError):
-        pass
-    status, _, data = read_response(s)
-    s.close()
-    return status, json.loads(data)
-
-
-def post_raw(api, path, body, ctype):
-    """POST with Content-Length, reading the answer even when the server answers (and
-    stops reading) before the whole body is sent: (status, json)."""
-    s = connect(api)
-    try:
-        s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
-                  f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     except (BrokenPipeError, ConnectionResetError):
         pass
     status, _, data = read_response(s)

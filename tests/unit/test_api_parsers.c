@@ -842,6 +842,26 @@ static void test_export_body_syntax_and_shape(void **state)
     assert_int_equal(xparse(big, NULL, &x, &inv), SP_EINVAL);
     assert_string_equal(inv.field, "title");
     free(big);
+    /* a string longer than anything valid is refused as it arrives, in pieces or not
+     * (yajl would scan it again from its start at every piece) */
+    n = 2 * SP_EXPORT_MAX_ROW_BYTES;
+    big = malloc(n + 64);
+    k = snprintf(big, n + 64, "{\"title\":\"t\",\"author\":\"");
+    memset(big + k, 'a', n);
+    strcpy(big + k + n, "\"}");
+    for (size_t chunk = 4096; chunk <= n * 2; chunk *= 1024) {
+        api_xbody *xb = api_xbody_new(NULL, NULL);
+        int rc = 0;
+        size_t len = strlen(big), fed = 0;
+        for (; rc == 0 && fed < len; fed += chunk)
+            rc = api_xbody_feed(xb, big + fed, len - fed < chunk ? len - fed : chunk, &inv);
+        assert_int_equal(rc, SP_EINVAL);
+        assert_string_equal(inv.field, "author");
+        assert_non_null(strstr(inv.message, "a string longer than 1048576 bytes"));
+        assert_true(fed <= SP_EXPORT_MAX_ROW_BYTES + 2 * chunk); /* refused as it came */
+        api_xbody_free(xb);
+    }
+    free(big);
     api_export_free(&x);
 }
 
