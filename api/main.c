@@ -8,6 +8,8 @@
 #include "server.h"
 #include "spool/alloc.h"
 #include "spool/log.h"
+#include "spool/outbound.h"
+#include "validate.h"
 
 #define API_OPTION_COUNT 17
 
@@ -72,6 +74,13 @@ int main(int argc, char **argv)
         return rc < 0 ? 2 : 0;
     }
     sp_log_init("spool-api", cfg.common.log_level, cfg.common.log_format);
+    sp_outbound *outbound = sp_outbound_new(cfg.common.outbound_allow, &err);
+    if (outbound == NULL) {
+        sp_error(NULL, "cannot start: %s", err.msg);
+        sp_options_free(opts, nopts);
+        return 2;
+    }
+    api_validate_set_outbound(outbound);
 
     /* Signals are taken by sigwait below; every thread started from here blocks them. */
     sigset_t set;
@@ -84,6 +93,7 @@ int main(int argc, char **argv)
     api_server *s = api_server_start(&cfg, &err);
     if (s == NULL) {
         sp_error(NULL, "cannot start: %s", err.msg);
+        sp_outbound_free(outbound);
         sp_options_free(opts, nopts);
         return err.code == SP_EINVAL ? 2 : 1;
     }
@@ -92,6 +102,7 @@ int main(int argc, char **argv)
     sp_info(NULL, "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     api_server_stop(s);
     sp_info(NULL, "stopped");
+    sp_outbound_free(outbound);
     sp_options_free(opts, nopts);
     return 0;
 }
