@@ -9,6 +9,8 @@
 #include "server.h"
 #include "spool/alloc.h"
 #include "spool/log.h"
+#include "spool/outbound.h"
+#include "validate.h"
 
 #define API_OPTION_COUNT 20
 
@@ -92,6 +94,13 @@ int main(int argc, char **argv)
      * heap past 1 MiB at its top is returned. */
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
+    sp_outbound *outbound = sp_outbound_new(cfg.common.outbound_allow, &err);
+    if (outbound == NULL) {
+        sp_error(NULL, "cannot start: %s", err.msg);
+        sp_options_free(opts, nopts);
+        return 2;
+    }
+    api_validate_set_outbound(outbound);
 
     /* Signals are taken by sigwait below; every thread started from here blocks them. */
     sigset_t set;
@@ -104,6 +113,7 @@ int main(int argc, char **argv)
     api_server *s = api_server_start(&cfg, &err);
     if (s == NULL) {
         sp_error(NULL, "cannot start: %s", err.msg);
+        sp_outbound_free(outbound);
         sp_options_free(opts, nopts);
         return err.code == SP_EINVAL ? 2 : 1;
     }
@@ -112,6 +122,7 @@ int main(int argc, char **argv)
     sp_info(NULL, "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     api_server_stop(s);
     sp_info(NULL, "stopped");
+    sp_outbound_free(outbound);
     sp_options_free(opts, nopts);
     return 0;
 }

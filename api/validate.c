@@ -9,6 +9,7 @@
 #include "hdr.h"
 #include "spool/fetch.h"
 #include "spool/limits.h"
+#include "spool/outbound.h"
 #include "spool/presets.h"
 #include "spool/utf8.h"
 
@@ -75,10 +76,27 @@ static int api__priority(const char *s, bool *high, api_invalid *inv)
     return 0;
 }
 
+static const sp_outbound *api__outbound; /* SPOOL_OUTBOUND_ALLOW; NULL: public only */
+
+void api_validate_set_outbound(const sp_outbound *g)
+{
+    api__outbound = g;
+}
+
 static int api__url(const char *s, char out[API_URL_MAX + 1], api_invalid *inv)
 {
     size_t n = strlen(s);
-    if (n > API_URL_MAX || !sp_fetch_url_valid(s))
+    sp_err err;
+    int rc = n > API_URL_MAX || !sp_fetch_url_valid(s)
+                 ? SP_EINVAL
+                 : sp_outbound_check_url(api__outbound, s, &err);
+    if (rc == SP_ENOMEM) {
+        api_invalid_set(inv, "source_url", "out of memory checking source_url");
+        return rc;
+    }
+    if (rc == SP_EUNREACHABLE) /* the worker's guard would refuse it: say so now */
+        return api_invalid_set(inv, "source_url", "source_url is refused: %s", err.msg);
+    if (rc < 0)
         return api_invalid_set(inv, "source_url",
                                "source_url must be an absolute http:// or https:// URL of at "
                                "most %d bytes, without spaces",

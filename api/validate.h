@@ -23,6 +23,11 @@ int api_invalid_set(api_invalid *inv, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #define API_URL_MAX 2048
+
+struct sp_outbound;
+/* The outbound guard (SPOOL_OUTBOUND_ALLOW) source_url is judged by, set once before
+ * the server starts; until then only public addresses pass. Not owned. */
+void api_validate_set_outbound(const struct sp_outbound *g);
 #define API_FILENAME_MAX 255
 
 /* ---- video.transcode ------------------------------------------------------------ */

@@ -164,6 +164,11 @@ void sp_common_options(sp_common_config *c, sp_option *out)
          "text or json", 0, 0},
         {"retention", "SPOOL_RETENTION", SP_OPT_DURATION, &c->retention_ms, "7d",
          "how long finished jobs and their files are kept", 1000, INT64_C(3153600000000)},
+        {"outbound-allow", "SPOOL_OUTBOUND_ALLOW", SP_OPT_STR, &c->outbound_allow, "",
+         "non-public destinations a user's URL (source_url) may reach: comma-separated "
+         "CIDRs (10.0.0.0/8, fd00::/8), addresses, host names and *.domain; by default only "
+         "public addresses, never through a proxy",
+         0, 0},
     };
     memcpy(out, o, sizeof o);
 }

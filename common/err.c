@@ -26,6 +26,7 @@ static const struct {
     [14] = {"unsupported", "unsupported input"},
     [15] = {"fetch_failed", "fetch failed"},
     [16] = {"shutting_down", "shutting down"},
+    [17] = {"unreachable", "destination unreachable or not allowed"},
 };
 
 static int sp__index(int code)
@@ -56,6 +57,7 @@ bool sp_code_transient(int code)
     case SP_ETIMEDOUT:
     case SP_EFETCH:
     case SP_ESHUTDOWN:
+    case SP_EUNREACHABLE:
         return true;
     default:
         return false;

@@ -1,4 +1,5 @@
-/* fetch.c - source_url downloads into the blob store with libcurl (see fetch.h). */
+/* fetch.c - source_url downloads into the blob store with libcurl, through the
+ * outbound guard (see fetch.h and outbound.h). */
 #include "spool/fetch.h"
 
 #include <curl/curl.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "spool/outbound.h"
 #include "spool/util.h"
 
 static pthread_once_t sp__curl_once = PTHREAD_ONCE_INIT;
@@ -43,8 +45,10 @@ bool sp_fetch_url_valid(const char *url)
 typedef struct sp__fetch {
     sp_blob_writer *w;
     const sp_fetch_opts *o;
-    int rc;          /* first error seen in a callback */
+    int rc;             /* first error seen in a callback */
     sp_err *err;
+    sp_outbound_xfer x; /* what the outbound guard saw */
+    unsigned answered;  /* x.sockets when the last HTTP status line arrived (0: none) */
 } sp__fetch;
 
 static size_t sp__on_data(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -55,6 +59,17 @@ static size_t sp__on_data(char *ptr, size_t size, size_t nmemb, void *ud)
         f->rc = f->err->code;
         return 0; /* makes curl stop with CURLE_WRITE_ERROR */
     }
+    return n;
+}
+
+/* Notes when a server answered: a status line came over the connection curl opened
+ * last (or reused from a hop that had answered). */
+static size_t sp__on_header(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    sp__fetch *f = ud;
+    size_t n = size * nmemb;
+    if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0)
+        f->answered = f->x.sockets ? f->x.sockets : 1;
     return n;
 }
 
@@ -79,8 +94,27 @@ static int sp__on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_
     return 0;
 }
 
-/* Classify a finished transfer into one of fetch.h's codes. */
-static int sp__classify(CURLcode cc, long status, const char *url, sp__fetch *f, sp_err *err)
+/* The uniform error for a destination refused or not reached, with the real cause in
+ * the caller's detail (for its log only). */
+static int sp__unreachable(const sp__fetch *f, CURLcode cc, const char *errbuf, sp_err *err)
+{
+    sp_err *d = f->o->detail;
+    if (f->x.refused > 0 && cc == CURLE_COULDNT_CONNECT)
+        sp_err_set(d, SP_EUNREACHABLE, "refused by the outbound guard: %s (SPOOL_OUTBOUND_ALLOW "
+                   "can allow it)", f->x.why);
+    else
+        sp_err_set(d, SP_EUNREACHABLE, "%s%s%s%s%s", curl_easy_strerror(cc),
+                   errbuf[0] ? ": " : "", errbuf, f->x.refused ? "; the guard refused " : "",
+                   f->x.refused ? f->x.why : "");
+    return sp_outbound_unreachable(err);
+}
+
+/* Classify a finished transfer into one of fetch.h's codes. Before a server answered,
+ * every network failure is the one uniform SP_EUNREACHABLE, so a job cannot tell an
+ * address the guard refused from a closed, filtered or non-HTTP port; once it answered,
+ * errors say what happened. */
+static int sp__classify(CURLcode cc, long status, const char *url, const char *errbuf,
+                        sp__fetch *f, sp_err *err)
 {
     if (f->rc == SP_ECANCELLED)
         return sp_err_set(err, SP_ECANCELLED, "fetch of %s cancelled", url);
@@ -91,6 +125,7 @@ static int sp__classify(CURLcode cc, long status, const char *url, sp__fetch *f,
     }
     if (f->rc < 0)
         return f->rc; /* blob store error, already described */
+    bool answered = f->answered != 0 && f->answered >= f->x.sockets;
     switch (cc) {
     case CURLE_OK:
         break;
@@ -100,12 +135,16 @@ static int sp__classify(CURLcode cc, long status, const char *url, sp__fetch *f,
         return sp_err_set(err, SP_EINVAL, "%s is not a valid URL", url);
     case CURLE_TOO_MANY_REDIRECTS:
         return sp_err_set(err, SP_EINVAL, "%s: too many redirects", url);
-    case CURLE_OPERATION_TIMEDOUT:
-        return sp_err_set(err, SP_ETIMEDOUT, "fetching %s timed out", url);
     case CURLE_FILESIZE_EXCEEDED:
         return sp_err_set(err, SP_ETOOBIG, "%s is larger than the limit of %lld bytes", url,
                           (long long)f->o->max_bytes);
+    case CURLE_OPERATION_TIMEDOUT:
+        if (!answered)
+            return sp__unreachable(f, cc, errbuf, err);
+        return sp_err_set(err, SP_ETIMEDOUT, "fetching %s timed out", url);
     default:
+        if (!answered)
+            return sp__unreachable(f, cc, errbuf, err);
         return sp_err_set(err, SP_EFETCH, "fetching %s failed: %s", url, curl_easy_strerror(cc));
     }
     if (status >= 200 && status < 300)
@@ -123,25 +162,34 @@ static int sp__classify(CURLcode cc, long status, const char *url, sp__fetch *f,
 int sp_fetch_to_blob(sp_blobs *b, const char *job_id, const char *name, const char *url,
                      const sp_fetch_opts *o, int64_t *bytes, char *content_type, sp_err *err)
 {
-    static const sp_fetch_opts defaults = {0, 0, 0, -1, NULL, NULL, NULL};
+    static const sp_fetch_opts defaults = {.max_redirects = -1};
     if (o == NULL)
         o = &defaults;
     if (!sp_fetch_url_valid(url))
         return sp_err_set(err, SP_EINVAL, "'%.200s' is not an http or https URL", url ? url : "");
+    sp_err_clear(o->detail);
+    sp_err chk;
+    int rc = sp_outbound_check_url(o->outbound, url, &chk);
+    if (rc == SP_EUNREACHABLE) {
+        sp_err_set(o->detail, rc, "refused before connecting: %s", chk.msg);
+        return sp_outbound_unreachable(err);
+    }
+    if (rc < 0)
+        return sp_err_set(err, rc, "'%.200s': %s", url, chk.msg);
     pthread_once(&sp__curl_once, sp__curl_init);
     CURL *c = curl_easy_init();
     if (c == NULL)
         return sp_err_set(err, SP_ENOMEM, "out of memory starting a fetch");
-    sp__fetch f = {NULL, o, 0, err};
-    int rc = sp_blob_create(b, job_id, name, o->max_bytes, &f.w, err);
+    sp__fetch f = {.o = o, .err = err};
+    rc = sp_outbound_curl_setup(&f.x, o->outbound, c, err);
+    if (rc == 0)
+        rc = sp_blob_create(b, job_id, name, o->max_bytes, &f.w, err);
     if (rc < 0) {
         curl_easy_cleanup(c);
         return rc;
     }
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, (long)(o->max_redirects < 0 ? 5 : o->max_redirects));
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
@@ -155,6 +203,8 @@ int sp_fetch_to_blob(sp_blobs *b, const char *job_id, const char *name, const ch
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sp__on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, sp__on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &f);
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, sp__on_progress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, &f);
@@ -164,7 +214,7 @@ int sp_fetch_to_blob(sp_blobs *b, const char *job_id, const char *name, const ch
     CURLcode cc = curl_easy_perform(c);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    rc = sp__classify(cc, status, url, &f, err);
+    rc = sp__classify(cc, status, url, errbuf, &f, err);
     if (rc == 0 && content_type) {
         char *ct = NULL;
         curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);

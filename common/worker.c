@@ -14,6 +14,7 @@
 
 #include "spool/alloc.h"
 #include "spool/buf.h"
+#include "spool/outbound.h"
 #include "spool/queue.h"
 #include "spool/util.h"
 
@@ -68,6 +69,7 @@ struct sp__worker {
     const char *queues[SP_MAX_QUEUES];
     size_t nqueues;
     sp_blobs *blobs;
+    sp_outbound *outbound; /* SPOOL_OUTBOUND_ALLOW, for the handlers' fetches */
     sp_logctx log;
 
     sp_flag draining; /* stop taking jobs */
@@ -84,6 +86,11 @@ struct sp__worker {
 const sp_job *sp_job_ctx_job(const sp_job_ctx *ctx)
 {
     return &ctx->job;
+}
+
+const sp_outbound *sp_job_ctx_outbound(const sp_job_ctx *ctx)
+{
+    return ctx->w->outbound;
 }
 
 sp_blobs *sp_job_ctx_blobs(const sp_job_ctx *ctx)
@@ -647,6 +654,12 @@ int sp_worker_main(const sp_worker_def *def, sp_option *extra, size_t nextra, in
     w->started_at = sp_now_ms();
 
     int exit_code = 0;
+    w->outbound = sp_outbound_new(w->common.outbound_allow, &err);
+    if (w->outbound == NULL) {
+        sp_error(&w->log, "%s", err.msg);
+        exit_code = 2;
+        goto out_opts;
+    }
     w->blobs = sp_blobs_open(w->common.data_dir, &err);
     if (w->blobs == NULL) {
         sp_error(&w->log, "blob store: %s", err.msg);
@@ -751,6 +764,7 @@ out_slots:
 out_blobs:
     sp_blobs_close(w->blobs);
 out_opts:
+    sp_outbound_free(w->outbound);
     sp_options_free(opts, nopt + nextra);
     return exit_code;
 }

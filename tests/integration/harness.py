@@ -248,6 +248,10 @@ def ffprobe(path):
     return json.loads(out.stdout)
 
 
+class Skip(Exception):
+    """Raised by a test that cannot run here; reported as "ok N - name # SKIP why"."""
+
+
 class Suite:
     """TAP output for a list of test functions; setup/teardown run once."""
 
@@ -280,6 +284,8 @@ class Suite:
             try:
                 fn(ctx) if setup else fn()
                 print(f"ok {i} - {fn.__name__} ({time.monotonic() - start:.2f}s)", flush=True)
+            except Skip as why:
+                print(f"ok {i} - {fn.__name__} # SKIP {why}", flush=True)
             except Exception:
                 failed += 1
                 print(f"not ok {i} - {fn.__name__}", flush=True)
@@ -371,9 +377,15 @@ class FileHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+# spool fetches a user's URL only from public addresses unless SPOOL_OUTBOUND_ALLOW
+# allows more: every binary that fetches from serve_files needs this in its environment.
+LOOPBACK_ALLOW = {"SPOOL_OUTBOUND_ALLOW": "127.0.0.1"}
+
+
 def serve_files(directory):
     """An HTTP server on a free loopback port serving directory (see FileHandler), in a
-    daemon thread; its URL is f"http://127.0.0.1:{srv.server_address[1]}"."""
+    daemon thread; its URL is f"http://127.0.0.1:{srv.server_address[1]}". The API and
+    workers reach it only with LOOPBACK_ALLOW in their environment."""
     handler = functools.partial(FileHandler, directory=directory)
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()

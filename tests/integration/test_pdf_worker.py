@@ -13,8 +13,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BIN, ROOT, SANITIZED, FileHandler, Proc, Redis, Suite, eq, free_port,  # noqa: E402
-                     serve_files, wait_until)
+from harness import (BIN, LOOPBACK_ALLOW, ROOT, SANITIZED, FileHandler, Proc, Redis, Suite, eq,  # noqa: E402
+                     free_port, serve_files, wait_until)
 
 TEST_BIN = os.environ.get("SPOOL_TEST_BIN_DIR", os.path.join(ROOT, "build/release/tests"))
 PDFQ = os.path.join(TEST_BIN, "pdfq")
@@ -85,7 +85,7 @@ def wait_state(ctx, job_id, states, timeout=60):
 
 def worker(ctx, **env):
     base = {"SPOOL_REDIS_URL": ctx.redis.url, "SPOOL_DATA_DIR": ctx.data,
-            "SPOOL_LOG_LEVEL": "info", "SPOOL_RENEW_INTERVAL": "100ms"}
+            "SPOOL_LOG_LEVEL": "info", "SPOOL_RENEW_INTERVAL": "100ms", **LOOPBACK_ALLOW}
     base.update({k: str(v) for k, v in env.items()})
     return Proc([WORKER], env=base, logdir=suite.tmp)
 
@@ -226,10 +226,12 @@ def test_csv_and_json_from_source_url(ctx):
 @suite.test
 def test_retryable_fetch_errors_retry_then_fail_retryable(ctx):
     """A source_url that answers 503, and one whose port refuses connections: each
-    attempt fails with fetch_failed, retryable; the job waits in `retrying`, is retried,
-    and ends `failed` (still retryable) once its attempts are used up."""
+    attempt fails, retryable (fetch_failed for the 503, source_unreachable for the
+    closed port); the job waits in `retrying`, is retried, and ends `failed` (still
+    retryable) once its attempts are used up."""
     unavailable = f"{ctx.base_url}/status/503/rows.csv"
     refused = f"http://127.0.0.1:{free_port()}/rows.csv"  # bound, then closed
+    codes = {"503": "fetch_failed", "refused": "source_unreachable"}
     # This worker promotes due retries at its start only, so a failed attempt stays
     # `retrying` while it runs.
     w = worker(ctx, SPOOL_CONCURRENCY=2, SPOOL_MAINTAIN_INTERVAL="60s")
@@ -243,7 +245,7 @@ def test_retryable_fetch_errors_retry_then_fail_retryable(ctx):
         for k, jid in ids.items():
             rec = wait_state(ctx, jid, ("retrying", "succeeded", "failed"))
             eq((rec["state"], rec["attempts"]), ("retrying", 1), f"{k}: after one attempt")
-            eq((rec["error"]["code"], rec["error"]["retryable"]), ("fetch_failed", True),
+            eq((rec["error"]["code"], rec["error"]["retryable"]), (codes[k], True),
                f"{k}: error ({rec['error']['message']})")
             assert not os.path.exists(blob_path(ctx, jid, "source")), f"{k}: no partial source"
             assert not os.path.exists(blob_path(ctx, jid)), f"{k}: no PDF"
@@ -259,7 +261,7 @@ def test_retryable_fetch_errors_retry_then_fail_retryable(ctx):
         for k, jid in ids.items():
             rec = wait_state(ctx, jid, ("failed", "succeeded"))
             eq((rec["state"], rec["attempts"]), ("failed", 2), f"{k}: attempts used up")
-            eq((rec["error"]["code"], rec["error"]["retryable"]), ("fetch_failed", True),
+            eq((rec["error"]["code"], rec["error"]["retryable"]), (codes[k], True),
                f"{k}: final error ({rec['error']['message']})")
             assert not os.path.exists(blob_path(ctx, jid, "source")), f"{k}: no partial source"
             assert not os.path.exists(blob_path(ctx, jid)), f"{k}: no PDF"

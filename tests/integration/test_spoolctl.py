@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BIN, SANITIZED, Proc, Redis, Suite, eq, ffprobe, free_port,  # noqa: E402
+from harness import (BIN, LOOPBACK_ALLOW, SANITIZED, Proc, Redis, Suite, eq, ffprobe, free_port,  # noqa: E402
                      make_clip, serve_files, wait_until)
 
 CTL = os.path.join(BIN, "spoolctl")
@@ -110,7 +110,7 @@ class Api:
     def __init__(self, ctx, prefix, env=None, redis_url=None):
         e = {"SPOOL_REDIS_URL": redis_url or ctx["redis"].url, "SPOOL_DATA_DIR": ctx["data"],
              "SPOOL_LISTEN": "127.0.0.1:0", "SPOOL_KEY_PREFIX": prefix,
-             "SPOOL_LOG_FORMAT": "text", "SPOOL_API_THREADS": "2"}
+             "SPOOL_LOG_FORMAT": "text", "SPOOL_API_THREADS": "2", **LOOPBACK_ALLOW}
         e.update(env or {})
         self.proc = Proc([API], env=e, name="api-" + prefix.strip(":"), logdir=suite.tmp)
 
@@ -137,7 +137,7 @@ def setup():
         ctx["apis"]["main"] = Api(ctx, "spool:")
         ctx["apis"]["idle"] = Api(ctx, "idle:")
         base = {"SPOOL_REDIS_URL": ctx["redis"].url, "SPOOL_DATA_DIR": ctx["data"],
-                "SPOOL_KEY_PREFIX": "spool:", "SPOOL_LOG_FORMAT": "text"}
+                "SPOOL_KEY_PREFIX": "spool:", "SPOOL_LOG_FORMAT": "text", **LOOPBACK_ALLOW}
         for b in (VIDEO, PDF):
             if os.access(b, os.X_OK):
                 ctx["workers"].append(Proc([b], env=base, name=os.path.basename(b),

@@ -16,8 +16,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BIN, ROOT, SANITIZED, FileHandler, Proc, Redis, Suite, eq, ffprobe, serve_files,  # noqa: E402
-                     free_port, make_clip, wait_until)
+from harness import (BIN, LOOPBACK_ALLOW, ROOT, SANITIZED, FileHandler, Proc, Redis, Suite, eq,  # noqa: E402
+                     ffprobe, free_port, make_clip, serve_files, wait_until)
 
 TEST_BIN = os.environ.get("SPOOL_TEST_BIN_DIR", os.path.join(ROOT, "build/release/tests"))
 TOOL = os.path.join(TEST_BIN, "bench_video_tool")
@@ -34,7 +34,7 @@ class Ctx:
 def env_for(ctx, prefix, **extra):
     env = {"SPOOL_REDIS_URL": ctx.redis.url, "SPOOL_DATA_DIR": ctx.data,
            "SPOOL_KEY_PREFIX": prefix, "SPOOL_LOG_LEVEL": "info",
-           "SPOOL_MAINTAIN_INTERVAL": "100ms", "SPOOL_RENEW_INTERVAL": "200ms"}
+           "SPOOL_MAINTAIN_INTERVAL": "100ms", "SPOOL_RENEW_INTERVAL": "200ms", **LOOPBACK_ALLOW}
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -382,12 +382,14 @@ def test_source_url_is_fetched_and_bad_urls_fail(ctx):
 @suite.test
 def test_retryable_fetch_errors_retry_then_fail_retryable(ctx):
     """A source_url that answers 503, and one whose port refuses connections: each
-    attempt fails with fetch_failed, retryable; the job waits in `retrying`, is retried,
-    and ends `failed` (still retryable) once its attempts are used up."""
+    attempt fails, retryable (fetch_failed for the 503, source_unreachable for the
+    closed port); the job waits in `retrying`, is retried, and ends `failed` (still
+    retryable) once its attempts are used up."""
     srv = serve_files(suite.tmp)
     try:
         unavailable = f"http://127.0.0.1:{srv.server_address[1]}/status/503/clip.mp4"
         refused = f"http://127.0.0.1:{free_port()}/clip.mp4"  # bound, then closed
+        codes = {"503": "fetch_failed", "refused": "source_unreachable"}
         env = env_for(ctx, "refetch:")
         # This worker promotes due retries at its start only, so a failed attempt stays
         # `retrying` while it runs.
@@ -401,7 +403,7 @@ def test_retryable_fetch_errors_retry_then_fail_retryable(ctx):
             for k, i in ids.items():
                 job = wait_state(env, i, ("retrying", "succeeded", "failed"))
                 eq((job["state"], job["attempts"]), ("retrying", 1), f"{k}: after one attempt")
-                eq((job["error"]["code"], job["error"]["retryable"]), ("fetch_failed", True),
+                eq((job["error"]["code"], job["error"]["retryable"]), (codes[k], True),
                    f"{k}: error ({job['error']['message']})")
                 eq(job["outputs"], None, f"{k}: outputs")
                 eq(files_of(ctx, i), [], f"{k}: files (no partial source)")
@@ -417,7 +419,7 @@ def test_retryable_fetch_errors_retry_then_fail_retryable(ctx):
             for k, i in ids.items():
                 job = wait_state(env, i, ("failed", "succeeded"))
                 eq((job["state"], job["attempts"]), ("failed", 2), f"{k}: attempts used up")
-                eq((job["error"]["code"], job["error"]["retryable"]), ("fetch_failed", True),
+                eq((job["error"]["code"], job["error"]["retryable"]), (codes[k], True),
                    f"{k}: final error ({job['error']['message']})")
                 eq(files_of(ctx, i), [], f"{k}: files")
         finally:

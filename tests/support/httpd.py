@@ -3,6 +3,7 @@
   /chunked/N      N bytes of 'x', chunked (no Content-Length)
   /redirect/K     K redirects, then /bytes/10
   /to-ftp         a redirect to ftp://
+  /redirect-to/H  a redirect to http://H/bytes/10 (H is host:port)
   /status/C       HTTP status C with a short body
   /slow           headers, then one byte per second for 60 s
 Exits when stdin closes (the test's end), so it never outlives the test."""
@@ -44,6 +45,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             k = int(parts[1])
             self.send_response(302)
             self.send_header("Location", f"/redirect/{k - 1}" if k > 1 else "/bytes/10")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif parts[0] == "redirect-to":
+            self.send_response(302)
+            self.send_header("Location", f"http://{parts[1]}/bytes/10")
             self.send_header("Content-Length", "0")
             self.end_headers()
         elif parts[0] == "to-ftp":

@@ -24,6 +24,7 @@
 #include "spool/config.h"
 #include "spool/fetch.h"
 #include "spool/job.h"
+#include "spool/outbound.h"
 #include "spool/presets.h"
 #include "spool/util.h"
 
@@ -433,7 +434,9 @@ static void test_fetch_downloads_and_classifies_failures(void **state)
     (void)state;
     sp_err err;
     int64_t bytes = 0;
-    sp_fetch_opts o = {1 << 20, 2000, 5000, 3, NULL, NULL, NULL};
+    sp_outbound *loopback = sp_outbound_new("127.0.0.1", &err); /* the test server's */
+    assert_non_null(loopback);
+    sp_fetch_opts o = {1 << 20, 2000, 5000, 3, NULL, NULL, NULL, loopback, NULL};
     assert_int_equal(do_fetch("/bytes/300000", &o, &bytes, &err), 0);
     assert_int_equal(bytes, 300000);
     assert_int_equal(do_fetch("/chunked/200000", &o, &bytes, &err), 0);
@@ -470,7 +473,7 @@ static void test_fetch_downloads_and_classifies_failures(void **state)
     sp_id_new(id);
     o.stop = NULL;
     assert_int_equal(sp_fetch_to_blob(fetch_blobs, id, "source", closed, &o, &bytes, NULL, &err),
-                     SP_EFETCH);
+                     SP_EUNREACHABLE);
     assert_int_equal(sp_fetch_to_blob(fetch_blobs, id, "source", "file:///etc/passwd", &o,
                                       &bytes, NULL, &err),
                      SP_EINVAL);
@@ -478,6 +481,64 @@ static void test_fetch_downloads_and_classifies_failures(void **state)
     assert_false(sp_fetch_url_valid("http://"));
     assert_false(sp_fetch_url_valid("http://a b/"));
     assert_true(sp_fetch_url_valid("https://example.com/v.mp4?x=1"));
+    sp_outbound_free(loopback);
+}
+
+/* A refused address, a closed port, TLS spoken to a plain HTTP port, a redirect to a
+ * refused address: one error, one message, whatever the port's state; only the detail
+ * meant for the operator's log tells them apart. */
+static void test_fetch_errors_before_an_answer_are_uniform(void **state)
+{
+    (void)state;
+    sp_err err, detail;
+    int64_t bytes = 0;
+    sp_outbound *loopback = sp_outbound_new("127.0.0.1", &err);
+    sp_fetch_opts strict = {.max_redirects = 3, .connect_timeout_ms = 2000,
+                            .total_timeout_ms = 5000, .detail = &detail};
+    sp_fetch_opts allowed = strict;
+    allowed.outbound = loopback;
+    char open_url[96], closed_url[96], tls_url[96], redirect_url[128];
+    snprintf(open_url, sizeof open_url, "http://127.0.0.1:%d/bytes/10", httpd_port);
+    snprintf(closed_url, sizeof closed_url, "http://127.0.0.1:%d/bytes/10", sp_test_free_port());
+    snprintf(tls_url, sizeof tls_url, "https://127.0.0.1:%d/bytes/10", httpd_port);
+    snprintf(redirect_url, sizeof redirect_url, "http://127.0.0.1:%d/redirect-to/127.0.0.2:%d",
+             httpd_port, httpd_port);
+    const struct {
+        const char *url;
+        const sp_fetch_opts *o;
+        const char *detail;
+    } cases[] = {
+        {open_url, &strict, "loopback"},    {closed_url, &strict, "loopback"},
+        {closed_url, &allowed, "connect"},  {tls_url, &allowed, "SSL"},
+        {redirect_url, &allowed, "127.0.0.2 is a loopback address"},
+        {"http://[::ffff:127.0.0.1]:1/", &strict, "loopback"},
+        {"http://2130706433:1/", &strict, "loopback"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char id[SP_ID_LEN + 1];
+        sp_id_new(id);
+        sp_err_clear(&err);
+        int rc = sp_fetch_to_blob(fetch_blobs, id, "source", cases[i].url, cases[i].o, &bytes,
+                                  NULL, &err);
+        if (rc != SP_EUNREACHABLE || strcmp(err.msg, SP_OUTBOUND_UNREACHABLE_MSG) != 0)
+            fail_msg("%s: expected the uniform error, got %d '%s'", cases[i].url, rc, err.msg);
+        if (strstr(detail.msg, cases[i].detail) == NULL)
+            fail_msg("%s: the detail '%s' lacks '%s'", cases[i].url, detail.msg,
+                     cases[i].detail);
+    }
+    /* The same server, allowed, answers; its HTTP errors keep their own messages. */
+    char id[SP_ID_LEN + 1];
+    sp_id_new(id);
+    assert_int_equal(sp_fetch_to_blob(fetch_blobs, id, "source", open_url, &allowed, &bytes, NULL,
+                                      &err),
+                     0);
+    snprintf(open_url, sizeof open_url, "http://127.0.0.1:%d/status/503", httpd_port);
+    sp_id_new(id);
+    assert_int_equal(sp_fetch_to_blob(fetch_blobs, id, "source", open_url, &allowed, &bytes, NULL,
+                                      &err),
+                     SP_EFETCH);
+    assert_non_null(strstr(err.msg, "HTTP 503"));
+    sp_outbound_free(loopback);
 }
 
 int main(void)
@@ -494,6 +555,8 @@ int main(void)
         cmocka_unit_test(test_job_fields_and_states),
         cmocka_unit_test(test_blob_store_commits_atomically),
         cmocka_unit_test_setup_teardown(test_fetch_downloads_and_classifies_failures,
+                                        fetch_setup, fetch_teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_errors_before_an_answer_are_uniform,
                                         fetch_setup, fetch_teardown),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);

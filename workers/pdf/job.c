@@ -183,15 +183,23 @@ static int sp__open_input(sp_job_ctx *ctx, const sp_pdfjob_config *c, const sp__
     const char *name = in->blob[0] ? in->blob : SP__SOURCE;
     int rc = sp_blob_open_read(blobs, job->id, name, fd, &size, &err);
     if (rc == SP_ENOTFOUND && in->url[0]) {
+        sp_err detail;
         sp_fetch_opts fo = {.max_bytes = c->max_input,
                             .total_timeout_ms = c->fetch_timeout_ms,
                             .max_redirects = -1,
-                            .stop = sp_job_ctx_stop_flag(ctx)};
+                            .stop = sp_job_ctx_stop_flag(ctx),
+                            .outbound = sp_job_ctx_outbound(ctx),
+                            .detail = &detail};
         int64_t bytes = 0;
         int64_t t0 = sp_mono_ms();
         rc = sp_fetch_to_blob(blobs, job->id, SP__SOURCE, in->url, &fo, &bytes, NULL, &err);
         if (rc == SP_ECANCELLED)
             return sp__stopped(ctx, rc);
+        if (rc == SP_EUNREACHABLE) { /* one message for the job; the cause is logged */
+            sp_warn(sp_job_ctx_log(ctx), "source_url not fetched: %s", detail.msg);
+            return sp_job_ctx_fail(ctx, rc, true, "source_unreachable",
+                                   "cannot fetch the dataset: %s", err.msg);
+        }
         if (rc < 0) {
             bool retry = rc == SP_EFETCH || rc == SP_ETIMEDOUT || rc == SP_EIO || rc == SP_ENOMEM;
             return sp_job_ctx_fail(ctx, rc, retry, rc == SP_ETOOBIG ? "too_large" : "fetch_failed",

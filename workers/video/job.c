@@ -101,14 +101,16 @@ static int sp__fetch_source(sp_job_ctx *ctx, const sp_video_config *cfg, const c
                                      "(%lld bytes)", (long long)sb.st_size);
         return 0;
     }
+    sp_err err, detail;
     sp_fetch_opts fo = {
         .max_bytes = cfg->fetch_max_bytes,
         .connect_timeout_ms = cfg->fetch_connect_ms,
         .total_timeout_ms = cfg->fetch_timeout_ms,
         .max_redirects = (int)cfg->fetch_max_redirects,
         .stop = sp_job_ctx_stop_flag(ctx),
+        .outbound = sp_job_ctx_outbound(ctx),
+        .detail = &detail,
     };
-    sp_err err;
     int64_t bytes = 0;
     int64_t t0 = sp_mono_ms();
     int rc = sp_fetch_to_blob(sp_job_ctx_blobs(ctx), job->id, SP__SOURCE_BLOB, url, &fo,
@@ -121,6 +123,9 @@ static int sp__fetch_source(sp_job_ctx *ctx, const sp_video_config *cfg, const c
     if (rc == SP_ECANCELLED || sp_job_ctx_stopping(ctx))
         return sp__stopped(ctx);
     switch (rc) {
+    case SP_EUNREACHABLE: /* the job sees one message; the cause is for the operator */
+        sp_warn(sp_job_ctx_log(ctx), "source_url not fetched: %s", detail.msg);
+        return sp_job_ctx_fail(ctx, rc, true, "source_unreachable", "%s", err.msg);
     case SP_EFETCH:
     case SP_ETIMEDOUT:
     case SP_EIO:

@@ -46,9 +46,10 @@ typedef struct sp_common_config {
     int log_level;        /* SPOOL_LOG_LEVEL */
     int log_format;       /* SPOOL_LOG_FORMAT */
     int64_t retention_ms; /* SPOOL_RETENTION: how long terminal jobs and blobs stay */
+    char *outbound_allow; /* SPOOL_OUTBOUND_ALLOW: parsed by sp_outbound_new */
 } sp_common_config;
 
-#define SP_COMMON_OPTION_COUNT 6
+#define SP_COMMON_OPTION_COUNT 7
 /* Write the shared options for c into out[0..SP_COMMON_OPTION_COUNT-1]. */
 void sp_common_options(sp_common_config *c, sp_option *out);
 

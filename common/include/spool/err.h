@@ -23,7 +23,9 @@ enum sp_code {
     SP_EUNSUPPORTED = -14, /* valid but unsupported input (format, codec, scheme) */
     SP_EFETCH = -15,     /* a remote fetch failed (transient) */
     SP_ESHUTDOWN = -16,  /* the process is shutting down */
-    SP_ECODE_MIN = -16
+    SP_EUNREACHABLE = -17, /* a user's URL: host refused by the outbound guard or
+                            * unreachable, told apart nowhere but in logs (transient) */
+    SP_ECODE_MIN = -17
 };
 
 /* The error a failing call fills in: its code and a human-readable message. */

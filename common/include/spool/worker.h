@@ -29,6 +29,10 @@ typedef struct sp_job_ctx sp_job_ctx;
 /* The started job's record (params, input, attempts...). Valid during the handler. */
 const sp_job *sp_job_ctx_job(const sp_job_ctx *ctx);
 
+/* The outbound guard (SPOOL_OUTBOUND_ALLOW) for every URL a job's user supplied:
+ * pass it as sp_fetch_opts.outbound. */
+const struct sp_outbound *sp_job_ctx_outbound(const sp_job_ctx *ctx);
+
 /* The blob store (SPOOL_DATA_DIR). */
 sp_blobs *sp_job_ctx_blobs(const sp_job_ctx *ctx);
 
