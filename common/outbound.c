@@ -13,14 +13,13 @@
 #include <unistd.h>
 
 #include "spool/alloc.h"
+#include "spool/cidr.h"
 
 #define SP__ALLOW_MAX 256 /* entries in one allow-list */
 #define SP__NAME_MAX 253  /* a DNS name, without its trailing dot */
 
 typedef struct sp__allow {
-    int family;      /* AF_INET or AF_INET6 for a CIDR; 0 for a name */
-    uint8_t net[16]; /* the CIDR's network (4 bytes used for AF_INET) */
-    int bits;        /* its prefix length */
+    sp_cidr cidr;    /* when name is NULL */
     bool wildcard;   /* a name "*.suffix": name holds ".suffix" */
     char *name;      /* lowercase, without a trailing dot */
 } sp__allow;
@@ -41,60 +40,48 @@ struct sp_outbound {
  * there. Entries are refused; an address in none of them is public unicast. */
 
 typedef struct sp__block {
-    uint8_t net[16];
-    int bits;
+    sp_cidr range;
     const char *what; /* completes "<address> is ..." */
 } sp__block;
 
 static const sp__block sp__v4_blocks[] = {
-    {{0, 0, 0, 0}, 8, "a 'this network' address (0.0.0.0/8)"},
-    {{10, 0, 0, 0}, 8, "a private address (10.0.0.0/8)"},
-    {{100, 64, 0, 0}, 10, "a shared carrier-grade NAT address (100.64.0.0/10)"},
-    {{127, 0, 0, 0}, 8, "a loopback address (127.0.0.0/8)"},
-    {{169, 254, 0, 0}, 16, "a link-local or cloud metadata address (169.254.0.0/16)"},
-    {{172, 16, 0, 0}, 12, "a private address (172.16.0.0/12)"},
-    {{192, 0, 0, 0}, 24, "an IETF protocol address (192.0.0.0/24)"},
-    {{192, 0, 2, 0}, 24, "a documentation address (192.0.2.0/24)"},
-    {{192, 88, 99, 0}, 24, "a deprecated 6to4 relay address (192.88.99.0/24)"},
-    {{192, 168, 0, 0}, 16, "a private address (192.168.0.0/16)"},
-    {{198, 18, 0, 0}, 15, "a benchmarking address (198.18.0.0/15)"},
-    {{198, 51, 100, 0}, 24, "a documentation address (198.51.100.0/24)"},
-    {{203, 0, 113, 0}, 24, "a documentation address (203.0.113.0/24)"},
-    {{224, 0, 0, 0}, 4, "a multicast address (224.0.0.0/4)"},
-    {{255, 255, 255, 255}, 32, "the broadcast address"},
-    {{240, 0, 0, 0}, 4, "a reserved address (240.0.0.0/4)"},
+    {{AF_INET, {0, 0, 0, 0}, 8}, "a 'this network' address (0.0.0.0/8)"},
+    {{AF_INET, {10, 0, 0, 0}, 8}, "a private address (10.0.0.0/8)"},
+    {{AF_INET, {100, 64, 0, 0}, 10}, "a shared carrier-grade NAT address (100.64.0.0/10)"},
+    {{AF_INET, {127, 0, 0, 0}, 8}, "a loopback address (127.0.0.0/8)"},
+    {{AF_INET, {169, 254, 0, 0}, 16}, "a link-local or cloud metadata address (169.254.0.0/16)"},
+    {{AF_INET, {172, 16, 0, 0}, 12}, "a private address (172.16.0.0/12)"},
+    {{AF_INET, {192, 0, 0, 0}, 24}, "an IETF protocol address (192.0.0.0/24)"},
+    {{AF_INET, {192, 0, 2, 0}, 24}, "a documentation address (192.0.2.0/24)"},
+    {{AF_INET, {192, 88, 99, 0}, 24}, "a deprecated 6to4 relay address (192.88.99.0/24)"},
+    {{AF_INET, {192, 168, 0, 0}, 16}, "a private address (192.168.0.0/16)"},
+    {{AF_INET, {198, 18, 0, 0}, 15}, "a benchmarking address (198.18.0.0/15)"},
+    {{AF_INET, {198, 51, 100, 0}, 24}, "a documentation address (198.51.100.0/24)"},
+    {{AF_INET, {203, 0, 113, 0}, 24}, "a documentation address (203.0.113.0/24)"},
+    {{AF_INET, {224, 0, 0, 0}, 4}, "a multicast address (224.0.0.0/4)"},
+    {{AF_INET, {255, 255, 255, 255}, 32}, "the broadcast address"},
+    {{AF_INET, {240, 0, 0, 0}, 4}, "a reserved address (240.0.0.0/4)"},
 };
 
 static const sp__block sp__v6_blocks[] = {
-    {{0}, 128, "the unspecified address (::)"},
-    {{[15] = 1}, 128, "a loopback address (::1)"},
-    {{0, 0x64, 0xff, 0x9b, 0, 1}, 48, "a local-use NAT64 address (64:ff9b:1::/48)"},
-    {{1, 0, 0, 0, 0, 0, 0, 0}, 64, "a discard-only address (100::/64)"},
-    {{0x20, 0x01, 0x0d, 0xb8}, 32, "a documentation address (2001:db8::/32)"},
-    {{0x20, 0x01, 0, 0}, 23,
+    {{AF_INET6, {0}, 128}, "the unspecified address (::)"},
+    {{AF_INET6, {[15] = 1}, 128}, "a loopback address (::1)"},
+    {{AF_INET6, {0, 0x64, 0xff, 0x9b, 0, 1}, 48}, "a local-use NAT64 address (64:ff9b:1::/48)"},
+    {{AF_INET6, {1, 0, 0, 0, 0, 0, 0, 0}, 64}, "a discard-only address (100::/64)"},
+    {{AF_INET6, {0x20, 0x01, 0x0d, 0xb8}, 32}, "a documentation address (2001:db8::/32)"},
+    {{AF_INET6, {0x20, 0x01, 0, 0}, 23},
      "an IETF protocol address (2001::/23: Teredo, benchmarking, ORCHID...)"},
-    {{0x3f, 0xff}, 20, "a documentation address (3fff::/20)"},
-    {{0xfc}, 7, "a unique local address (fc00::/7)"},
-    {{0xfe, 0x80}, 10, "a link-local address (fe80::/10)"},
-    {{0xfe, 0xc0}, 10, "a deprecated site-local address (fec0::/10)"},
-    {{0xff}, 8, "a multicast address (ff00::/8)"},
+    {{AF_INET6, {0x3f, 0xff}, 20}, "a documentation address (3fff::/20)"},
+    {{AF_INET6, {0xfc}, 7}, "a unique local address (fc00::/7)"},
+    {{AF_INET6, {0xfe, 0x80}, 10}, "a link-local address (fe80::/10)"},
+    {{AF_INET6, {0xfe, 0xc0}, 10}, "a deprecated site-local address (fec0::/10)"},
+    {{AF_INET6, {0xff}, 8}, "a multicast address (ff00::/8)"},
 };
-
-static bool sp__in_prefix(const uint8_t *a, const uint8_t *net, int bits)
-{
-    int whole = bits / 8, rest = bits % 8;
-    if (memcmp(a, net, (size_t)whole) != 0)
-        return false;
-    if (rest == 0)
-        return true;
-    uint8_t mask = (uint8_t)(0xff << (8 - rest));
-    return (a[whole] & mask) == (net[whole] & mask);
-}
 
 static const char *sp__v4_class(const uint8_t a[4])
 {
     for (size_t i = 0; i < sizeof sp__v4_blocks / sizeof sp__v4_blocks[0]; i++) {
-        if (sp__in_prefix(a, sp__v4_blocks[i].net, sp__v4_blocks[i].bits))
+        if (sp_cidr_contains(&sp__v4_blocks[i].range, AF_INET, a))
             return sp__v4_blocks[i].what;
     }
     return NULL;
@@ -131,7 +118,7 @@ static const char *sp__v6_class(const uint8_t a[16])
                             : "a NAT64 address (64:ff9b::/96) of a non-public IPv4 address";
     }
     for (size_t i = 0; i < sizeof sp__v6_blocks / sizeof sp__v6_blocks[0]; i++) {
-        if (sp__in_prefix(a, sp__v6_blocks[i].net, sp__v6_blocks[i].bits))
+        if (sp_cidr_contains(&sp__v6_blocks[i].range, AF_INET6, a))
             return sp__v6_blocks[i].what;
     }
     if ((a[0] & 0xe0) != 0x20)
@@ -201,55 +188,10 @@ static bool sp__name_fold(const char *s, char *out)
     return true;
 }
 
-static int sp__parse_cidr(sp__allow *e, const char *s, sp_err *err)
-{
-    char addr[64];
-    const char *slash = strchr(s, '/');
-    size_t alen = slash ? (size_t)(slash - s) : strlen(s);
-    if (alen >= sizeof addr)
-        return 1;
-    memcpy(addr, s, alen);
-    addr[alen] = '\0';
-    struct in_addr a4;
-    struct in6_addr a6;
-    if (inet_pton(AF_INET, addr, &a4) == 1) {
-        e->family = AF_INET;
-        memcpy(e->net, &a4, 4);
-        e->bits = 32;
-    } else if (inet_pton(AF_INET6, addr, &a6) == 1) {
-        e->family = AF_INET6;
-        memcpy(e->net, &a6, 16);
-        e->bits = 128;
-    } else {
-        return 1; /* not an address: maybe a name */
-    }
-    if (slash) {
-        const char *b = slash + 1;
-        int bits = 0;
-        size_t k = 0;
-        for (; isdigit((unsigned char)b[k]) && k < 3; k++)
-            bits = bits * 10 + (b[k] - '0');
-        if (k == 0 || b[k] != '\0' || bits > e->bits)
-            return sp_err_set(err, SP_EINVAL,
-                              "SPOOL_OUTBOUND_ALLOW: '%s' has a bad prefix length (0-%d)", s,
-                              e->bits);
-        e->bits = bits;
-        uint8_t net[16] = {0};
-        memcpy(net, e->net, (size_t)bits / 8);
-        if (bits % 8)
-            net[bits / 8] = (uint8_t)(e->net[bits / 8] & (0xff << (8 - bits % 8)));
-        if (memcmp(net, e->net, e->family == AF_INET ? 4 : 16) != 0)
-            return sp_err_set(err, SP_EINVAL,
-                              "SPOOL_OUTBOUND_ALLOW: '%s' has bits set past its /%d prefix",
-                              s, bits);
-    }
-    return 0;
-}
-
 static int sp__parse_entry(sp__allow *e, const char *s, sp_err *err)
 {
     memset(e, 0, sizeof *e);
-    int rc = sp__parse_cidr(e, s, err);
+    int rc = sp_cidr_parse(s, "SPOOL_OUTBOUND_ALLOW", &e->cidr, err);
     if (rc <= 0)
         return rc;
     const char *name = s;
@@ -351,7 +293,7 @@ static bool sp__cidr_allowed(const sp_outbound *g, int family, const uint8_t *a)
 {
     for (size_t i = 0; g && i < g->n; i++) {
         const sp__allow *e = &g->e[i];
-        if (e->name == NULL && e->family == family && sp__in_prefix(a, e->net, e->bits))
+        if (e->name == NULL && sp_cidr_contains(&e->cidr, family, a))
             return true;
     }
     return false;
