@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "spool/cidr.h"
 #include "spool/outbound.h"
 
 /* addr as a sockaddr (IPv4 or IPv6 text). */
@@ -514,6 +515,52 @@ static void test_guard_allows_only_http_and_https(void **state)
     assert_string_equal(err.msg, SP_OUTBOUND_UNREACHABLE_MSG);
 }
 
+/* The ranges SPOOL_TRUSTED_PROXIES (and the allow-list's CIDRs) are made of. */
+static void test_cidr_lists_match_their_edges_and_refuse_bad_entries(void **state)
+{
+    (void)state;
+    sp_err err;
+    sp_cidrs *l = sp_cidrs_parse(" 10.1.0.0/16, 192.0.2.7 ,fd00:1::/32,, 172.16.0.0/12", "X", &err);
+    assert_non_null(l);
+    assert_int_equal(sp_cidrs_count(l), 4);
+    static const struct {
+        const char *addr;
+        bool in;
+    } cases[] = {
+        {"10.1.0.0", true},       {"10.1.255.255", true},    {"10.0.255.255", false},
+        {"10.2.0.0", false},      {"192.0.2.7", true},       {"192.0.2.8", false},
+        {"172.31.255.255", true}, {"172.32.0.0", false},     {"::ffff:10.1.2.3", true},
+        {"fd00:1::1", true},      {"fd00:1:ffff::", true},   {"fd00:2::", false},
+        {"::1", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct sockaddr_storage ss = addr_of(cases[i].addr);
+        if (sp_cidrs_match(l, (struct sockaddr *)&ss) != cases[i].in)
+            fail_msg("%s: expected %s", cases[i].addr, cases[i].in ? "in" : "out");
+    }
+    sp_cidrs_free(l);
+    assert_false(sp_cidrs_match(NULL, NULL));
+    l = sp_cidrs_parse("", "X", &err);
+    assert_non_null(l);
+    assert_int_equal(sp_cidrs_count(l), 0);
+    sp_cidrs_free(l);
+    static const struct {
+        const char *list;
+        const char *msg;
+    } bad[] = {
+        {"10.0.0.1/8", "X: '10.0.0.1/8' has bits set past its /8 prefix"},
+        {"10.0.0.0/33", "X: '10.0.0.0/33' has a bad prefix length (0-32)"},
+        {"10.0.0.0/", "X: '10.0.0.0/' has a bad prefix length (0-32)"},
+        {"proxy.local", "X: 'proxy.local' is not an address or a CIDR (10.0.0.0/8, fd00::/8)"},
+        {"10.0.0.0/8, 127.1", "X: '127.1' is not an address or a CIDR (10.0.0.0/8, fd00::/8)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_null(sp_cidrs_parse(bad[i].list, "X", &err));
+        assert_int_equal(err.code, SP_EINVAL);
+        assert_string_equal(err.msg, bad[i].msg);
+    }
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -527,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_guard_checks_each_address_of_a_name),
         cmocka_unit_test(test_guard_ignores_proxies_from_the_environment),
         cmocka_unit_test(test_guard_allows_only_http_and_https),
+        cmocka_unit_test(test_cidr_lists_match_their_edges_and_refuse_bad_entries),
     };
     int rc = cmocka_run_group_tests_name("outbound", tests, NULL, NULL);
     curl_global_cleanup();
