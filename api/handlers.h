@@ -8,7 +8,7 @@
 #include <microhttpd.h>
 #include <stddef.h>
 
-#include "server.h"
+#include "request.h"
 
 /* videos.c */
 enum MHD_Result api_videos_begin(api_req *r);

@@ -14,7 +14,7 @@
 #include <microhttpd.h>
 #include <stddef.h>
 
-#include "server.h"
+#include "request.h"
 #include "spool/buf.h"
 #include "validate.h"
 

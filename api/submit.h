@@ -8,7 +8,7 @@
 
 #include <stdbool.h>
 
-#include "server.h"
+#include "request.h"
 
 /* Blobs at least this large are fsynced before the job is created; smaller ones
  * (inline export rows, small bodies) are not, see README ("Durability"). */
