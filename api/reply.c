@@ -179,7 +179,9 @@ static enum MHD_Result api__error(api_req *r, int e, const char *field, const ch
      * reads the answer. */
     api_req_drop_blobs(r);
     sp_buf b;
-    sp_buf_init(&b, 4096);
+    /* a message of at most 512 bytes and a field of 128, each escaped (6 bytes at most
+     * for a byte), and the frame around them */
+    sp_buf_init(&b, 6 * (512 + 128) + 256);
     int rc = sp_buf_addf(&b, "{\"error\":{\"code\":\"%s\",\"message\":\"", api__errors[e].code);
     if (rc == 0)
         rc = sp_buf_add_json_escaped(&b, msg, strlen(msg));
