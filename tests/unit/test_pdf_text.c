@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "spool/err.h"
+#include "spool/utf8.h"
 #include "text.h"
 
 /* Format s as a number and return the text ("<EINVAL>" when it is not a number). */
@@ -141,9 +142,9 @@ static void test_utf8_repair_replaces_each_bad_byte(void **state)
     sp_buf b;
     sp_buf_init(&b, 1024);
     const char in[] = "ok \xC3\xA9 \xFF\xFE \xE2\x82 \xED\xA0\x80 \xF0\x9F\x98\x80 \xC0\xAF";
-    assert_false(sp_text_utf8_valid(in, sizeof in - 1));
-    assert_int_equal(sp_text_add_utf8(&b, in, sizeof in - 1), 0);
-    assert_true(sp_text_utf8_valid(b.data, b.len));
+    assert_false(sp_utf8_valid(in, sizeof in - 1));
+    assert_int_equal(sp_utf8_add_repaired(&b, in, sizeof in - 1), 0);
+    assert_true(sp_utf8_valid(b.data, b.len));
     assert_string_equal(sp_buf_cstr(&b), "ok \xC3\xA9 \xEF\xBF\xBD\xEF\xBF\xBD \xEF\xBF\xBD"
                                          "\xEF\xBF\xBD \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD "
                                          "\xF0\x9F\x98\x80 \xEF\xBF\xBD\xEF\xBF\xBD");
@@ -157,9 +158,9 @@ static void test_utf8_decode_and_encode_round_trip(void **state)
     for (size_t i = 0; i < sizeof cps / sizeof cps[0]; i++) {
         sp_buf b;
         sp_buf_init(&b, 16);
-        assert_int_equal(sp_text_utf8_add(&b, cps[i]), 0);
+        assert_int_equal(sp_utf8_add(&b, cps[i]), 0);
         uint32_t cp = 0;
-        size_t n = sp_text_utf8_decode((const unsigned char *)b.data, b.len, &cp);
+        size_t n = sp_utf8_decode((const unsigned char *)b.data, b.len, &cp);
         assert_int_equal(n, b.len);
         assert_int_equal(cp, cps[i]);
         sp_buf_free(&b);

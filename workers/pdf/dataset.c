@@ -16,6 +16,7 @@
 #include "spool/alloc.h"
 #include "spool/buf.h"
 #include "spool/limits.h"
+#include "spool/utf8.h"
 #include "text.h"
 
 #define SP__READ_SIZE (64 * 1024)
@@ -215,7 +216,7 @@ static void sp__csv_field(void *data, size_t n, void *ud)
     if (ds->nf >= ds->fcap)
         return; /* counted only: the row has too many fields */
     size_t start = ds->text.len;
-    int rc = sp_text_add_utf8(&ds->text, data ? data : "", n);
+    int rc = sp_utf8_add_repaired(&ds->text, data ? data : "", n);
     if (rc == 0)
         rc = sp__field_end(ds, start);
     if (rc < 0)

@@ -49,7 +49,7 @@ bench-pdf:
 
 # make fuzz: libFuzzer targets (clang) for the dataset reader with the cell formats,
 # and for cell layout and drawing through libharu.
-PDF_FUZZ_COMMON := common/alloc.c common/buf.c common/err.c
+PDF_FUZZ_COMMON := common/alloc.c common/buf.c common/err.c common/utf8.c
 PDF_FUZZ_FLAGS = -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
 	-Icommon/include -Iworkers/pdf $(call pc_cflags,jansson)
 fuzz: $(O)/fuzz/fuzz_pdf_dataset $(O)/fuzz/fuzz_pdf_render

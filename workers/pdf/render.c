@@ -13,6 +13,7 @@
 
 #include "spool/alloc.h"
 #include "spool/buf.h"
+#include "spool/utf8.h"
 #include "text.h"
 
 /* Layout, in points. */
@@ -333,7 +334,7 @@ static int sp__decode(sp_pdf_doc *d, sp__font *f, const char *s, size_t n, bool 
         if (u[i] < 0x80)
             c = u[i++];
         else
-            i += sp_text_utf8_decode(u + i, n - i, &c);
+            i += sp_utf8_decode(u + i, n - i, &c);
         if (c == '\n') {
             if (!hard_breaks) {
                 c = ' ';
@@ -346,7 +347,7 @@ static int sp__decode(sp_pdf_doc *d, sp__font *f, const char *s, size_t n, bool 
         } else if (c < 0x20 || (c >= 0x7F && c < 0xA0)) {
             continue;
         } else if (c > 0xFFFF) {
-            c = SP_TEXT_REPLACEMENT;
+            c = SP_UTF8_REPLACEMENT;
         }
         d->cp[d->cp_len++] = (uint16_t)c;
         if (c != '\n') {
@@ -507,10 +508,10 @@ static void sp__draw_lines(sp_pdf_doc *d, HPDF_Page pg, double size, const sp__s
             if (c < 0x80)
                 rc = sp_buf_addc(&d->line, (char)c);
             else
-                rc = sp_text_utf8_add(&d->line, c);
+                rc = sp_utf8_add(&d->line, c);
         }
         if (rc == 0 && s->ellipsis)
-            rc = sp_text_utf8_add(&d->line, SP__ELLIPSIS);
+            rc = sp_utf8_add(&d->line, SP__ELLIPSIS);
         if (rc < 0) {
             sp__on_error(HPDF_FAILD_TO_ALLOC_MEM, 0, d);
             return;
@@ -799,12 +800,12 @@ static char *sp__clean_text(const char *s)
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0;) {
         uint32_t c;
-        i += sp_text_utf8_decode(u + i, n - i, &c);
+        i += sp_utf8_decode(u + i, n - i, &c);
         if (c < 0x20 || (c >= 0x7F && c < 0xA0))
             c = ' ';
         else if (c > 0xFFFF)
-            c = SP_TEXT_REPLACEMENT;
-        rc = sp_text_utf8_add(&b, c);
+            c = SP_UTF8_REPLACEMENT;
+        rc = sp_utf8_add(&b, c);
     }
     char *out = rc == 0 ? sp_buf_take(&b) : NULL;
     sp_buf_free(&b);

@@ -1,5 +1,6 @@
-/* text.h - cell text for the PDF worker: UTF-8 decoding and repair, and the `number`
- * and `date` column formats of pdf.export. Pure functions on bytes, no libraries. */
+/* text.h - cell text for the PDF worker: the `number` and `date` column formats of
+ * pdf.export (UTF-8 decoding and repair are common's, spool/utf8.h). Pure functions on
+ * bytes, no libraries. */
 #ifndef SPOOL_PDF_TEXT_H
 #define SPOOL_PDF_TEXT_H
 
@@ -8,24 +9,6 @@
 #include <stdint.h>
 
 #include "spool/buf.h"
-
-#define SP_TEXT_REPLACEMENT 0xFFFDu
-
-/* Decode the code point at s[0..n-1] (n > 0) into *cp and return the bytes it took
- * (1-4). An invalid, truncated or overlong sequence, a surrogate or a value past
- * U+10FFFF gives U+FFFD and takes one byte, so decoding always moves forward. */
-size_t sp_text_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
-
-/* Append cp (<= U+10FFFF, not a surrogate) to b as UTF-8. 0, SP_ENOMEM or SP_ETOOBIG;
- * b is unchanged on error. */
-int sp_text_utf8_add(sp_buf *b, uint32_t cp);
-
-/* Append s[0..n-1] to b with every invalid sequence replaced by U+FFFD, so b holds
- * valid UTF-8. 0, SP_ENOMEM or SP_ETOOBIG (b may then hold part of s). */
-int sp_text_add_utf8(sp_buf *b, const char *s, size_t n);
-
-/* True when s[0..n-1] is valid UTF-8. */
-bool sp_text_utf8_valid(const char *s, size_t n);
 
 /* Format the decimal number written in s[0..n-1] (surrounding blanks ignored; a sign,
  * digits with optional ',' group separators, an optional fraction and exponent, as in

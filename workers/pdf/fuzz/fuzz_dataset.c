@@ -13,6 +13,7 @@
 
 #include "dataset.h"
 #include "spool/buf.h"
+#include "spool/utf8.h"
 #include "text.h"
 
 static int64_t read_all(sp_dataset *ds)
@@ -25,7 +26,7 @@ static int64_t read_all(sp_dataset *ds)
     sp_buf_init(&out, 1 << 20);
     while ((rc = sp_dataset_next(ds, &row, &err)) == 1) {
         for (size_t i = 0; i < row.ncells; i++) {
-            if (!sp_text_utf8_valid(row.cell[i], row.len[i]))
+            if (!sp_utf8_valid(row.cell[i], row.len[i]))
                 abort();
             sp_buf_reset(&out);
             sp_text_format_number(row.cell[i], row.len[i], (int)(i % 12) - 1, i % 2, &out);
