@@ -285,6 +285,7 @@ static void api__completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (r->state_free)
         r->state_free(r->state);
     sp_buf_free(&r->text);
+    sp_sha256_free(&r->fp);
     sp_free(r);
 }
 

@@ -23,6 +23,7 @@
 #include "spool/buf.h"
 #include "spool/config.h"
 #include "spool/queue.h"
+#include "spool/sha256.h"
 #include "spool/util.h"
 
 /* Everything spool-api can be told (see main.c for the options and defaults). */

@@ -26,6 +26,7 @@ static const struct {
     [14] = {"unsupported", "unsupported input"},
     [15] = {"fetch_failed", "fetch failed"},
     [16] = {"shutting_down", "shutting down"},
+    [17] = {"crypto_error", "cryptographic library failure"},
 };
 
 static int sp__index(int code)

@@ -1,4 +1,4 @@
-/* test_common.c - the common library's pure parts: ids, buffers, SHA-256, URL and
+/* test_common.c - the common library's pure parts: ids, buffers, URL and
  * option parsing, routes, the blob store and the fetch module (against a loopback
  * HTTP server). */
 #include <stdarg.h>
@@ -114,36 +114,6 @@ static void test_allocation_failure_is_an_error_not_a_crash(void **state)
     sp_alloc_set_hooks(NULL);
     assert_int_equal(sp_buf_adds(&b, "x"), 0);
     sp_buf_free(&b);
-}
-
-static void sha(const char *in, const char *want)
-{
-    sp_sha256 s;
-    char hex[65];
-    sp_sha256_init(&s);
-    sp_sha256_update(&s, in, strlen(in));
-    sp_sha256_hex(&s, hex);
-    assert_string_equal(hex, want);
-}
-
-static void test_sha256_known_vectors(void **state)
-{
-    (void)state;
-    sha("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-    sha("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    sha("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
-        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
-    /* Fed in pieces across block boundaries. */
-    sp_sha256 s;
-    char hex[65];
-    sp_sha256_init(&s);
-    for (int i = 0; i < 1000000 / 100; i++) {
-        char a[100];
-        memset(a, 'a', sizeof a);
-        sp_sha256_update(&s, a, sizeof a);
-    }
-    sp_sha256_hex(&s, hex);
-    assert_string_equal(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
 static void test_redis_url_parsing(void **state)
@@ -487,7 +457,6 @@ int main(void)
         cmocka_unit_test(test_ids_are_valid_unique_and_time_sortable),
         cmocka_unit_test(test_buf_grows_and_respects_its_maximum),
         cmocka_unit_test(test_allocation_failure_is_an_error_not_a_crash),
-        cmocka_unit_test(test_sha256_known_vectors),
         cmocka_unit_test(test_redis_url_parsing),
         cmocka_unit_test(test_options_defaults_env_and_flags),
         cmocka_unit_test(test_routes_and_retry_policies),

@@ -23,7 +23,8 @@ enum sp_code {
     SP_EUNSUPPORTED = -14, /* valid but unsupported input (format, codec, scheme) */
     SP_EFETCH = -15,     /* a remote fetch failed (transient) */
     SP_ESHUTDOWN = -16,  /* the process is shutting down */
-    SP_ECODE_MIN = -16
+    SP_ECRYPTO = -17,    /* libcrypto failed to compute a digest (not for lack of memory) */
+    SP_ECODE_MIN = -17
 };
 
 /* The error a failing call fills in: its code and a human-readable message. */
