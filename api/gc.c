@@ -27,7 +27,7 @@ struct api_gc {
     char url[1024];
     char prefix[128];
     sp_blobs *blobs;
-    int64_t interval_ms, min_age_ms;
+    int64_t interval_ms, min_age_ms, staging_age_ms;
 };
 
 typedef struct api__gc_walk {
@@ -96,15 +96,20 @@ int api_gc_run(const char *url, const char *prefix, sp_blobs *blobs, int64_t min
     return rc;
 }
 
+/* Every half staging age (or interval, if shorter): sweep the staging files of dead
+ * writers (the file system only). Every interval: the walk over job directories. */
 static void *api__gc_main(void *arg)
 {
     api_gc *gc = arg;
+    int64_t stale_ms = gc->staging_age_ms;
+    int64_t tick_ms = stale_ms / 2 < gc->interval_ms ? stale_ms / 2 : gc->interval_ms;
+    int64_t next_walk = sp_mono_ms() + gc->interval_ms;
     pthread_mutex_lock(&gc->mu);
     while (!gc->stop) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += gc->interval_ms / 1000;
-        ts.tv_nsec += (gc->interval_ms % 1000) * 1000000;
+        ts.tv_sec += tick_ms / 1000;
+        ts.tv_nsec += (tick_ms % 1000) * 1000000;
         if (ts.tv_nsec >= 1000000000) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000;
@@ -116,11 +121,18 @@ static void *api__gc_main(void *arg)
         pthread_mutex_unlock(&gc->mu);
         int removed = 0;
         sp_err err;
-        int rc = api_gc_run(gc->url, gc->prefix, gc->blobs, gc->min_age_ms, &removed, &err);
-        if (rc < 0)
+        if (sp_blobs_sweep_staging(gc->blobs, stale_ms, &removed, &err) < 0)
             sp_warn(NULL, "blob gc: %s", err.msg);
         else if (removed > 0)
-            sp_info(NULL, "blob gc: removed the files of %d jobs", removed);
+            sp_info(NULL, "blob gc: removed %d staging files whose writers died", removed);
+        if (sp_mono_ms() >= next_walk) {
+            int rc = api_gc_run(gc->url, gc->prefix, gc->blobs, gc->min_age_ms, &removed, &err);
+            if (rc < 0)
+                sp_warn(NULL, "blob gc: %s", err.msg);
+            else if (removed > 0)
+                sp_info(NULL, "blob gc: removed the files of %d jobs", removed);
+            next_walk = sp_mono_ms() + gc->interval_ms;
+        }
         pthread_mutex_lock(&gc->mu);
     }
     pthread_mutex_unlock(&gc->mu);
@@ -128,7 +140,7 @@ static void *api__gc_main(void *arg)
 }
 
 api_gc *api_gc_start(const char *url, const char *prefix, sp_blobs *blobs, int64_t interval_ms,
-                     int64_t min_age_ms, sp_err *err)
+                     int64_t min_age_ms, int64_t staging_age_ms, sp_err *err)
 {
     api_gc *gc = sp_calloc(1, sizeof *gc);
     if (gc == NULL) {
@@ -145,6 +157,8 @@ api_gc *api_gc_start(const char *url, const char *prefix, sp_blobs *blobs, int64
     gc->blobs = blobs;
     gc->interval_ms = interval_ms > 0 ? interval_ms : 600000;
     gc->min_age_ms = min_age_ms;
+    gc->staging_age_ms =
+        staging_age_ms > SP_BLOB_STALE_MIN_MS ? staging_age_ms : SP_BLOB_STALE_MIN_MS;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

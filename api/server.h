@@ -44,6 +44,7 @@ typedef struct api_config {
     int64_t max_wait_ms;     /* longest ?wait= */
     int64_t gc_interval_ms;  /* blob GC period; 0: off */
     int64_t gc_min_age_ms;   /* blob directories younger than this are left alone */
+    int64_t gc_staging_age_ms; /* staging files unrefreshed this long are removed */
     int64_t idem_ttl_ms;     /* how long an Idempotency-Key is remembered */
     int64_t grace_ms;        /* shutdown: time for in-flight requests */
 } api_config;
