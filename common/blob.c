@@ -12,10 +12,10 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "spool/alloc.h"
+#include "spool/ticker.h"
 #include "spool/util.h"
 
 /* What a store implementation provides. The directory store below is the only one
@@ -35,13 +35,11 @@ typedef struct sp_blob_ops {
 struct sp_blobs {
     const sp_blob_ops *ops;
     char root[PATH_MAX / 2];
-    /* The open writers, whose staging files the keeper thread (started with the first
-     * writer, stopped by sp_blobs_close) refreshes every SP_BLOB_HEARTBEAT_MS. */
+    /* The open writers, whose staging files the keeper (started with the first writer,
+     * stopped by sp_blobs_close) refreshes every SP_BLOB_HEARTBEAT_MS. */
     pthread_mutex_t mu;
-    pthread_cond_t cond;
     sp_blob_writer *writers;
-    bool keeper_started, stop;
-    pthread_t keeper;
+    sp_ticker *keeper;
 };
 
 struct sp_blob_writer {
@@ -135,46 +133,25 @@ static int sp__fsync_dir(const char *path)
 
 /* ---- staging liveness: the keeper thread and the markers ------------------------ */
 
-static void *sp__keeper_main(void *arg)
+/* The keeper's tick. Under the lock, so no writer closes its fd (and has the number
+ * reused) meanwhile. The time set is the file system's own (the server's, over NFS). */
+static void sp__keeper_tick(void *ud)
 {
-    sp_blobs *b = arg;
+    sp_blobs *b = ud;
     pthread_mutex_lock(&b->mu);
-    while (!b->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += SP_BLOB_HEARTBEAT_MS / 1000;
-        ts.tv_nsec += (SP_BLOB_HEARTBEAT_MS % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        while (!b->stop && pthread_cond_timedwait(&b->cond, &b->mu, &ts) != ETIMEDOUT)
-            ;
-        /* Under the lock, so no writer closes its fd (and has the number reused) here.
-         * The time is the file system's own "now" (the server's, over NFS). */
-        for (sp_blob_writer *w = b->writers; w && !b->stop; w = w->next)
-            futimens(w->fd, NULL);
-    }
+    for (sp_blob_writer *w = b->writers; w; w = w->next)
+        futimens(w->fd, NULL);
     pthread_mutex_unlock(&b->mu);
-    return NULL;
 }
 
 /* List w among the writers the keeper refreshes, starting the keeper if needed. */
 static int sp__writer_list(sp_blobs *b, sp_blob_writer *w, sp_err *err)
 {
     pthread_mutex_lock(&b->mu);
-    if (!b->keeper_started) {
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&b->cond, &ca);
-        pthread_condattr_destroy(&ca);
-        if (pthread_create(&b->keeper, NULL, sp__keeper_main, b) != 0) {
-            pthread_cond_destroy(&b->cond);
-            pthread_mutex_unlock(&b->mu);
-            return sp_err_set(err, SP_ENOMEM, "cannot start the blob store's keeper thread");
-        }
-        b->keeper_started = true;
+    if (b->keeper == NULL &&
+        (b->keeper = sp_ticker_start(SP_BLOB_HEARTBEAT_MS, sp__keeper_tick, b, err)) == NULL) {
+        pthread_mutex_unlock(&b->mu);
+        return SP_ENOMEM; /* the only way it fails; err says so */
     }
     w->prev = NULL;
     w->next = b->writers;
@@ -396,14 +373,7 @@ void sp_blobs_close(sp_blobs *b)
 {
     if (b == NULL)
         return;
-    if (b->keeper_started) {
-        pthread_mutex_lock(&b->mu);
-        b->stop = true;
-        pthread_cond_signal(&b->cond);
-        pthread_mutex_unlock(&b->mu);
-        pthread_join(b->keeper, NULL);
-        pthread_cond_destroy(&b->cond);
-    }
+    sp_ticker_stop(b->keeper);
     pthread_mutex_destroy(&b->mu);
     sp_free(b);
 }

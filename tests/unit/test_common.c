@@ -1,4 +1,4 @@
-/* test_common.c - the common library's pure parts: ids, buffers, URL and
+/* test_common.c - the common library's pure parts: ids, buffers, the ticker, URL and
  * option parsing, routes, the blob store and the fetch module (against a loopback
  * HTTP server). */
 #include <stdarg.h>
@@ -28,6 +28,7 @@
 #include "spool/fetch.h"
 #include "spool/job.h"
 #include "spool/presets.h"
+#include "spool/ticker.h"
 #include "spool/util.h"
 
 static void test_ids_are_valid_unique_and_time_sortable(void **state)
@@ -117,6 +118,38 @@ static void test_allocation_failure_is_an_error_not_a_crash(void **state)
     sp_alloc_set_hooks(NULL);
     assert_int_equal(sp_buf_adds(&b, "x"), 0);
     sp_buf_free(&b);
+}
+
+static void count_tick(void *ud)
+{
+    atomic_fetch_add((atomic_int *)ud, 1);
+}
+
+static void test_ticker_calls_periodically_and_stops_at_once(void **state)
+{
+    (void)state;
+    sp_err err;
+    atomic_int n = 0;
+    sp_ticker *t = sp_ticker_start(10, count_tick, &n, &err);
+    assert_non_null(t);
+    int64_t t0 = sp_mono_ms();
+    while (atomic_load(&n) < 3) {
+        if (sp_mono_ms() - t0 > 5000)
+            fail_msg("%d calls in 5 s of a 10 ms ticker", atomic_load(&n));
+        usleep(1000);
+    }
+    sp_ticker_stop(t);
+    int after = atomic_load(&n);
+    usleep(50 * 1000);
+    assert_int_equal(atomic_load(&n), after); /* no call after stop */
+    /* An hour's wait is cut short by stop. */
+    t = sp_ticker_start(3600 * 1000, count_tick, &n, &err);
+    assert_non_null(t);
+    t0 = sp_mono_ms();
+    sp_ticker_stop(t);
+    assert_true(sp_mono_ms() - t0 < 1000);
+    assert_int_equal(atomic_load(&n), after);
+    sp_ticker_stop(NULL);
 }
 
 static void test_redis_url_parsing(void **state)
@@ -581,6 +614,7 @@ int main(void)
         cmocka_unit_test(test_ids_are_valid_unique_and_time_sortable),
         cmocka_unit_test(test_buf_grows_and_respects_its_maximum),
         cmocka_unit_test(test_allocation_failure_is_an_error_not_a_crash),
+        cmocka_unit_test(test_ticker_calls_periodically_and_stops_at_once),
         cmocka_unit_test(test_redis_url_parsing),
         cmocka_unit_test(test_options_defaults_env_and_flags),
         cmocka_unit_test(test_routes_and_retry_policies),
