@@ -37,7 +37,7 @@ pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1))
 pc_libs = $(shell $(PKG_CONFIG) --libs $(1))
 
 .DEFAULT_GOAL := all
-.PHONY: all deps test test-build sanitize run demo bench fuzz clean
+.PHONY: all deps check-deps test test-build sanitize run demo bench fuzz clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -61,21 +61,28 @@ bench: bench-queue bench-api bench-video bench-pdf
 deps:
 	@sh scripts/deps.sh
 
+# Every header and library the C code uses comes from a package in deps/debian.txt.
+check-deps:
+	@bash scripts/check-deps.sh
+
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(MODCFLAGS) -MMD -MP -c $< -o $@
 
 test-build: $(ALL_BINS) $(TEST_BINS)
 
-# `make test` installs packages first, then builds in a fresh make so pkg-config sees them.
+# `make test` installs packages first and checks that deps/debian.txt covers what the C
+# code includes and links, then builds in a fresh make so pkg-config sees them.
 test:
 	@sh scripts/deps.sh
+	@bash scripts/check-deps.sh
 	@$(MAKE) --no-print-directory test-build
 	@SPOOL_BIN_DIR=$(abspath $(BIN)) SPOOL_TEST_BIN_DIR=$(abspath $(O)/tests) \
 		python3 tests/run.py $(TESTS)
 
 sanitize:
 	@sh scripts/deps.sh
+	@bash scripts/check-deps.sh
 	@$(MAKE) --no-print-directory SAN=1 test-build
 	@SPOOL_BIN_DIR=$(abspath build/san/bin) SPOOL_TEST_BIN_DIR=$(abspath build/san/tests) \
 		SPOOL_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \

@@ -28,7 +28,7 @@ test_api_longpoll_LIBS = $(call pc_libs,jansson)
 FUZZ_CC ?= clang
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS = $(CPPFLAGS) -Iapi -std=c11 -g -O1 $(FUZZ_SAN) \
-	$(call pc_cflags,hiredis jansson libcurl yajl)
+	$(call pc_cflags,hiredis jansson libcurl yajl libcrypto)
 FUZZ_TARGETS := multipart request dataset path range
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(O)/fuzz/fuzz_%)
 FUZZ_OBJS := $(API_PURE:%=$(O)/fuzz/api/%.o)
@@ -52,7 +52,7 @@ $(FUZZ_LIB): $(COMMON_SRCS:%.c=$(O)/fuzz/%.o) $(O)/fuzz/gen/lua_scripts.o
 
 $(O)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) $(FUZZ_LIB)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJS) $(FUZZ_LIB) \
-		$(call pc_libs,hiredis jansson libcurl yajl) -lm -o $@
+		$(call pc_libs,hiredis jansson libcurl yajl libcrypto) -lm -o $@
 
 fuzz: $(FUZZ_BINS)
 # The integration suite test_api_fuzz replays each corpus and fuzzes a few seconds.

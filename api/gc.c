@@ -2,32 +2,28 @@
 #include "gc.h"
 
 #include <dirent.h>
-#include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "spool/alloc.h"
 #include "spool/log.h"
 #include "spool/queue.h"
+#include "spool/ticker.h"
 #include "spool/util.h"
 
 /* A staging file written to this recently marks an upload in progress. */
 #define API_GC_BUSY_MS (10 * 60 * 1000)
 
 struct api_gc {
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    bool stop;
+    sp_ticker *ticker;
     char url[1024];
     char prefix[128];
     sp_blobs *blobs;
-    int64_t interval_ms, min_age_ms;
+    int64_t interval_ms, min_age_ms, staging_age_ms;
+    int64_t next_walk; /* sp_mono_ms() of the next walk over the job directories */
 };
 
 typedef struct api__gc_walk {
@@ -96,39 +92,28 @@ int api_gc_run(const char *url, const char *prefix, sp_blobs *blobs, int64_t min
     return rc;
 }
 
-static void *api__gc_main(void *arg)
+/* A tick (every half staging age, or interval if shorter): sweep the staging files of
+ * dead writers (the file system only); every interval, walk the job directories. */
+static void api__gc_tick(void *ud)
 {
-    api_gc *gc = arg;
-    pthread_mutex_lock(&gc->mu);
-    while (!gc->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += gc->interval_ms / 1000;
-        ts.tv_nsec += (gc->interval_ms % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        while (!gc->stop && pthread_cond_timedwait(&gc->cond, &gc->mu, &ts) != ETIMEDOUT)
-            ;
-        if (gc->stop)
-            break;
-        pthread_mutex_unlock(&gc->mu);
-        int removed = 0;
-        sp_err err;
-        int rc = api_gc_run(gc->url, gc->prefix, gc->blobs, gc->min_age_ms, &removed, &err);
-        if (rc < 0)
-            sp_warn(NULL, "blob gc: %s", err.msg);
-        else if (removed > 0)
-            sp_info(NULL, "blob gc: removed the files of %d jobs", removed);
-        pthread_mutex_lock(&gc->mu);
-    }
-    pthread_mutex_unlock(&gc->mu);
-    return NULL;
+    api_gc *gc = ud;
+    int removed = 0;
+    sp_err err;
+    if (sp_blobs_sweep_staging(gc->blobs, gc->staging_age_ms, &removed, &err) < 0)
+        sp_warn(NULL, "blob gc: %s", err.msg);
+    else if (removed > 0)
+        sp_info(NULL, "blob gc: removed %d staging files whose writers died", removed);
+    if (sp_mono_ms() < gc->next_walk)
+        return;
+    if (api_gc_run(gc->url, gc->prefix, gc->blobs, gc->min_age_ms, &removed, &err) < 0)
+        sp_warn(NULL, "blob gc: %s", err.msg);
+    else if (removed > 0)
+        sp_info(NULL, "blob gc: removed the files of %d jobs", removed);
+    gc->next_walk = sp_mono_ms() + gc->interval_ms;
 }
 
 api_gc *api_gc_start(const char *url, const char *prefix, sp_blobs *blobs, int64_t interval_ms,
-                     int64_t min_age_ms, sp_err *err)
+                     int64_t min_age_ms, int64_t staging_age_ms, sp_err *err)
 {
     api_gc *gc = sp_calloc(1, sizeof *gc);
     if (gc == NULL) {
@@ -145,16 +130,13 @@ api_gc *api_gc_start(const char *url, const char *prefix, sp_blobs *blobs, int64
     gc->blobs = blobs;
     gc->interval_ms = interval_ms > 0 ? interval_ms : 600000;
     gc->min_age_ms = min_age_ms;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&gc->cond, &ca);
-    pthread_condattr_destroy(&ca);
-    pthread_mutex_init(&gc->mu, NULL);
-    if (pthread_create(&gc->thread, NULL, api__gc_main, gc) != 0) {
-        sp_err_set(err, SP_ENOMEM, "cannot start the blob gc thread");
-        pthread_cond_destroy(&gc->cond);
-        pthread_mutex_destroy(&gc->mu);
+    gc->staging_age_ms =
+        staging_age_ms > SP_BLOB_STALE_MIN_MS ? staging_age_ms : SP_BLOB_STALE_MIN_MS;
+    gc->next_walk = sp_mono_ms() + gc->interval_ms;
+    int64_t tick = gc->staging_age_ms / 2 < gc->interval_ms ? gc->staging_age_ms / 2
+                                                             : gc->interval_ms;
+    if ((gc->ticker = sp_ticker_start(tick, api__gc_tick, gc, err)) == NULL) {
+        sp_err_prefix(err, "blob gc");
         sp_free(gc);
         return NULL;
     }
@@ -165,12 +147,6 @@ void api_gc_stop(api_gc *gc)
 {
     if (gc == NULL)
         return;
-    pthread_mutex_lock(&gc->mu);
-    gc->stop = true;
-    pthread_cond_signal(&gc->cond);
-    pthread_mutex_unlock(&gc->mu);
-    pthread_join(gc->thread, NULL);
-    pthread_cond_destroy(&gc->cond);
-    pthread_mutex_destroy(&gc->mu);
+    sp_ticker_stop(gc->ticker);
     sp_free(gc);
 }

@@ -2,7 +2,10 @@
  * every interval it walks the job directories older than min_age and removes those
  * whose job no longer exists in Redis (expired after the retention period, or left by
  * a process that crashed before creating its job), unless an upload is still being
- * written there. A Redis error stops the walk (nothing is removed on a guess). */
+ * written there. A Redis error stops the walk (nothing is removed on a guess).
+ * Between walks, every min(interval, staging_age / 2) it sweeps the staging files of
+ * writers that died (sp_blobs_sweep_staging: unrefreshed for staging_age, unlocked):
+ * a process killed mid-upload leaves its file for at most 1.5 staging_age. */
 #ifndef SPOOL_API_GC_H
 #define SPOOL_API_GC_H
 
@@ -16,7 +19,7 @@ typedef struct api_gc api_gc;
 /* Start the thread (the first walk happens after one interval). blobs must outlive
  * it. NULL with err set on failure. */
 api_gc *api_gc_start(const char *url, const char *prefix, sp_blobs *blobs, int64_t interval_ms,
-                     int64_t min_age_ms, sp_err *err);
+                     int64_t min_age_ms, int64_t staging_age_ms, sp_err *err);
 
 /* Stop the thread (interrupting its wait) and free. Accepts NULL. */
 void api_gc_stop(api_gc *gc);

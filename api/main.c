@@ -12,7 +12,7 @@
 #include "spool/outbound.h"
 #include "validate.h"
 
-#define API_OPTION_COUNT 20
+#define API_OPTION_COUNT 21
 
 int main(int argc, char **argv)
 {
@@ -68,6 +68,10 @@ int main(int argc, char **argv)
          "how often files of expired jobs are removed (0: never)", 0, 30 * day},
         {"gc-min-age", "SPOOL_GC_MIN_AGE", SP_OPT_DURATION, &cfg.gc_min_age_ms, "1h",
          "job directories younger than this are never removed", 60000, 365 * day},
+        {"gc-staging-age", "SPOOL_GC_STAGING_AGE", SP_OPT_DURATION, &cfg.gc_staging_age_ms, "2m",
+         "a staging file its writer has not refreshed for this long is a dead writer's (a "
+         "process killed mid-upload) and is removed; live writers refresh theirs every 2s",
+         SP_BLOB_STALE_MIN_MS, day},
         {"idempotency-ttl", "SPOOL_IDEMPOTENCY_TTL", SP_OPT_DURATION, &cfg.idem_ttl_ms, "24h",
          "how long an Idempotency-Key is remembered", 1000, 365 * day},
         {"shutdown-grace", "SPOOL_SHUTDOWN_GRACE", SP_OPT_DURATION, &cfg.grace_ms, "30s",

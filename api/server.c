@@ -242,6 +242,7 @@ static void api__completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (r->state_free)
         r->state_free(r->state);
     sp_buf_free(&r->text);
+    sp_sha256_free(&r->fp);
     sp_free(r);
 }
 
@@ -441,7 +442,8 @@ api_server *api_server_start(const api_config *cfg, sp_err *err)
     s->port = di ? di->port : 0;
     if (cfg->gc_interval_ms > 0 &&
         (s->gc = api_gc_start(cfg->common.redis_url, cfg->common.prefix, s->blobs,
-                              cfg->gc_interval_ms, cfg->gc_min_age_ms, err)) == NULL)
+                              cfg->gc_interval_ms, cfg->gc_min_age_ms,
+                              cfg->gc_staging_age_ms, err)) == NULL)
         goto fail;
     sp_info(NULL, "listening on %s (port %d, %u threads)", cfg->listen, s->port, threads);
     return s;

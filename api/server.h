@@ -14,6 +14,7 @@
 #include "spool/blob.h"
 #include "spool/config.h"
 #include "spool/queue.h"
+#include "spool/sha256.h"
 
 /* Everything spool-api can be told (see main.c for the options and defaults). */
 typedef struct api_config {
@@ -36,6 +37,7 @@ typedef struct api_config {
     int64_t max_wait_ms;     /* longest ?wait= */
     int64_t gc_interval_ms;  /* blob GC period; 0: off */
     int64_t gc_min_age_ms;   /* blob directories younger than this are left alone */
+    int64_t gc_staging_age_ms; /* staging files unrefreshed this long are removed */
     int64_t idem_ttl_ms;     /* how long an Idempotency-Key is remembered */
     int64_t grace_ms;        /* shutdown: time for in-flight requests */
 } api_config;

@@ -36,7 +36,11 @@ int api_submit_begin(api_req *r)
     }
     memcpy(r->idem_key, key, n + 1);
     r->idem = true;
-    sp_sha256_init(&r->fp);
+    sp_err err;
+    if (sp_sha256_init(&r->fp, &err) < 0) {
+        api_reply_code(r, err.code, &err);
+        return -1;
+    }
     static const char method[] = "POST";
     sp_sha256_update(&r->fp, method, sizeof method);
     sp_sha256_update(&r->fp, r->path, strlen(r->path) + 1);
@@ -171,8 +175,8 @@ enum MHD_Result api_submit(api_req *r, const char *type, const char *params, con
     const char *queue = sp_routes_queue(&s->routes, type);
     sp_retry_policy pol = sp_routes_retry(&s->routes, type);
     char fp[65];
-    if (r->idem)
-        sp_sha256_hex(&r->fp, fp);
+    if (r->idem && sp_sha256_hex(&r->fp, fp, &err) < 0)
+        return api_reply_code(r, err.code, &err);
     int64_t now = sp_now_ms();
     sp_enqueue e = {
         .id = r->id,

@@ -3,16 +3,19 @@
 #include "spool/blob.h"
 
 #include <dirent.h>
-#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "spool/alloc.h"
+#include "spool/ticker.h"
 #include "spool/util.h"
 
 /* What a store implementation provides. The directory store below is the only one
@@ -32,6 +35,11 @@ typedef struct sp_blob_ops {
 struct sp_blobs {
     const sp_blob_ops *ops;
     char root[PATH_MAX / 2];
+    /* The open writers, whose staging files the keeper (started with the first writer,
+     * stopped by sp_blobs_close) refreshes every SP_BLOB_HEARTBEAT_MS. */
+    pthread_mutex_t mu;
+    sp_blob_writer *writers;
+    sp_ticker *keeper;
 };
 
 struct sp_blob_writer {
@@ -39,8 +47,11 @@ struct sp_blob_writer {
     int fd;
     int64_t written;
     int64_t max_bytes;
+    sp_blob_writer *prev, *next; /* in store->writers while listed */
+    bool listed;
     char staging[PATH_MAX];
     char final[PATH_MAX];
+    char marker[PATH_MAX]; /* "<root>/staging/<id>.<staging file name>" */
 };
 
 bool sp_blob_name_valid(const char *name)
@@ -120,6 +131,55 @@ static int sp__fsync_dir(const char *path)
     return rc;
 }
 
+/* ---- staging liveness: the keeper thread and the markers ------------------------ */
+
+/* The keeper's tick. Under the lock, so no writer closes its fd (and has the number
+ * reused) meanwhile. The time set is the file system's own (the server's, over NFS). */
+static void sp__keeper_tick(void *ud)
+{
+    sp_blobs *b = ud;
+    pthread_mutex_lock(&b->mu);
+    for (sp_blob_writer *w = b->writers; w; w = w->next)
+        futimens(w->fd, NULL);
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* List w among the writers the keeper refreshes, starting the keeper if needed. */
+static int sp__writer_list(sp_blobs *b, sp_blob_writer *w, sp_err *err)
+{
+    pthread_mutex_lock(&b->mu);
+    if (b->keeper == NULL &&
+        (b->keeper = sp_ticker_start(SP_BLOB_HEARTBEAT_MS, sp__keeper_tick, b, err)) == NULL) {
+        pthread_mutex_unlock(&b->mu);
+        return SP_ENOMEM; /* the only way it fails; err says so */
+    }
+    w->prev = NULL;
+    w->next = b->writers;
+    if (b->writers)
+        b->writers->prev = w;
+    b->writers = w;
+    w->listed = true;
+    pthread_mutex_unlock(&b->mu);
+    return 0;
+}
+
+/* Take w off the list (before its fd is closed). */
+static void sp__writer_unlist(sp_blob_writer *w)
+{
+    if (!w->listed)
+        return;
+    sp_blobs *b = w->store;
+    pthread_mutex_lock(&b->mu);
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        b->writers = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->listed = false;
+    pthread_mutex_unlock(&b->mu);
+}
+
 /* ---- the local directory store ------------------------------------------------- */
 
 static int sp__dir_create(sp_blobs *b, const char *id, const char *name, sp_blob_writer *w,
@@ -137,14 +197,39 @@ static int sp__dir_create(sp_blobs *b, const char *id, const char *name, sp_blob
     int len = snprintf(w->staging, sizeof w->staging, "%s.tmp-%016llx", w->final, r);
     if (len < 0 || (size_t)len >= sizeof w->staging)
         return sp_err_set(err, SP_ETOOBIG, "blob path too long");
+    len = snprintf(w->marker, sizeof w->marker, "%s/staging/%s.%s.tmp-%016llx", b->root, id,
+                   name, r);
+    if (len < 0 || (size_t)len >= sizeof w->marker)
+        return sp_err_set(err, SP_ETOOBIG, "blob path too long");
+    /* The marker first, so every staging file has one (a crash in between leaves a
+     * marker without a file, which a sweep removes once it is stale). */
+    int m = open(w->marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (m < 0)
+        return sp_err_set(err, SP_EIO, "cannot create %s: %s", w->marker, strerror(errno));
+    close(m);
     w->fd = open(w->staging, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (w->fd < 0)
-        return sp_err_set(err, SP_EIO, "cannot create %s: %s", w->staging, strerror(errno));
-    return 0;
+    if (w->fd < 0) {
+        rc = sp_err_set(err, SP_EIO, "cannot create %s: %s", w->staging, strerror(errno));
+        unlink(w->marker);
+        return rc;
+    }
+    /* Held until the fd closes (or the process dies): a sweep on this host never takes a
+     * file whose writer lives. Where the file system cannot lock (ENOLCK), the
+     * heartbeat alone tells. */
+    (void)flock(w->fd, LOCK_EX | LOCK_NB);
+    rc = sp__writer_list(b, w, err);
+    if (rc < 0) {
+        close(w->fd);
+        w->fd = -1;
+        unlink(w->staging);
+        unlink(w->marker);
+    }
+    return rc;
 }
 
 static int sp__dir_commit(sp_blob_writer *w, bool durable, sp_err *err)
 {
+    sp__writer_unlist(w);
     int rc = 0;
     if (durable && fsync(w->fd) < 0)
         rc = sp_err_set(err, SP_EIO, "fsync %s: %s", w->staging, strerror(errno));
@@ -157,15 +242,18 @@ static int sp__dir_commit(sp_blob_writer *w, bool durable, sp_err *err)
         rc = sp_err_set(err, SP_EIO, "fsync directory of %s: %s", w->final, strerror(errno));
     if (rc < 0)
         unlink(w->staging);
+    unlink(w->marker);
     return rc;
 }
 
 static void sp__dir_abort(sp_blob_writer *w)
 {
+    sp__writer_unlist(w);
     if (w->fd >= 0)
         close(w->fd);
     w->fd = -1;
     unlink(w->staging);
+    unlink(w->marker);
 }
 
 static int sp__dir_open_read(sp_blobs *b, const char *id, const char *name, int *fd,
@@ -223,6 +311,10 @@ static int sp__dir_unlink(sp_blobs *b, const char *id, bool staging_only, char d
         int len = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         if (len > 0 && (size_t)len < sizeof path && unlink(path) < 0 && errno != ENOENT)
             rc = sp_err_set(err, SP_EIO, "remove %s: %s", path, strerror(errno));
+        /* A staging file's marker goes with it. */
+        len = snprintf(path, sizeof path, "%s/staging/%s.%s", b->root, id, e->d_name);
+        if (strstr(e->d_name, ".tmp-") && len > 0 && (size_t)len < sizeof path)
+            unlink(path);
     }
     closedir(d);
     return rc;
@@ -266,17 +358,23 @@ sp_blobs *sp_blobs_open(const char *dir, sp_err *err)
     size_t n = strlen(b->root);
     while (n > 1 && b->root[n - 1] == '/')
         b->root[--n] = '\0';
-    char jobs[PATH_MAX];
+    char jobs[PATH_MAX], staging[PATH_MAX];
     snprintf(jobs, sizeof jobs, "%s/jobs", b->root);
-    if (sp__mkdirs(jobs, err) < 0) {
+    snprintf(staging, sizeof staging, "%s/staging", b->root);
+    if (sp__mkdirs(jobs, err) < 0 || sp__mkdirs(staging, err) < 0) {
         sp_free(b);
         return NULL;
     }
+    pthread_mutex_init(&b->mu, NULL);
     return b;
 }
 
 void sp_blobs_close(sp_blobs *b)
 {
+    if (b == NULL)
+        return;
+    sp_ticker_stop(b->keeper);
+    pthread_mutex_destroy(&b->mu);
     sp_free(b);
 }
 
@@ -380,14 +478,105 @@ int sp_blobs_remove_job(sp_blobs *b, const char *job_id, sp_err *err)
     return b->ops->remove_job(b, job_id, err);
 }
 
+static int64_t sp__mtime_ms(const struct stat *st)
+{
+    return (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
+}
+
 static int64_t sp__age_ms(const struct stat *st, int64_t now)
 {
-    return now - ((int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000);
+    return now - sp__mtime_ms(st);
 }
 
 int sp_blobs_remove_staging(sp_blobs *b, const char *job_id, sp_err *err)
 {
     return b->ops->remove_staging(b, job_id, err);
+}
+
+/* The file system's clock (the server's, over NFS), which stamps the staging files:
+ * the modification time of a file created in dir now. The local clock if that fails. */
+static int64_t sp__fs_now_ms(const char *dir)
+{
+    char path[PATH_MAX];
+    int len = snprintf(path, sizeof path, "%s/.probe-%d-%llx", dir, (int)getpid(),
+                       (unsigned long long)sp_random_below(UINT64_MAX));
+    int fd = len > 0 && (size_t)len < sizeof path
+                 ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)
+                 : -1;
+    if (fd < 0)
+        return sp_now_ms();
+    struct stat st;
+    int64_t now = fstat(fd, &st) == 0 ? sp__mtime_ms(&st) : sp_now_ms();
+    close(fd);
+    unlink(path);
+    return now;
+}
+
+/* Judge the staging file one marker names; remove both when its writer is dead.
+ * Returns 1 when a staging file was removed. */
+static int sp__sweep_one(sp_blobs *b, int mdir, const char *marker, int64_t now,
+                         int64_t stale_ms)
+{
+    /* "<id>.<name>.tmp-<hex>" */
+    char id[SP_ID_LEN + 1];
+    if (strlen(marker) <= SP_ID_LEN + 1 || marker[SP_ID_LEN] != '.' ||
+        strstr(marker + SP_ID_LEN + 1, ".tmp-") == NULL)
+        return 0;
+    memcpy(id, marker, SP_ID_LEN);
+    id[SP_ID_LEN] = '\0';
+    char dir[PATH_MAX], path[PATH_MAX + 256];
+    struct stat ms;
+    if (sp__job_dir(b, id, dir, sizeof dir, NULL) < 0 ||
+        fstatat(mdir, marker, &ms, AT_SYMLINK_NOFOLLOW) < 0)
+        return 0;
+    int len = snprintf(path, sizeof path, "%s/%s", dir, marker + SP_ID_LEN + 1);
+    if (len < 0 || (size_t)len >= sizeof path)
+        return 0;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        /* Committed, aborted or removed already, and the marker outlived it (a crash
+         * between the two): the marker goes once it is old enough not to be one whose
+         * writer is about to create its file. */
+        if (errno == ENOENT && now - sp__mtime_ms(&ms) >= stale_ms)
+            unlinkat(mdir, marker, 0);
+        return 0;
+    }
+    int removed = 0;
+    struct stat st;
+    /* Dead: not refreshed for stale_ms, and no process holds its lock (a writer on this
+     * host, or on another where locks reach the server, holds it until it dies). */
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && now - sp__mtime_ms(&st) >= stale_ms &&
+        (flock(fd, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK)) {
+        if (unlink(path) == 0)
+            removed = 1;
+        unlinkat(mdir, marker, 0);
+    }
+    close(fd);
+    return removed;
+}
+
+int sp_blobs_sweep_staging(sp_blobs *b, int64_t stale_ms, int *removed, sp_err *err)
+{
+    if (removed)
+        *removed = 0;
+    if (stale_ms < SP_BLOB_STALE_MIN_MS)
+        stale_ms = SP_BLOB_STALE_MIN_MS;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/staging", b->root);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return sp_err_set(err, SP_EIO, "open %s: %s", dir, strerror(errno));
+    int64_t now = sp__fs_now_ms(dir);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        int k = sp__sweep_one(b, dirfd(d), e->d_name, now, stale_ms);
+        if (removed)
+            *removed += k;
+    }
+    closedir(d);
+    return 0;
 }
 
 /* Remove staging files older than min_age_ms in dir. */

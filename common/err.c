@@ -27,6 +27,7 @@ static const struct {
     [15] = {"fetch_failed", "fetch failed"},
     [16] = {"shutting_down", "shutting down"},
     [17] = {"unreachable", "destination unreachable or not allowed"},
+    [18] = {"crypto_error", "cryptographic library failure"},
 };
 
 static int sp__index(int code)

@@ -8,6 +8,7 @@
 #include "queue_internal.h"
 #include "spool/alloc.h"
 #include "spool/config.h"
+#include "spool/sha256.h"
 #include "spool/util.h"
 
 int sp__prefix_copy(char out[SP_PREFIX_MAX + 1], const char *prefix, sp_err *err)
@@ -158,11 +159,10 @@ static int sp__enq_build(sp_queue *q, const sp_enqueue *e, sp__enq_call *c, sp_e
     c->keys[4] = sp__key(&c->k[4], p, "queues");
     c->nkeys = 5;
     if (e->idem_key) {
-        sp_sha256 s;
         char digest[65];
-        sp_sha256_init(&s);
-        sp_sha256_update(&s, e->idem_key, strlen(e->idem_key));
-        sp_sha256_hex(&s, digest);
+        int rc = sp_sha256_hex_of(e->idem_key, strlen(e->idem_key), digest, err);
+        if (rc < 0)
+            return rc;
         c->keys[5] = sp__key_idem(&c->k[5], p, digest);
         c->nkeys = 6;
     }
@@ -471,15 +471,14 @@ int sp_queue_enqueue_many(sp_queue *q, const sp_enqueue *e, size_t n, int *resul
 int sp_queue_idem_lookup(sp_queue *q, const char *idem_key, char existing_id[SP_ID_LEN + 1],
                          sp_err *err)
 {
-    sp_sha256 sh;
     char digest[65];
-    sp_sha256_init(&sh);
-    sp_sha256_update(&sh, idem_key, strlen(idem_key));
-    sp_sha256_hex(&sh, digest);
+    int rc = sp_sha256_hex_of(idem_key, strlen(idem_key), digest, err);
+    if (rc < 0)
+        return rc;
     sp_key k;
     const char *argv[] = {"GET", sp__key_idem(&k, q->prefix, digest)};
     redisReply *rep;
-    int rc = sp_redis_cmd(q->r, &rep, err, 2, argv, NULL);
+    rc = sp_redis_cmd(q->r, &rep, err, 2, argv, NULL);
     if (rc < 0)
         return rc;
     size_t n;

@@ -2,9 +2,13 @@
 """spool-api uploads over raw sockets: a 1 GiB streamed upload with the server's peak
 RSS under 64 MiB, uploads cut off halfway (no job, no file), 413 mid-stream for
 chunked bodies and at once for a Content-Length over the limit, refusals mid-body,
-slow clients timed out, the connection limit, and blob GC of orphaned files."""
+slow clients timed out, the connection limit, and blob GC of orphaned files and of the
+staging files of an API killed mid-upload (while a slow live upload's file stays)."""
+import json
 import os
+import random
 import re
+import signal
 import socket
 import sys
 import time
@@ -369,6 +373,109 @@ def test_blob_gc_removes_files_of_vanished_jobs(ctx):
         assert os.path.exists(api.blob(kept, "dataset"))
     finally:
         eq(api.stop(), 0)
+
+
+# ---- staging files of dead writers --------------------------------------------------------
+
+STALE_S = 10  # SPOOL_GC_STAGING_AGE: a staging file unrefreshed this long has a dead writer
+SWEEP_S = STALE_S / 2  # how often the GC sweeps
+
+
+def staging_files(data):
+    out = []
+    for dirpath, _, files in os.walk(os.path.join(data, "jobs")):
+        out += [os.path.join(dirpath, f) for f in files if ".tmp-" in f]
+    return sorted(out)
+
+
+def shared_apis(ctx, name, writer_env=None):
+    """Two spool-api processes on one data directory and Redis, as two hosts sharing
+    them would be: `gc` sweeps the staging files of dead writers every SWEEP_S and walks
+    the job directories only hourly; `writer` runs no GC at all."""
+    data = os.path.join(suite.tmp, f"shared-{name}")
+    env = {"SPOOL_DATA_DIR": data, "SPOOL_KEY_PREFIX": f"{name}:"}
+    gc = ApiServer(suite, ctx["redis"], {**env, "SPOOL_GC_INTERVAL": "1h",
+                                         "SPOOL_GC_STAGING_AGE": f"{STALE_S}s"}, name=f"{name}-gc")
+    writer = ApiServer(suite, ctx["redis"], {**env, "SPOOL_GC_INTERVAL": "0", **(writer_env or {})},
+                       name=f"{name}-writer")
+    return data, gc, writer
+
+
+@suite.test
+def test_staging_file_of_an_api_killed_mid_upload_is_swept_within_the_bound(ctx):
+    data, gc, victim = shared_apis(ctx, "killed")
+    try:
+        s = connect(victim)
+        send_headers(s, "/v1/videos?preset=mp4-480p", "video/mp4", 10 * MiB)
+        s.sendall(b"\0" * MiB)
+        staged = wait_until(lambda: [f for f in staging_files(data) if os.path.getsize(f) == MiB],
+                            10, what="the upload's staging file")
+        eq(len(staged), 1, "staging files")
+        eq(len(os.listdir(os.path.join(data, "staging"))), 1, "markers")
+        victim.stop(signal.SIGKILL)
+        killed = time.monotonic()
+        s.close()
+        wait_until(lambda: not os.path.exists(staged[0]), STALE_S + SWEEP_S + 20, 0.1,
+                   what="the dead upload's staging file to go")
+        took = time.monotonic() - killed
+        # Not before it went stale (its last refresh came at most a heartbeat, 2 s,
+        # before the kill), and within the stale period plus a sweep (and slack).
+        assert STALE_S - 3 <= took <= STALE_S + SWEEP_S + 5, f"removed {took:.1f}s after the kill"
+        eq(os.listdir(os.path.join(data, "staging")), [], "markers left")
+        # The sweep did it, not the hourly walk: the job's (empty) directory is still there.
+        assert os.path.isdir(os.path.dirname(staged[0]))
+    finally:
+        eq(gc.stop(), 0)
+
+
+@suite.test
+def test_a_slow_live_upload_keeps_its_staging_file_through_the_sweeps(ctx):
+    # (a body silent for 25 s: the idle timeout and the upload rate must let it be)
+    data, gc, writer = shared_apis(ctx, "slow", {"SPOOL_CONN_TIMEOUT": "90s",
+                                                 "SPOOL_MIN_UPLOAD_RATE": "0"})
+    s = None
+    try:
+        # Beside it, the file of a writer that died on another host a minute ago: the
+        # sweeps are running and tell the two apart.
+        jid = "0" + "".join(random.choice("0123456789abcdefghjkmnpqrstvwxyz") for _ in range(35))
+        dead = os.path.join(data, "jobs", jid[-2:], jid, "input.tmp-0123456789abcdef")
+        os.makedirs(os.path.dirname(dead))
+        marker = os.path.join(data, "staging", f"{jid}.input.tmp-0123456789abcdef")
+        for path in (dead, marker):
+            with open(path, "wb") as f:
+                f.write(b"x" if path == dead else b"")
+            old = time.time() - 60
+            os.utime(path, (old, old))
+
+        s = connect(writer, timeout=120)
+        chunk = 64 * 1024
+        send_headers(s, "/v1/videos?preset=mp4-480p", "video/mp4", 3 * chunk)
+        s.sendall(b"a" * chunk)
+        live = wait_until(lambda: [f for f in staging_files(data) if f != dead], 10,
+                          what="the upload's staging file")
+        eq(len(live), 1, "staging files of the live upload")
+        # Not a byte for 2.5 stale periods (five sweeps): the writer's process keeps
+        # refreshing its file, and holds its lock.
+        end = time.monotonic() + 2.5 * STALE_S
+        while time.monotonic() < end:
+            assert os.path.exists(live[0]), "the live upload's staging file was swept"
+            time.sleep(0.2)
+        assert not os.path.exists(dead), "the dead writer's staging file is still there"
+        assert not os.path.exists(marker), "the dead writer's marker is still there"
+        s.sendall(b"b" * chunk)
+        s.sendall(b"c" * chunk)
+        status, _, body = read_response(s)
+        eq(status, 202, body)
+        job = json.loads(body)["id"]
+        with open(os.path.join(data, "jobs", job[-2:], job, "input"), "rb") as f:
+            eq(f.read(), b"a" * chunk + b"b" * chunk + b"c" * chunk, "the upload")
+        eq(staging_files(data), [], "staging files left")
+        eq(os.listdir(os.path.join(data, "staging")), [], "markers left")
+    finally:
+        if s:
+            s.close()
+        eq(writer.stop(), 0)
+        eq(gc.stop(), 0)
 
 
 if __name__ == "__main__":

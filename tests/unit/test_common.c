@@ -1,4 +1,4 @@
-/* test_common.c - the common library's pure parts: ids, buffers, SHA-256, URL and
+/* test_common.c - the common library's pure parts: ids, buffers, the ticker, URL and
  * option parsing, routes, the blob store and the fetch module (against a loopback
  * HTTP server). */
 #include <stdarg.h>
@@ -8,12 +8,15 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -26,6 +29,7 @@
 #include "spool/job.h"
 #include "spool/outbound.h"
 #include "spool/presets.h"
+#include "spool/ticker.h"
 #include "spool/util.h"
 
 static void test_ids_are_valid_unique_and_time_sortable(void **state)
@@ -117,34 +121,36 @@ static void test_allocation_failure_is_an_error_not_a_crash(void **state)
     sp_buf_free(&b);
 }
 
-static void sha(const char *in, const char *want)
+static void count_tick(void *ud)
 {
-    sp_sha256 s;
-    char hex[65];
-    sp_sha256_init(&s);
-    sp_sha256_update(&s, in, strlen(in));
-    sp_sha256_hex(&s, hex);
-    assert_string_equal(hex, want);
+    atomic_fetch_add((atomic_int *)ud, 1);
 }
 
-static void test_sha256_known_vectors(void **state)
+static void test_ticker_calls_periodically_and_stops_at_once(void **state)
 {
     (void)state;
-    sha("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-    sha("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    sha("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
-        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
-    /* Fed in pieces across block boundaries. */
-    sp_sha256 s;
-    char hex[65];
-    sp_sha256_init(&s);
-    for (int i = 0; i < 1000000 / 100; i++) {
-        char a[100];
-        memset(a, 'a', sizeof a);
-        sp_sha256_update(&s, a, sizeof a);
+    sp_err err;
+    atomic_int n = 0;
+    sp_ticker *t = sp_ticker_start(10, count_tick, &n, &err);
+    assert_non_null(t);
+    int64_t t0 = sp_mono_ms();
+    while (atomic_load(&n) < 3) {
+        if (sp_mono_ms() - t0 > 5000)
+            fail_msg("%d calls in 5 s of a 10 ms ticker", atomic_load(&n));
+        usleep(1000);
     }
-    sp_sha256_hex(&s, hex);
-    assert_string_equal(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    sp_ticker_stop(t);
+    int after = atomic_load(&n);
+    usleep(50 * 1000);
+    assert_int_equal(atomic_load(&n), after); /* no call after stop */
+    /* An hour's wait is cut short by stop. */
+    t = sp_ticker_start(3600 * 1000, count_tick, &n, &err);
+    assert_non_null(t);
+    t0 = sp_mono_ms();
+    sp_ticker_stop(t);
+    assert_true(sp_mono_ms() - t0 < 1000);
+    assert_int_equal(atomic_load(&n), after);
+    sp_ticker_stop(NULL);
 }
 
 static void test_redis_url_parsing(void **state)
@@ -360,6 +366,127 @@ static void test_blob_store_commits_atomically(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Set path's modification time to secs ago. */
+static void age_file(const char *path, int secs)
+{
+    struct timespec t[2];
+    clock_gettime(CLOCK_REALTIME, &t[0]);
+    t[0].tv_sec -= secs;
+    t[1] = t[0];
+    if (utimensat(AT_FDCWD, path, t, 0) != 0)
+        fail_msg("utimensat %s: %s", path, strerror(errno));
+}
+
+static int64_t age_ms(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return -1;
+    return sp_now_ms() - ((int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000);
+}
+
+/* The path of the one file in dir whose name starts with prefix, into out ("" if none). */
+static void find_file(const char *dir, const char *prefix, char *out, size_t n)
+{
+    out[0] = '\0';
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
+            snprintf(out, n, "%s/%s", dir, e->d_name);
+    }
+    closedir(d);
+}
+
+/* A live writer's staging file survives a sweep: its process refreshes it while no data
+ * comes, and its lock outweighs a late refresh. A dead writer's (its process gone: no
+ * refresh, no lock) is swept with its marker once it has gone stale, not before (it
+ * could be a writer on another host whose lock does not reach here). */
+static void test_blob_sweep_takes_dead_writers_staging_files_only(void **state)
+{
+    (void)state;
+    char root[] = "/tmp/spool-test-sweep-XXXXXX";
+    assert_non_null(mkdtemp(root));
+    sp_err err;
+    sp_blobs *b = sp_blobs_open(root, &err);
+    assert_non_null(b);
+    char id[SP_ID_LEN + 1], dir[512], markers[512];
+    sp_id_new(id);
+    snprintf(dir, sizeof dir, "%s/jobs/%s/%s", root, id + SP_ID_LEN - 2, id);
+    snprintf(markers, sizeof markers, "%s/staging", root);
+    int removed = -1;
+
+    /* Live, and silent for an hour as far as its file says: its lock keeps it. */
+    sp_blob_writer *live;
+    assert_int_equal(sp_blob_create(b, id, "live.bin", 0, &live, &err), 0);
+    assert_int_equal(sp_blob_write(live, "x", 1, &err), 0);
+    assert_int_equal(count_files(markers), 1);
+    age_file(sp_blob_staging_path(live), 3600);
+    assert_int_equal(sp_blobs_sweep_staging(b, SP_BLOB_STALE_MIN_MS, &removed, &err), 0);
+    assert_int_equal(removed, 0);
+    assert_true(age_ms(sp_blob_staging_path(live)) >= 3500 * 1000);
+    /* ...and its process refreshes it within a heartbeat, data or not. */
+    int64_t t0 = sp_mono_ms();
+    while (age_ms(sp_blob_staging_path(live)) > 2 * SP_BLOB_HEARTBEAT_MS) {
+        if (sp_mono_ms() - t0 > 3 * SP_BLOB_HEARTBEAT_MS)
+            fail_msg("not refreshed after %lld ms", (long long)(sp_mono_ms() - t0));
+        usleep(50 * 1000);
+    }
+
+    /* A writer in a process that dies mid-write (as kill -9 would end it). */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        sp_blobs *cb = sp_blobs_open(root, NULL);
+        sp_blob_writer *w;
+        _exit(cb && sp_blob_create(cb, id, "dead.bin", 0, &w, NULL) == 0 &&
+                      sp_blob_write(w, "half", 4, NULL) == 0
+                  ? 0
+                  : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(WEXITSTATUS(status), 0);
+    char dead[1024];
+    find_file(dir, "dead.bin.tmp-", dead, sizeof dead);
+    assert_true(dead[0] != '\0');
+    assert_int_equal(count_files(markers), 2);
+    /* Fresh, so it could be a live writer on a host whose locks do not reach here. */
+    assert_int_equal(sp_blobs_sweep_staging(b, SP_BLOB_STALE_MIN_MS, &removed, &err), 0);
+    assert_int_equal(removed, 0);
+    assert_int_equal(access(dead, F_OK), 0);
+    /* Stale and unlocked: gone, with its marker; the live one stays. */
+    age_file(dead, SP_BLOB_STALE_MIN_MS / 1000 + 1);
+    assert_int_equal(sp_blobs_sweep_staging(b, SP_BLOB_STALE_MIN_MS, &removed, &err), 0);
+    assert_int_equal(removed, 1);
+    assert_int_not_equal(access(dead, F_OK), 0);
+    assert_int_equal(access(sp_blob_staging_path(live), F_OK), 0);
+    assert_int_equal(count_files(markers), 1);
+
+    /* A marker whose file never came (a crash in between) goes once it is stale. */
+    char ghost[1024];
+    snprintf(ghost, sizeof ghost, "%s/%s.ghost.bin.tmp-0123456789abcdef", markers, id);
+    int fd = open(ghost, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(sp_blobs_sweep_staging(b, SP_BLOB_STALE_MIN_MS, &removed, &err), 0);
+    assert_int_equal(access(ghost, F_OK), 0);
+    age_file(ghost, SP_BLOB_STALE_MIN_MS / 1000 + 1);
+    assert_int_equal(sp_blobs_sweep_staging(b, SP_BLOB_STALE_MIN_MS, &removed, &err), 0);
+    assert_int_equal(removed, 0);
+    assert_int_not_equal(access(ghost, F_OK), 0);
+
+    /* The live writer commits as ever, and takes its marker along. */
+    assert_int_equal(sp_blob_commit(live, false, &err), 0);
+    assert_int_equal(count_files(markers), 0);
+    assert_int_equal(count_files(dir), 1);
+    sp_blobs_close(b);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* ---- fetch against a loopback HTTP server -------------------------------------------- */
 
 static pid_t httpd_pid;
@@ -548,12 +675,13 @@ int main(void)
         cmocka_unit_test(test_ids_are_valid_unique_and_time_sortable),
         cmocka_unit_test(test_buf_grows_and_respects_its_maximum),
         cmocka_unit_test(test_allocation_failure_is_an_error_not_a_crash),
-        cmocka_unit_test(test_sha256_known_vectors),
+        cmocka_unit_test(test_ticker_calls_periodically_and_stops_at_once),
         cmocka_unit_test(test_redis_url_parsing),
         cmocka_unit_test(test_options_defaults_env_and_flags),
         cmocka_unit_test(test_routes_and_retry_policies),
         cmocka_unit_test(test_job_fields_and_states),
         cmocka_unit_test(test_blob_store_commits_atomically),
+        cmocka_unit_test(test_blob_sweep_takes_dead_writers_staging_files_only),
         cmocka_unit_test_setup_teardown(test_fetch_downloads_and_classifies_failures,
                                         fetch_setup, fetch_teardown),
         cmocka_unit_test_setup_teardown(test_fetch_errors_before_an_answer_are_uniform,

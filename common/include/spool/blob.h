@@ -6,7 +6,18 @@
  * rather than duplicates its outputs.
  *
  * Layout: <root>/jobs/<last 2 chars of id>/<id>/<name>; staging files are
- * "<name>.tmp-<random>" in the same directory. Handles are thread-safe. */
+ * "<name>.tmp-<random>" in the same directory, each listed while it is open by an
+ * empty marker "<root>/staging/<id>.<name>.tmp-<random>". Handles are thread-safe.
+ *
+ * Telling a dead writer's staging file from a live one (a process killed mid-upload
+ * leaves its file; an upload from another host sharing the directory may be slow):
+ * the process that writes a staging file refreshes its modification time every
+ * SP_BLOB_HEARTBEAT_MS from a thread of its own, whether data arrives or not (and for
+ * files a library writes by path), and holds an flock on it until it closes it. A
+ * sweep (sp_blobs_sweep_staging) removes a file only when both say its writer is gone:
+ * no refresh for a while by the file system's clock (so hosts' clocks may differ, and
+ * NFS stamps with the server's), and no lock held (a live writer on this host, or on
+ * another where locks reach the server, keeps its file however late its refresh). */
 #ifndef SPOOL_BLOB_H
 #define SPOOL_BLOB_H
 
@@ -20,9 +31,15 @@ typedef struct sp_blobs sp_blobs;
 typedef struct sp_blob_writer sp_blob_writer;
 
 /* Open (creating if needed) the store rooted at dir. NULL with err set when the
- * directory cannot be created. Close with sp_blobs_close. */
+ * directory cannot be created. Close with sp_blobs_close, after every writer has been
+ * committed or aborted (it stops the thread that refreshes their files). */
 sp_blobs *sp_blobs_open(const char *dir, sp_err *err);
 void sp_blobs_close(sp_blobs *b); /* accepts NULL */
+
+/* How often a writer's process refreshes its open staging files. */
+#define SP_BLOB_HEARTBEAT_MS 2000
+/* The least silence after which a sweep may judge a writer dead: five refreshes. */
+#define SP_BLOB_STALE_MIN_MS (5 * SP_BLOB_HEARTBEAT_MS)
 
 /* Check that the store can take a write now (create, write and remove a probe file).
  * 0 or SP_EIO with the reason. For readiness probes. */
@@ -73,6 +90,14 @@ int sp_blobs_remove_staging(sp_blobs *b, const char *job_id, sp_err *err);
 
 /* Remove every blob of job id (and its directory). 0 also when there were none. */
 int sp_blobs_remove_job(sp_blobs *b, const char *job_id, sp_err *err);
+
+/* Remove the staging files whose writers died (killed mid-upload or mid-job, on any
+ * host sharing the store): those with a marker whose file has not been refreshed for
+ * stale_ms (raised to SP_BLOB_STALE_MIN_MS if lower) and whose lock no process holds,
+ * and markers left without a file. Reads only <root>/staging, so it is cheap to run
+ * every few seconds. *removed (may be NULL) gets the staging files removed. 0, or
+ * SP_EIO when the directory cannot be read. */
+int sp_blobs_sweep_staging(sp_blobs *b, int64_t stale_ms, int *removed, sp_err *err);
 
 /* Garbage collection: for each job directory not modified for min_age_ms, ask
  * keep(job_id, ud): 1 keeps it, 0 removes it, a negative code stops the walk (and is

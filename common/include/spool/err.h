@@ -25,7 +25,8 @@ enum sp_code {
     SP_ESHUTDOWN = -16,  /* the process is shutting down */
     SP_EUNREACHABLE = -17, /* a user's URL: host refused by the outbound guard or
                             * unreachable, told apart nowhere but in logs (transient) */
-    SP_ECODE_MIN = -17
+    SP_ECRYPTO = -18,    /* libcrypto failed to compute a digest (not for lack of memory) */
+    SP_ECODE_MIN = -18
 };
 
 /* The error a failing call fills in: its code and a human-readable message. */

@@ -61,15 +61,4 @@ int sp_parse_size(const char *s, int64_t *out);
  * seconds) into milliseconds. Returns 0 or SP_EINVAL. */
 int sp_parse_duration_ms(const char *s, int64_t *out);
 
-/* SHA-256 of data, as 64 lowercase hex characters and a NUL. */
-typedef struct sp_sha256 {
-    uint32_t h[8];
-    uint64_t len;
-    unsigned char block[64];
-    size_t fill;
-} sp_sha256;
-void sp_sha256_init(sp_sha256 *s);
-void sp_sha256_update(sp_sha256 *s, const void *data, size_t n);
-void sp_sha256_hex(sp_sha256 *s, char out[65]);
-
 #endif
