@@ -32,8 +32,9 @@ void sp_worker_id_new(char out[128], const char *host)
 int sp_queue_worker_beat(sp_queue *q, const sp_worker_info *w, int64_t ttl_ms, sp_err *err)
 {
     const char *p = q->prefix;
-    sp_key k[2];
-    const char *keys[] = {sp__key(&k[0], p, "workers"), sp__key_worker(&k[1], p, w->id)};
+    sp_key k[4];
+    const char *keys[] = {sp__key(&k[0], p, "workers"), sp__key_worker(&k[1], p, w->id),
+                          sp__key(&k[2], p, "watch"), sp__key(&k[3], p, "runs")};
     char ttl[24], pid[24], conc[24], started[24], processed[24], failed[24];
     snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
     snprintf(pid, sizeof pid, "%lld", (long long)w->pid);
@@ -41,12 +42,13 @@ int sp_queue_worker_beat(sp_queue *q, const sp_worker_info *w, int64_t ttl_ms, s
     snprintf(started, sizeof started, "%lld", (long long)w->started_at);
     snprintf(processed, sizeof processed, "%lld", (long long)w->processed);
     snprintf(failed, sizeof failed, "%lld", (long long)w->failed);
-    const char *args[] = {w->id,     ttl,      "id",       w->id,     "kind",       w->kind,
-                          "host",    w->host,  "pid",      pid,       "queues",     w->queues,
-                          "concurrency", conc, "started_at", started, "current",   w->current,
-                          "processed", processed, "failed", failed};
+    const char *args[] = {w->id,         ttl,       w->run,       "id",      w->id,
+                          "kind",        w->kind,   "host",       w->host,   "pid",
+                          pid,           "queues",  w->queues,    "concurrency", conc,
+                          "started_at",  started,   "current",    w->current, "processed",
+                          processed,     "failed",  failed};
     redisReply *rep;
-    int rc = sp_redis_eval(q->r, SP_LUA_WORKER_BEAT, 2, keys, (int)(sizeof args / sizeof *args),
+    int rc = sp_redis_eval(q->r, SP_LUA_WORKER_BEAT, 4, keys, (int)(sizeof args / sizeof *args),
                            args, NULL, &rep, err);
     sp_redis_reply_free(rep);
     return rc;
@@ -79,12 +81,14 @@ static int sp__worker_leave(sp_queue *q, const char *worker_id, const char *mode
          name = strtok_r(NULL, ",", &save))
         names[nnames++] = name;
 
-    sp_key k[2 + 2 * MAXQ];
-    const char *keys[2 + 2 * MAXQ];
+    sp_key k[3 + 2 * MAXQ];
+    const char *keys[3 + 2 * MAXQ];
     int nkeys = 0;
     keys[nkeys] = sp__key(&k[nkeys], p, "workers");
     nkeys++;
     keys[nkeys] = sp__key_worker(&k[nkeys], p, worker_id);
+    nkeys++;
+    keys[nkeys] = sp__key(&k[nkeys], p, "runs");
     nkeys++;
     for (size_t i = 0; i < nnames; i++) {
         if (!sp_queue_name_valid(names[i]))
@@ -174,7 +178,7 @@ static int sp__maint_each(sp_queue *q, const redisReply *ids, const char *queue,
         const char *id = sp_reply_str(sp_reply_elem(ids, i), NULL);
         if (id == NULL || !sp_id_valid(id))
             continue;
-        sp_key k[6];
+        sp_key k[9];
         if (script == SP_LUA_PROMOTE) {
             const char *keys[] = {sp__key_job(&k[0], p, id), sp__key_q(&k[1], p, queue, "delayed"),
                                   sp__key_q(&k[2], p, queue, "ready")};
@@ -184,9 +188,11 @@ static int sp__maint_each(sp_queue *q, const redisReply *ids, const char *queue,
             const char *keys[] = {sp__key_job(&k[0], p, id), sp__key_q(&k[1], p, queue, "leases"),
                                   sp__key_q(&k[2], p, queue, "ready"),
                                   sp__key_q(&k[3], p, queue, "dead"),
-                                  sp__key_q(&k[4], p, queue, "stats")};
-            const char *args[] = {id, retention, sp__chan_job(&k[5], p, id)};
-            rc = sp_redis_append_eval(q->r, SP_LUA_EXPIRE, 5, keys, 3, args, NULL, err);
+                                  sp__key_q(&k[4], p, queue, "stats"),
+                                  sp__key(&k[5], p, "workers"), sp__key(&k[6], p, "watch"),
+                                  sp__key(&k[7], p, "runs")};
+            const char *args[] = {id, retention, sp__chan_job(&k[8], p, id)};
+            rc = sp_redis_append_eval(q->r, SP_LUA_EXPIRE, 8, keys, 3, args, NULL, err);
         }
         if (rc == 0)
             sent++;
