@@ -1,5 +1,5 @@
 /* test_queue.c - the Redis job queue against a real redis-server (leases, fencing and
- * the worker registry are in test_lease.c). */
+ * the worker registry are in test_lease.c; Redis refusing to serve in test_redis.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -564,31 +564,6 @@ static void test_consumer_reports_outage_and_resumes(void **state)
     close(pfd[1]);
 }
 
-static void test_redis_down_gives_clear_error(void **state)
-{
-    (void)state;
-    char url[64];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", sp_test_free_port());
-    sp_err err;
-    sp_queue *q = sp_queue_open(url, prefix, &err);
-    assert_non_null(q);
-    char id[SP_ID_LEN + 1];
-    sp_id_new(id);
-    sp_enqueue e = {id, "test.noop", "x", 3, 100, 1000, false, NULL, NULL, NULL, NULL, 0, 0};
-    assert_int_equal(sp_queue_enqueue(q, &e, NULL, &err), SP_EREDIS);
-    assert_non_null(strstr(err.msg, "Redis unavailable at 127.0.0.1:"));
-    sp_job j;
-    assert_int_equal(sp_queue_get(q, id, &j, &err), SP_EREDIS);
-    assert_int_equal(sp_queue_ping(q, &err), SP_EREDIS);
-    const char *queues[] = {"x"};
-    sp_consumer *c = open_consumer(url, "w", queues, 1, 1000);
-    assert_int_equal(sp_consumer_next(c, 100, &j, &err), SP_EREDIS);
-    sp_consumer_free(c);
-    sp_queue_close(q);
-    assert_null(sp_queue_open("http://nope", prefix, &err));
-    assert_int_equal(err.code, SP_EINVAL);
-}
-
 /* ---- the rest of the queue's surface -------------------------------------------------- */
 
 static void test_idempotency_key_returns_first_job_or_conflict(void **state)
@@ -891,39 +866,6 @@ static void test_events_report_job_changes(void **state)
     sp_queue_close(q);
 }
 
-static void test_password_and_database_in_the_url(void **state)
-{
-    (void)state;
-    sp_test_redis r;
-    assert_int_equal(sp_test_redis_start(&r, 0), 0);
-    assert_string_equal(sp_test_redis_cli(&r, "CONFIG SET requirepass 's3cr%%t'"), "OK");
-    char good[160], bad[160];
-    snprintf(good, sizeof good, "redis://:s3cr%%25t@127.0.0.1:%d/2", r.port);
-    snprintf(bad, sizeof bad, "redis://:wrong@127.0.0.1:%d/2", r.port);
-    sp_err err;
-    sp_queue *q = sp_queue_open(good, prefix, &err);
-    assert_non_null(q);
-    char id[SP_ID_LEN + 1];
-    sp_id_new(id);
-    sp_enqueue e = {id, "test.noop", "auth", 3, 100, 1000, false, NULL, NULL, NULL, NULL, 0, 0};
-    assert_int_equal(sp_queue_enqueue(q, &e, NULL, &err), 0);
-    /* The job is in database 2, not 0. */
-    const char *n = sp_test_redis_cli(&r, "-a 's3cr%%t' --no-auth-warning -n 2 EXISTS %sjob:%s",
-                                      prefix, id);
-    assert_string_equal(n, "1");
-    n = sp_test_redis_cli(&r, "-a 's3cr%%t' --no-auth-warning -n 0 EXISTS %sjob:%s", prefix, id);
-    assert_string_equal(n, "0");
-    sp_queue *wrong = sp_queue_open(bad, prefix, &err);
-    assert_non_null(wrong);
-    assert_int_not_equal(sp_queue_ping(wrong, &err), 0);
-    if (strstr(err.msg, "WRONGPASS") == NULL && strstr(err.msg, "invalid") == NULL)
-        fail_msg("unexpected message for a wrong password: %s", err.msg);
-    sp_queue_close(wrong);
-    sp_queue_close(q);
-    sp_test_redis_cli(&r, "-a 's3cr%%t' --no-auth-warning CONFIG SET requirepass ''");
-    sp_test_redis_destroy(&r);
-}
-
 /* What a consumer's on_finished reported. */
 typedef struct finished_log {
     int n;
@@ -1178,7 +1120,6 @@ int main(void)
         cmocka_unit_test_setup(test_aof_restart_between_enqueue_and_dequeue_loses_nothing,
                                setup_test),
         cmocka_unit_test_setup(test_consumer_reports_outage_and_resumes, setup_test),
-        cmocka_unit_test_setup(test_redis_down_gives_clear_error, setup_test),
         cmocka_unit_test_setup(test_idempotency_key_returns_first_job_or_conflict, setup_test),
         cmocka_unit_test_setup(test_queue_limit_rejects_when_full, setup_test),
         cmocka_unit_test_setup(test_finished_job_expires_after_retention, setup_test),
@@ -1193,7 +1134,6 @@ int main(void)
         cmocka_unit_test_setup(test_prefetch_free_records_held_finishes, setup_test),
         cmocka_unit_test_setup(test_prefetch_held_finishes_survive_a_redis_restart, setup_test),
         cmocka_unit_test_setup(test_prefetch_does_not_run_a_job_on_a_stale_lease, setup_test),
-        cmocka_unit_test_setup(test_password_and_database_in_the_url, setup_test),
     };
     return cmocka_run_group_tests_name("queue", tests, group_setup, group_teardown);
 }
