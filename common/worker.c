@@ -472,7 +472,7 @@ static void sp__keep_slot(sp__worker *w, sp_queue *q, sp_job_ctx *ctx)
     /* SP_EREDIS: keep working; the lease may still be ours when Redis is back. */
 }
 
-static void sp__beat(sp__worker *w, sp_queue *q, sp_err *err)
+static int sp__beat(sp__worker *w, sp_queue *q, sp_err *err)
 {
     sp_worker_info info;
     memset(&info, 0, sizeof info);
@@ -498,7 +498,7 @@ static void sp__beat(sp__worker *w, sp_queue *q, sp_err *err)
                                    cn ? "," : "", ctx->job.id);
         pthread_mutex_unlock(&ctx->mu);
     }
-    sp_queue_worker_beat(q, &info, w->worker_ttl_ms, err);
+    return sp_queue_worker_beat(q, &info, w->worker_ttl_ms, err);
 }
 
 static void *sp__keeper_main(void *arg)
@@ -510,11 +510,12 @@ static void *sp__keeper_main(void *arg)
         sp_error(&w->log, "keeper: %s", err.msg);
         return NULL;
     }
-    int64_t next_beat = 0, next_maint = 0, next_renew = 0;
+    int64_t next_beat = 0, next_maint = 0, next_renew = 0, warned = 0;
     bool outage = false;
     while (!w->stopping) {
         int64_t now = sp_mono_ms();
         int rc = 0;
+        bool called = false; /* whether rc tells how Redis is */
         for (int64_t i = 0; i < w->concurrency; i++)
             sp__tend_slot(w, q, &w->slots[i]);
         if (now >= next_renew) {
@@ -523,24 +524,29 @@ static void *sp__keeper_main(void *arg)
             next_renew = now + w->renew_ms;
         }
         if (now >= next_beat) {
-            sp__beat(w, q, &err);
-            rc = err.code;
+            rc = sp__beat(w, q, &err);
+            called = true;
             next_beat = now + (w->worker_ttl_ms / 5 < 1000 ? w->worker_ttl_ms / 5 : 1000);
         }
         if (now >= next_maint && rc == 0) {
             sp_maint_report r;
             err.code = 0;
             rc = sp_queue_maintain(q, w->queues, w->nqueues, w->common.retention_ms, &r, &err);
+            called = true;
             if (rc == 0 && (r.promoted || r.expired || r.workers_reaped))
                 sp_info(&w->log,
-                        "maintenance: %d retries due, %d leases expired, %d dead workers "
-                        "(%d claimed jobs given back)",
+                        "maintenance: %d retries due, %d running jobs sent back (lease out or "
+                        "worker silent), %d dead workers (%d claimed jobs given back)",
                         r.promoted, r.expired, r.workers_reaped, r.reclaimed);
             next_maint = now + w->maintain_ms;
         }
-        if (rc == SP_EREDIS && !outage)
-            sp_warn(&w->log, "keeper: %s", err.msg);
-        outage = rc == SP_EREDIS;
+        /* An outage is reported when it starts, then once a minute while it lasts. */
+        if (called && rc == SP_EREDIS && (!outage || now - warned >= 60000)) {
+            sp_warn(&w->log, "keeper: %s%s", err.msg, outage ? " (still retrying)" : "");
+            warned = now;
+        }
+        if (called)
+            outage = rc == SP_EREDIS;
         int64_t wake = next_renew < next_beat ? next_renew : next_beat;
         if (next_maint < wake)
             wake = next_maint;
@@ -718,12 +724,13 @@ int sp_worker_main(const sp_worker_def *def, sp_option *extra, size_t nextra, in
          * which tells reapers that the jobs that run left running are orphans. Register
          * before taking jobs so a crash between is visible to reapers. */
         sp_queue *q = sp_queue_open(w->common.redis_url, w->common.prefix, &err);
-        if (q) {
-            if (sp_queue_worker_leave(q, w->id, &err) < 0)
-                sp_warn(&w->log, "could not clear what an earlier run left: %s", err.msg);
-            sp__beat(w, q, &err);
-            sp_queue_close(q);
-        }
+        int brc = q ? sp_queue_worker_leave(q, w->id, &err) : err.code;
+        if (brc == 0)
+            brc = sp__beat(w, q, &err);
+        if (brc < 0)
+            sp_error(&w->log, "cannot use Redis: %s (retrying; no job is taken until it works)",
+                     err.msg);
+        sp_queue_close(q);
     }
     sp_info(&w->log, "ready: queues %s, concurrency %lld, lease %lld ms, worker TTL %lld ms",
             w->queues_opt, (long long)w->concurrency, (long long)w->lease_ms,

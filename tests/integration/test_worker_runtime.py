@@ -464,6 +464,10 @@ def test_worker_survives_redis_outage(ctx):
         r.start()
         jid = q.enqueue("test", "test.noop", {})
         q.wait_state(jid, "succeeded", 20)
+        # Its maintenance resumes too: a retry is promoted when due.
+        jid = q.enqueue("test", "test.noop", {"fail": "retry"}, max_attempts=2)
+        job = q.wait_state(jid, "failed", 20)
+        eq(job["attempts"], 2, "the retry ran")
     finally:
         w.stop()
         r.destroy()
