@@ -3,10 +3,11 @@
 -- it ends cancelled. That is the case when
 --   * its lease ran out (lease_until), or, before that,
 --   * its worker went silent: the job has had no renewal for its worker's heartbeat TTL
---     (worker_ttl), the worker's heartbeat has run out too (or it was reaped, or the
---     worker id beats again from a new run, started after the job), and other
---     heartbeats were heard without a gap all the while (the watch, see
---     worker_beat.lua), so the silence is the worker's and not Redis's.
+--     (worker_ttl), the worker's heartbeat has run out too (or it was reaped), and
+--     other heartbeats were heard without a gap all the while (the watch, see
+--     worker_beat.lua), so the silence is the worker's and not Redis's; or
+--   * its worker was replaced: the job has had no renewal for the TTL and its worker id
+--     beats from a new process run, registered after the job started (runs zset).
 -- A job that is still renewed never moves, whatever its worker's heartbeat says. When
 -- the job stays, its place in the leases zset says when to look again.
 -- KEYS: 1 job hash, 2 leases zset, 3 ready list, 4 dead zset, 5 queue stats,
@@ -32,14 +33,16 @@ if lease > now then
   if ttl > 0 then
     local quiet = renewed + ttl
     local beat = tonumber(redis.call('ZSCORE', KEYS[6], h[6] or '') or 0)
-    local run = tonumber(redis.call('ZSCORE', KEYS[8], h[6] or '') or 0)
-    if run > tonumber(h[9] or 0) then beat = 0 end -- a new run: the job's has ended
     local since = tonumber(redis.call('HGET', KEYS[7], 'since') or now + 1)
+    -- The worker id beats from a run that began after the job started: the job's run
+    -- has ended for sure, whatever the heartbeats or Redis did meanwhile.
+    local replaced = tonumber(redis.call('ZSCORE', KEYS[8], h[6] or '') or 0) >
+      tonumber(h[9] or 0)
     if quiet > now then
       again = math.min(lease, quiet)
-    elseif since > renewed then
+    elseif not replaced and since > renewed then
       again = lease
-    elseif beat > now then
+    elseif not replaced and beat > now then
       again = math.min(lease, beat)
     else
       silent = true

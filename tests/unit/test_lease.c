@@ -627,10 +627,12 @@ static void test_worker_restarted_under_its_id_does_not_vouch_for_the_old_run(vo
     sp_err err;
     assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
     int64_t t0 = sp_test_ms();
-    usleep(10000); /* a restart takes longer than this */
 
-    /* The process is killed and restarted under the same id (a fixed SPOOL_WORKER_ID):
-     * the id beats on, from a new run, and its old job still goes back after the TTL. */
+    /* The process is killed and restarted under the same id (a fixed SPOOL_WORKER_ID),
+     * and it was the only worker: nobody beats while it restarts, longer than half the
+     * TTL. The id beats on, from a new run, and its old job still goes back after the
+     * TTL: that run has ended for sure, whatever the pause in the heartbeats. */
+    usleep(3 * ttl / 2 * 1000);
     sp_state st;
     do {
         beat_run(q, "phoenix", "rr", ttl, "run-2");
