@@ -11,6 +11,7 @@
 #include "spool/log.h"
 #include "spool/outbound.h"
 #include "validate.h"
+#include "spool/queue.h"
 
 #define API_OPTION_COUNT 21
 
@@ -121,6 +122,14 @@ int main(int argc, char **argv)
         sp_options_free(opts, nopts);
         return err.code == SP_EINVAL ? 2 : 1;
     }
+    /* Say at once when Redis cannot be used (down, loading, a wrong password): the API
+     * runs anyway and answers 503 until it can. */
+    sp_queue *q = sp_queue_open(cfg.common.redis_url, cfg.common.prefix, &err);
+    if (q == NULL || sp_queue_ping(q, &err) < 0)
+        sp_error(NULL, "cannot use Redis: %s; requests that need it answer 503 and /readyz "
+                       "is not ready until it works",
+                 err.msg);
+    sp_queue_close(q);
     int sig = 0;
     sigwait(&set, &sig);
     sp_info(NULL, "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");

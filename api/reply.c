@@ -3,12 +3,14 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "spool/alloc.h"
 #include "spool/log.h"
+#include "spool/util.h"
 
 static const struct {
     int status;
@@ -168,6 +170,36 @@ enum MHD_Result api_reply_json(api_req *r, int status, sp_buf *body, const api_h
     return api_reply_body(r, status, "application/json", body, hdrs, nhdrs);
 }
 
+/* 503s come in floods while Redis or the disk is away (or refuses our password): the
+ * first of each code is logged, then one line per API_OUTAGE_LOG_MS with how many were
+ * not. Any other 5xx is a bug and each is logged. */
+#define API_OUTAGE_LOG_MS 30000
+static atomic_llong api__logged_at[API_E_COUNT]; /* sp_mono_ms of the last line, 0 none */
+static atomic_llong api__unlogged[API_E_COUNT];
+
+static void api__log_5xx(const api_req *r, int e, const char *msg)
+{
+    const char *what = r->method == API_M_POST ? "POST" : "request";
+    const char *path = r->path ? r->path : "?";
+    if (api__errors[e].status != 503) {
+        sp_warn(NULL, "%s %s: %d %s: %s", what, path, api__errors[e].status,
+                api__errors[e].code, msg);
+        return;
+    }
+    long long now = sp_mono_ms(), last = atomic_load(&api__logged_at[e]);
+    if ((last != 0 && now - last < API_OUTAGE_LOG_MS) ||
+        !atomic_compare_exchange_strong(&api__logged_at[e], &last, now)) {
+        atomic_fetch_add(&api__unlogged[e], 1);
+        return;
+    }
+    long long more = atomic_exchange(&api__unlogged[e], 0);
+    if (more > 0)
+        sp_warn(NULL, "%s %s: 503 %s: %s (and %lld more 503 %s in the last %d s)", what, path,
+                api__errors[e].code, msg, more, api__errors[e].code, API_OUTAGE_LOG_MS / 1000);
+    else
+        sp_warn(NULL, "%s %s: 503 %s: %s", what, path, api__errors[e].code, msg);
+}
+
 /* The error answer for e with message msg, (optionally) the field at fault, and
  * extra headers. */
 static enum MHD_Result api__error(api_req *r, int e, const char *field, const char *msg,
@@ -208,8 +240,7 @@ static enum MHD_Result api__error(api_req *r, int e, const char *field, const ch
     if (e == API_E_UNAUTHORIZED)
         h[nh++] = (api_hdr_kv){"WWW-Authenticate", "Bearer realm=\"spool\""};
     if (api__errors[e].status >= 500)
-        sp_warn(NULL, "%s %s: %d %s: %s", r->method == API_M_POST ? "POST" : "request",
-                r->path ? r->path : "?", api__errors[e].status, api__errors[e].code, msg);
+        api__log_5xx(r, e, msg);
     return api_reply_json(r, api__errors[e].status, &b, h, nh);
 }
 

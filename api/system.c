@@ -2,12 +2,14 @@
  * /readyz (Redis answers and the blob store takes writes), /metrics (Prometheus) and
  * /v1/queues (depths per queue and the live workers). */
 #include <jansson.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "handlers.h"
 #include "metrics.h"
 #include "reply.h"
 #include "spool/alloc.h"
+#include "spool/log.h"
 #include "validate.h"
 
 #define API_MAX_QUEUES 256
@@ -22,12 +24,18 @@ enum MHD_Result api_sys_healthz(api_req *r)
     return api_reply_json(r, 200, &b, NULL, 0);
 }
 
+/* Whether the last /readyz found the API not ready: its recovery is logged once. */
+static atomic_bool api__unready;
+
 enum MHD_Result api_sys_readyz(api_req *r)
 {
     sp_err rerr, serr;
     sp_queue *q = api_queue(r, &rerr);
     int redis = q ? sp_queue_ping(q, &rerr) : rerr.code;
     int storage = sp_blobs_check(r->srv->blobs, &serr);
+    bool was = atomic_exchange(&api__unready, redis != 0 || storage != 0);
+    if (was && redis == 0 && storage == 0)
+        sp_info(NULL, "ready again: Redis answers and the blob store takes writes");
     if (redis == 0 && storage == 0) {
         sp_buf b;
         sp_buf_init(&b, 128);

@@ -47,6 +47,7 @@ struct sp_consumer {
     char lease_ms[24];
     int64_t lease_n;
     char retention_ms[24];
+    char ttl_ms[24]; /* the worker's heartbeat TTL, "0" when it has none */
     int64_t prefetch_us;
     int64_t job_t0;  /* when the current job was handed out (monotonic us) */
     int64_t last_us; /* how long the previous job took */
@@ -124,6 +125,8 @@ sp_consumer *sp_consumer_new(const sp_consumer_opts *o, sp_err *err)
     snprintf(c->lease_ms, sizeof c->lease_ms, "%lld", (long long)c->lease_n);
     snprintf(c->retention_ms, sizeof c->retention_ms, "%lld",
              (long long)(o->retention_ms > 0 ? o->retention_ms : 604800000));
+    snprintf(c->ttl_ms, sizeof c->ttl_ms, "%lld",
+             (long long)(o->worker_ttl_ms > 0 ? o->worker_ttl_ms : 0));
     c->prefetch_us = o->prefetch_ms > 0 ? o->prefetch_ms * 1000 : 0;
     c->last_us = INT64_MAX;
     c->on_finished = o->on_finished;
@@ -279,7 +282,7 @@ static int sp__step(sp_consumer *c, sp_redis *r, sp__step_req *req, sp_err *err)
     size_t nf = c->ndone;
     size_t ns = req->start ? c->nclaimed : 0;
     const char *keys[SP_CONSUMER_MAXQ * SP_QK_N + SP_DONE_MAX + SP_BATCH];
-    const char *args[8 + 11 * SP_DONE_MAX + 2 * SP_BATCH + 4 * SP_BATCH];
+    const char *args[9 + 11 * SP_DONE_MAX + 2 * SP_BATCH + 4 * SP_BATCH];
     char counts[5][24];
     int nk = 0, na = 0;
     for (size_t g = 0; g < c->nq; g++)
@@ -295,6 +298,7 @@ static int sp__step(sp_consumer *c, sp_redis *r, sp__step_req *req, sp_err *err)
     args[na++] = c->worker;
     args[na++] = c->lease_ms;
     args[na++] = c->retention_ms;
+    args[na++] = c->ttl_ms;
     for (size_t i = 0; i < req->ngive; i++) {
         args[na++] = c->gidx[req->give[i].qi];
         args[na++] = req->give[i].id;

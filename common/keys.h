@@ -17,8 +17,10 @@ static inline const char *sp__key_job(sp_key *k, const char *p, const char *id)
     return k->s;
 }
 
-/* "<prefix>q:<queue>:<part>": ready (list), leases (zset by lease end), delayed (zset
- * by due time), dead (zset by failure time), stats (hash of counters). */
+/* "<prefix>q:<queue>:<part>": ready (list), leases (zset of running jobs by when
+ * maintenance looks at them next: the lease's end, or sooner when a renewal is due
+ * within the worker's heartbeat TTL), delayed (zset by due time), dead (zset by failure
+ * time), stats (hash of counters). */
 static inline const char *sp__key_q(sp_key *k, const char *p, const char *queue,
                                     const char *part)
 {
@@ -42,7 +44,9 @@ static inline const char *sp__key_worker(sp_key *k, const char *p, const char *w
 }
 
 /* "<prefix><name>": jobs (index zset by creation), queues (set of names), workers
- * (zset by heartbeat deadline). */
+ * (zset by heartbeat deadline), runs (zset of worker ids by when their current process
+ * first beat), watch (hash: last, the latest heartbeat of any worker, and since, when
+ * heartbeats were last heard again after a gap). */
 static inline const char *sp__key(sp_key *k, const char *p, const char *name)
 {
     snprintf(k->s, sizeof k->s, "%s%s", p, name);

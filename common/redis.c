@@ -215,6 +215,56 @@ static int sp__conn_error(sp_redis *r, sp_err *err)
     return rc;
 }
 
+/* Error replies that say Redis cannot serve us now rather than that the command was
+ * wrong: the command did not run, and the same command may work later (or once an
+ * operator fixes the credentials). Word-prefixed as Redis sends them. */
+static const struct {
+    const char *prefix;
+    const char *what;
+} sp__unavailable[] = {
+    {"LOADING ", "is loading its data set into memory"},
+    {"BUSY ", "is busy running a script"},
+    {"MASTERDOWN ", "is a replica that lost its master"},
+    {"READONLY ", "is a read-only replica (a failover?)"},
+    {"TRYAGAIN ", "asks to try again"},
+    {"CLUSTERDOWN ", "reports its cluster down"},
+    {"MISCONF ", "cannot persist its data and refuses writes"},
+    {"OOM ", "is out of memory (maxmemory) and refuses writes"},
+    {"NOREPLICAS ", "has too few replicas for writes"},
+    {"NOAUTH ", "needs a password: authentication failed (set it in the Redis URL)"},
+    {"WRONGPASS ", "refused the user and password: authentication failed (check the Redis URL)"},
+    {"ERR invalid password", "refused the password: authentication failed (check the Redis URL)"},
+    {"ERR AUTH ", "has no password set: authentication failed (remove it from the Redis URL)"},
+    {"ERR Client sent AUTH, but no password is set",
+     "has no password set: authentication failed (remove it from the Redis URL)"},
+    {"NOPERM ", "does not let this user run spool's commands (check its ACL)"},
+    {"ERR max number of clients reached", "has no room for another client (maxclients)"},
+};
+
+/* Turn an error reply into an error code: SP_EREDIS (and drop the connection, which a
+ * pipeline may leave with replies unread) when Redis cannot serve us now, otherwise
+ * SP_EPROTO. Frees rep. */
+static int sp__reply_error(sp_redis *r, redisReply *rep, sp_err *err)
+{
+    const char *text = rep->str ? rep->str : "";
+    for (size_t i = 0; i < sizeof sp__unavailable / sizeof *sp__unavailable; i++) {
+        const char *p = sp__unavailable[i].prefix;
+        if (strncmp(text, p, strlen(p)) == 0) {
+            char where[300];
+            sp__where(r, where, sizeof where);
+            sp_err_set(err, SP_EREDIS, "Redis at %s %s: %s", where, sp__unavailable[i].what,
+                       text);
+            freeReplyObject(rep);
+            r->stale_error = false;
+            sp_redis_disconnect(r);
+            return SP_EREDIS;
+        }
+    }
+    sp_err_set(err, SP_EPROTO, "Redis: %s", text);
+    freeReplyObject(rep);
+    return SP_EPROTO;
+}
+
 static int sp__raw(sp_redis *r, redisReply **out, sp_err *err, int argc, const char **argv,
                    const size_t *lens)
 {
@@ -222,11 +272,8 @@ static int sp__raw(sp_redis *r, redisReply **out, sp_err *err, int argc, const c
     if (rep == NULL)
         return sp__conn_error(r, err);
     r->replies++;
-    if (rep->type == REDIS_REPLY_ERROR) {
-        sp_err_set(err, SP_EPROTO, "Redis: %s", rep->str);
-        freeReplyObject(rep);
-        return SP_EPROTO;
-    }
+    if (rep->type == REDIS_REPLY_ERROR)
+        return sp__reply_error(r, rep, err);
     *out = rep;
     return 0;
 }
@@ -412,11 +459,8 @@ int sp_redis_read(sp_redis *r, redisReply **out, sp_err *err)
         return sp__conn_error(r, err);
     r->replies++;
     redisReply *rr = rep;
-    if (rr->type == REDIS_REPLY_ERROR) {
-        sp_err_set(err, SP_EPROTO, "Redis: %s", rr->str);
-        freeReplyObject(rr);
-        return SP_EPROTO;
-    }
+    if (rr->type == REDIS_REPLY_ERROR)
+        return sp__reply_error(r, rr, err);
     *out = rr;
     return 0;
 }
@@ -460,11 +504,8 @@ int sp_redis_try_read(sp_redis *r, redisReply **out, sp_err *err)
     }
     r->replies++;
     redisReply *rr = rep;
-    if (rr->type == REDIS_REPLY_ERROR) {
-        sp_err_set(err, SP_EPROTO, "Redis: %s", rr->str);
-        freeReplyObject(rr);
-        return SP_EPROTO;
-    }
+    if (rr->type == REDIS_REPLY_ERROR)
+        return sp__reply_error(r, rr, err);
     *out = rr;
     return 1;
 }

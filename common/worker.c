@@ -63,6 +63,7 @@ struct sp__worker {
     char *worker_id_opt;
 
     char id[128];
+    char run[24]; /* this process's run of the id (see sp_worker_info.run) */
     char host[64];
     int64_t started_at;
     char queue_names[SP_MAX_QUEUES][SP_QUEUE_MAX + 1];
@@ -478,13 +479,14 @@ static void sp__keep_slot(sp__worker *w, sp_queue *q, sp_job_ctx *ctx)
     /* SP_EREDIS: keep working; the lease may still be ours when Redis is back. */
 }
 
-static void sp__beat(sp__worker *w, sp_queue *q, sp_err *err)
+static int sp__beat(sp__worker *w, sp_queue *q, sp_err *err)
 {
     sp_worker_info info;
     memset(&info, 0, sizeof info);
     snprintf(info.id, sizeof info.id, "%s", w->id);
     snprintf(info.kind, sizeof info.kind, "%s", w->def->kind);
     snprintf(info.host, sizeof info.host, "%s", w->host);
+    snprintf(info.run, sizeof info.run, "%s", w->run);
     info.pid = getpid();
     info.concurrency = w->concurrency;
     info.started_at = w->started_at;
@@ -503,7 +505,7 @@ static void sp__beat(sp__worker *w, sp_queue *q, sp_err *err)
                                    cn ? "," : "", ctx->job.id);
         pthread_mutex_unlock(&ctx->mu);
     }
-    sp_queue_worker_beat(q, &info, w->worker_ttl_ms, err);
+    return sp_queue_worker_beat(q, &info, w->worker_ttl_ms, err);
 }
 
 static void *sp__keeper_main(void *arg)
@@ -515,11 +517,12 @@ static void *sp__keeper_main(void *arg)
         sp_error(&w->log, "keeper: %s", err.msg);
         return NULL;
     }
-    int64_t next_beat = 0, next_maint = 0, next_renew = 0;
+    int64_t next_beat = 0, next_maint = 0, next_renew = 0, warned = 0;
     bool outage = false;
     while (!w->stopping) {
         int64_t now = sp_mono_ms();
         int rc = 0;
+        bool called = false; /* whether rc tells how Redis is */
         for (int64_t i = 0; i < w->concurrency; i++)
             sp__tend_slot(w, q, &w->slots[i]);
         if (now >= next_renew) {
@@ -528,24 +531,29 @@ static void *sp__keeper_main(void *arg)
             next_renew = now + w->renew_ms;
         }
         if (now >= next_beat) {
-            sp__beat(w, q, &err);
-            rc = err.code;
+            rc = sp__beat(w, q, &err);
+            called = true;
             next_beat = now + (w->worker_ttl_ms / 5 < 1000 ? w->worker_ttl_ms / 5 : 1000);
         }
         if (now >= next_maint && rc == 0) {
             sp_maint_report r;
             err.code = 0;
             rc = sp_queue_maintain(q, w->queues, w->nqueues, w->common.retention_ms, &r, &err);
+            called = true;
             if (rc == 0 && (r.promoted || r.expired || r.workers_reaped))
                 sp_info(&w->log,
-                        "maintenance: %d retries due, %d leases expired, %d dead workers "
-                        "(%d claimed jobs given back)",
+                        "maintenance: %d retries due, %d running jobs sent back (lease out or "
+                        "worker silent), %d dead workers (%d claimed jobs given back)",
                         r.promoted, r.expired, r.workers_reaped, r.reclaimed);
             next_maint = now + w->maintain_ms;
         }
-        if (rc == SP_EREDIS && !outage)
-            sp_warn(&w->log, "keeper: %s", err.msg);
-        outage = rc == SP_EREDIS;
+        /* An outage is reported when it starts, then once a minute while it lasts. */
+        if (called && rc == SP_EREDIS && (!outage || now - warned >= 60000)) {
+            sp_warn(&w->log, "keeper: %s%s", err.msg, outage ? " (still retrying)" : "");
+            warned = now;
+        }
+        if (called)
+            outage = rc == SP_EREDIS;
         int64_t wake = next_renew < next_beat ? next_renew : next_beat;
         if (next_maint < wake)
             wake = next_maint;
@@ -579,6 +587,20 @@ static int sp__parse_queues(sp__worker *w, sp_err *err)
     return 0;
 }
 
+/* A job renews its lease every renew interval, and its worker beats five times per
+ * TTL: either running out must take several missed renewals, or a short stall (a busy
+ * host, a slow Redis reply) would hand a live job to a second worker. */
+static int sp__check_timing(const sp__worker *w, sp_err *err)
+{
+    if (w->renew_ms * 3 > w->lease_ms || w->renew_ms * 3 > w->worker_ttl_ms)
+        return sp_err_set(err, SP_EINVAL,
+                          "--renew-interval (%lld ms) must be at most a third of --lease "
+                          "(%lld ms) and of --worker-ttl (%lld ms)",
+                          (long long)w->renew_ms, (long long)w->lease_ms,
+                          (long long)w->worker_ttl_ms);
+    return 0;
+}
+
 static int sp__worker_options(sp__worker *w, sp_option *opts, size_t *n)
 {
     sp_common_options(&w->common, opts);
@@ -589,20 +611,25 @@ static int sp__worker_options(sp__worker *w, sp_option *opts, size_t *n)
         {"concurrency", "SPOOL_CONCURRENCY", SP_OPT_INT, &w->concurrency, "1",
          "jobs run at once (one thread each)", 1, SP_MAX_SLOTS},
         {"lease", "SPOOL_LEASE", SP_OPT_DURATION, &w->lease_ms, "30s",
-         "lease length; a job whose worker stops renewing goes back to the queue after it",
+         "lease length: a job that stops being renewed goes back to the queue after it at "
+         "the latest (after --worker-ttl when its worker has gone silent too)",
          1000, 86400000},
         {"grace", "SPOOL_GRACE", SP_OPT_DURATION, &w->grace_ms, "30s",
          "on SIGTERM, how long running jobs may take to finish before they are given back",
          0, 86400000},
         {"renew-interval", "SPOOL_RENEW_INTERVAL", SP_OPT_DURATION, &w->renew_ms, "500ms",
-         "how often running jobs renew their lease, report progress and check for cancel",
+         "how often running jobs renew their lease, report progress and check for cancel; "
+         "at most a third of --lease and of --worker-ttl",
          50, 60000},
-        {"worker-ttl", "SPOOL_WORKER_TTL", SP_OPT_DURATION, &w->worker_ttl_ms, "15s",
-         "a worker without a heartbeat for this long is dead; its claimed jobs go back",
+        {"worker-ttl", "SPOOL_WORKER_TTL", SP_OPT_DURATION, &w->worker_ttl_ms, "10s",
+         "a worker without a heartbeat for this long is dead: its claimed jobs go back, and "
+         "its running jobs once they too have gone this long without a lease renewal",
          1000, 3600000},
         {"maintain-interval", "SPOOL_MAINTAIN_INTERVAL", SP_OPT_DURATION, &w->maintain_ms,
-         "250ms", "how often this worker promotes due retries and expires lapsed leases", 10,
-         60000},
+         "250ms",
+         "how often this worker promotes due retries, expires lapsed leases and sends back "
+         "the jobs of silent workers",
+         10, 60000},
         {"prefetch", "SPOOL_PREFETCH", SP_OPT_DURATION, &w->prefetch_ms, "50ms",
          "while jobs finish faster than this, hold up to this much work started ahead and "
          "report finished jobs in batches (up to 32 jobs per Redis round trip); held jobs go "
@@ -637,6 +664,8 @@ int sp_worker_main(const sp_worker_def *def, sp_option *extra, size_t nextra, in
     int rc = sp_options_parse(def->program, def->summary, opts, nopt + nextra, argc, argv, &err);
     if (rc == 0)
         rc = sp__parse_queues(w, &err);
+    if (rc == 0)
+        rc = sp__check_timing(w, &err);
     if (rc != 0) {
         if (rc < 0)
             fprintf(stderr, "%s: %s\n", def->program, err.msg);
@@ -652,6 +681,10 @@ int sp_worker_main(const sp_worker_def *def, sp_option *extra, size_t nextra, in
         sp_worker_id_new(w->id, w->host);
     w->log.worker = w->id;
     w->started_at = sp_now_ms();
+    unsigned char raw[8];
+    if (sp_random_bytes(raw, sizeof raw) == 0)
+        for (size_t i = 0; i < sizeof raw; i++)
+            snprintf(w->run + 2 * i, 3, "%02x", raw[i]);
 
     int exit_code = 0;
     w->outbound = sp_outbound_new(w->common.outbound_allow, &err);
@@ -689,7 +722,7 @@ int sp_worker_main(const sp_worker_def *def, sp_option *extra, size_t nextra, in
         sp_buf_init(&ctx->outputs, 60000);
         sp_consumer_opts co = {w->common.redis_url, w->common.prefix, w->id, w->queues,
                                w->nqueues, w->lease_ms, w->common.retention_ms,
-                               w->prefetch_ms, sp__on_finished, w};
+                               w->prefetch_ms, sp__on_finished, w, w->worker_ttl_ms};
         ctx->consumer = sp_consumer_new(&co, &err);
         if (ctx->consumer == NULL) {
             sp_error(&w->log, "%s", err.msg);
@@ -699,15 +732,22 @@ int sp_worker_main(const sp_worker_def *def, sp_option *extra, size_t nextra, in
         }
     }
     {
-        /* Register before taking jobs so a crash between is visible to reapers. */
+        /* An earlier run under the same id (a fixed SPOOL_WORKER_ID, restarted after a
+         * crash) may have left claimed jobs: they go back before this run registers,
+         * which tells reapers that the jobs that run left running are orphans. Register
+         * before taking jobs so a crash between is visible to reapers. */
         sp_queue *q = sp_queue_open(w->common.redis_url, w->common.prefix, &err);
-        if (q) {
-            sp__beat(w, q, &err);
-            sp_queue_close(q);
-        }
+        int brc = q ? sp_queue_worker_leave(q, w->id, &err) : err.code;
+        if (brc == 0)
+            brc = sp__beat(w, q, &err);
+        if (brc < 0)
+            sp_error(&w->log, "cannot use Redis: %s (retrying; no job is taken until it works)",
+                     err.msg);
+        sp_queue_close(q);
     }
-    sp_info(&w->log, "ready: queues %s, concurrency %lld, lease %lld ms", w->queues_opt,
-            (long long)w->concurrency, (long long)w->lease_ms);
+    sp_info(&w->log, "ready: queues %s, concurrency %lld, lease %lld ms, worker TTL %lld ms",
+            w->queues_opt, (long long)w->concurrency, (long long)w->lease_ms,
+            (long long)w->worker_ttl_ms);
 
     pthread_t keeper;
     pthread_create(&keeper, NULL, sp__keeper_main, w);

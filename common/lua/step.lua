@@ -8,7 +8,8 @@
 --       hash; then the hashes of the F jobs to finish; then the hashes of the S jobs
 --       to start
 -- ARGV: 1 G, 2 U, 3 F, 4 S, 5 how many ids to claim, 6 worker id, 7 lease ms,
---       8 retention ms; then 2 per give-back: queue index (1-based), id; then 11 per
+--       8 retention ms, 9 the worker's heartbeat TTL ms (0: it has none; see
+--       expire.lua); then 2 per give-back: queue index (1-based), id; then 11 per
 --       finish: queue index, id, token, mode, outputs JSON, metadata JSON ('' keeps),
 --       error code, error message, retryable (1|0), retry delay ms, event channel;
 --       then 4 per start: queue index, id, lease token, event channel
@@ -27,7 +28,7 @@ local now_s, now = clock()
 local G, U, F, S = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
   tonumber(ARGV[4])
 local want = tonumber(ARGV[5])
-local worker, lease_ms, retention = ARGV[6], tonumber(ARGV[7]), ARGV[8]
+local worker, lease_ms, retention, ttl = ARGV[6], tonumber(ARGV[7]), ARGV[8], ARGV[9]
 local function qkey(g, part) return KEYS[(g - 1) * 6 + part] end
 -- Lease removals, new leases and counters are gathered per queue and written once.
 local unlease, leased, counts = {}, {}, {}
@@ -49,7 +50,7 @@ local function count(g, field)
   c[field] = (c[field] or 0) + 1
 end
 
-local a = 9
+local a = 10
 for _ = 1, U do
   local g, id = tonumber(ARGV[a]), ARGV[a + 1]
   if redis.call('LREM', qkey(g, 2), -1, id) == 1 then redis.call('RPUSH', qkey(g, 1), id) end
@@ -131,9 +132,14 @@ for i = 1, F do
 end
 
 -- Start: take the id off our claim list, count the attempt and start its lease, if the
--- job is still wanted. Every job started here gets the same lease end.
+-- job is still wanted. Every job started here gets the same lease end, and the same
+-- time in the leases zset: when maintenance looks at it next, the lease's end or, with
+-- a heartbeat TTL, when it has gone that long without a renewal (expire.lua).
 local starts = {}
 local lease = string.format('%d', now + lease_ms)
+local ttl_n = tonumber(ttl)
+local look = lease
+if ttl_n > 0 and ttl_n < lease_ms then look = string.format('%d', now + ttl_n) end
 for i = 1, S do
   local g, id, token = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2]
   local job = KEYS[G * 6 + F + i]
@@ -150,9 +156,9 @@ for i = 1, S do
       r = 'ok'
       redis.call('HSET', job, 'state', 'running', 'attempts', tonumber(h[2] or 0) + 1,
         'version', tonumber(h[3] or 0) + 1, 'worker', worker, 'token', token,
-        'lease_until', lease, 'started_at', now_s)
+        'lease_until', lease, 'renewed_at', now_s, 'worker_ttl', ttl, 'started_at', now_s)
       if h[4] then redis.call('HDEL', job, 'next_attempt_at') end
-      append(leased, g, lease, id)
+      append(leased, g, look, id)
       redis.call('PUBLISH', ARGV[a + 3], 'running')
     end
   end

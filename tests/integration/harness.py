@@ -56,11 +56,12 @@ def wait_until(pred, timeout=10.0, interval=0.02, what="condition"):
 
 
 class Redis:
-    """A redis-server in a temp dir on a free loopback port."""
+    """A redis-server in a temp dir on a free loopback port (with password: requirepass)."""
 
-    def __init__(self, aof=False):
+    def __init__(self, aof=False, password=None):
         self.dir = tempfile.mkdtemp(prefix="spool-it-redis-")
         self.aof = aof
+        self.password = password
         self.port = None
         self.proc = None
         self.start()
@@ -68,21 +69,27 @@ class Redis:
 
     @property
     def url(self):
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
-    def start(self):
-        """Start (or restart on the same port and directory: AOF data reloads)."""
+    def start(self, extra=(), ready=True):
+        """Start (or restart on the same port and directory: AOF data reloads), with
+        extra redis-server arguments; wait until it answers PONG, or with ready=False
+        until it answers at all (LOADING while it reads its AOF)."""
         restart = self.port is not None
+        argv_pass = ["--requirepass", self.password] if self.password else []
         for attempt in range(50 if restart else 5):
             if not restart:
                 self.port = free_port()
             self.proc = subprocess.Popen(
                 ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                  "--dir", self.dir, "--save", "", "--appendonly", "yes" if self.aof else "no",
-                 "--maxmemory-policy", "noeviction", "--logfile", os.path.join(self.dir, "redis.log")],
+                 "--maxmemory-policy", "noeviction", "--logfile", os.path.join(self.dir, "redis.log"),
+                 *argv_pass, *map(str, extra)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+            up = self.ping if ready else self.answers
             try:
-                wait_until(lambda: self.proc.poll() is not None or self.ping(), 10, what="redis")
+                wait_until(lambda: self.proc.poll() is not None or up(), 10, what="redis")
                 if self.proc.poll() is None:
                     return
             except AssertionError:
@@ -97,8 +104,15 @@ class Redis:
         except Exception:
             return False
 
+    def answers(self):
+        try:
+            return self.cli("PING") != ""
+        except Exception:
+            return False
+
     def cli(self, *args):
-        out = subprocess.run(["redis-cli", "-p", str(self.port), *map(str, args)],
+        auth = ["-a", self.password, "--no-auth-warning"] if self.password else []
+        out = subprocess.run(["redis-cli", "-p", str(self.port), *auth, *map(str, args)],
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=10)
         return out.stdout.decode().strip()
 

@@ -1,5 +1,6 @@
 """The shared worker runtime (common/worker.c) driven through spool-test-worker: leases,
-progress, cancel, time limits, SIGTERM grace, SIGKILL redelivery, outages."""
+progress, cancel, time limits, SIGTERM grace, SIGKILL and SIGSTOP redelivery within the
+worker TTL, long jobs never run twice, outages."""
 import os
 import signal
 import time
@@ -10,10 +11,13 @@ suite = Suite("worker_runtime")
 WORKER = os.path.join(TEST_BIN, "spool-test-worker")
 
 
-def worker(ctx, *args, **env):
+def worker(ctx, *args, defaults=False, **env):
+    """spool-test-worker on the suite's Redis; quicker renewals and maintenance than the
+    defaults unless defaults=True."""
     e = {"SPOOL_REDIS_URL": ctx["redis"].url, "SPOOL_DATA_DIR": ctx["data"],
-         "SPOOL_QUEUES": "test", "SPOOL_LOG_FORMAT": "text", "SPOOL_RENEW_INTERVAL": "200ms",
-         "SPOOL_MAINTAIN_INTERVAL": "100ms"}
+         "SPOOL_QUEUES": "test", "SPOOL_LOG_FORMAT": "text"}
+    if not defaults:
+        e.update({"SPOOL_RENEW_INTERVAL": "200ms", "SPOOL_MAINTAIN_INTERVAL": "100ms"})
     e.update({k: str(v) for k, v in env.items()})
     return Proc([WORKER, *args], env=e, name="test-worker")
 
@@ -237,6 +241,170 @@ def test_killed_worker_job_is_redone_by_another(ctx):
         b.stop()
 
 
+def registered(q, worker_id):
+    wait_until(lambda: any(w["id"] == worker_id for w in q.workers()), 5,
+               what=f"worker {worker_id} registered")
+
+
+def running_on(q, jid, worker_id, timeout):
+    """Wait until job jid runs on worker_id; returns the job."""
+    return wait_until(lambda: (lambda j: j if j and j["state"] == "running" and
+                               j["worker"] == worker_id else None)(q.get(jid)),
+                      timeout, 0.05, what=f"job {jid} running on {worker_id}")
+
+
+@suite.test
+def test_killed_worker_job_runs_again_within_15s_by_default(ctx):
+    # Default lease (30 s), worker TTL (10 s), renewals and maintenance: the job of a
+    # worker killed mid-job runs again once the worker has been silent for its TTL,
+    # not when the 30 s lease runs out.
+    q = ctx["q"]
+    before = q.stats("test")
+    a = worker(ctx, defaults=True, SPOOL_WORKER_ID="doomed")
+    b = None
+    jid = q.enqueue("test", "test.noop", {"sleep_ms": 120000})
+    try:
+        running_on(q, jid, "doomed", 10)
+        b = worker(ctx, defaults=True, SPOOL_WORKER_ID="survivor")
+        registered(q, "survivor")
+        time.sleep(1)
+        t0 = time.monotonic()
+        a.kill()
+        job = running_on(q, jid, "survivor", 45)
+        took = time.monotonic() - t0
+        print(f"# killed worker's job started again on another worker after {took:.2f} s")
+        assert took < 15, f"the job waited {took:.1f} s (the lease, not the worker TTL?)"
+        assert took > 8, f"the job moved after {took:.1f} s, before the 10 s worker TTL"
+        eq(job["attempts"], 2, "the killed attempt counts")
+        eq(q.stats("test")["expired"] - before["expired"], 1, "one lapsed attempt")
+        eq(q.cancel(jid), "requested", "cancel answer")
+        q.wait_state(jid, "cancelled", 5)
+        eq(b.stop(), 0, "exit status of the survivor")
+    finally:
+        q._run("cancel", jid, check=False)
+        a.kill()
+        if b:
+            b.kill()
+
+
+@suite.test
+def test_live_worker_long_job_is_never_run_twice(ctx):
+    # A job four times the lease and six times the worker TTL, with an idle worker
+    # maintaining the queue all along: renewals keep it where it is.
+    q = ctx["q"]
+    before = q.stats("test")
+    fast = {"SPOOL_LEASE": "3s", "SPOOL_WORKER_TTL": "2s"}
+    a = worker(ctx, SPOOL_WORKER_ID="steady", **fast)
+    b = None
+    try:
+        jid = q.enqueue("test", "test.noop", {"sleep_ms": 12000, "output": "long.txt"})
+        running_on(q, jid, "steady", 10)
+        b = worker(ctx, SPOOL_WORKER_ID="idle", **fast)
+        registered(q, "idle")
+        job = q.wait_state(jid, ("succeeded", "failed", "queued"), 30)
+        eq((job["state"], job["worker"], job["attempts"]), ("succeeded", "steady", 1),
+           "run once, by its worker")
+        after = q.stats("test")
+        eq(after["expired"] - before["expired"], 0, "no lease lapsed")
+        eq(after["succeeded"] - before["succeeded"], 1, "one success")
+        assert "started test.noop" not in b.output(), b.output()
+        eq(a.stop(), 0, "exit status")
+        eq(b.stop(), 0, "exit status of the idle worker")
+    finally:
+        a.kill()
+        if b:
+            b.kill()
+
+
+@suite.test
+def test_frozen_worker_job_moves_after_the_ttl_and_its_late_finish_is_refused(ctx):
+    # SIGSTOP stands for a long pause (a VM stall, swapping, a debugger): past the
+    # worker TTL (2 s here; the lease stays 30 s) another worker runs the job; when the
+    # frozen one wakes, its job has run out of time to do: it finishes at once, and that
+    # finish is refused (fenced by the lease token); the job ends once.
+    q = ctx["q"]
+    before = q.stats("test")
+    a = worker(ctx, SPOOL_WORKER_TTL="2s", SPOOL_WORKER_ID="frozen")
+    b = None
+    try:
+        jid = q.enqueue("test", "test.noop", {"sleep_ms": 4000})
+        running_on(q, jid, "frozen", 10)
+        started = time.monotonic()
+        b = worker(ctx, SPOOL_WORKER_TTL="2s", SPOOL_WORKER_ID="rescuer")
+        registered(q, "rescuer")
+        t0 = time.monotonic()
+        a.signal(signal.SIGSTOP)
+        job = running_on(q, jid, "rescuer", 25)
+        took = time.monotonic() - t0
+        print(f"# frozen worker's job started again after {took:.2f} s")
+        assert took < 10, f"the job waited {took:.1f} s: the 30 s lease, not the 2 s TTL?"
+        eq(job["attempts"], 2, "attempts")
+        # Wake the frozen worker once its own attempt has had its 4 s of work.
+        time.sleep(max(0.0, started + 4.5 - time.monotonic()))
+        a.signal(signal.SIGCONT)
+        wait_until(lambda: "this result is discarded" in a.output() or
+                   "lease lost" in a.output(), 5, what="the frozen worker's finish refused")
+        job = q.get(jid)
+        eq((job["state"], job["worker"]), ("running", "rescuer"),
+           "the late finish changed nothing")
+        job = q.wait_state(jid, ("succeeded", "failed"), 15)
+        eq((job["state"], job["worker"], job["attempts"]), ("succeeded", "rescuer", 2),
+           "the job ended once, on the rescuer")
+        time.sleep(0.5)
+        after = q.stats("test")
+        eq(after["succeeded"] - before["succeeded"], 1, "one success")
+        eq(after["expired"] - before["expired"], 1, "one lapsed attempt")
+        eq(a.stop(), 0, "exit status of the frozen worker")
+        eq(b.stop(), 0, "exit status of the rescuer")
+    finally:
+        a.kill()
+        if b:
+            b.kill()
+
+
+@suite.test
+def test_worker_restarted_under_its_id_redoes_what_its_last_run_left(ctx):
+    # A fixed SPOOL_WORKER_ID (systemd's %H-pdf-%i, a Kubernetes pod name) comes back
+    # under the same id after a crash. Its new run gives back the jobs the old one had
+    # claimed ahead (they would otherwise sit on its claim list while it lives), and its
+    # heartbeat does not vouch for the old run's started jobs: they move after the TTL.
+    q, r = ctx["q"], ctx["redis"]
+    env = {"SPOOL_WORKER_TTL": "2s", "SPOOL_PREFETCH": "1s", "SPOOL_WORKER_ID": "phoenix"}
+    claims = "spool:w:phoenix:claim:test"
+    ids = [q.enqueue("test", "test.noop", {"sleep_ms": 100}) for _ in range(40)]
+    a = worker(ctx, **env)
+    b = None
+    try:
+        wait_until(lambda: int(r.cli("LLEN", claims) or 0) > 0 and
+                   q.get(ids[0])["state"] == "succeeded", 10, 0.005,
+                   what="jobs claimed ahead")
+        a.kill()
+        stranded = r.cli("LRANGE", claims, 0, -1).split()
+        left_running = [i for i in ids if q.get(i)["state"] == "running"]
+        assert stranded, "the killed run had jobs claimed ahead"
+        t0 = time.monotonic()
+        b = worker(ctx, **env)
+        for i in ids:
+            q.wait_state(i, ("succeeded", "failed"), 20)
+        took = time.monotonic() - t0
+        print(f"# {len(stranded)} claimed and {len(left_running)} started jobs of the "
+              f"killed run done {took:.1f} s after the restart")
+        assert took < 15, f"took {took:.1f} s: the old run's jobs waited for their lease?"
+        jobs = [q.get(i) for i in ids]
+        eq([j["state"] for j in jobs], ["succeeded"] * len(ids), "every job succeeded")
+        for j in jobs:
+            if j["id"] in stranded:
+                eq(j["attempts"], 1, f"claimed job {j['id']} (a claim costs no attempt)")
+            elif j["id"] in left_running:
+                eq(j["attempts"], 2, f"started job {j['id']}")
+        eq(r.cli("LLEN", claims), "0", "nothing left on the claim list")
+        eq(b.stop(), 0, "exit status")
+    finally:
+        a.kill()
+        if b:
+            b.kill()
+
+
 @suite.test
 def test_concurrency_runs_jobs_at_once(ctx):
     q = ctx["q"]
@@ -296,6 +464,10 @@ def test_worker_survives_redis_outage(ctx):
         r.start()
         jid = q.enqueue("test", "test.noop", {})
         q.wait_state(jid, "succeeded", 20)
+        # Its maintenance resumes too: a retry is promoted when due.
+        jid = q.enqueue("test", "test.noop", {"fail": "retry"}, max_attempts=2)
+        job = q.wait_state(jid, "failed", 20)
+        eq(job["attempts"], 2, "the retry ran")
     finally:
         w.stop()
         r.destroy()

@@ -83,7 +83,8 @@ static void sp__track(sp_test_redis *r)
     }
 }
 
-static int sp__ping(int port)
+/* 0 when Redis on port answers PONG (or, with loading_ok, says it is loading). */
+static int sp__ping(int port, int loading_ok)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
@@ -101,7 +102,7 @@ static int sp__ping(int port)
         ssize_t n = read(fd, buf, sizeof buf - 1);
         if (n > 0) {
             buf[n] = '\0';
-            ok = strstr(buf, "+PONG") ? 0 : -1;
+            ok = strstr(buf, "+PONG") || (loading_ok && strstr(buf, "-LOADING")) ? 0 : -1;
         }
     }
     close(fd);
@@ -127,16 +128,24 @@ static int sp__spawn(sp_test_redis *r)
         }
         char logfile[300];
         snprintf(logfile, sizeof logfile, "%s/redis.log", r->dir);
-        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
-               "--dir", r->dir, "--save", "", "--appendonly", r->aof ? "yes" : "no",
-               "--appendfsync", "always", "--maxmemory-policy", "noeviction", "--logfile",
-               logfile, "--daemonize", "no", (char *)NULL);
+        /* A slow load reads 100 us per key and answers clients (LOADING) every KiB. */
+        const char *slow[] = {"--key-load-delay", "100", "--loading-process-events-interval-bytes",
+                              "1024"};
+        const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
+                              "--dir", r->dir, "--save", "", "--appendonly",
+                              r->aof ? "yes" : "no", "--appendfsync", "always",
+                              "--maxmemory-policy", "noeviction", "--logfile", logfile,
+                              "--daemonize", "no", NULL, NULL, NULL, NULL, NULL};
+        size_t n = 19;
+        for (size_t i = 0; r->slow_load && i < 4; i++)
+            argv[n++] = slow[i];
+        execvp("redis-server", (char *const *)argv);
         _exit(127);
     }
     r->pid = pid;
     int64_t deadline = sp_test_ms() + 10000;
     while (sp_test_ms() < deadline) {
-        if (sp__ping(r->port) == 0)
+        if (sp__ping(r->port, r->slow_load) == 0)
             return 0;
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid) {
@@ -199,6 +208,14 @@ int sp_test_redis_restart(sp_test_redis *r)
         usleep(100000); /* the port may linger briefly */
     }
     return -1;
+}
+
+int sp_test_redis_restart_loading(sp_test_redis *r)
+{
+    r->slow_load = 1;
+    int rc = sp_test_redis_restart(r);
+    r->slow_load = 0;
+    return rc;
 }
 
 void sp_test_redis_destroy(sp_test_redis *r)

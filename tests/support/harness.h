@@ -16,6 +16,7 @@ typedef struct sp_test_redis {
     char dir[256];
     char url[128];
     int aof;
+    int slow_load; /* spawn with a slow AOF load (sp_test_redis_restart_loading) */
 } sp_test_redis;
 
 /* Start a redis-server (AOF on when aof) and wait until it answers PING.
@@ -27,6 +28,10 @@ void sp_test_redis_stop(sp_test_redis *r);
 
 /* Start again on the same port and directory (data reloads from the AOF). */
 int sp_test_redis_restart(sp_test_redis *r);
+
+/* Restart it so that it loads its AOF slowly (100 us per key), and return as soon as
+ * it answers, LOADING: a test can talk to a Redis that is loading. */
+int sp_test_redis_restart_loading(sp_test_redis *r);
 
 /* Stop it and remove the directory. Safe to call twice. */
 void sp_test_redis_destroy(sp_test_redis *r);

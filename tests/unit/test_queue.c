@@ -1,4 +1,5 @@
-/* test_queue.c - the Redis job queue against a real redis-server. */
+/* test_queue.c - the Redis job queue against a real redis-server (leases, fencing and
+ * the worker registry are in test_lease.c; Redis refusing to serve in test_redis.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -253,186 +254,7 @@ static void test_many_producers_and_consumers_complete_each_job_once(void **stat
     sp_queue_close(q);
 }
 
-/* ---- 2. a consumer killed mid-job: redelivered after its lease, done once --------- */
-
-static void test_killed_consumer_job_redelivered_after_lease(void **state)
-{
-    (void)state;
-    sp_queue *q = open_q();
-    char id[SP_ID_LEN + 1];
-    enqueue(q, "k", 3, 100, 1000, id);
-    int pfd[2];
-    assert_int_equal(pipe(pfd), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        const char *queues[] = {"k"};
-        sp_err err;
-        sp_consumer_opts o = {R.url, prefix, "victim", queues, 1, 1000, 60000};
-        sp_consumer *c = sp_consumer_new(&o, &err);
-        sp_job job;
-        if (c == NULL || sp_consumer_next(c, 2000, &job, &err) != 0)
-            _exit(3);
-        if (write(pfd[1], "s", 1) != 1)
-            _exit(4);
-        pause(); /* "working" until killed */
-        _exit(0);
-    }
-    char b;
-    assert_int_equal(read(pfd[0], &b, 1), 1);
-    assert_int_equal(kill(pid, SIGKILL), 0);
-    waitpid(pid, NULL, 0);
-    assert_int_equal(state_of(q, id, NULL), SP_STATE_RUNNING);
-
-    /* Another consumer, running maintenance as every worker does, gets it once the
-     * 1 s lease has run out, and not before. */
-    const char *queues[] = {"k"};
-    sp_consumer *c = open_consumer(R.url, "rescuer", queues, 1, 30000);
-    int64_t t0 = sp_test_ms();
-    sp_job job;
-    sp_err err;
-    int rc;
-    do {
-        sp_maint_report r;
-        maintain(q, "k", &r);
-        rc = sp_consumer_next(c, 50, &job, &err);
-    } while (rc == SP_ETIMEDOUT && sp_test_ms() - t0 < 10000);
-    assert_int_equal(rc, 0);
-    assert_string_equal(job.id, id);
-    assert_int_equal(job.attempts, 2);
-    finish_ok(c, &job, false);
-    sp_job_clear(&job);
-    int64_t attempts;
-    assert_int_equal(state_of(q, id, &attempts), SP_STATE_SUCCEEDED);
-    assert_int_equal(attempts, 2);
-    sp_queue_stat s;
-    assert_int_equal(sp_queue_stat_one(q, "k", &s, &err), 0);
-    assert_int_equal(s.succeeded, 1);
-    assert_int_equal(s.expired, 1);
-    sp_consumer_free(c);
-    sp_queue_close(q);
-    close(pfd[0]);
-    close(pfd[1]);
-}
-
-/* ---- 3. fencing: an expired lease cannot complete or fail the job ------------------- */
-
-static void test_expired_lease_cannot_complete_or_fail(void **state)
-{
-    (void)state;
-    sp_queue *q = open_q();
-    char id[SP_ID_LEN + 1];
-    enqueue(q, "f", 3, 100, 1000, id);
-    const char *queues[] = {"f"};
-    sp_consumer *a = open_consumer(R.url, "slow", queues, 1, 300);
-    sp_consumer *b = open_consumer(R.url, "fast", queues, 1, 30000);
-    sp_job ja, jb;
-    sp_err err;
-    assert_int_equal(sp_consumer_next(a, 1000, &ja, &err), 0);
-    usleep(500000); /* a stalls past its 300 ms lease */
-
-    /* Expired but not yet reaped: a still cannot finish. */
-    sp_outcome ok = {SP_FINISH_SUCCEEDED, "[{\"name\":\"stale\"}]", NULL, NULL, NULL, -1};
-    assert_int_equal(sp_consumer_finish(a, &ja, &ok, false, NULL, &err), SP_ELOST);
-    bool cancel;
-    assert_int_equal(sp_queue_renew(q, ja.id, ja.token, 300, 50, &cancel, &err), SP_ELOST);
-
-    sp_maint_report r;
-    maintain(q, "f", &r);
-    assert_int_equal(r.expired, 1);
-    assert_int_equal(sp_consumer_next(b, 1000, &jb, &err), 0);
-    assert_string_equal(jb.id, id);
-    assert_string_not_equal(jb.token, ja.token);
-
-    /* Now another attempt owns it: a's success, failure and renewal are all refused. */
-    assert_int_equal(sp_consumer_finish(a, &ja, &ok, false, NULL, &err), SP_ELOST);
-    sp_outcome bad = {SP_FINISH_FAILED, NULL, NULL, "boom", "stale failure", -1};
-    assert_int_equal(sp_consumer_finish(a, &ja, &bad, false, NULL, &err), SP_ELOST);
-    assert_int_equal(sp_queue_renew(q, ja.id, ja.token, 300, 50, &cancel, &err), SP_ELOST);
-    assert_int_equal(state_of(q, id, NULL), SP_STATE_RUNNING);
-
-    sp_outcome good = {SP_FINISH_SUCCEEDED, "[{\"name\":\"fresh\"}]", NULL, NULL, NULL, -1};
-    assert_int_equal(sp_consumer_finish(b, &jb, &good, false, NULL, &err), 0);
-    sp_job j;
-    assert_int_equal(sp_queue_get(q, id, &j, &err), 0);
-    assert_int_equal(j.state, SP_STATE_SUCCEEDED);
-    assert_int_equal(j.attempts, 2);
-    assert_string_equal(j.outputs, "[{\"name\":\"fresh\"}]");
-    assert_false(j.has_error);
-    sp_job_clear(&j);
-    sp_job_clear(&ja);
-    sp_job_clear(&jb);
-    sp_consumer_free(a);
-    sp_consumer_free(b);
-    sp_queue_close(q);
-}
-
-/* ---- 4. a job that outlives its lease but renews it is never redelivered ----------- */
-
-static void test_renewed_long_job_not_redelivered(void **state)
-{
-    (void)state;
-    sp_queue *q = open_q();
-    char id[SP_ID_LEN + 1];
-    enqueue(q, "long", 3, 100, 1000, id);
-    const char *queues[] = {"long"};
-    sp_consumer *c = open_consumer(R.url, "worker-a", queues, 1, 400);
-    sp_job job;
-    sp_err err;
-    assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
-
-    /* A rival runs maintenance and tries to take jobs the whole time. */
-    int pfd[2];
-    assert_int_equal(pipe(pfd), 0);
-    pid_t rival = fork();
-    if (rival == 0) {
-        close(pfd[1]);
-        sp_queue *rq = sp_queue_open(R.url, prefix, &err);
-        sp_consumer_opts o = {R.url, prefix, "rival", queues, 1, 30000, 60000};
-        sp_consumer *rc = sp_consumer_new(&o, &err);
-        int got = 0;
-        fcntl(pfd[0], F_SETFL, O_NONBLOCK);
-        char b;
-        while (read(pfd[0], &b, 1) != 1) {
-            const char *qs[] = {"long"};
-            sp_queue_maintain(rq, qs, 1, 60000, NULL, &err);
-            sp_job j;
-            if (sp_consumer_next(rc, 20, &j, &err) == 0) {
-                got++;
-                sp_job_clear(&j);
-            }
-        }
-        _exit(got);
-    }
-    close(pfd[0]);
-    /* Work for 5 lease lengths, renewing every 100 ms like the worker keeper does. */
-    sp_queue *keeper = open_q();
-    int64_t end = sp_test_ms() + 2000;
-    int renewals = 0;
-    while (sp_test_ms() < end) {
-        bool cancel = true;
-        assert_int_equal(sp_queue_renew(keeper, job.id, job.token, 400, 50, &cancel, &err), 0);
-        assert_false(cancel);
-        renewals++;
-        usleep(100000);
-    }
-    assert_true(renewals >= 15);
-    finish_ok(c, &job, false);
-    assert_int_equal(write(pfd[1], "x", 1), 1);
-    int st;
-    waitpid(rival, &st, 0);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0); /* the rival never got the job */
-    int64_t attempts;
-    assert_int_equal(state_of(q, id, &attempts), SP_STATE_SUCCEEDED);
-    assert_int_equal(attempts, 1);
-    sp_job_clear(&job);
-    sp_consumer_free(c);
-    sp_queue_close(keeper);
-    sp_queue_close(q);
-    close(pfd[1]);
-}
-
-/* ---- 5. retries: backoff with full jitter, dead-letter, requeue -------------------- */
+/* ---- 2. retries: backoff with full jitter, dead-letter, requeue -------------------- */
 
 static void test_retry_delay_within_full_jitter_bounds(void **state)
 {
@@ -555,7 +377,7 @@ static void test_permanent_failure_is_not_retried(void **state)
     sp_queue_close(q);
 }
 
-/* ---- 6. cancel -------------------------------------------------------------------------- */
+/* ---- 3. cancel -------------------------------------------------------------------------- */
 
 static void test_cancel_before_start_never_starts(void **state)
 {
@@ -631,7 +453,7 @@ static void test_cancel_during_run_seen_within_a_second(void **state)
     sp_queue_close(q);
 }
 
-/* ---- 7. Redis restarts and outages ---------------------------------------------------- */
+/* ---- 4. Redis restarts and outages ---------------------------------------------------- */
 
 static void test_aof_restart_between_enqueue_and_dequeue_loses_nothing(void **state)
 {
@@ -742,31 +564,6 @@ static void test_consumer_reports_outage_and_resumes(void **state)
     close(pfd[1]);
 }
 
-static void test_redis_down_gives_clear_error(void **state)
-{
-    (void)state;
-    char url[64];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", sp_test_free_port());
-    sp_err err;
-    sp_queue *q = sp_queue_open(url, prefix, &err);
-    assert_non_null(q);
-    char id[SP_ID_LEN + 1];
-    sp_id_new(id);
-    sp_enqueue e = {id, "test.noop", "x", 3, 100, 1000, false, NULL, NULL, NULL, NULL, 0, 0};
-    assert_int_equal(sp_queue_enqueue(q, &e, NULL, &err), SP_EREDIS);
-    assert_non_null(strstr(err.msg, "Redis unavailable at 127.0.0.1:"));
-    sp_job j;
-    assert_int_equal(sp_queue_get(q, id, &j, &err), SP_EREDIS);
-    assert_int_equal(sp_queue_ping(q, &err), SP_EREDIS);
-    const char *queues[] = {"x"};
-    sp_consumer *c = open_consumer(url, "w", queues, 1, 1000);
-    assert_int_equal(sp_consumer_next(c, 100, &j, &err), SP_EREDIS);
-    sp_consumer_free(c);
-    sp_queue_close(q);
-    assert_null(sp_queue_open("http://nope", prefix, &err));
-    assert_int_equal(err.code, SP_EINVAL);
-}
-
 /* ---- the rest of the queue's surface -------------------------------------------------- */
 
 static void test_idempotency_key_returns_first_job_or_conflict(void **state)
@@ -831,63 +628,6 @@ static void test_finished_job_expires_after_retention(void **state)
     ttl = sp_test_redis_cli(&R, "PTTL %sjob:%s", prefix, id);
     assert_non_null(ttl);
     assert_in_range(atoll(ttl), 50000, 60000); /* the consumer's 60 s retention */
-    sp_consumer_free(c);
-    sp_queue_close(q);
-}
-
-static void test_dead_worker_claimed_job_goes_back(void **state)
-{
-    (void)state;
-    sp_queue *q = open_q();
-    char first[SP_ID_LEN + 1], second[SP_ID_LEN + 1];
-    enqueue(q, "dw", 3, 100, 1000, first);
-    enqueue(q, "dw", 3, 100, 1000, second);
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* Finish the first job and claim the second in the same step, then die. */
-        const char *queues[] = {"dw"};
-        sp_err err;
-        sp_queue *wq = sp_queue_open(R.url, prefix, &err);
-        sp_worker_info w = {0};
-        snprintf(w.id, sizeof w.id, "doomed");
-        snprintf(w.queues, sizeof w.queues, "dw");
-        sp_queue_worker_beat(wq, &w, 300, &err);
-        sp_consumer_opts o = {R.url, prefix, "doomed", queues, 1, 30000, 60000};
-        sp_consumer *c = sp_consumer_new(&o, &err);
-        sp_job job;
-        if (sp_consumer_next(c, 1000, &job, &err) != 0)
-            _exit(3);
-        sp_outcome out = {SP_FINISH_SUCCEEDED, "[]", NULL, NULL, NULL, -1};
-        if (sp_consumer_finish(c, &job, &out, true, NULL, &err) < 0)
-            _exit(4);
-        _exit(0); /* no cleanup: the claimed job is stranded */
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    assert_int_equal(WEXITSTATUS(st), 0);
-    sp_err err;
-    size_t n;
-    sp_worker_info ws[4];
-    assert_int_equal(sp_queue_workers(q, ws, 4, &n, &err), 0);
-    assert_int_equal(n, 1);
-    assert_string_equal(ws[0].id, "doomed");
-    assert_int_equal(state_of(q, second, NULL), SP_STATE_QUEUED);
-    const char *queues[] = {"dw"};
-    sp_consumer *c = open_consumer(R.url, "heir", queues, 1, 30000);
-    sp_job job;
-    assert_int_equal(sp_consumer_next(c, 100, &job, &err), SP_ETIMEDOUT);
-    usleep(400000); /* the heartbeat runs out */
-    sp_maint_report r;
-    maintain(q, "dw", &r);
-    assert_int_equal(r.workers_reaped, 1);
-    assert_int_equal(r.reclaimed, 1);
-    assert_int_equal(sp_queue_workers(q, ws, 4, &n, &err), 0);
-    assert_int_equal(n, 0);
-    assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
-    assert_string_equal(job.id, second);
-    assert_int_equal(job.attempts, 1); /* a claim that never started costs no attempt */
-    finish_ok(c, &job, false);
-    sp_job_clear(&job);
     sp_consumer_free(c);
     sp_queue_close(q);
 }
@@ -1124,62 +864,6 @@ static void test_events_report_job_changes(void **state)
     assert_int_equal(sp_events_unwatch(ev, id, &err), 0);
     sp_events_close(ev);
     sp_queue_close(q);
-}
-
-static void test_metadata_annotation_is_fenced(void **state)
-{
-    (void)state;
-    sp_queue *q = open_q();
-    char id[SP_ID_LEN + 1];
-    enqueue(q, "meta", 3, 100, 1000, id);
-    const char *queues[] = {"meta"};
-    sp_consumer *c = open_consumer(R.url, "w", queues, 1, 30000);
-    sp_job job;
-    sp_err err;
-    assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
-    assert_int_equal(sp_queue_annotate(q, id, job.token, "{\"pages\":3}", &err), 0);
-    assert_int_equal(sp_queue_annotate(q, id, "not-the-token", "{\"pages\":9}", &err), SP_ELOST);
-    sp_job j;
-    assert_int_equal(sp_queue_get(q, id, &j, &err), 0);
-    assert_string_equal(j.metadata, "{\"pages\":3}");
-    sp_job_clear(&j);
-    finish_ok(c, &job, false);
-    sp_job_clear(&job);
-    sp_consumer_free(c);
-    sp_queue_close(q);
-}
-
-static void test_password_and_database_in_the_url(void **state)
-{
-    (void)state;
-    sp_test_redis r;
-    assert_int_equal(sp_test_redis_start(&r, 0), 0);
-    assert_string_equal(sp_test_redis_cli(&r, "CONFIG SET requirepass 's3cr%%t'"), "OK");
-    char good[160], bad[160];
-    snprintf(good, sizeof good, "redis://:s3cr%%25t@127.0.0.1:%d/2", r.port);
-    snprintf(bad, sizeof bad, "redis://:wrong@127.0.0.1:%d/2", r.port);
-    sp_err err;
-    sp_queue *q = sp_queue_open(good, prefix, &err);
-    assert_non_null(q);
-    char id[SP_ID_LEN + 1];
-    sp_id_new(id);
-    sp_enqueue e = {id, "test.noop", "auth", 3, 100, 1000, false, NULL, NULL, NULL, NULL, 0, 0};
-    assert_int_equal(sp_queue_enqueue(q, &e, NULL, &err), 0);
-    /* The job is in database 2, not 0. */
-    const char *n = sp_test_redis_cli(&r, "-a 's3cr%%t' --no-auth-warning -n 2 EXISTS %sjob:%s",
-                                      prefix, id);
-    assert_string_equal(n, "1");
-    n = sp_test_redis_cli(&r, "-a 's3cr%%t' --no-auth-warning -n 0 EXISTS %sjob:%s", prefix, id);
-    assert_string_equal(n, "0");
-    sp_queue *wrong = sp_queue_open(bad, prefix, &err);
-    assert_non_null(wrong);
-    assert_int_not_equal(sp_queue_ping(wrong, &err), 0);
-    if (strstr(err.msg, "WRONGPASS") == NULL && strstr(err.msg, "invalid") == NULL)
-        fail_msg("unexpected message for a wrong password: %s", err.msg);
-    sp_queue_close(wrong);
-    sp_queue_close(q);
-    sp_test_redis_cli(&r, "-a 's3cr%%t' --no-auth-warning CONFIG SET requirepass ''");
-    sp_test_redis_destroy(&r);
 }
 
 /* What a consumer's on_finished reported. */
@@ -1428,9 +1112,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_many_producers_and_consumers_complete_each_job_once,
                                setup_test),
-        cmocka_unit_test_setup(test_killed_consumer_job_redelivered_after_lease, setup_test),
-        cmocka_unit_test_setup(test_expired_lease_cannot_complete_or_fail, setup_test),
-        cmocka_unit_test_setup(test_renewed_long_job_not_redelivered, setup_test),
         cmocka_unit_test_setup(test_retry_delay_within_full_jitter_bounds, setup_test),
         cmocka_unit_test_setup(test_retries_back_off_then_dead_letter_then_requeue, setup_test),
         cmocka_unit_test_setup(test_permanent_failure_is_not_retried, setup_test),
@@ -1439,11 +1120,9 @@ int main(void)
         cmocka_unit_test_setup(test_aof_restart_between_enqueue_and_dequeue_loses_nothing,
                                setup_test),
         cmocka_unit_test_setup(test_consumer_reports_outage_and_resumes, setup_test),
-        cmocka_unit_test_setup(test_redis_down_gives_clear_error, setup_test),
         cmocka_unit_test_setup(test_idempotency_key_returns_first_job_or_conflict, setup_test),
         cmocka_unit_test_setup(test_queue_limit_rejects_when_full, setup_test),
         cmocka_unit_test_setup(test_finished_job_expires_after_retention, setup_test),
-        cmocka_unit_test_setup(test_dead_worker_claimed_job_goes_back, setup_test),
         cmocka_unit_test_setup(test_multi_queue_wait_takes_first_arrival, setup_test),
         cmocka_unit_test_setup(test_enqueue_many_batches_keep_order_and_results, setup_test),
         cmocka_unit_test_setup(test_high_priority_jumps_the_queue, setup_test),
@@ -1451,12 +1130,10 @@ int main(void)
                                setup_test),
         cmocka_unit_test_setup(test_list_and_stats, setup_test),
         cmocka_unit_test_setup(test_events_report_job_changes, setup_test),
-        cmocka_unit_test_setup(test_metadata_annotation_is_fenced, setup_test),
         cmocka_unit_test_setup(test_prefetch_batches_and_gives_back, setup_test),
         cmocka_unit_test_setup(test_prefetch_free_records_held_finishes, setup_test),
         cmocka_unit_test_setup(test_prefetch_held_finishes_survive_a_redis_restart, setup_test),
         cmocka_unit_test_setup(test_prefetch_does_not_run_a_job_on_a_stale_lease, setup_test),
-        cmocka_unit_test_setup(test_password_and_database_in_the_url, setup_test),
     };
     return cmocka_run_group_tests_name("queue", tests, group_setup, group_teardown);
 }

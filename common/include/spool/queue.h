@@ -119,13 +119,20 @@ typedef struct sp_worker_info {
     int64_t last_seen;      /* filled by sp_queue_workers */
     char current[512];      /* comma-separated ids of the jobs it is running */
     int64_t processed, failed;
+    char run[24];           /* this process's run of the id (random; "" none): a worker
+                             * restarted under the same id vouches only for jobs it
+                             * started itself */
 } sp_worker_info;
 
 /* Register a worker or refresh its heartbeat; it counts as dead after ttl_ms without
- * one. */
+ * one: its claimed jobs go back, and so do the jobs it runs once they too have gone
+ * ttl_ms without a renewal (see sp_consumer_opts.worker_ttl_ms). Beat at least five
+ * times per ttl_ms: a pause in every worker's heartbeats longer than half of it is
+ * taken for Redis being away, and silences across it do not count. */
 int sp_queue_worker_beat(sp_queue *q, const sp_worker_info *w, int64_t ttl_ms, sp_err *err);
 
-/* Deregister a worker and give back the jobs it had claimed but not started. */
+/* Deregister a worker and give back the jobs it had claimed but not started. Also
+ * for a worker starting under a fixed id: what an earlier run left goes back. */
 int sp_queue_worker_leave(sp_queue *q, const char *worker_id, sp_err *err);
 
 /* Live workers into out[0..*n-1] (at most max). */
@@ -150,14 +157,16 @@ int sp_queue_annotate(sp_queue *q, const char *id, const char *token, const char
 
 typedef struct sp_maint_report {
     int promoted;        /* retrying jobs whose delay passed, back on their queue */
-    int expired;         /* running jobs whose lease ran out */
+    int expired;         /* running jobs whose lease ran out or whose worker went silent */
     int workers_reaped;  /* dead workers whose claimed jobs were given back */
     int reclaimed;       /* jobs those workers had claimed */
 } sp_maint_report;
 
-/* Promote due retries and expire lapsed leases on the given queues, reap dead
- * workers, and trim the jobs index and dead-letter sets past retention_ms. Idempotent
- * and safe to run from many processes at once. */
+/* Promote due retries on the given queues, reap dead workers (their claimed jobs go
+ * back), send back running jobs whose lease ran out or whose worker went silent (see
+ * sp_consumer_opts.worker_ttl_ms; either counts the attempt), and trim the jobs index
+ * and dead-letter sets past retention_ms. Idempotent and safe to run from many
+ * processes at once. */
 int sp_queue_maintain(sp_queue *q, const char *const *queues, size_t nqueues,
                       int64_t retention_ms, sp_maint_report *report, sp_err *err);
 
@@ -201,6 +210,12 @@ typedef struct sp_consumer_opts {
      * not call the consumer. NULL: not reported. */
     sp_finished_fn *on_finished;
     void *on_finished_arg;
+    /* The heartbeat TTL the worker registers with (sp_queue_worker_beat). A job it
+     * runs whose renewals stop for this long, while its worker's heartbeat has run out
+     * too and other heartbeats were heard all along, goes back to its queue before its
+     * lease ends (sp_queue_maintain). 0: the worker does not beat; only the lease
+     * counts. */
+    int64_t worker_ttl_ms;
 } sp_consumer_opts;
 
 /* The most jobs a consumer starts, or reports finished, in one round trip. */

@@ -1,0 +1,268 @@
+/* queue_list.c - reading many jobs and queues at once: recent jobs, per-queue depths
+ * and counters, the live workers. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "queue_internal.h"
+#include "spool/alloc.h"
+#include "spool/config.h"
+#include "spool/util.h"
+
+#define SP_LIST_SCAN_MAX 10000
+#define SP_LIST_BATCH 256
+
+static int sp__list_once(sp_queue *q, const sp_list_filter *f, sp_job *out, size_t *n, sp_err *err)
+{
+    *n = 0;
+    size_t limit = f->limit;
+    if (limit == 0)
+        return 0;
+    sp_key k;
+    const char *index = sp__key(&k, q->prefix, "jobs");
+    for (size_t start = 0; start < SP_LIST_SCAN_MAX && *n < limit; start += SP_LIST_BATCH) {
+        char a[24], b[24];
+        snprintf(a, sizeof a, "%zu", start);
+        snprintf(b, sizeof b, "%zu", start + SP_LIST_BATCH - 1);
+        const char *argv[] = {"ZREVRANGE", index, a, b};
+        redisReply *ids;
+        int rc = sp_redis_cmd(q->r, &ids, err, 4, argv, NULL);
+        if (rc < 0)
+            return rc;
+        size_t m = sp_reply_len(ids);
+        for (size_t i = 0; i < m && rc == 0; i++) {
+            const char *id = sp_reply_str(sp_reply_elem(ids, i), NULL);
+            sp_key jk;
+            const char *hv[] = {"HGETALL", sp__key_job(&jk, q->prefix, id ? id : "")};
+            rc = sp_redis_append(q->r, err, 2, hv, NULL);
+        }
+        for (size_t i = 0; i < m && rc == 0; i++) {
+            redisReply *rep;
+            rc = sp_redis_read(q->r, &rep, err);
+            if (rc < 0)
+                break;
+            sp_job j;
+            sp_err e2;
+            int r = sp__job_from_reply(rep, sp_reply_str(sp_reply_elem(ids, i), NULL), &j, &e2);
+            sp_redis_reply_free(rep);
+            if (r == SP_ENOTFOUND)
+                continue; /* expired between the index read and now */
+            if (r < 0) {
+                rc = r;
+                if (err)
+                    *err = e2;
+                break;
+            }
+            bool keep = *n < limit && (!f->has_state || j.state == f->state) &&
+                        (f->type == NULL || strcmp(f->type, j.type) == 0);
+            if (keep)
+                out[(*n)++] = j;
+            else
+                sp_job_clear(&j);
+        }
+        sp_redis_reply_free(ids);
+        if (rc < 0) {
+            for (size_t i = 0; i < *n; i++)
+                sp_job_clear(&out[i]);
+            *n = 0;
+            return rc;
+        }
+        if (m < SP_LIST_BATCH)
+            break;
+    }
+    return 0;
+}
+
+int sp_queue_list(sp_queue *q, const sp_list_filter *f, sp_job *out, size_t *n, sp_err *err)
+{
+    int rc = sp__list_once(q, f, out, n, err);
+    return sp__retry_read(q, rc) ? sp__list_once(q, f, out, n, err) : rc;
+}
+
+static void sp__stat_counters(sp_queue_stat *s, const redisReply *h)
+{
+    for (size_t i = 0; i + 1 < sp_reply_len(h); i += 2) {
+        const char *name = sp_reply_str(sp_reply_elem(h, i), NULL);
+        int64_t v = sp_reply_int(sp_reply_elem(h, i + 1), 0);
+        if (name == NULL)
+            continue;
+        if (!strcmp(name, "enqueued"))
+            s->enqueued = v;
+        else if (!strcmp(name, "succeeded"))
+            s->succeeded = v;
+        else if (!strcmp(name, "failed"))
+            s->failed = v;
+        else if (!strcmp(name, "cancelled"))
+            s->cancelled = v;
+        else if (!strcmp(name, "retried"))
+            s->retried = v;
+        else if (!strcmp(name, "expired"))
+            s->expired = v;
+        else if (!strcmp(name, "requeued"))
+            s->requeued = v;
+    }
+}
+
+static int sp__stat_one_once(sp_queue *q, const char *queue, sp_queue_stat *s, sp_err *err)
+{
+    memset(s, 0, sizeof *s);
+    if (!sp_queue_name_valid(queue))
+        return sp_err_set(err, SP_EINVAL, "bad queue name");
+    snprintf(s->name, sizeof s->name, "%s", queue);
+    const char *p = q->prefix;
+    sp_key k[5];
+    const char *c0[] = {"LLEN", sp__key_q(&k[0], p, queue, "ready")};
+    const char *c1[] = {"ZCARD", sp__key_q(&k[1], p, queue, "leases")};
+    const char *c2[] = {"ZCARD", sp__key_q(&k[2], p, queue, "delayed")};
+    const char *c3[] = {"ZCARD", sp__key_q(&k[3], p, queue, "dead")};
+    const char *c4[] = {"HGETALL", sp__key_q(&k[4], p, queue, "stats")};
+    const char *const *cmds[] = {c0, c1, c2, c3, c4};
+    int rc = 0;
+    for (int i = 0; i < 5 && rc == 0; i++)
+        rc = sp_redis_append(q->r, err, 2, (const char **)cmds[i], NULL);
+    int64_t *depth[] = {&s->ready, &s->running, &s->delayed, &s->dead};
+    for (int i = 0; i < 5 && rc == 0; i++) {
+        redisReply *rep;
+        rc = sp_redis_read(q->r, &rep, err);
+        if (rc < 0)
+            break;
+        if (i < 4)
+            *depth[i] = sp_reply_int(rep, 0);
+        else
+            sp__stat_counters(s, rep);
+        sp_redis_reply_free(rep);
+    }
+    return rc;
+}
+
+int sp_queue_stat_one(sp_queue *q, const char *queue, sp_queue_stat *s, sp_err *err)
+{
+    int rc = sp__stat_one_once(q, queue, s, err);
+    return sp__retry_read(q, rc) ? sp__stat_one_once(q, queue, s, err) : rc;
+}
+
+static int sp__cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int sp__stats_once(sp_queue *q, sp_queue_stat *out, size_t max, size_t *n, sp_err *err)
+{
+    *n = 0;
+    sp_key k;
+    const char *argv[] = {"SMEMBERS", sp__key(&k, q->prefix, "queues")};
+    redisReply *rep;
+    int rc = sp_redis_cmd(q->r, &rep, err, 2, argv, NULL);
+    if (rc < 0)
+        return rc;
+    size_t m = sp_reply_len(rep);
+    const char **names = sp_calloc(m ? m : 1, sizeof *names);
+    if (names == NULL) {
+        sp_redis_reply_free(rep);
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
+    }
+    size_t valid = 0;
+    for (size_t i = 0; i < m; i++) {
+        const char *name = sp_reply_str(sp_reply_elem(rep, i), NULL);
+        if (name && sp_queue_name_valid(name))
+            names[valid++] = name;
+    }
+    qsort(names, valid, sizeof *names, sp__cmp_str);
+    for (size_t i = 0; i < valid && *n < max && rc == 0; i++) {
+        rc = sp_queue_stat_one(q, names[i], &out[*n], err);
+        if (rc == 0)
+            (*n)++;
+    }
+    sp_free(names);
+    sp_redis_reply_free(rep);
+    return rc;
+}
+
+int sp_queue_stats(sp_queue *q, sp_queue_stat *out, size_t max, size_t *n, sp_err *err)
+{
+    int rc = sp__stats_once(q, out, max, n, err);
+    return sp__retry_read(q, rc) ? sp__stats_once(q, out, max, n, err) : rc;
+}
+
+static void sp__worker_field(sp_worker_info *w, const char *name, const char *v)
+{
+#define SP_CPY(f) snprintf(w->f, sizeof w->f, "%s", v)
+    if (!strcmp(name, "kind"))
+        SP_CPY(kind);
+    else if (!strcmp(name, "host"))
+        SP_CPY(host);
+    else if (!strcmp(name, "queues"))
+        SP_CPY(queues);
+    else if (!strcmp(name, "current"))
+        SP_CPY(current);
+    else if (!strcmp(name, "pid"))
+        w->pid = strtoll(v, NULL, 10);
+    else if (!strcmp(name, "concurrency"))
+        w->concurrency = strtoll(v, NULL, 10);
+    else if (!strcmp(name, "started_at"))
+        w->started_at = strtoll(v, NULL, 10);
+    else if (!strcmp(name, "last_seen"))
+        w->last_seen = strtoll(v, NULL, 10);
+    else if (!strcmp(name, "processed"))
+        w->processed = strtoll(v, NULL, 10);
+    else if (!strcmp(name, "failed"))
+        w->failed = strtoll(v, NULL, 10);
+#undef SP_CPY
+}
+
+static int sp__workers_once(sp_queue *q, sp_worker_info *out, size_t max, size_t *n, sp_err *err)
+{
+    *n = 0;
+    const char *p = q->prefix;
+    sp_key k;
+    const char *t[] = {"TIME"};
+    redisReply *rep;
+    int rc = sp_redis_cmd(q->r, &rep, err, 1, t, NULL);
+    if (rc < 0)
+        return rc;
+    int64_t now = sp_reply_int(sp_reply_elem(rep, 0), 0) * 1000 +
+                  sp_reply_int(sp_reply_elem(rep, 1), 0) / 1000;
+    sp_redis_reply_free(rep);
+    char min[24];
+    snprintf(min, sizeof min, "%lld", (long long)now);
+    const char *argv[] = {"ZRANGEBYSCORE", sp__key(&k, p, "workers"), min, "+inf"};
+    rc = sp_redis_cmd(q->r, &rep, err, 4, argv, NULL);
+    if (rc < 0)
+        return rc;
+    size_t m = sp_reply_len(rep);
+    if (m > max)
+        m = max;
+    for (size_t i = 0; i < m && rc == 0; i++) {
+        sp_key wk;
+        const char *id = sp_reply_str(sp_reply_elem(rep, i), NULL);
+        const char *hv[] = {"HGETALL", sp__key_worker(&wk, p, id ? id : "")};
+        rc = sp_redis_append(q->r, err, 2, hv, NULL);
+    }
+    for (size_t i = 0; i < m && rc == 0; i++) {
+        redisReply *h;
+        rc = sp_redis_read(q->r, &h, err);
+        if (rc < 0)
+            break;
+        sp_worker_info *w = &out[*n];
+        memset(w, 0, sizeof *w);
+        snprintf(w->id, sizeof w->id, "%s", sp_reply_str(sp_reply_elem(rep, i), NULL) ?: "");
+        for (size_t j = 0; j + 1 < sp_reply_len(h); j += 2) {
+            const char *name = sp_reply_str(sp_reply_elem(h, j), NULL);
+            const char *v = sp_reply_str(sp_reply_elem(h, j + 1), NULL);
+            if (name && v)
+                sp__worker_field(w, name, v);
+        }
+        if (sp_reply_len(h) > 0)
+            (*n)++;
+        sp_redis_reply_free(h);
+    }
+    sp_redis_reply_free(rep);
+    return rc;
+}
+
+int sp_queue_workers(sp_queue *q, sp_worker_info *out, size_t max, size_t *n, sp_err *err)
+{
+    int rc = sp__workers_once(q, out, max, n, err);
+    return sp__retry_read(q, rc) ? sp__workers_once(q, out, max, n, err) : rc;
+}
