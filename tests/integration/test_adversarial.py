@@ -2,8 +2,11 @@
 """spool-api against hostile clients, as an attacker would try it: trickled headers
 from many connections, one address taking every connection, bodies sent a byte a
 second, large and deep JSON bodies in parallel with the server's memory measured,
-and encoded NUL bytes. Each probe asserts the behaviour that keeps everyone else
-served: the late and the slow are cut off, memory stays flat, nothing is left behind.
+encoded NUL bytes, and kill -9 of the API and a worker in the middle of the work with
+the time to recover measured. Each probe asserts the behaviour that keeps everyone
+else served: the late and the slow are cut off, memory stays flat, nothing is lost or
+left behind. (Every size limit at its edges is test_api_limits'; every SSRF form,
+test_outbound's.)
 """
 import json
 import os
@@ -14,7 +17,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SANITIZED, Redis, Suite, eq, wait_until  # noqa: E402
+from harness import BIN, SANITIZED, Proc, Redis, Suite, eq, wait_until  # noqa: E402
 from test_api import ApiServer, multipart, post_raw, read_response  # noqa: E402
 
 suite = Suite("adversarial")
@@ -328,6 +331,61 @@ def test_nul_bytes_in_urls_names_and_bodies(ctx):
     eq(r.json()["error"]["field"], "rows[0].a")
     r = api.http.post("/v1/exports?title=t", b"a,b\n1,\x002\n", headers={"Content-Type": "text/csv"})
     eq(r.status, 422, "a NUL byte in a CSV body")
+
+
+# ---- kill -9 in the middle of the work ------------------------------------------------------
+
+@suite.test
+def test_kill_9_of_a_worker_and_the_api_mid_work_recovers_in_seconds(ctx):
+    # A real spool-pdf renders a long export; it is killed with SIGKILL while it works,
+    # and so is the API. Another worker runs the job again within the worker TTL (10 s
+    # by default), the restarted API serves it, and it ends succeeded with one PDF.
+    redis = ctx["redis"]
+    data = os.path.join(suite.tmp, "kill9")
+    env = {"SPOOL_REDIS_URL": redis.url, "SPOOL_DATA_DIR": data, "SPOOL_LOG_LEVEL": "info",
+           "SPOOL_KEY_PREFIX": "kill9:"}
+    api = ApiServer(suite, redis, {"SPOOL_DATA_DIR": data, "SPOOL_KEY_PREFIX": "kill9:"},
+                    name="api-kill9")
+    rows = "".join(f"{i},customer {i},{i * 3.25:.2f}\n" for i in range(300_000))
+    r = api.http.post("/v1/exports?title=Long", ("id,name,amount\n" + rows).encode(),
+                      headers={"Content-Type": "text/csv"})
+    eq(r.status, 202, r.body[:200])
+    job_id = r.json()["id"]
+    worker = Proc([os.path.join(BIN, "spool-pdf")], env=env, name="pdf-a", logdir=suite.tmp)
+    spare = None
+    try:
+        wait_until(lambda: api.http.get(f"/v1/jobs/{job_id}").json()["progress"] > 0, 60, 0.05,
+                   "the export to be under way")
+        worker.kill()
+        killed = time.monotonic()
+        # the API too, while a client waits on the job with a long-poll
+        api.proc.kill()
+        spare = Proc([os.path.join(BIN, "spool-pdf")], env=env, name="pdf-b", logdir=suite.tmp)
+        api = ApiServer(suite, redis, {"SPOOL_DATA_DIR": data, "SPOOL_KEY_PREFIX": "kill9:"},
+                        name="api-kill9-again")
+        ready = time.monotonic() - killed
+        wait_until(lambda: (lambda j: j["attempts"] == 2 and j["state"] in
+                            ("running", "succeeded"))(api.http.get(f"/v1/jobs/{job_id}").json()),
+                   30, 0.05, "the job to run again")
+        took = time.monotonic() - killed
+        print(f"# after kill -9: a new API answered in {ready:.2f} s; the job ran again "
+              f"{took:.2f} s after its worker died")
+        assert took < 15, f"the killed worker's job waited {took:.1f} s"
+        done = wait_until(lambda: (lambda j: j if j["state"] in ("succeeded", "failed") else None)(
+            api.http.get(f"/v1/jobs/{job_id}").json()), 120, 0.1, "the job to end")
+        eq(done["state"], "succeeded", str(done["error"]))
+        eq(done["metadata"]["rows"], 300_000)
+        pdf = api.http.get(f"/v1/jobs/{job_id}/outputs/export.pdf")
+        eq(pdf.status, 200)
+        assert pdf.body.startswith(b"%PDF-") and pdf.body.rstrip().endswith(b"%%EOF")
+        leftovers = [f for _, _, fs in os.walk(os.path.join(data, "jobs", job_id[-2:], job_id))
+                     for f in fs if ".tmp" in f]
+        eq(leftovers, [], "staging files of the killed attempt")
+    finally:
+        worker.stop()
+        if spare:
+            spare.stop()
+        api.stop()
 
 
 if __name__ == "__main__":
