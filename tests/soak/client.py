@@ -24,7 +24,7 @@ KINDS = [
     ("video_raw", 0.33),        # raw video/mp4 body, parameters in the query string
     ("video_multipart", 0.06),  # multipart/form-data: file, preset, thumbnail
     ("video_slow", 0.05),       # raw body sent in pieces over ~1.5 s (an API kill can cut it)
-    ("video_bad", 0.03),        # not a video / a clip cut in half: fails at once, intended
+    ("video_bad", 0.03),        # a clip cut in half, text, noise: fails at once, intended
     ("pdf_inline", 0.24),       # JSON rows small enough to stay in the job record
     ("pdf_json_file", 0.10),    # JSON rows past SPOOL_INLINE_DATASET_MAX: a dataset file
     ("pdf_csv", 0.19),          # text/csv body: always a dataset file
@@ -57,6 +57,9 @@ def make_media(dir):
     media["bad-half"] = {"body": half, "expect_code": ("corrupt_input",)}
     media["bad-text"] = {"body": b"this is a text file, not a video\n" * 40,
                          "expect_code": ("unsupported_input",)}
+    # Noise that looks like MP3 to libavformat, whose demuxer then gives up with EINVAL.
+    media["bad-noise"] = {"body": random.Random(4).randbytes(5000),
+                          "expect_code": ("corrupt_input", "unsupported_input")}
     return media
 
 
@@ -77,7 +80,7 @@ def plan_jobs(cfg, rng):
             j["replay"] = True  # sent again after its 202: must answer the same job
         if kind.startswith("video"):
             if kind == "video_bad":
-                j["clip"] = rng.choice(["bad-half", "bad-text"])
+                j["clip"] = rng.choice(["bad-half", "bad-text", "bad-noise"])
                 j["expect"] = "failed"
             else:
                 j["clip"] = rng.choice([c[0] for c in CLIPS])
