@@ -128,7 +128,7 @@ def worker_logs(procs):
     video / exported the PDF), had the success accepted, or had the result discarded;
     and per killed process the jobs it had started and not finished."""
     per_job = {}
-    open_at_kill = []  # (proc, killed_at, job id)
+    open_at_kill = []  # (proc, killed_at, job id, when it started there)
     starts = []        # (t, job, proc name)
     for p in procs:
         if not p.worker_id:
@@ -156,17 +156,20 @@ def worker_logs(procs):
             if msg.startswith(OVER):
                 open_jobs.pop(jid, None)
         if p.killed_at is not None:
-            for jid in open_jobs:
-                open_at_kill.append((p.name, p.killed_at, jid))
+            for jid, started in open_jobs.items():
+                open_at_kill.append((p.name, p.killed_at, jid, started))
     return per_job, open_at_kill, sorted(starts)
 
 
 def redelivery(open_at_kill, starts):
-    """For each job a kill -9 caught mid-run: seconds from the kill to its next start
-    on any worker (None: never started again)."""
+    """For each job a kill -9 caught mid-run: seconds from the kill to its next start on
+    another worker (None: never started again). A job already started elsewhere before
+    the kill (its worker had been frozen past the lease first) is left out."""
     out = []
-    for name, killed_at, jid in open_at_kill:
-        nxt = next((t for t, j, _ in starts if j == jid and t > killed_at), None)
+    for name, killed_at, jid, started in open_at_kill:
+        nxt = next((t for t, j, p in starts if j == jid and t > started and p != name), None)
+        if nxt is not None and nxt < killed_at:
+            continue
         out.append((jid, name, None if nxt is None else nxt - killed_at))
     return out
 

@@ -420,6 +420,11 @@ class Chaos(threading.Thread):
         self.stopping.wait(self.rng.uniform(0, self.cfg.restart_delay / 2))
         self.c.start_api(wait=False)
 
+    def aof_loads(self):
+        """How many times Redis has said it loaded its AOF (its log, every start)."""
+        with open(os.path.join(self.c.redis.dir, "redis.log"), errors="replace") as f:
+            return f.read().count("DB loaded from append only file")
+
     def kill_redis(self):
         r = self.c.redis
         try:
@@ -428,14 +433,14 @@ class Chaos(threading.Thread):
             before = None
         # The count and the kill are not one step: a job created in between makes
         # `after` larger, never smaller, so after >= before is the check.
+        loads_before = self.aof_loads()
         at = time.time()
         r.kill()
         down = self.rng.uniform(0.5, 2.0)
         self.stopping.wait(down)
         r.start()
         after = r.cmd("ZCARD", PREFIX + "jobs")
-        loaded = "DB loaded from append only file" in open(os.path.join(r.dir, "redis.log"),
-                                                            errors="replace").read()
+        loaded = self.aof_loads() > loads_before
         self.note("kill-redis", at=at, jobs_before=before, jobs_after=after, down_s=down,
                   back_at=time.time(), aof_loaded=loaded)
 

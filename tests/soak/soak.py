@@ -232,6 +232,8 @@ def audit_run(cfg, res, cluster, watcher, chaos, client, plan, media, out):
     refused = [j for j in plan if not j["id"]]
     for j in refused[:10]:
         P(f"{j['tag']} ({j['kind']}) was not accepted: {j['result'].get('status')} {j['result'].get('body', '')}")
+    if len(refused) > 10:
+        P(f"{len(refused)} submissions in all were not accepted")
 
     known_ids = set(audit.redis_jobs(cluster.redis)) | accepted
     views, took = audit.settle(cluster.port, sorted(known_ids), cfg.settle_timeout)
@@ -309,7 +311,7 @@ def audit_run(cfg, res, cluster, watcher, chaos, client, plan, media, out):
         lg = per_job.get(jid, {}).get("succeeded", 0)
         ev = pubsub.get(jid, {}).get("succeeded", 0)
         if max(lg, ev) > 1:
-            if in_window(min(per_job.get(jid, {}).get("success_t") or [None], key=lambda t: t or 0)):
+            if in_window(min(per_job.get(jid, {}).get("success_t") or [None])):
                 twice_window += 1
             else:
                 P(f"completed twice: {jid} ({lg} successes in the logs, {ev} succeeded events), "
