@@ -298,10 +298,13 @@ class Chaos(threading.Thread):
     kill -9 at the planned moments, started again from its AOF after a pause. Also watches
     for a process that died without being killed: a crash, noted and restarted."""
 
-    def __init__(self, cluster, cfg, rng, redis_kill_at):
+    def __init__(self, cluster, cfg, rng, redis_kill_at, ensure_at):
         super().__init__(daemon=True)
         self.c, self.cfg, self.rng = cluster, cfg, rng
         self.redis_kill_at = sorted(redis_kill_at)  # monotonic times
+        # By this (monotonic) time at least one API kill and one worker kill have
+        # happened, whatever the dice said: a short run still has both.
+        self.ensure_at = ensure_at
         self.events = []    # dicts: what, when (wall), and details
         self.crashes = []   # (proc, exit code, log tail)
         self.errors = []
@@ -325,9 +328,14 @@ class Chaos(threading.Thread):
         while not self.stopping.is_set():
             self.check_crashes()
             now = time.monotonic()
+            done = {e["what"] for e in self.events}
             if self.redis_kill_at and now >= self.redis_kill_at[0]:
                 self.redis_kill_at.pop(0)
                 self.kill_redis()
+            elif now >= self.ensure_at and "kill-api" not in done and self.cfg.api_kill_share > 0:
+                self.kill_api()
+            elif now >= self.ensure_at and "kill-worker" not in done:
+                self.kill_worker()
             elif now >= next_kill:
                 roll = self.rng.random()
                 if roll < self.cfg.api_kill_share:

@@ -183,7 +183,7 @@ def run(cfg, out=print):
         watcher.start()
         t0 = time.monotonic()
         kills_at = [t0 + cfg.seconds * (k + 1) / (cfg.redis_kills + 1) for k in range(cfg.redis_kills)]
-        chaos = Chaos(cluster, cfg, random.Random(cfg.seed + 1), kills_at)
+        chaos = Chaos(cluster, cfg, random.Random(cfg.seed + 1), kills_at, t0 + cfg.seconds * 0.6)
         chaos.start()
         client = Client(cfg, cluster.port, media, plan, cfg.seed + 2)
         client.run()
