@@ -4,6 +4,9 @@
 #   make test       install what is missing, build, run every test ("N passed, N failed")
 #   make sanitize   the same tests, built with ASan and UBSan
 #   make run        a private Redis, the API and both workers, logs in one stream
+#   make soak       chaos run: 500 jobs while workers, the API and Redis are killed (-9);
+#                   ends "soak: accepted N, succeeded N, failed N, lost N, run twice N...";
+#                   SOAK_JOBS=, SOAK_SECONDS=, ... (tests/soak/soak.py lists them)
 #   make bench      every benchmark (bench-queue, bench-api, bench-video, bench-pdf)
 #   make fuzz       build the libFuzzer targets
 #
@@ -88,6 +91,13 @@ sanitize:
 		SPOOL_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		python3 tests/run.py $(TESTS)
+
+# The chaos run (tests/soak/soak.py; its settings are SOAK_* variables: make soak SOAK_JOBS=1000).
+.PHONY: soak
+soak:
+	@sh scripts/deps.sh
+	@$(MAKE) --no-print-directory all
+	@SPOOL_BIN_DIR=$(abspath $(BIN)) python3 tests/soak/soak.py
 
 clean:
 	rm -rf build bin

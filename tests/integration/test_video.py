@@ -9,6 +9,7 @@ import glob
 import json
 import math
 import os
+import random
 import signal
 import struct
 import subprocess
@@ -357,6 +358,25 @@ def test_bad_input_fails_permanently_with_a_clear_message(ctx):
     job = wait_state(ctx.env, bad_preset, ("failed", "succeeded"))
     eq(job["error"]["code"], "invalid_params", "bad preset: code")
     assert "mp4-720p" in job["error"]["message"], job["error"]["message"]
+
+
+@suite.test
+def test_noise_fails_permanently_never_as_an_io_error(ctx):
+    """Uploads of random bytes: some look like MP3 to libavformat, whose demuxer then
+    gives up with EINVAL ("Could not seek"); every one is a bad input, failed at once,
+    never an io_error retried three times (seeds 4, 6 and 7 are such files here)."""
+    ids = {}
+    for seed in range(8):
+        path = os.path.join(suite.tmp, f"noise-{seed}.mp4")
+        with open(path, "wb") as f:
+            f.write(random.Random(seed).randbytes(5000))
+        ids[seed] = enqueue(ctx.env, path)
+    for seed, jid in ids.items():
+        job = wait_state(ctx.env, jid, ("failed", "succeeded", "retrying"))
+        err = job["error"] or {}
+        eq((job["state"], job["attempts"], err.get("retryable")), ("failed", 1, False),
+           f"noise {seed}: state, attempts, retryable ({err})")
+        assert err.get("code") in ("corrupt_input", "unsupported_input"), f"noise {seed}: {err}"
 
 
 @suite.test

@@ -350,7 +350,9 @@ static int sp__input_open(sp__input *in, const char *path, const sp_video_opts *
             return sp_err_set(err, SP_EUNSUPPORTED,
                               "input is a playlist or script that refers to other files "
                               "(HLS, DASH, concat...), not a video file");
-        if (rc == AVERROR_INVALIDDATA || rc == AVERROR_EOF) {
+        /* The input is a local file that opened: a demuxer that gives up on its bytes
+         * says so with EINVAL at times (the mp3 one on noise: "Could not seek"). */
+        if (rc == AVERROR_INVALIDDATA || rc == AVERROR_EOF || rc == AVERROR(EINVAL)) {
             if (!sp__recognised(path))
                 return sp_err_set(err, SP_EUNSUPPORTED,
                                   "input is not a video file (its format is not recognised)");
