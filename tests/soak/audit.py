@@ -367,17 +367,27 @@ def blob_files(data):
 def leftovers(data, live, expected, api_kills):
     """Files that belong to no live job, each as (path, kind): "cut-upload", an upload's
     staging file (input / dataset) written less than 30 s before an API kill, in a
-    directory whose job was never created (TODO issue 12 item 7: the API leaves these
-    for its GC, which spares them for an hour); "no-job", any other file in a directory
-    of no job; "live-staging", a staging file ("*.tmp-*") of a live job (a later attempt
-    removes its predecessors' when it starts); "unlisted", a file its job does not list
-    as an input or output; "outside", a file outside jobs/<xx>/<id>/."""
+    directory whose job was never created (the API's GC removes it once it has been dead
+    for SPOOL_GC_STAGING_AGE), or its marker in staging/; "no-job", any other file in a
+    directory of no job; "live-staging", a staging file ("*.tmp-*") of a live job, or
+    its marker (a later attempt removes its predecessors' when it starts); "unlisted", a
+    file its job does not list as an input or output; "outside", a file outside
+    jobs/<xx>/<id>/ and staging/."""
     out = []
     for path in blob_files(data):
         rel = os.path.relpath(path, data)
         parts = rel.split(os.sep)
         name = parts[-1]
-        if len(parts) != 4 or parts[0] != "jobs":
+        marker = re.match(r"^([0-9a-z]{36})\.((input|dataset)?.*\.tmp-[0-9a-f]+)$", name)
+        if len(parts) == 2 and parts[0] == "staging" and marker:
+            # a writer's marker (blob.c): "<id>.<staging file name>", judged as that file
+            if marker.group(1) in live:
+                out.append((rel, "live-staging"))
+            else:
+                mtime = os.path.getmtime(path)
+                cut = marker.group(3) and any(0 <= k - mtime < 30 for k in api_kills)
+                out.append((rel, "cut-upload" if cut else "no-job"))
+        elif len(parts) != 4 or parts[0] != "jobs":
             out.append((rel, "outside"))
         elif parts[2] not in live:
             mtime = os.path.getmtime(path)
