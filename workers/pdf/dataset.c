@@ -329,8 +329,11 @@ static int sp__csv_record(sp_dataset *ds, sp_err *err)
             ds->row_line = ds->line;
             ds->row_bytes = 0;
         }
+        /* A record's bytes are counted as the API counts them: everything up to its
+         * end, line ends inside quoted fields included, its own line end not. Whether
+         * this chunk's line end is the record's own is known only after the parse. */
         ds->row_bytes += chunk;
-        if (ds->row_bytes > ds->max_row + 2)
+        if (ds->row_bytes > ds->max_row + (term ? 1 : 0))
             return sp__too_long(ds, ds->row_line, err);
         size_t done = csv_parse(&ds->csv, p, chunk, sp__csv_field, sp__csv_row, ds);
         if (done != chunk) {
@@ -343,6 +346,8 @@ static int sp__csv_record(sp_dataset *ds, sp_err *err)
         }
         if (ds->cb_err)
             return sp__csv_cb_error(ds, err);
+        if (!(ds->row_ready && term) && ds->row_bytes > ds->max_row)
+            return sp__too_long(ds, ds->row_line, err); /* the line end was a field's */
         ds->rpos += chunk;
         if (term)
             sp__csv_line_end(ds, p[k]);
@@ -407,8 +412,8 @@ static int sp__csv_next(sp_dataset *ds, sp_dataset_row *row, sp_err *err)
 /* ---- JSON ------------------------------------------------------------------------ */
 
 /* The next NDJSON line (without its "\n" or "\r\n") into *p,*n; *line its number. The
- * bytes point into the read buffer when the line lies in it, else into acc.
- * 1, 0 at the end, or an error. */
+ * bytes point into the read buffer when the line lies in it, else into acc. A line may
+ * take max_row bytes, its line end not counted. 1, 0 at the end, or an error. */
 static int sp__ndjson_line(sp_dataset *ds, const char **p, size_t *n, int64_t *line,
                            sp_err *err)
 {
@@ -420,6 +425,8 @@ static int sp__ndjson_line(sp_dataset *ds, const char **p, size_t *n, int64_t *l
         if (rc == 0) {
             if (ds->acc.len == 0)
                 return 0;
+            if (ds->acc.len > ds->max_row)
+                return sp__too_long(ds, ds->line, err);
             *p = ds->acc.data;
             *n = ds->acc.len;
             *line = ds->line++;
@@ -429,7 +436,7 @@ static int sp__ndjson_line(sp_dataset *ds, const char **p, size_t *n, int64_t *l
         size_t avail = ds->rlen - ds->rpos;
         const unsigned char *nl = memchr(start, '\n', avail);
         size_t take = nl ? (size_t)(nl - start) : avail;
-        if (ds->acc.len + take > ds->max_row + 1)
+        if (ds->acc.len + take > ds->max_row + 1) /* + 1: a CR that may end the line */
             return sp__too_long(ds, ds->line, err);
         if (nl && ds->acc.len == 0) {
             *p = (const char *)start;
@@ -444,6 +451,8 @@ static int sp__ndjson_line(sp_dataset *ds, const char **p, size_t *n, int64_t *l
         if (nl) {
             if (*n > 0 && (*p)[*n - 1] == '\r')
                 (*n)--;
+            if (*n > ds->max_row)
+                return sp__too_long(ds, ds->line, err);
             *line = ds->line++;
             return 1;
         }
