@@ -362,6 +362,48 @@ static void test_ndjson_line_and_array_element_at_the_limit_pass_one_byte_more_f
     expect_one_row(SP_DATASET_JSON_ARRAY, "[{\"a\":\"", max - 8, "\"},\n{\"a\":1}]", max, "ok");
 }
 
+/* A row within the limit whose cell text grows the most (reals inside a JSON value are
+ * written with 17 digits: "0.1," becomes "0.10000000000000001,") is read, not refused
+ * as too long. */
+static void test_a_row_at_the_limit_whose_text_grows_fivefold_is_read(void **state)
+{
+    (void)state;
+    const size_t max = 64 * 1024; /* large enough that 4 times it is not enough */
+    sp_buf line;
+    sp_buf_init(&line, 2 * max);
+    assert_int_equal(sp_buf_adds(&line, "{\"a\":[0.1"), 0);
+    while (line.len + 4 + 2 <= max)
+        assert_int_equal(sp_buf_adds(&line, ",0.1"), 0);
+    while (line.len + 2 < max)
+        assert_int_equal(sp_buf_adds(&line, " "), 0);
+    assert_int_equal(sp_buf_adds(&line, "]}"), 0);
+    assert_int_equal(line.len, max);
+    sp_buf_addc(&line, '\n');
+    for (int fmt = 0; fmt < 2; fmt++) {
+        sp_dataset *ds;
+        if (fmt == 0) {
+            ds = open_data(line.data, line.len, SP_DATASET_NDJSON, max);
+        } else {
+            line.data[line.len - 1] = ']';
+            char *arr = malloc(line.len + 1);
+            assert_non_null(arr);
+            arr[0] = '[';
+            memcpy(arr + 1, line.data, line.len);
+            ds = open_data(arr, line.len + 1, SP_DATASET_JSON_ARRAY, max);
+            free(arr);
+        }
+        sp_dataset_row row;
+        sp_err err = {0};
+        int rc = sp_dataset_next(ds, &row, &err);
+        if (rc != 1)
+            fail_msg("format %d: %d %s", fmt, rc, err.msg);
+        assert_true(row.len[0] > 4 * max + 4096);
+        assert_int_equal(sp_dataset_next(ds, &row, &err), 0);
+        sp_dataset_close(ds);
+    }
+    sp_buf_free(&line);
+}
+
 static void test_json_array_splits_elements_across_lines(void **state)
 {
     (void)state;
@@ -549,6 +591,7 @@ int main(void)
         cmocka_unit_test(test_ndjson_arrays_need_columns_and_the_right_length),
         cmocka_unit_test(test_ndjson_line_longer_than_the_limit_fails),
         cmocka_unit_test(test_ndjson_line_and_array_element_at_the_limit_pass_one_byte_more_fails),
+        cmocka_unit_test(test_a_row_at_the_limit_whose_text_grows_fivefold_is_read),
         cmocka_unit_test(test_json_array_splits_elements_across_lines),
         cmocka_unit_test(test_json_array_errors_name_the_line),
         cmocka_unit_test(test_rewind_reads_the_same_rows_again),

@@ -779,8 +779,12 @@ int sp_dataset_open_fd(int fd, const sp_dataset_opts *o, sp_dataset **out, sp_er
     ds->ja_state = SP__JA_START;
     struct stat st;
     ds->size = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
-    /* Cell text may grow past the row's bytes: U+FFFD for a bad byte, NULs, numbers. */
-    size_t textmax = ds->max_row > SIZE_MAX / 4 - 4096 ? SIZE_MAX / 2 : ds->max_row * 4 + 4096;
+    /* Cell text may grow past the row's bytes, and a row within max_row must never fail
+     * for it. The most it grows: a JSON object or array inside a cell is written out by
+     * jansson, whose reals take 17 digits, so "0.1," (4 bytes) becomes
+     * "0.10000000000000001," (20): five times. U+FFFD for a bad byte in CSV is three
+     * times; a NUL ends each of at most SP_EXPORT_MAX_COLUMNS + 1 fields. */
+    size_t textmax = ds->max_row > SIZE_MAX / 8 ? SIZE_MAX / 2 : ds->max_row * 5 + 4096;
     sp_buf_init(&ds->text, textmax);
     sp_buf_init(&ds->acc, ds->max_row + 2);
     ds->fcap = ds->max_cols + 1;
