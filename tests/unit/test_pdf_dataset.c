@@ -360,6 +360,23 @@ static void test_ndjson_line_and_array_element_at_the_limit_pass_one_byte_more_f
     expect_one_row(SP_DATASET_JSON_ARRAY, "[{\"a\":\"", max - 7, "\"}]", max,
                    "line 1: the row is longer than 2000 bytes");
     expect_one_row(SP_DATASET_JSON_ARRAY, "[{\"a\":\"", max - 8, "\"},\n{\"a\":1}]", max, "ok");
+    /* blanks before the ',' or ']' are not the element's, however many */
+    expect_one_row(SP_DATASET_JSON_ARRAY, "[\n  {\"a\":\"", max - 8, "\"}\n]\n", max, "ok");
+    expect_one_row(SP_DATASET_JSON_ARRAY, "[\n  {\"a\":\"", max - 7, "\"}\n]\n", max,
+                   "line 2: the row is longer than 2000 bytes");
+    /* "} then 3 * max blanks before the ',': the element is still max bytes */
+    char *tail = malloc(3 * max + 16);
+    assert_non_null(tail);
+    memcpy(tail, "\"}", 2);
+    memset(tail + 2, ' ', 3 * max);
+    strcpy(tail + 2 + 3 * max, ",\t{}]");
+    expect_one_row(SP_DATASET_JSON_ARRAY, "[{\"a\":\"", max - 8, tail, max, "ok");
+    /* blanks inside an element are its own: "x" then 3 * max blanks, then } */
+    tail[1] = ' ';
+    strcpy(tail + 2 + 3 * max, "}]");
+    expect_one_row(SP_DATASET_JSON_ARRAY, "[{\"a\":\"", 1, tail, max,
+                   "line 1: the row is longer than 2000 bytes");
+    free(tail);
 }
 
 /* A row within the limit whose cell text grows the most (reals inside a JSON value are

@@ -521,10 +521,12 @@ static int sp__array_elem(sp_dataset *ds, int64_t *line, sp_err *err)
         break;
     }
 
-    /* An element: copy bytes until a ',' or ']' outside strings and brackets. */
+    /* An element: copy bytes until a ',' or ']' outside strings and brackets. Its size
+     * leaves out the blanks before that ',' or ']' (run: the blanks seen last). */
     *line = ds->line;
     int depth = 0;
     bool in_str = false, esc = false;
+    size_t seen = 0, run = 0;
     for (;;) {
         int rc = sp__fill(ds, err);
         if (rc < 0)
@@ -540,7 +542,12 @@ static int sp__array_elem(sp_dataset *ds, int64_t *line, sp_err *err)
             unsigned char c = p[k];
             if (c == '\n')
                 ds->line++;
+            if (!in_str && sp__json_ws(c)) {
+                run++;
+                continue;
+            }
             if (in_str) {
+                run = 0;
                 if (esc)
                     esc = false;
                 else if (c == '\\')
@@ -564,10 +571,14 @@ static int sp__array_elem(sp_dataset *ds, int64_t *line, sp_err *err)
                 end = 1;
                 break;
             }
+            run = 0;
         }
-        if (ds->acc.len + k > ds->max_row)
+        seen += k;
+        if (seen - run > ds->max_row)
             return sp__too_long(ds, *line, err);
-        if (sp_buf_add(&ds->acc, p, k) < 0)
+        /* Bytes past max_row can only be trailing blanks, which the parse does without. */
+        size_t keep = ds->max_row - ds->acc.len;
+        if (sp_buf_add(&ds->acc, p, k < keep ? k : keep) < 0)
             return sp_err_set(err, SP_ENOMEM, "out of memory");
         ds->rpos += k;
         if (end) {
