@@ -314,10 +314,10 @@ int sp_pdfjob_handle(sp_job_ctx *ctx, void *userdata, int slot)
     if (rc < 0)
         return sp__stopped(ctx, rc);
     sp_info(log, "exported %lld rows (%s) on %lld pages (%lld bytes): fonts %lld ms, sample "
-            "%lld ms, layout %lld ms, render %lld ms, save %lld ms, PDF memory peak %lld KiB",
+            "%lld ms, layout %lld ms, render %lld ms, save %lld ms, PDF memory peak %lld bytes",
             (long long)res.rows, sp_dataset_format_name(in.format), (long long)res.pages,
             (long long)res.bytes, (long long)res.font_ms, (long long)res.sample_ms,
             (long long)res.layout_ms, (long long)res.render_ms, (long long)res.save_ms,
-            (long long)(res.memory_peak >> 10));
+            (long long)res.memory_peak);
     return 0;
 }
