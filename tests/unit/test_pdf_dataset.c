@@ -195,6 +195,64 @@ static void test_csv_row_longer_than_the_limit_fails(void **state)
     sp_dataset_close(ds);
 }
 
+/* The outcome of a dataset of head + body + tail whose body is n bytes of 'x' (with the
+ * tail's "\n" inside a quoted field when quoted): "ok" or the error. */
+static char *one_row(sp_dataset_format fmt, const char *head, size_t n, const char *tail,
+                     size_t max_row)
+{
+    size_t hl = strlen(head), tl = strlen(tail);
+    char *data = malloc(hl + n + tl);
+    assert_non_null(data);
+    memcpy(data, head, hl);
+    memset(data + hl, 'x', n);
+    memcpy(data + hl + n, tail, tl);
+    sp_dataset *ds = open_data(data, hl + n + tl, fmt, max_row);
+    free(data);
+    sp_dataset_row row;
+    sp_err err = {0};
+    int rc;
+    while ((rc = sp_dataset_next(ds, &row, &err)) == 1)
+        ;
+    sp_dataset_close(ds);
+    char *s = sp_strdup(rc == 0 ? "ok" : err.msg);
+    assert_non_null(s);
+    return s;
+}
+
+static void expect_one_row(sp_dataset_format fmt, const char *head, size_t n, const char *tail,
+                           size_t max_row, const char *want)
+{
+    char *got = one_row(fmt, head, n, tail, max_row);
+    if (strcmp(got, want) != 0)
+        fail_msg("%s%zu x%s (limit %zu): got \"%s\", expected \"%s\"", head, n, tail, max_row,
+                 got, want);
+    sp_free(got);
+}
+
+/* A CSV record may take max_row bytes, counted as spool-api counts them: its own line
+ * end (LF, CRLF, CR or none at the end of the file) not counted, a line end inside a
+ * quoted field counted. One byte more fails. */
+static void test_csv_record_at_the_limit_passes_one_byte_more_fails(void **state)
+{
+    (void)state;
+    const size_t max = 1000;
+    const char *too_long = "line 2: the row is longer than 1000 bytes";
+    const char *ends[] = {"\n", "\r\n", "\r", "", "\n1\n", "\r\n1\r\n"};
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+        expect_one_row(SP_DATASET_CSV, "a\n", max - 1, ends[i], max, "ok");
+        expect_one_row(SP_DATASET_CSV, "a\n", max, ends[i], max, "ok");
+        expect_one_row(SP_DATASET_CSV, "a\n", max + 1, ends[i], max, too_long);
+    }
+    /* two fields: the comma counts */
+    expect_one_row(SP_DATASET_CSV, "a,b\n1,", max - 2, "\n", max, "ok");
+    expect_one_row(SP_DATASET_CSV, "a,b\n1,", max - 1, "\n", max, too_long);
+    /* quoted, across lines: quotes and the inner CRLF count, the record's LF does not */
+    expect_one_row(SP_DATASET_CSV, "a\n\"\r\n", max - 4, "\"\n", max, "ok");
+    expect_one_row(SP_DATASET_CSV, "a\n\"\r\n", max - 3, "\"\n", max, too_long);
+    expect_one_row(SP_DATASET_CSV, "a\n\"", max - 4, "\r\n\"", max, "ok");
+    expect_one_row(SP_DATASET_CSV, "a\n\"", max - 3, "\r\n\"", max, too_long);
+}
+
 static void test_csv_empty_file_has_no_keys_and_no_rows(void **state)
 {
     (void)state;
@@ -282,6 +340,85 @@ static void test_ndjson_line_longer_than_the_limit_fails(void **state)
     sp_dataset *ds = open_data(data, (size_t)n, SP_DATASET_NDJSON, 2000);
     expect_rows(ds, "x\nERR -2 line 2: the row is longer than 2000 bytes");
     sp_dataset_close(ds);
+}
+
+/* An NDJSON line may take max_row bytes, its line end (LF, CRLF or none at the end of
+ * the file) not counted; an element of a JSON array max_row bytes. One byte more fails. */
+static void test_ndjson_line_and_array_element_at_the_limit_pass_one_byte_more_fails(void **state)
+{
+    (void)state;
+    const size_t max = 2000;
+    const char *ends[] = {"\"}\n", "\"}\r\n", "\"}", "\"}\n{\"a\":1}\n"};
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+        /* {"a":" is 6 bytes, "} 2 */
+        expect_one_row(SP_DATASET_NDJSON, "{\"a\":\"", max - 9, ends[i], max, "ok");
+        expect_one_row(SP_DATASET_NDJSON, "{\"a\":\"", max - 8, ends[i], max, "ok");
+        expect_one_row(SP_DATASET_NDJSON, "{\"a\":\"", max - 7, ends[i], max,
+                       "line 1: the row is longer than 2000 bytes");
+    }
+    expect_one_row(SP_DATASET_JSON_ARRAY, "[{\"a\":\"", max - 8, "\"}]", max, "ok");
+    expect_one_row(SP_DATASET_JSON_ARRAY, "[{\"a\":\"", max - 7, "\"}]", max,
+                   "line 1: the row is longer than 2000 bytes");
+    expect_one_row(SP_DATASET_JSON_ARRAY, "[{\"a\":\"", max - 8, "\"},\n{\"a\":1}]", max, "ok");
+    /* blanks before the ',' or ']' are not the element's, however many */
+    expect_one_row(SP_DATASET_JSON_ARRAY, "[\n  {\"a\":\"", max - 8, "\"}\n]\n", max, "ok");
+    expect_one_row(SP_DATASET_JSON_ARRAY, "[\n  {\"a\":\"", max - 7, "\"}\n]\n", max,
+                   "line 2: the row is longer than 2000 bytes");
+    /* "} then 3 * max blanks before the ',': the element is still max bytes */
+    char *tail = malloc(3 * max + 16);
+    assert_non_null(tail);
+    memcpy(tail, "\"}", 2);
+    memset(tail + 2, ' ', 3 * max);
+    strcpy(tail + 2 + 3 * max, ",\t{}]");
+    expect_one_row(SP_DATASET_JSON_ARRAY, "[{\"a\":\"", max - 8, tail, max, "ok");
+    /* blanks inside an element are its own: "x" then 3 * max blanks, then } */
+    tail[1] = ' ';
+    strcpy(tail + 2 + 3 * max, "}]");
+    expect_one_row(SP_DATASET_JSON_ARRAY, "[{\"a\":\"", 1, tail, max,
+                   "line 1: the row is longer than 2000 bytes");
+    free(tail);
+}
+
+/* A row within the limit whose cell text grows the most (reals inside a JSON value are
+ * written with 17 digits: "0.1," becomes "0.10000000000000001,") is read, not refused
+ * as too long. */
+static void test_a_row_at_the_limit_whose_text_grows_fivefold_is_read(void **state)
+{
+    (void)state;
+    const size_t max = 64 * 1024; /* large enough that 4 times it is not enough */
+    sp_buf line;
+    sp_buf_init(&line, 2 * max);
+    assert_int_equal(sp_buf_adds(&line, "{\"a\":[0.1"), 0);
+    while (line.len + 4 + 2 <= max)
+        assert_int_equal(sp_buf_adds(&line, ",0.1"), 0);
+    while (line.len + 2 < max)
+        assert_int_equal(sp_buf_adds(&line, " "), 0);
+    assert_int_equal(sp_buf_adds(&line, "]}"), 0);
+    assert_int_equal(line.len, max);
+    sp_buf_addc(&line, '\n');
+    for (int fmt = 0; fmt < 2; fmt++) {
+        sp_dataset *ds;
+        if (fmt == 0) {
+            ds = open_data(line.data, line.len, SP_DATASET_NDJSON, max);
+        } else {
+            line.data[line.len - 1] = ']';
+            char *arr = malloc(line.len + 1);
+            assert_non_null(arr);
+            arr[0] = '[';
+            memcpy(arr + 1, line.data, line.len);
+            ds = open_data(arr, line.len + 1, SP_DATASET_JSON_ARRAY, max);
+            free(arr);
+        }
+        sp_dataset_row row;
+        sp_err err = {0};
+        int rc = sp_dataset_next(ds, &row, &err);
+        if (rc != 1)
+            fail_msg("format %d: %d %s", fmt, rc, err.msg);
+        assert_true(row.len[0] > 4 * max + 4096);
+        assert_int_equal(sp_dataset_next(ds, &row, &err), 0);
+        sp_dataset_close(ds);
+    }
+    sp_buf_free(&line);
 }
 
 static void test_json_array_splits_elements_across_lines(void **state)
@@ -462,6 +599,7 @@ int main(void)
         cmocka_unit_test(test_csv_unclosed_quote_fails_at_the_end),
         cmocka_unit_test(test_csv_counts_lines_inside_quoted_fields),
         cmocka_unit_test(test_csv_row_longer_than_the_limit_fails),
+        cmocka_unit_test(test_csv_record_at_the_limit_passes_one_byte_more_fails),
         cmocka_unit_test(test_csv_empty_file_has_no_keys_and_no_rows),
         cmocka_unit_test(test_ndjson_reads_objects_and_arrays),
         cmocka_unit_test(test_ndjson_numbers_keep_their_text),
@@ -469,6 +607,8 @@ int main(void)
         cmocka_unit_test(test_ndjson_scalar_row_fails),
         cmocka_unit_test(test_ndjson_arrays_need_columns_and_the_right_length),
         cmocka_unit_test(test_ndjson_line_longer_than_the_limit_fails),
+        cmocka_unit_test(test_ndjson_line_and_array_element_at_the_limit_pass_one_byte_more_fails),
+        cmocka_unit_test(test_a_row_at_the_limit_whose_text_grows_fivefold_is_read),
         cmocka_unit_test(test_json_array_splits_elements_across_lines),
         cmocka_unit_test(test_json_array_errors_name_the_line),
         cmocka_unit_test(test_rewind_reads_the_same_rows_again),

@@ -20,6 +20,7 @@
 #include "text.h"
 
 #define SP__READ_SIZE (64 * 1024)
+#define SP__CSV_BLOCK 4096 /* libcsv's field buffer grows by at least this much */
 
 /* States of the JSON array splitter. */
 enum { SP__JA_START, SP__JA_FIRST, SP__JA_NEXT, SP__JA_END, SP__JA_DONE };
@@ -329,9 +330,17 @@ static int sp__csv_record(sp_dataset *ds, sp_err *err)
             ds->row_line = ds->line;
             ds->row_bytes = 0;
         }
+        /* A record's bytes are counted as the API counts them: everything up to its
+         * end, line ends inside quoted fields included, its own line end not. Whether
+         * this chunk's line end is the record's own is known only after the parse. */
         ds->row_bytes += chunk;
-        if (ds->row_bytes > ds->max_row + 2)
+        if (ds->row_bytes > ds->max_row + (term ? 1 : 0))
             return sp__too_long(ds, ds->row_line, err);
+        /* libcsv grows a field's buffer by a fixed block, 128 bytes unless told: a field
+         * of 1 MiB took 8,000 reallocs, each copying it. Growing by what it holds
+         * doubles the buffer instead. */
+        size_t held = csv_get_buffer_size(&ds->csv);
+        csv_set_blk_size(&ds->csv, held > SP__CSV_BLOCK ? held : SP__CSV_BLOCK);
         size_t done = csv_parse(&ds->csv, p, chunk, sp__csv_field, sp__csv_row, ds);
         if (done != chunk) {
             if (csv_error(&ds->csv) == CSV_ENOMEM)
@@ -343,6 +352,8 @@ static int sp__csv_record(sp_dataset *ds, sp_err *err)
         }
         if (ds->cb_err)
             return sp__csv_cb_error(ds, err);
+        if (!(ds->row_ready && term) && ds->row_bytes > ds->max_row)
+            return sp__too_long(ds, ds->row_line, err); /* the line end was a field's */
         ds->rpos += chunk;
         if (term)
             sp__csv_line_end(ds, p[k]);
@@ -407,8 +418,8 @@ static int sp__csv_next(sp_dataset *ds, sp_dataset_row *row, sp_err *err)
 /* ---- JSON ------------------------------------------------------------------------ */
 
 /* The next NDJSON line (without its "\n" or "\r\n") into *p,*n; *line its number. The
- * bytes point into the read buffer when the line lies in it, else into acc.
- * 1, 0 at the end, or an error. */
+ * bytes point into the read buffer when the line lies in it, else into acc. A line may
+ * take max_row bytes, its line end not counted. 1, 0 at the end, or an error. */
 static int sp__ndjson_line(sp_dataset *ds, const char **p, size_t *n, int64_t *line,
                            sp_err *err)
 {
@@ -420,6 +431,8 @@ static int sp__ndjson_line(sp_dataset *ds, const char **p, size_t *n, int64_t *l
         if (rc == 0) {
             if (ds->acc.len == 0)
                 return 0;
+            if (ds->acc.len > ds->max_row)
+                return sp__too_long(ds, ds->line, err);
             *p = ds->acc.data;
             *n = ds->acc.len;
             *line = ds->line++;
@@ -429,7 +442,7 @@ static int sp__ndjson_line(sp_dataset *ds, const char **p, size_t *n, int64_t *l
         size_t avail = ds->rlen - ds->rpos;
         const unsigned char *nl = memchr(start, '\n', avail);
         size_t take = nl ? (size_t)(nl - start) : avail;
-        if (ds->acc.len + take > ds->max_row + 1)
+        if (ds->acc.len + take > ds->max_row + 1) /* + 1: a CR that may end the line */
             return sp__too_long(ds, ds->line, err);
         if (nl && ds->acc.len == 0) {
             *p = (const char *)start;
@@ -444,6 +457,8 @@ static int sp__ndjson_line(sp_dataset *ds, const char **p, size_t *n, int64_t *l
         if (nl) {
             if (*n > 0 && (*p)[*n - 1] == '\r')
                 (*n)--;
+            if (*n > ds->max_row)
+                return sp__too_long(ds, ds->line, err);
             *line = ds->line++;
             return 1;
         }
@@ -512,10 +527,12 @@ static int sp__array_elem(sp_dataset *ds, int64_t *line, sp_err *err)
         break;
     }
 
-    /* An element: copy bytes until a ',' or ']' outside strings and brackets. */
+    /* An element: copy bytes until a ',' or ']' outside strings and brackets. Its size
+     * leaves out the blanks before that ',' or ']' (run: the blanks seen last). */
     *line = ds->line;
     int depth = 0;
     bool in_str = false, esc = false;
+    size_t seen = 0, run = 0;
     for (;;) {
         int rc = sp__fill(ds, err);
         if (rc < 0)
@@ -531,7 +548,12 @@ static int sp__array_elem(sp_dataset *ds, int64_t *line, sp_err *err)
             unsigned char c = p[k];
             if (c == '\n')
                 ds->line++;
+            if (!in_str && sp__json_ws(c)) {
+                run++;
+                continue;
+            }
             if (in_str) {
+                run = 0;
                 if (esc)
                     esc = false;
                 else if (c == '\\')
@@ -555,10 +577,14 @@ static int sp__array_elem(sp_dataset *ds, int64_t *line, sp_err *err)
                 end = 1;
                 break;
             }
+            run = 0;
         }
-        if (ds->acc.len + k > ds->max_row)
+        seen += k;
+        if (seen - run > ds->max_row)
             return sp__too_long(ds, *line, err);
-        if (sp_buf_add(&ds->acc, p, k) < 0)
+        /* Bytes past max_row can only be trailing blanks, which the parse does without. */
+        size_t keep = ds->max_row - ds->acc.len;
+        if (sp_buf_add(&ds->acc, p, k < keep ? k : keep) < 0)
             return sp_err_set(err, SP_ENOMEM, "out of memory");
         ds->rpos += k;
         if (end) {
@@ -770,8 +796,12 @@ int sp_dataset_open_fd(int fd, const sp_dataset_opts *o, sp_dataset **out, sp_er
     ds->ja_state = SP__JA_START;
     struct stat st;
     ds->size = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
-    /* Cell text may grow past the row's bytes: U+FFFD for a bad byte, NULs, numbers. */
-    size_t textmax = ds->max_row > SIZE_MAX / 4 - 4096 ? SIZE_MAX / 2 : ds->max_row * 4 + 4096;
+    /* Cell text may grow past the row's bytes, and a row within max_row must never fail
+     * for it. The most it grows: a JSON object or array inside a cell is written out by
+     * jansson, whose reals take 17 digits, so "0.1," (4 bytes) becomes
+     * "0.10000000000000001," (20): five times. U+FFFD for a bad byte in CSV is three
+     * times; a NUL ends each of at most SP_EXPORT_MAX_COLUMNS + 1 fields. */
+    size_t textmax = ds->max_row > SIZE_MAX / 8 ? SIZE_MAX / 2 : ds->max_row * 5 + 4096;
     sp_buf_init(&ds->text, textmax);
     sp_buf_init(&ds->acc, ds->max_row + 2);
     ds->fcap = ds->max_cols + 1;

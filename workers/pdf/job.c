@@ -37,7 +37,8 @@ void sp_pdfjob_options(sp_pdfjob_config *c, sp_option *out)
         {"pdf-max-input", "SPOOL_PDF_MAX_INPUT", SP_OPT_SIZE, &c->max_input, "1G",
          "largest dataset accepted (blob or source_url)", 1, INT64_MAX},
         {"pdf-max-row-bytes", "SPOOL_PDF_MAX_ROW_BYTES", SP_OPT_SIZE, &c->max_row_bytes, "1M",
-         "longest dataset row (CSV record, NDJSON line, array element)", 1024, 1 << 30},
+         "longest dataset row (CSV record, NDJSON line, array element), its line end not "
+         "counted", 1024, 1 << 30},
         {"pdf-cell-lines", "SPOOL_PDF_CELL_LINES", SP_OPT_INT, &c->cell_lines, "3",
          "lines a text cell may wrap onto before it is cut with an ellipsis", 1, 50},
         {"pdf-time-limit", "SPOOL_PDF_TIME_LIMIT", SP_OPT_DURATION, &c->time_limit_ms, "30m",
@@ -313,10 +314,10 @@ int sp_pdfjob_handle(sp_job_ctx *ctx, void *userdata, int slot)
     if (rc < 0)
         return sp__stopped(ctx, rc);
     sp_info(log, "exported %lld rows (%s) on %lld pages (%lld bytes): fonts %lld ms, sample "
-            "%lld ms, layout %lld ms, render %lld ms, save %lld ms, PDF memory peak %lld KiB",
+            "%lld ms, layout %lld ms, render %lld ms, save %lld ms, PDF memory peak %lld bytes",
             (long long)res.rows, sp_dataset_format_name(in.format), (long long)res.pages,
             (long long)res.bytes, (long long)res.font_ms, (long long)res.sample_ms,
             (long long)res.layout_ms, (long long)res.render_ms, (long long)res.save_ms,
-            (long long)(res.memory_peak >> 10));
+            (long long)res.memory_peak);
     return 0;
 }

@@ -131,7 +131,9 @@ static int sp__fetch_source(sp_job_ctx *ctx, const sp_video_config *cfg, const c
     case SP_EIO:
     case SP_ENOMEM:
         return sp_job_ctx_fail(ctx, rc, true, "fetch_failed", "%s", err.msg);
-    default: /* bad URL, too big, 404, other 4xx: the same URL will not work later */
+    case SP_ETOOBIG: /* the code spool-pdf gives a dataset past its limit */
+        return sp_job_ctx_fail(ctx, rc, false, "too_large", "%s", err.msg);
+    default: /* bad URL, 404, other 4xx: the same URL will not work later */
         return sp_job_ctx_fail(ctx, rc, false, "fetch_failed", "%s", err.msg);
     }
 }
