@@ -466,16 +466,23 @@ static void sp__keep_slot(sp__worker *w, sp_queue *q, sp_job_ctx *ctx)
     sp_err err;
     int rc = sp_queue_renew(q, id, token, w->lease_ms, p == atomic_load(&ctx->written) ? -1 : p,
                             &cancel, &err);
-    if (rc == 0) {
+    /* The answer is about the job renewed: the slot may have finished it and started
+     * another meanwhile, which the answer must not stop. Checked and acted on under the
+     * lock, so the next job cannot start (and reset the stop flag) in between. */
+    pthread_mutex_lock(&ctx->mu);
+    bool same = atomic_load(&ctx->active) && strcmp(ctx->job.id, id) == 0 &&
+                strcmp(ctx->job.token, token) == 0;
+    if (same && rc == 0) {
         atomic_store(&ctx->written, p);
         if (cancel && !sp_job_ctx_stopping(ctx)) {
             sp_info(&ctx->log, "cancel requested: stopping");
             sp__ctx_stop(ctx, SP_ECANCELLED);
         }
-    } else if (rc == SP_ELOST) {
+    } else if (same && rc == SP_ELOST) {
         sp_warn(&ctx->log, "lease lost: stopping the job");
         sp__ctx_stop(ctx, SP_ELOST);
     }
+    pthread_mutex_unlock(&ctx->mu);
     /* SP_EREDIS: keep working; the lease may still be ours when Redis is back. */
 }
 

@@ -130,10 +130,7 @@ def teardown(ctx):
 def worker_env(ctx, prefix, **extra):
     env = {"SPOOL_REDIS_URL": ctx.redis.url, "SPOOL_DATA_DIR": ctx.data,
            "SPOOL_KEY_PREFIX": prefix, "SPOOL_LOG_LEVEL": "info",
-           # Seldom: a renewal in flight while its job ends can today stop the slot's next
-           # job ("lease lost" 1 ms after it starts; it runs again after the 30 s lease).
-           # Reported; these jobs take well under a second and need no renewal.
-           "SPOOL_RENEW_INTERVAL": "3s", "SPOOL_MAINTAIN_INTERVAL": "100ms",
+           "SPOOL_RENEW_INTERVAL": "100ms", "SPOOL_MAINTAIN_INTERVAL": "100ms",
            # the outbound guard refuses loopback sources without it
            "SPOOL_OUTBOUND_ALLOW": "127.0.0.0/8"}
     env.update({k: str(v) for k, v in extra.items()})

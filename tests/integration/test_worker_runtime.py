@@ -473,5 +473,24 @@ def test_worker_survives_redis_outage(ctx):
         r.destroy()
 
 
+@suite.test
+def test_a_renewal_answered_after_its_job_ended_does_not_stop_the_next_job(ctx):
+    # Short jobs one after the other with frequent renewals: a renewal sent for one job
+    # is often answered after the slot has started the next. Its answer (the lease is
+    # gone: the job ended) must not stop that next job, which would then be lost for a
+    # lease and run a second time.
+    q = ctx["q"]
+    ids = [q.enqueue("test", "test.noop", {"sleep_ms": i % 3}) for i in range(400)]
+    w = worker(ctx, SPOOL_RENEW_INTERVAL="50ms", SPOOL_PREFETCH="0", SPOOL_LEASE="5s")
+    try:
+        for jid in ids:
+            job = q.wait_state(jid, ("succeeded", "failed"), 60)
+            eq((job["state"], job["attempts"]), ("succeeded", 1), f"job {jid}")
+        log = w.output()
+    finally:
+        eq(w.stop(), 0, "exit status")
+    assert "lease lost" not in log, log[-3000:]
+
+
 if __name__ == "__main__":
     raise SystemExit(suite.run(setup, teardown))
