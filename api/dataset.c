@@ -19,6 +19,7 @@ void api_csv_init(api_csv *c)
     memset(c, 0, sizeof *c);
     c->line = 1;
     sp_utf8_stream_init(&c->utf8);
+    c->rec_blank = true;
     sp_buf_init(&c->header, API_CSV_HEADER_MAX);
 }
 
@@ -90,10 +91,22 @@ static int api__csv_end_field(api_csv *c, api_invalid *inv)
     return 0;
 }
 
-static int api__csv_end_record(api_csv *c, api_invalid *inv)
+/* The record ends: at a line end (eol), or at the end of the body. */
+static int api__csv_end_record(api_csv *c, bool eol, api_invalid *inv)
 {
-    if (c->rec_bytes == 0) { /* a blank line */
+    if (c->rec_bytes == 0 || (eol && c->field == 0 && c->rec_blank)) {
+        /* A blank line, or one of only spaces and tabs, which spool-pdf skips too. */
+        if (c->nheader == 0) { /* the blanks went into the header's first name: out */
+            size_t start = c->header.len;
+            while (start > 0 && c->header.data[start - 1] != '\0')
+                start--;
+            c->header.len = start;
+            if (c->header.data)
+                c->header.data[start] = '\0';
+        }
         c->field = 0;
+        c->rec_bytes = 0;
+        c->rec_blank = true;
         return 0;
     }
     int rc = api__csv_end_field(c, inv);
@@ -109,6 +122,7 @@ static int api__csv_end_record(api_csv *c, api_invalid *inv)
     }
     c->field = 0;
     c->rec_bytes = 0;
+    c->rec_blank = true;
     return 0;
 }
 
@@ -128,6 +142,8 @@ int api_csv_feed(api_csv *c, const char *data, size_t n, api_invalid *inv)
                 continue;
             }
         }
+        if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r')
+            c->rec_blank = false;
         switch (c->state) {
         case API_CSV_FIELD_START:
         case API_CSV_UNQUOTED:
@@ -136,7 +152,7 @@ int api_csv_feed(api_csv *c, const char *data, size_t n, api_invalid *inv)
                 rc = api__csv_end_field(c, inv);
                 c->state = API_CSV_FIELD_START;
             } else if (ch == '\n' || ch == '\r') {
-                rc = api__csv_end_record(c, inv);
+                rc = api__csv_end_record(c, true, inv);
                 c->state = ch == '\r' ? API_CSV_CR : API_CSV_FIELD_START;
             } else if (ch == '"') {
                 if (c->state == API_CSV_UNQUOTED)
@@ -167,7 +183,7 @@ int api_csv_feed(api_csv *c, const char *data, size_t n, api_invalid *inv)
                 rc = api__csv_end_field(c, inv);
                 c->state = API_CSV_FIELD_START;
             } else if (ch == '\n' || ch == '\r') {
-                rc = api__csv_end_record(c, inv);
+                rc = api__csv_end_record(c, true, inv);
                 c->state = ch == '\r' ? API_CSV_CR : API_CSV_FIELD_START;
             } else {
                 return api__csv_fail(c, inv, "unexpected character after a closing quote");
@@ -198,7 +214,7 @@ int api_csv_finish(api_csv *c, api_invalid *inv)
         return api__csv_fail(c, inv, "a quoted field is not closed before the end");
     }
     if (c->state != API_CSV_CR) {
-        int rc = api__csv_end_record(c, inv);
+        int rc = api__csv_end_record(c, false, inv);
         if (rc < 0)
             return rc;
     }

@@ -30,6 +30,7 @@ typedef struct api_csv {
     size_t field;          /* index of the current field in the record */
     size_t rec_bytes;      /* bytes of the current record so far (its line ends not
                             * counted, nor a blank line's) */
+    bool rec_blank;        /* the current record has only spaces and tabs so far */
     size_t nheader;        /* fields in the header; 0 until it is complete */
     sp_buf header;         /* header names, each followed by a NUL */
     sp_utf8_stream utf8;

@@ -57,6 +57,7 @@ struct api_rows {
     api_jparse *parse;
     uint64_t line;       /* the line being read (1-based) */
     size_t line_bytes;   /* its bytes so far, without the newline */
+    bool line_cr;        /* its last byte so far is a CR (not counted before a newline) */
     bool line_has_row;
     bool any_text;       /* anything but whitespace came (yajl calls no text incomplete) */
 };
@@ -423,8 +424,13 @@ int api_rows_feed(api_rows *r, const char *data, size_t n, api_invalid *inv)
     while (n > 0 && r->rc == 0) {
         const char *nl = memchr(data, '\n', n);
         size_t take = nl ? (size_t)(nl - data) + 1 : n;
-        r->line_bytes += take - (nl ? 1 : 0);
-        if (r->line_bytes > SP_EXPORT_MAX_ROW_BYTES) {
+        size_t content = take - (nl ? 1 : 0);
+        r->line_bytes += content;
+        if (content > 0)
+            r->line_cr = data[content - 1] == '\r';
+        /* its line end (LF or CR LF) not counted, as spool-pdf counts it: a CR last so
+         * far may be the start of one (the last line's, at the end of the body, counts) */
+        if (r->line_bytes - (r->line_cr ? 1 : 0) > SP_EXPORT_MAX_ROW_BYTES) {
             api_invalid_set(&r->inv, "body", "NDJSON line %llu is longer than %d bytes",
                             (unsigned long long)r->line, SP_EXPORT_MAX_ROW_BYTES);
             r->rc = SP_EINVAL;
@@ -440,6 +446,7 @@ int api_rows_feed(api_rows *r, const char *data, size_t n, api_invalid *inv)
                                   "", inv);
             r->line++;
             r->line_bytes = 0;
+            r->line_cr = false;
             r->line_has_row = false;
         }
         data += take;
@@ -450,6 +457,11 @@ int api_rows_feed(api_rows *r, const char *data, size_t n, api_invalid *inv)
 
 int api_rows_finish(api_rows *r, size_t ncolumns, api_invalid *inv)
 {
+    if (r->rc == 0 && r->o.ndjson && r->line_bytes > SP_EXPORT_MAX_ROW_BYTES) {
+        api_invalid_set(&r->inv, "body", "NDJSON line %llu is longer than %d bytes",
+                        (unsigned long long)r->line, SP_EXPORT_MAX_ROW_BYTES);
+        r->rc = SP_EINVAL;
+    }
     if (r->rc == 0 && r->o.ndjson && r->any_text) {
         char msg[160] = "";
         int rc = api_jparse_finish(r->parse, msg, sizeof msg);

@@ -403,6 +403,7 @@ static void test_csv_accepts_rfc4180(void **state)
         "name\n",
         "\xc3\xa9t\xc3\xa9,b\n\xe2\x82\xac,\xf0\x9f\x98\x80\n",
         "a,b\r1,2\r",
+        "  \n\t\na,b\n  \t \n1,2\n \r\n", /* lines of blanks are skipped, as spool-pdf does */
     };
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         for (size_t chunk = 1; chunk < 8; chunk++) {
@@ -420,6 +421,18 @@ static void test_csv_accepts_rfc4180(void **state)
     assert_true(api_csv_has_column(&c, "full name"));
     assert_true(api_csv_has_column(&c, "id"));
     assert_false(api_csv_has_column(&c, "full"));
+    assert_int_equal(c.records, 1);
+    api_csv_free(&c);
+    /* a line of blanks is no record, also in a one-column file, and not the header */
+    assert_int_equal(csv_check(" \nname\n  \nx\n\t\n", 2, &inv, &c), 0);
+    assert_true(api_csv_has_column(&c, "name"));
+    assert_int_equal(c.records, 1);
+    api_csv_free(&c);
+    /* ...but blanks in a quoted field or beside a comma are data */
+    assert_int_equal(csv_check("a\n\"  \"\n", 2, &inv, &c), 0);
+    assert_int_equal(c.records, 1);
+    api_csv_free(&c);
+    assert_int_equal(csv_check("a,b\n , \n", 2, &inv, &c), 0);
     assert_int_equal(c.records, 1);
     api_csv_free(&c);
 }
@@ -533,7 +546,7 @@ static void test_ndjson_checks_each_line(void **state)
     /* A line of SP_EXPORT_MAX_ROW_BYTES bytes is taken, one more byte is not. */
     size_t max = SP_EXPORT_MAX_ROW_BYTES;
     char *big = malloc(max + 16);
-    for (size_t extra = 0; extra < 2; extra++) {
+    for (size_t extra = 0; extra < 2; extra++) { /* the line end (LF) not counted */
         size_t len = max + extra;
         big[0] = '[';
         big[1] = '"';
@@ -546,6 +559,16 @@ static void test_ndjson_checks_each_line(void **state)
         if (extra)
             assert_non_null(strstr(inv.message, "NDJSON line 1 is longer than 1048576 bytes"));
     }
+    /* a CR LF line end is not counted either; a CR at the very end of the body is */
+    big[0] = '[';
+    big[1] = '"';
+    memset(big + 2, 'x', max - 4);
+    big[max - 2] = '"';
+    big[max - 1] = ']';
+    memcpy(big + max, "\r\n", 2);
+    assert_int_equal(nd_check_chunked(big, max + 2, 1, 65536, NULL, &inv), 0);
+    assert_int_equal(nd_check_chunked(big, max + 2, 1, 1, NULL, &inv), 0);
+    assert_int_equal(nd_check_chunked(big, max + 1, 1, 65536, NULL, &inv), SP_EINVAL);
     free(big);
 }
 
