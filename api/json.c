@@ -6,6 +6,7 @@
 #include <yajl/yajl_parse.h>
 
 #include "spool/alloc.h"
+#include "spool/buf.h"
 #include "spool/err.h"
 #include "spool/utf8.h"
 
@@ -20,7 +21,13 @@ struct api_jparse {
     bool in_string;   /* the bytes fed so far end inside a string ... */
     bool escaped;     /* ... right after a backslash */
     size_t string_len; /* the bytes of that string so far */
+    sp_buf pend;      /* bytes not yet handed to yajl (see api__push) */
 };
+
+/* Bytes go to yajl in batches of at least this many (or at a flush): yajl gathers a
+ * string that spans calls by scanning it again from its start at each call, so a long
+ * string trickled in small reads would cost time quadratic in the number of reads. */
+#define API_JPARSE_BATCH (16 * 1024)
 
 static int api__ev(api_jparse *p, api_jev ev, const char *s, size_t n)
 {
@@ -91,6 +98,7 @@ api_jparse *api_jparse_new(api_jev_fn fn, void *ud, bool many)
     }
     if (many)
         yajl_config(p->h, yajl_allow_multiple_values, 1);
+    sp_buf_init(&p->pend, (size_t)-1 / 2); /* bounded: a batch and one call's bytes */
     p->fn = fn;
     p->ud = ud;
     return p;
@@ -101,6 +109,7 @@ void api_jparse_free(api_jparse *p)
     if (p == NULL)
         return;
     yajl_free(p->h);
+    sp_buf_free(&p->pend);
     sp_free(p);
 }
 
@@ -170,7 +179,7 @@ static size_t api__strings_fit(api_jparse *p, const char *data, size_t n)
         p->string_len += (size_t)(s - start);
         if (p->string_len > p->max_string) {
             snprintf(p->msg, sizeof p->msg, "a string longer than %zu bytes (at byte %zu)",
-                     p->max_string, p->fed + (size_t)(s - data));
+                     p->max_string, p->fed + p->pend.len + (size_t)(s - data));
             p->rc = SP_ETOOBIG;
             return (size_t)(s - data);
         }
@@ -182,41 +191,68 @@ static size_t api__strings_fit(api_jparse *p, const char *data, size_t n)
     return n;
 }
 
+/* The error that stopped the parse, in msg. */
+static int api__stopped(api_jparse *p, char *msg, size_t cap)
+{
+    if (msg && cap)
+        snprintf(msg, cap, "%s",
+                 p->rc == SP_EPROTO || p->rc == SP_ETOOBIG ? p->msg : sp_strerror(p->rc));
+    return p->rc;
+}
+
+static int api__parse(api_jparse *p, const char *data, size_t n, char *msg, size_t cap)
+{
+    return api__status(p, yajl_parse(p->h, (const unsigned char *)data, n), data, n, msg, cap);
+}
+
+int api_jparse_flush(api_jparse *p, char *msg, size_t cap)
+{
+    if (p->rc < 0)
+        return api__stopped(p, msg, cap);
+    if (p->pend.len == 0)
+        return 0;
+    int rc = api__parse(p, p->pend.data, p->pend.len, msg, cap);
+    sp_buf_reset(&p->pend);
+    return rc;
+}
+
+/* Hand n bytes on to yajl, batched (API_JPARSE_BATCH). */
+static int api__push(api_jparse *p, const char *data, size_t n, char *msg, size_t cap)
+{
+    if (p->pend.len == 0 && n >= API_JPARSE_BATCH)
+        return api__parse(p, data, n, msg, cap);
+    if (sp_buf_add(&p->pend, data, n) < 0) {
+        p->rc = SP_ENOMEM;
+        return api__stopped(p, msg, cap);
+    }
+    return p->pend.len < API_JPARSE_BATCH ? 0 : api_jparse_flush(p, msg, cap);
+}
+
 int api_jparse_feed(api_jparse *p, const char *data, size_t n, char *msg, size_t cap)
 {
-    if (p->rc == 0 && p->max_string > 0) {
+    if (p->rc < 0)
+        return api__stopped(p, msg, cap);
+    if (p->max_string > 0) {
         size_t fit = api__strings_fit(p, data, n);
         if (fit < n) {
             /* what came before the long string is parsed (its events may name the field
              * the string belongs to), then the string is refused */
             int rc = p->rc;
             p->rc = 0;
-            if (fit > 0)
-                api__status(p, yajl_parse(p->h, (const unsigned char *)data, fit), data, fit,
-                            NULL, 0);
-            if (p->rc == 0) {
+            if (api__push(p, data, fit, NULL, 0) == 0 && api_jparse_flush(p, NULL, 0) == 0)
                 p->rc = rc;
-            } /* else: an error before the string is the one to report */
-            if (msg && cap)
-                snprintf(msg, cap, "%s", p->msg);
-            return p->rc;
+            /* else: an error before the string is the one to report */
+            return api__stopped(p, msg, cap);
         }
     }
-    if (p->rc < 0) {
-        if (msg && cap)
-            snprintf(msg, cap, "%s",
-                     p->rc == SP_EPROTO || p->rc == SP_ETOOBIG ? p->msg : sp_strerror(p->rc));
-        return p->rc;
-    }
-    if (n == 0)
-        return 0;
-    return api__status(p, yajl_parse(p->h, (const unsigned char *)data, n), data, n, msg, cap);
+    return n == 0 ? 0 : api__push(p, data, n, msg, cap);
 }
 
 int api_jparse_finish(api_jparse *p, char *msg, size_t cap)
 {
-    if (p->rc < 0)
-        return api_jparse_feed(p, "", 0, msg, cap);
+    int rc = api_jparse_flush(p, msg, cap);
+    if (rc < 0)
+        return rc;
     return api__status(p, yajl_complete_parse(p->h), "", 0, msg, cap);
 }
 

@@ -41,10 +41,15 @@ void api_jparse_free(api_jparse *p); /* accepts NULL */
  * at each call, so one long string would cost time quadratic in its length. */
 void api_jparse_max_string(api_jparse *p, size_t max);
 
-/* Parse the next n bytes. Returns 0, fn's code, SP_ENOMEM, SP_ETOOBIG for a string
- * past the maximum, or SP_EPROTO for invalid JSON, with a description in msg (cap
- * bytes; "lexical error: ..."). After an error every call returns it again. */
+/* Parse the next n bytes (their events may come in a later call: see flush). Returns
+ * 0, fn's code, SP_ENOMEM, SP_ETOOBIG for a string past the maximum, or SP_EPROTO for
+ * invalid JSON, with a description in msg (cap bytes; "lexical error: ..."). After an
+ * error every call returns it again. */
 int api_jparse_feed(api_jparse *p, const char *data, size_t n, char *msg, size_t cap);
+
+/* Hand the bytes fed so far to yajl now (feed batches them): their events come before
+ * this returns. The same codes as feed. */
+int api_jparse_flush(api_jparse *p, char *msg, size_t cap);
 
 /* The input has ended: as feed; SP_EPROTO when a value is incomplete (or, unless many,
  * when there was none). */

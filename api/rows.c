@@ -437,6 +437,8 @@ int api_rows_feed(api_rows *r, const char *data, size_t n, api_invalid *inv)
             break;
         }
         int rc = api_jparse_feed(r->parse, data, take, msg, sizeof msg);
+        if (rc == 0 && nl) /* the line's events, before the line is judged */
+            rc = api_jparse_flush(r->parse, msg, sizeof msg);
         if (rc < 0)
             return api__nd_rc(r, rc, msg, inv);
         if (nl) {
