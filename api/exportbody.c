@@ -302,6 +302,12 @@ int api_xbody_finish(api_xbody *b, api_export_req *x, api_invalid *inv)
     rc = api_export_from_json(x, b->fields, b->has_rows, &b->inv);
     if (rc == 0 && b->has_rows) {
         rc = api_rows_finish(b->rows, api_export_ncolumns(x), &b->inv);
+        size_t keys = api_rows_first_keys(b->rows);
+        if (rc == 0 && api_export_ncolumns(x) == 0) {
+            char what[80];
+            snprintf(what, sizeof what, "the first row's %zu keys name the columns", keys);
+            rc = api_export_columns_fit(x, keys, "rows[0]", what, &b->inv);
+        }
         if (rc < 0)
             api_export_free(x);
     }

@@ -229,9 +229,20 @@ static int api__finish(api_req *r, api_export_state *st, sp_buf *input)
         break;
     case API_EXPORT_NDJSON:
         rc = api_rows_finish(st->nd, api_export_ncolumns(&st->x), &inv);
+        if (rc == 0 && api_export_ncolumns(&st->x) == 0) {
+            char what[80];
+            snprintf(what, sizeof what, "the first row's %zu keys name the columns",
+                     api_rows_first_keys(st->nd));
+            rc = api_export_columns_fit(&st->x, api_rows_first_keys(st->nd), "body", what, &inv);
+        }
         break;
     default:
         rc = api_csv_finish(&st->csv, &inv);
+        if (rc == 0 && api_export_ncolumns(&st->x) == 0) {
+            char what[80];
+            snprintf(what, sizeof what, "the CSV header names %zu columns", st->csv.nheader);
+            rc = api_export_columns_fit(&st->x, st->csv.nheader, "body", what, &inv);
+        }
         for (size_t i = 0; rc == 0 && i < api_export_ncolumns(&st->x); i++) {
             const char *key = api_export_column_key(&st->x, i);
             if (key && !api_csv_has_column(&st->csv, key)) {

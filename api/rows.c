@@ -118,6 +118,11 @@ const api_invalid *api_rows_invalid(const api_rows *r)
     return &r->inv;
 }
 
+size_t api_rows_first_keys(const api_rows *r)
+{
+    return r->nrows > 0 && r->first_kind == API_ROW_OBJECT ? r->first_keys : 0;
+}
+
 uint64_t api_rows_count(const api_rows *r)
 {
     return r->nrows;

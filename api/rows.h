@@ -57,6 +57,10 @@ int api_rows_finish(api_rows *r, size_t ncolumns, api_invalid *inv);
 /* Why the last call failed with SP_EINVAL. */
 const api_invalid *api_rows_invalid(const api_rows *r);
 
+/* The keys of the first row when it is an object (they name the columns when none are
+ * given), else 0. */
+size_t api_rows_first_keys(const api_rows *r);
+
 /* Rows seen so far. */
 uint64_t api_rows_count(const api_rows *r);
 

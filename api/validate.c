@@ -477,6 +477,13 @@ static int api__export(api_export_req *x, const json_t *req, bool inline_ok, boo
     json_t *cols = NULL;
     if (rc == 0 && columns)
         rc = api__columns(columns, &cols, inv);
+    x->letter = strcmp(page_size, "Letter") == 0;
+    x->landscape = strcmp(orientation, "landscape") == 0;
+    if (rc == 0 && cols) {
+        char what[64];
+        snprintf(what, sizeof what, "%zu columns are given", json_array_size(cols));
+        rc = api_export_columns_fit(x, json_array_size(cols), "columns", what, inv);
+    }
     if (rc == 0 && inline_ok) {
         if (rows && url)
             rc = api_invalid_set(inv, "source_url", "give either rows or source_url, not both");
@@ -569,6 +576,21 @@ int api_export_fields_done(api_export_req *x, api_invalid *inv)
     if (x->fields == NULL && (x->fields = json_object()) == NULL)
         return SP_ENOMEM;
     return api__export(x, x->fields, false, false, inv);
+}
+
+int api_export_columns_fit(const api_export_req *x, size_t n, const char *field,
+                           const char *what, api_invalid *inv)
+{
+    size_t fit = sp_export_columns_fit(x->letter, x->landscape);
+    if (n <= fit)
+        return 0;
+    return api_invalid_set(inv, field,
+                           "%s, and at most %zu columns fit across %s %s page (%zu in %s); "
+                           "give fewer columns or turn the page",
+                           what, fit, x->letter ? "a Letter" : "an A4",
+                           x->landscape ? "landscape" : "portrait",
+                           sp_export_columns_fit(x->letter, !x->landscape),
+                           x->landscape ? "portrait" : "landscape");
 }
 
 size_t api_export_ncolumns(const api_export_req *x)

@@ -63,6 +63,7 @@ typedef struct api_export_req {
     json_t *params;      /* owned: the validated params object, NULL until valid */
     json_t *columns;     /* borrowed from params: the normalized columns, or NULL */
     bool high_priority;
+    bool letter, landscape; /* the page, once the fields are valid */
     char source_url[API_URL_MAX + 1];
     char format[8];      /* source_url: csv, ndjson or json */
     json_t *fields;      /* text parameters collected by api_export_field (owned) */
@@ -85,6 +86,12 @@ int api_export_field(api_export_req *x, const char *name, const char *value, api
 
 /* Validate the collected parameters (title is required). 0 or SP_EINVAL. */
 int api_export_fields_done(api_export_req *x, api_invalid *inv);
+
+/* 0 when n columns fit across x's page at SP_EXPORT_MIN_COLUMN (spool-pdf refuses a
+ * table that does not: it would print no text); else SP_EINVAL with inv naming field,
+ * its message starting with what ("the CSV header names", "3 columns are given"...). */
+int api_export_columns_fit(const api_export_req *x, size_t n, const char *field,
+                           const char *what, api_invalid *inv);
 
 /* The number of columns given, and the key of column i. */
 size_t api_export_ncolumns(const api_export_req *x);

@@ -252,35 +252,51 @@ def test_upload_at_the_limit_and_one_byte_past(ctx):
 
 # ---- dataset limits, shared with spool-pdf ------------------------------------------------
 
+# Columns must fit across the page at SP_EXPORT_MIN_COLUMN (24 pt): 21 on A4 portrait, 32
+# on A4 landscape, 22 and 30 on Letter. Past 256 a CSV header is refused while it streams.
+FIT = {("A4", "portrait"): 21, ("A4", "landscape"): 32, ("Letter", "portrait"): 22,
+       ("Letter", "landscape"): 30}
+
+
 @suite.test
 def test_csv_columns_at_the_limit_and_past(ctx):
     api = ctx["api"]
-    for n, want in ((COLUMNS_MAX - 1, 202), (COLUMNS_MAX, 202), (COLUMNS_MAX + 1, 422)):
-        header = ",".join(f"c{i}" for i in range(n)) + "\n"
-        row = ",".join(str(i) for i in range(n)) + "\n"
-        r = post(api, "/v1/exports?title=wide", (header + row).encode(), ctype="text/csv")
-        eq(r.status, want, f"{n} CSV columns ({r.body[:200]!r})")
-        if want == 422:
-            assert "more than 256 fields" in r.json()["error"]["message"], r.json()
+    for (size, orient), fit in FIT.items():
+        for n, want in ((fit - 1, 202), (fit, 202), (fit + 1, 422)):
+            header = ",".join(f"c{i}" for i in range(n)) + "\n"
+            row = ",".join(str(i) for i in range(n)) + "\n"
+            r = post(api, f"/v1/exports?title=wide&page_size={size}&orientation={orient}",
+                     (header + row).encode(), ctype="text/csv")
+            eq(r.status, want, f"{n} CSV columns on {size} {orient} ({r.body[:200]!r})")
+            if want == 422:
+                assert f"at most {fit} columns fit across" in r.json()["error"]["message"]
+    header = ",".join(f"c{i}" for i in range(COLUMNS_MAX + 1)) + "\n"
+    r = post(api, "/v1/exports?title=wide&orientation=landscape", header.encode(), ctype="text/csv")
+    eq(r.status, 422, "257 CSV columns")
+    assert "more than 256 fields" in r.json()["error"]["message"], r.json()
 
 
 @suite.test
 def test_given_columns_and_first_row_keys_at_the_limit_and_past(ctx):
     api = ctx["api"]
-    for n, want in ((COLUMNS_MAX - 1, 202), (COLUMNS_MAX, 202), (COLUMNS_MAX + 1, 422)):
-        cols = [{"key": f"c{i}"} for i in range(n)]
-        r = post(api, "/v1/exports", {"title": "t", "columns": cols, "rows": [[0] * n]})
-        eq(r.status, want, f"{n} given columns")
-        if want == 422:
-            eq(r.json()["error"]["field"], "columns")
-        r = post(api, "/v1/exports", {"title": "t", "rows": [{f"k{i}": i for i in range(n)}]})
-        eq(r.status, want, f"a first row with {n} keys")
-        if want == 422:
-            eq(r.json()["error"]["field"], "rows[0]")
-        first = {f"k{i}": i for i in range(n)}
-        nd = (json.dumps(first) + "\n").encode()
-        r = post(api, "/v1/exports?title=t", nd, ctype="application/x-ndjson")
-        eq(r.status, want, f"an NDJSON first row with {n} keys")
+    for (size, orient), fit in FIT.items():
+        page = {"page_size": size, "orientation": orient}
+        for n, want in ((fit - 1, 202), (fit, 202), (fit + 1, 422)):
+            what = f"{size} {orient}, {n}"
+            cols = [{"key": f"c{i}"} for i in range(n)]
+            r = post(api, "/v1/exports", dict(page, title="t", columns=cols, rows=[[0] * n]))
+            eq(r.status, want, f"{what} given columns")
+            if want == 422:
+                eq(r.json()["error"]["field"], "columns")
+            r = post(api, "/v1/exports", dict(page, title="t", rows=[{f"k{i}": i
+                                                                      for i in range(n)}]))
+            eq(r.status, want, f"{what}: a first row with {n} keys")
+            if want == 422:
+                eq(r.json()["error"]["field"], "rows[0]")
+            nd = (json.dumps({f"k{i}": i for i in range(n)}) + "\n").encode()
+            r = post(api, f"/v1/exports?title=t&page_size={size}&orientation={orient}", nd,
+                     ctype="application/x-ndjson")
+            eq(r.status, want, f"{what}: an NDJSON first row with {n} keys")
 
 
 @suite.test
@@ -332,14 +348,16 @@ def test_text_fields_at_their_limits(ctx):
 
 @suite.test
 def test_the_largest_valid_export_request_is_accepted(ctx):
-    # 256 columns with the longest keys and labels: well inside the members' budget.
+    # As many columns as fit (32, A4 landscape) with the longest keys and labels, and
+    # every other field at its longest: inside the members' budget and the body limit.
     api_big = ctx.get("big_api")
+    n = FIT[("A4", "landscape")]
     cols = [{"key": f"{i:03d}" + "k" * 253, "label": "l" * 1000, "width": 100, "align": "right",
-             "format": "number", "decimals": 2, "thousands": False} for i in range(COLUMNS_MAX)]
+             "format": "number", "decimals": 2, "thousands": False} for i in range(n)]
     body = {"title": "t" * 1000, "author": "a" * 1000, "columns": cols, "rows": [],
-            "page_size": "Letter", "orientation": "landscape", "font": "mono", "priority": "high"}
+            "page_size": "A4", "orientation": "landscape", "font": "mono", "priority": "high"}
     job = ok(post(api_big, "/v1/exports", body), "the largest request")
-    eq(len(job["params"]["columns"]), COLUMNS_MAX)
+    eq(len(job["params"]["columns"]), n)
 
 
 @suite.test

@@ -348,10 +348,15 @@ def test_ndjson_line_of_1_mib_passes_api_and_worker_one_byte_more_fails_both(ctx
 
 
 @suite.test
-def test_256_columns_pass_api_and_worker_257_fail_both(ctx):
-    """256 columns, named by a CSV header, by the first NDJSON object's keys or given as
-    params.columns, pass spool-api and make a one-page PDF; 257 are refused by both, and
-    so is a row of 257 fields under a header of 256."""
+def test_columns_that_fit_the_page_pass_api_and_worker_one_more_fails_both(ctx):
+    """As many columns as fit across the page at SP_EXPORT_MIN_COLUMN (32 on A4
+    landscape), named by a CSV header, by the first NDJSON object's keys or given as
+    params.columns, pass spool-api and make a one-page PDF whose text shows every column;
+    one more is refused by both (it would print no text), and past the absolute limit
+    of 256 columns both refuse the header itself."""
+    fit = 32  # sp_export_columns_fit(A4, landscape)
+    land = "title=Limits&orientation=landscape"
+
     def csv(n):
         return "".join(",".join(f"{p}{i}" for i in range(n)) + "\n" for p in ("c", ""))
 
@@ -359,41 +364,42 @@ def test_256_columns_pass_api_and_worker_257_fail_both(ctx):
         return json.dumps({f"c{i}": i for i in range(n)}) + "\n"
 
     def given(n):
-        return {"title": "Given", "columns": [{"key": f"c{i}"} for i in range(n)],
-                "rows": [list(range(n))]}
+        return {"title": "Given", "orientation": "landscape",
+                "columns": [{"key": f"c{i}"} for i in range(n)], "rows": [list(range(n))]}
 
-    ids = {"CSV 255": api_job(ctx, csv(MAX_COLUMNS - 1)),
-           "CSV 256": api_job(ctx, csv(MAX_COLUMNS)),
-           "NDJSON 256": api_job(ctx, nd(MAX_COLUMNS), "application/x-ndjson"),
-           "params.columns 256": api_job(ctx, json.dumps(given(MAX_COLUMNS)), "application/json",
+    params = {"title": "At", "orientation": "landscape"}
+    ids = {"CSV fit-1": api_job(ctx, csv(fit - 1), query=land),
+           "CSV fit": api_job(ctx, csv(fit), query=land),
+           "NDJSON fit": api_job(ctx, nd(fit), "application/x-ndjson", query=land),
+           "params.columns fit": api_job(ctx, json.dumps(given(fit)), "application/json",
                                          query=""),
-           "CSV 256, queued directly": pdf_job(ctx, "spool:", {"title": "At"}, csv(MAX_COLUMNS)),
-           "NDJSON 256, queued directly": pdf_job(ctx, "spool:", {"title": "At"}, nd(MAX_COLUMNS),
-                                                  "ndjson")}
+           "CSV fit, queued directly": pdf_job(ctx, "spool:", params, csv(fit)),
+           "NDJSON fit, queued directly": pdf_job(ctx, "spool:", params, nd(fit), "ndjson")}
     for k, jid in ids.items():
-        # Not its text: squeezed into one page's width, 256 columns of about 2 pt show no
-        # text at all (nor do more than about 30 columns on A4 portrait); reported.
-        rec, _ = pdf_ok(ctx, "spool:", jid, 1, [], k)
+        last = str((fit - 2) if k.startswith("CSV fit-1") else (fit - 1))
+        rec, text = pdf_ok(ctx, "spool:", jid, 1, [], k)
         eq(rec["metadata"]["pages"], 1, f"{k}: pages")
-    api_refuses(ctx, csv(MAX_COLUMNS + 1), "text/csv", f"more than {MAX_COLUMNS} fields")
-    api_refuses(ctx, csv(MAX_COLUMNS) + "1," * MAX_COLUMNS + "1\n", "text/csv",
-                f"more than {MAX_COLUMNS} fields")
-    api_refuses(ctx, nd(MAX_COLUMNS + 1), "application/x-ndjson", f"at most {MAX_COLUMNS} columns")
-    api_refuses(ctx, json.dumps(given(MAX_COLUMNS + 1)), "application/json",
-                f"at most {MAX_COLUMNS} columns", query="")
-    g = given(MAX_COLUMNS + 1)
-    past = [(pdf_job(ctx, "spool:", {"title": "CSV"}, csv(MAX_COLUMNS + 1)), "invalid_input",
+        assert last in text.split(), f"{k}: the last column's value {last} is not shown"
+    api_refuses(ctx, csv(fit + 1), "text/csv", "columns fit across", query=land)
+    api_refuses(ctx, nd(fit + 1), "application/x-ndjson", "columns fit across", query=land)
+    api_refuses(ctx, json.dumps(given(fit + 1)), "application/json", "columns fit across",
+                query="")
+    api_refuses(ctx, csv(MAX_COLUMNS + 1), "text/csv", f"more than {MAX_COLUMNS} fields",
+                query=land)
+    g = given(fit + 1)
+    past = [(pdf_job(ctx, "spool:", params, csv(fit + 1)), "invalid_input",
+             f"{fit + 1} columns do not fit across an A4 landscape page: at most {fit} do"),
+            (pdf_job(ctx, "spool:", params, nd(fit + 1), "ndjson"), "invalid_input",
+             f"{fit + 1} columns do not fit across an A4 landscape page"),
+            (pdf_job(ctx, "spool:", {"title": "Given", "orientation": "landscape",
+                                     "columns": g["columns"]},
+                     json.dumps(g["rows"][0]) + "\n", "ndjson"), "invalid_input",
+             f"{fit + 1} columns do not fit across an A4 landscape page"),
+            (pdf_job(ctx, "spool:", params, csv(MAX_COLUMNS + 1)), "invalid_input",
              f"line 1: the header has {MAX_COLUMNS + 1} columns; at most {MAX_COLUMNS}"),
-            (pdf_job(ctx, "spool:", {"title": "ND"}, nd(MAX_COLUMNS + 1), "ndjson"),
-             "invalid_input",
-             f"line 1: the first row has {MAX_COLUMNS + 1} keys; at most {MAX_COLUMNS} columns"),
-            (pdf_job(ctx, "spool:", {"title": "Given", "columns": g["columns"]},
-                     json.dumps(g["rows"][0]) + "\n", "ndjson"), "invalid_params",
-             f"params.columns must be an array of 1 to {MAX_COLUMNS} columns"),
-            (pdf_job(ctx, "spool:", {"title": "Row"},
-                     csv(MAX_COLUMNS) + "1," * MAX_COLUMNS + "1\n"),
-             "invalid_input", f"line 3: the row has {MAX_COLUMNS + 1} fields, expected "
-             f"{MAX_COLUMNS} as in the header")]
+            (pdf_job(ctx, "spool:", params, csv(fit) + "1," * fit + "1\n"),
+             "invalid_input", f"line 3: the row has {fit + 1} fields, expected {fit} as in the "
+             f"header")]
     for jid, code, words in past:
         pdf_fails(ctx, "spool:", jid, code, words, words)
 

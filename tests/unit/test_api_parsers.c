@@ -805,26 +805,51 @@ static void test_export_rows_rules(void **state)
     }
 }
 
-/* Without columns the first row's keys name them: 256 keys at most, as spool-pdf. */
-static void test_export_first_row_names_at_most_the_column_limit(void **state)
+/* Columns must fit across the page (SP_EXPORT_MIN_COLUMN each), as spool-pdf requires:
+ * given ones, or the first row's keys when none are given; at fit-1 and fit accepted,
+ * at fit+1 refused naming the field, on every page. */
+static void test_export_columns_must_fit_across_the_page(void **state)
 {
     (void)state;
-    for (int keys = SP_EXPORT_MAX_COLUMNS - 1; keys <= SP_EXPORT_MAX_COLUMNS + 1; keys++) {
-        sp_buf b;
-        sp_buf_init(&b, 1 << 20);
-        sp_buf_adds(&b, "{\"title\":\"t\",\"rows\":[{");
-        for (int k = 0; k < keys; k++)
-            sp_buf_addf(&b, "%s\"k%d\":%d", k ? "," : "", k, k);
-        sp_buf_adds(&b, "}]}");
-        api_export_req x;
-        api_invalid inv;
-        api_export_init(&x);
-        int rc = xparse(sp_buf_cstr(&b), NULL, &x, &inv);
-        assert_int_equal(rc, keys <= SP_EXPORT_MAX_COLUMNS ? 0 : SP_EINVAL);
-        if (rc)
-            assert_string_equal(inv.field, "rows[0]");
-        api_export_free(&x);
-        sp_buf_free(&b);
+    static const struct {
+        const char *size, *orient;
+        bool letter, landscape;
+    } pages[] = {{"A4", "portrait", false, false}, {"A4", "landscape", false, true},
+                 {"Letter", "portrait", true, false}, {"Letter", "landscape", true, true}};
+    for (size_t p = 0; p < sizeof pages / sizeof *pages; p++) {
+        size_t fit = sp_export_columns_fit(pages[p].letter, pages[p].landscape);
+        assert_true(fit >= 21 && fit < SP_EXPORT_MAX_COLUMNS);
+        for (size_t n = fit - 1; n <= fit + 1; n++) {
+            for (int given = 0; given < 2; given++) {
+                sp_buf b;
+                sp_buf_init(&b, 1 << 20);
+                sp_buf_addf(&b, "{\"title\":\"t\",\"page_size\":\"%s\",\"orientation\":\"%s\",",
+                            pages[p].size, pages[p].orient);
+                if (given) {
+                    sp_buf_adds(&b, "\"columns\":[");
+                    for (size_t k = 0; k < n; k++)
+                        sp_buf_addf(&b, "%s{\"key\":\"k%zu\"}", k ? "," : "", k);
+                    sp_buf_adds(&b, "],");
+                }
+                sp_buf_adds(&b, "\"rows\":[{");
+                for (size_t k = 0; k < n; k++)
+                    sp_buf_addf(&b, "%s\"k%zu\":%zu", k ? "," : "", k, k);
+                sp_buf_adds(&b, "}]}");
+                api_export_req x;
+                api_invalid inv;
+                api_export_init(&x);
+                int rc = xparse(sp_buf_cstr(&b), NULL, &x, &inv);
+                if (n <= fit ? rc != 0 : rc != SP_EINVAL ||
+                                             strcmp(inv.field, given ? "columns" : "rows[0]"))
+                    fail_msg("%s %s, %zu columns (%s): rc %d %s: %s", pages[p].size,
+                             pages[p].orient, n, given ? "given" : "from the data", rc,
+                             rc ? inv.field : "", rc ? inv.message : "");
+                if (rc)
+                    assert_non_null(strstr(inv.message, "columns fit across"));
+                api_export_free(&x);
+                sp_buf_free(&b);
+            }
+        }
     }
 }
 
@@ -1021,7 +1046,7 @@ int main(void)
         cmocka_unit_test(test_export_json_requests),
         cmocka_unit_test(test_export_rows_become_ndjson),
         cmocka_unit_test(test_export_rows_rules),
-        cmocka_unit_test(test_export_first_row_names_at_most_the_column_limit),
+        cmocka_unit_test(test_export_columns_must_fit_across_the_page),
         cmocka_unit_test(test_export_body_syntax_and_shape),
         cmocka_unit_test(test_export_query_fields),
         cmocka_unit_test(test_json_valid_accepts_exactly_json),

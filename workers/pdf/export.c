@@ -286,10 +286,26 @@ static int sp__format_row(sp__run *r, const sp_dataset_row *row)
     return 0;
 }
 
+/* Refuse n columns when they cannot all be drawn readable across the page (the API
+ * refuses the same at submit when it knows the columns). */
+static int sp__columns_fit(const sp_export_params *p, size_t n, sp_err *err)
+{
+    size_t fit = sp_export_columns_fit(p->letter, p->landscape);
+    if (n <= fit)
+        return 0;
+    return sp_err_set(err, SP_EINVAL,
+                      "%zu columns do not fit across %s %s page: at most %zu do (%zu in %s)",
+                      n, p->letter ? "a Letter" : "an A4", p->landscape ? "landscape" : "portrait",
+                      fit, sp_export_columns_fit(p->letter, !p->landscape),
+                      p->landscape ? "portrait" : "landscape");
+}
+
 /* Choose the columns: the params', or the data's own keys. */
 static int sp__columns(sp__run *r, sp_err *err)
 {
     const sp_export_params *p = r->p;
+    if (p->ncolumns > 0 && sp__columns_fit(p, p->ncolumns, err) < 0)
+        return SP_EINVAL;
     if (p->ncolumns > 0) {
         const char **keys = sp_calloc(p->ncolumns, sizeof *keys);
         if (keys == NULL)
@@ -312,6 +328,8 @@ static int sp__columns(sp__run *r, sp_err *err)
     if (n == 0)
         return sp_err_set(err, SP_EINVAL, "the data names no columns (an empty file, or "
                           "rows that are arrays) and params.columns is not set");
+    if (sp__columns_fit(p, n, err) < 0)
+        return SP_EINVAL;
     r->owned = sp_calloc(n, sizeof *r->owned);
     if (r->owned == NULL)
         return sp_err_set(err, SP_ENOMEM, "out of memory");

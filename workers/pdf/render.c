@@ -13,11 +13,12 @@
 
 #include "spool/alloc.h"
 #include "spool/buf.h"
+#include "spool/limits.h"
 #include "spool/utf8.h"
 #include "text.h"
 
 /* Layout, in points. */
-#define SP__MARGIN 36.0
+#define SP__MARGIN SP_EXPORT_MARGIN
 #define SP__BODY_SIZE 9.0
 #define SP__TITLE_SIZE 16.0
 #define SP__FOOT_SIZE 8.0
@@ -28,7 +29,7 @@
 #define SP__TITLE_LINES 3
 #define SP__HEAD_LINES 3
 #define SP__FOOT_GAP 10.0
-#define SP__MIN_COL 24.0
+#define SP__MIN_COL SP_EXPORT_MIN_COLUMN
 #define SP__NAT_MAX 0.4     /* a measured column asks for at most this share of the width */
 #define SP__SAMPLE_CHARS 200 /* code points measured per sampled cell */
 #define SP__ZEBRA 0.94
@@ -851,7 +852,8 @@ sp_pdf_doc *sp_pdf_new(const sp_pdf_setup *s, sp_err *err)
     d->heap.max = s->max_memory;
     d->letter = s->letter;
     d->landscape = s->landscape;
-    double w = s->letter ? 612.0 : 595.276, h = s->letter ? 792.0 : 841.89;
+    double w = s->letter ? SP_EXPORT_LETTER_W : SP_EXPORT_A4_W;
+    double h = s->letter ? SP_EXPORT_LETTER_H : SP_EXPORT_A4_H;
     d->page_w = s->landscape ? h : w;
     d->page_h = s->landscape ? w : h;
     d->max_lines = s->max_lines > 0 ? s->max_lines : 3;
