@@ -7,6 +7,7 @@
 
 #include "spool/alloc.h"
 #include "spool/log.h"
+#include "spool/ticker.h"
 #include "spool/util.h"
 
 #define API_CONNS_BUCKETS 1024 /* per-address counts: a power of two */
@@ -32,10 +33,7 @@ typedef struct api__conn {
 struct api_conns {
     api_conns_opts o;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    pthread_t thread;
-    bool running;
-    bool stop;
+    sp_ticker *ticker;  /* checks the header deadlines */
     api__conn *conns; /* every open connection */
     api__addr *buckets[API_CONNS_BUCKETS];
     uint64_t over_limit, header_late;
@@ -108,29 +106,19 @@ static void api__cut(api__conn *c)
     c->deadline = 0;
 }
 
-static void *api__thread(void *arg)
+/* Every API_CONNS_TICK_MS: cut the connections whose headers are late. */
+static void api__tick(void *arg)
 {
     api_conns *g = arg;
     pthread_mutex_lock(&g->mu);
-    while (!g->stop) {
-        int64_t now = api__now();
-        for (api__conn *c = g->conns; c; c = c->next) {
-            if (c->deadline > 0 && now >= c->deadline) {
-                api__cut(c);
-                g->header_late++;
-            }
+    int64_t now = api__now();
+    for (api__conn *c = g->conns; c; c = c->next) {
+        if (c->deadline > 0 && now >= c->deadline) {
+            api__cut(c);
+            g->header_late++;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += API_CONNS_TICK_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&g->cv, &g->mu, &ts);
     }
     pthread_mutex_unlock(&g->mu);
-    return NULL;
 }
 
 api_conns *api_conns_start(const api_conns_opts *o, sp_err *err)
@@ -141,19 +129,11 @@ api_conns *api_conns_start(const api_conns_opts *o, sp_err *err)
         return NULL;
     }
     g->o = *o;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    if (o->header_ms > 0) {
-        if (pthread_create(&g->thread, NULL, api__thread, g) != 0) {
-            api_conns_stop(g);
-            sp_err_set(err, SP_ENOMEM, "cannot start the connection guard's thread");
-            return NULL;
-        }
-        g->running = true;
+    if (o->header_ms > 0 &&
+        (g->ticker = sp_ticker_start(API_CONNS_TICK_MS, api__tick, g, err)) == NULL) {
+        api_conns_stop(g);
+        return NULL;
     }
     return g;
 }
@@ -162,12 +142,7 @@ void api_conns_stop(api_conns *g)
 {
     if (g == NULL)
         return;
-    pthread_mutex_lock(&g->mu);
-    g->stop = true;
-    pthread_cond_signal(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-    if (g->running)
-        pthread_join(g->thread, NULL);
+    sp_ticker_stop(g->ticker);
     for (size_t i = 0; i < API_CONNS_BUCKETS; i++) {
         while (g->buckets[i]) {
             api__addr *a = g->buckets[i];
@@ -180,7 +155,6 @@ void api_conns_stop(api_conns *g)
         g->conns = c->next;
         sp_free(c);
     }
-    pthread_cond_destroy(&g->cv);
     pthread_mutex_destroy(&g->mu);
     sp_free(g);
 }

@@ -85,13 +85,14 @@ static void api__free(void *ctx, void *p)
     sp_free(p);
 }
 
+const yajl_alloc_funcs api_yajl_alloc = {api__malloc, api__realloc, api__free, NULL};
+
 api_jparse *api_jparse_new(api_jev_fn fn, void *ud, bool many)
 {
     api_jparse *p = sp_calloc(1, sizeof *p);
     if (p == NULL)
         return NULL;
-    yajl_alloc_funcs af = {api__malloc, api__realloc, api__free, NULL};
-    p->h = yajl_alloc(&api__callbacks, &af, p);
+    p->h = yajl_alloc(&api__callbacks, (yajl_alloc_funcs *)&api_yajl_alloc, p);
     if (p->h == NULL) {
         sp_free(p);
         return NULL;

@@ -11,6 +11,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <yajl/yajl_common.h>
+
+/* yajl's allocation through spool's allocator (alloc.h), for parsers and generators. */
+extern const yajl_alloc_funcs api_yajl_alloc;
 
 typedef enum api_jev {
     API_JEV_NULL,

@@ -62,24 +62,6 @@ struct api_rows {
     bool any_text;       /* anything but whitespace came (yajl calls no text incomplete) */
 };
 
-static void *api__gmalloc(void *ctx, size_t n)
-{
-    (void)ctx;
-    return sp_malloc(n);
-}
-
-static void *api__grealloc(void *ctx, void *p, size_t n)
-{
-    (void)ctx;
-    return sp_realloc(p, n);
-}
-
-static void api__gfree(void *ctx, void *p)
-{
-    (void)ctx;
-    sp_free(p);
-}
-
 api_rows *api_rows_new(const api_rows_opts *o)
 {
     api_rows *r = sp_calloc(1, sizeof *r);
@@ -87,8 +69,7 @@ api_rows *api_rows_new(const api_rows_opts *o)
         return NULL;
     r->o = *o;
     sp_buf_init(&r->fewbuf, SP_EXPORT_MAX_ROW_BYTES);
-    yajl_alloc_funcs af = {api__gmalloc, api__grealloc, api__gfree, NULL};
-    r->gen = yajl_gen_alloc(&af);
+    r->gen = yajl_gen_alloc(&api_yajl_alloc);
     r->keys = json_object();
     r->first_array.index = r->odd_array.index = -1;
     r->line = 1;
