@@ -75,8 +75,8 @@ void api_export_free(api_export_req *x); /* accepts NULL; x can be reused after 
 /* Validate the members of a JSON request: title, author, columns, page_size,
  * orientation, font, priority, and either rows (inline: they are not in fields, which
  * has every other member; rows_given says whether the body had them, and rows.h judges
- * them) or source_url (with format). 0, SP_EINVAL or SP_ENOMEM; on error x is as
- * before. */
+ * them) or source_url (with format). 0, SP_EINVAL or SP_ENOMEM; on error x holds no
+ * params (what else it holds is not to be used). */
 int api_export_from_json(api_export_req *x, const json_t *fields, bool rows_given,
                          api_invalid *inv);
 
