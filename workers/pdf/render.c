@@ -300,9 +300,11 @@ static double sp__cw(sp__font *f, uint16_t c)
 
 /* ---- text: decoding and line breaking ----------------------------------------------- */
 
+/* Room for extra more code points in d->cp. On success d->cp is never NULL, even for
+ * extra == 0: callers form d->cp + start for empty text too. */
 static int sp__cp_reserve(sp_pdf_doc *d, size_t extra)
 {
-    if (d->cp_len + extra <= d->cp_cap)
+    if (d->cp != NULL && d->cp_len + extra <= d->cp_cap)
         return 0;
     size_t cap = d->cp_cap ? d->cp_cap : 1024;
     while (cap < d->cp_len + extra)
