@@ -9,6 +9,7 @@
 #                   SOAK_JOBS=, SOAK_SECONDS=, ... (tests/soak/soak.py lists them)
 #   make bench      every benchmark (bench-queue, bench-api, bench-video, bench-pdf)
 #   make fuzz       build the libFuzzer targets
+#   make fuzz-run   run each libFuzzer target for SECS seconds (tests/tests.mk)
 #
 # Objects go to $(O), binaries to $(BIN). `make SAN=1` builds the sanitizer flavour
 # into build/san.

@@ -24,23 +24,26 @@ test_api_longpoll_OBJS := $(O)/api/longpoll.o $(O)/api/gc.o
 test_api_longpoll_LIBS = $(call pc_libs,jansson)
 
 # ---- fuzzing: one libFuzzer target per parser, built with clang into $(O)/fuzz ---------
-# Everything a target links is compiled by clang (a gcc sanitizer runtime would clash).
+# Everything a target links is compiled by clang (a gcc sanitizer runtime would clash),
+# with coverage for libFuzzer. Every ASan or UBSan finding stops the target as a crash.
+# The other parts (workers/pdf/pdf.mk, tests/tests.mk) add their targets with the same
+# compiler and sanitizers; every target has a seed corpus in tests/fuzz/corpus/<name>.
 FUZZ_CC ?= clang
-FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS = $(CPPFLAGS) -Iapi -std=c11 -g -O1 $(FUZZ_SAN) \
 	$(call pc_cflags,hiredis jansson libcurl yajl libcrypto)
-FUZZ_TARGETS := multipart request dataset path range
+FUZZ_TARGETS := multipart request dataset path range config job
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(O)/fuzz/fuzz_%)
 FUZZ_OBJS := $(API_PURE:%=$(O)/fuzz/api/%.o)
 FUZZ_LIB := $(O)/fuzz/libspool.a
 
 $(O)/fuzz/api/%.o: api/%.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
 $(O)/fuzz/common/%.o: common/%.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
 $(O)/fuzz/gen/lua_scripts.o: $(O)/gen/lua_scripts.c
 	@mkdir -p $(dir $@)
@@ -51,11 +54,11 @@ $(FUZZ_LIB): $(COMMON_SRCS:%.c=$(O)/fuzz/%.o) $(O)/fuzz/gen/lua_scripts.o
 	ar rcs $@ $^
 
 $(O)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) $(FUZZ_LIB)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJS) $(FUZZ_LIB) \
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -MF $@.d -MT $@ $< $(FUZZ_OBJS) $(FUZZ_LIB) \
 		$(call pc_libs,hiredis jansson libcurl yajl libcrypto) -lm -o $@
 
 fuzz: $(FUZZ_BINS)
-# The integration suite test_api_fuzz replays each corpus and fuzzes a few seconds.
+# make test runs every target briefly (tests/integration/test_fuzz.py).
 TEST_BINS += $(FUZZ_BINS)
 
 # ---- benchmark -----------------------------------------------------------------------

@@ -35,3 +35,29 @@ $(O)/tests/qtool: $(O)/tests/support/qtool.o $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(COMMON_LIBS)
 $(O)/tests/spool-test-worker: $(O)/tests/support/test_worker.o $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(COMMON_LIBS)
+
+# ---- fuzzing -------------------------------------------------------------------------
+# The targets: api/api.mk (API parsers, config, job records), workers/pdf/pdf.mk (PDF
+# worker) and here spoolctl's (its objects built by clang like the others'). Every target
+# has a seed corpus in tests/fuzz/corpus/<name>; make test runs each briefly
+# (test_fuzz). make fuzz-run SECS=N runs every target (or FUZZ="name ...") for N
+# seconds, one after the other; make fuzz-merge minimises what the runs found into the
+# seed corpora (tests/fuzz/fuzz.py says more).
+FUZZ_CLI_OBJS := $(O)/fuzz/cli/opts.o $(O)/fuzz/cli/output.o
+$(O)/fuzz/cli/%.o: cli/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Icli -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+$(O)/fuzz/fuzz_cli: tests/fuzz/fuzz_cli.c $(FUZZ_CLI_OBJS) $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Icli -fsanitize=fuzzer -MMD -MP -MF $@.d -MT $@ $< \
+		$(FUZZ_CLI_OBJS) $(FUZZ_LIB) $(call pc_libs,hiredis jansson libcurl) -lm -o $@
+fuzz: $(O)/fuzz/fuzz_cli
+TEST_BINS += $(O)/fuzz/fuzz_cli
+
+SECS ?= 60
+.PHONY: fuzz-run fuzz-merge
+fuzz-run:
+	@$(MAKE) --no-print-directory fuzz
+	@python3 tests/fuzz/fuzz.py run --secs $(SECS) --bin-dir $(O)/fuzz $(FUZZ)
+fuzz-merge:
+	@$(MAKE) --no-print-directory fuzz
+	@python3 tests/fuzz/fuzz.py merge --bin-dir $(O)/fuzz $(FUZZ)

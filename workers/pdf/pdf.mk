@@ -47,17 +47,19 @@ bench-pdf:
 	SPOOL_BIN_DIR=$(abspath $(BIN)) SPOOL_TEST_BIN_DIR=$(abspath $(O)/tests) \
 		/usr/bin/python3 tests/bench/bench_pdf.py $(abspath $(PDF_BENCH_DRIVER))
 
-# make fuzz: libFuzzer targets (clang) for the dataset reader with the cell formats,
-# and for cell layout and drawing through libharu.
-PDF_FUZZ_COMMON := common/alloc.c common/buf.c common/err.c common/utf8.c
-PDF_FUZZ_FLAGS = -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
+# make fuzz: libFuzzer targets (FUZZ_CC and FUZZ_SAN from api/api.mk) for the dataset
+# reader with the cell formats, for cell layout and drawing through libharu, and for the
+# whole export (params, dataset, PDF). Seed corpora: tests/fuzz/corpus/pdf_*.
+PDF_FUZZ_COMMON := common/alloc.c common/buf.c common/err.c common/utf8.c common/util.c
+PDF_FUZZ_FLAGS = -g -O1 -std=c11 -fsanitize=fuzzer $(FUZZ_SAN) -D_GNU_SOURCE \
 	-Icommon/include -Iworkers/pdf $(call pc_cflags,jansson)
-fuzz: $(O)/fuzz/fuzz_pdf_dataset $(O)/fuzz/fuzz_pdf_render
-$(O)/fuzz/fuzz_pdf_dataset: workers/pdf/fuzz/fuzz_dataset.c workers/pdf/dataset.c \
-		workers/pdf/text.c $(PDF_FUZZ_COMMON)
+PDF_FUZZ_BINS := $(O)/fuzz/fuzz_pdf_dataset $(O)/fuzz/fuzz_pdf_render $(O)/fuzz/fuzz_pdf_export
+fuzz: $(PDF_FUZZ_BINS)
+TEST_BINS += $(PDF_FUZZ_BINS)
+$(O)/fuzz/fuzz_pdf_%: workers/pdf/fuzz/fuzz_%.c $(PDF_FUZZ_COMMON) \
+		$(wildcard workers/pdf/*.h common/include/spool/*.h)
 	@mkdir -p $(dir $@)
-	clang $(PDF_FUZZ_FLAGS) $^ -o $@ -lcsv $(call pc_libs,jansson)
-$(O)/fuzz/fuzz_pdf_render: workers/pdf/fuzz/fuzz_render.c workers/pdf/render.c \
-		workers/pdf/text.c $(PDF_FUZZ_COMMON)
-	@mkdir -p $(dir $@)
-	clang $(PDF_FUZZ_FLAGS) $^ -o $@ -lhpdf -lz -lm
+	$(FUZZ_CC) $(PDF_FUZZ_FLAGS) $(filter %.c,$^) -o $@ $(PDF_LIBS) $(call pc_libs,jansson)
+$(O)/fuzz/fuzz_pdf_dataset: workers/pdf/dataset.c workers/pdf/text.c
+$(O)/fuzz/fuzz_pdf_render: workers/pdf/render.c workers/pdf/text.c
+$(O)/fuzz/fuzz_pdf_export: $(PDF_MODULES:%=workers/pdf/%.c)

@@ -35,8 +35,9 @@ static int64_t read_all(sp_dataset *ds)
         n++;
     }
     sp_buf_free(&out);
-    if (rc < 0 && err.msg[0] == '\0')
-        abort(); /* errors must say what is wrong */
+    if (rc < 0 && (err.msg[0] == '\0' || rc == SP_ENOMEM))
+        abort(); /* errors must say what is wrong (never memory: the allocator here
+                    does not fail) */
     return rc < 0 ? -1 : n;
 }
 

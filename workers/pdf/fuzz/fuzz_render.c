@@ -1,7 +1,9 @@
 /* fuzz_render.c - libFuzzer target for spool-pdf's cell layout and drawing: arbitrary
  * bytes as the cells of a row (split at 0x1F) of a table whose column widths, wrapping
- * and alignment come from the first byte, laid out and drawn through libharu. One
- * document serves many inputs (loading fonts per input would be too slow).
+ * and alignment come from one of 16 table set-ups (picked by the first byte), laid out
+ * and drawn through libharu. Each set-up's document serves up to 300 inputs (loading
+ * fonts per input would be too slow), so an input replayed alone is drawn in the same
+ * table it was found with.
  *
  *   make fuzz && build/release/fuzz/fuzz_pdf_render -max_total_time=60 */
 #include <stdint.h>
@@ -13,8 +15,12 @@
 #define NCOL 4
 #define FONTS "/usr/share/fonts/truetype/dejavu/"
 
-static sp_pdf_doc *doc;
-static int uses;
+/* Column widths (2 bits a column: 0 measured, 3, 40, 300 points), alignments, wrapping
+ * and line limits, spread over the combinations. */
+static const unsigned char knobs[16] = {0x00, 0x05, 0x1B, 0x27, 0x3C, 0x4E, 0x55, 0x6A,
+                                        0x78, 0x93, 0xA5, 0xB1, 0xC6, 0xD9, 0xEF, 0xFF};
+static sp_pdf_doc *docs[16];
+static int uses[16];
 
 static sp_pdf_doc *new_doc(unsigned char knob)
 {
@@ -47,11 +53,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    if (doc == NULL || ++uses > 300) {
-        sp_pdf_free(doc);
-        doc = new_doc(data[0]);
-        uses = 0;
+    size_t k = data[0] % 16;
+    if (docs[k] == NULL || ++uses[k] > 300) {
+        sp_pdf_free(docs[k]);
+        docs[k] = new_doc(knobs[k]);
+        uses[k] = 0;
     }
+    sp_pdf_doc *doc = docs[k];
     const char *cells[NCOL];
     size_t lens[NCOL];
     const char *p = (const char *)data + 1, *end = (const char *)data + size;
@@ -71,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rc != SP_ETOOBIG)
             abort();
         sp_pdf_free(doc); /* the memory cap: start a new document */
-        doc = NULL;
+        docs[k] = NULL;
     }
     return 0;
 }
