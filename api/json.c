@@ -152,7 +152,9 @@ void api_jparse_max_string(api_jparse *p, size_t max)
 
 /* Follow the strings in data[0..n) (quotes and backslash escapes: enough for text that
  * yajl will judge anyway). The bytes before the first string past the maximum (n when
- * none is), after which p->rc is SP_ETOOBIG. */
+ * none is, or there is no maximum), after which p->rc is SP_ETOOBIG. Followed for every
+ * parse: yajl takes a string left open at the end of the input for a token still to
+ * come, so `7 "x` and `{} "` would pass as one value without this (see finish). */
 static size_t api__strings_fit(api_jparse *p, const char *data, size_t n)
 {
     const char *s = data, *end = data + n;
@@ -178,7 +180,7 @@ static size_t api__strings_fit(api_jparse *p, const char *data, size_t n)
             s++;
         }
         p->string_len += (size_t)(s - start);
-        if (p->string_len > p->max_string) {
+        if (p->max_string > 0 && p->string_len > p->max_string) {
             snprintf(p->msg, sizeof p->msg, "a string longer than %zu bytes (at byte %zu)",
                      p->max_string, p->fed + p->pend.len + (size_t)(s - data));
             p->rc = SP_ETOOBIG;
@@ -233,18 +235,16 @@ int api_jparse_feed(api_jparse *p, const char *data, size_t n, char *msg, size_t
 {
     if (p->rc < 0)
         return api__stopped(p, msg, cap);
-    if (p->max_string > 0) {
-        size_t fit = api__strings_fit(p, data, n);
-        if (fit < n) {
-            /* what came before the long string is parsed (its events may name the field
-             * the string belongs to), then the string is refused */
-            int rc = p->rc;
-            p->rc = 0;
-            if (api__push(p, data, fit, NULL, 0) == 0 && api_jparse_flush(p, NULL, 0) == 0)
-                p->rc = rc;
-            /* else: an error before the string is the one to report */
-            return api__stopped(p, msg, cap);
-        }
+    size_t fit = api__strings_fit(p, data, n);
+    if (fit < n) {
+        /* what came before the long string is parsed (its events may name the field
+         * the string belongs to), then the string is refused */
+        int rc = p->rc;
+        p->rc = 0;
+        if (api__push(p, data, fit, NULL, 0) == 0 && api_jparse_flush(p, NULL, 0) == 0)
+            p->rc = rc;
+        /* else: an error before the string is the one to report */
+        return api__stopped(p, msg, cap);
     }
     return n == 0 ? 0 : api__push(p, data, n, msg, cap);
 }
@@ -254,7 +254,14 @@ int api_jparse_finish(api_jparse *p, char *msg, size_t cap)
     int rc = api_jparse_flush(p, msg, cap);
     if (rc < 0)
         return rc;
-    return api__status(p, yajl_complete_parse(p->h), "", 0, msg, cap);
+    rc = api__status(p, yajl_complete_parse(p->h), "", 0, msg, cap);
+    if (rc == 0 && p->in_string) {
+        snprintf(p->msg, sizeof p->msg, "premature EOF: a string is not closed (at byte %zu)",
+                 p->fed);
+        p->rc = SP_EPROTO;
+        rc = api__stopped(p, msg, cap);
+    }
+    return rc;
 }
 
 static int api__ignore(void *ud, api_jev ev, const char *s, size_t n)
