@@ -111,6 +111,8 @@ int sp_redis_url_parse(const char *url, sp_redis_url *out, sp_err *err)
         const char *rb = memchr(p, ']', (size_t)(hostpart_end - p));
         if (rb == NULL)
             return sp_err_set(err, SP_EINVAL, "bad Redis URL '%s': unclosed '['", url);
+        if (rb == p + 1)
+            return sp_err_set(err, SP_EINVAL, "bad Redis URL '%s': missing host", url);
         if ((size_t)(rb - p - 1) >= sizeof u.host)
             return sp_err_set(err, SP_EINVAL, "bad Redis URL: host too long");
         memcpy(u.host, p + 1, (size_t)(rb - p - 1));

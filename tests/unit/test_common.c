@@ -176,7 +176,7 @@ static void test_redis_url_parsing(void **state)
     assert_int_equal(u.db, 3);
     const char *bad[] = {"http://x", "redis://", "redis://h:0", "redis://h:99999",
                          "redis://h:12x", "redis://h/abc", "unix://relative", "redis://u:%zz@h",
-                         NULL};
+                         "redis://[]", "redis://[]:6379/0", NULL};
     for (int i = 0; bad[i]; i++) {
         assert_int_equal(sp_redis_url_parse(bad[i], &u, &err), SP_EINVAL);
         assert_non_null(strstr(err.msg, "Redis URL") ? err.msg : strstr(err.msg, "bad"));
