@@ -151,9 +151,11 @@ void api_jparse_max_string(api_jparse *p, size_t max)
 }
 
 /* Follow the strings in data[0..n) (quotes and backslash escapes: enough for text that
- * yajl will judge anyway). The bytes before the first string past the maximum (n when
- * none is, or there is no maximum), after which p->rc is SP_ETOOBIG. Followed for every
- * parse: yajl takes a string left open at the end of the input for a token still to
+ * yajl will judge anyway). The bytes before the first problem (n when there is none),
+ * after which p->rc says what it is: SP_ETOOBIG for a string past the maximum, SP_EPROTO
+ * for a vertical tab or form feed outside a string (yajl takes them for whitespace; JSON
+ * does not, nor do jansson or the clients that read our answers). Followed for every
+ * parse: yajl also takes a string left open at the end of the input for a token still to
  * come, so `7 "x` and `{} "` would pass as one value without this (see finish). */
 static size_t api__strings_fit(api_jparse *p, const char *data, size_t n)
 {
@@ -161,6 +163,16 @@ static size_t api__strings_fit(api_jparse *p, const char *data, size_t n)
     while (s < end) {
         if (!p->in_string) {
             const char *q = memchr(s, '"', (size_t)(end - s));
+            for (const char *c = s; c < (q ? q : end); c++) {
+                if (*c == '\v' || *c == '\f') {
+                    snprintf(p->msg, sizeof p->msg, "lexical error: a %s outside a string is "
+                             "not JSON whitespace (at byte %zu)",
+                             *c == '\v' ? "vertical tab" : "form feed",
+                             p->fed + p->pend.len + (size_t)(c - data));
+                    p->rc = SP_EPROTO;
+                    return (size_t)(c - data);
+                }
+            }
             if (q == NULL)
                 return n;
             p->in_string = true;
@@ -237,8 +249,8 @@ int api_jparse_feed(api_jparse *p, const char *data, size_t n, char *msg, size_t
         return api__stopped(p, msg, cap);
     size_t fit = api__strings_fit(p, data, n);
     if (fit < n) {
-        /* what came before the long string is parsed (its events may name the field
-         * the string belongs to), then the string is refused */
+        /* what came before is parsed (its events may name the field a long string
+         * belongs to), then the rest is refused */
         int rc = p->rc;
         p->rc = 0;
         if (api__push(p, data, fit, NULL, 0) == 0 && api_jparse_flush(p, NULL, 0) == 0)
