@@ -34,12 +34,17 @@ typedef struct api_csv {
     size_t nheader;        /* fields in the header; 0 until it is complete */
     sp_buf header;         /* header names, each followed by a NUL */
     sp_utf8_stream utf8;
+    unsigned bom;          /* bytes of a leading UTF-8 byte order mark matched so far;
+                            * API_CSV_BOM_DONE once the body is past where one can be */
 } api_csv;
+
+#define API_CSV_BOM_DONE 4u
 
 void api_csv_init(api_csv *c);
 void api_csv_free(api_csv *c); /* accepts NULL */
 
-/* Check the next n bytes. 0 or SP_EINVAL with inv ("body", "line N: ..."); SP_ENOMEM. */
+/* Check the next n bytes. A UTF-8 byte order mark at the start of the body is skipped,
+ * as spool-pdf's reader skips it (spreadsheets write one). 0 or SP_EINVAL with inv ("body", "line N: ..."); SP_ENOMEM. */
 int api_csv_feed(api_csv *c, const char *data, size_t n, api_invalid *inv);
 
 /* The body has ended. 0 or SP_EINVAL (unterminated quote, no header line...). */

@@ -61,3 +61,17 @@ fuzz-run:
 fuzz-merge:
 	@$(MAKE) --no-print-directory fuzz
 	@python3 tests/fuzz/fuzz.py merge --bin-dir $(O)/fuzz $(FUZZ)
+
+# fuzz_dataset_agree: the API's dataset checks against spool-pdf's reader (both halves
+# of "a dataset the API accepts is not failed by the worker").
+FUZZ_PDF_READER := $(O)/fuzz/workers/pdf/dataset.o
+$(O)/fuzz/workers/pdf/%.o: workers/pdf/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Iworkers/pdf -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+$(O)/fuzz/fuzz_dataset_agree: tests/fuzz/fuzz_dataset_agree.c $(FUZZ_OBJS) $(FUZZ_PDF_READER) \
+		$(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I. -fsanitize=fuzzer -MMD -MP -MF $@.d -MT $@ $< $(FUZZ_OBJS) \
+		$(FUZZ_PDF_READER) $(FUZZ_LIB) $(call pc_libs,hiredis jansson libcurl yajl libcrypto) \
+		-lcsv -lm -o $@
+fuzz: $(O)/fuzz/fuzz_dataset_agree
+TEST_BINS += $(O)/fuzz/fuzz_dataset_agree

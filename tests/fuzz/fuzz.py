@@ -9,8 +9,9 @@ seed corpus in tests/fuzz/corpus/NAME. Targets run one at a time (one core each)
       what earlier runs found (kept in <bin-dir>/work/NAME). Prints, per target, the
       executions reached and any crash with the path of its reproducer (kept in
       <bin-dir>/crashes/NAME/), and exits 1 if any target crashed. With --keep-going a
-      target that crashes is started again for the rest of its time (known findings
-      then do not hide new ones); each crash is reported.
+      target that crashes is started again for the rest of its time (a known finding
+      then does not hide new ones), until it finds the same crash twice; each crash is
+      reported.
   fuzz.py merge [NAME...]   (make fuzz-merge)
       Minimise the seed corpus together with what the runs found (libFuzzer -merge=1:
       the smallest inputs that keep every feature) and write it back to
@@ -107,14 +108,23 @@ def _stats(out):
     return execs, max((int(x) for x in rss), default=0)
 
 
+_RUNTIME_FRAME = re.compile(r"^(__sanitizer|__asan|__ubsan|__lsan|fuzzer::|raise|abort|"
+                            r"__pthread|__libc|_start|main$)")
+
+
 def _finding(out):
-    """The first line that says what went wrong, and the reproducer libFuzzer wrote."""
+    """What went wrong (the sanitizer's line and the first frame in spool's code), and
+    the reproducer libFuzzer wrote."""
     what = None
-    for pat in (r"^SUMMARY: .*$", r"^.*runtime error: .*$", r"^==\d+== ?ERROR: .*$",
+    for pat in (r"^.*runtime error: .*$", r"^SUMMARY: .*$", r"^==\d+== ?ERROR: .*$",
                 r"^.*ERROR: libFuzzer: .*$"):
         m = re.search(pat, out, re.M)
         if m:
             what = m.group(0).strip()
+            break
+    for fn, where in re.findall(r"^\s*#\d+ 0x[0-9a-f]+ in (\S+) (\S+)", out, re.M):
+        if not _RUNTIME_FRAME.match(fn):
+            what = f"{what or 'crash'} in {fn} {where}"
             break
     m = re.search(r"Test unit written to (\S+)", out)
     return what or "crash", (m.group(1) if m else None)
@@ -199,11 +209,15 @@ def run(name, binary, corpus, secs, bin_dir, keep_going=False, log=print):
         if rc == 0:
             break
         what, repro = _finding(out)
+        again = any(w == what for w, _ in found)
         found.append((what, repro))
         log(f"fuzz_{name}: CRASH after {execs} executions: {what}")
         log(f"fuzz_{name}:   reproducer {repro or '(none written)'}"
             + (f" (replay: {binary} {repro})" if repro else ""))
-        if not keep_going or len(found) >= 20:
+        if not keep_going or again or len(found) >= 20:
+            if again:
+                log(f"fuzz_{name}: the same crash again: the rest of its time would find "
+                    "only that")
             break
     status = "no crash" if not found else f"{len(found)} crash(es)"
     log(f"fuzz_{name}: {execs:,} executions in {secs} s, {status}")

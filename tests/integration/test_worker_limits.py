@@ -313,6 +313,21 @@ def test_csv_record_of_1_mib_passes_api_and_worker_one_byte_more_fails_both(ctx)
 
 
 @suite.test
+def test_a_csv_byte_order_mark_is_skipped_by_api_and_worker_alike(ctx):
+    """A spreadsheet's UTF-8 byte order mark before the header is no part of the first
+    column's name in spool-api (a column named in params.columns is found) nor in
+    spool-pdf; a body of only a BOM is empty to both. Found by fuzz_dataset_agree."""
+    bom = "\ufeff"
+    cols = urllib.parse.quote(json.dumps([{"key": "id", "label": "Ident"}, {"key": "name"}]))
+    jid = api_job(ctx, bom + "id,name\r\n7,Zoe\r\n", query=f"title=Bom&columns={cols}")
+    _, text = pdf_ok(ctx, "spool:", jid, 1, ["Ident", "Zoe"], "BOM, columns by name")
+    assert "\ufeff" not in text and "\ufffd" not in text, text
+    api_refuses(ctx, bom, "text/csv", "the CSV body is empty")
+    jid = pdf_job(ctx, "spool:", {"title": "Bom"}, bom)
+    pdf_fails(ctx, "spool:", jid, "invalid_input", "the data names no columns", "only a BOM")
+
+
+@suite.test
 def test_ndjson_line_of_1_mib_passes_api_and_worker_one_byte_more_fails_both(ctx):
     """An NDJSON line (or a JSON body's row written as one) of 1 MiB passes spool-api and
     renders, also when its cell text grows five times (reals inside a JSON value are
