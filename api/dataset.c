@@ -128,35 +128,13 @@ static int api__csv_end_record(api_csv *c, bool eol, api_invalid *inv)
 
 static int api__csv_bytes(api_csv *c, const char *data, size_t n, api_invalid *inv);
 
-static const char api__bom[3] = {'\xEF', '\xBB', '\xBF'};
-
-/* The body did not start with a whole byte order mark: the bytes of one held back so
- * far are data after all. */
-static int api__csv_bom_end(api_csv *c, api_invalid *inv)
-{
-    size_t held = c->bom;
-    c->bom = API_CSV_BOM_DONE;
-    return held > 0 ? api__csv_bytes(c, api__bom, held, inv) : 0;
-}
-
 int api_csv_feed(api_csv *c, const char *data, size_t n, api_invalid *inv)
 {
     if (c->state == API_CSV_FAILED)
         return api_invalid_set(inv, "body", "CSV body is not valid");
-    size_t i = 0;
-    while (c->bom < sizeof api__bom && i < n) {
-        if (data[i] != api__bom[c->bom]) {
-            int rc = api__csv_bom_end(c, inv);
-            if (rc < 0)
-                return rc;
-            break;
-        }
-        c->bom++;
-        i++;
-    }
-    if (c->bom == sizeof api__bom)
-        c->bom = API_CSV_BOM_DONE;
-    return api__csv_bytes(c, data + i, n - i, inv);
+    size_t held, skip = sp_bom_skip(&c->bom, data, n, &held);
+    int rc = api__csv_bytes(c, sp_bom_bytes, held, inv);
+    return rc < 0 ? rc : api__csv_bytes(c, data + skip, n - skip, inv);
 }
 
 static int api__csv_bytes(api_csv *c, const char *data, size_t n, api_invalid *inv)
@@ -238,11 +216,9 @@ int api_csv_finish(api_csv *c, api_invalid *inv)
 {
     if (c->state == API_CSV_FAILED)
         return api_invalid_set(inv, "body", "CSV body is not valid");
-    if (c->bom < sizeof api__bom) {
-        int rc = api__csv_bom_end(c, inv);
-        if (rc < 0)
-            return rc;
-    }
+    int rc = api__csv_bytes(c, sp_bom_bytes, sp_bom_end(&c->bom), inv);
+    if (rc < 0)
+        return rc;
     if (!sp_utf8_stream_done(&c->utf8))
         return api__csv_fail(c, inv, "truncated UTF-8 sequence at the end");
     if (c->state == API_CSV_QUOTED) {
@@ -250,7 +226,7 @@ int api_csv_finish(api_csv *c, api_invalid *inv)
         return api__csv_fail(c, inv, "a quoted field is not closed before the end");
     }
     if (c->state != API_CSV_CR) {
-        int rc = api__csv_end_record(c, false, inv);
+        rc = api__csv_end_record(c, false, inv);
         if (rc < 0)
             return rc;
     }

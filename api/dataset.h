@@ -34,11 +34,8 @@ typedef struct api_csv {
     size_t nheader;        /* fields in the header; 0 until it is complete */
     sp_buf header;         /* header names, each followed by a NUL */
     sp_utf8_stream utf8;
-    unsigned bom;          /* bytes of a leading UTF-8 byte order mark matched so far;
-                            * API_CSV_BOM_DONE once the body is past where one can be */
+    sp_bom bom;            /* a leading UTF-8 byte order mark */
 } api_csv;
-
-#define API_CSV_BOM_DONE 4u
 
 void api_csv_init(api_csv *c);
 void api_csv_free(api_csv *c); /* accepts NULL */

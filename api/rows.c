@@ -13,6 +13,7 @@
 #include "spool/alloc.h"
 #include "spool/err.h"
 #include "spool/limits.h"
+#include "spool/utf8.h"
 
 /* Objects and arrays inside an NDJSON row's value nest at most this deep. */
 #define API_ROWS_MAX_DEPTH 64
@@ -58,6 +59,7 @@ struct api_rows {
     uint64_t line;       /* the line being read (1-based) */
     size_t line_bytes;   /* its bytes so far, without the newline */
     bool line_cr;        /* its last byte so far is a CR (not counted before a newline) */
+    sp_bom bom;          /* a UTF-8 byte order mark before the first line: skipped */
     bool line_has_row;
     bool any_text;       /* anything but whitespace came (yajl calls no text incomplete) */
 };
@@ -402,7 +404,16 @@ static int api__nd_rc(api_rows *r, int rc, const char *msg, api_invalid *inv)
     return rc;
 }
 
+static int api__nd_bytes(api_rows *r, const char *data, size_t n, api_invalid *inv);
+
 int api_rows_feed(api_rows *r, const char *data, size_t n, api_invalid *inv)
+{
+    size_t held, skip = sp_bom_skip(&r->bom, data, n, &held);
+    int rc = api__nd_bytes(r, sp_bom_bytes, held, inv);
+    return rc < 0 ? rc : api__nd_bytes(r, data + skip, n - skip, inv);
+}
+
+static int api__nd_bytes(api_rows *r, const char *data, size_t n, api_invalid *inv)
 {
     char msg[160] = "";
     for (size_t i = 0; i < n && !r->any_text; i++)
@@ -445,6 +456,11 @@ int api_rows_feed(api_rows *r, const char *data, size_t n, api_invalid *inv)
 
 int api_rows_finish(api_rows *r, size_t ncolumns, api_invalid *inv)
 {
+    if (r->o.ndjson && r->rc == 0) {
+        int rc = api__nd_bytes(r, sp_bom_bytes, sp_bom_end(&r->bom), inv);
+        if (rc < 0)
+            return rc;
+    }
     if (r->rc == 0 && r->o.ndjson && r->line_bytes > SP_EXPORT_MAX_ROW_BYTES) {
         api_invalid_set(&r->inv, "body", "NDJSON line %llu is longer than %d bytes",
                         (unsigned long long)r->line, SP_EXPORT_MAX_ROW_BYTES);

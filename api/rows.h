@@ -46,7 +46,8 @@ void api_rows_free(api_rows *r); /* accepts NULL */
  * code. Usable as an api_jev_fn. */
 int api_rows_event(void *r, api_jev ev, const char *text, size_t n);
 
-/* The next n bytes of an NDJSON body (blank lines allowed, CR LF too). 0, SP_EINVAL
+/* The next n bytes of an NDJSON body (blank lines allowed, CR LF too; a UTF-8 byte
+ * order mark at its start skipped, as spool-pdf skips it). 0, SP_EINVAL
  * with inv (field "body", "NDJSON line N: ..."), SP_ENOMEM, or the sink's code. */
 int api_rows_feed(api_rows *r, const char *data, size_t n, api_invalid *inv);
 

@@ -156,3 +156,29 @@ bool sp_utf8_stream_done(const sp_utf8_stream *u)
 {
     return u->need == 0;
 }
+
+const char sp_bom_bytes[3] = {'\xEF', '\xBB', '\xBF'};
+
+size_t sp_bom_skip(sp_bom *b, const char *data, size_t n, size_t *held)
+{
+    *held = 0;
+    size_t i = 0, before = b->matched;
+    while (!b->done && i < n) {
+        if (data[i] != sp_bom_bytes[b->matched]) { /* data[0..i-1] are data too */
+            *held = before;
+            b->done = true;
+            return 0;
+        }
+        i++;
+        if (++b->matched == sizeof sp_bom_bytes)
+            b->done = true;
+    }
+    return i;
+}
+
+size_t sp_bom_end(sp_bom *b)
+{
+    size_t held = b->done ? 0 : b->matched;
+    b->done = true;
+    return held;
+}

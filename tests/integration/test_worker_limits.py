@@ -316,15 +316,22 @@ def test_csv_record_of_1_mib_passes_api_and_worker_one_byte_more_fails_both(ctx)
 def test_a_csv_byte_order_mark_is_skipped_by_api_and_worker_alike(ctx):
     """A spreadsheet's UTF-8 byte order mark before the header is no part of the first
     column's name in spool-api (a column named in params.columns is found) nor in
-    spool-pdf; a body of only a BOM is empty to both. Found by fuzz_dataset_agree."""
+    spool-pdf, and an NDJSON body may start with one too; a body of only a BOM is empty
+    to both. Found by fuzz_dataset_agree."""
     bom = "\ufeff"
     cols = urllib.parse.quote(json.dumps([{"key": "id", "label": "Ident"}, {"key": "name"}]))
     jid = api_job(ctx, bom + "id,name\r\n7,Zoe\r\n", query=f"title=Bom&columns={cols}")
     _, text = pdf_ok(ctx, "spool:", jid, 1, ["Ident", "Zoe"], "BOM, columns by name")
     assert "\ufeff" not in text and "\ufffd" not in text, text
+    jid = api_job(ctx, bom + '{"id":8,"name":"Yan"}\r\n', "application/x-ndjson",
+                  query=f"title=Bom&columns={cols}")
+    pdf_ok(ctx, "spool:", jid, 1, ["Ident", "Yan"], "NDJSON after a BOM")
     api_refuses(ctx, bom, "text/csv", "the CSV body is empty")
-    jid = pdf_job(ctx, "spool:", {"title": "Bom"}, bom)
-    pdf_fails(ctx, "spool:", jid, "invalid_input", "the data names no columns", "only a BOM")
+    api_refuses(ctx, bom, "application/x-ndjson", "the NDJSON body has no rows")
+    for fmt in ("csv", "ndjson"):
+        jid = pdf_job(ctx, "spool:", {"title": "Bom"}, bom, fmt)
+        pdf_fails(ctx, "spool:", jid, "invalid_input", "the data names no columns",
+                  f"only a BOM, {fmt}")
 
 
 @suite.test

@@ -532,6 +532,31 @@ static int nd_check(const char *body, long ncols, api_invalid *inv)
     return nd_check_chunked(body, strlen(body), ncols, 3, NULL, inv);
 }
 
+/* A leading byte order mark is skipped in an NDJSON body too (Windows tools write one),
+ * in any chunking; only at the start. */
+static void test_ndjson_skips_a_leading_bom(void **state)
+{
+    (void)state;
+    static const char body[] = "\xEF\xBB\xBF{\"a\":1}\n[2]\n";
+    for (size_t chunk = 1; chunk < 6; chunk++) {
+        api_invalid inv;
+        sp_buf out;
+        sp_buf_init(&out, 1 << 20);
+        assert_int_equal(nd_check_chunked(body, sizeof body - 1, -1, chunk, &out, &inv), 0);
+        assert_string_equal(sp_buf_cstr(&out), "{\"a\":1}\n[2]\n");
+        sp_buf_free(&out);
+        static const char bom[] = "\xEF\xBB\xBF";
+        assert_int_equal(nd_check_chunked(bom, 3, 0, chunk, NULL, &inv), SP_EINVAL);
+        assert_string_equal(inv.message, "the NDJSON body has no rows (and no columns were given)");
+        static const char twice[] = "\xEF\xBB\xBF\xEF\xBB\xBF{}\n";
+        assert_int_equal(nd_check_chunked(twice, sizeof twice - 1, 0, chunk, NULL, &inv),
+                         SP_EINVAL);
+        static const char half[] = "\xEF\xBB{}\n";
+        assert_int_equal(nd_check_chunked(half, sizeof half - 1, 0, chunk, NULL, &inv),
+                         SP_EINVAL);
+    }
+}
+
 static void test_ndjson_checks_each_line(void **state)
 {
     (void)state;
@@ -1081,6 +1106,7 @@ int main(void)
         cmocka_unit_test(test_csv_skips_a_leading_bom),
         cmocka_unit_test(test_csv_refuses_bad_input_with_line),
         cmocka_unit_test(test_ndjson_checks_each_line),
+        cmocka_unit_test(test_ndjson_skips_a_leading_bom),
         cmocka_unit_test(test_ndjson_becomes_canonical_at_any_chunk_size),
         cmocka_unit_test(test_video_json_requests),
         cmocka_unit_test(test_video_text_fields),

@@ -151,6 +151,41 @@ static void test_utf8_repair_replaces_each_bad_byte(void **state)
     sp_buf_free(&b);
 }
 
+/* What a stream of the pieces `parts` (split at '|') gives with its BOM skipped. */
+static void bom_case(const char *parts, const char *want)
+{
+    sp_bom b = {0};
+    sp_buf out;
+    sp_buf_init(&out, 1 << 20);
+    char copy[64];
+    snprintf(copy, sizeof copy, "%s", parts);
+    for (char *save = NULL, *p = strtok_r(copy, "|", &save); p; p = strtok_r(NULL, "|", &save)) {
+        size_t held, skip = sp_bom_skip(&b, p, strlen(p), &held);
+        assert_true(skip <= strlen(p));
+        assert_int_equal(sp_buf_add(&out, sp_bom_bytes, held), 0);
+        assert_int_equal(sp_buf_add(&out, p + skip, strlen(p) - skip), 0);
+    }
+    assert_int_equal(sp_buf_add(&out, sp_bom_bytes, sp_bom_end(&b)), 0);
+    assert_string_equal(sp_buf_cstr(&out), want);
+    sp_buf_free(&out);
+}
+
+static void test_bom_is_skipped_once_in_any_split(void **state)
+{
+    (void)state;
+    bom_case("\xEF\xBB\xBF" "a,b", "a,b");
+    bom_case("\xEF|\xBB|\xBF|a,b", "a,b");
+    bom_case("\xEF\xBB|\xBF" "a|,b", "a,b");
+    bom_case("\xEF\xBB\xBF|\xEF\xBB\xBF" "a", "\xEF\xBB\xBF" "a"); /* once only */
+    bom_case("\xEF\xBB\xBF", "");
+    bom_case("\xEF|\xBB", "\xEF\xBB");        /* the start of one, then the end */
+    bom_case("\xEF|\xBB" "x", "\xEF\xBB" "x"); /* ...then something else */
+    bom_case("\xEF" "x|\xBB", "\xEF" "x\xBB");
+    bom_case("\xEF\xBB" "x", "\xEF\xBB" "x");
+    bom_case("a\xEF\xBB\xBF", "a\xEF\xBB\xBF");
+    bom_case("", "");
+}
+
 static void test_utf8_decode_and_encode_round_trip(void **state)
 {
     (void)state;
@@ -180,6 +215,7 @@ int main(void)
         cmocka_unit_test(test_date_rejects_impossible_dates),
         cmocka_unit_test(test_utf8_repair_replaces_each_bad_byte),
         cmocka_unit_test(test_utf8_decode_and_encode_round_trip),
+        cmocka_unit_test(test_bom_is_skipped_once_in_any_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,4 +44,22 @@ bool sp_utf8_stream_byte(sp_utf8_stream *u, unsigned char b);
 /* True when the stream ended on a whole sequence. */
 bool sp_utf8_stream_done(const sp_utf8_stream *u);
 
+/* A UTF-8 byte order mark (EF BB BF) at the start of a stream that arrives in pieces,
+ * to skip as spool-pdf's dataset reader skips it. All zero is a valid start. */
+typedef struct sp_bom {
+    unsigned char matched; /* its bytes seen so far */
+    bool done;             /* past where one can be */
+} sp_bom;
+
+extern const char sp_bom_bytes[3];
+
+/* The next n bytes of the stream: returns how many at the start of data are a leading
+ * BOM's (skip them). When the stream turns out not to start with a whole one, *held is
+ * the number of its bytes held back by earlier calls (sp_bom_bytes[0..*held-1]), which
+ * are data after all: the caller takes them before the rest; else *held is 0. */
+size_t sp_bom_skip(sp_bom *b, const char *data, size_t n, size_t *held);
+
+/* The stream has ended: the bytes held back (as *held above). */
+size_t sp_bom_end(sp_bom *b);
+
 #endif
