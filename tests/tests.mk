@@ -8,6 +8,12 @@ TEST_BINS += $(UNIT_BINS)
 
 $(O)/tests/support/%.o $(O)/tests/unit/%.o: MODCFLAGS = -Itests/support $(call pc_cflags,cmocka hiredis jansson)
 
+# The queue suites share one fixture (their Redis, key prefixes, helpers): qfixture.h.
+QFIXTURE_OBJS := $(O)/tests/support/qfixture.o
+test_queue_OBJS := $(QFIXTURE_OBJS)
+test_lease_OBJS := $(QFIXTURE_OBJS)
+test_redis_OBJS := $(QFIXTURE_OBJS)
+
 # Unit tests may also link a module's objects: set <test>_OBJS and <test>_LIBS in its .mk.
 .SECONDEXPANSION:
 $(O)/tests/test_%: $(O)/tests/unit/test_%.o $(TEST_SUPPORT_OBJS) $$(test_$$*_OBJS) $(COMMON_LIB)

@@ -16,41 +16,9 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "qfixture.h"
 #include "spool/queue.h"
 #include "spool/util.h"
-
-static sp_test_redis R;
-static char prefix[64];
-
-/* Every test works under its own key prefix so tests never share state. */
-static int setup_test(void **state)
-{
-    static int n;
-    (void)state;
-    snprintf(prefix, sizeof prefix, "l%d:", ++n);
-    return 0;
-}
-
-static int group_setup(void **state)
-{
-    (void)state;
-    return sp_test_redis_start(&R, 0);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    sp_test_redis_destroy(&R);
-    return 0;
-}
-
-static sp_queue *open_q(void)
-{
-    sp_err err;
-    sp_queue *q = sp_queue_open(R.url, prefix, &err);
-    assert_non_null(q);
-    return q;
-}
 
 /* A consumer for worker wid; with ttl_ms > 0 its jobs may go back once the worker (which
  * the test makes beat with beat()) and the job have both been silent that long. */
@@ -64,13 +32,6 @@ static sp_consumer *open_consumer_ttl(const char *wid, const char *const *queues
     if (c == NULL)
         fail_msg("sp_consumer_new: %s", err.msg);
     return c;
-}
-
-static sp_consumer *open_consumer(const char *url, const char *wid, const char *const *queues,
-                                  size_t n, int64_t lease_ms)
-{
-    assert_string_equal(url, R.url);
-    return open_consumer_ttl(wid, queues, n, lease_ms, 0);
 }
 
 /* A heartbeat of worker wid, which takes jobs from queue, from its process run ("":
@@ -91,54 +52,6 @@ static void beat_run(sp_queue *q, const char *wid, const char *queue, int64_t tt
 static void beat(sp_queue *q, const char *wid, const char *queue, int64_t ttl_ms)
 {
     beat_run(q, wid, queue, ttl_ms, "");
-}
-
-/* Enqueue one job on queue; its id goes to id_out (may be NULL). */
-static void enqueue(sp_queue *q, const char *queue, int64_t max_attempts, int64_t base,
-                    int64_t cap, char *id_out)
-{
-    char id[SP_ID_LEN + 1];
-    assert_int_equal(sp_id_new(id), 0);
-    sp_enqueue e = {id, "test.noop", queue, max_attempts, base, cap, false,
-                    "{\"n\":1}", NULL, NULL, NULL, 0, 0};
-    sp_err err;
-    int rc = sp_queue_enqueue(q, &e, NULL, &err);
-    if (rc != 0)
-        fail_msg("enqueue: %d %s", rc, err.msg);
-    if (id_out)
-        memcpy(id_out, id, sizeof id);
-}
-
-static sp_state state_of(sp_queue *q, const char *id, int64_t *attempts)
-{
-    sp_job j;
-    sp_err err;
-    int rc = sp_queue_get(q, id, &j, &err);
-    if (rc != 0)
-        fail_msg("get %s: %s", id, err.msg);
-    sp_state s = j.state;
-    if (attempts)
-        *attempts = j.attempts;
-    sp_job_clear(&j);
-    return s;
-}
-
-static void finish_ok(sp_consumer *c, sp_job *job, bool take_next)
-{
-    sp_outcome o = {SP_FINISH_SUCCEEDED, "[]", NULL, NULL, NULL, -1};
-    sp_err err;
-    int rc = sp_consumer_finish(c, job, &o, take_next, NULL, &err);
-    if (rc != 0)
-        fail_msg("finish: %d %s", rc, err.msg);
-}
-
-static void maintain(sp_queue *q, const char *queue, sp_maint_report *r)
-{
-    const char *queues[] = {queue};
-    sp_err err;
-    int rc = sp_queue_maintain(q, queues, 1, 60000, r, &err);
-    if (rc != 0)
-        fail_msg("maintain: %s", err.msg);
 }
 
 /* Another worker, "watcher", beats and runs maintenance every 20 ms until job id is no

@@ -16,43 +16,9 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "qfixture.h"
 #include "spool/queue.h"
 #include "spool/util.h"
-
-static sp_test_redis R;
-static char prefix[64];
-
-static int setup_test(void **state)
-{
-    static int n;
-    (void)state;
-    snprintf(prefix, sizeof prefix, "r%d:", ++n);
-    return 0;
-}
-
-static int group_setup(void **state)
-{
-    (void)state;
-    return sp_test_redis_start(&R, 1);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    sp_test_redis_destroy(&R);
-    return 0;
-}
-
-static sp_consumer *open_consumer(const char *url, const char *wid, const char *const *queues,
-                                  size_t n, int64_t lease_ms)
-{
-    sp_err err;
-    sp_consumer_opts o = {url, prefix, wid, queues, n, lease_ms, 60000};
-    sp_consumer *c = sp_consumer_new(&o, &err);
-    if (c == NULL)
-        fail_msg("sp_consumer_new: %s", err.msg);
-    return c;
-}
 
 static void expect_msg(const sp_err *err, const char *part)
 {
@@ -259,5 +225,5 @@ int main(void)
         cmocka_unit_test_setup(test_loading_redis_is_unavailable_until_it_has_loaded,
                                setup_test),
     };
-    return cmocka_run_group_tests_name("redis", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("redis", tests, group_setup_aof, group_teardown);
 }
