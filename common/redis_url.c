@@ -166,9 +166,14 @@ int sp_redis_url_parse(const char *url, sp_redis_url *out, sp_err *err)
     if (at) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
         const char *uend = colon ? colon : at;
-        if (sp__copy_decoded(u.user, sizeof u.user, p, (size_t)(uend - p)) < 0 ||
-            (colon && sp__copy_decoded(u.password, sizeof u.password, colon + 1,
-                                       (size_t)(at - colon - 1)) < 0))
+        int rc = 0;
+        if (sentinel && colon == NULL) /* Lettuce: "password@" is a password */
+            rc = sp__copy_decoded(u.password, sizeof u.password, p, (size_t)(at - p));
+        else if (sp__copy_decoded(u.user, sizeof u.user, p, (size_t)(uend - p)) < 0 ||
+                 (colon && sp__copy_decoded(u.password, sizeof u.password, colon + 1,
+                                            (size_t)(at - colon - 1)) < 0))
+            rc = -1;
+        if (rc < 0)
             return sp_err_set(err, SP_EINVAL, "bad Redis URL: bad user or password");
         p = at + 1;
     }

@@ -189,6 +189,12 @@ static void test_redis_url_parsing(void **state)
     assert_string_equal(u.sentinels[2].host, "s3");
     assert_int_equal(u.sentinels[2].port, 26379);
     assert_string_equal(u.host, "");
+    assert_int_equal(sp_redis_url_parse("redis-sentinel://p%3Aw@h#m", &u, &err), 0);
+    assert_string_equal(u.password, "p:w"); /* Lettuce: "password@" alone is a password */
+    assert_string_equal(u.user, "");
+    assert_int_equal(sp_redis_url_parse("redis-sentinel://us:pw@h#m", &u, &err), 0);
+    assert_string_equal(u.user, "us");
+    assert_string_equal(u.password, "pw");
     assert_int_equal(sp_redis_url_parse("redis-sentinel://127.0.0.1:5000#m", &u, &err), 0);
     assert_int_equal(u.nsentinels, 1);
     assert_int_equal(u.db, 0);
