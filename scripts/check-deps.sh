@@ -38,7 +38,8 @@ done
 
 # The packages deps/debian.txt lists, and those build-essential stands for.
 declare -A listed=()
-while read -r p; do listed[$p]=1; done < <(sed -e 's/#.*//' "$list" | tr -s ' \t' '\n' | grep -v '^$')
+# (A line is a package, optionally followed by "[command NAME]": scripts/deps.sh.)
+while read -r p _; do [ -z "$p" ] || listed[$p]=1; done < <(sed -e 's/#.*//' "$list")
 implied() {
     case $1 in
         libc6-dev | linux-libc-dev | libgcc-*-dev | gcc-[0-9]* | cpp-[0-9]*) return 0 ;;

@@ -81,3 +81,12 @@ $(O)/fuzz/fuzz_dataset_agree: tests/fuzz/fuzz_dataset_agree.c $(FUZZ_OBJS) $(FUZ
 		-lcsv -lm -o $@
 fuzz: $(O)/fuzz/fuzz_dataset_agree
 TEST_BINS += $(O)/fuzz/fuzz_dataset_agree
+
+# npm packages the tests run (deps/npm: s3rver, the S3 server behind
+# tests/support/s3proxy.py), installed with `npm ci` into build/npm whenever the lock
+# file is newer than the stamp; the S3 test suites find them there (harness.S3).
+NPM_DIR := build/npm
+NPM_STAMP := $(NPM_DIR)/node_modules/.spool-installed
+$(NPM_STAMP): deps/npm/package.json deps/npm/package-lock.json scripts/npm-deps.sh
+	@sh scripts/npm-deps.sh $(abspath $(NPM_DIR))
+test-build: $(NPM_STAMP)

@@ -404,3 +404,160 @@ def serve_files(directory):
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv
+
+
+# ---- S3: s3rver behind the SigV4-verifying proxy ---------------------------------------
+# s3rver comes from deps/npm (make test-build runs `npm ci` into build/npm); the proxy
+# runs with Debian's python3 and python3-botocore whatever `python3` is first on PATH
+# (-I: no user site-packages, no PYTHON* variables), so what verifies signatures is the
+# same on every machine.
+NPM_DIR = os.environ.get("SPOOL_NPM_DIR", os.path.join(ROOT, "build", "npm"))
+S3RVER_JS = os.path.join(NPM_DIR, "node_modules", "s3rver", "bin", "s3rver.js")
+S3PROXY = os.path.join(ROOT, "tests", "support", "s3proxy.py")
+S3PROXY_PYTHON = os.environ.get("SPOOL_S3PROXY_PYTHON", "/usr/bin/python3")
+
+
+class S3:
+    """An S3 endpoint for tests: s3rver 3.7.1 (deps/npm) on a temp data dir, behind
+    tests/support/s3proxy.py, each on its own loopback port (both bind port 0 and print
+    the one they got). The proxy checks every request's SigV4 signature (header or
+    presigned) and payload hash like S3, refuses a Transfer-Encoding: chunked body like
+    S3 (501) unless allow_chunked, and answers what s3rver lacks from s3rver's files:
+    AbortMultipartUpload, ListMultipartUploads, ListParts, NoSuchUpload, and the part
+    checks of CompleteMultipartUpload (InvalidPart, InvalidPartOrder, EntityTooSmall).
+
+    Clients use endpoint (the proxy), bucket, region, access_key and secret_key, with
+    path-style addressing. client() is an independent boto3 client for cross-checks;
+    requests_refused() lists what the proxy refused (assert it stays empty).
+
+    s3rver's own gaps, still there: a suffix range (bytes=-N) answers the wrong bytes,
+    bytes=0-0 answers the whole object, CopyObject of a key with '+' is 404,
+    ListObjects ignores encoding-type=url, ETags of parts are not checked by s3rver
+    (the proxy checks them on Complete). Both processes stop on every exit path
+    (destroy(), the harness's atexit and signal cleanup, and PR_SET_PDEATHSIG)."""
+
+    region = "us-east-1"
+    access_key = "AKIDSPOOLTEST0000001"
+    secret_key = "spool/test+secret=0123456789abcdefghijkl"
+
+    def __init__(self, bucket="spool", allow_chunked=False):
+        self.bucket = bucket
+        self.dir = tempfile.mkdtemp(prefix="spool-it-s3-")
+        self.data_dir = os.path.join(self.dir, "data")
+        self.refusals_path = os.path.join(self.dir, "refusals.jsonl")
+        self.s3rver = self.proxy = None
+        _live.append(self)
+        try:
+            self._start(allow_chunked)
+        except BaseException:
+            self.destroy()
+            raise
+
+    def _start(self, allow_chunked):
+        node = shutil.which("node") or shutil.which("nodejs")
+        if not node or not os.path.exists(S3RVER_JS):
+            raise RuntimeError(f"s3rver is not installed ({S3RVER_JS}, node {node}): run "
+                               "`make test-build` (scripts/npm-deps.sh) after `make deps`")
+        if not os.access(S3PROXY_PYTHON, os.X_OK):
+            raise RuntimeError(f"{S3PROXY_PYTHON} is missing (Debian's python3, with python3-botocore)")
+        env = {}
+        major = subprocess.run([node, "--version"], stdout=subprocess.PIPE, timeout=10).stdout
+        if int(major.decode().strip().lstrip("v").split(".")[0]) >= 17:
+            # s3rver's ListObjectsV2 continuation tokens use DES, in OpenSSL 3's legacy provider.
+            opts = os.environ.get("NODE_OPTIONS", "")
+            env["NODE_OPTIONS"] = (opts + " --openssl-legacy-provider").strip()
+        self.s3rver = Proc([node, S3RVER_JS, "-d", self.data_dir, "-a", "127.0.0.1", "-p", "0",
+                            "--configure-bucket", self.bucket], env=env, name="s3rver", logdir=self.dir)
+        up = self._listening(self.s3rver, "S3rver listening on ")
+        argv = [S3PROXY_PYTHON, "-I", S3PROXY, "--listen", "127.0.0.1:0", "--upstream", up,
+                "--data-dir", self.data_dir, "--creds", f"{self.access_key}:{self.secret_key}",
+                "--region", self.region, "--refusals", self.refusals_path]
+        if allow_chunked:
+            argv.append("--allow-chunked")
+        self.proxy = Proc(argv, name="s3proxy", logdir=self.dir)
+        self.upstream = "http://" + up
+        self.endpoint = "http://" + self._listening(self.proxy, "s3proxy listening on ")
+        # Ready when a signed request passes the proxy and finds the bucket in s3rver.
+        c = self.client()
+        wait_until(lambda: self._bucket_answers(c), 15, 0.05, what="s3rver's bucket through s3proxy")
+
+    def _listening(self, proc, prefix):
+        """HOST:PORT from proc's "<prefix>HOST:PORT" line; raises with its output if it
+        dies or says nothing within 15 s."""
+        def addr():
+            if not proc.alive():
+                raise RuntimeError(f"{proc.name} exited ({proc.proc.returncode}):\n{proc.output()[-3000:]}")
+            for line in proc.output().splitlines():
+                if line.startswith(prefix):
+                    return line[len(prefix):].split()[0]
+            return None
+        try:
+            return wait_until(addr, 15, 0.02, what=f"{proc.name} to listen")
+        except AssertionError:
+            raise RuntimeError(f"{proc.name} did not start:\n{proc.output()[-3000:]}")
+
+    @staticmethod
+    def _bucket_answers(c):
+        try:
+            c.head_bucket(Bucket=c.spool_bucket)
+            return True
+        except Exception:
+            return False
+
+    @property
+    def proxy_pid(self):
+        return self.proxy.pid
+
+    def client(self, secret_key=None, **config):
+        """A new boto3 S3 client for the proxy (path-style, SigV4, no retries, checksums
+        only where S3 requires them), independent of the code under test. config goes
+        to botocore's Config."""
+        import boto3
+        from botocore.config import Config
+        conf = dict(signature_version="s3v4", s3={"addressing_style": "path"},
+                    retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=60)
+        conf.update(config)
+        try:
+            cfg = Config(request_checksum_calculation="when_required",
+                         response_checksum_validation="when_required", **conf)
+        except TypeError:                   # botocore < 1.36: no default checksums to turn off
+            cfg = Config(**conf)
+        c = boto3.session.Session().client(
+            "s3", endpoint_url=self.endpoint, region_name=self.region, config=cfg,
+            aws_access_key_id=self.access_key, aws_secret_access_key=secret_key or self.secret_key)
+        c.spool_bucket = self.bucket
+        return c
+
+    def requests_refused(self, auth_only=True):
+        """What the proxy refused so far, oldest first: dicts with method, path, status,
+        code, message, auth. auth_only: only protocol faults (bad or missing signature,
+        unsigned x-amz-* header, payload hash mismatch, chunked body...), not S3 answers
+        such as NoSuchUpload or EntityTooSmall."""
+        try:
+            with open(self.refusals_path) as f:
+                rows = [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            rows = []
+        return [r for r in rows if r["auth"] or not auth_only]
+
+    def objects(self, prefix=""):
+        """{key: size} of the bucket's objects under prefix (every page)."""
+        out = {}
+        for page in self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for o in page.get("Contents", []):
+                out[o["Key"]] = o["Size"]
+        return out
+
+    def uploads_in_progress(self, prefix=""):
+        """[(key, upload id)] of multipart uploads neither completed nor aborted."""
+        r = self.client().list_multipart_uploads(Bucket=self.bucket, Prefix=prefix)
+        return [(u["Key"], u["UploadId"]) for u in r.get("Uploads", [])]
+
+    def logs(self):
+        return "\n".join(p.output() for p in (self.s3rver, self.proxy) if p)
+
+    def destroy(self):
+        for p in (self.proxy, self.s3rver):
+            if p:
+                p.stop(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
