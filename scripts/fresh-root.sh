@@ -120,6 +120,17 @@ trap 'exit 143' TERM
 mkdir -p "$root"
 tar -C "$root" --numeric-owner -xf "$base"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# The host's network, not the root, may need an extra CA (a proxy that intercepts TLS,
+# which the host trusts through NODE_EXTRA_CA_CERTS or npm's cafile): npm in the root
+# (make test installs the pinned npm packages) gets the same bundle, and nothing else
+# of the host's set-up. On a machine with a direct connection there is none to pass.
+host_ca=${NODE_EXTRA_CA_CERTS:-}
+[ -n "$host_ca" ] || host_ca=$(npm config get cafile 2>/dev/null || true)
+node_ca=""
+if [ -n "$host_ca" ] && [ "$host_ca" != null ] && [ -f "$host_ca" ]; then
+    cp "$host_ca" "$root/etc/spool-host-ca.crt"
+    node_ca=/etc/spool-host-ca.crt
+fi
 
 # The tree as checked out (git's view when it is a checkout: no build/, bin/, var/).
 mkdir -p "$root/src"
@@ -142,7 +153,7 @@ say "in $root: $cmd"
 # The downloaded .deb files go to the cache (bind-mounted), so a rerun need not fetch them.
 set +e
 unshare --mount --pid --fork --propagation private -- bash -eu -c '
-    root=$1 cache=$2 cmd=$3
+    root=$1 cache=$2 cmd=$3 node_ca=$4
     mount -t proc proc "$root/proc"
     mount -t sysfs sysfs "$root/sys"
     mount --bind /dev "$root/dev"
@@ -151,9 +162,9 @@ unshare --mount --pid --fork --propagation private -- bash -eu -c '
     mount -t tmpfs -o mode=1777 shm "$root/dev/shm"
     mount --bind "$cache/apt" "$root/var/cache/apt/archives"
     exec chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-        HOME=/root TERM=dumb DEBIAN_FRONTEND=noninteractive \
+        HOME=/root TERM=dumb DEBIAN_FRONTEND=noninteractive ${node_ca:+NODE_EXTRA_CA_CERTS=$node_ca} \
         /bin/bash -c "cd /src && $cmd"
-' fresh-root "$root" "$cache" "$cmd"
+' fresh-root "$root" "$cache" "$cmd" "$node_ca"
 rc=$?
 set -e
 if [ "$rc" -eq 0 ]; then
