@@ -332,7 +332,28 @@ static int sp__dir_remove_job(sp_blobs *b, const char *id, sp_err *err)
 static int sp__dir_remove_staging(sp_blobs *b, const char *id, sp_err *err)
 {
     char dir[PATH_MAX];
-    return sp__dir_unlink(b, id, true, dir, err);
+    int rc = sp__dir_unlink(b, id, true, dir, err);
+    /* Markers whose file is gone too: a writer killed between creating its marker and
+     * its file, or between committing (the rename) and removing its marker. No other
+     * attempt of this job writes now (the caller holds its lease). */
+    char staging[PATH_MAX];
+    snprintf(staging, sizeof staging, "%s/staging", b->root);
+    int sd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = sd >= 0 ? fdopendir(sd) : NULL;
+    if (d == NULL) {
+        if (sd >= 0)
+            close(sd);
+        return rc;
+    }
+    size_t idlen = strlen(id);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, id, idlen) == 0 && e->d_name[idlen] == '.' &&
+            strstr(e->d_name + idlen, ".tmp-") != NULL)
+            unlinkat(sd, e->d_name, 0);
+    }
+    closedir(d);
+    return rc;
 }
 
 static const sp_blob_ops sp__dir_ops = {

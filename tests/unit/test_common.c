@@ -388,6 +388,21 @@ static void test_blob_store_commits_atomically(void **state)
     assert_int_equal(sp_blob_open_read(b, id, "out.bin", &fd, &size, &err), 0);
     close(fd);
     sp_blob_abort(w); /* its file is gone already: abort still frees it */
+    /* ...and so are markers without their file (a writer killed between its commit's
+     * rename and its marker's removal), but only this job's */
+    char marker[512], other[512];
+    snprintf(marker, sizeof marker, "%s/staging/%s.out.bin.tmp-0123abcd", blobdir, id);
+    snprintf(other, sizeof other, "%s/staging/%.*s0.out.bin.tmp-0123abcd", blobdir,
+             SP_ID_LEN - 1, id);
+    FILE *mf = fopen(marker, "w"), *of = fopen(other, "w");
+    assert_non_null(mf);
+    assert_non_null(of);
+    fclose(mf);
+    fclose(of);
+    assert_int_equal(sp_blobs_remove_staging(b, id, &err), 0);
+    assert_int_equal(access(marker, F_OK), -1);
+    assert_int_equal(access(other, F_OK), 0);
+    unlink(other);
     /* Bad names and ids never reach the disk. */
     assert_int_equal(sp_blob_create(b, id, "../x", 0, &w, &err), SP_EINVAL);
     assert_int_equal(sp_blob_create(b, id, ".hidden", 0, &w, &err), SP_EINVAL);
