@@ -13,7 +13,7 @@
 #include "validate.h"
 #include "spool/queue.h"
 
-#define API_OPTION_COUNT 21
+#define API_OPTION_COUNT 23
 
 int main(int argc, char **argv)
 {
@@ -75,6 +75,13 @@ int main(int argc, char **argv)
          SP_BLOB_STALE_MIN_MS, day},
         {"idempotency-ttl", "SPOOL_IDEMPOTENCY_TTL", SP_OPT_DURATION, &cfg.idem_ttl_ms, "24h",
          "how long an Idempotency-Key is remembered", 1000, 365 * day},
+        {"redis-wait-replicas", "SPOOL_REDIS_WAIT_REPLICAS", SP_OPT_INT, &cfg.wait_replicas,
+         "0",
+         "answer 202 only once this many Redis replicas have the job (Redis WAIT): a failover "
+         "then loses no accepted job; else 503 not_replicated (0: answer when the master has "
+         "it)", 0, 64},
+        {"redis-wait-timeout", "SPOOL_REDIS_WAIT_TIMEOUT", SP_OPT_DURATION, &cfg.wait_timeout_ms,
+         "2s", "how long a submit waits for SPOOL_REDIS_WAIT_REPLICAS replicas", 10, 60000},
         {"shutdown-grace", "SPOOL_SHUTDOWN_GRACE", SP_OPT_DURATION, &cfg.grace_ms, "30s",
          "on SIGTERM, how long in-flight requests may take", 0, day},
     };

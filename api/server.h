@@ -39,6 +39,8 @@ typedef struct api_config {
     int64_t gc_min_age_ms;   /* blob directories younger than this are left alone */
     int64_t gc_staging_age_ms; /* staging files unrefreshed this long are removed */
     int64_t idem_ttl_ms;     /* how long an Idempotency-Key is remembered */
+    int64_t wait_replicas;   /* Redis replicas that must have a job before 202; 0: none */
+    int64_t wait_timeout_ms; /* how long to wait for them */
     int64_t grace_ms;        /* shutdown: time for in-flight requests */
 } api_config;
 

@@ -147,6 +147,35 @@ int api_submit_blob_commit(api_req *r, int64_t *bytes)
 }
 
 /* Answer 202 with job j. */
+/* With SPOOL_REDIS_WAIT_REPLICAS, a job is accepted only once that many replicas have
+ * it, so that a failover cannot lose it: 0 when they do (or none are asked for), or the
+ * reply already sent (503 not_replicated: the job may exist, and a retry with the same
+ * Idempotency-Key finds it, or creates it if the failover lost it). */
+static int api__replicated(api_req *r, sp_queue *q, const char *id, enum MHD_Result *ret)
+{
+    const api_config *cfg = r->srv->cfg;
+    if (cfg->wait_replicas <= 0)
+        return 0;
+    sp_err err;
+    int n = sp_queue_wait_replicas(q, (int)cfg->wait_replicas, cfg->wait_timeout_ms, &err);
+    if (n >= cfg->wait_replicas)
+        return 0;
+    if (n < 0) {
+        *ret = api_reply_code(r, n, &err);
+        return -1;
+    }
+    sp_logctx lc = {id, NULL, NULL};
+    sp_warn(&lc, "%d of %lld Redis replicas have the job after %lld ms: answered 503", n,
+            (long long)cfg->wait_replicas, (long long)cfg->wait_timeout_ms);
+    *ret = api_reply_error(r, API_E_NOT_REPLICATED,
+                           "job %s is recorded, but only %d of the %lld Redis replicas required "
+                           "confirmed it within %lld ms: a failover could lose it; retry with "
+                           "the same Idempotency-Key",
+                           id, n, (long long)cfg->wait_replicas,
+                           (long long)cfg->wait_timeout_ms);
+    return -1;
+}
+
 static enum MHD_Result api__accepted(api_req *r, const sp_job *j, bool replayed)
 {
     sp_buf b;
@@ -206,6 +235,11 @@ enum MHD_Result api_submit(api_req *r, const char *type, const char *params, con
             rc = 0;
         sp_job_clear(&j);
     }
+    enum MHD_Result ret;
+    if (rc == 0 && api__replicated(r, q, r->id, &ret) < 0) {
+        r->job_created = true; /* its blobs stay: the job may exist */
+        return ret;
+    }
     if (rc == 0) {
         r->job_created = true;
         /* The job as the enqueue script recorded it, without a second round trip. */
@@ -237,7 +271,8 @@ enum MHD_Result api_submit(api_req *r, const char *type, const char *params, con
                                    existing);
         if (rc < 0)
             return api_reply_code(r, rc, &err);
-        enum MHD_Result ret = api__accepted(r, &j, true);
+        if (api__replicated(r, q, existing, &ret) == 0)
+            ret = api__accepted(r, &j, true);
         sp_job_clear(&j);
         return ret;
     }

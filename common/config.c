@@ -153,7 +153,8 @@ void sp_common_options(sp_common_config *c, sp_option *out)
 {
     sp_option o[SP_COMMON_OPTION_COUNT] = {
         {"redis-url", "SPOOL_REDIS_URL", SP_OPT_STR, &c->redis_url, "redis://127.0.0.1:6379/0",
-         "Redis URL: redis://[user:password@]host:port/db or unix:///path", 0, 0},
+         "Redis URL: redis://[user:password@]host:port/db, unix:///path, or "
+         "redis-sentinel://[[user:]password@]host:port[,host:port...][/db]#MASTER", 0, 0},
         {"data-dir", "SPOOL_DATA_DIR", SP_OPT_STR, &c->data_dir, "./var/data",
          "blob store directory shared by the API and the workers", 0, 0},
         {"key-prefix", "SPOOL_KEY_PREFIX", SP_OPT_STR, &c->prefix, "spool:",

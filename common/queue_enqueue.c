@@ -374,3 +374,29 @@ int sp_queue_idem_lookup(sp_queue *q, const char *idem_key, char existing_id[SP_
     sp_redis_reply_free(rep);
     return rc;
 }
+
+int sp_queue_wait_replicas(sp_queue *q, int n, int64_t timeout_ms, sp_err *err)
+{
+    uint64_t gen = sp_redis_generation(q->r);
+    char channel[SP_PREFIX_MAX + 16], nbuf[16], msbuf[24];
+    snprintf(channel, sizeof channel, "%sfence", q->prefix);
+    const char *pub[] = {"PUBLISH", channel, ""};
+    redisReply *rep;
+    int rc = sp_redis_cmd(q->r, &rep, err, 3, pub, NULL);
+    if (rc < 0)
+        return rc;
+    sp_redis_reply_free(rep);
+    if (sp_redis_generation(q->r) != gen)
+        return 0;
+    snprintf(nbuf, sizeof nbuf, "%d", n);
+    snprintf(msbuf, sizeof msbuf, "%lld", (long long)(timeout_ms > 0 ? timeout_ms : 1));
+    const char *wait[] = {"WAIT", nbuf, msbuf};
+    rc = sp_redis_cmd_blocking(q->r, timeout_ms, &rep, err, 3, wait, NULL);
+    if (rc < 0)
+        return rc;
+    int64_t acked = sp_reply_int(rep, -1);
+    sp_redis_reply_free(rep);
+    if (acked < 0)
+        return sp_err_set(err, SP_EPROTO, "WAIT: unexpected reply");
+    return (int)(acked > n ? n : acked);
+}

@@ -24,132 +24,22 @@ struct sp_redis {
     int64_t timeout_ms;
     int64_t client_id;
     int64_t replies;   /* replies read on the current connection */
+    int64_t pending;   /* commands appended whose replies are not read yet */
+    uint64_t generation; /* connections made so far */
     bool stale_error;  /* the last connection error hit a connection that had worked */
+    /* redis-sentinel:// URLs */
+    sp_redis_hostport at;  /* where the connection goes: the master the sentinels named */
+    redisContext *sctx;    /* the sentinel that answered last (sorder[0]), kept open */
+    size_t sorder[SP_REDIS_MAX_SENTINELS]; /* the order to ask them in */
+    int64_t checked_ms;    /* when the sentinels last confirmed the master (sp_mono_ms) */
 };
 
-static int sp__hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Copy n bytes of s into out (size cap), decoding %XX escapes. */
-static int sp__copy_decoded(char *out, size_t cap, const char *s, size_t n)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '%') {
-            if (i + 2 >= n)
-                return -1;
-            int hi = sp__hexval(s[i + 1]);
-            int lo = sp__hexval(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (o + 1 >= cap)
-            return -1;
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    return 0;
-}
-
-int sp_redis_url_parse(const char *url, sp_redis_url *out, sp_err *err)
-{
-    sp_redis_url u;
-    memset(&u, 0, sizeof u);
-    u.port = 6379;
-    if (url == NULL)
-        return sp_err_set(err, SP_EINVAL, "no Redis URL");
-    if (strncmp(url, "unix://", 7) == 0) {
-        const char *path = url + 7;
-        const char *q = strchr(path, '?');
-        size_t n = q ? (size_t)(q - path) : strlen(path);
-        if (n == 0 || path[0] != '/' || n >= sizeof u.unix_path)
-            return sp_err_set(err, SP_EINVAL, "bad Redis URL '%s': unix:// needs an absolute path",
-                              url);
-        memcpy(u.unix_path, path, n);
-        if (q) {
-            int64_t db;
-            if (strncmp(q, "?db=", 4) != 0 || sp_parse_i64(q + 4, 0, 1000, &db) < 0)
-                return sp_err_set(err, SP_EINVAL, "bad Redis URL '%s': expected ?db=N", url);
-            u.db = (int)db;
-        }
-        *out = u;
-        return 0;
-    }
-    if (strncmp(url, "redis://", 8) != 0)
-        return sp_err_set(err, SP_EINVAL,
-                          "bad Redis URL '%s': expected redis://host:port/db or unix:///path", url);
-    const char *p = url + 8;
-    const char *slash = strchr(p, '/');
-    const char *hostpart_end = slash ? slash : p + strlen(p);
-    const char *at = NULL;
-    for (const char *s = p; s < hostpart_end; s++)
-        if (*s == '@')
-            at = s;
-    if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        const char *uend = colon ? colon : at;
-        if (sp__copy_decoded(u.user, sizeof u.user, p, (size_t)(uend - p)) < 0 ||
-            (colon && sp__copy_decoded(u.password, sizeof u.password, colon + 1,
-                                       (size_t)(at - colon - 1)) < 0))
-            return sp_err_set(err, SP_EINVAL, "bad Redis URL: bad user or password");
-        p = at + 1;
-    }
-    const char *host_end = hostpart_end;
-    const char *port_colon = NULL;
-    if (*p == '[') { /* IPv6 literal */
-        const char *rb = memchr(p, ']', (size_t)(hostpart_end - p));
-        if (rb == NULL)
-            return sp_err_set(err, SP_EINVAL, "bad Redis URL '%s': unclosed '['", url);
-        if (rb == p + 1)
-            return sp_err_set(err, SP_EINVAL, "bad Redis URL '%s': missing host", url);
-        if ((size_t)(rb - p - 1) >= sizeof u.host)
-            return sp_err_set(err, SP_EINVAL, "bad Redis URL: host too long");
-        memcpy(u.host, p + 1, (size_t)(rb - p - 1));
-        if (rb + 1 < hostpart_end && rb[1] == ':')
-            port_colon = rb + 1;
-        else if (rb + 1 != hostpart_end)
-            return sp_err_set(err, SP_EINVAL, "bad Redis URL '%s'", url);
-    } else {
-        port_colon = memchr(p, ':', (size_t)(hostpart_end - p));
-        if (port_colon)
-            host_end = port_colon;
-        size_t hn = (size_t)(host_end - p);
-        if (hn == 0 || hn >= sizeof u.host)
-            return sp_err_set(err, SP_EINVAL, "bad Redis URL '%s': missing host", url);
-        memcpy(u.host, p, hn);
-    }
-    if (port_colon) {
-        char portbuf[8];
-        size_t pn = (size_t)(hostpart_end - port_colon - 1);
-        int64_t port;
-        if (pn == 0 || pn >= sizeof portbuf)
-            return sp_err_set(err, SP_EINVAL, "bad Redis URL '%s': bad port", url);
-        memcpy(portbuf, port_colon + 1, pn);
-        portbuf[pn] = '\0';
-        if (sp_parse_i64(portbuf, 1, 65535, &port) < 0)
-            return sp_err_set(err, SP_EINVAL, "bad Redis URL '%s': bad port", url);
-        u.port = (int)port;
-    }
-    if (slash && slash[1] != '\0') {
-        int64_t db;
-        if (sp_parse_i64(slash + 1, 0, 1000, &db) < 0)
-            return sp_err_set(err, SP_EINVAL, "bad Redis URL '%s': bad database number", url);
-        u.db = (int)db;
-    }
-    *out = u;
-    return 0;
-}
+/* How often a connection to a master asks the sentinels whether it still is the master:
+ * a master that a failover demoted may go on accepting writes (and keep blocked clients
+ * waiting) for about ten seconds before the sentinels reconfigure it. */
+#define SP_SENTINEL_RECHECK_MS 1000
+/* How long one sentinel may take to answer before the next is asked. */
+#define SP_SENTINEL_TIMEOUT_MS 500
 
 sp_redis *sp_redis_new(const char *url, const sp_script *const *scripts, size_t nscripts,
                        int64_t timeout_ms, sp_err *err)
@@ -170,6 +60,8 @@ sp_redis *sp_redis_new(const char *url, const sp_script *const *scripts, size_t 
     r->scripts = scripts;
     r->nscripts = nscripts;
     r->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
+    for (size_t i = 0; i < r->url.nsentinels; i++)
+        r->sorder[i] = i;
     return r;
 }
 
@@ -180,6 +72,7 @@ void sp_redis_disconnect(sp_redis *r)
         r->ctx = NULL;
         r->client_id = 0;
         r->replies = 0;
+        r->pending = 0;
     }
 }
 
@@ -188,6 +81,8 @@ void sp_redis_free(sp_redis *r)
     if (r == NULL)
         return;
     sp_redis_disconnect(r);
+    if (r->sctx)
+        redisFree(r->sctx);
     sp_free(r);
 }
 
@@ -201,6 +96,10 @@ static void sp__where(const sp_redis *r, char *out, size_t n)
 {
     if (r->url.unix_path[0])
         snprintf(out, n, "unix:%s", r->url.unix_path);
+    else if (r->url.master[0] && r->at.host[0])
+        snprintf(out, n, "%s:%d (master '%s')", r->at.host, r->at.port, r->url.master);
+    else if (r->url.master[0])
+        snprintf(out, n, "master '%s'", r->url.master);
     else
         snprintf(out, n, "%s:%d", r->url.host, r->url.port);
 }
@@ -209,7 +108,7 @@ static void sp__where(const sp_redis *r, char *out, size_t n)
 static int sp__conn_error(sp_redis *r, sp_err *err)
 {
     r->stale_error = r->ctx != NULL && r->replies > 0;
-    char where[300];
+    char where[512];
     sp__where(r, where, sizeof where);
     int rc = sp_err_set(err, SP_EREDIS, "Redis unavailable at %s: %s", where,
                         r->ctx && r->ctx->errstr[0] ? r->ctx->errstr : "connection lost");
@@ -252,7 +151,7 @@ static int sp__reply_error(sp_redis *r, redisReply *rep, sp_err *err)
     for (size_t i = 0; i < sizeof sp__unavailable / sizeof *sp__unavailable; i++) {
         const char *p = sp__unavailable[i].prefix;
         if (strncmp(text, p, strlen(p)) == 0) {
-            char where[300];
+            char where[512];
             sp__where(r, where, sizeof where);
             sp_err_set(err, SP_EREDIS, "Redis at %s %s: %s", where, sp__unavailable[i].what,
                        text);
@@ -280,19 +179,158 @@ static int sp__raw(sp_redis *r, redisReply **out, sp_err *err, int argc, const c
     return 0;
 }
 
+/* Ask the sentinels where the master is: the one that answered last first (its
+ * connection kept open for next time), each within SP_SENTINEL_TIMEOUT_MS. 0 with *hp
+ * set, or SP_EREDIS saying whether no sentinel answered or none knows the master. */
+static int sp__sentinel_master(sp_redis *r, sp_redis_hostport *hp, sp_err *err)
+{
+    const sp_redis_url *u = &r->url;
+    int64_t per = r->timeout_ms < SP_SENTINEL_TIMEOUT_MS ? r->timeout_ms : SP_SENTINEL_TIMEOUT_MS;
+    char last[300] = "";
+    size_t unknown = 0;
+    for (size_t k = 0; k < u->nsentinels; k++) {
+        size_t i = r->sorder[k];
+        const sp_redis_hostport *s = &u->sentinels[i];
+        redisContext *c = NULL;
+        if (k == 0) {
+            c = r->sctx;
+            r->sctx = NULL;
+        }
+        if (c == NULL) {
+            c = redisConnectWithTimeout(s->host, s->port, sp__tv(per));
+            if (c == NULL)
+                return sp_err_set(err, SP_ENOMEM, "out of memory connecting to a sentinel");
+            if (!c->err)
+                redisSetTimeout(c, sp__tv(per));
+        }
+        redisReply *rep = NULL;
+        if (!c->err) {
+            const char *a[] = {"SENTINEL", "get-master-addr-by-name", u->master};
+            rep = redisCommandArgv(c, 3, a, NULL);
+        }
+        bool found = false;
+        if (rep == NULL) {
+            snprintf(last, sizeof last, "%s:%d: %s", s->host, s->port,
+                     c->errstr[0] ? c->errstr : "no answer");
+        } else if (rep->type == REDIS_REPLY_NIL) {
+            unknown++;
+        } else if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+                   rep->element[0]->type == REDIS_REPLY_STRING &&
+                   rep->element[1]->type == REDIS_REPLY_STRING &&
+                   rep->element[0]->len > 0 && rep->element[0]->len < sizeof hp->host) {
+            int64_t port;
+            if (sp_parse_i64(rep->element[1]->str, 1, 65535, &port) == 0) {
+                memset(hp, 0, sizeof *hp);
+                memcpy(hp->host, rep->element[0]->str, rep->element[0]->len);
+                hp->port = (int)port;
+                found = true;
+            } else {
+                snprintf(last, sizeof last, "%s:%d: a bad port in its answer", s->host, s->port);
+            }
+        } else {
+            snprintf(last, sizeof last, "%s:%d: %s", s->host, s->port,
+                     rep->type == REDIS_REPLY_ERROR ? rep->str : "an unexpected answer");
+        }
+        if (rep)
+            freeReplyObject(rep);
+        if (found) { /* ask this one first from now on */
+            memmove(&r->sorder[1], &r->sorder[0], k * sizeof *r->sorder);
+            r->sorder[0] = i;
+            r->sctx = c;
+            return 0;
+        }
+        redisFree(c);
+    }
+    if (unknown > 0)
+        return sp_err_set(err, SP_EREDIS,
+                          "Redis sentinels do not know a master named '%s' (%zu of %zu said so; "
+                          "check the name after '#' in the Redis URL)",
+                          u->master, unknown, u->nsentinels);
+    return sp_err_set(err, SP_EREDIS,
+                      "Redis unavailable: no sentinel answered where master '%s' is (%zu tried; "
+                      "last: %s)",
+                      u->master, u->nsentinels, last);
+}
+
+/* The connection's server must be a master (ROLE): the sentinels' answer may be out of
+ * date while a failover goes on. 0, SP_EREDIS with *replica set, or another error. */
+static int sp__check_master(sp_redis *r, bool *replica, sp_err *err)
+{
+    redisReply *rep = NULL;
+    const char *a[] = {"ROLE"};
+    int rc = sp__raw(r, &rep, err, 1, a, NULL);
+    if (rc < 0)
+        return rc;
+    const char *role = sp_reply_str(sp_reply_elem(rep, 0), NULL);
+    char what[32];
+    snprintf(what, sizeof what, "%s", role ? role : "?");
+    freeReplyObject(rep);
+    if (strcmp(what, "master") == 0)
+        return 0;
+    *replica = true;
+    char where[512];
+    sp__where(r, where, sizeof where);
+    return sp_err_set(err, SP_EREDIS,
+                      "Redis at %s is a %s, not the master the sentinels named (a failover is "
+                      "under way?)",
+                      where, what);
+}
+
+static int sp__connect_once(sp_redis *r, bool *replica, sp_err *err);
+
 int sp_redis_connect(sp_redis *r, sp_err *err)
 {
-    if (r->ctx)
-        return 0;
+    if (r->ctx) {
+        /* Still the master? Asked at most once a second, between commands. */
+        if (!r->url.master[0] || r->pending > 0 ||
+            sp_mono_ms() - r->checked_ms < SP_SENTINEL_RECHECK_MS)
+            return 0;
+        r->checked_ms = sp_mono_ms();
+        sp_redis_hostport hp;
+        if (sp__sentinel_master(r, &hp, NULL) < 0 ||
+            (strcmp(hp.host, r->at.host) == 0 && hp.port == r->at.port))
+            return 0; /* no sentinel to ask is no reason to drop a working connection */
+        sp_redis_disconnect(r); /* the master has moved */
+    }
+    if (!r->url.master[0]) {
+        bool replica = false;
+        return sp__connect_once(r, &replica, err);
+    }
+    /* Sentinels: during a failover they may name the old master for a moment, or the
+     * new one before it has taken the role; ask again shortly (a few times at most). */
+    int rc = 0;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (attempt > 0)
+            sp_sleep_ms(100 * attempt, NULL);
+        rc = sp__sentinel_master(r, &r->at, err);
+        if (rc < 0)
+            return rc;
+        bool replica = false;
+        rc = sp__connect_once(r, &replica, err);
+        if (rc == 0) {
+            r->checked_ms = sp_mono_ms();
+            return 0;
+        }
+        if (!replica && !(rc == SP_EREDIS && attempt == 0))
+            return rc;
+    }
+    return rc;
+}
+
+static int sp__connect_once(sp_redis *r, bool *replica, sp_err *err)
+{
     struct timeval tv = sp__tv(r->timeout_ms);
     if (r->url.unix_path[0])
         r->ctx = redisConnectUnixWithTimeout(r->url.unix_path, tv);
+    else if (r->url.master[0])
+        r->ctx = redisConnectWithTimeout(r->at.host, r->at.port, tv);
     else
         r->ctx = redisConnectWithTimeout(r->url.host, r->url.port, tv);
     if (r->ctx == NULL)
         return sp_err_set(err, SP_ENOMEM, "out of memory connecting to Redis");
     if (r->ctx->err)
         return sp__conn_error(r, err);
+    r->generation++;
     redisSetTimeout(r->ctx, tv);
     if (!r->url.unix_path[0])
         redisEnableKeepAlive(r->ctx);
@@ -310,6 +348,8 @@ int sp_redis_connect(sp_redis *r, sp_err *err)
         freeReplyObject(rep);
         rep = NULL;
     }
+    if (rc == 0 && r->url.master[0])
+        rc = sp__check_master(r, replica, err);
     if (rc == 0 && r->url.db != 0) {
         char db[16];
         snprintf(db, sizeof db, "%d", r->url.db);
@@ -438,6 +478,7 @@ int sp_redis_append_eval(sp_redis *r, size_t index, int nkeys, const char **keys
         return n;
     if (redisAppendCommandArgv(r->ctx, n, argv, lens) != REDIS_OK)
         return sp__conn_error(r, err);
+    r->pending++;
     return 0;
 }
 
@@ -448,6 +489,7 @@ int sp_redis_append(sp_redis *r, sp_err *err, int argc, const char **argv, const
         return rc;
     if (redisAppendCommandArgv(r->ctx, argc, argv, lens) != REDIS_OK)
         return sp__conn_error(r, err);
+    r->pending++;
     return 0;
 }
 
@@ -460,6 +502,8 @@ int sp_redis_read(sp_redis *r, redisReply **out, sp_err *err)
     if (redisGetReply(r->ctx, &rep) != REDIS_OK || rep == NULL)
         return sp__conn_error(r, err);
     r->replies++;
+    if (r->pending > 0)
+        r->pending--;
     redisReply *rr = rep;
     if (rr->type == REDIS_REPLY_ERROR)
         return sp__reply_error(r, rr, err);
@@ -505,6 +549,8 @@ int sp_redis_try_read(sp_redis *r, redisReply **out, sp_err *err)
             return 0;
     }
     r->replies++;
+    if (r->pending > 0)
+        r->pending--;
     redisReply *rr = rep;
     if (rr->type == REDIS_REPLY_ERROR)
         return sp__reply_error(r, rr, err);
@@ -515,6 +561,11 @@ int sp_redis_try_read(sp_redis *r, redisReply **out, sp_err *err)
 bool sp_redis_stale_error(const sp_redis *r)
 {
     return r->stale_error;
+}
+
+uint64_t sp_redis_generation(const sp_redis *r)
+{
+    return r->generation;
 }
 
 int64_t sp_redis_client_id(const sp_redis *r)

@@ -12,6 +12,13 @@
 
 #include "spool/err.h"
 
+#define SP_REDIS_MAX_SENTINELS 16
+
+typedef struct sp_redis_hostport {
+    char host[256];
+    int port;
+} sp_redis_hostport;
+
 typedef struct sp_redis_url {
     char host[256];
     int port;
@@ -19,10 +26,17 @@ typedef struct sp_redis_url {
     char user[128];
     char password[256];
     int db;
+    /* redis-sentinel:// URLs: the master's name and the sentinels that know where it is
+     * (host and port above stay empty: the sentinels say, on every connect) */
+    char master[128];
+    sp_redis_hostport sentinels[SP_REDIS_MAX_SENTINELS];
+    size_t nsentinels;
 } sp_redis_url;
 
-/* Parse redis://[user:password@]host[:port][/db] or unix:///path[?db=N].
- * Returns 0 or SP_EINVAL with err naming the problem. */
+/* Parse redis://[user:password@]host[:port][/db], unix:///path[?db=N], or
+ * redis-sentinel://[[user:]password@]host[:port][,host[:port]...][/db]#MASTER (the
+ * form Lettuce documents; the user and password are the data nodes', the sentinels'
+ * port is 26379 unless given). Returns 0 or SP_EINVAL with err naming the problem. */
 int sp_redis_url_parse(const char *url, sp_redis_url *out, sp_err *err);
 
 /* A Lua script, loaded by SHA on each connection. */
@@ -79,6 +93,10 @@ int sp_redis_try_read(sp_redis *r, redisReply **out, sp_err *err);
 /* True when the last connection error hit a connection that had already answered:
  * Redis restarted or dropped us while idle, and a reconnect is worth one try. */
 bool sp_redis_stale_error(const sp_redis *r);
+
+/* How many connections this handle has made: a command that finds it changed since
+ * an earlier one ran on another connection (perhaps to another server). */
+uint64_t sp_redis_generation(const sp_redis *r);
 
 /* This connection's CLIENT ID (0 until connected). */
 int64_t sp_redis_client_id(const sp_redis *r);

@@ -268,21 +268,29 @@ static bool sp__outcome(sp_job_ctx *ctx, int rc, sp_outcome *o, char *outputs_js
     return true;
 }
 
+/* While Redis is away (restarting, or a Sentinel failover electing a new master), try
+ * again after 100 ms, doubling up to this: a failover is over within about two seconds,
+ * and a worker should be back at work within half a second of it. */
+#define SP__REDIS_BACKOFF_MAX_MS 500
+/* How long an outcome is retried before the worker gives up on recording it (the lease
+ * rules then run the job again). */
+#define SP__REDIS_PATIENCE_MS 120000
+
 /* Record the outcome o of ctx's job, trying again while Redis is away: a finished job
  * that is not recorded would be done again when its lease runs out. Returns
  * sp_consumer_finish's result; the outcome itself goes to sp__on_finished. */
 static int sp__finish(sp_job_ctx *ctx, const sp_outcome *o, bool take_next, sp_err *err)
 {
     int rc;
-    int64_t backoff = 100;
+    int64_t backoff = 100, until = sp_mono_ms() + SP__REDIS_PATIENCE_MS;
     for (int tries = 0;; tries++) {
         rc = sp_consumer_finish(ctx->consumer, &ctx->job, o, take_next, NULL, err);
-        if (rc != SP_EREDIS || tries >= 60)
+        if (rc != SP_EREDIS || sp_mono_ms() >= until)
             return rc;
         if (tries == 0)
             sp_warn(&ctx->log, "cannot record the outcome yet: %s (retrying)", err->msg);
         sp_sleep_ms(backoff, NULL);
-        backoff = backoff < 2000 ? backoff * 2 : 2000;
+        backoff = backoff < SP__REDIS_BACKOFF_MAX_MS ? backoff * 2 : SP__REDIS_BACKOFF_MAX_MS;
     }
 }
 
@@ -390,7 +398,7 @@ static void *sp__slot_main(void *arg)
                 sp_error(&slog, "cannot take jobs: %s (retrying)", err.msg);
             outage = true;
             sp_sleep_ms(backoff, &w->draining);
-            backoff = backoff < 5000 ? backoff * 2 : 5000;
+            backoff = backoff < SP__REDIS_BACKOFF_MAX_MS ? backoff * 2 : SP__REDIS_BACKOFF_MAX_MS;
             continue;
         }
         if (outage)

@@ -174,9 +174,41 @@ static void test_redis_url_parsing(void **state)
     assert_int_equal(sp_redis_url_parse("unix:///run/redis.sock?db=3", &u, &err), 0);
     assert_string_equal(u.unix_path, "/run/redis.sock");
     assert_int_equal(u.db, 3);
+    /* Sentinel, in the form Lettuce documents: the password is the data nodes' */
+    assert_int_equal(sp_redis_url_parse("redis-sentinel://:pw@s1:26380,[::1],s3/4#my%2Dm", &u,
+                                        &err),
+                     0);
+    assert_string_equal(u.master, "my-m");
+    assert_string_equal(u.password, "pw");
+    assert_int_equal(u.db, 4);
+    assert_int_equal(u.nsentinels, 3);
+    assert_string_equal(u.sentinels[0].host, "s1");
+    assert_int_equal(u.sentinels[0].port, 26380);
+    assert_string_equal(u.sentinels[1].host, "::1");
+    assert_int_equal(u.sentinels[1].port, 26379);
+    assert_string_equal(u.sentinels[2].host, "s3");
+    assert_int_equal(u.sentinels[2].port, 26379);
+    assert_string_equal(u.host, "");
+    assert_int_equal(sp_redis_url_parse("redis-sentinel://127.0.0.1:5000#m", &u, &err), 0);
+    assert_int_equal(u.nsentinels, 1);
+    assert_int_equal(u.db, 0);
+    assert_string_equal(u.master, "m");
+    char many[512] = "redis-sentinel://";
+    for (int i = 0; i < 16; i++)
+        strcat(many, i ? ",h" : "h");
+    assert_int_equal(sp_redis_url_parse(strcat(many, "#m"), &u, &err), 0);
+    assert_int_equal(u.nsentinels, 16);
+    many[strlen(many) - 2] = '\0';
+    assert_int_equal(sp_redis_url_parse(strcat(many, ",h#m"), &u, &err), SP_EINVAL);
+    assert_non_null(strstr(err.msg, "more than 16 sentinels"));
+    assert_int_equal(sp_redis_url_parse("redis-sentinel://h:26379", &u, &err), SP_EINVAL);
+    assert_non_null(strstr(err.msg, "names its master after '#'"));
     const char *bad[] = {"http://x", "redis://", "redis://h:0", "redis://h:99999",
                          "redis://h:12x", "redis://h/abc", "unix://relative", "redis://u:%zz@h",
-                         "redis://[]", "redis://[]:6379/0", NULL};
+                         "redis://[]", "redis://[]:6379/0", "redis-sentinel://h#",
+                         "redis-sentinel://#m", "redis-sentinel://h,#m", "redis-sentinel://,h#m",
+                         "redis-sentinel://h:0#m", "redis-sentinel://h/x#m",
+                         "redis-sentinel://h?timeout=1#m", "redis-sentinel://h#a b", NULL};
     for (int i = 0; bad[i]; i++) {
         assert_int_equal(sp_redis_url_parse(bad[i], &u, &err), SP_EINVAL);
         assert_non_null(strstr(err.msg, "Redis URL") ? err.msg : strstr(err.msg, "bad"));

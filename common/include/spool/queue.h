@@ -61,6 +61,14 @@ int sp_queue_enqueue(sp_queue *q, const sp_enqueue *e, char existing_id[SP_ID_LE
 int sp_queue_idem_lookup(sp_queue *q, const char *idem_key, char existing_id[SP_ID_LEN + 1],
                          sp_err *err);
 
+/* Wait until n replicas of the Redis master have everything this handle has written
+ * (and read) so far, at most timeout_ms: Redis's WAIT, after a write of this
+ * connection's own (a PUBLISH to nobody), so that it also covers records another
+ * connection wrote and this one read. Returns the replicas that confirmed (0 when the
+ * connection changed on the way: what was written before may be on another server), or
+ * an error. */
+int sp_queue_wait_replicas(sp_queue *q, int n, int64_t timeout_ms, sp_err *err);
+
 /* Enqueue n jobs in one pipeline. results[i] gets what sp_queue_enqueue would have
  * returned for e[i]. Returns 0 when every reply arrived, else an error. */
 int sp_queue_enqueue_many(sp_queue *q, const sp_enqueue *e, size_t n, int *results,
