@@ -211,8 +211,9 @@ class Sentinel:
     @property
     def url(self):
         """The redis-sentinel:// URL for spool: every sentinel, db 0, #name; the data
-        nodes' password as Lettuce's password-only user info."""
-        auth = f"{self.password}@" if self.password else ""
+        nodes' password as ":password@" (Lettuce reads an empty user name as none;
+        "password@" is its other form)."""
+        auth = f":{self.password}@" if self.password else ""
         hosts = ",".join(f"127.0.0.1:{port}" for port, _ in self.sentinels)
         return f"redis-sentinel://{auth}{hosts}/0#{self.name}"
 
