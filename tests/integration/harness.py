@@ -58,14 +58,15 @@ def wait_until(pred, timeout=10.0, interval=0.02, what="condition"):
 class Redis:
     """A redis-server in a temp dir on a free loopback port (with password: requirepass)."""
 
-    def __init__(self, aof=False, password=None):
+    def __init__(self, aof=False, password=None, extra=()):
         self.dir = tempfile.mkdtemp(prefix="spool-it-redis-")
         self.aof = aof
         self.password = password
+        self.extra = list(extra)  # redis-server arguments for every start
         self.port = None
         self.proc = None
-        self.start()
         _live.append(self)
+        self.start()
 
     @property
     def url(self):
@@ -85,7 +86,7 @@ class Redis:
                 ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                  "--dir", self.dir, "--save", "", "--appendonly", "yes" if self.aof else "no",
                  "--maxmemory-policy", "noeviction", "--logfile", os.path.join(self.dir, "redis.log"),
-                 *argv_pass, *map(str, extra)],
+                 *argv_pass, *map(str, self.extra), *map(str, extra)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
             up = self.ping if ready else self.answers
             try:
@@ -127,6 +128,220 @@ class Redis:
 
     def destroy(self):
         self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _rcli(port, *args, password=None, host="127.0.0.1", timeout=5):
+    """redis-cli against host:port; its output, stripped, or "" when it got no answer
+    within timeout (a stopped or silent server)."""
+    auth = ["-a", password, "--no-auth-warning"] if password else []
+    try:
+        out = subprocess.run(["redis-cli", "-h", host, "-p", str(port), *auth, *map(str, args)],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return ""
+    return out.stdout.decode().strip()
+
+
+class Sentinel:
+    """Redis Sentinel in temp dirs: a master and `replicas` replicas (each a Redis, with
+    the same password and AOF options) and three sentinels (quorum 2) that watch them as
+    `name`, on free loopback ports. A node is down after down_after_ms without an answer;
+    a failover that stalls is tried again after failover_timeout_ms. Every sentinel
+    starts from a fresh config file (a sentinel rewrites its own: a used one carries its
+    id and what it learnt). Returns once every replica is in sync and every sentinel
+    knows the master, each replica and the other two sentinels.
+
+    Every node may end up a replica (after a failover), so each has the password
+    (masterauth), and none waits the 5 s Redis 7 pauses before a diskless sync."""
+
+    def __init__(self, name="spool", replicas=1, password=None, aof=False,
+                 down_after_ms=1000, failover_timeout_ms=5000):
+        self.name, self.password, self.nreplicas = name, password, replicas
+        self.dir = tempfile.mkdtemp(prefix="spool-it-sentinel-")
+        self.nodes = []       # Redis: the first master, then the replicas
+        self.sentinels = []   # [port, Popen]
+        self.killed = None    # the node kill_master() killed
+        self.new_master = None  # (host, port) wait_failover() saw promoted
+        _live.append(self)
+        self.conf = [f"sentinel monitor {name} 127.0.0.1 {{port}} 2",
+                     f"sentinel down-after-milliseconds {name} {down_after_ms}",
+                     f"sentinel failover-timeout {name} {failover_timeout_ms}",
+                     f"sentinel parallel-syncs {name} 1"]
+        if password:
+            self.conf.append(f"sentinel auth-pass {name} {password}")
+        node = ["--repl-diskless-sync-delay", "0"] + (["--masterauth", password] if password else [])
+        master = Redis(aof=aof, password=password, extra=node)
+        self.nodes.append(master)
+        for _ in range(replicas):
+            self.nodes.append(Redis(aof=aof, password=password,
+                                    extra=node + ["--replicaof", "127.0.0.1", master.port]))
+        for i in range(3):
+            self._start_sentinel(i, master.port)
+        wait_until(self._synced, 20, 0.05, what="the replicas in sync")
+        wait_until(self._known, 30, 0.1,
+                   what="sentinels that know the master, its replicas and each other")
+
+    def _start_sentinel(self, i, master_port):
+        d = os.path.join(self.dir, f"sentinel-{i}")
+        os.makedirs(d, exist_ok=True)
+        for attempt in range(5):
+            port = free_port()
+            conf = os.path.join(d, f"sentinel-{attempt}.conf")
+            with open(conf, "w") as f:
+                f.write("\n".join([f"port {port}", "bind 127.0.0.1", "protected-mode no",
+                                   "daemonize no", f"dir {d}",
+                                   f"logfile {os.path.join(d, 'sentinel.log')}"] +
+                                  [c.format(port=master_port) for c in self.conf]) + "\n")
+            proc = subprocess.Popen(["redis-server", conf, "--sentinel"], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+            entry = [port, proc]
+            self.sentinels.append(entry)
+            try:
+                wait_until(lambda: proc.poll() is not None or _rcli(port, "PING") == "PONG", 10,
+                           what="a sentinel")
+                if proc.poll() is None:
+                    return
+            except AssertionError:
+                proc.kill()
+                proc.wait()
+            self.sentinels.remove(entry)  # the port was taken meanwhile: another
+        raise RuntimeError(f"could not start a sentinel (see {d})")
+
+    @property
+    def url(self):
+        """The redis-sentinel:// URL for spool: every sentinel, db 0, #name; the data
+        nodes' password as ":password@" (Lettuce reads an empty user name as none;
+        "password@" is its other form)."""
+        auth = f":{self.password}@" if self.password else ""
+        hosts = ",".join(f"127.0.0.1:{port}" for port, _ in self.sentinels)
+        return f"redis-sentinel://{auth}{hosts}/0#{self.name}"
+
+    def _synced(self):
+        return all("master_link_status:up" in n.cli("INFO", "replication")
+                   for n in self.replicas())
+
+    def sentinel_master(self, port):
+        """SENTINEL master NAME from the sentinel on port, as a dict ({} if no answer)."""
+        out = _rcli(port, "SENTINEL", "master", self.name).splitlines()
+        return dict(zip(out[0::2], out[1::2])) if len(out) % 2 == 0 else {}
+
+    def sentinel_replicas(self, port):
+        """SENTINEL replicas NAME from the sentinel on port: a dict per replica."""
+        out = _rcli(port, "SENTINEL", "replicas", self.name).splitlines()
+        recs = []
+        for k, v in zip(out[0::2], out[1::2]):
+            if k == "name":
+                recs.append({})
+            if recs:
+                recs[-1][k] = v
+        return recs
+
+    def _known(self):
+        for port, _ in self.sentinels:
+            m = self.sentinel_master(port)
+            if (m.get("num-other-sentinels"), m.get("num-slaves")) != ("2", str(self.nreplicas)):
+                return False
+        return True
+
+    def reported(self):
+        """The master address each live sentinel reports now: [(host, port) or None]."""
+        out = []
+        for port, proc in self.sentinels:
+            a = _rcli(port, "SENTINEL", "get-master-addr-by-name", self.name, timeout=2).split()
+            out.append((a[0], int(a[1])) if proc.poll() is None and len(a) == 2 else None)
+        return out
+
+    def master_addr(self):
+        """(host, port) of the master as most sentinels report it."""
+        seen = [a for a in self.reported() if a]
+        if not seen:
+            raise AssertionError("no sentinel reports a master")
+        return max(seen, key=seen.count)
+
+    def node_at(self, addr):
+        for n in self.nodes:
+            if n.port == addr[1]:
+                return n
+        raise AssertionError(f"{addr} is none of this setup's nodes")
+
+    def role(self, addr):
+        """ROLE's first word at addr ("master", "slave"), "" with no answer."""
+        out = _rcli(addr[1], "ROLE", password=self.password, host=addr[0], timeout=2)
+        return out.splitlines()[0] if out else ""
+
+    def replicas(self):
+        """The live nodes other than the master the sentinels report."""
+        mport = self.master_addr()[1] if self.sentinels else self.nodes[0].port
+        return [n for n in self.nodes if n.port != mport and n.proc and n.proc.poll() is None]
+
+    def cli(self, *args):
+        """redis-cli against the current master."""
+        return self.node_at(self.master_addr()).cli(*args)
+
+    def kill_master(self):
+        """kill -9 the current master; returns the time (time.time()) it died."""
+        addr = self.master_addr()
+        node = self.node_at(addr)
+        node.proc.kill()
+        node.proc.wait(5)
+        self.killed = node
+        return time.time()
+
+    def wait_failover(self, old_addr, timeout=15.0):
+        """Wait until a sentinel reports a master other than old_addr and that node
+        answers ROLE master (it takes writes); returns the time (time.time()) and keeps
+        that address in .new_master (the other sentinels may still report the old one)."""
+        end = time.monotonic() + timeout
+        while True:
+            for a in self.reported():
+                if a and a != tuple(old_addr) and self.role(a) == "master":
+                    self.new_master = a
+                    return time.time()
+            if time.monotonic() > end:
+                raise AssertionError(f"no failover from {old_addr} within {timeout}s: "
+                                     f"sentinels report {self.reported()}")
+            time.sleep(0.01)
+
+    def wait_reported_by_all(self, addr, timeout=15.0):
+        """Wait until every live sentinel reports addr as the master; returns the time."""
+        wait_until(lambda: all(a == tuple(addr) for a, (_, p) in zip(self.reported(), self.sentinels)
+                               if p.poll() is None), timeout, 0.01,
+                   what=f"every sentinel to report {addr}")
+        return time.time()
+
+    def restart_old_master(self, timeout=20.0):
+        """Start the node kill_master() killed again, on its port, as a replica of the
+        current master (never as a master with an empty or stale data set), and wait until
+        it is in sync and the sentinels count it as a live replica. Returns the node."""
+        node = self.killed
+        host, port = self.new_master or self.master_addr()
+        node.start(["--replicaof", host, port])
+        wait_until(lambda: "master_link_status:up" in node.cli("INFO", "replication"), timeout,
+                   0.05, what="the old master in sync as a replica")
+
+        def live_replica():
+            return all(any(r.get("port") == str(node.port) and "down" not in r.get("flags", "down")
+                           for r in self.sentinel_replicas(sport))
+                       for sport, _ in self.sentinels)
+        wait_until(live_replica, timeout, 0.1, what="the sentinels to see the old master as a replica")
+        self.killed = None
+        return node
+
+    def destroy(self):
+        for _, proc in self.sentinels:
+            if proc.poll() is None:
+                proc.terminate()
+        for _, proc in self.sentinels:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for n in reversed(self.nodes):  # a stopped replica would hold the master's shutdown up
+            if n.proc and n.proc.poll() is None:
+                n.proc.send_signal(signal.SIGCONT)
+            n.destroy()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
