@@ -29,8 +29,10 @@ struct sp_redis {
     bool stale_error;  /* the last connection error hit a connection that had worked */
     /* redis-sentinel:// URLs */
     sp_redis_hostport at;  /* where the connection goes: the master the sentinels named */
-    redisContext *sctx;    /* the sentinel that answered last (sorder[0]), kept open */
+    redisContext *sctx[SP_REDIS_MAX_SENTINELS]; /* connections to them, kept open */
     size_t sorder[SP_REDIS_MAX_SENTINELS]; /* the order to ask them in */
+    int64_t sfailed_ms[SP_REDIS_MAX_SENTINELS]; /* when each last failed to answer */
+    char replid[48];       /* the master's replication id (INFO replication) */
     int64_t checked_ms;    /* when the sentinels last confirmed the master (sp_mono_ms) */
 };
 
@@ -40,6 +42,8 @@ struct sp_redis {
 #define SP_SENTINEL_RECHECK_MS 1000
 /* How long one sentinel may take to answer before the next is asked. */
 #define SP_SENTINEL_TIMEOUT_MS 500
+/* A sentinel that did not answer is not asked again by those checks for this long. */
+#define SP_SENTINEL_RETRY_MS 5000
 
 sp_redis *sp_redis_new(const char *url, const sp_script *const *scripts, size_t nscripts,
                        int64_t timeout_ms, sp_err *err)
@@ -81,8 +85,9 @@ void sp_redis_free(sp_redis *r)
     if (r == NULL)
         return;
     sp_redis_disconnect(r);
-    if (r->sctx)
-        redisFree(r->sctx);
+    for (size_t i = 0; i < r->url.nsentinels; i++)
+        if (r->sctx[i])
+            redisFree(r->sctx[i]);
     sp_free(r);
 }
 
@@ -166,6 +171,8 @@ static int sp__reply_error(sp_redis *r, redisReply *rep, sp_err *err)
     return SP_EPROTO;
 }
 
+static int sp__replaced_during(sp_redis *r, redisReply *rep, sp_err *err);
+
 static int sp__raw(sp_redis *r, redisReply **out, sp_err *err, int argc, const char **argv,
                    const size_t *lens)
 {
@@ -173,73 +180,94 @@ static int sp__raw(sp_redis *r, redisReply **out, sp_err *err, int argc, const c
     if (rep == NULL)
         return sp__conn_error(r, err);
     r->replies++;
+    if (sp__replaced_during(r, rep, err) < 0)
+        return SP_EREDIS;
     if (rep->type == REDIS_REPLY_ERROR)
         return sp__reply_error(r, rep, err);
     *out = rep;
     return 0;
 }
 
-/* Ask the sentinels where the master is: the one that answered last first (its
- * connection kept open for next time), each within SP_SENTINEL_TIMEOUT_MS. 0 with *hp
+/* Ask sentinel i where the master is (its connection kept open for next time, made
+ * within SP_SENTINEL_TIMEOUT_MS). 1 with *hp set; 0 when it knows no such master; -1
+ * when it did not answer (why in last). */
+static int sp__sentinel_ask(sp_redis *r, size_t i, sp_redis_hostport *hp, char *last,
+                            size_t lastn)
+{
+    const sp_redis_url *u = &r->url;
+    const sp_redis_hostport *s = &u->sentinels[i];
+    int64_t per = r->timeout_ms < SP_SENTINEL_TIMEOUT_MS ? r->timeout_ms : SP_SENTINEL_TIMEOUT_MS;
+    redisContext *c = r->sctx[i];
+    r->sctx[i] = NULL;
+    if (c == NULL) {
+        c = redisConnectWithTimeout(s->host, s->port, sp__tv(per));
+        if (c == NULL) {
+            snprintf(last, lastn, "%s:%d: out of memory", s->host, s->port);
+            return -1;
+        }
+        if (!c->err)
+            redisSetTimeout(c, sp__tv(per));
+    }
+    redisReply *rep = NULL;
+    if (!c->err) {
+        const char *a[] = {"SENTINEL", "get-master-addr-by-name", u->master};
+        rep = redisCommandArgv(c, 3, a, NULL);
+    }
+    int rc = -1;
+    if (rep == NULL) {
+        snprintf(last, lastn, "%s:%d: %s", s->host, s->port,
+                 c->errstr[0] ? c->errstr : "no answer");
+    } else if (rep->type == REDIS_REPLY_NIL) {
+        rc = 0;
+    } else if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+               rep->element[0]->type == REDIS_REPLY_STRING &&
+               rep->element[1]->type == REDIS_REPLY_STRING && rep->element[0]->len > 0 &&
+               rep->element[0]->len < sizeof hp->host) {
+        int64_t port;
+        if (sp_parse_i64(rep->element[1]->str, 1, 65535, &port) == 0) {
+            memset(hp, 0, sizeof *hp);
+            memcpy(hp->host, rep->element[0]->str, rep->element[0]->len);
+            hp->port = (int)port;
+            rc = 1;
+        } else {
+            snprintf(last, lastn, "%s:%d: a bad port in its answer", s->host, s->port);
+        }
+    } else {
+        snprintf(last, lastn, "%s:%d: %s", s->host, s->port,
+                 rep->type == REDIS_REPLY_ERROR ? rep->str : "an unexpected answer");
+    }
+    if (rep)
+        freeReplyObject(rep);
+    if (rc < 0 || c->err)
+        redisFree(c);
+    else
+        r->sctx[i] = c;
+    r->sfailed_ms[i] = rc < 0 ? sp_mono_ms() : 0;
+    return rc;
+}
+
+/* Ask sentinel order[k] first from now on. */
+static void sp__sentinel_first(sp_redis *r, size_t k)
+{
+    size_t i = r->sorder[k];
+    memmove(&r->sorder[1], &r->sorder[0], k * sizeof *r->sorder);
+    r->sorder[0] = i;
+}
+
+/* Ask the sentinels where the master is, the one that answered last first. 0 with *hp
  * set, or SP_EREDIS saying whether no sentinel answered or none knows the master. */
 static int sp__sentinel_master(sp_redis *r, sp_redis_hostport *hp, sp_err *err)
 {
     const sp_redis_url *u = &r->url;
-    int64_t per = r->timeout_ms < SP_SENTINEL_TIMEOUT_MS ? r->timeout_ms : SP_SENTINEL_TIMEOUT_MS;
     char last[300] = "";
     size_t unknown = 0;
     for (size_t k = 0; k < u->nsentinels; k++) {
-        size_t i = r->sorder[k];
-        const sp_redis_hostport *s = &u->sentinels[i];
-        redisContext *c = NULL;
-        if (k == 0) {
-            c = r->sctx;
-            r->sctx = NULL;
-        }
-        if (c == NULL) {
-            c = redisConnectWithTimeout(s->host, s->port, sp__tv(per));
-            if (c == NULL)
-                return sp_err_set(err, SP_ENOMEM, "out of memory connecting to a sentinel");
-            if (!c->err)
-                redisSetTimeout(c, sp__tv(per));
-        }
-        redisReply *rep = NULL;
-        if (!c->err) {
-            const char *a[] = {"SENTINEL", "get-master-addr-by-name", u->master};
-            rep = redisCommandArgv(c, 3, a, NULL);
-        }
-        bool found = false;
-        if (rep == NULL) {
-            snprintf(last, sizeof last, "%s:%d: %s", s->host, s->port,
-                     c->errstr[0] ? c->errstr : "no answer");
-        } else if (rep->type == REDIS_REPLY_NIL) {
-            unknown++;
-        } else if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-                   rep->element[0]->type == REDIS_REPLY_STRING &&
-                   rep->element[1]->type == REDIS_REPLY_STRING &&
-                   rep->element[0]->len > 0 && rep->element[0]->len < sizeof hp->host) {
-            int64_t port;
-            if (sp_parse_i64(rep->element[1]->str, 1, 65535, &port) == 0) {
-                memset(hp, 0, sizeof *hp);
-                memcpy(hp->host, rep->element[0]->str, rep->element[0]->len);
-                hp->port = (int)port;
-                found = true;
-            } else {
-                snprintf(last, sizeof last, "%s:%d: a bad port in its answer", s->host, s->port);
-            }
-        } else {
-            snprintf(last, sizeof last, "%s:%d: %s", s->host, s->port,
-                     rep->type == REDIS_REPLY_ERROR ? rep->str : "an unexpected answer");
-        }
-        if (rep)
-            freeReplyObject(rep);
-        if (found) { /* ask this one first from now on */
-            memmove(&r->sorder[1], &r->sorder[0], k * sizeof *r->sorder);
-            r->sorder[0] = i;
-            r->sctx = c;
+        int rc = sp__sentinel_ask(r, r->sorder[k], hp, last, sizeof last);
+        if (rc == 1) {
+            sp__sentinel_first(r, k);
             return 0;
         }
-        redisFree(c);
+        unknown += rc == 0;
     }
     if (unknown > 0)
         return sp_err_set(err, SP_EREDIS,
@@ -252,20 +280,36 @@ static int sp__sentinel_master(sp_redis *r, sp_redis_hostport *hp, sp_err *err)
                       u->master, u->nsentinels, last);
 }
 
-/* The connection's server must be a master (ROLE): the sentinels' answer may be out of
- * date while a failover goes on. 0, SP_EREDIS with *replica set, or another error. */
+/* From an INFO replication text, the value of field ("role", "master_replid"...). */
+static void sp__info_field(const char *info, const char *field, char *out, size_t n)
+{
+    out[0] = '\0';
+    size_t fl = strlen(field);
+    for (const char *p = info; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, field, fl) == 0 && p[fl] == ':') {
+            size_t vl = strcspn(p + fl + 1, "\r\n");
+            snprintf(out, n, "%.*s", (int)(vl < n ? vl : n - 1), p + fl + 1);
+            return;
+        }
+    }
+}
+
+/* The connection's server must be a master (INFO replication): the sentinels' answer
+ * may be out of date while a failover goes on. Its replication id is kept to recognise
+ * its successor. 0, SP_EREDIS with *replica set, or another error. */
 static int sp__check_master(sp_redis *r, bool *replica, sp_err *err)
 {
     redisReply *rep = NULL;
-    const char *a[] = {"ROLE"};
-    int rc = sp__raw(r, &rep, err, 1, a, NULL);
+    const char *a[] = {"INFO", "replication"};
+    int rc = sp__raw(r, &rep, err, 2, a, NULL);
     if (rc < 0)
         return rc;
-    const char *role = sp_reply_str(sp_reply_elem(rep, 0), NULL);
-    char what[32];
-    snprintf(what, sizeof what, "%s", role ? role : "?");
+    char role[32];
+    const char *info = sp_reply_str(rep, NULL);
+    sp__info_field(info, "role", role, sizeof role);
+    sp__info_field(info, "master_replid", r->replid, sizeof r->replid);
     freeReplyObject(rep);
-    if (strcmp(what, "master") == 0)
+    if (strcmp(role, "master") == 0)
         return 0;
     *replica = true;
     char where[512];
@@ -273,7 +317,99 @@ static int sp__check_master(sp_redis *r, bool *replica, sp_err *err)
     return sp_err_set(err, SP_EREDIS,
                       "Redis at %s is a %s, not the master the sentinels named (a failover is "
                       "under way?)",
-                      where, what);
+                      where, role[0] ? role : "server of unknown role");
+}
+
+/* Does hp hold a master promoted from a replica of ours (its previous replication id,
+ * master_replid2, is our master's id)? Then a failover replaced ours, even while ours,
+ * frozen or cut off during it, still takes writes that the sentinels will throw away
+ * when they turn it into a replica. */
+static bool sp__succeeds_ours(sp_redis *r, const sp_redis_hostport *hp)
+{
+    int64_t per = r->timeout_ms < SP_SENTINEL_TIMEOUT_MS ? r->timeout_ms : SP_SENTINEL_TIMEOUT_MS;
+    redisContext *c = redisConnectWithTimeout(hp->host, hp->port, sp__tv(per));
+    if (c == NULL)
+        return false;
+    bool ok = !c->err;
+    if (ok)
+        redisSetTimeout(c, sp__tv(per));
+    if (ok && r->url.password[0]) {
+        const char *user = r->url.user[0] ? r->url.user : NULL;
+        const char *a[] = {"AUTH", user ? user : r->url.password, r->url.password};
+        redisReply *rep = redisCommandArgv(c, user ? 3 : 2, a, NULL);
+        ok = rep != NULL && rep->type != REDIS_REPLY_ERROR;
+        if (rep)
+            freeReplyObject(rep);
+    }
+    bool yes = false;
+    if (ok) {
+        const char *a[] = {"INFO", "replication"};
+        redisReply *rep = redisCommandArgv(c, 2, a, NULL);
+        const char *info = sp_reply_str(rep, NULL);
+        if (info) {
+            char role[32], replid2[48];
+            sp__info_field(info, "role", role, sizeof role);
+            sp__info_field(info, "master_replid2", replid2, sizeof replid2);
+            yes = strcmp(role, "master") == 0 && r->replid[0] && strcmp(replid2, r->replid) == 0;
+        }
+        if (rep)
+            freeReplyObject(rep);
+    }
+    redisFree(c);
+    return yes;
+}
+
+/* Has a failover replaced our master? Every sentinel is asked (one that has heard may
+ * be any of them); a master another one names counts only when it succeeds ours, so a
+ * sentinel that is behind never moves us back. 1 (and that sentinel is asked first
+ * from now on), or 0. */
+static int sp__master_replaced(sp_redis *r)
+{
+    char last[300];
+    int64_t now = sp_mono_ms();
+    for (size_t k = 0; k < r->url.nsentinels; k++) {
+        /* one that did not answer is left alone for a while: a sentinel host that is
+         * down must not slow every command by a connect timeout */
+        size_t i = r->sorder[k];
+        if (r->sfailed_ms[i] != 0 && now - r->sfailed_ms[i] < SP_SENTINEL_RETRY_MS)
+            continue;
+        sp_redis_hostport hp;
+        if (sp__sentinel_ask(r, i, &hp, last, sizeof last) == 1 &&
+            !(strcmp(hp.host, r->at.host) == 0 && hp.port == r->at.port) &&
+            sp__succeeds_ours(r, &hp)) {
+            sp__sentinel_first(r, k);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A reply that comes long after the last check (the server was frozen or cut off, and
+ * the command waited) may come from a master that a failover has replaced meanwhile:
+ * what the command did there will be thrown away. Then rep is freed, the connection
+ * dropped, and SP_EREDIS returned as for a lost connection (the caller does not know
+ * whether the command took effect, and asks or sends it again on the new master). */
+static int sp__replaced_during(sp_redis *r, redisReply *rep, sp_err *err)
+{
+    if (!r->url.master[0] || r->pending > 0 ||
+        sp_mono_ms() - r->checked_ms < SP_SENTINEL_RECHECK_MS || sp_redis_master_moved(r) == 0)
+        return 0;
+    freeReplyObject(rep);
+    return sp_err_set(err, SP_EREDIS,
+                      "Redis master '%s' was replaced by a failover while a command ran on it: "
+                      "its effect may be lost",
+                      r->url.master);
+}
+
+int sp_redis_master_moved(sp_redis *r)
+{
+    if (!r->url.master[0] || r->ctx == NULL || r->pending > 0)
+        return 0;
+    r->checked_ms = sp_mono_ms();
+    if (sp__master_replaced(r) == 0)
+        return 0;
+    sp_redis_disconnect(r);
+    return 1;
 }
 
 static int sp__connect_once(sp_redis *r, bool *replica, sp_err *err);
@@ -285,12 +421,8 @@ int sp_redis_connect(sp_redis *r, sp_err *err)
         if (!r->url.master[0] || r->pending > 0 ||
             sp_mono_ms() - r->checked_ms < SP_SENTINEL_RECHECK_MS)
             return 0;
-        r->checked_ms = sp_mono_ms();
-        sp_redis_hostport hp;
-        if (sp__sentinel_master(r, &hp, NULL) < 0 ||
-            (strcmp(hp.host, r->at.host) == 0 && hp.port == r->at.port))
-            return 0; /* no sentinel to ask is no reason to drop a working connection */
-        sp_redis_disconnect(r); /* the master has moved */
+        if (sp_redis_master_moved(r) == 0)
+            return 0;
     }
     if (!r->url.master[0]) {
         bool replica = false;
@@ -305,6 +437,7 @@ int sp_redis_connect(sp_redis *r, sp_err *err)
         rc = sp__sentinel_master(r, &r->at, err);
         if (rc < 0)
             return rc;
+        r->checked_ms = sp_mono_ms(); /* just asked */
         bool replica = false;
         rc = sp__connect_once(r, &replica, err);
         if (rc == 0) {
@@ -505,6 +638,8 @@ int sp_redis_read(sp_redis *r, redisReply **out, sp_err *err)
     if (r->pending > 0)
         r->pending--;
     redisReply *rr = rep;
+    if (sp__replaced_during(r, rr, err) < 0)
+        return SP_EREDIS;
     if (rr->type == REDIS_REPLY_ERROR)
         return sp__reply_error(r, rr, err);
     *out = rr;

@@ -59,6 +59,13 @@ void sp_redis_free(sp_redis *r);
 /* Connect now if not connected. 0 or SP_EREDIS. */
 int sp_redis_connect(sp_redis *r, sp_err *err);
 
+/* With Sentinel: has a failover replaced the master this handle is connected to (a
+ * sentinel names a master promoted from one of its replicas)? Then the connection is
+ * dropped and 1 returned (the next command goes to the new master); else 0. Commands
+ * ask this at most once a second by themselves; a caller about to promise something
+ * (a 202) asks now. 0 without Sentinel or a connection. */
+int sp_redis_master_moved(sp_redis *r);
+
 /* Drop the connection (the next call reconnects). */
 void sp_redis_disconnect(sp_redis *r);
 

@@ -189,6 +189,19 @@ def first_after(lines, t, prefix):
 
 @suite.test
 def test_a_master_killed_mid_run_loses_no_job_runs_none_twice_and_everyone_reconnects():
+    failover_mid_run("kill")
+
+
+@suite.test
+def test_a_master_frozen_through_a_failover_takes_no_work_when_it_wakes():
+    """SIGSTOP of the master until the sentinels have promoted a replica, then SIGCONT:
+    for about ten seconds the old master is a master again, with the other replica still
+    following it (so WAIT 1 passes there), until the sentinels turn it into a replica and
+    throw its writes away. No process may go on with it: nothing lost, nothing twice."""
+    failover_mid_run("freeze")
+
+
+def failover_mid_run(how):
     need_binaries()
     # Two replicas: with WAIT 1 the API needs one besides the new master.
     s = Sentinel(replicas=2)
@@ -211,10 +224,17 @@ def test_a_master_killed_mid_run_loses_no_job_runs_none_twice_and_everyone_recon
             return all(q[n]["depth"] >= 1 and q[n]["running"] >= 1 for n in ("pdf", "video")) and q
         seen = wait_until(busy, 10, 0.01, what="both queues busy")
         old = s.master_addr()
-        killed = s.kill_master()
-        print(f"# master {old} killed with {sub.accepted()} jobs accepted; queues "
+        if how == "kill":
+            killed = s.kill_master()
+        else:
+            node = s.node_at(old)
+            node.proc.send_signal(signal.SIGSTOP)
+            killed = time.time()
+        print(f"# master {old} {how} with {sub.accepted()} jobs accepted; queues "
               f"{ {n: (q['depth'], q['running']) for n, q in seen.items()} } (depth, running)", flush=True)
         writable = s.wait_failover(old, 15)
+        if how == "freeze":
+            node.proc.send_signal(signal.SIGCONT)
         everyone = s.wait_reported_by_all(s.new_master, 10)
         sub.join(90)
         assert not sub.is_alive(), "the submissions did not end"

@@ -65,8 +65,8 @@ int sp_queue_idem_lookup(sp_queue *q, const char *idem_key, char existing_id[SP_
  * (and read) so far, at most timeout_ms: Redis's WAIT, after a write of this
  * connection's own (a PUBLISH to nobody), so that it also covers records another
  * connection wrote and this one read. Returns the replicas that confirmed (0 when the
- * connection changed on the way: what was written before may be on another server), or
- * an error. */
+ * connection changed on the way, or when, with Sentinel, a failover has replaced the
+ * master that confirmed: what was written may be lost), or an error. */
 int sp_queue_wait_replicas(sp_queue *q, int n, int64_t timeout_ms, sp_err *err);
 
 /* Enqueue n jobs in one pipeline. results[i] gets what sp_queue_enqueue would have
