@@ -173,6 +173,42 @@ static int sp__reply_error(sp_redis *r, redisReply *rep, sp_err *err)
 
 static int sp__replaced_during(sp_redis *r, redisReply *rep, sp_err *err);
 
+/* The AUTH command for u's credentials into a (3 slots): its length, 0 without a
+ * password. */
+static int sp__auth_argv(const sp_redis_url *u, const char *a[3])
+{
+    if (!u->password[0])
+        return 0;
+    a[0] = "AUTH";
+    if (!u->user[0]) {
+        a[1] = u->password;
+        return 2;
+    }
+    a[1] = u->user;
+    a[2] = u->password;
+    return 3;
+}
+
+/* A connection for a quick question (a sentinel's, or a server a sentinel named):
+ * made and answered within SP_SENTINEL_TIMEOUT_MS (or the handle's timeout if less).
+ * NULL when out of memory; check ->err. */
+static redisContext *sp__connect_quick(const sp_redis *r, const sp_redis_hostport *hp)
+{
+    int64_t ms = r->timeout_ms < SP_SENTINEL_TIMEOUT_MS ? r->timeout_ms : SP_SENTINEL_TIMEOUT_MS;
+    redisContext *c = redisConnectWithTimeout(hp->host, hp->port, sp__tv(ms));
+    if (c && !c->err)
+        redisSetTimeout(c, sp__tv(ms));
+    return c;
+}
+
+/* Is a look at the sentinels due before or after the next command? With Sentinel, at
+ * most once a second, and never inside a pipeline. */
+static bool sp__check_due(const sp_redis *r)
+{
+    return r->url.master[0] && r->pending == 0 &&
+           sp_mono_ms() - r->checked_ms >= SP_SENTINEL_RECHECK_MS;
+}
+
 static int sp__raw(sp_redis *r, redisReply **out, sp_err *err, int argc, const char **argv,
                    const size_t *lens)
 {
@@ -196,17 +232,11 @@ static int sp__sentinel_ask(sp_redis *r, size_t i, sp_redis_hostport *hp, char *
 {
     const sp_redis_url *u = &r->url;
     const sp_redis_hostport *s = &u->sentinels[i];
-    int64_t per = r->timeout_ms < SP_SENTINEL_TIMEOUT_MS ? r->timeout_ms : SP_SENTINEL_TIMEOUT_MS;
     redisContext *c = r->sctx[i];
     r->sctx[i] = NULL;
-    if (c == NULL) {
-        c = redisConnectWithTimeout(s->host, s->port, sp__tv(per));
-        if (c == NULL) {
-            snprintf(last, lastn, "%s:%d: out of memory", s->host, s->port);
-            return -1;
-        }
-        if (!c->err)
-            redisSetTimeout(c, sp__tv(per));
+    if (c == NULL && (c = sp__connect_quick(r, s)) == NULL) {
+        snprintf(last, lastn, "%s:%d: out of memory", s->host, s->port);
+        return -1;
     }
     redisReply *rep = NULL;
     if (!c->err) {
@@ -326,17 +356,14 @@ static int sp__check_master(sp_redis *r, bool *replica, sp_err *err)
  * when they turn it into a replica. */
 static bool sp__succeeds_ours(sp_redis *r, const sp_redis_hostport *hp)
 {
-    int64_t per = r->timeout_ms < SP_SENTINEL_TIMEOUT_MS ? r->timeout_ms : SP_SENTINEL_TIMEOUT_MS;
-    redisContext *c = redisConnectWithTimeout(hp->host, hp->port, sp__tv(per));
+    redisContext *c = sp__connect_quick(r, hp);
     if (c == NULL)
         return false;
     bool ok = !c->err;
-    if (ok)
-        redisSetTimeout(c, sp__tv(per));
-    if (ok && r->url.password[0]) {
-        const char *user = r->url.user[0] ? r->url.user : NULL;
-        const char *a[] = {"AUTH", user ? user : r->url.password, r->url.password};
-        redisReply *rep = redisCommandArgv(c, user ? 3 : 2, a, NULL);
+    const char *auth[3];
+    int nauth = sp__auth_argv(&r->url, auth);
+    if (ok && nauth > 0) {
+        redisReply *rep = redisCommandArgv(c, nauth, auth, NULL);
         ok = rep != NULL && rep->type != REDIS_REPLY_ERROR;
         if (rep)
             freeReplyObject(rep);
@@ -391,8 +418,7 @@ static int sp__master_replaced(sp_redis *r)
  * whether the command took effect, and asks or sends it again on the new master). */
 static int sp__replaced_during(sp_redis *r, redisReply *rep, sp_err *err)
 {
-    if (!r->url.master[0] || r->pending > 0 ||
-        sp_mono_ms() - r->checked_ms < SP_SENTINEL_RECHECK_MS || sp_redis_master_moved(r) == 0)
+    if (!sp__check_due(r) || sp_redis_master_moved(r) == 0)
         return 0;
     freeReplyObject(rep);
     return sp_err_set(err, SP_EREDIS,
@@ -416,14 +442,9 @@ static int sp__connect_once(sp_redis *r, bool *replica, sp_err *err);
 
 int sp_redis_connect(sp_redis *r, sp_err *err)
 {
-    if (r->ctx) {
-        /* Still the master? Asked at most once a second, between commands. */
-        if (!r->url.master[0] || r->pending > 0 ||
-            sp_mono_ms() - r->checked_ms < SP_SENTINEL_RECHECK_MS)
-            return 0;
-        if (sp_redis_master_moved(r) == 0)
-            return 0;
-    }
+    /* Still the master? Asked at most once a second, between commands. */
+    if (r->ctx && (!sp__check_due(r) || sp_redis_master_moved(r) == 0))
+        return 0;
     if (!r->url.master[0]) {
         bool replica = false;
         return sp__connect_once(r, &replica, err);
@@ -440,10 +461,8 @@ int sp_redis_connect(sp_redis *r, sp_err *err)
         r->checked_ms = sp_mono_ms(); /* just asked */
         bool replica = false;
         rc = sp__connect_once(r, &replica, err);
-        if (rc == 0) {
-            r->checked_ms = sp_mono_ms();
+        if (rc == 0)
             return 0;
-        }
         if (!replica && !(rc == SP_EREDIS && attempt == 0))
             return rc;
     }
@@ -470,14 +489,10 @@ static int sp__connect_once(sp_redis *r, bool *replica, sp_err *err)
 
     redisReply *rep = NULL;
     int rc = 0;
-    if (r->url.password[0]) {
-        if (r->url.user[0]) {
-            const char *a[] = {"AUTH", r->url.user, r->url.password};
-            rc = sp__raw(r, &rep, err, 3, a, NULL);
-        } else {
-            const char *a[] = {"AUTH", r->url.password};
-            rc = sp__raw(r, &rep, err, 2, a, NULL);
-        }
+    const char *auth[3];
+    int nauth = sp__auth_argv(&r->url, auth);
+    if (nauth > 0) {
+        rc = sp__raw(r, &rep, err, nauth, auth, NULL);
         freeReplyObject(rep);
         rep = NULL;
     }
