@@ -146,7 +146,6 @@ int api_submit_blob_commit(api_req *r, int64_t *bytes)
     return 0;
 }
 
-/* Answer 202 with job j. */
 /* With SPOOL_REDIS_WAIT_REPLICAS, a job is accepted only once that many replicas have
  * it, so that a failover cannot lose it: 0 when they do (or none are asked for), or the
  * reply already sent (503 not_replicated: the job may exist, and a retry with the same
@@ -176,6 +175,7 @@ static int api__replicated(api_req *r, sp_queue *q, const char *id, enum MHD_Res
     return -1;
 }
 
+/* Answer 202 with job j. */
 static enum MHD_Result api__accepted(api_req *r, const sp_job *j, bool replayed)
 {
     sp_buf b;

@@ -292,6 +292,32 @@ static int sp__dir_remove(sp_blobs *b, const char *id, const char *name, sp_err 
 
 /* Unlink the files in job id's directory: every one, or only staging files. The path
  * of the directory goes to dir. 0 also when the directory does not exist. */
+/* Remove every staging marker of job id ("<id>.<name>.tmp-<hex>" in <root>/staging):
+ * those of the staging files just removed, and those whose file is already gone (a
+ * writer killed between creating its marker and its file, or between committing, the
+ * rename, and removing its marker). Callers hold the job's lease or remove the job, so
+ * no attempt of it writes now. */
+static void sp__unlink_markers(sp_blobs *b, const char *id)
+{
+    char staging[PATH_MAX];
+    snprintf(staging, sizeof staging, "%s/staging", b->root);
+    int sd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = sd >= 0 ? fdopendir(sd) : NULL;
+    if (d == NULL) {
+        if (sd >= 0)
+            close(sd);
+        return;
+    }
+    size_t idlen = strlen(id);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, id, idlen) == 0 && e->d_name[idlen] == '.' &&
+            strstr(e->d_name + idlen, ".tmp-") != NULL)
+            unlinkat(sd, e->d_name, 0);
+    }
+    closedir(d);
+}
+
 static int sp__dir_unlink(sp_blobs *b, const char *id, bool staging_only, char dir[PATH_MAX],
                           sp_err *err)
 {
@@ -299,10 +325,10 @@ static int sp__dir_unlink(sp_blobs *b, const char *id, bool staging_only, char d
     if (rc < 0)
         return rc;
     DIR *d = opendir(dir);
-    if (d == NULL)
-        return errno == ENOENT ? 0 : sp_err_set(err, SP_EIO, "open %s: %s", dir, strerror(errno));
+    if (d == NULL && errno != ENOENT)
+        return sp_err_set(err, SP_EIO, "open %s: %s", dir, strerror(errno));
     struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
+    while (d && (e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
         if (staging_only && strstr(e->d_name, ".tmp-") == NULL)
@@ -311,12 +337,10 @@ static int sp__dir_unlink(sp_blobs *b, const char *id, bool staging_only, char d
         int len = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         if (len > 0 && (size_t)len < sizeof path && unlink(path) < 0 && errno != ENOENT)
             rc = sp_err_set(err, SP_EIO, "remove %s: %s", path, strerror(errno));
-        /* A staging file's marker goes with it. */
-        len = snprintf(path, sizeof path, "%s/staging/%s.%s", b->root, id, e->d_name);
-        if (strstr(e->d_name, ".tmp-") && len > 0 && (size_t)len < sizeof path)
-            unlink(path);
     }
-    closedir(d);
+    if (d)
+        closedir(d);
+    sp__unlink_markers(b, id);
     return rc;
 }
 
@@ -332,28 +356,7 @@ static int sp__dir_remove_job(sp_blobs *b, const char *id, sp_err *err)
 static int sp__dir_remove_staging(sp_blobs *b, const char *id, sp_err *err)
 {
     char dir[PATH_MAX];
-    int rc = sp__dir_unlink(b, id, true, dir, err);
-    /* Markers whose file is gone too: a writer killed between creating its marker and
-     * its file, or between committing (the rename) and removing its marker. No other
-     * attempt of this job writes now (the caller holds its lease). */
-    char staging[PATH_MAX];
-    snprintf(staging, sizeof staging, "%s/staging", b->root);
-    int sd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = sd >= 0 ? fdopendir(sd) : NULL;
-    if (d == NULL) {
-        if (sd >= 0)
-            close(sd);
-        return rc;
-    }
-    size_t idlen = strlen(id);
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, id, idlen) == 0 && e->d_name[idlen] == '.' &&
-            strstr(e->d_name + idlen, ".tmp-") != NULL)
-            unlinkat(sd, e->d_name, 0);
-    }
-    closedir(d);
-    return rc;
+    return sp__dir_unlink(b, id, true, dir, err);
 }
 
 static const sp_blob_ops sp__dir_ops = {
