@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_input.h"
 #include "opts.h"
 #include "output.h"
 #include "spool/buf.h"
@@ -123,11 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1 || size > 16384)
         return 0;
-    char *s = malloc(size);
-    if (s == NULL)
-        abort();
-    memcpy(s, data + 1, size - 1);
-    s[size - 1] = '\0';
+    char *s = fuzz_text_after_selector(data, size);
     switch (data[0] % 3) {
     case 0:
         command_line(s);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_input.h"
 #include "redis.h"
 #include "spool/config.h"
 #include "spool/util.h"
@@ -139,11 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1 || size > 4096)
         return 0;
-    char *s = malloc(size);
-    if (s == NULL)
-        abort();
-    memcpy(s, data + 1, size - 1);
-    s[size - 1] = '\0';
+    char *s = fuzz_text_after_selector(data, size);
     switch (data[0] % 5) {
     case 0:
         numbers(s);

@@ -20,6 +20,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "fuzz_input.h"
 #include "spool/cidr.h"
 #include "spool/outbound.h"
 
@@ -169,11 +170,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1 || size > 4096)
         return 0;
-    char *s = malloc(size);
-    if (s == NULL)
-        abort();
-    memcpy(s, data + 1, size - 1);
-    s[size - 1] = '\0';
+    char *s = fuzz_text_after_selector(data, size);
     switch (data[0] % 3) {
     case 0:
         lists(s);
