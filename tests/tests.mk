@@ -33,13 +33,16 @@ bench-queue:
 	@$(MAKE) --no-print-directory $(BENCH_QUEUE)
 	@sh tests/bench/bench_queue.sh $(abspath $(BENCH_QUEUE))
 
-# Test tools: qtool (the queue from the command line) and spool-test-worker (the worker
-# runtime with a scriptable handler). Integration tests find them in $(O)/tests.
-TEST_TOOLS := $(O)/tests/qtool $(O)/tests/spool-test-worker
+# Test tools: qtool (the queue from the command line), spool-test-worker (the worker
+# runtime with a scriptable handler) and s3presign (presigned S3 URLs, common/s3sign.c).
+# Integration tests find them in $(O)/tests.
+TEST_TOOLS := $(O)/tests/qtool $(O)/tests/spool-test-worker $(O)/tests/s3presign
 TEST_BINS += $(TEST_TOOLS)
 $(O)/tests/qtool: $(O)/tests/support/qtool.o $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(COMMON_LIBS)
 $(O)/tests/spool-test-worker: $(O)/tests/support/test_worker.o $(COMMON_LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(COMMON_LIBS)
+$(O)/tests/s3presign: $(O)/tests/support/s3presign.o $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(COMMON_LIBS)
 
 # ---- fuzzing -------------------------------------------------------------------------

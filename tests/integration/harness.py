@@ -648,11 +648,16 @@ class S3:
     checks of CompleteMultipartUpload (InvalidPart, InvalidPartOrder, EntityTooSmall).
 
     Clients use endpoint (the proxy), bucket, region, access_key and secret_key, with
-    path-style addressing. client() is an independent boto3 client for cross-checks;
+    path-style addressing; or temporary credentials, session_access_key and
+    session_secret_key with session_token (the proxy refuses them without it, and a
+    token with the others). vhost_endpoint (http://localhost:PORT) is the proxy for
+    virtual-host style: BUCKET.localhost:PORT, which clients must reach at 127.0.0.1
+    with that Host header. client() is an independent boto3 client for cross-checks;
     requests_refused() lists what the proxy refused (assert it stays empty).
 
     s3rver's own gaps, still there: a suffix range (bytes=-N) answers the wrong bytes,
-    bytes=0-0 answers the whole object, CopyObject of a key with '+' is 404,
+    bytes=0-0 answers the whole object, CopyObject of a key with '+' is 404, a key
+    with an empty segment ("/a", "a//b") is 404,
     ListObjects ignores encoding-type=url, ETags of parts are not checked by s3rver
     (the proxy checks them on Complete). Both processes stop on every exit path
     (destroy(), the harness's atexit and signal cleanup, and PR_SET_PDEATHSIG)."""
@@ -660,6 +665,9 @@ class S3:
     region = "us-east-1"
     access_key = "AKIDSPOOLTEST0000001"
     secret_key = "spool/test+secret=0123456789abcdefghijkl"
+    session_access_key = "ASIASPOOLTEST0000002"
+    session_secret_key = "spool/session+secret=abcdefghij0123456789"
+    session_token = "FwoGZXIvYXdzEJr//////////spool+session/token=="
 
     def __init__(self, bucket="spool", allow_chunked=False):
         self.bucket = bucket
@@ -691,13 +699,16 @@ class S3:
                             "--configure-bucket", self.bucket], env=env, name="s3rver", logdir=self.dir)
         up = self._listening(self.s3rver, "S3rver listening on ")
         argv = [S3PROXY_PYTHON, "-I", S3PROXY, "--listen", "127.0.0.1:0", "--upstream", up,
-                "--data-dir", self.data_dir, "--creds", f"{self.access_key}:{self.secret_key}",
+                "--data-dir", self.data_dir, "--creds",
+                f"{self.access_key}:{self.secret_key},{self.session_access_key}:{self.session_secret_key}",
+                "--token", f"{self.session_access_key}:{self.session_token}",
                 "--region", self.region, "--refusals", self.refusals_path]
         if allow_chunked:
             argv.append("--allow-chunked")
         self.proxy = Proc(argv, name="s3proxy", logdir=self.dir)
         self.upstream = "http://" + up
         self.endpoint = "http://" + self._listening(self.proxy, "s3proxy listening on ")
+        self.vhost_endpoint = "http://localhost:" + self.endpoint.rsplit(":", 1)[1]
         # Ready when a signed request passes the proxy and finds the bucket in s3rver.
         c = self.client()
         wait_until(lambda: self._bucket_answers(c), 15, 0.05, what="s3rver's bucket through s3proxy")
@@ -729,10 +740,11 @@ class S3:
     def proxy_pid(self):
         return self.proxy.pid
 
-    def client(self, secret_key=None, **config):
+    def client(self, secret_key=None, access_key=None, session_token=None, **config):
         """A new boto3 S3 client for the proxy (path-style, SigV4, no retries, checksums
-        only where S3 requires them), independent of the code under test. config goes
-        to botocore's Config."""
+        only where S3 requires them), independent of the code under test, with
+        access_key and secret_key (the suite's unless given) and session_token. config
+        goes to botocore's Config."""
         import boto3
         from botocore.config import Config
         conf = dict(signature_version="s3v4", s3={"addressing_style": "path"},
@@ -745,7 +757,8 @@ class S3:
             cfg = Config(**conf)
         c = boto3.session.Session().client(
             "s3", endpoint_url=self.endpoint, region_name=self.region, config=cfg,
-            aws_access_key_id=self.access_key, aws_secret_access_key=secret_key or self.secret_key)
+            aws_access_key_id=access_key or self.access_key, aws_secret_access_key=secret_key or self.secret_key,
+            aws_session_token=session_token)
         c.spool_bucket = self.bucket
         return c
 

@@ -265,6 +265,52 @@ def test_presigned_urls_pass(s3):
         eq(send(s3, "GET", u.path + "?" + u.query)[::2], (200, b"presigned body"))
 
 
+@suite.test
+def test_session_tokens_overrides_and_presign_limits(s3):
+    c = s3.client()
+    c.put_object(Bucket=s3.bucket, Key="pre/tok.txt", Body=b"tok", ContentType="text/plain")
+    tc = s3.client(access_key=s3.session_access_key, secret_key=s3.session_secret_key,
+                   session_token=s3.session_token)
+    with Refusals(s3):
+        eq(tc.get_object(Bucket=s3.bucket, Key="pre/tok.txt")["Body"].read(), b"tok", "header auth + token")
+        url = tc.generate_presigned_url("get_object", Params={"Bucket": s3.bucket, "Key": "pre/tok.txt"})
+        u = urllib.parse.urlsplit(url)
+        eq(send(s3, "GET", u.path + "?" + u.query)[::2], (200, b"tok"), "presigned + token")
+        # Response overrides, signed in the header or in the query, answered by the proxy.
+        r = c.get_object(Bucket=s3.bucket, Key="pre/tok.txt", ResponseContentType="text/x-over",
+                         ResponseContentDisposition='attachment; filename="t.txt"')
+        eq((r["ContentType"], r["ContentDisposition"]), ("text/x-over", 'attachment; filename="t.txt"'))
+        url = c.generate_presigned_url("get_object", Params={"Bucket": s3.bucket, "Key": "pre/tok.txt",
+                                                             "ResponseCacheControl": "no-store"})
+        u = urllib.parse.urlsplit(url)
+        st, h, _ = send(s3, "GET", u.path + "?" + u.query)
+        eq((st, h.get("cache-control"), h.get("content-type")), (200, "no-store", "text/plain"))
+    bad = [(s3.client(access_key=s3.session_access_key, secret_key=s3.session_secret_key), 403,
+            "InvalidAccessKeyId"),
+           (s3.client(access_key=s3.session_access_key, secret_key=s3.session_secret_key,
+                      session_token="other"), 403, "InvalidToken"),
+           (s3.client(session_token=s3.session_token), 403, "InvalidToken")]
+    for client, status, code in bad:
+        with Refusals(s3, [code]):
+            try:
+                client.get_object(Bucket=s3.bucket, Key="pre/tok.txt")
+                raise AssertionError(f"{code} passed")
+            except Exception as e:
+                if not hasattr(e, "response"):
+                    raise
+                eq((e.response["ResponseMetadata"]["HTTPStatusCode"], e.response["Error"]["Code"]), (status, code))
+    with Refusals(s3, ["AuthorizationQueryParametersError"]):
+        url = c.generate_presigned_url("get_object", Params={"Bucket": s3.bucket, "Key": "pre/tok.txt"},
+                                       ExpiresIn=604801)
+        u = urllib.parse.urlsplit(url)
+        st, _, body = send(s3, "GET", u.path + "?" + u.query)
+        eq((st, code_of(body)), (400, "AuthorizationQueryParametersError"), "a presigned URL for over a week")
+    with Refusals(s3, ["InvalidArgument"]):
+        path, query = f"/{s3.bucket}/pre/tok.txt", [("response-x-custom", "1")]
+        st, _, body = send(s3, "GET", path, query, headers=sign(s3, "GET", path, query))
+        eq((st, code_of(body)), (400, "InvalidArgument"), "an unknown response-* parameter")
+
+
 # ---- curl --aws-sigv4 (libcurl 7.88.1) with the workarounds spool's client needs ---------
 
 @suite.test

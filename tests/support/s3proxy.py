@@ -13,9 +13,16 @@ Checked, each refusal an S3-style XML error (status, <Code>):
     the SignedHeaders the client named (403 SignatureDoesNotMatch); the access key
     must be one of --creds (403 InvalidAccessKeyId); the scope's region must be
     --region and its service s3 (400 AuthorizationHeaderMalformed); x-amz-date within
-    15 minutes (403 RequestTimeTooSkewed), a presigned URL not expired (403
-    AccessDenied); host must be signed; an x-amz-* header that is not signed is refused
-    (403 AccessDenied), as S3 does.
+    15 minutes (403 RequestTimeTooSkewed); host must be signed; an x-amz-* header that
+    is not signed is refused (403 AccessDenied), as S3 does.
+  - Session tokens: an access key given a token with --token must send exactly that
+    one (x-amz-security-token header, or X-Amz-Security-Token in a presigned query;
+    none: 403 InvalidAccessKeyId), any other key must send none (403 InvalidToken).
+  - Presigned URLs (query-string auth, verified by botocore's S3SigV4QueryAuth over
+    every query parameter but X-Amz-Signature): X-Amz-Expires 0..604800 (400
+    AuthorizationQueryParametersError, S3's messages), not expired (403 AccessDenied
+    "Request has expired"), X-Amz-Date not more than the skew in the future (403
+    AccessDenied "Request is not yet valid"), no auth parameter twice (400).
   - Header auth needs x-amz-content-sha256 (400 InvalidRequest): UNSIGNED-PAYLOAD, or
     the body's SHA-256, which is checked against the body before anything is forwarded
     (400 XAmzContentSHA256Mismatch, as S3). STREAMING-* (aws-chunked) is refused (501).
@@ -45,6 +52,14 @@ Added in front of s3rver 3.7.1, which lacks them, from s3rver's own files under
     MalformedXML, InvalidPartOrder (part numbers not ascending), InvalidPart (a part
     missing or its ETag not the one stored), EntityTooSmall (a part but the last
     under 5 MiB).
+  - Response header overrides (response-content-type, -content-disposition,
+    -content-encoding, -content-language, -cache-control, -expires) on a signed GET or
+    HEAD: set on a 2xx answer by the proxy (s3rver refuses them on the anonymous
+    requests the proxy forwards); another response-* parameter is 400 InvalidArgument.
+  - Virtual-host style through "localhost": a request whose Host is
+    BUCKET.localhost[:PORT] (signed as sent) is forwarded to s3rver as path style
+    (/BUCKET/KEY). Clients reach it at 127.0.0.1 with that Host header ("*.localhost"
+    does not resolve everywhere).
 Everything else is s3rver's own behaviour (its gaps: tests/integration/harness.py, S3).
 
 Every refusal is also appended as one JSON line to --refusals FILE (method, path,
@@ -52,8 +67,8 @@ status, code, message, auth: true for a protocol fault as above, false for an S3
 answer such as NoSuchUpload), which the harness reads (S3.requests_refused()).
 
 Usage: s3proxy.py --upstream HOST:PORT --data-dir DIR --creds AK:SECRET[,AK:SECRET]
-                  [--listen 127.0.0.1:0] [--region us-east-1] [--refusals FILE]
-                  [--allow-chunked] [--max-skew 900]
+                  [--token AK:TOKEN ...] [--listen 127.0.0.1:0] [--region us-east-1]
+                  [--refusals FILE] [--allow-chunked] [--max-skew 900]
 Prints "s3proxy listening on HOST:PORT" on stdout once it accepts connections.
 """
 import argparse
@@ -88,6 +103,12 @@ PRESIGN_KEYS = {"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expi
 S3NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")      # s3rver: crypto.randomBytes(16).toString('hex')
 UNSIGNED = "UNSIGNED-PAYLOAD"
+MAX_EXPIRES = 604800                # a presigned URL's longest life: 7 days
+OVERRIDES = {"response-content-type": "Content-Type", "response-content-language": "Content-Language",
+             "response-expires": "Expires", "response-cache-control": "Cache-Control",
+             "response-content-disposition": "Content-Disposition",
+             "response-content-encoding": "Content-Encoding"}
+VHOST_BASE = ".localhost"
 
 CONF = argparse.Namespace()         # set by main(): creds, region, data_dir, ...
 _refusal_lock = threading.Lock()
@@ -171,10 +192,17 @@ def check_time(amz_date, scope_date, expires=None):
             raise Reject(403, "RequestTimeTooSkewed",
                          "The difference between the request time and the current time is too large.")
     else:
-        try:
-            secs = int(expires)
-        except ValueError:
-            raise Reject(400, "AuthorizationQueryParametersError", "X-Amz-Expires is not a number")
+        if not re.fullmatch(r"-?[0-9]{1,10}", expires):
+            raise Reject(400, "AuthorizationQueryParametersError",
+                         "X-Amz-Expires should be a number")
+        secs = int(expires)
+        if secs < 0:
+            raise Reject(400, "AuthorizationQueryParametersError", "X-Amz-Expires must be non-negative")
+        if secs > MAX_EXPIRES:
+            raise Reject(400, "AuthorizationQueryParametersError",
+                         f"X-Amz-Expires must be less than a week (in seconds) that is {MAX_EXPIRES}")
+        if (t - now).total_seconds() > CONF.max_skew:
+            raise Reject(403, "AccessDenied", "Request is not yet valid")
         if now > t + datetime.timedelta(seconds=secs):
             raise Reject(403, "AccessDenied", "Request has expired")
 
@@ -200,10 +228,15 @@ def verify(method, raw_path, raw_query, headers):
             raise Reject(400, "AuthorizationQueryParametersError", f"the query lacks {e}")
         if "authorization" in hmap:
             raise Reject(400, "InvalidArgument", "Only one auth mechanism allowed")
+        twice = sorted({k for k, _ in q if k in PRESIGN_KEYS and [n for n, _ in q].count(k) > 1})
+        if twice:
+            raise Reject(400, "AuthorizationQueryParametersError", f"the query repeats {twice}")
+        token = qd.get("X-Amz-Security-Token")
     elif "authorization" in hmap:
         cred, signed, sig = parse_authz(hmap["authorization"][0])
         amz_date = (hmap.get("x-amz-date") or [""])[0]
         expires = None
+        token = (hmap.get("x-amz-security-token") or [None])[0]
         if not amz_date:
             raise Reject(403, "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
     else:
@@ -216,6 +249,11 @@ def verify(method, raw_path, raw_query, headers):
     if ak not in CONF.creds:
         raise Reject(403, "InvalidAccessKeyId",
                      "The AWS Access Key Id you provided does not exist in our records.")
+    if token is None and ak in CONF.tokens:
+        raise Reject(403, "InvalidAccessKeyId",
+                     "The AWS Access Key Id you provided does not exist in our records.")
+    if token is not None and token != CONF.tokens.get(ak):
+        raise Reject(403, "InvalidToken", "The provided token is malformed or otherwise invalid.")
     if service != "s3" or region != CONF.region:
         raise Reject(400, "AuthorizationHeaderMalformed",
                      f"the credential scope is {region}/{service}, expected {CONF.region}/s3",
@@ -445,6 +483,32 @@ def own_operation(method, path, qd):
     return None
 
 
+def vhost_bucket(host):
+    """The bucket of a virtual-host style Host header (BUCKET.localhost[:PORT]), or None."""
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if name.lower().endswith(VHOST_BASE) and len(name) > len(VHOST_BASE):
+        return name[:-len(VHOST_BASE)]
+    return None
+
+
+def take_overrides(method, query):
+    """(query without response-* parameters, [(header, value)] they ask for) of a GET or
+    HEAD; other methods' queries are left as they are. Raises Reject for a response-*
+    parameter S3 does not know."""
+    if method not in ("GET", "HEAD"):
+        return query, []
+    keep, headers = [], []
+    for k, v in parse_query(query):
+        if not k.startswith("response-"):
+            keep.append((k, v))
+        elif k in OVERRIDES:
+            headers.append((OVERRIDES[k], v))
+        else:
+            raise Reject(400, "InvalidArgument", f"{k} is not in the set of overridable response headers.",
+                         ArgumentName=k, ArgumentValue=v)
+    return "&".join(quote(k, safe="-_.~") + "=" + quote(v, safe="-_.~") for k, v in keep), headers
+
+
 def split_path(path):
     """(bucket, key) of a path-style request path."""
     segs = path.lstrip("/").split("/", 1)
@@ -559,11 +623,13 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self):
         u = urlsplit(self.path)
         body = None
+        self.overrides, self.vhost = [], False
         try:
             if self.headers.get("Content-Length") and self.headers.get("Transfer-Encoding"):
                 raise Reject(400, "InvalidRequest", "Content-Length and Transfer-Encoding together")
             body = BodyReader(self.rfile, self.headers)
             fwd_query, want_hash = verify(self.command, u.path, u.query, self.headers.items())
+            fwd_query, self.overrides = take_overrides(self.command, fwd_query)
             if body.chunked and not CONF.allow_chunked:
                 raise Reject(501, "NotImplemented",
                              "A header you provided implies functionality that is not implemented",
@@ -575,7 +641,10 @@ class Handler(BaseHTTPRequestHandler):
             self._refuse(Reject(400, "InvalidRequest", f"malformed request: {e}"), None)
             return
         qd = dict(parse_query(u.query))
-        bucket, key = split_path(u.path)
+        vbucket = vhost_bucket(self.headers.get("Host", ""))
+        path = u.path if vbucket is None else "/" + quote(vbucket, safe="") + u.path
+        self.vhost = vbucket is not None
+        bucket, key = split_path(path)
         completing = self.command == "POST" and "uploadId" in qd
         try:
             if self.command in ("PUT", "POST") and "uploadId" in qd:
@@ -587,7 +656,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response_only(100)
             self.end_headers()
         try:
-            own = own_operation(self.command, u.path, qd)
+            own = own_operation(self.command, path, qd)
             if own:
                 body.drain(DRAIN_MAX)
                 status, xml = own()
@@ -600,11 +669,11 @@ class Handler(BaseHTTPRequestHandler):
                         spooled.seek(0)
                         check_complete(bucket, qd["uploadId"], spooled.read(16 * 1024 * 1024))
                         spooled.seek(0, os.SEEK_END)
-                    self._forward(u.path, fwd_query, spooled, spooled.tell())
+                    self._forward(path, fwd_query, spooled, spooled.tell())
             elif body.chunked:
-                self._forward(u.path, fwd_query, body, None)
+                self._forward(path, fwd_query, body, None)
             else:
-                self._forward(u.path, fwd_query, body, body.left)
+                self._forward(path, fwd_query, body, body.left)
         except Reject as r:
             self._refuse(r, body)
         except (ValueError, ConnectionError, socket.timeout) as e:
@@ -636,8 +705,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def _forward(self, path, query, src, length):
         """Send the request to s3rver with src as its body (length bytes, or chunked
-        when None) and stream the answer back."""
+        when None) and stream the answer back. A virtual-host request (path already
+        rewritten to path style) goes with s3rver's own address as its Host."""
         hdrs = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP and k.lower() != "authorization"]
+        if self.vhost:
+            hdrs = [(k, v) for k, v in hdrs if k.lower() != "host"]
+            hdrs.append(("Host", f"{CONF.upstream_host}:{CONF.upstream_port}"))
         conn = http.client.HTTPConnection(CONF.upstream_host, CONF.upstream_port, timeout=120)
         try:
             self._forward_on(conn, path, query, src, length, hdrs)
@@ -674,6 +747,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _relay(self, resp):
         rh = [(k, v) for k, v in resp.getheaders() if k.lower() not in HOP]
+        if self.overrides and 200 <= resp.status < 300:
+            names = {k.lower() for k, _ in self.overrides}
+            rh = [(k, v) for k, v in rh if k.lower() not in names] + self.overrides
         clen = resp.getheader("Content-Length")
         self.send_response(resp.status)
         for k, v in rh:
@@ -711,6 +787,8 @@ def main():
     ap.add_argument("--upstream", required=True, help="s3rver's HOST:PORT")
     ap.add_argument("--data-dir", required=True, help="s3rver's -d directory")
     ap.add_argument("--creds", required=True, help="AK:SECRET[,AK:SECRET...]")
+    ap.add_argument("--token", action="append", default=[],
+                    help="AK:TOKEN: AK's session token, which its requests must carry (repeatable)")
     ap.add_argument("--region", default="us-east-1")
     ap.add_argument("--refusals", default="", help="append one JSON line per refused request here")
     ap.add_argument("--allow-chunked", action="store_true",
@@ -718,6 +796,7 @@ def main():
     ap.add_argument("--max-skew", type=int, default=900)
     a = ap.parse_args()
     CONF.creds = dict(p.split(":", 1) for p in a.creds.split(","))
+    CONF.tokens = dict(t.split(":", 1) for t in a.token)
     CONF.region, CONF.data_dir, CONF.refusals = a.region, a.data_dir, a.refusals
     CONF.allow_chunked, CONF.max_skew = a.allow_chunked, a.max_skew
     CONF.upstream_host, _, port = a.upstream.rpartition(":")
