@@ -31,8 +31,8 @@ test_api_longpoll_LIBS = $(call pc_libs,jansson)
 FUZZ_CC ?= clang
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS = $(CPPFLAGS) -Iapi -std=c11 -g -O1 $(FUZZ_SAN) \
-	$(call pc_cflags,hiredis jansson libcurl yajl libcrypto)
-FUZZ_TARGETS := multipart request dataset path range config job outbound
+	$(call pc_cflags,hiredis jansson libcurl yajl libcrypto libxml-2.0)
+FUZZ_TARGETS := multipart request dataset path range config job outbound s3xml
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(O)/fuzz/fuzz_%)
 FUZZ_OBJS := $(API_PURE:%=$(O)/fuzz/api/%.o)
 FUZZ_LIB := $(O)/fuzz/libspool.a
@@ -55,7 +55,7 @@ $(FUZZ_LIB): $(COMMON_SRCS:%.c=$(O)/fuzz/%.o) $(O)/fuzz/gen/lua_scripts.o
 
 $(O)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) $(FUZZ_LIB)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -MF $@.d -MT $@ $< $(FUZZ_OBJS) $(FUZZ_LIB) \
-		$(call pc_libs,hiredis jansson libcurl yajl libcrypto) -lm -o $@
+		$(call pc_libs,hiredis jansson libcurl yajl libcrypto libxml-2.0) -lm -o $@
 
 fuzz: $(FUZZ_BINS)
 # make test runs every target briefly (tests/integration/test_fuzz.py).

@@ -5,7 +5,7 @@ COMMON_LUA_LIB := common/lua/lib.lua
 COMMON_LUA := $(filter-out $(COMMON_LUA_LIB),$(sort $(wildcard common/lua/*.lua)))
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(O)/%.o) $(O)/gen/lua_scripts.o
 COMMON_LIB := $(O)/libspool.a
-COMMON_PKGS := hiredis jansson libcurl libcrypto
+COMMON_PKGS := hiredis jansson libcurl libcrypto libxml-2.0
 COMMON_LIBS = $(COMMON_LIB) $(call pc_libs,$(COMMON_PKGS)) -lm
 
 $(O)/common/%.o: MODCFLAGS = $(call pc_cflags,$(COMMON_PKGS))

@@ -58,7 +58,7 @@ $(O)/fuzz/cli/%.o: cli/%.c
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Icli -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 $(O)/fuzz/fuzz_cli: tests/fuzz/fuzz_cli.c $(FUZZ_CLI_OBJS) $(FUZZ_LIB)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Icli -fsanitize=fuzzer -MMD -MP -MF $@.d -MT $@ $< \
-		$(FUZZ_CLI_OBJS) $(FUZZ_LIB) $(call pc_libs,hiredis jansson libcurl) -lm -o $@
+		$(FUZZ_CLI_OBJS) $(FUZZ_LIB) $(call pc_libs,hiredis jansson libcurl libcrypto libxml-2.0) -lm -o $@
 fuzz: $(O)/fuzz/fuzz_cli
 TEST_BINS += $(O)/fuzz/fuzz_cli
 
@@ -80,7 +80,7 @@ $(O)/fuzz/workers/pdf/%.o: workers/pdf/%.c
 $(O)/fuzz/fuzz_dataset_agree: tests/fuzz/fuzz_dataset_agree.c $(FUZZ_OBJS) $(FUZZ_PDF_READER) \
 		$(FUZZ_LIB)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I. -fsanitize=fuzzer -MMD -MP -MF $@.d -MT $@ $< $(FUZZ_OBJS) \
-		$(FUZZ_PDF_READER) $(FUZZ_LIB) $(call pc_libs,hiredis jansson libcurl yajl libcrypto) \
+		$(FUZZ_PDF_READER) $(FUZZ_LIB) $(call pc_libs,hiredis jansson libcurl yajl libcrypto libxml-2.0) \
 		-lcsv -lm -o $@
 fuzz: $(O)/fuzz/fuzz_dataset_agree
 TEST_BINS += $(O)/fuzz/fuzz_dataset_agree
