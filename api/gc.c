@@ -32,38 +32,6 @@ typedef struct api__gc_walk {
     int64_t min_age_ms;
 } api__gc_walk;
 
-/* True when the job's directory holds a staging file written to within min_age_ms:
- * an upload in progress whose job does not exist yet. */
-static bool api__gc_writing(api__gc_walk *w, const char *id)
-{
-    char path[PATH_MAX];
-    if (sp_blob_path(w->blobs, id, "x", path, sizeof path, NULL) < 0)
-        return false;
-    char *slash = strrchr(path, '/');
-    if (slash == NULL)
-        return false;
-    *slash = '\0';
-    DIR *d = opendir(path);
-    if (d == NULL)
-        return false;
-    bool busy = false;
-    int64_t now = sp_now_ms();
-    struct dirent *e;
-    while (!busy && (e = readdir(d)) != NULL) {
-        if (strstr(e->d_name, ".tmp-") == NULL)
-            continue;
-        struct stat st;
-        if (fstatat(dirfd(d), e->d_name, &st, 0) == 0) {
-            int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-            /* Uploads write continuously (a stalled one is timed out much sooner). */
-            int64_t window = w->min_age_ms > API_GC_BUSY_MS ? w->min_age_ms : API_GC_BUSY_MS;
-            busy = now - mtime < window;
-        }
-    }
-    closedir(d);
-    return busy;
-}
-
 static int api__gc_keep(const char *id, void *ud)
 {
     api__gc_walk *w = ud;
@@ -75,7 +43,9 @@ static int api__gc_keep(const char *id, void *ud)
         return 1;
     if (rc != SP_ENOTFOUND)
         return rc;
-    return api__gc_writing(w, id) ? 1 : 0;
+    /* Uploads write continuously (a stalled one is timed out much sooner). */
+    int64_t window = w->min_age_ms > API_GC_BUSY_MS ? w->min_age_ms : API_GC_BUSY_MS;
+    return sp_blobs_writing(w->blobs, id, window) ? 1 : 0;
 }
 
 int api_gc_run(const char *url, const char *prefix, sp_blobs *blobs, int64_t min_age_ms,

@@ -9,8 +9,12 @@
 #include "jobjson.h"
 #include "reply.h"
 #include "spool/alloc.h"
+#include "spool/log.h"
 
 #define API_LIST_DEFAULT 50
+/* An output streamed from an object store is read in ranged GETs of this size, each
+ * held in memory only while it is sent. */
+#define API_DOWNLOAD_CHUNK (1024 * 1024)
 #define API_LIST_MAX 1000
 
 /* Read the request's job; replies (404, 503...) and returns a negative code on
@@ -250,6 +254,98 @@ enum MHD_Result api_jobs_list(api_req *r)
     return api_reply_json(r, 200, &b, NULL, 0);
 }
 
+/* An output streamed from a reader without a file descriptor (an object store): bytes
+ * [start, start + len) of the blob, fetched a chunk at a time. */
+typedef struct api__stream {
+    sp_blob_reader *reader;
+    int64_t start, len;
+    int64_t have_at; /* offset (from start) of the chunk in buf, -1 for none */
+    size_t have;
+    char buf[API_DOWNLOAD_CHUNK];
+} api__stream;
+
+static ssize_t api__stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    api__stream *st = cls;
+    int64_t p = (int64_t)pos;
+    if (p >= st->len)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (st->have_at < 0 || p < st->have_at || p >= st->have_at + (int64_t)st->have) {
+        int64_t want = st->len - p < API_DOWNLOAD_CHUNK ? st->len - p : API_DOWNLOAD_CHUNK;
+        sp_err err;
+        st->have_at = -1;
+        if (sp_blob_read(st->reader, st->start + p, st->buf, (size_t)want, &st->have, &err) < 0 ||
+            st->have == 0) {
+            sp_warn(NULL, "download stopped at byte %lld: %s", (long long)(st->start + p),
+                    st->have == 0 ? "the output ended early" : err.msg);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        st->have_at = p;
+    }
+    size_t off = (size_t)(p - st->have_at);
+    size_t n = st->have - off < max ? st->have - off : max;
+    memcpy(out, st->buf + off, n);
+    return (ssize_t)n;
+}
+
+static void api__stream_free(void *cls)
+{
+    api__stream *st = cls;
+    sp_blob_reader_close(st->reader);
+    sp_free(st);
+}
+
+/* The response for bytes [start, start + len) of the output r reads: from its file
+ * (sendfile), or streamed from the store. Takes r (closed on failure too). */
+static struct MHD_Response *api__output_response(sp_blob_reader *r, int64_t start, int64_t len)
+{
+    int fd = sp_blob_reader_fd(r);
+    if (fd >= 0) {
+        int own = dup(fd);
+        sp_blob_reader_close(r);
+        struct MHD_Response *resp =
+            own < 0 ? NULL
+                    : MHD_create_response_from_fd_at_offset64((uint64_t)len, own, (uint64_t)start);
+        if (resp == NULL && own >= 0)
+            close(own);
+        return resp;
+    }
+    api__stream *st = sp_malloc(sizeof *st);
+    if (st == NULL) {
+        sp_blob_reader_close(r);
+        return NULL;
+    }
+    *st = (api__stream){.reader = r, .start = start, .len = len, .have_at = -1};
+    struct MHD_Response *resp = MHD_create_response_from_callback(
+        (uint64_t)len, 64 * 1024, api__stream_read, st, api__stream_free);
+    if (resp == NULL)
+        api__stream_free(st);
+    return resp;
+}
+
+/* SPOOL_DOWNLOADS=redirect: 307 to a presigned URL of the object, answered with the
+ * output's type and disposition; the client's Range goes to the store. */
+static enum MHD_Result api__redirect(api_req *r, const char *ctype, const char *disp)
+{
+    const api_config *cfg = r->srv->cfg;
+    char url[8192];
+    sp_err err;
+    int rc = sp_blob_presign(r->srv->blobs, r->route.job, r->route.name, cfg->public_endpoint,
+                             (cfg->download_ttl_ms + 999) / 1000, ctype, disp, url, sizeof url,
+                             &err);
+    if (rc < 0)
+        return api_reply_code(r, rc, &err);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (resp == NULL)
+        return api_reply_code(r, SP_ENOMEM, NULL);
+    if (MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, url) != MHD_YES ||
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES) {
+        MHD_destroy_response(resp);
+        return api_reply_code(r, SP_ENOMEM, NULL);
+    }
+    return api_reply_response(r, 307, resp);
+}
+
 /* GET /v1/jobs/{id}/outputs/{name}: the file, with Range for players that seek. */
 enum MHD_Result api_jobs_output(api_req *r)
 {
@@ -262,10 +358,14 @@ enum MHD_Result api_jobs_output(api_req *r)
     if (rc < 0)
         return api_reply_error(r, API_E_NOT_FOUND, "the job has no output named %s",
                                r->route.name);
-    int fd;
-    int64_t size;
     sp_err err;
-    rc = sp_blob_open_read(r->srv->blobs, r->route.job, r->route.name, &fd, &size, &err);
+    char disp[128];
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", r->route.name);
+    if (r->srv->redirect_downloads)
+        return api__redirect(r, ctype, disp);
+    sp_blob_reader *reader;
+    int64_t size;
+    rc = sp_blob_reader_open(r->srv->blobs, r->route.job, r->route.name, &reader, &size, &err);
     if (rc == SP_ENOTFOUND)
         return api_reply_error(r, API_E_NOT_FOUND, "the file of output %s is gone",
                                r->route.name);
@@ -275,20 +375,15 @@ enum MHD_Result api_jobs_output(api_req *r)
     int range = api_hdr_range(api_header(r, MHD_HTTP_HEADER_RANGE), size, &start, &len);
     char crange[96];
     if (range == API_RANGE_UNSATISFIABLE) {
-        close(fd);
+        sp_blob_reader_close(reader);
         snprintf(crange, sizeof crange, "bytes */%lld", (long long)size);
         api_hdr_kv h[] = {{"Content-Range", crange}};
         return api_reply_errorh(r, API_E_RANGE, h, 1, "the range is outside the file (%lld bytes)",
                                 (long long)size);
     }
-    struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64((uint64_t)len, fd,
-                                                                        (uint64_t)start);
-    if (resp == NULL) {
-        close(fd);
+    struct MHD_Response *resp = api__output_response(reader, start, len);
+    if (resp == NULL)
         return api_reply_code(r, SP_ENOMEM, NULL);
-    }
-    char disp[128];
-    snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", r->route.name);
     bool ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) == MHD_YES &&
               MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disp) == MHD_YES &&
               MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes") == MHD_YES;

@@ -13,7 +13,7 @@
 #include "validate.h"
 #include "spool/queue.h"
 
-#define API_OPTION_COUNT 23
+#define API_OPTION_COUNT 26
 
 int main(int argc, char **argv)
 {
@@ -84,6 +84,16 @@ int main(int argc, char **argv)
          "2s", "how long a submit waits for SPOOL_REDIS_WAIT_REPLICAS replicas", 10, 60000},
         {"shutdown-grace", "SPOOL_SHUTDOWN_GRACE", SP_OPT_DURATION, &cfg.grace_ms, "30s",
          "on SIGTERM, how long in-flight requests may take", 0, day},
+        {"downloads", "SPOOL_DOWNLOADS", SP_OPT_STR, &cfg.downloads, "stream",
+         "how outputs are served: stream (through the API, from any store) or redirect (307 "
+         "to a short-lived presigned URL of the object store, which clients must reach)",
+         0, 0},
+        {"download-url-ttl", "SPOOL_DOWNLOAD_URL_TTL", SP_OPT_DURATION, &cfg.download_ttl_ms,
+         "5m", "how long a presigned download URL works (SPOOL_DOWNLOADS=redirect)", 1000,
+         7 * day},
+        {"s3-public-endpoint", "SPOOL_S3_PUBLIC_ENDPOINT", SP_OPT_STR, &cfg.public_endpoint, "",
+         "the object store's address as clients reach it, for presigned download URLs "
+         "(empty: SPOOL_S3_ENDPOINT)", 0, 0},
     };
     memcpy(opts + SP_COMMON_OPTION_COUNT, extra, sizeof extra);
     size_t nopts = sizeof opts / sizeof *opts;

@@ -404,8 +404,22 @@ api_server *api_server_start(const api_config *cfg, sp_err *err)
                          .exempt = s->trusted};
     if ((s->conns = api_conns_start(&co, err)) == NULL)
         goto fail;
-    if ((s->blobs = sp_blobs_open(cfg->common.data_dir, err)) == NULL)
+    sp_blob_config bc;
+    sp_blob_config_from(&cfg->common, &bc);
+    if ((s->blobs = sp_blobs_open(&bc, err)) == NULL)
         goto fail;
+    sp_info(NULL, "blob store: %s", sp_blobs_describe(s->blobs));
+    s->redirect_downloads = strcmp(cfg->downloads, "redirect") == 0;
+    if (!s->redirect_downloads && strcmp(cfg->downloads, "stream") != 0) {
+        sp_err_set(err, SP_EINVAL, "SPOOL_DOWNLOADS must be stream or redirect, not '%s'",
+                   cfg->downloads);
+        goto fail;
+    }
+    if (s->redirect_downloads && strcmp(sp_blobs_kind(s->blobs), "s3") != 0) {
+        sp_err_set(err, SP_EINVAL, "SPOOL_DOWNLOADS=redirect needs an object store "
+                                   "(SPOOL_BLOB_URL=s3://...): a directory has no URLs to give");
+        goto fail;
+    }
     if ((s->lp = api_lp_start(cfg->common.redis_url, cfg->common.prefix, api__wake, err)) == NULL)
         goto fail;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);

@@ -42,6 +42,9 @@ typedef struct api_config {
     int64_t wait_replicas;   /* Redis replicas that must have a job before 202; 0: none */
     int64_t wait_timeout_ms; /* how long to wait for them */
     int64_t grace_ms;        /* shutdown: time for in-flight requests */
+    char *downloads;         /* "stream" or "redirect" (to a presigned URL) */
+    int64_t download_ttl_ms; /* how long a presigned download URL works */
+    char *public_endpoint;   /* the object store's address for clients; empty: its own */
 } api_config;
 
 #define API_MAX_TOKENS 64
@@ -52,6 +55,7 @@ typedef struct api_server {
     char *tokens[API_MAX_TOKENS];
     size_t ntokens;
     sp_blobs *blobs;
+    bool redirect_downloads; /* SPOOL_DOWNLOADS=redirect */
     struct MHD_Daemon *daemon;
     api_lp *lp;
     api_gc *gc;

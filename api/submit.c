@@ -134,10 +134,9 @@ int api_submit_blob_write(api_req *r, const char *data, size_t n)
 int api_submit_blob_commit(api_req *r, int64_t *bytes)
 {
     sp_err err;
-    *bytes = sp_blob_written(r->blob);
     sp_blob_writer *w = r->blob;
     r->blob = NULL;
-    int rc = sp_blob_commit(w, *bytes >= API_DURABLE_MIN_BYTES, &err);
+    int rc = sp_blob_commit(w, sp_blob_written(w) >= API_DURABLE_MIN_BYTES, bytes, &err);
     if (rc < 0) {
         api_reply_error(r, API_E_STORAGE, "cannot store the upload: %s", err.msg);
         return -1;

@@ -1,58 +1,20 @@
-/* blob.c - the blob store: an operations table and its local-directory implementation
- * (see blob.h). */
-#include "spool/blob.h"
+/* blob.c - the blob store's front (see blob.h): settings, names, and the calls that
+ * every store shares; the stores are blob_dir.c and blob_s3.c. Also the scratch
+ * directory where an object store's library files live. */
+#include "blob_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <pthread.h>
-#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "spool/alloc.h"
-#include "spool/ticker.h"
 #include "spool/util.h"
-
-/* What a store implementation provides. The directory store below is the only one
- * today; an object store would stage to a local file and upload on commit. */
-typedef struct sp_blob_ops {
-    int (*create)(sp_blobs *b, const char *id, const char *name, sp_blob_writer *w,
-                  sp_err *err);
-    int (*commit)(sp_blob_writer *w, bool durable, sp_err *err);
-    void (*abort)(sp_blob_writer *w);
-    int (*open_read)(sp_blobs *b, const char *id, const char *name, int *fd, int64_t *size,
-                     sp_err *err);
-    int (*remove)(sp_blobs *b, const char *id, const char *name, sp_err *err);
-    int (*remove_job)(sp_blobs *b, const char *id, sp_err *err);
-    int (*remove_staging)(sp_blobs *b, const char *id, sp_err *err);
-} sp_blob_ops;
-
-struct sp_blobs {
-    const sp_blob_ops *ops;
-    char root[PATH_MAX / 2];
-    /* The open writers, whose staging files the keeper (started with the first writer,
-     * stopped by sp_blobs_close) refreshes every SP_BLOB_HEARTBEAT_MS. */
-    pthread_mutex_t mu;
-    sp_blob_writer *writers;
-    sp_ticker *keeper;
-};
-
-struct sp_blob_writer {
-    sp_blobs *store;
-    int fd;
-    int64_t written;
-    int64_t max_bytes;
-    sp_blob_writer *prev, *next; /* in store->writers while listed */
-    bool listed;
-    char staging[PATH_MAX];
-    char final[PATH_MAX];
-    char marker[PATH_MAX]; /* "<root>/staging/<id>.<staging file name>" */
-};
 
 bool sp_blob_name_valid(const char *name)
 {
@@ -68,370 +30,255 @@ bool sp_blob_name_valid(const char *name)
     return true;
 }
 
-/* <root>/jobs/<shard>/<id> into out. */
-static int sp__job_dir(const sp_blobs *b, const char *id, char *out, size_t n, sp_err *err)
+const char *sp_blob_content_type(const char *name)
 {
-    if (!sp_id_valid(id))
-        return sp_err_set(err, SP_EINVAL, "bad job id");
-    int len = snprintf(out, n, "%s/jobs/%c%c/%s", b->root, id[SP_ID_LEN - 2], id[SP_ID_LEN - 1],
-                       id);
-    if (len < 0 || (size_t)len >= n)
-        return sp_err_set(err, SP_ETOOBIG, "blob path too long");
-    return 0;
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".mp4", "video/mp4"},       {".webm", "video/webm"},  {".mkv", "video/x-matroska"},
+        {".mov", "video/quicktime"}, {".jpg", "image/jpeg"},   {".jpeg", "image/jpeg"},
+        {".png", "image/png"},       {".pdf", "application/pdf"}, {".csv", "text/csv"},
+        {".json", "application/json"}, {".ndjson", "application/x-ndjson"},
+    };
+    const char *dot = strrchr(name, '.');
+    for (size_t i = 0; dot && i < sizeof types / sizeof types[0]; i++)
+        if (strcasecmp(dot, types[i].ext) == 0)
+            return types[i].type;
+    return "application/octet-stream";
 }
 
-int sp_blob_path(sp_blobs *b, const char *job_id, const char *name, char *out, size_t n,
-                 sp_err *err)
+static void sp__env(const char **field, const char *a, const char *b, const char *c)
 {
-    if (!sp_blob_name_valid(name))
-        return sp_err_set(err, SP_EINVAL, "bad blob name");
-    char dir[PATH_MAX];
-    int rc = sp__job_dir(b, job_id, dir, sizeof dir, err);
-    if (rc < 0)
-        return rc;
-    int len = snprintf(out, n, "%s/%s", dir, name);
-    if (len < 0 || (size_t)len >= n)
-        return sp_err_set(err, SP_ETOOBIG, "blob path too long");
-    return 0;
+    const char *names[] = {a, b, c};
+    for (size_t i = 0; i < 3 && (*field == NULL || (*field)[0] == '\0'); i++)
+        if (names[i])
+            *field = getenv(names[i]);
 }
 
-/* mkdir -p for path (which must be absolute or relative without trailing '/'). */
-static int sp__mkdirs(const char *path, sp_err *err)
+void sp_blob_config_env(sp_blob_config *c)
 {
-    char tmp[PATH_MAX];
-    size_t n = strlen(path);
-    if (n >= sizeof tmp)
-        return sp_err_set(err, SP_ETOOBIG, "path too long");
-    memcpy(tmp, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (tmp[i] != '/' && tmp[i] != '\0')
-            continue;
-        char saved = tmp[i];
-        tmp[i] = '\0';
-        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-            return sp_err_set(err, SP_EIO, "cannot create %s: %s", tmp, strerror(errno));
-        tmp[i] = saved;
-    }
-    return 0;
+    sp__env(&c->url, "SPOOL_BLOB_URL", NULL, NULL);
+    sp__env(&c->data_dir, "SPOOL_DATA_DIR", NULL, NULL);
+    sp__env(&c->scratch_dir, "SPOOL_SCRATCH_DIR", NULL, NULL);
+    sp__env(&c->s3_endpoint, "SPOOL_S3_ENDPOINT", NULL, NULL);
+    sp__env(&c->s3_region, "SPOOL_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION");
+    sp__env(&c->access_key, "AWS_ACCESS_KEY_ID", NULL, NULL);
+    sp__env(&c->secret_key, "AWS_SECRET_ACCESS_KEY", NULL, NULL);
+    sp__env(&c->session_token, "AWS_SESSION_TOKEN", NULL, NULL);
+    const char *part = getenv("SPOOL_S3_PART_SIZE");
+    int64_t n;
+    if (c->part_size == 0 && part && sp_parse_size(part, &n) == 0)
+        c->part_size = n;
+    const char *ps = getenv("SPOOL_S3_PATH_STYLE");
+    if (!c->s3_path_style && ps)
+        c->s3_path_style = strcmp(ps, "1") == 0 || strcasecmp(ps, "true") == 0 ||
+                           strcasecmp(ps, "yes") == 0 || strcasecmp(ps, "on") == 0;
 }
 
-static int sp__fsync_dir(const char *path)
+void sp_blob_config_from(const sp_common_config *common, sp_blob_config *c)
 {
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == NULL)
-        return 0;
-    *slash = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
+    *c = (sp_blob_config){.url = common->blob_url,
+                          .data_dir = common->data_dir,
+                          .scratch_dir = common->scratch_dir,
+                          .s3_endpoint = common->s3_endpoint,
+                          .s3_region = common->s3_region,
+                          .s3_path_style = common->s3_path_style != 0,
+                          .part_size = common->s3_part_size};
+    sp_blob_config_env(c);
 }
 
-/* ---- staging liveness: the keeper thread and the markers ------------------------ */
-
-/* The keeper's tick. Under the lock, so no writer closes its fd (and has the number
- * reused) meanwhile. The time set is the file system's own (the server's, over NFS). */
-static void sp__keeper_tick(void *ud)
+sp_blobs *sp_blobs_open(const sp_blob_config *c, sp_err *err)
 {
-    sp_blobs *b = ud;
-    pthread_mutex_lock(&b->mu);
-    for (sp_blob_writer *w = b->writers; w; w = w->next)
-        futimens(w->fd, NULL);
-    pthread_mutex_unlock(&b->mu);
-}
-
-/* List w among the writers the keeper refreshes, starting the keeper if needed. */
-static int sp__writer_list(sp_blobs *b, sp_blob_writer *w, sp_err *err)
-{
-    pthread_mutex_lock(&b->mu);
-    if (b->keeper == NULL &&
-        (b->keeper = sp_ticker_start(SP_BLOB_HEARTBEAT_MS, sp__keeper_tick, b, err)) == NULL) {
-        pthread_mutex_unlock(&b->mu);
-        return SP_ENOMEM; /* the only way it fails; err says so */
-    }
-    w->prev = NULL;
-    w->next = b->writers;
-    if (b->writers)
-        b->writers->prev = w;
-    b->writers = w;
-    w->listed = true;
-    pthread_mutex_unlock(&b->mu);
-    return 0;
-}
-
-/* Take w off the list (before its fd is closed). */
-static void sp__writer_unlist(sp_blob_writer *w)
-{
-    if (!w->listed)
-        return;
-    sp_blobs *b = w->store;
-    pthread_mutex_lock(&b->mu);
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        b->writers = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    w->listed = false;
-    pthread_mutex_unlock(&b->mu);
-}
-
-/* ---- the local directory store ------------------------------------------------- */
-
-static int sp__dir_create(sp_blobs *b, const char *id, const char *name, sp_blob_writer *w,
-                          sp_err *err)
-{
-    char dir[PATH_MAX];
-    int rc = sp__job_dir(b, id, dir, sizeof dir, err);
-    if (rc == 0)
-        rc = sp__mkdirs(dir, err);
-    if (rc == 0)
-        rc = sp_blob_path(b, id, name, w->final, sizeof w->final, err);
-    if (rc < 0)
-        return rc;
-    unsigned long long r = (unsigned long long)sp_random_below(UINT64_MAX);
-    int len = snprintf(w->staging, sizeof w->staging, "%s.tmp-%016llx", w->final, r);
-    if (len < 0 || (size_t)len >= sizeof w->staging)
-        return sp_err_set(err, SP_ETOOBIG, "blob path too long");
-    len = snprintf(w->marker, sizeof w->marker, "%s/staging/%s.%s.tmp-%016llx", b->root, id,
-                   name, r);
-    if (len < 0 || (size_t)len >= sizeof w->marker)
-        return sp_err_set(err, SP_ETOOBIG, "blob path too long");
-    /* The marker first, so every staging file has one (a crash in between leaves a
-     * marker without a file, which a sweep removes once it is stale). */
-    int m = open(w->marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (m < 0)
-        return sp_err_set(err, SP_EIO, "cannot create %s: %s", w->marker, strerror(errno));
-    close(m);
-    w->fd = open(w->staging, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (w->fd < 0) {
-        rc = sp_err_set(err, SP_EIO, "cannot create %s: %s", w->staging, strerror(errno));
-        unlink(w->marker);
-        return rc;
-    }
-    /* Held until the fd closes (or the process dies): a sweep on this host never takes a
-     * file whose writer lives. Where the file system cannot lock (ENOLCK), the
-     * heartbeat alone tells. */
-    (void)flock(w->fd, LOCK_EX | LOCK_NB);
-    rc = sp__writer_list(b, w, err);
-    if (rc < 0) {
-        close(w->fd);
-        w->fd = -1;
-        unlink(w->staging);
-        unlink(w->marker);
-    }
-    return rc;
-}
-
-static int sp__dir_commit(sp_blob_writer *w, bool durable, sp_err *err)
-{
-    sp__writer_unlist(w);
-    int rc = 0;
-    if (durable && fsync(w->fd) < 0)
-        rc = sp_err_set(err, SP_EIO, "fsync %s: %s", w->staging, strerror(errno));
-    if (close(w->fd) < 0 && rc == 0)
-        rc = sp_err_set(err, SP_EIO, "close %s: %s", w->staging, strerror(errno));
-    w->fd = -1;
-    if (rc == 0 && rename(w->staging, w->final) < 0)
-        rc = sp_err_set(err, SP_EIO, "rename to %s: %s", w->final, strerror(errno));
-    if (rc == 0 && durable && sp__fsync_dir(w->final) < 0)
-        rc = sp_err_set(err, SP_EIO, "fsync directory of %s: %s", w->final, strerror(errno));
-    if (rc < 0)
-        unlink(w->staging);
-    unlink(w->marker);
-    return rc;
-}
-
-static void sp__dir_abort(sp_blob_writer *w)
-{
-    sp__writer_unlist(w);
-    if (w->fd >= 0)
-        close(w->fd);
-    w->fd = -1;
-    unlink(w->staging);
-    unlink(w->marker);
-}
-
-static int sp__dir_open_read(sp_blobs *b, const char *id, const char *name, int *fd,
-                             int64_t *size, sp_err *err)
-{
-    char path[PATH_MAX];
-    int rc = sp_blob_path(b, id, name, path, sizeof path, err);
-    if (rc < 0)
-        return rc == SP_EINVAL ? sp_err_set(err, SP_ENOTFOUND, "no such blob") : rc;
-    int f = open(path, O_RDONLY | O_CLOEXEC);
-    if (f < 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            return sp_err_set(err, SP_ENOTFOUND, "no such blob '%s'", name);
-        return sp_err_set(err, SP_EIO, "open %s: %s", path, strerror(errno));
-    }
-    struct stat st;
-    if (fstat(f, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(f);
-        return sp_err_set(err, SP_ENOTFOUND, "no such blob '%s'", name);
-    }
-    *fd = f;
-    *size = st.st_size;
-    return 0;
-}
-
-static int sp__dir_remove(sp_blobs *b, const char *id, const char *name, sp_err *err)
-{
-    char path[PATH_MAX];
-    int rc = sp_blob_path(b, id, name, path, sizeof path, err);
-    if (rc < 0)
-        return rc;
-    if (unlink(path) < 0 && errno != ENOENT)
-        return sp_err_set(err, SP_EIO, "remove %s: %s", path, strerror(errno));
-    return 0;
-}
-
-/* Unlink the files in job id's directory: every one, or only staging files. The path
- * of the directory goes to dir. 0 also when the directory does not exist. */
-/* Remove every staging marker of job id ("<id>.<name>.tmp-<hex>" in <root>/staging):
- * those of the staging files just removed, and those whose file is already gone (a
- * writer killed between creating its marker and its file, or between committing, the
- * rename, and removing its marker). Callers hold the job's lease or remove the job, so
- * no attempt of it writes now. */
-static void sp__unlink_markers(sp_blobs *b, const char *id)
-{
-    char staging[PATH_MAX];
-    snprintf(staging, sizeof staging, "%s/staging", b->root);
-    int sd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = sd >= 0 ? fdopendir(sd) : NULL;
-    if (d == NULL) {
-        if (sd >= 0)
-            close(sd);
-        return;
-    }
-    size_t idlen = strlen(id);
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, id, idlen) == 0 && e->d_name[idlen] == '.' &&
-            strstr(e->d_name + idlen, ".tmp-") != NULL)
-            unlinkat(sd, e->d_name, 0);
-    }
-    closedir(d);
-}
-
-static int sp__dir_unlink(sp_blobs *b, const char *id, bool staging_only, char dir[PATH_MAX],
-                          sp_err *err)
-{
-    int rc = sp__job_dir(b, id, dir, PATH_MAX, err);
-    if (rc < 0)
-        return rc;
-    DIR *d = opendir(dir);
-    if (d == NULL && errno != ENOENT)
-        return sp_err_set(err, SP_EIO, "open %s: %s", dir, strerror(errno));
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        if (staging_only && strstr(e->d_name, ".tmp-") == NULL)
-            continue;
-        char path[PATH_MAX + 256];
-        int len = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (len > 0 && (size_t)len < sizeof path && unlink(path) < 0 && errno != ENOENT)
-            rc = sp_err_set(err, SP_EIO, "remove %s: %s", path, strerror(errno));
-    }
-    if (d)
-        closedir(d);
-    sp__unlink_markers(b, id);
-    return rc;
-}
-
-static int sp__dir_remove_job(sp_blobs *b, const char *id, sp_err *err)
-{
-    char dir[PATH_MAX];
-    int rc = sp__dir_unlink(b, id, false, dir, err);
-    if (rc == 0 && rmdir(dir) < 0 && errno != ENOENT)
-        rc = sp_err_set(err, SP_EIO, "remove %s: %s", dir, strerror(errno));
-    return rc;
-}
-
-static int sp__dir_remove_staging(sp_blobs *b, const char *id, sp_err *err)
-{
-    char dir[PATH_MAX];
-    return sp__dir_unlink(b, id, true, dir, err);
-}
-
-static const sp_blob_ops sp__dir_ops = {
-    sp__dir_create, sp__dir_commit, sp__dir_abort, sp__dir_open_read, sp__dir_remove,
-    sp__dir_remove_job, sp__dir_remove_staging,
-};
-
-/* ---- the interface ------------------------------------------------------------- */
-
-sp_blobs *sp_blobs_open(const char *dir, sp_err *err)
-{
-    if (dir == NULL || dir[0] == '\0' || strlen(dir) >= sizeof((sp_blobs *)0)->root - 8) {
-        sp_err_set(err, SP_EINVAL, "bad data directory");
-        return NULL;
-    }
     sp_blobs *b = sp_calloc(1, sizeof *b);
     if (b == NULL) {
         sp_err_set(err, SP_ENOMEM, "out of memory");
         return NULL;
     }
-    b->ops = &sp__dir_ops;
-    snprintf(b->root, sizeof b->root, "%s", dir);
-    size_t n = strlen(b->root);
-    while (n > 1 && b->root[n - 1] == '/')
-        b->root[--n] = '\0';
-    char jobs[PATH_MAX], staging[PATH_MAX];
-    snprintf(jobs, sizeof jobs, "%s/jobs", b->root);
-    snprintf(staging, sizeof staging, "%s/staging", b->root);
-    if (sp__mkdirs(jobs, err) < 0 || sp__mkdirs(staging, err) < 0) {
+    b->scratch_lock = -1;
+    pthread_mutex_init(&b->mu, NULL);
+    const char *url = c->url && c->url[0] ? c->url : NULL;
+    int rc;
+    if (url && strncmp(url, "s3://", 5) == 0)
+        rc = sp_blob_s3_init(b, url, c, err);
+    else if (url && strncmp(url, "file://", 7) == 0)
+        rc = url[7] == '/' ? sp_blob_dir_init(b, url + 7, err)
+                           : sp_err_set(err, SP_EINVAL, "bad blob URL '%s': want file:///path",
+                                        url);
+    else if (url)
+        rc = sp_err_set(err, SP_EINVAL, "bad blob URL '%s': want file:///path or "
+                                        "s3://BUCKET/PREFIX",
+                        url);
+    else
+        rc = sp_blob_dir_init(b, c->data_dir, err);
+    const char *scratch = c->scratch_dir && c->scratch_dir[0] ? c->scratch_dir : NULL;
+    const char *tmp = getenv("TMPDIR");
+    int n = scratch ? snprintf(b->scratch_base, sizeof b->scratch_base, "%s", scratch)
+                    : snprintf(b->scratch_base, sizeof b->scratch_base, "%s/spool-scratch",
+                               tmp && tmp[0] ? tmp : "/tmp");
+    if (rc == 0 && (n < 0 || (size_t)n >= sizeof b->scratch_base))
+        rc = sp_err_set(err, SP_EINVAL, "scratch directory path too long");
+    if (rc < 0) {
+        if (b->ops)
+            b->ops->close(b);
+        pthread_mutex_destroy(&b->mu);
         sp_free(b);
         return NULL;
     }
-    pthread_mutex_init(&b->mu, NULL);
     return b;
+}
+
+sp_blobs *sp_blobs_open_at(const char *dir_or_url, sp_err *err)
+{
+    sp_blob_config c = {0};
+    if (strstr(dir_or_url, "://"))
+        c.url = dir_or_url;
+    else
+        c.data_dir = dir_or_url;
+    sp_blob_config_env(&c);
+    if (!strstr(dir_or_url, "://"))
+        c.url = NULL; /* a directory named here beats SPOOL_BLOB_URL */
+    return sp_blobs_open(&c, err);
+}
+
+/* Remove dir and the files in it (one level: scratch directories have no others). */
+static void sp__rm_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            unlinkat(dirfd(d), e->d_name, 0);
+    if (d)
+        closedir(d);
+    rmdir(dir);
 }
 
 void sp_blobs_close(sp_blobs *b)
 {
     if (b == NULL)
         return;
-    sp_ticker_stop(b->keeper);
+    b->ops->close(b);
+    if (b->scratch[0]) {
+        sp__rm_dir(b->scratch);
+        close(b->scratch_lock);
+    }
     pthread_mutex_destroy(&b->mu);
     sp_free(b);
 }
 
+const char *sp_blobs_describe(const sp_blobs *b)
+{
+    return b->describe;
+}
+
+const char *sp_blobs_kind(const sp_blobs *b)
+{
+    return b->ops->kind;
+}
+
 int sp_blobs_check(sp_blobs *b, sp_err *err)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/.probe-%d-%llx", b->root, (int)getpid(),
-             (unsigned long long)sp_random_below(UINT64_MAX));
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return sp_err_set(err, SP_EIO, "data directory %s is not writable: %s", b->root,
-                          strerror(errno));
+    return b->ops->check(b, err);
+}
+
+/* ---- the scratch directory ----------------------------------------------------- */
+
+/* Remove the scratch directories of processes that died (their lock is free). */
+static void sp__scratch_sweep(const char *base)
+{
+    DIR *d = opendir(base);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[PATH_MAX];
+        int n = snprintf(path, sizeof path, "%s/%s/lock", base, e->d_name);
+        if (n < 0 || (size_t)n >= sizeof path)
+            continue;
+        int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0 && errno != ENOENT)
+            continue;
+        if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            path[strlen(path) - 5] = '\0';
+            sp__rm_dir(path);
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    if (d)
+        closedir(d);
+}
+
+/* Make this process's scratch directory (once), removing dead processes' first. */
+static int sp__scratch_dir(sp_blobs *b, sp_err *err)
+{
+    pthread_mutex_lock(&b->mu);
     int rc = 0;
-    if (write(fd, "ok", 2) != 2)
-        rc = sp_err_set(err, SP_EIO, "data directory %s: write failed: %s", b->root,
-                        strerror(errno));
-    close(fd);
-    unlink(path);
+    if (b->scratch[0] == '\0') {
+        if (mkdir(b->scratch_base, 0700) < 0 && errno != EEXIST)
+            rc = sp_err_set(err, SP_EIO, "cannot create scratch directory %s: %s",
+                            b->scratch_base, strerror(errno));
+        if (rc == 0)
+            sp__scratch_sweep(b->scratch_base);
+        char dir[sizeof b->scratch];
+        int n = snprintf(dir, sizeof dir, "%s/%d-%08llx", b->scratch_base, (int)getpid(),
+                         (unsigned long long)sp_random_below(UINT32_MAX));
+        if (rc == 0 && (n < 0 || (size_t)n >= sizeof dir))
+            rc = sp_err_set(err, SP_EINVAL, "scratch directory path too long");
+        if (rc == 0 && mkdir(dir, 0700) < 0)
+            rc = sp_err_set(err, SP_EIO, "cannot create %s: %s", dir, strerror(errno));
+        char lock[sizeof dir + 8];
+        snprintf(lock, sizeof lock, "%s/lock", dir);
+        int fd = rc == 0 ? open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
+        if (rc == 0 && (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)) {
+            rc = sp_err_set(err, SP_EIO, "cannot lock %s: %s", lock, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            rmdir(dir);
+        }
+        if (rc == 0) {
+            b->scratch_lock = fd;
+            memcpy(b->scratch, dir, sizeof dir);
+        }
+    }
+    pthread_mutex_unlock(&b->mu);
     return rc;
 }
 
-int sp_blob_create(sp_blobs *b, const char *job_id, const char *name, int64_t max_bytes,
-                   sp_blob_writer **out, sp_err *err)
+int sp_blob_scratch_file(sp_blobs *b, const char *id, const char *name, char *out, size_t n,
+                         int *fd, sp_err *err)
+{
+    int rc = sp__scratch_dir(b, err);
+    if (rc < 0)
+        return rc;
+    int len = snprintf(out, n, "%s/%s.%s.%016llx", b->scratch, id, name,
+                       (unsigned long long)sp_random_below(UINT64_MAX));
+    if (len < 0 || (size_t)len >= n)
+        return sp_err_set(err, SP_ETOOBIG, "scratch path too long");
+    *fd = open(out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (*fd < 0)
+        return sp_err_set(err, SP_EIO, "cannot create %s: %s", out, strerror(errno));
+    return 0;
+}
+
+/* ---- writing ------------------------------------------------------------------- */
+
+static int sp__create(sp_blobs *b, const char *job_id, const char *name, int64_t max_bytes,
+                      bool by_path, sp_blob_writer **out, sp_err *err)
 {
     *out = NULL;
     if (!sp_blob_name_valid(name))
         return sp_err_set(err, SP_EINVAL, "bad blob name");
+    if (!sp_id_valid(job_id))
+        return sp_err_set(err, SP_EINVAL, "bad job id");
     sp_blob_writer *w = sp_calloc(1, sizeof *w);
     if (w == NULL)
         return sp_err_set(err, SP_ENOMEM, "out of memory");
     w->store = b;
     w->fd = -1;
     w->max_bytes = max_bytes;
+    w->by_path = by_path;
+    snprintf(w->name, sizeof w->name, "%s", name);
     int rc = b->ops->create(b, job_id, name, w, err);
     if (rc < 0) {
         sp_free(w);
@@ -441,24 +288,29 @@ int sp_blob_create(sp_blobs *b, const char *job_id, const char *name, int64_t ma
     return 0;
 }
 
+int sp_blob_create(sp_blobs *b, const char *job_id, const char *name, int64_t max_bytes,
+                   sp_blob_writer **out, sp_err *err)
+{
+    return sp__create(b, job_id, name, max_bytes, false, out, err);
+}
+
+int sp_blob_create_file(sp_blobs *b, const char *job_id, const char *name,
+                        sp_blob_writer **out, sp_err *err)
+{
+    return sp__create(b, job_id, name, 0, true, out, err);
+}
+
 int sp_blob_write(sp_blob_writer *w, const void *data, size_t n, sp_err *err)
 {
+    if (w->by_path)
+        return sp_err_set(err, SP_EINVAL, "blob %s is written by path", w->name);
     if (w->max_bytes > 0 && (int64_t)n > w->max_bytes - w->written)
         return sp_err_set(err, SP_ETOOBIG, "larger than the limit of %lld bytes",
                           (long long)w->max_bytes);
-    const char *p = data;
-    while (n > 0) {
-        ssize_t k = write(w->fd, p, n);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return sp_err_set(err, SP_EIO, "write %s: %s", w->staging, strerror(errno));
-        }
-        p += k;
-        n -= (size_t)k;
-        w->written += k;
-    }
-    return 0;
+    int rc = w->store->ops->write(w, data, n, err);
+    if (rc == 0)
+        w->written += (int64_t)n;
+    return rc;
 }
 
 int64_t sp_blob_written(const sp_blob_writer *w)
@@ -468,13 +320,19 @@ int64_t sp_blob_written(const sp_blob_writer *w)
 
 const char *sp_blob_staging_path(const sp_blob_writer *w)
 {
-    return w->staging;
+    return w->staging[0] ? w->staging : NULL;
 }
 
-int sp_blob_commit(sp_blob_writer *w, bool durable, sp_err *err)
+int sp_blob_commit(sp_blob_writer *w, bool durable, int64_t *size, sp_err *err)
 {
+    int64_t n = w->written;
+    struct stat st;
+    if (w->by_path)
+        n = stat(w->staging, &st) == 0 ? (int64_t)st.st_size : 0;
     int rc = w->store->ops->commit(w, durable, err);
     sp_free(w);
+    if (size)
+        *size = rc == 0 ? n : 0;
     return rc;
 }
 
@@ -486,97 +344,143 @@ void sp_blob_abort(sp_blob_writer *w)
     sp_free(w);
 }
 
-int sp_blob_open_read(sp_blobs *b, const char *job_id, const char *name, int *fd,
-                      int64_t *size, sp_err *err)
+/* ---- reading ------------------------------------------------------------------- */
+
+int sp_blob_reader_open(sp_blobs *b, const char *job_id, const char *name,
+                        sp_blob_reader **out, int64_t *size, sp_err *err)
 {
-    return b->ops->open_read(b, job_id, name, fd, size, err);
+    *out = NULL;
+    if (!sp_blob_name_valid(name) || !sp_id_valid(job_id))
+        return sp_err_set(err, SP_ENOTFOUND, "no such blob");
+    sp_blob_reader *r = sp_calloc(1, sizeof *r);
+    if (r == NULL)
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
+    r->store = b;
+    r->fd = -1;
+    int rc = b->ops->reader_open(b, job_id, name, r, err);
+    if (rc < 0) {
+        sp_free(r);
+        return rc;
+    }
+    *size = r->size;
+    *out = r;
+    return 0;
 }
+
+int sp_blob_read(sp_blob_reader *r, int64_t off, void *buf, size_t n, size_t *got,
+                 sp_err *err)
+{
+    *got = 0;
+    if (off >= r->size || n == 0)
+        return 0;
+    if ((int64_t)n > r->size - off)
+        n = (size_t)(r->size - off);
+    return r->store->ops->read(r, off, buf, n, got, err);
+}
+
+int sp_blob_reader_fd(const sp_blob_reader *r)
+{
+    return r->fd;
+}
+
+void sp_blob_reader_close(sp_blob_reader *r)
+{
+    if (r == NULL)
+        return;
+    r->store->ops->reader_close(r);
+    sp_free(r);
+}
+
+int sp_blob_local_open(sp_blobs *b, const char *job_id, const char *name, int64_t max_bytes,
+                       sp_blob_local **out, sp_err *err)
+{
+    *out = NULL;
+    if (!sp_blob_name_valid(name) || !sp_id_valid(job_id))
+        return sp_err_set(err, SP_ENOTFOUND, "no such blob");
+    sp_blob_local *l = sp_calloc(1, sizeof *l);
+    if (l == NULL)
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
+    l->store = b;
+    int rc = b->ops->local_open(b, job_id, name, max_bytes, l, err);
+    if (rc < 0) {
+        sp_free(l);
+        return rc;
+    }
+    *out = l;
+    return 0;
+}
+
+const char *sp_blob_local_path(const sp_blob_local *l)
+{
+    return l->path;
+}
+
+int64_t sp_blob_local_size(const sp_blob_local *l)
+{
+    return l->size;
+}
+
+void sp_blob_local_close(sp_blob_local *l)
+{
+    if (l == NULL)
+        return;
+    l->store->ops->local_close(l);
+    sp_free(l);
+}
+
+int sp_blob_open_read(sp_blobs *b, const char *job_id, const char *name, int64_t max_bytes,
+                      int *fd, int64_t *size, sp_err *err)
+{
+    *fd = -1;
+    *size = 0;
+    if (!sp_blob_name_valid(name) || !sp_id_valid(job_id))
+        return sp_err_set(err, SP_ENOTFOUND, "no such blob");
+    sp_blob_local l = {.store = b};
+    int rc = b->ops->local_open(b, job_id, name, max_bytes, &l, err);
+    *size = l.size; /* also for SP_ETOOBIG */
+    if (rc < 0)
+        return rc;
+    *fd = open(l.path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0)
+        rc = errno == ENOENT ? sp_err_set(err, SP_ENOTFOUND, "no such blob '%s'", name)
+                             : sp_err_set(err, SP_EIO, "open %s: %s", l.path, strerror(errno));
+    b->ops->local_close(&l); /* a copy goes now; the open file stays readable */
+    return rc;
+}
+
+int sp_blob_presign(sp_blobs *b, const char *job_id, const char *name, const char *endpoint,
+                    int64_t ttl_s, const char *ctype, const char *disposition, char *out,
+                    size_t cap, sp_err *err)
+{
+    if (!sp_blob_name_valid(name) || !sp_id_valid(job_id))
+        return sp_err_set(err, SP_EINVAL, "bad blob name");
+    if (b->ops->presign == NULL)
+        return sp_err_set(err, SP_EUNSUPPORTED, "the %s store has no presigned URLs",
+                          b->ops->kind);
+    return b->ops->presign(b, job_id, name, endpoint, ttl_s, ctype, disposition, out, cap, err);
+}
+
+/* ---- removing ------------------------------------------------------------------ */
 
 int sp_blob_remove(sp_blobs *b, const char *job_id, const char *name, sp_err *err)
 {
+    if (!sp_blob_name_valid(name) || !sp_id_valid(job_id))
+        return sp_err_set(err, SP_EINVAL, "bad blob name");
     return b->ops->remove(b, job_id, name, err);
 }
 
 int sp_blobs_remove_job(sp_blobs *b, const char *job_id, sp_err *err)
 {
+    if (!sp_id_valid(job_id))
+        return sp_err_set(err, SP_EINVAL, "bad job id");
     return b->ops->remove_job(b, job_id, err);
-}
-
-static int64_t sp__mtime_ms(const struct stat *st)
-{
-    return (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
-}
-
-static int64_t sp__age_ms(const struct stat *st, int64_t now)
-{
-    return now - sp__mtime_ms(st);
 }
 
 int sp_blobs_remove_staging(sp_blobs *b, const char *job_id, sp_err *err)
 {
+    if (!sp_id_valid(job_id))
+        return sp_err_set(err, SP_EINVAL, "bad job id");
     return b->ops->remove_staging(b, job_id, err);
-}
-
-/* The file system's clock (the server's, over NFS), which stamps the staging files:
- * the modification time of a file created in dir now. The local clock if that fails. */
-static int64_t sp__fs_now_ms(const char *dir)
-{
-    char path[PATH_MAX];
-    int len = snprintf(path, sizeof path, "%s/.probe-%d-%llx", dir, (int)getpid(),
-                       (unsigned long long)sp_random_below(UINT64_MAX));
-    int fd = len > 0 && (size_t)len < sizeof path
-                 ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)
-                 : -1;
-    if (fd < 0)
-        return sp_now_ms();
-    struct stat st;
-    int64_t now = fstat(fd, &st) == 0 ? sp__mtime_ms(&st) : sp_now_ms();
-    close(fd);
-    unlink(path);
-    return now;
-}
-
-/* Judge the staging file one marker names; remove both when its writer is dead.
- * Returns 1 when a staging file was removed. */
-static int sp__sweep_one(sp_blobs *b, int mdir, const char *marker, int64_t now,
-                         int64_t stale_ms)
-{
-    /* "<id>.<name>.tmp-<hex>" */
-    char id[SP_ID_LEN + 1];
-    if (strlen(marker) <= SP_ID_LEN + 1 || marker[SP_ID_LEN] != '.' ||
-        strstr(marker + SP_ID_LEN + 1, ".tmp-") == NULL)
-        return 0;
-    memcpy(id, marker, SP_ID_LEN);
-    id[SP_ID_LEN] = '\0';
-    char dir[PATH_MAX], path[PATH_MAX + 256];
-    struct stat ms;
-    if (sp__job_dir(b, id, dir, sizeof dir, NULL) < 0 ||
-        fstatat(mdir, marker, &ms, AT_SYMLINK_NOFOLLOW) < 0)
-        return 0;
-    int len = snprintf(path, sizeof path, "%s/%s", dir, marker + SP_ID_LEN + 1);
-    if (len < 0 || (size_t)len >= sizeof path)
-        return 0;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        /* Committed, aborted or removed already, and the marker outlived it (a crash
-         * between the two): the marker goes once it is old enough not to be one whose
-         * writer is about to create its file. */
-        if (errno == ENOENT && now - sp__mtime_ms(&ms) >= stale_ms)
-            unlinkat(mdir, marker, 0);
-        return 0;
-    }
-    int removed = 0;
-    struct stat st;
-    /* Dead: not refreshed for stale_ms, and no process holds its lock (a writer on this
-     * host, or on another where locks reach the server, holds it until it dies). */
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && now - sp__mtime_ms(&st) >= stale_ms &&
-        (flock(fd, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK)) {
-        if (unlink(path) == 0)
-            removed = 1;
-        unlinkat(mdir, marker, 0);
-    }
-    close(fd);
-    return removed;
 }
 
 int sp_blobs_sweep_staging(sp_blobs *b, int64_t stale_ms, int *removed, sp_err *err)
@@ -585,42 +489,12 @@ int sp_blobs_sweep_staging(sp_blobs *b, int64_t stale_ms, int *removed, sp_err *
         *removed = 0;
     if (stale_ms < SP_BLOB_STALE_MIN_MS)
         stale_ms = SP_BLOB_STALE_MIN_MS;
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/staging", b->root);
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return sp_err_set(err, SP_EIO, "open %s: %s", dir, strerror(errno));
-    int64_t now = sp__fs_now_ms(dir);
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        int k = sp__sweep_one(b, dirfd(d), e->d_name, now, stale_ms);
-        if (removed)
-            *removed += k;
-    }
-    closedir(d);
-    return 0;
+    return b->ops->sweep(b, stale_ms, removed, err);
 }
 
-/* Remove staging files older than min_age_ms in dir. */
-static void sp__gc_staging(const char *dir, int64_t min_age_ms, int64_t now)
+bool sp_blobs_writing(sp_blobs *b, const char *job_id, int64_t window_ms)
 {
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strstr(e->d_name, ".tmp-") == NULL)
-            continue;
-        char path[PATH_MAX];
-        struct stat st;
-        int len = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (len > 0 && (size_t)len < sizeof path && stat(path, &st) == 0 &&
-            sp__age_ms(&st, now) >= min_age_ms)
-            unlink(path);
-    }
-    closedir(d);
+    return sp_id_valid(job_id) && b->ops->writing(b, job_id, window_ms);
 }
 
 int sp_blobs_gc(sp_blobs *b, int64_t min_age_ms, int (*keep)(const char *job_id, void *ud),
@@ -628,46 +502,5 @@ int sp_blobs_gc(sp_blobs *b, int64_t min_age_ms, int (*keep)(const char *job_id,
 {
     if (removed)
         *removed = 0;
-    char jobs[PATH_MAX];
-    snprintf(jobs, sizeof jobs, "%s/jobs", b->root);
-    DIR *top = opendir(jobs);
-    if (top == NULL)
-        return sp_err_set(err, SP_EIO, "open %s: %s", jobs, strerror(errno));
-    int64_t now = sp_now_ms();
-    int rc = 0;
-    struct dirent *s;
-    while (rc == 0 && (s = readdir(top)) != NULL) {
-        if (s->d_name[0] == '.' || strlen(s->d_name) != 2)
-            continue;
-        char shard[PATH_MAX + 4];
-        snprintf(shard, sizeof shard, "%s/%.2s", jobs, s->d_name);
-        DIR *d = opendir(shard);
-        if (d == NULL)
-            continue;
-        struct dirent *e;
-        while (rc == 0 && (e = readdir(d)) != NULL) {
-            if (!sp_id_valid(e->d_name))
-                continue;
-            char dir[PATH_MAX + 64];
-            struct stat st;
-            int len = snprintf(dir, sizeof dir, "%s/%.*s", shard, SP_ID_LEN, e->d_name);
-            if (len < 0 || (size_t)len >= sizeof dir || stat(dir, &st) < 0 ||
-                sp__age_ms(&st, now) < min_age_ms)
-                continue;
-            int k = keep(e->d_name, ud);
-            if (k < 0) {
-                rc = sp_err_set(err, k, "blob gc stopped");
-                break;
-            }
-            if (k == 0) {
-                if (sp_blobs_remove_job(b, e->d_name, err) == 0 && removed)
-                    (*removed)++;
-            } else {
-                sp__gc_staging(dir, min_age_ms, now);
-            }
-        }
-        closedir(d);
-    }
-    closedir(top);
-    return rc;
+    return b->ops->gc(b, min_age_ms, keep, ud, removed, err);
 }

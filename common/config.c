@@ -170,6 +170,26 @@ void sp_common_options(sp_common_config *c, sp_option *out)
          "CIDRs (10.0.0.0/8, fd00::/8), addresses, host names and *.domain; by default only "
          "public addresses, never through a proxy",
          0, 0},
+        {"blob-url", "SPOOL_BLOB_URL", SP_OPT_STR, &c->blob_url, "",
+         "where uploads and outputs live: file:///path (as --data-dir) or s3://BUCKET/PREFIX "
+         "(credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN); "
+         "empty: --data-dir",
+         0, 0},
+        {"scratch-dir", "SPOOL_SCRATCH_DIR", SP_OPT_STR, &c->scratch_dir, "",
+         "local directory for the files a worker's libraries read and write, with an object "
+         "store (emptied as jobs end); empty: $TMPDIR/spool-scratch",
+         0, 0},
+        {"s3-endpoint", "SPOOL_S3_ENDPOINT", SP_OPT_STR, &c->s3_endpoint, "",
+         "the object store's URL, http(s)://host[:port]; empty: AWS S3 in --s3-region", 0, 0},
+        {"s3-region", "SPOOL_S3_REGION", SP_OPT_STR, &c->s3_region, "",
+         "the bucket's region; empty: AWS_REGION, else us-east-1", 0, 0},
+        {"s3-path-style", "SPOOL_S3_PATH_STYLE", SP_OPT_BOOL, &c->s3_path_style, "0",
+         "address the bucket as ENDPOINT/BUCKET/KEY (MinIO, most local stores) rather than "
+         "BUCKET.HOST/KEY",
+         0, 0},
+        {"s3-part-size", "SPOOL_S3_PART_SIZE", SP_OPT_SIZE, &c->s3_part_size, "8M",
+         "bytes per part of a multipart upload (each write holds one in memory)",
+         5 * 1024 * 1024, INT64_C(5368709120)},
     };
     memcpy(out, o, sizeof o);
 }

@@ -225,9 +225,5 @@ int sp_fetch_to_blob(sp_blobs *b, const char *job_id, const char *name, const ch
         sp_blob_abort(f.w);
         return rc;
     }
-    int64_t n = sp_blob_written(f.w);
-    rc = sp_blob_commit(f.w, true, err);
-    if (rc == 0 && bytes)
-        *bytes = n;
-    return rc;
+    return sp_blob_commit(f.w, true, bytes, err);
 }

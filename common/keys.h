@@ -1,5 +1,33 @@
 /* keys.h - the one place Redis key and channel names are built (internal to common/).
- * Scripts receive every key they touch in KEYS; none builds a key name itself. */
+ * Scripts receive every key they touch in KEYS; none builds a key name itself.
+ *
+ * Which keys each script touches, for Redis Cluster later (a script's keys must all
+ * hash to one slot there). P = prefix, Q = a queue, J = a job, W = a worker:
+ *
+ *   script        job hash  queue keys (P q:Q:*)            global keys          worker keys
+ *   enqueue       J         ready, stats                     jobs, queues, idem   -
+ *   cancel        J         ready, delayed, stats            -                    -
+ *   promote       J         delayed, ready                   -                    -
+ *   requeue       J         dead, ready, stats               -                    -
+ *   renew         J         leases                           -                    -
+ *   annotate      J         -                                -                    -
+ *   expire        J         leases, ready, dead, stats       workers, watch, runs -
+ *   step          F+S jobs  all 6 of each of G queues        -                    claim:Q
+ *   scan          -         delayed, leases, dead of each Q  jobs, workers        -
+ *   worker_beat   -         -                                workers, watch, runs W
+ *   worker_leave  -         ready of each Q                  workers, runs        W, claim:Q
+ *
+ * Today every key of a deployment may live on one Redis (or one Sentinel-managed
+ * master). On Cluster, the smallest change that keeps every script legal is one hash
+ * tag for the whole prefix ("{spool}:...", SPOOL_KEY_PREFIX="{spool}:"): correct, but
+ * one slot, so no faster than one master. Spreading queues over shards needs a tag per
+ * queue ("P{Q}:...") on the queue keys, the claim lists and the records of that
+ * queue's jobs (the record key then names its queue, which the API knows from the
+ * route); the global keys split per queue (jobs index, queues set) or leave the
+ * scripts (expire and worker_leave would read workers/watch/runs in a separate call,
+ * accepting a race the lease already tolerates); step claims from one queue per call;
+ * idempotency keys carry the queue's tag. None of this is done: no script builds a key
+ * of its own, so the change stays in this file and the callers that pass KEYS. */
 #ifndef SPOOL_KEYS_H
 #define SPOOL_KEYS_H
 

@@ -708,12 +708,19 @@ int sp_worker_main(const sp_worker_def *def, sp_option *extra, size_t nextra, in
         exit_code = 2;
         goto out_opts;
     }
-    w->blobs = sp_blobs_open(w->common.data_dir, &err);
+    sp_blob_config bc;
+    sp_blob_config_from(&w->common, &bc);
+    w->blobs = sp_blobs_open(&bc, &err);
     if (w->blobs == NULL) {
         sp_error(&w->log, "blob store: %s", err.msg);
         exit_code = 2;
         goto out_opts;
     }
+    sp_info(&w->log, "blob store: %s", sp_blobs_describe(w->blobs));
+    /* Said now rather than first in a job's error; not fatal, as a store that is down at
+     * start may come back (jobs meanwhile fail as retryable, with the same reason). */
+    if (sp_blobs_check(w->blobs, &err) < 0)
+        sp_warn(&w->log, "the blob store cannot be used now: %s", err.msg);
     if (def->setup && def->setup(def->userdata, &err) < 0) {
         sp_error(&w->log, "%s", err.msg);
         exit_code = 2;

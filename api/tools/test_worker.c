@@ -2,7 +2,8 @@
  * a test can put a job in any state through the real queue (sp_consumer_*) and watch
  * the API report it: take, progress, outputs, succeed, fail, retry. Not installed.
  *
- *   api-test-worker REDIS_URL PREFIX DATA_DIR QUEUE[,QUEUE...]
+ *   api-test-worker REDIS_URL PREFIX STORE QUEUE[,QUEUE...]   (STORE: a directory or a
+ *                                                              URL, as SPOOL_BLOB_URL)
  *   take [block_ms]             -> "taken <id>" | "none"
  *   progress <0-100>            -> "ok" | "error <msg>"
  *   output <name> <type> <n>    -> "ok": a committed blob of n bytes (byte i = i % 251)
@@ -27,7 +28,7 @@ static void reply(const char *word, const char *text)
 int main(int argc, char **argv)
 {
     if (argc != 5) {
-        fprintf(stderr, "usage: %s REDIS_URL PREFIX DATA_DIR QUEUES\n", argv[0]);
+        fprintf(stderr, "usage: %s REDIS_URL PREFIX STORE QUEUES\n", argv[0]);
         return 2;
     }
     sp_err err;
@@ -42,7 +43,7 @@ int main(int argc, char **argv)
     sp_consumer_opts o = {argv[1], argv[2], wid, queues, nq, 60000, 0};
     sp_consumer *c = sp_consumer_new(&o, &err);
     sp_queue *q = sp_queue_open(argv[1], argv[2], &err);
-    sp_blobs *blobs = sp_blobs_open(argv[3], &err);
+    sp_blobs *blobs = sp_blobs_open_at(argv[3], &err);
     if (c == NULL || q == NULL || blobs == NULL) {
         fprintf(stderr, "test worker: %s\n", err.msg);
         return 1;
@@ -95,7 +96,7 @@ int main(int argc, char **argv)
                 done += (long long)k;
             }
             if (rc == 0)
-                rc = sp_blob_commit(w, false, &err);
+                rc = sp_blob_commit(w, false, NULL, &err);
             if (rc == 0)
                 rc = sp_buf_addf(&outputs, "%s{\"name\":\"%s\",\"content_type\":\"%s\",\"bytes\":%lld}",
                                  outputs.len ? "," : "", name, type, bytes);

@@ -54,7 +54,7 @@ static sp_queue *open_queue(sp_err *err)
 /* Copy file into blob "input" of job id, as spool-api stores an upload. */
 static int store_upload(const char *id, const char *file, int64_t *bytes, sp_err *err)
 {
-    sp_blobs *b = sp_blobs_open(env_or("SPOOL_DATA_DIR", "./var/data"), err);
+    sp_blobs *b = sp_blobs_open_at(env_or("SPOOL_DATA_DIR", "./var/data"), err);
     if (b == NULL)
         return err->code;
     int fd = open(file, O_RDONLY | O_CLOEXEC);
@@ -71,7 +71,7 @@ static int store_upload(const char *id, const char *file, int64_t *bytes, sp_err
     close(fd);
     if (rc == 0) {
         *bytes = sp_blob_written(w);
-        rc = sp_blob_commit(w, false, err);
+        rc = sp_blob_commit(w, false, NULL, err);
     } else {
         sp_blob_abort(w);
     }

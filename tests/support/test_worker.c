@@ -52,7 +52,7 @@ static int handle(sp_job_ctx *ctx, void *ud, int slot)
         if (rc == 0)
             rc = sp_blob_write(w, job->id, strlen(job->id), &err);
         if (rc == 0)
-            rc = sp_blob_commit(w, false, &err);
+            rc = sp_blob_commit(w, false, NULL, &err);
         else
             sp_blob_abort(w);
         if (rc == 0)

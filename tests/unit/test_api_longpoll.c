@@ -194,12 +194,11 @@ static void set_old(const char *path)
     assert_int_equal(utimensat(AT_FDCWD, path, t, 0), 0);
 }
 
-/* The directory of job id's blobs into out. */
-static void job_dir(sp_blobs *blobs, const char *id, char *out, size_t n)
+/* The directory of job id's blobs into out (the layout blob.h documents). */
+static void job_dir(const char *root, const char *id, char *out, size_t n)
 {
-    sp_err err;
-    assert_int_equal(sp_blob_path(blobs, id, "input", out, n, &err), 0);
-    *strrchr(out, '/') = '\0';
+    size_t k = strlen(id);
+    snprintf(out, n, "%s/jobs/%c%c/%s", root, id[k - 2], id[k - 1], id);
 }
 
 static void test_gc_removes_files_of_missing_jobs_only(void **state)
@@ -208,7 +207,7 @@ static void test_gc_removes_files_of_missing_jobs_only(void **state)
     sp_err err;
     char dir[] = "/tmp/spool-test-gc-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    sp_blobs *blobs = sp_blobs_open(dir, &err);
+    sp_blobs *blobs = sp_blobs_open_at(dir, &err);
     sp_queue *q = sp_queue_open(redis.url, PREFIX, &err);
     assert_non_null(blobs);
     assert_non_null(q);
@@ -224,7 +223,7 @@ static void test_gc_removes_files_of_missing_jobs_only(void **state)
         sp_blob_writer *w;
         assert_int_equal(sp_blob_create(blobs, done[i], "input", 0, &w, &err), 0);
         assert_int_equal(sp_blob_write(w, "x", 1, &err), 0);
-        assert_int_equal(sp_blob_commit(w, false, &err), 0);
+        assert_int_equal(sp_blob_commit(w, false, NULL, &err), 0);
     }
     sp_blob_writer *upload;
     assert_int_equal(sp_blob_create(blobs, busy, "input", 0, &upload, &err), 0);
@@ -232,7 +231,7 @@ static void test_gc_removes_files_of_missing_jobs_only(void **state)
     char path[512];
     const char *aged[] = {live, gone, busy};
     for (int i = 0; i < 3; i++) {
-        job_dir(blobs, aged[i], path, sizeof path);
+        job_dir(dir, aged[i], path, sizeof path);
         set_old(path);
     }
     int removed = -1;
@@ -241,18 +240,18 @@ static void test_gc_removes_files_of_missing_jobs_only(void **state)
     struct stat st;
     const char *kept[] = {live, young, busy};
     for (int i = 0; i < 3; i++) {
-        job_dir(blobs, kept[i], path, sizeof path);
+        job_dir(dir, kept[i], path, sizeof path);
         if (stat(path, &st) != 0)
             fail_msg("directory of %s was removed", kept[i] == live ? "live" : kept[i] == young ? "young" : "busy");
     }
-    job_dir(blobs, gone, path, sizeof path);
+    job_dir(dir, gone, path, sizeof path);
     assert_int_not_equal(stat(path, &st), 0);
     sp_blob_abort(upload);
     /* With Redis down nothing is removed on a guess. */
     sp_test_redis_stop(&redis);
     assert_int_equal(api_gc_run(redis.url, PREFIX, blobs, 0, &removed, &err), SP_EREDIS);
     assert_int_equal(removed, 0);
-    job_dir(blobs, young, path, sizeof path);
+    job_dir(dir, young, path, sizeof path);
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(sp_test_redis_restart(&redis), 0);
     sp_queue_close(q);

@@ -182,7 +182,7 @@ static int sp__open_input(sp_job_ctx *ctx, const sp_pdfjob_config *c, const sp__
     sp_err_clear(&err);
     int64_t size = 0;
     const char *name = in->blob[0] ? in->blob : SP__SOURCE;
-    int rc = sp_blob_open_read(blobs, job->id, name, fd, &size, &err);
+    int rc = sp_blob_open_read(blobs, job->id, name, c->max_input, fd, &size, &err);
     if (rc == SP_ENOTFOUND && in->url[0]) {
         sp_err detail;
         sp_fetch_opts fo = {.max_bytes = c->max_input,
@@ -208,8 +208,12 @@ static int sp__open_input(sp_job_ctx *ctx, const sp_pdfjob_config *c, const sp__
         }
         sp_info(sp_job_ctx_log(ctx), "fetched the dataset (%lld bytes) in %lld ms",
                 (long long)bytes, (long long)(sp_mono_ms() - t0));
-        rc = sp_blob_open_read(blobs, job->id, SP__SOURCE, fd, &size, &err);
+        rc = sp_blob_open_read(blobs, job->id, SP__SOURCE, c->max_input, fd, &size, &err);
     }
+    if (rc == SP_ETOOBIG) /* known from the size alone, before a copy was made */
+        return sp_job_ctx_fail(ctx, SP_ETOOBIG, false, "too_large",
+                               "export too large: the dataset is %lld bytes, the limit is %lld",
+                               (long long)size, (long long)c->max_input);
     if (rc == SP_ENOTFOUND)
         return sp_job_ctx_fail(ctx, rc, false, "input_missing",
                                "the dataset blob '%s' is not in the blob store", name);
@@ -264,7 +268,7 @@ int sp_pdfjob_handle(sp_job_ctx *ctx, void *userdata, int slot)
     }
 
     sp_blob_writer *w = NULL;
-    rc = sp_blob_create(sp_job_ctx_blobs(ctx), job->id, SP__OUTPUT, 0, &w, &err);
+    rc = sp_blob_create_file(sp_job_ctx_blobs(ctx), job->id, SP__OUTPUT, &w, &err);
     if (rc < 0) {
         close(fd);
         sp_export_params_free(&params);
@@ -301,7 +305,7 @@ int sp_pdfjob_handle(sp_job_ctx *ctx, void *userdata, int slot)
                      "the PDF is discarded", (long long)res.save_ms);
         return sp__stopped(ctx, SP_ECANCELLED);
     }
-    rc = sp_blob_commit(w, true, &err);
+    rc = sp_blob_commit(w, true, NULL, &err);
     if (rc < 0)
         return sp_job_ctx_fail(ctx, rc, true, "io_error", "cannot store the PDF: %s", err.msg);
     rc = sp_job_ctx_add_output(ctx, SP__OUTPUT, "application/pdf", res.bytes, NULL);

@@ -90,17 +90,11 @@ static int sp__parse_params(sp_job_ctx *ctx, sp__params *p)
     return rc;
 }
 
-/* Fetch the job's source_url into its "source" blob, unless an earlier attempt did. */
-static int sp__fetch_source(sp_job_ctx *ctx, const sp_video_config *cfg, const char *url,
-                            const char *path)
+/* Fetch the job's source_url into its "source" blob (an earlier attempt's fetch is
+ * reused by the caller). */
+static int sp__fetch_source(sp_job_ctx *ctx, const sp_video_config *cfg, const char *url)
 {
     const sp_job *job = sp_job_ctx_job(ctx);
-    struct stat sb;
-    if (stat(path, &sb) == 0) {
-        sp_info(sp_job_ctx_log(ctx), "reusing the source fetched by an earlier attempt "
-                                     "(%lld bytes)", (long long)sb.st_size);
-        return 0;
-    }
     sp_err err, detail;
     sp_fetch_opts fo = {
         .max_bytes = cfg->fetch_max_bytes,
@@ -138,10 +132,12 @@ static int sp__fetch_source(sp_job_ctx *ctx, const sp_video_config *cfg, const c
     }
 }
 
-/* Find the input file: the uploaded blob, or the fetched source_url. */
-static int sp__input_path(sp_job_ctx *ctx, const sp_video_config *cfg, char *path, size_t n)
+/* The input as a local file: the uploaded blob, or the fetched source_url (fetched on
+ * the first attempt into the blob "source", which later attempts reuse). */
+static int sp__input(sp_job_ctx *ctx, const sp_video_config *cfg, sp_blob_local **in)
 {
     const sp_job *job = sp_job_ctx_job(ctx);
+    sp_blobs *blobs = sp_job_ctx_blobs(ctx);
     json_error_t jerr;
     json_t *root = job->input ? json_loads(job->input, 0, &jerr) : NULL;
     const char *blob = json_string_value(json_object_get(root, "blob"));
@@ -152,28 +148,32 @@ static int sp__input_path(sp_job_ctx *ctx, const sp_video_config *cfg, char *pat
         rc = sp_job_ctx_fail(ctx, SP_EINVAL, false, "invalid_input",
                              "the job names no input (neither a blob nor a url)");
     } else if (blob) {
-        if (!sp_blob_name_valid(blob)) {
+        if (!sp_blob_name_valid(blob))
             rc = sp_job_ctx_fail(ctx, SP_EINVAL, false, "invalid_input",
                                  "the job's input blob name is not valid");
-        } else if ((rc = sp_blob_path(sp_job_ctx_blobs(ctx), job->id, blob, path, n, &err)) <
-                   0) {
+        else if ((rc = sp_blob_local_open(blobs, job->id, blob, 0, in, &err)) == SP_ENOTFOUND)
+            /* Retryable: a store that is not (yet) shared or mounted is a deployment
+             * problem another attempt may not have. */
+            rc = sp_job_ctx_fail(ctx, SP_ENOTFOUND, true, "input_missing",
+                                 "the uploaded input is not in the blob store (%s): spool-api "
+                                 "and spool-video must use the same store (SPOOL_BLOB_URL or "
+                                 "SPOOL_DATA_DIR)",
+                                 sp_blobs_describe(blobs));
+        else if (rc < 0)
             rc = sp__fail(ctx, rc, &err);
-        } else {
-            struct stat sb;
-            if (stat(path, &sb) < 0)
-                /* Retryable: a data directory that is not (yet) shared or mounted is a
-                 * deployment problem another attempt may not have. */
-                rc = sp_job_ctx_fail(ctx, SP_ENOTFOUND, true, "input_missing",
-                                     "the uploaded input is not in the blob store (%s: %s); "
-                                     "spool-api and spool-video must share SPOOL_DATA_DIR",
-                                     path, strerror(errno));
-        }
     } else {
-        rc = sp_blob_path(sp_job_ctx_blobs(ctx), job->id, SP__SOURCE_BLOB, path, n, &err);
-        if (rc < 0)
+        rc = sp_blob_local_open(blobs, job->id, SP__SOURCE_BLOB, 0, in, &err);
+        if (rc == 0) {
+            sp_info(sp_job_ctx_log(ctx), "reusing the source fetched by an earlier attempt "
+                                         "(%lld bytes)", (long long)sp_blob_local_size(*in));
+        } else if (rc == SP_ENOTFOUND) {
+            rc = sp__fetch_source(ctx, cfg, url);
+            if (rc == 0 && (rc = sp_blob_local_open(blobs, job->id, SP__SOURCE_BLOB, 0, in,
+                                                    &err)) < 0)
+                rc = sp__fail(ctx, rc, &err);
+        } else {
             rc = sp__fail(ctx, rc, &err);
-        else
-            rc = sp__fetch_source(ctx, cfg, url, path);
+        }
     }
     json_decref(root);
     return rc;
@@ -205,12 +205,6 @@ static int sp__store_metadata(sp_job_ctx *ctx, const char *in, const char *out)
     return 0;
 }
 
-static int64_t sp__file_size(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
-}
-
 int sp_video_job_handle(sp_job_ctx *ctx, void *userdata, int slot)
 {
     (void)slot;
@@ -229,10 +223,11 @@ int sp_video_job_handle(sp_job_ctx *ctx, void *userdata, int slot)
     const sp_preset *p = params.preset;
     sp_job_ctx_set_time_limit(ctx, cfg->time_limit_ms > 0 ? cfg->time_limit_ms
                                                           : p->time_limit_ms);
-    char in_path[PATH_MAX];
-    rc = sp__input_path(ctx, cfg, in_path, sizeof in_path);
+    sp_blob_local *input = NULL;
+    rc = sp__input(ctx, cfg, &input);
     if (rc < 0)
         return rc;
+    const char *in_path = sp_blob_local_path(input);
 
     sp_video_opts vo = {.threads = (int)cfg->threads,
                         .stop = sp_job_ctx_stop_flag(ctx),
@@ -256,7 +251,7 @@ int sp_video_job_handle(sp_job_ctx *ctx, void *userdata, int slot)
     if (rc < 0)
         goto out;
     if (params.thumbnail) {
-        rc = sp_blob_create(blobs, job->id, SP__POSTER_BLOB, 0, &poster, &err);
+        rc = sp_blob_create_file(blobs, job->id, SP__POSTER_BLOB, &poster, &err);
         if (rc == 0)
             rc = sp_video_poster(in_path, sp_blob_staging_path(poster), p, &vo, &pw, &ph, &err);
         if (rc < 0) {
@@ -264,7 +259,7 @@ int sp_video_job_handle(sp_job_ctx *ctx, void *userdata, int slot)
             goto out;
         }
     }
-    rc = sp_blob_create(blobs, job->id, video_name, 0, &video, &err);
+    rc = sp_blob_create_file(blobs, job->id, video_name, &video, &err);
     if (rc == 0)
         rc = sp_video_transcode(in_path, sp_blob_staging_path(video), p, &vo, &res, &err);
     if (rc < 0) {
@@ -286,12 +281,11 @@ int sp_video_job_handle(sp_job_ctx *ctx, void *userdata, int slot)
     }
 
     /* Everything is written: make the outputs visible. */
-    int64_t poster_bytes = poster ? sp__file_size(sp_blob_staging_path(poster)) : 0;
-    int64_t video_bytes = sp__file_size(sp_blob_staging_path(video));
-    rc = sp_blob_commit(video, true, &err);
+    int64_t poster_bytes = 0, video_bytes = 0;
+    rc = sp_blob_commit(video, true, &video_bytes, &err);
     video = NULL;
     if (rc == 0 && poster) {
-        rc = sp_blob_commit(poster, true, &err);
+        rc = sp_blob_commit(poster, true, &poster_bytes, &err);
         poster = NULL;
     }
     if (rc < 0) {
@@ -314,6 +308,7 @@ int sp_video_job_handle(sp_job_ctx *ctx, void *userdata, int slot)
 out:
     sp_blob_abort(poster);
     sp_blob_abort(video);
+    sp_blob_local_close(input);
     sp_free(in_meta);
     sp_free(out_meta);
     return rc;

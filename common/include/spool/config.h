@@ -47,9 +47,16 @@ typedef struct sp_common_config {
     int log_format;       /* SPOOL_LOG_FORMAT */
     int64_t retention_ms; /* SPOOL_RETENTION: how long terminal jobs and blobs stay */
     char *outbound_allow; /* SPOOL_OUTBOUND_ALLOW: parsed by sp_outbound_new */
+    /* the blob store (see spool/blob.h; credentials come from AWS_* only) */
+    char *blob_url;       /* SPOOL_BLOB_URL: file:///path or s3://BUCKET/PREFIX */
+    char *scratch_dir;    /* SPOOL_SCRATCH_DIR */
+    char *s3_endpoint;    /* SPOOL_S3_ENDPOINT */
+    char *s3_region;      /* SPOOL_S3_REGION */
+    int s3_path_style;    /* SPOOL_S3_PATH_STYLE */
+    int64_t s3_part_size; /* SPOOL_S3_PART_SIZE */
 } sp_common_config;
 
-#define SP_COMMON_OPTION_COUNT 7
+#define SP_COMMON_OPTION_COUNT 13
 /* Write the shared options for c into out[0..SP_COMMON_OPTION_COUNT-1]. */
 void sp_common_options(sp_common_config *c, sp_option *out);
 
