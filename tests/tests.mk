@@ -34,10 +34,14 @@ bench-queue:
 	@sh tests/bench/bench_queue.sh $(abspath $(BENCH_QUEUE))
 
 # Test tools: qtool (the queue from the command line), spool-test-worker (the worker
-# runtime with a scriptable handler) and s3presign (presigned S3 URLs, common/s3sign.c).
-# Integration tests find them in $(O)/tests.
-TEST_TOOLS := $(O)/tests/qtool $(O)/tests/spool-test-worker $(O)/tests/s3presign
+# runtime with a scriptable handler), s3presign (presigned S3 URLs, common/s3sign.c) and
+# blobtool (the blob store from the command line). Integration tests find them in
+# $(O)/tests.
+TEST_TOOLS := $(O)/tests/qtool $(O)/tests/spool-test-worker $(O)/tests/s3presign \
+	$(O)/tests/blobtool
 TEST_BINS += $(TEST_TOOLS)
+$(O)/tests/blobtool: $(O)/tests/support/blobtool.o $(COMMON_LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(COMMON_LIBS)
 $(O)/tests/qtool: $(O)/tests/support/qtool.o $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(COMMON_LIBS)
 $(O)/tests/spool-test-worker: $(O)/tests/support/test_worker.o $(COMMON_LIB)

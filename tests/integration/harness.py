@@ -674,6 +674,7 @@ class S3:
         self.dir = tempfile.mkdtemp(prefix="spool-it-s3-")
         self.data_dir = os.path.join(self.dir, "data")
         self.refusals_path = os.path.join(self.dir, "refusals.jsonl")
+        self.faults_path = os.path.join(self.dir, "faults")
         self.s3rver = self.proxy = None
         _live.append(self)
         try:
@@ -702,7 +703,8 @@ class S3:
                 "--data-dir", self.data_dir, "--creds",
                 f"{self.access_key}:{self.secret_key},{self.session_access_key}:{self.session_secret_key}",
                 "--token", f"{self.session_access_key}:{self.session_token}",
-                "--region", self.region, "--refusals", self.refusals_path]
+                "--region", self.region, "--refusals", self.refusals_path,
+                "--faults", self.faults_path]
         if allow_chunked:
             argv.append("--allow-chunked")
         self.proxy = Proc(argv, name="s3proxy", logdir=self.dir)
@@ -761,6 +763,29 @@ class S3:
             aws_session_token=session_token)
         c.spool_bucket = self.bucket
         return c
+
+    def inject(self, method, status, code, count):
+        """Answer the next count requests with this method ("*": any), once their
+        signature passed, with status and S3 error code, as a failing store would."""
+        with open(self.faults_path, "a") as f:
+            f.write(f"{method} {status} {code} {count}\n")
+
+    def faults_left(self):
+        """How many injected failures were not used yet."""
+        try:
+            with open(self.faults_path) as f:
+                return sum(int(line.split()[3]) for line in f if line.strip())
+        except FileNotFoundError:
+            return 0
+
+    def spool_env(self, prefix="spool/", part_size="5M"):
+        """The settings that make spool's processes use this store (SPOOL_BLOB_URL
+        s3://BUCKET/PREFIX, path-style, the credentials as AWS_*), with part_size
+        (SPOOL_S3_PART_SIZE) at S3's least so multipart uploads start early."""
+        return {"SPOOL_BLOB_URL": f"s3://{self.bucket}/{prefix}", "SPOOL_S3_ENDPOINT": self.endpoint,
+                "SPOOL_S3_REGION": self.region, "SPOOL_S3_PATH_STYLE": "1",
+                "SPOOL_S3_PART_SIZE": part_size, "AWS_ACCESS_KEY_ID": self.access_key,
+                "AWS_SECRET_ACCESS_KEY": self.secret_key}
 
     def requests_refused(self, auth_only=True):
         """What the proxy refused so far, oldest first: dicts with method, path, status,

@@ -68,7 +68,7 @@ answer such as NoSuchUpload), which the harness reads (S3.requests_refused()).
 
 Usage: s3proxy.py --upstream HOST:PORT --data-dir DIR --creds AK:SECRET[,AK:SECRET]
                   [--token AK:TOKEN ...] [--listen 127.0.0.1:0] [--region us-east-1]
-                  [--refusals FILE] [--allow-chunked] [--max-skew 900]
+                  [--refusals FILE] [--allow-chunked] [--max-skew 900] [--faults FILE]
 Prints "s3proxy listening on HOST:PORT" on stdout once it accepts connections.
 """
 import argparse
@@ -565,6 +565,33 @@ class BodyReader:
         return self.done
 
 
+_fault_lock = threading.Lock()
+
+
+def take_fault(method):
+    """The next injected failure for a request with this method, if --faults names one:
+    the file holds lines "METHOD STATUS CODE COUNT" (METHOD may be *); the first line
+    that matches answers its next COUNT such requests, after their signature passed,
+    with STATUS and an S3 error CODE (as a failing store would: 503 SlowDown, 500
+    InternalError...)."""
+    if not CONF.faults:
+        return None
+    with _fault_lock:
+        try:
+            with open(CONF.faults) as f:
+                rules = [line.split() for line in f if line.strip()]
+        except FileNotFoundError:
+            return None
+        for r in rules:
+            if len(r) == 4 and r[0] in (method, "*") and int(r[3]) > 0:
+                r[3] = str(int(r[3]) - 1)
+                with open(CONF.faults + ".tmp", "w") as f:
+                    f.write("".join(" ".join(x) + "\n" for x in rules))
+                os.replace(CONF.faults + ".tmp", CONF.faults)
+                return Answer(int(r[1]), r[2], "injected by the test (s3proxy --faults)")
+    return None
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 300                                   # an idle keep-alive connection closes
@@ -646,6 +673,10 @@ class Handler(BaseHTTPRequestHandler):
         self.vhost = vbucket is not None
         bucket, key = split_path(path)
         completing = self.command == "POST" and "uploadId" in qd
+        fault = take_fault(self.command)
+        if fault:
+            self._refuse(fault, body)
+            return
         try:
             if self.command in ("PUT", "POST") and "uploadId" in qd:
                 check_upload(bucket, key, qd["uploadId"])
@@ -794,11 +825,12 @@ def main():
     ap.add_argument("--allow-chunked", action="store_true",
                     help="accept Transfer-Encoding: chunked request bodies (S3 refuses them)")
     ap.add_argument("--max-skew", type=int, default=900)
+    ap.add_argument("--faults", default="", help="injected failures: lines METHOD STATUS CODE COUNT")
     a = ap.parse_args()
     CONF.creds = dict(p.split(":", 1) for p in a.creds.split(","))
     CONF.tokens = dict(t.split(":", 1) for t in a.token)
     CONF.region, CONF.data_dir, CONF.refusals = a.region, a.data_dir, a.refusals
-    CONF.allow_chunked, CONF.max_skew = a.allow_chunked, a.max_skew
+    CONF.allow_chunked, CONF.max_skew, CONF.faults = a.allow_chunked, a.max_skew, a.faults
     CONF.upstream_host, _, port = a.upstream.rpartition(":")
     CONF.upstream_port = int(port)
     CONF.owner_id = "123456789000"
