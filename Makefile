@@ -7,7 +7,8 @@
 #   make soak       chaos run: 500 jobs while workers, the API and Redis are killed (-9);
 #                   ends "soak: accepted N, succeeded N, failed N, lost N, run twice N...";
 #                   SOAK_JOBS=, SOAK_SECONDS=, ... (tests/soak/soak.py lists them)
-#   make bench      every benchmark (bench-queue, bench-api, bench-video, bench-pdf)
+#   make bench      every benchmark (bench-queue, bench-api, bench-video, bench-pdf,
+#                   bench-blob)
 #   make fuzz       build the libFuzzer targets
 #   make fuzz-run   run each libFuzzer target for SECS seconds (tests/tests.mk)
 #
@@ -60,7 +61,7 @@ include tests/tests.mk
 all: $(ALL_BINS)
 
 # Every benchmark, one after the other (each prints its own comparison).
-bench: bench-queue bench-api bench-video bench-pdf
+bench: bench-queue bench-api bench-video bench-pdf bench-blob
 
 deps:
 	@sh scripts/deps.sh

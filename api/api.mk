@@ -62,9 +62,14 @@ fuzz: $(FUZZ_BINS)
 TEST_BINS += $(FUZZ_BINS)
 
 # ---- benchmark -----------------------------------------------------------------------
-.PHONY: bench-api
+.PHONY: bench-api bench-blob
 bench-api: $(BIN)/spool-api
 	@SPOOL_BIN_DIR=$(abspath $(BIN)) python3 tests/bench/bench_api.py
+
+# make bench-blob: 1 GiB into and out of an S3 store through spool-api, beside aws s3 cp
+# (BENCH_BLOB_MIB=, BENCH_RUNS=).
+bench-blob: test-build
+	@SPOOL_BIN_DIR=$(abspath $(BIN)) python3 tests/bench/bench_blob.py
 
 
 # A worker the integration tests drive over stdin (built with the tests, not installed).
