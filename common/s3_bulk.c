@@ -105,6 +105,38 @@ static int sp__upload_query(sp_buf *q, int part, const char *id)
     return rc;
 }
 
+/* Append "name=VALUE" (VALUE encoded) to the query q, after a '&' unless q is empty;
+ * nothing when value is NULL or empty. Callers add parameters in name order (SigV4
+ * signs the query as given). 0 or SP_ENOMEM. */
+static int sp__param(sp_buf *q, const char *name, const char *value)
+{
+    if (value == NULL || value[0] == '\0')
+        return 0;
+    int rc = q->len > 0 ? sp_buf_addc(q, '&') : 0;
+    if (rc == 0)
+        rc = sp_buf_addf(q, "%s=", name);
+    if (rc == 0)
+        rc = sp__s3_encode(q, value, false);
+    return rc;
+}
+
+/* GET the bucket (key NULL) or key with query into out, after an out-of-memory check
+ * of building the query (build_rc). */
+static int sp__get_page(sp_s3 *s, const char *key, int build_rc, sp_buf *q, sp_buf *out,
+                        int64_t *date_ms, sp_err *err)
+{
+    if (build_rc < 0)
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
+    sp__call c;
+    sp__s3_call_init(&c, "GET", key);
+    c.query = sp_buf_cstr(q);
+    c.out = out;
+    int rc = sp__s3_do(s, &c, err);
+    if (date_ms)
+        *date_ms = c.date_ms;
+    return rc;
+}
+
 int sp_s3_mpu_part(sp_s3 *s, const char *key, const char *id, int part, const void *data,
                    int fd, int64_t off, int64_t len, char etag[SP_S3_ETAG_MAX], sp_err *err)
 {
@@ -206,26 +238,16 @@ int sp_s3_list(sp_s3 *s, const char *prefix, int (*fn)(const sp_s3_object *o, vo
     while (rc == 0 && more) {
         /* sorted: continuation-token, list-type, max-keys, prefix */
         sp_buf_reset(&q);
-        if (token[0]) {
-            rc = sp_buf_adds(&q, "continuation-token=");
-            if (rc == 0)
-                rc = sp__s3_encode(&q, token, false);
-            if (rc == 0)
-                rc = sp_buf_addc(&q, '&');
-        }
-        if (rc == 0)
-            rc = sp_buf_adds(&q, "list-type=2&max-keys=1000&prefix=");
-        if (rc == 0)
-            rc = sp__s3_encode(&q, prefix, false);
-        if (rc < 0) {
-            rc = sp_err_set(err, SP_ENOMEM, "out of memory");
-            break;
-        }
-        sp__call c;
-        sp__s3_call_init(&c, "GET", NULL);
-        c.query = sp_buf_cstr(&q);
-        c.out = &out;
-        rc = sp__s3_do(s, &c, err);
+        int b = sp__param(&q, "continuation-token", token);
+        if (b == 0)
+            b = sp__param(&q, "list-type", "2");
+        if (b == 0)
+            b = sp__param(&q, "max-keys", "1000");
+        if (b == 0)
+            b = sp_buf_adds(&q, "&prefix=");
+        if (b == 0)
+            b = sp__s3_encode(&q, prefix, false);
+        rc = sp__get_page(s, NULL, b, &q, &out, NULL, err);
         if (rc == 0)
             rc = sp_s3xml_list(out.data ? out.data : "", out.len, sp__list_one, &w, &more,
                                token, sizeof token, err);
@@ -262,34 +284,20 @@ int sp_s3_list_uploads(sp_s3 *s, const char *prefix,
     while (rc == 0 && more) {
         /* sorted: key-marker, max-uploads, prefix, upload-id-marker, uploads */
         sp_buf_reset(&q);
-        if (next_key[0]) {
-            rc = sp_buf_adds(&q, "key-marker=");
-            if (rc == 0)
-                rc = sp__s3_encode(&q, next_key, false);
-            if (rc == 0)
-                rc = sp_buf_addc(&q, '&');
-        }
-        if (rc == 0)
-            rc = sp_buf_adds(&q, "max-uploads=1000&prefix=");
-        if (rc == 0)
-            rc = sp__s3_encode(&q, prefix, false);
-        if (rc == 0 && next_id[0]) {
-            rc = sp_buf_adds(&q, "&upload-id-marker=");
-            if (rc == 0)
-                rc = sp__s3_encode(&q, next_id, false);
-        }
-        if (rc == 0)
-            rc = sp_buf_adds(&q, "&uploads=");
-        if (rc < 0) {
-            rc = sp_err_set(err, SP_ENOMEM, "out of memory");
-            break;
-        }
-        sp__call c;
-        sp__s3_call_init(&c, "GET", NULL);
-        c.query = sp_buf_cstr(&q);
-        c.out = &out;
-        rc = sp__s3_do(s, &c, err);
-        w.now_ms = c.date_ms > 0 ? c.date_ms : sp_now_ms();
+        int b = sp__param(&q, "key-marker", next_key);
+        if (b == 0)
+            b = sp__param(&q, "max-uploads", "1000");
+        if (b == 0)
+            b = sp_buf_adds(&q, "&prefix=");
+        if (b == 0)
+            b = sp__s3_encode(&q, prefix, false);
+        if (b == 0)
+            b = sp__param(&q, "upload-id-marker", next_id);
+        if (b == 0)
+            b = sp_buf_adds(&q, "&uploads=");
+        int64_t date_ms = -1;
+        rc = sp__get_page(s, NULL, b, &q, &out, &date_ms, err);
+        w.now_ms = date_ms > 0 ? date_ms : sp_now_ms();
         if (rc == 0)
             rc = sp_s3xml_uploads(out.data ? out.data : "", out.len, sp__upload_one, &w, &more,
                                   next_key, next_id, sizeof next_id < sizeof next_key
@@ -315,20 +323,14 @@ int sp_s3_upload_touched(sp_s3 *s, const char *key, const char *id, int64_t *las
     while (rc == 0 && more) {
         /* sorted: max-parts, part-number-marker, uploadId */
         sp_buf_reset(&q);
-        rc = sp_buf_adds(&q, "max-parts=1000&");
-        if (rc == 0 && marker[0])
-            rc = sp_buf_addf(&q, "part-number-marker=%s&", marker);
-        if (rc == 0)
-            rc = sp__upload_query(&q, 0, id);
-        if (rc < 0) {
-            rc = sp_err_set(err, SP_ENOMEM, "out of memory");
-            break;
-        }
-        sp__call c;
-        sp__s3_call_init(&c, "GET", key);
-        c.query = sp_buf_cstr(&q);
-        c.out = &out;
-        rc = sp__s3_do(s, &c, err);
+        int b = sp__param(&q, "max-parts", "1000");
+        if (b == 0)
+            b = sp__param(&q, "part-number-marker", marker);
+        if (b == 0)
+            b = sp_buf_addc(&q, '&');
+        if (b == 0)
+            b = sp__upload_query(&q, 0, id);
+        rc = sp__get_page(s, key, b, &q, &out, NULL, err);
         int64_t page_last = -1;
         int parts = 0;
         if (rc == 0)
