@@ -230,9 +230,18 @@ enum MHD_Result api_submit(api_req *r, const char *type, const char *params, con
          * (a new connection); only a job that is not there is refused. */
         sp_job j;
         sp_err err2;
-        if (sp_queue_get(q, r->id, &j, &err2) == 0)
-            rc = 0;
+        int found = sp_queue_get(q, r->id, &j, &err2);
         sp_job_clear(&j);
+        if (found == 0) {
+            rc = 0;
+        } else if (found != SP_ENOTFOUND) {
+            /* Still no answer (a failover under way): the script may have run and
+             * reached a replica that becomes the master, so the job may exist. Its
+             * blobs stay (gc removes them if it does not), and the 503 says to retry
+             * with the same Idempotency-Key. */
+            r->job_created = true;
+            return api_reply_code(r, rc, &err);
+        }
     }
     enum MHD_Result ret;
     if (rc == 0 && api__replicated(r, q, r->id, &ret) < 0) {

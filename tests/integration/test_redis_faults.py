@@ -6,10 +6,12 @@ wait and retry instead of failing jobs, and both carry on once Redis can serve."
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
 import time
+import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Proc, Queue, Redis, Suite, TEST_BIN, eq, wait_until  # noqa: E402
@@ -183,6 +185,110 @@ def test_a_wrong_redis_password_is_logged_named_by_readyz_and_503():
     finally:
         w.stop()
         eq(api.stop(), 0, "exit status")
+        redis.destroy()
+
+
+class Cutter:
+    """A TCP proxy in front of a Redis that, the first time a client sends bytes holding
+    marker, passes them on, lets Redis run them, then closes that connection without
+    passing the answer back and refuses every connection for down seconds: a master
+    that died after running a command, before its answer left (as in a failover)."""
+
+    def __init__(self, port, marker, down=3.0):
+        self.port, self.marker, self.down = port, marker, down
+        self.cut_at = None
+        self.lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"redis://127.0.0.1:{self.sock.getsockname()[1]}/0"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _is_down(self):
+        with self.lock:
+            return self.cut_at is not None and time.monotonic() < self.cut_at + self.down
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            if self._is_down():
+                c.close()
+                continue
+            try:
+                u = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+            except OSError:
+                c.close()
+                continue
+            threading.Thread(target=self._pipe, args=(c, u, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(u, c, False), daemon=True).start()
+
+    def _pipe(self, src, dst, upstream):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if self._is_down():
+                    break  # nothing passes while down, answers included
+                cut = False
+                if upstream and self.marker in data:
+                    with self.lock:
+                        cut = self.cut_at is None
+                        if cut:
+                            self.cut_at = time.monotonic()
+                dst.sendall(data)
+                if cut:
+                    time.sleep(0.2)  # Redis runs it; its answer is never passed on
+                    break
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self.sock.close()
+
+
+@suite.test
+def test_a_submit_whose_answer_redis_never_sent_keeps_its_upload_for_the_retry():
+    """The enqueue ran, the answer was lost and no Redis answered the check after it: the
+    API cannot know whether the job exists, answers 503, and must keep the uploaded
+    dataset, because the job does exist and the retry with the same Idempotency-Key
+    gets it. (It used to remove the upload, and the job failed: input_missing.)"""
+    redis = Redis()
+    cutter = Cutter(redis.port, b"lost-answer-title")
+    api = ApiServer(suite, types.SimpleNamespace(url=cutter.url), name="cut")
+    try:
+        csv = b"a,b\n" + b"".join(b"%d,row %d\n" % (i, i) for i in range(1000))
+        headers = {"Content-Type": "text/csv", "Idempotency-Key": "lost-answer-key"}
+        r = api.http.post("/v1/exports?title=lost-answer-title", csv, headers=headers)
+        assert cutter.cut_at is not None, f"the enqueue never passed the proxy: {r.status} {r.body[:300]}"
+        assert r.status == 503, f"{r.status} {r.headers}\n{api.proc.output()[-3000:]}"
+        assert_503(r, "redis_unavailable", "")
+        recorded = redis.cli("ZRANGE", "spool:jobs", 0, -1).split()
+        eq(len(recorded), 1, "jobs Redis recorded")
+        jid = recorded[0]
+        wait_until(lambda: not cutter._is_down(), 10, what="the proxy to pass again")
+        again = wait_until(lambda: (lambda x: x if x.status == 202 else None)(
+            api.http.post("/v1/exports?title=lost-answer-title", csv, headers=headers)), 15, 0.2,
+            what="the retry accepted")
+        eq(again.json()["id"], jid, "the retry's job")
+        eq(again.headers.get("idempotent-replayed"), "true", "a replayed answer")
+        d = os.path.join(api.data, "jobs", jid[-2:], jid)
+        files = os.listdir(d) if os.path.isdir(d) else []
+        assert files, f"the job's uploaded dataset is gone ({d}: {files})"
+        eq(os.path.getsize(os.path.join(d, files[0])), len(csv), f"{files[0]}'s size")
+    finally:
+        eq(api.stop(), 0, "exit status")
+        cutter.close()
         redis.destroy()
 
 
