@@ -106,7 +106,9 @@ BURST = 30  # submitted at once, so both queues have work when the master dies
 class Submitter(threading.Thread):
     """Submits JOBS jobs (video uploads and PDF exports, alternately), each with its own
     Idempotency-Key, from several threads: the first BURST at once, the rest one every
-    100 ms. A 503 or a connection error is sent again with the same key after 50 ms
+    100 ms from when the test calls pace() (right after it stops the master, so that
+    some are sent during the failover and some after it however long the burst took
+    to be accepted and the queues to fill on a loaded machine). A 503 or a connection error is sent again with the same key after 50 ms
     (a client that honoured Retry-After would blur when the API came back), up to 40 s."""
 
     def __init__(self, port, clip):
@@ -116,6 +118,13 @@ class Submitter(threading.Thread):
         self.lock = threading.Lock()
         self.next = 0
         self.errors = []
+        self.paced = threading.Event()
+        self.t_paced = None
+
+    def pace(self):
+        """Start the submissions after the burst, one every 100 ms from now."""
+        self.t_paced = time.monotonic()
+        self.paced.set()
 
     def request(self, i):
         key = f"sentinel-{i}"
@@ -147,24 +156,28 @@ class Submitter(threading.Thread):
             return {"id": None, "statuses": statuses + [(r.status, r.body[:200])]}
         return {"id": None, "statuses": statuses + ["gave up after 40 s"]}
 
-    def lane(self, t0):
+    def lane(self):
         while True:
             with self.lock:
                 i = self.next
                 self.next += 1
             if i >= JOBS:
                 return
-            due = t0 + max(0, i - BURST) * 0.1
-            if due > time.monotonic():
-                time.sleep(due - time.monotonic())
+            if i >= BURST:
+                if not self.paced.wait(60):
+                    with self.lock:
+                        self.errors.append("pace() was not called within 60 s")
+                    return
+                due = self.t_paced + (i - BURST) * 0.1
+                if due > time.monotonic():
+                    time.sleep(due - time.monotonic())
             res = self.submit(i)
             with self.lock:
                 self.results[i] = res
 
     def run(self):
         try:
-            t0 = time.monotonic()
-            lanes = [threading.Thread(target=self.lane, args=(t0,), daemon=True) for _ in range(4)]
+            lanes = [threading.Thread(target=self.lane, daemon=True) for _ in range(4)]
             for t in lanes:
                 t.start()
             for t in lanes:
@@ -237,6 +250,7 @@ def failover_mid_run(how):
             killed = time.time()
         print(f"# master {old} {how} with {sub.accepted()} jobs accepted; queues "
               f"{ {n: (q['depth'], q['running']) for n, q in seen.items()} } (depth, running)", flush=True)
+        sub.pace()
         writable = s.wait_failover(old, 15)
         if how == "freeze":
             node.proc.send_signal(signal.SIGCONT)
@@ -259,6 +273,16 @@ def failover_mid_run(how):
             return {j: v.json() for j, v in views.items()}
         views = wait_until(settled, 60, 0.5, what="every accepted job to end")
         states = {j: v["state"] for j, v in views.items() if v["state"] != "succeeded"}
+        if states:
+            # What the record and the workers say about each, for the failure message.
+            for j in states:
+                v = views[j]
+                print(f"# {j}: {v['state']}, attempts {v['attempts']}, error "
+                      f"{json.dumps(v.get('error'))}", flush=True)
+                for p in (api.proc, video, pdf):
+                    for d in log_lines(p):
+                        if d.get("job") == j or j in d["msg"]:
+                            print(f"#   {p.name} {d['t']:.3f} {d.get('level')} {d['msg']}", flush=True)
         eq(states, {}, "jobs that did not succeed")
 
         # No job besides the accepted ones (a retry with a key made no second job).
