@@ -339,8 +339,8 @@ def test_blobs_move_between_hosts_only_through_the_store(ctx):
                f"requests for {kind} job {job_id}'s {o['name']}")
     eq(seen, {}, "requests for other objects of the jobs")
     eq(mine, {"read"}, "what this test's own requests did")
-    eq(multipart, {(j, "input"): [api] for j, k, a in ctx.jobs if k == "video" and a["clip"] == BIG_CLIP},
-       "multipart uploads started (by whom)")
+    big = {(j, "input"): [api] for j, k, a in ctx.jobs if k == "video" and a["clip"] == BIG_CLIP}
+    eq(multipart, big, "multipart uploads started (by whom)")
     objects = ctx.s3.objects(PREFIX)
     want = {f"{PREFIX}jobs/{j}/{n}" for j, k, a in ctx.jobs
             for n in [o["name"] for o in ctx.records[j]["outputs"]] +
@@ -362,7 +362,8 @@ def test_no_process_kept_a_file_of_its_own_or_shared_one(ctx):
         for kind, d in dirs.items():
             for base, subdirs, files in os.walk(d):  # nothing if d does not exist
                 for n in subdirs + files:
-                    left.setdefault(f"{role} {kind}", []).append(os.path.relpath(os.path.join(base, n), d))
+                    rel = os.path.relpath(os.path.join(base, n), d)
+                    left.setdefault(f"{role} {kind}", []).append(rel)
     eq(left, {}, "files left in the processes' directories")
     for role in ("video", "pdf"):
         eq(os.path.isdir(ctx.dirs[role]["scratch"]), True, f"spool-{role}'s scratch directory")
