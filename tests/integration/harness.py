@@ -1,5 +1,6 @@
 """Integration test support: a private redis-server per suite, the real spool
-binaries as subprocesses, an HTTP client, media/data generators, and TAP output.
+binaries as subprocesses, an HTTP client, media/data generators, an S3 store, hosts
+on a private network (network namespaces), and TAP output.
 
 Each test file builds a Suite, registers tests with @suite.test, and calls
 suite.run(); every server it started is stopped on every exit path.
@@ -56,10 +57,13 @@ def wait_until(pred, timeout=10.0, interval=0.02, what="condition"):
 
 
 class Redis:
-    """A redis-server in a temp dir on a free loopback port (with password: requirepass)."""
+    """A redis-server in a temp dir on a free loopback port (with password: requirepass).
+    host and netns put it on another address, in a named network namespace (`ip netns
+    exec`); the test process must be able to reach host (see Netns.enter)."""
 
-    def __init__(self, aof=False, password=None, extra=()):
+    def __init__(self, aof=False, password=None, extra=(), host="127.0.0.1", netns=None):
         self.dir = tempfile.mkdtemp(prefix="spool-it-redis-")
+        self.host, self.netns = host, netns
         self.aof = aof
         self.password = password
         self.extra = list(extra)  # redis-server arguments for every start
@@ -71,7 +75,7 @@ class Redis:
     @property
     def url(self):
         auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
+        return f"redis://{auth}{self.host}:{self.port}/0"
 
     def start(self, extra=(), ready=True):
         """Start (or restart on the same port and directory: AOF data reloads), with
@@ -79,11 +83,15 @@ class Redis:
         until it answers at all (LOADING while it reads its AOF)."""
         restart = self.port is not None
         argv_pass = ["--requirepass", self.password] if self.password else []
+        # Another host reaches a server without a password only with protected mode off.
+        if not self.host.startswith("127.") and not self.password:
+            argv_pass += ["--protected-mode", "no"]
+        netns = ["ip", "netns", "exec", self.netns] if self.netns else []
         for attempt in range(50 if restart else 5):
             if not restart:
                 self.port = free_port()
             self.proc = subprocess.Popen(
-                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                [*netns, "redis-server", "--port", str(self.port), "--bind", self.host,
                  "--dir", self.dir, "--save", "", "--appendonly", "yes" if self.aof else "no",
                  "--maxmemory-policy", "noeviction", "--logfile", os.path.join(self.dir, "redis.log"),
                  *argv_pass, *map(str, self.extra), *map(str, extra)],
@@ -113,7 +121,8 @@ class Redis:
 
     def cli(self, *args):
         auth = ["-a", self.password, "--no-auth-warning"] if self.password else []
-        out = subprocess.run(["redis-cli", "-p", str(self.port), *auth, *map(str, args)],
+        out = subprocess.run(["redis-cli", "-h", self.host, "-p", str(self.port), *auth,
+                              *map(str, args)],
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=10)
         return out.stdout.decode().strip()
 
@@ -352,10 +361,15 @@ class Sentinel:
 
 
 class Proc:
-    """A spool binary (or any command) with its output collected in a log file."""
+    """A spool binary (or any command) with its output collected in a log file; with
+    netns, run in that named network namespace (`ip netns exec`, which execs the
+    command in place: the pid, signals and PR_SET_PDEATHSIG are the command's own)."""
 
-    def __init__(self, argv, env=None, name=None, logdir=None):
+    def __init__(self, argv, env=None, name=None, logdir=None, netns=None):
         self.name = name or os.path.basename(argv[0])
+        self.netns = netns
+        if netns:
+            argv = ["ip", "netns", "exec", netns, *argv]
         self.logdir = logdir or tempfile.mkdtemp(prefix="spool-it-log-")
         self.logpath = os.path.join(self.logdir, f"{self.name}-{int(time.time()*1000)}.log")
         self.log = open(self.logpath, "wb")
@@ -510,6 +524,10 @@ class Suite:
         failed = 0
         try:
             ctx = setup() if setup else None
+        except Skip as why:  # nothing here can run: every test says why
+            for i, fn in enumerate(self.tests, 1):
+                print(f"ok {i} - {fn.__name__} # SKIP {why}", flush=True)
+            return 0
         except Exception:
             for i, fn in enumerate(self.tests, 1):
                 print(f"not ok {i} - {fn.__name__} (setup failed)")
@@ -665,7 +683,11 @@ class S3:
     with an empty segment ("/a", "a//b") is 404,
     ListObjects ignores encoding-type=url, ETags of parts are not checked by s3rver
     (the proxy checks them on Complete). Both processes stop on every exit path
-    (destroy(), the harness's atexit and signal cleanup, and PR_SET_PDEATHSIG)."""
+    (destroy(), the harness's atexit and signal cleanup, and PR_SET_PDEATHSIG).
+
+    host and netns run both in a named network namespace with the proxy on host there
+    (s3rver stays on that namespace's loopback, so upstream and vhost_endpoint mean
+    something only inside it); the test process must be able to reach host."""
 
     region = "us-east-1"
     access_key = "AKIDSPOOLTEST0000001"
@@ -674,8 +696,8 @@ class S3:
     session_secret_key = "spool/session+secret=abcdefghij0123456789"
     session_token = "FwoGZXIvYXdzEJr//////////spool+session/token=="
 
-    def __init__(self, bucket="spool", allow_chunked=False):
-        self.bucket = bucket
+    def __init__(self, bucket="spool", allow_chunked=False, host="127.0.0.1", netns=None):
+        self.bucket, self.host, self.netns = bucket, host, netns
         self.dir = tempfile.mkdtemp(prefix="spool-it-s3-")
         self.data_dir = os.path.join(self.dir, "data")
         self.refusals_path = os.path.join(self.dir, "refusals.jsonl")
@@ -702,9 +724,10 @@ class S3:
             opts = os.environ.get("NODE_OPTIONS", "")
             env["NODE_OPTIONS"] = (opts + " --openssl-legacy-provider").strip()
         self.s3rver = Proc([node, S3RVER_JS, "-d", self.data_dir, "-a", "127.0.0.1", "-p", "0",
-                            "--configure-bucket", self.bucket], env=env, name="s3rver", logdir=self.dir)
+                            "--configure-bucket", self.bucket], env=env, name="s3rver", logdir=self.dir,
+                           netns=self.netns)
         up = self._listening(self.s3rver, "S3rver listening on ")
-        argv = [S3PROXY_PYTHON, "-I", S3PROXY, "--listen", "127.0.0.1:0", "--upstream", up,
+        argv = [S3PROXY_PYTHON, "-I", S3PROXY, "--listen", f"{self.host}:0", "--upstream", up,
                 "--data-dir", self.data_dir, "--creds",
                 f"{self.access_key}:{self.secret_key},{self.session_access_key}:{self.session_secret_key}",
                 "--token", f"{self.session_access_key}:{self.session_token}",
@@ -712,7 +735,7 @@ class S3:
                 "--faults", self.faults_path]
         if allow_chunked:
             argv.append("--allow-chunked")
-        self.proxy = Proc(argv, name="s3proxy", logdir=self.dir)
+        self.proxy = Proc(argv, name="s3proxy", logdir=self.dir, netns=self.netns)
         self.upstream = "http://" + up
         self.endpoint = "http://" + self._listening(self.proxy, "s3proxy listening on ")
         self.vhost_endpoint = "http://localhost:" + self.endpoint.rsplit(":", 1)[1]
@@ -825,3 +848,145 @@ class S3:
             if p:
                 p.stop(timeout=10)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---- hosts on a private network: named network namespaces -------------------------------
+NETNS_DIR = "/var/run/netns"  # where `ip netns` keeps its names
+CLONE_NEWNET = 0x40000000
+
+
+class Netns:
+    """Hosts for tests that run spool's processes as on separate machines: one named
+    network namespace per host, all on one private IPv4 network. The first host is the
+    hub: a bridge there carries its address, and every other host is joined to that
+    bridge by a veth pair whose inner end (eth0) carries the host's address. Every
+    namespace has its own loopback, up. No address is put anywhere else, nothing routes
+    out, and the machine's own network is never touched.
+
+    ns(host) is the namespace's name, spool-<test pid>-<host>; addr(host) its address,
+    10.A.B.N (/24, A and B from the test's pid, N from the host's place in hosts). Run a
+    process there with Proc(..., netns=net.ns(host)) (or the host/netns arguments of
+    Redis and S3); enter(host) moves the calling thread of the test process there, so
+    the sockets it opens, the threads and processes it starts afterwards are on that
+    host, and leave() brings it back.
+
+    destroy() (also run by the harness's atexit and SIGTERM/SIGINT cleanup, after the
+    processes made later are stopped) leaves and deletes every namespace. A run killed
+    by SIGKILL cannot, so each new Netns first deletes the spool-<pid>-* namespaces of
+    pids no longer alive.
+
+    Raises Skip, saying why, where namespaces cannot be made: not root, no `ip`
+    command, or a system (a container, a kernel without veth or bridges) that refuses
+    them. Once they exist, a failure to configure them is an error."""
+
+    def __init__(self, hosts):
+        pid = os.getpid()
+        self.hosts = list(hosts)
+        self.prefix = f"spool-{pid}-"
+        self.net = f"10.{100 + (pid >> 8) % 150}.{pid % 256}"
+        self.made = []
+        self._home = None
+        self._libc = None
+        self.machine = os.readlink("/proc/thread-self/ns/net")  # the namespace made in
+        if os.geteuid() != 0:
+            raise Skip("network namespaces need root")
+        if not shutil.which("ip"):
+            raise Skip("no `ip` command (iproute2) to make network namespaces")
+        _live.append(self)
+        try:
+            self._sweep()
+            self._make()
+            self._configure()
+        except BaseException:
+            self.destroy()
+            raise
+
+    def ns(self, host):
+        return self.prefix + host
+
+    def addr(self, host):
+        return f"{self.net}.{self.hosts.index(host) + 1}"
+
+    @staticmethod
+    def _ip(*args, ns=None):
+        argv = ["ip", *(["-n", ns] if ns else []), *map(str, args)]
+        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        if p.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)}: {p.stderr.decode().strip()}")
+        return p.stdout.decode()
+
+    def _sweep(self):
+        """Delete the namespaces earlier runs, killed, left behind."""
+        try:
+            names = [line.split()[0] for line in self._ip("netns", "list").splitlines() if line]
+        except RuntimeError:
+            return
+        for name in names:
+            parts = name.split("-")
+            if len(parts) != 3 or parts[0] != "spool" or not parts[1].isdigit():
+                continue
+            try:
+                os.kill(int(parts[1]), 0)
+            except ProcessLookupError:
+                subprocess.run(["ip", "netns", "del", name], stderr=subprocess.DEVNULL, timeout=30)
+            except PermissionError:
+                pass
+
+    def _make(self):
+        """The namespaces, the bridge and the veth pairs: what a system may refuse (Skip)."""
+        hub = self.ns(self.hosts[0])
+        try:
+            for host in self.hosts:
+                self._ip("netns", "add", self.ns(host))
+                self.made.append(self.ns(host))
+            self._ip("netns", "exec", hub, "true")
+            self._ip("link", "add", "br0", "type", "bridge", ns=hub)
+            for host in self.hosts[1:]:
+                # The hub's end is named after the host (at most 15 bytes: "v-" + 13).
+                self._ip("link", "add", f"v-{host}"[:15], "type", "veth", "peer", "name", "eth0",
+                         "netns", self.ns(host), ns=hub)
+        except RuntimeError as e:
+            raise Skip(f"cannot make network namespaces here: {e}")
+
+    def _configure(self):
+        hub = self.ns(self.hosts[0])
+        self._ip("link", "set", "lo", "up", ns=hub)
+        self._ip("addr", "add", f"{self.addr(self.hosts[0])}/24", "dev", "br0", ns=hub)
+        self._ip("link", "set", "br0", "up", ns=hub)
+        for host in self.hosts[1:]:
+            self._ip("link", "set", f"v-{host}"[:15], "master", "br0", "up", ns=hub)
+            self._ip("link", "set", "lo", "up", ns=self.ns(host))
+            self._ip("addr", "add", f"{self.addr(host)}/24", "dev", "eth0", ns=self.ns(host))
+            self._ip("link", "set", "eth0", "up", ns=self.ns(host))
+
+    def enter(self, host):
+        """Move the calling thread into host's namespace (from wherever it is)."""
+        import ctypes
+        if self._libc is None:
+            self._libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(os.path.join(NETNS_DIR, self.ns(host)), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if self._home is None:
+                self._home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            if self._libc.setns(fd, CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"setns into {self.ns(host)}: {os.strerror(err)}")
+        finally:
+            os.close(fd)
+
+    def leave(self):
+        """Bring the calling thread back to the network it was in before enter()."""
+        if self._home is None:
+            return
+        if self._libc.setns(self._home, CLONE_NEWNET) != 0:
+            raise OSError("setns back to the machine's network failed")
+        os.close(self._home)
+        self._home = None
+
+    def destroy(self):
+        try:
+            self.leave()
+        finally:
+            for name in reversed(self.made):
+                subprocess.run(["ip", "netns", "del", name], stderr=subprocess.DEVNULL, timeout=30)
+            self.made = []

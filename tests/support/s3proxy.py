@@ -598,7 +598,9 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "s3proxy"
 
     def log_message(self, fmt, *args):
-        sys.stderr.write("s3proxy: " + (fmt % args) + "\n")
+        # The client's address, as the standard library logs it: tests with clients on
+        # several hosts tell by it who sent each request.
+        sys.stderr.write(f"s3proxy: {self.client_address[0]} " + (fmt % args) + "\n")
 
     def handle_expect_100(self):
         return True                                 # answered in _handle, after the signature
