@@ -74,6 +74,7 @@ struct sp__worker {
     sp_logctx log;
 
     sp_flag draining; /* stop taking jobs */
+    sp_flag grace_over; /* draining, and the grace period has run out */
     sp_flag stopping; /* the keeper and slots must exit */
     atomic_llong processed;
     atomic_llong failed;
@@ -277,8 +278,10 @@ static bool sp__outcome(sp_job_ctx *ctx, int rc, sp_outcome *o, char *outputs_js
 #define SP__REDIS_PATIENCE_MS 120000
 
 /* Record the outcome o of ctx's job, trying again while Redis is away: a finished job
- * that is not recorded would be done again when its lease runs out. Returns
- * sp_consumer_finish's result; the outcome itself goes to sp__on_finished. */
+ * that is not recorded would be done again when its lease runs out. A worker whose
+ * shutdown grace period is over stops trying (the job then runs again elsewhere), so
+ * that it exits when its supervisor expects it to. Returns sp_consumer_finish's
+ * result; the outcome itself goes to sp__on_finished. */
 static int sp__finish(sp_job_ctx *ctx, const sp_outcome *o, bool take_next, sp_err *err)
 {
     int rc;
@@ -287,9 +290,14 @@ static int sp__finish(sp_job_ctx *ctx, const sp_outcome *o, bool take_next, sp_e
         rc = sp_consumer_finish(ctx->consumer, &ctx->job, o, take_next, NULL, err);
         if (rc != SP_EREDIS || sp_mono_ms() >= until)
             return rc;
+        if (ctx->w->grace_over) {
+            sp_warn(&ctx->log, "grace period over with Redis away: the outcome is not "
+                    "recorded, and the job runs again once its lease runs out");
+            return rc;
+        }
         if (tries == 0)
             sp_warn(&ctx->log, "cannot record the outcome yet: %s (retrying)", err->msg);
-        sp_sleep_ms(backoff, NULL);
+        sp_sleep_ms(backoff, &ctx->w->grace_over);
         backoff = backoff < SP__REDIS_BACKOFF_MAX_MS ? backoff * 2 : SP__REDIS_BACKOFF_MAX_MS;
     }
 }
@@ -792,6 +800,7 @@ int sp_worker_main(const sp_worker_def *def, sp_option *extra, size_t nextra, in
             }
         }
         if (w->draining && sp_mono_ms() >= grace_end && grace_end != -1) {
+            w->grace_over = 1;
             for (int64_t i = 0; i < nslots; i++) {
                 if (atomic_load(&w->slots[i].active)) {
                     sp_warn(&w->slots[i].log, "grace period over: giving the job back");

@@ -6,6 +6,7 @@ wait and retry instead of failing jobs, and both carry on once Redis can serve."
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -185,6 +186,38 @@ def test_a_wrong_redis_password_is_logged_named_by_readyz_and_503():
     finally:
         w.stop()
         eq(api.stop(), 0, "exit status")
+        redis.destroy()
+
+
+@suite.test
+def test_a_worker_told_to_stop_while_redis_is_away_exits_at_the_end_of_its_grace():
+    """The job ends while Redis is down and the worker gets SIGTERM: it tries to record
+    the outcome until its grace period is over, then exits (it used to try for two
+    minutes); the job is not lost: its lease runs out and it runs again."""
+    redis = Redis(aof=True)
+    q = Queue(redis)
+    w = worker(redis, os.path.join(suite.tmp, "data-grace"), SPOOL_GRACE="2s", SPOOL_LEASE="3s")
+    again = None
+    try:
+        jid = q.enqueue("test", "test.noop", {"sleep_ms": 1000})
+        q.wait_state(jid, "running", 10)
+        redis.stop()
+        wait_until(lambda: "cannot record the outcome yet" in w.output(), 10,
+                   what="the finish waiting for Redis")
+        w.signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        wait_until(lambda: not w.alive(), 10, 0.05, what="the worker to exit:\n" + w.output()[-3000:])
+        took = time.monotonic() - t0
+        assert took < 5, f"exited {took:.1f} s after SIGTERM with a 2 s grace"
+        assert "grace period over with Redis away" in w.output(), w.output()[-2000:]
+        redis.start()
+        again = worker(redis, os.path.join(suite.tmp, "data-grace-2"))
+        job = q.wait_state(jid, "succeeded", 20)
+        eq(job["attempts"], 2, "attempts: the first one's outcome was never recorded")
+    finally:
+        for p in (w, again):
+            if p:
+                p.stop()
         redis.destroy()
 
 
