@@ -45,7 +45,7 @@ typedef struct sp_blob_ops {
 
 struct sp_blobs {
     const sp_blob_ops *ops;
-    char describe[PATH_MAX / 2];
+    char describe[PATH_MAX / 2 + 64]; /* "directory ROOT", "s3://BUCKET/PREFIX at ..." */
     /* the directory store */
     char root[PATH_MAX / 2];
     /* The open writers, whose staging files the keeper (started with the first writer,
