@@ -509,7 +509,7 @@ class S3Blobs(_Blobs):
     started by the first such store of the suite and shared by the rest; read back with
     the harness's own boto3 client. Processes get a scratch directory of their own
     (SPOOL_SCRATCH_DIR, where libraries' files wait for their upload) and a
-    SPOOL_DATA_DIR that must never appear (check() says so if it does)."""
+    SPOOL_DATA_DIR that must never appear (check_blob_stores says so if it does)."""
 
     kind = "s3"
 
@@ -534,22 +534,22 @@ class S3Blobs(_Blobs):
 
     def _objects(self, prefix):
         """Keys of the objects under prefix (every page), with this store's one client."""
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.s3.bucket,
-                                                                        Prefix=prefix)
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.s3.bucket, Prefix=prefix)
         return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
     def _uploads(self, prefix):
         """Keys of the multipart uploads in progress under prefix."""
-        pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.s3.bucket,
-                                                                               Prefix=prefix)
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.s3.bucket, Prefix=prefix)
         return [u["Key"] for page in pages for u in page.get("Uploads", [])]
 
     def names(self, job_id):
         return sorted(k[len(self.key(job_id)):] for k in self._objects(self.key(job_id)))
 
     def pending(self, job_id):
-        """Scratch files of the job (libraries' files not yet uploaded) and its multipart
-        uploads in progress (as "upload:<key>")."""
+        """Scratch files of the job (local copies of its inputs while it runs, libraries'
+        files not yet uploaded) and its multipart uploads in progress ("upload:<key>")."""
         out = []
         for dirpath, _, files in os.walk(self.scratch):
             out += [os.path.join(dirpath, f) for f in files if f.startswith(job_id + ".")]

@@ -86,8 +86,8 @@ class Worker:
         # Jobs earlier tests left waiting would be taken first: empty the ready lists
         # (their records stay, queued, and are never taken).
         api.redis.cli("DEL", f"{api.prefix}q:pdf:ready", f"{api.prefix}q:video:ready")
-        self.p = subprocess.Popen([WORKER_BIN, api.redis.url, api.prefix, api.blobs.location, queues],
-                                  env=dict(os.environ, **api.blobs.env()),
+        self.p = subprocess.Popen([WORKER_BIN, api.redis.url, api.prefix, api.blobs.location,
+                                   queues], env=dict(os.environ, **api.blobs.env()),
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def cmd(self, line):

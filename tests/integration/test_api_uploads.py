@@ -112,7 +112,8 @@ def test_256mib_multipart_upload_streams(ctx):
     job = json.loads(body)
     eq(job["input"]["bytes"], n)
     eq(api.blobs.size(job["id"], "input"), n)
-    eq(api.blobs.read(job["id"], "input", 0, MiB) == block, True, "first MiB equals the part's bytes")
+    eq(api.blobs.read(job["id"], "input", 0, MiB) == block, True,
+       "first MiB equals the part's bytes")
     limit = 512 * 1024 if SANITIZED else 64 * 1024
     assert api.peak_rss_kib() < limit
     api.blobs.remove(job["id"], "input")

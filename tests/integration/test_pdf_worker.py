@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """spool-pdf end to end: the real worker binary against a private redis-server and the
 blob store that SPOOL_TEST_BLOBS names (a directory in a temp dir, or S3 through
-harness.S3: PDFs read back with boto3, every succeeded job cross-checked at the end). Jobs are put in the blob store and enqueued with `pdfq` (a
-helper on the common library: the same key names and Lua scripts as spool-api), and the
-PDFs the worker writes are checked with poppler (pdfinfo, pdftotext).
+harness.S3: PDFs read back with boto3, every succeeded job cross-checked at the end).
+Jobs are put in the blob store and enqueued with `pdfq` (a helper on the common
+library: the same key names and Lua scripts as spool-api), and the PDFs the worker
+writes are checked with poppler (pdfinfo, pdftotext).
 """
 import json
 import os
@@ -375,7 +376,8 @@ def test_cancel_during_the_save_discards_the_pdf(ctx):
     w = worker(ctx)
     try:
         jid = big_job(ctx, 200000)
-        path = wait_until(lambda: pdf_staging(ctx, jid), 60 * SLOW, 0.005, what="the staging file")[0]
+        path = wait_until(lambda: pdf_staging(ctx, jid), 60 * SLOW, 0.005,
+                          what="the staging file")[0]
         os.unlink(path)
         os.mkfifo(path)
         rec = job(ctx, jid)
@@ -423,7 +425,7 @@ def test_sigterm_past_the_grace_period_gives_the_job_back(ctx):
     assert time.monotonic() - t0 < 5 * SLOW, "the worker stopped soon after its grace period"
     rec = job(ctx, jid)
     eq((rec["state"], rec["attempts"]), ("queued", 0), "given back, attempt not counted")
-    eq(ctx.blobs.names(jid), ["source"], "no PDF from the stopped attempt (only its fetched dataset)")
+    eq(ctx.blobs.names(jid), ["source"], "blobs after the stopped attempt: its fetched dataset, no PDF")
     w = worker(ctx)
     try:
         rec = wait_state(ctx, jid, ("succeeded", "failed"), 120)
