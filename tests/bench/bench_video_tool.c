@@ -9,8 +9,9 @@
  *   bench_video_tool get ID
  *   bench_video_tool cancel ID
  *
- * The queue commands read SPOOL_REDIS_URL, SPOOL_DATA_DIR and SPOOL_KEY_PREFIX as the
- * binaries do. Prints one JSON object (or the new id) on stdout; exits 1 with the error
+ * The queue commands read SPOOL_REDIS_URL, SPOOL_KEY_PREFIX and the blob store's
+ * settings (SPOOL_BLOB_URL with the SPOOL_S3_* and AWS_* ones, else SPOOL_DATA_DIR) as
+ * the binaries do. Prints one JSON object (or the new id) on stdout; exits 1 with the error
  * on stderr. */
 #include <fcntl.h>
 #include <jansson.h>
@@ -54,7 +55,9 @@ static sp_queue *open_queue(sp_err *err)
 /* Copy file into blob "input" of job id, as spool-api stores an upload. */
 static int store_upload(const char *id, const char *file, int64_t *bytes, sp_err *err)
 {
-    sp_blobs *b = sp_blobs_open_at(env_or("SPOOL_DATA_DIR", "./var/data"), err);
+    /* SPOOL_BLOB_URL before SPOOL_DATA_DIR, as in the binaries. */
+    const char *store = env_or("SPOOL_BLOB_URL", env_or("SPOOL_DATA_DIR", "./var/data"));
+    sp_blobs *b = sp_blobs_open_at(store, err);
     if (b == NULL)
         return err->code;
     int fd = open(file, O_RDONLY | O_CLOEXEC);

@@ -360,6 +360,331 @@ class Sentinel:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+# ---- the blob store a suite's processes use ----------------------------------------------
+# SPOOL_TEST_BLOBS picks it: "dir" (the default; a directory under the suite's temp dir)
+# or "s3" (one harness.S3 per suite, a key prefix per store). tests/run.py runs the
+# suites that use blob_store() once in each mode. A test reads what spool stored only
+# through the store object, so it checks the same behaviour in both; the few tests about
+# the directory layout itself call require_dir_blobs(why) and are skipped with s3.
+BLOB_MODES = ("dir", "s3")
+
+
+def blob_mode():
+    """"dir" or "s3", from SPOOL_TEST_BLOBS (empty: "dir")."""
+    mode = os.environ.get("SPOOL_TEST_BLOBS") or "dir"
+    if mode not in BLOB_MODES:
+        raise RuntimeError(f"SPOOL_TEST_BLOBS={mode!r}: want one of {BLOB_MODES}")
+    return mode
+
+
+def blob_store(suite, name="data"):
+    """A new, empty blob store for suite's processes in the mode SPOOL_TEST_BLOBS names
+    (DirBlobs or S3Blobs); name (unique in the suite) names its directory or key prefix.
+    check_blob_stores(suite) cross-checks every store made here."""
+    store = (S3Blobs if blob_mode() == "s3" else DirBlobs)(suite, name)
+    suite.stores.append(store)
+    return store
+
+
+def require_dir_blobs(why):
+    """Skip the calling test unless the store is a directory: for tests about the
+    directory layout itself (why says what has no counterpart in an object store)."""
+    if blob_mode() != "dir":
+        raise Skip(f"directory store only: {why}")
+
+
+class _Blobs:
+    """What both stores answer. location: what tools take as STORE (a directory or a
+    URL); env(): the settings that make a spool process use the store; names(id): a
+    job's committed blobs; pending(id): what its unfinished writes left; jobs(): ids
+    with anything stored; everything(): "<id>/<name>" of all that; exists, size,
+    content_type (None in a directory), read, local_path (a file for ffprobe and
+    pdfinfo), remove; check_output(id, entry) -> problems; leftovers() -> unfinished
+    writes anywhere."""
+
+    def __init__(self, suite, name):
+        self.suite, self.name = suite, name
+        self.watched = []  # (Redis, key prefix) whose jobs check_blob_stores cross-checks
+
+    def watch(self, redis, prefix="spool:"):
+        """check_blob_stores cross-checks the succeeded jobs recorded in redis under
+        prefix against this store."""
+        if (redis, prefix) not in self.watched:
+            self.watched.append((redis, prefix))
+        return self
+
+    def check_outputs(self, job):
+        """Assert that the store holds each of job's outputs as its record states them."""
+        bad = [p for o in job["outputs"] or [] for p in self.check_output(job["id"], o)]
+        if bad:
+            raise AssertionError("outputs not as the job reports them:\n  " + "\n  ".join(bad))
+
+
+class DirBlobs(_Blobs):
+    """The directory store (SPOOL_DATA_DIR) at <suite tmp>/<name>: jobs/<id[-2:]>/<id>/<name>,
+    staging files "<name>.tmp-<random>" beside the final names (common/include/spool/blob.h)."""
+
+    kind = "dir"
+
+    def __init__(self, suite, name):
+        super().__init__(suite, name)
+        self.root = os.path.join(suite.tmp, name)
+        self.location = self.root
+
+    def env(self):
+        return {"SPOOL_DATA_DIR": self.root}
+
+    def job_dir(self, job_id):
+        return os.path.join(self.root, "jobs", job_id[-2:], job_id)
+
+    def _files(self, job_id):
+        d = self.job_dir(job_id)
+        return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+    def names(self, job_id):
+        """The job's committed blobs, sorted."""
+        return [f for f in self._files(job_id) if ".tmp-" not in f]
+
+    def pending(self, job_id):
+        """Paths of what unfinished writes of the job left: its staging files."""
+        return [os.path.join(self.job_dir(job_id), f) for f in self._files(job_id) if ".tmp-" in f]
+
+    def jobs(self):
+        """Ids of the jobs with anything stored (committed or not), sorted."""
+        root = os.path.join(self.root, "jobs")
+        out = []
+        for shard in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+            out += os.listdir(os.path.join(root, shard))
+        return sorted(out)
+
+    def everything(self):
+        """Every blob and unfinished write in the store, as "<id>/<name>" (sorted)."""
+        root = os.path.join(self.root, "jobs")
+        out = []
+        for dirpath, _, files in os.walk(root):
+            out += [os.path.join(os.path.basename(dirpath), f) for f in files]
+        return sorted(out)
+
+    def exists(self, job_id, name):
+        return os.path.isfile(os.path.join(self.job_dir(job_id), name))
+
+    def size(self, job_id, name):
+        """The blob's size, None when there is none."""
+        path = os.path.join(self.job_dir(job_id), name)
+        return os.path.getsize(path) if os.path.isfile(path) else None
+
+    def content_type(self, job_id, name):
+        return None  # a directory keeps no content types
+
+    def read(self, job_id, name, start=0, n=None):
+        """The blob's bytes (n from start, or to the end)."""
+        with open(os.path.join(self.job_dir(job_id), name), "rb") as f:
+            f.seek(start)
+            return f.read() if n is None else f.read(n)
+
+    def local_path(self, job_id, name):
+        """A local file with the blob's bytes, for ffprobe, pdfinfo and the like."""
+        path = os.path.join(self.job_dir(job_id), name)
+        if not os.path.isfile(path):
+            raise AssertionError(f"no blob {job_id}/{name} in {self.root}")
+        return path
+
+    def remove(self, job_id, name):
+        os.unlink(os.path.join(self.job_dir(job_id), name))
+
+    def backdate(self, job_id, seconds):
+        """Make the job's blobs (and its directory) look seconds older, for the GC."""
+        when = time.time() - seconds
+        for f in self._files(job_id):
+            os.utime(os.path.join(self.job_dir(job_id), f), (when, when))
+        os.utime(self.job_dir(job_id), (when, when))
+
+    def check_output(self, job_id, out):
+        """Problems with one entry of a job's outputs list ([] when the store holds the
+        blob with the size the record states, and in S3 its content type)."""
+        size = self.size(job_id, out["name"])
+        if size is None:
+            return [f"{job_id}/{out['name']}: no such blob"]
+        return [] if size == out["bytes"] else \
+            [f"{job_id}/{out['name']}: {size} bytes stored, the job says {out['bytes']}"]
+
+    def leftovers(self):
+        """Staging files anywhere in the store."""
+        return [e for e in self.everything() if ".tmp-" in e]
+
+
+class S3Blobs(_Blobs):
+    """The S3 store (SPOOL_BLOB_URL=s3://BUCKET/<name>/) in the suite's harness.S3,
+    started by the first such store of the suite and shared by the rest; read back with
+    the harness's own boto3 client. Processes get a scratch directory of their own
+    (SPOOL_SCRATCH_DIR, where libraries' files wait for their upload) and a
+    SPOOL_DATA_DIR that must never appear (check_blob_stores says so if it does)."""
+
+    kind = "s3"
+
+    def __init__(self, suite, name):
+        super().__init__(suite, name)
+        if suite.s3 is None:
+            suite.s3 = S3()
+        self.s3 = suite.s3
+        self.client = self.s3.client()
+        self.prefix = f"{name}/"
+        self.location = f"s3://{self.s3.bucket}/{self.prefix}"
+        self.scratch = os.path.join(suite.tmp, f"{name}-scratch")
+        self.no_dir = os.path.join(suite.tmp, f"{name}-no-data-dir")
+        self.copies = os.path.join(suite.tmp, f"{name}-copies")
+
+    def env(self):
+        return {**self.s3.spool_env(self.prefix), "SPOOL_SCRATCH_DIR": self.scratch,
+                "SPOOL_DATA_DIR": self.no_dir}
+
+    def key(self, job_id, name=""):
+        return f"{self.prefix}jobs/{job_id}/{name}"
+
+    def _objects(self, prefix):
+        """Keys of the objects under prefix (every page), with this store's one client."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.s3.bucket, Prefix=prefix)
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+    def _uploads(self, prefix):
+        """Keys of the multipart uploads in progress under prefix."""
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.s3.bucket, Prefix=prefix)
+        return [u["Key"] for page in pages for u in page.get("Uploads", [])]
+
+    def names(self, job_id):
+        return sorted(k[len(self.key(job_id)):] for k in self._objects(self.key(job_id)))
+
+    def pending(self, job_id):
+        """Scratch files of the job (local copies of its inputs while it runs, libraries'
+        files not yet uploaded) and its multipart uploads in progress ("upload:<key>")."""
+        out = []
+        for dirpath, _, files in os.walk(self.scratch):
+            out += [os.path.join(dirpath, f) for f in files if f.startswith(job_id + ".")]
+        return sorted(out) + [f"upload:{k}" for k in self._uploads(self.key(job_id))]
+
+    def everything(self):
+        """"<id>/<name>" of the objects, "<id>/<name> (upload)" of the multipart uploads in
+        progress."""
+        n = len(self.prefix + "jobs/")
+        return sorted([k[n:] for k in self._objects(self.prefix + "jobs/")] +
+                      [k[n:] + " (upload)" for k in self._uploads(self.prefix + "jobs/")])
+
+    def jobs(self):
+        return sorted({e.split("/")[0] for e in self.everything()})
+
+    def _head(self, job_id, name):
+        from botocore.exceptions import ClientError
+        try:
+            return self.client.head_object(Bucket=self.s3.bucket, Key=self.key(job_id, name))
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def exists(self, job_id, name):
+        return self._head(job_id, name) is not None
+
+    def size(self, job_id, name):
+        h = self._head(job_id, name)
+        return h["ContentLength"] if h else None
+
+    def content_type(self, job_id, name):
+        h = self._head(job_id, name)
+        return h["ContentType"] if h else None
+
+    def read(self, job_id, name, start=0, n=None):
+        kw = {}
+        if start or n is not None:
+            kw["Range"] = f"bytes={start}-" + ("" if n is None else str(start + n - 1))
+        return self.client.get_object(Bucket=self.s3.bucket, Key=self.key(job_id, name),
+                                      **kw)["Body"].read()
+
+    def local_path(self, job_id, name):
+        """A fresh download of the object into the suite's temp dir."""
+        os.makedirs(self.copies, exist_ok=True)
+        path = os.path.join(self.copies, f"{job_id}.{name}")
+        if not self.exists(job_id, name):
+            raise AssertionError(f"no object {self.key(job_id, name)}")
+        self.client.download_file(self.s3.bucket, self.key(job_id, name), path)
+        return path
+
+    def remove(self, job_id, name):
+        self.client.delete_object(Bucket=self.s3.bucket, Key=self.key(job_id, name))
+
+    def backdate(self, job_id, seconds):
+        for k in self._objects(self.key(job_id)):
+            self.s3.backdate(k, seconds)
+
+    def check_output(self, job_id, out):
+        h = self._head(job_id, out["name"])
+        key = self.key(job_id, out["name"])
+        if h is None:
+            return [f"{key}: no such object"]
+        bad = []
+        if h["ContentLength"] != out["bytes"]:
+            bad.append(f"{key}: {h['ContentLength']} bytes stored, the job says {out['bytes']}")
+        if h["ContentType"] != out["content_type"]:
+            bad.append(f"{key}: Content-Type {h['ContentType']!r}, the job says "
+                       f"{out['content_type']!r}")
+        return bad
+
+    def leftovers(self):
+        """Multipart uploads in progress under the prefix and files in the scratch dir."""
+        out = [f"upload:{k}" for k in self._uploads(self.prefix)]
+        for dirpath, _, files in os.walk(self.scratch):
+            out += [os.path.join(dirpath, f) for f in files if f != "lock"]
+        return out
+
+
+def _succeeded_jobs(redis, prefix):
+    """[(id, outputs)] of the succeeded jobs recorded in redis under prefix."""
+    p = subprocess.run(["redis-cli", "-p", str(redis.port)] +
+                       (["-a", redis.password, "--no-auth-warning"] if redis.password else []) +
+                       ["--scan", "--pattern", f"{prefix}job:*"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    if p.returncode != 0:
+        raise AssertionError(f"redis-cli --scan: {p.stderr.decode().strip()}")
+    keys = p.stdout.decode().split()
+    out = []
+    for k in sorted(keys):
+        if redis.cli("HGET", k, "state") == "succeeded":
+            out.append((k[len(prefix) + 4:], json.loads(redis.cli("HGET", k, "outputs") or "[]")))
+    return out
+
+
+def check_blob_stores(suite):
+    """What every blob store of the suite holds against what its jobs report, through
+    the store's own reading (a boto3 client for S3): each succeeded job recorded in a
+    watched Redis has each of its outputs, with the size (and in S3 the content type)
+    its record states; no unfinished write is left (staging files; multipart uploads
+    and scratch files); in S3 mode no process wrote a directory store and the proxy
+    refused no request. Meant as a suite's last test (run before teardown, while its
+    Redis servers run). Prints a TAP comment with the counts."""
+    if not suite.stores:
+        raise AssertionError("the suite made no blob store to check")
+    bad, jobs, outputs = [], 0, 0
+    for store in suite.stores:
+        for redis, prefix in store.watched:
+            if not redis.ping():
+                continue  # a test's own Redis, gone with the test
+            for job_id, outs in _succeeded_jobs(redis, prefix):
+                jobs += 1
+                outputs += len(outs)
+                for o in outs:
+                    bad += store.check_output(job_id, o)
+        bad += [f"left unfinished: {e}" for e in store.leftovers()]
+        if store.kind == "s3" and os.path.exists(store.no_dir):
+            bad.append(f"a process wrote a directory store at {store.no_dir} in S3 mode")
+    if suite.s3 is not None:
+        bad += [f"refused by the proxy: {r}" for r in suite.s3.requests_refused()]
+    print(f"# {blob_mode()} store: {jobs} succeeded jobs and {outputs} outputs cross-checked "
+          f"in {len(suite.stores)} stores", flush=True)
+    if bad:
+        raise AssertionError(f"{len(bad)} problems in the blob stores:\n  " + "\n  ".join(bad[:50]))
+
+
 class Proc:
     """A spool binary (or any command) with its output collected in a log file; with
     netns, run in that named network namespace (`ip netns exec`, which execs the
@@ -509,6 +834,8 @@ class Suite:
         self.name = name
         self.tests = []
         self.tmp = tempfile.mkdtemp(prefix=f"spool-it-{name}-")
+        self.stores = []  # blob_store()'s, for check_blob_stores
+        self.s3 = None    # the S3 the suite's S3Blobs share, started by the first
         _live.append(self)
 
     def test(self, fn):
@@ -834,6 +1161,14 @@ class S3:
             for o in page.get("Contents", []):
                 out[o["Key"]] = o["Size"]
         return out
+
+    def backdate(self, key, seconds):
+        """Make the object at key look seconds older (s3rver answers its file's mtime as
+        its LastModified), as a test backdates a file."""
+        *dirs, last = key.split("/")
+        path = os.path.join(self.data_dir, self.bucket, *dirs, last + "._S3rver_object")
+        when = time.time() - seconds
+        os.utime(path, (when, when))
 
     def uploads_in_progress(self, prefix=""):
         """[(key, upload id)] of multipart uploads neither completed nor aborted."""

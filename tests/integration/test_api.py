@@ -2,7 +2,8 @@
 """spool-api over HTTP against a real Redis: every route and error status, idempotent
 POSTs, long-polls woken by a real worker (api-test-worker drives the queue through
 sp_consumer_*), ETags, outputs with Range, cancel, retry, listing, queues, metrics,
-bearer auth, 429 on a full queue and 503 with Redis down.
+bearer auth, 429 on a full queue and 503 with Redis down. In the blob store that
+SPOOL_TEST_BLOBS names (a directory, or S3 through harness.S3), cross-checked at the end.
 
 The helpers here (ApiServer, Worker, raw sockets) are also used by test_api_uploads.py.
 """
@@ -16,7 +17,8 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, ROOT, SANITIZED, Http, Proc, Redis, Suite, eq, wait_until  # noqa: E402
+from harness import (BIN, ROOT, SANITIZED, Http, Proc, Redis, Suite, blob_store,  # noqa: E402
+                     check_blob_stores, eq, wait_until)
 
 TEST_BIN_DIR = os.environ.get("SPOOL_TEST_BIN_DIR", os.path.join(ROOT, "build/release/tests"))
 WORKER_BIN = os.path.join(os.path.dirname(TEST_BIN_DIR), "api", "api-test-worker")
@@ -24,13 +26,14 @@ WORKER_BIN = os.path.join(os.path.dirname(TEST_BIN_DIR), "api", "api-test-worker
 
 class ApiServer:
     """A spool-api on a free port (SPOOL_LISTEN=127.0.0.1:0; the port is read from its
-    log), with its own data directory."""
+    log), with its own blob store (harness.blob_store) unless given one to share."""
 
-    def __init__(self, suite, redis, env=None, name="spool-api"):
+    def __init__(self, suite, redis, env=None, name="spool-api", blobs=None):
         self.redis = redis
-        self.data = os.path.join(suite.tmp, f"data-{name}-{uuid.uuid4().hex[:6]}")
         self.prefix = (env or {}).get("SPOOL_KEY_PREFIX", "spool:")
-        e = {"SPOOL_REDIS_URL": redis.url, "SPOOL_DATA_DIR": self.data,
+        self.blobs = blobs or blob_store(suite, f"data-{name}-{uuid.uuid4().hex[:6]}")
+        self.blobs.watch(redis, self.prefix)
+        e = {"SPOOL_REDIS_URL": redis.url, **self.blobs.env(),
              "SPOOL_LISTEN": "127.0.0.1:0", "SPOOL_LOG_LEVEL": "debug",
              "SPOOL_API_THREADS": "2"}
         e.update(env or {})
@@ -58,16 +61,16 @@ class ApiServer:
         return -1
 
     def job_dirs(self):
-        """Job directories in the blob store (and any stray staging files)."""
-        root = os.path.join(self.data, "jobs")
-        out = []
-        for shard in sorted(os.listdir(root)) if os.path.isdir(root) else []:
-            for d in sorted(os.listdir(os.path.join(root, shard))):
-                out.append(d)
-        return out
+        """Ids of the jobs with anything in the blob store (committed or not)."""
+        return self.blobs.jobs()
+
+    # For the suites that run with the directory store only:
+    @property
+    def data(self):
+        return self.blobs.root
 
     def blob(self, job_id, name):
-        return os.path.join(self.data, "jobs", job_id[-2:], job_id, name)
+        return os.path.join(self.blobs.job_dir(job_id), name)
 
     def in_flight(self):
         m = re.search(r"^spool_api_requests_in_flight (\d+)$",
@@ -83,7 +86,8 @@ class Worker:
         # Jobs earlier tests left waiting would be taken first: empty the ready lists
         # (their records stay, queued, and are never taken).
         api.redis.cli("DEL", f"{api.prefix}q:pdf:ready", f"{api.prefix}q:video:ready")
-        self.p = subprocess.Popen([WORKER_BIN, api.redis.url, api.prefix, api.data, queues],
+        self.p = subprocess.Popen([WORKER_BIN, api.redis.url, api.prefix, api.blobs.location,
+                                   queues], env=dict(os.environ, **api.blobs.env()),
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def cmd(self, line):
@@ -287,8 +291,7 @@ def test_export_with_large_inline_rows_writes_the_dataset_blob(ctx):
     r = export(api, {"title": "Big", "rows": rows})
     eq(r.status, 202, r.body)
     job = r.json()
-    with open(api.blob(job["id"], "dataset"), "rb") as f:
-        data = f.read()
+    data = api.blobs.read(job["id"], "dataset")
     eq(data.count(b"\n"), 1000, "rows in the dataset blob")
     eq(job["input"], {"blob": "dataset", "format": "ndjson", "bytes": len(data)})
 
@@ -314,8 +317,7 @@ def test_export_csv_and_ndjson_bodies_stream_to_the_dataset(ctx):
     job = r.json()
     eq(job["input"], {"blob": "dataset", "format": "csv", "bytes": len(csv)})
     eq(job["params"]["title"], "People")
-    with open(api.blob(job["id"], "dataset"), "rb") as f:
-        eq(f.read(), csv)
+    eq(api.blobs.read(job["id"], "dataset"), csv)
     nd = b'{"a":1}\n{"a":2,"b":"x"}\n'
     r = api.http.post("/v1/exports?title=N", nd, headers={"Content-Type": "application/x-ndjson"})
     eq(r.status, 202, r.body)
@@ -454,8 +456,7 @@ def test_video_raw_upload_with_query_parameters(ctx):
     eq(job["priority"], "high")
     eq(job["input"], {"blob": "input", "bytes": len(data), "content_type": "video/quicktime",
                       "filename": "clip.mov"})
-    with open(api.blob(job["id"], "input"), "rb") as f:
-        eq(f.read() == data, True, "stored upload equals the body")
+    eq(api.blobs.read(job["id"], "input") == data, True, "stored upload equals the body")
     before = api.job_dirs()
     for path, field in [("/v1/videos?preset=nope", "preset"),
                         ("/v1/videos?thumbnail=maybe", "thumbnail"),
@@ -483,8 +484,7 @@ def test_video_multipart_upload_fields_before_and_after_the_file(ctx):
     eq(job["params"], {"preset": "mp4-1080p", "thumbnail": False})
     eq(job["input"], {"blob": "input", "bytes": len(data), "content_type": "video/mp4",
                       "filename": "My Clip.mp4"})
-    with open(api.blob(job["id"], "input"), "rb") as f:
-        eq(f.read() == data, True, "stored file equals the part")
+    eq(api.blobs.read(job["id"], "input") == data, True, "stored file equals the part")
     before = api.job_dirs()
     cases = [
         (multipart([("preset", "mp4-720p", None, None)]), 422, "file"),
@@ -538,12 +538,16 @@ def test_idempotency_key_returns_the_first_job_and_refuses_a_different_request(c
     b2, c2 = multipart(fields)
     assert c1 != c2
     u1 = api.http.post("/v1/videos", b1, headers=dict(key, **{"Content-Type": c1}))
+    dirs = api.job_dirs()
     u2 = api.http.post("/v1/videos", b2, headers=dict(key, **{"Content-Type": c2}))
     eq((u1.status, u2.status), (202, 202))
     eq(u2.json()["id"], u1.json()["id"])
     fields[1] = ("preset", "mp4-720p", None, None)
     b3, c3 = multipart(fields)
     eq(api.http.post("/v1/videos", b3, headers=dict(key, **{"Content-Type": c3})).status, 409)
+    # The replayed and the conflicting upload were stored before the key was looked up:
+    # both are removed.
+    eq(api.job_dirs(), dirs, "blobs after a replayed and a conflicting upload")
     r = export(api, body, headers={"Idempotency-Key": "has space"})
     eq(r.status, 422)
     eq(r.json()["error"]["field"], "Idempotency-Key")
@@ -660,48 +664,56 @@ def test_many_long_polls_wait_without_holding_threads(ctx):
 
 @suite.test
 def test_outputs_download_with_range(ctx):
+    # The video is larger than one S3 part (5 MiB in s3 mode): a multipart upload, read
+    # back with ranged GETs on either side of and across the parts' boundary.
     api = ctx["api"]
+    n, part = 5 * 1024 * 1024 + 100_000, 5 * 1024 * 1024
     w = Worker(api)
     try:
         r = api.http.post("/v1/videos?priority=high", os.urandom(1000), headers={"Content-Type": "video/mp4"})
         job = r.json()
         w.take(job["id"])
-        eq(w.cmd("output video.mp4 video/mp4 100000"), "ok")
+        eq(w.cmd(f"output video.mp4 video/mp4 {n}"), "ok")
         eq(w.cmd("output poster.jpg image/jpeg 5000"), "ok")
         eq(w.cmd("succeed"), "ok succeeded")
     finally:
         w.close()
     got = api.http.get(f"/v1/jobs/{job['id']}").json()
     eq(got["state"], "succeeded")
+    api.blobs.check_outputs(got)
     outs = {o["name"]: o for o in got["outputs"]}
     eq(outs["video.mp4"], {"name": "video.mp4", "url": f"/v1/jobs/{job['id']}/outputs/video.mp4",
-                           "content_type": "video/mp4", "bytes": 100000})
+                           "content_type": "video/mp4", "bytes": n})
     eq(got["metadata"], {"pages": 1, "rows": 2})
     url = outs["video.mp4"]["url"]
     r = api.http.get(url)
     eq(r.status, 200)
     eq(r.headers["content-type"], "video/mp4")
-    eq(r.headers["content-length"], "100000")
+    eq(r.headers["content-length"], str(n))
     eq(r.headers["accept-ranges"], "bytes")
     eq(r.headers["content-disposition"], 'attachment; filename="video.mp4"')
-    eq(r.body == pattern(100000), True, "file body")
-    r = api.http.get(url, headers={"Range": "bytes=1000-1999"})
-    eq(r.status, 206)
-    eq(r.headers["content-range"], "bytes 1000-1999/100000")
-    eq(r.headers["content-length"], "1000")
-    eq(r.body == pattern(1000, 1000), True, "range body")
+    eq(r.body == pattern(n), True, "file body")
+    for first, last in [(1000, 1999), (part - 10, part + 9), (part, part + 99)]:
+        r = api.http.get(url, headers={"Range": f"bytes={first}-{last}"})
+        eq(r.status, 206)
+        eq(r.headers["content-range"], f"bytes {first}-{last}/{n}")
+        eq(r.headers["content-length"], str(last - first + 1))
+        eq(r.body == pattern(last - first + 1, first), True, f"range body {first}-{last}")
     r = api.http.get(url, headers={"Range": "bytes=-10"})
-    eq((r.status, r.headers["content-range"]), (206, "bytes 99990-99999/100000"))
-    eq(r.body == pattern(10, 99990), True)
-    r = api.http.get(url, headers={"Range": "bytes=99000-"})
+    eq((r.status, r.headers["content-range"]), (206, f"bytes {n - 10}-{n - 1}/{n}"))
+    eq(r.body == pattern(10, n - 10), True)
+    r = api.http.get(url, headers={"Range": f"bytes={n - 1000}-"})
     eq((r.status, len(r.body)), (206, 1000))
-    r = api.http.get(url, headers={"Range": "bytes=100000-"})
+    eq(r.body == pattern(1000, n - 1000), True, "open-ended range body")
+    r = api.http.get(url, headers={"Range": "bytes=0-0"})
+    eq((r.status, r.headers["content-range"], r.body), (206, f"bytes 0-0/{n}", pattern(1)))
+    r = api.http.get(url, headers={"Range": f"bytes={n}-"})
     eq(r.status, 416)
-    eq(r.headers["content-range"], "bytes */100000")
+    eq(r.headers["content-range"], f"bytes */{n}")
     r = api.http.get(url, headers={"Range": "bytes=0-1,5-6"})
-    eq((r.status, len(r.body)), (200, 100000))
+    eq((r.status, len(r.body)), (200, n))
     r = api.http.request("HEAD", url)
-    eq((r.status, r.headers["content-length"], r.body), (200, "100000", b""))
+    eq((r.status, r.headers["content-length"], r.body), (200, str(n), b""))
     eq(api.http.get(f"/v1/jobs/{job['id']}/outputs/poster.jpg").headers["content-type"], "image/jpeg")
     # Only listed outputs are served: not the upload, not other names.
     eq(api.http.get(f"/v1/jobs/{job['id']}/outputs/input").status, 404)
@@ -906,20 +918,38 @@ def test_redis_down_is_503_with_retry_after_and_no_partial_state(ctx):
         redis.destroy()
 
 
+def take_storage_away(api):
+    """Make api's blob store refuse every write: the directory replaced by a file (root
+    ignores permissions), or the object store answering every request 503 (s3proxy
+    --faults, after the signature check). Returns (words /readyz's message has then, a
+    function that puts the store back)."""
+    if api.blobs.kind == "s3":
+        s3 = api.blobs.s3
+        s3.inject("*", 503, "ServiceUnavailable", 1_000_000)
+        return "503", lambda: open(s3.faults_path, "w").close()
+    away = api.data + ".away"
+    os.rename(api.data, away)
+    with open(api.data, "w") as f:
+        f.write("not a directory")
+
+    def back():
+        if os.path.isfile(api.data):
+            os.unlink(api.data)
+        os.rename(away, api.data)
+    return "data directory", back
+
+
 @suite.test
 def test_storage_gone_is_503_on_readyz_and_uploads_with_no_job_left(ctx):
     api = ApiServer(suite, ctx["redis"], {"SPOOL_KEY_PREFIX": "st:"}, name="storage")
-    away = api.data + ".away"
+    back = None
     try:
         eq(api.http.get("/readyz").status, 200)
-        # Root ignores permissions: take the directory away and put a file in its place.
-        os.rename(api.data, away)
-        with open(api.data, "w") as f:
-            f.write("not a directory")
+        words, back = take_storage_away(api)
         r = api.http.get("/readyz")
         eq(r.status, 503, r.body)
         eq(r.json()["error"]["code"], "not_ready")
-        assert "data directory" in r.json()["error"]["message"], r.body
+        assert words in r.json()["error"]["message"], r.body
         assert int(r.headers["retry-after"]) > 0
         big_rows = [{"name": "x" * 100} for _ in range(400)]  # past the inline limit: a file
         for r in [api.http.post("/v1/videos", os.urandom(10000),
@@ -930,16 +960,15 @@ def test_storage_gone_is_503_on_readyz_and_uploads_with_no_job_left(ctx):
             assert int(r.headers["retry-after"]) > 0
         eq(api.redis.cli("KEYS", "st:job:*"), "", "no job recorded")
         eq(api.http.get("/healthz").status, 200)
-        os.unlink(api.data)
-        os.rename(away, api.data)
+        back()
+        back = None
         wait_until(lambda: api.http.get("/readyz").status == 200, 10, what="ready again")
+        eq(api.job_dirs(), [], "blobs of the refused uploads")
         eq(api.http.post("/v1/videos", os.urandom(10000),
                          headers={"Content-Type": "video/mp4"}).status, 202)
     finally:
-        if os.path.isdir(away):
-            if os.path.isfile(api.data):
-                os.unlink(api.data)
-            os.rename(away, api.data)
+        if back:
+            back()
         eq(api.stop(), 0)
 
 
@@ -964,6 +993,12 @@ def test_sigterm_answers_waiting_long_polls_and_exits_cleanly(ctx):
     assert time.monotonic() - t0 < 5
     eq(out.get("status"), 304)
     assert out["took"] < 5, out
+
+
+@suite.test
+def test_blob_stores_hold_what_the_jobs_report(ctx):
+    # Last: every succeeded job's outputs, read back independently (boto3 in s3 mode).
+    check_blob_stores(suite)
 
 
 if __name__ == "__main__":

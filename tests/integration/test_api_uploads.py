@@ -3,7 +3,9 @@
 RSS under 64 MiB, uploads cut off halfway (no job, no file), 413 mid-stream for
 chunked bodies and at once for a Content-Length over the limit, refusals mid-body,
 slow clients timed out, the connection limit, and blob GC of orphaned files and of the
-staging files of an API killed mid-upload (while a slow live upload's file stays)."""
+staging files of an API killed mid-upload (while a slow live upload's file stays). In
+the blob store that SPOOL_TEST_BLOBS names (a directory, or S3 through harness.S3: there
+an upload cut off or refused must leave no object and no multipart upload open)."""
 import json
 import os
 import random
@@ -14,7 +16,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SANITIZED, Redis, Suite, eq, wait_until  # noqa: E402
+from harness import (SANITIZED, Redis, Suite, blob_store, check_blob_stores, eq,  # noqa: E402
+                     require_dir_blobs, wait_until)
 from test_api import ApiServer, connect, export, read_response  # noqa: E402
 
 MiB = 1024 * 1024
@@ -45,10 +48,8 @@ def settle(api):
 
 
 def stray_files(api):
-    out = []
-    for dirpath, _, files in os.walk(os.path.join(api.data, "jobs")):
-        out += [os.path.join(dirpath, f) for f in files]
-    return out
+    """Everything in api's blob store: blobs, staging files, multipart uploads."""
+    return api.blobs.everything()
 
 
 def send_headers(s, path, ctype, length=None, chunked=False, extra=""):
@@ -73,10 +74,9 @@ def test_1gib_streamed_upload_keeps_memory_flat(ctx):
     import json
     job = json.loads(body)
     eq(job["input"]["bytes"], GiB)
-    eq(os.path.getsize(api.blob(job["id"], "input")), GiB)
-    with open(api.blob(job["id"], "input"), "rb") as f:
-        f.seek(GiB - MiB)
-        eq(f.read() == block, True, "last MiB on disk equals what was sent")
+    eq(api.blobs.size(job["id"], "input"), GiB)
+    eq(api.blobs.read(job["id"], "input", GiB - MiB, MiB) == block, True,
+       "last MiB stored equals what was sent")
     peak = api.peak_rss_kib()
     print(f"# 1 GiB upload in {took:.1f}s ({GiB / took / MiB:.0f} MiB/s); server peak RSS "
           f"{peak / 1024:.1f} MiB")
@@ -84,7 +84,7 @@ def test_1gib_streamed_upload_keeps_memory_flat(ctx):
     # to the 64 MiB bound.
     limit = 512 * 1024 if SANITIZED else 64 * 1024
     assert 0 < peak < limit, f"peak RSS {peak} KiB"
-    os.unlink(api.blob(job["id"], "input"))
+    api.blobs.remove(job["id"], "input")
 
 
 @suite.test
@@ -111,12 +111,12 @@ def test_256mib_multipart_upload_streams(ctx):
     import json
     job = json.loads(body)
     eq(job["input"]["bytes"], n)
-    eq(os.path.getsize(api.blob(job["id"], "input")), n)
-    with open(api.blob(job["id"], "input"), "rb") as f:
-        eq(f.read(MiB) == block, True, "first MiB equals the part's bytes")
+    eq(api.blobs.size(job["id"], "input"), n)
+    eq(api.blobs.read(job["id"], "input", 0, MiB) == block, True,
+       "first MiB equals the part's bytes")
     limit = 512 * 1024 if SANITIZED else 64 * 1024
     assert api.peak_rss_kib() < limit
-    os.unlink(api.blob(job["id"], "input"))
+    api.blobs.remove(job["id"], "input")
 
 
 def cut_off(api, path, ctype, head=b"", total=100 * MiB, send=50 * MiB, chunked=False):
@@ -153,18 +153,19 @@ def test_upload_cut_off_halfway_leaves_no_job_and_no_file(ctx):
 @suite.test
 def test_redis_lost_mid_upload_is_503_and_leaves_no_job_and_no_file(ctx):
     """Redis answers when the upload starts and is gone when it ends: the job cannot be
-    recorded, so the client gets 503 with Retry-After and the stored body is removed."""
+    recorded, so the client gets 503 with Retry-After and the stored body is removed
+    (6 MiB are in before Redis goes: past one S3 part, a multipart upload to abort)."""
     redis = Redis(aof=True)
     api = ApiServer(suite, redis, {"SPOOL_KEY_PREFIX": "mid:"}, name="mid")
     try:
         s = connect(api)
         send_headers(s, "/v1/videos", "video/mp4", 8 * MiB)
         block = os.urandom(MiB)
-        for _ in range(4):
+        for _ in range(6):
             s.sendall(block)
         wait_until(lambda: stray_files(api), 10, what="the upload to reach the blob store")
         redis.stop()
-        for _ in range(4):
+        for _ in range(2):
             s.sendall(block)
         status, headers, body = read_response(s)
         s.close()
@@ -364,13 +365,12 @@ def test_blob_gc_removes_files_of_vanished_jobs(ctx):
         kept = api.http.post("/v1/exports?title=t", b"a\n1\n", headers=csv).json()["id"]
         gone = api.http.post("/v1/exports?title=t", b"a\n1\n", headers=csv).json()["id"]
         ctx["redis"].cli("DEL", f"gc:job:{gone}")  # as if it had expired
-        old = time.time() - 7200
         for jid in (kept, gone):
-            d = os.path.dirname(api.blob(jid, "dataset"))
-            os.utime(d, (old, old))
-        wait_until(lambda: not os.path.exists(api.blob(gone, "dataset")), 10,
+            api.blobs.backdate(jid, 7200)
+        wait_until(lambda: not api.blobs.exists(gone, "dataset"), 10,
                    what="the vanished job's files to go")
-        assert os.path.exists(api.blob(kept, "dataset"))
+        assert api.blobs.exists(kept, "dataset")
+        eq(api.job_dirs(), [kept], "jobs with blobs")
     finally:
         eq(api.stop(), 0)
 
@@ -389,50 +389,67 @@ def staging_files(data):
 
 
 def shared_apis(ctx, name, writer_env=None):
-    """Two spool-api processes on one data directory and Redis, as two hosts sharing
-    them would be: `gc` sweeps the staging files of dead writers every SWEEP_S and walks
-    the job directories only hourly; `writer` runs no GC at all."""
-    data = os.path.join(suite.tmp, f"shared-{name}")
-    env = {"SPOOL_DATA_DIR": data, "SPOOL_KEY_PREFIX": f"{name}:"}
+    """Two spool-api processes on one blob store and Redis, as two hosts sharing them
+    would be: `gc` sweeps the staging files (or multipart uploads) of dead writers every
+    SWEEP_S and walks the job directories only hourly; `writer` runs no GC at all."""
+    blobs = blob_store(suite, f"shared-{name}")
+    env = {"SPOOL_KEY_PREFIX": f"{name}:"}
     gc = ApiServer(suite, ctx["redis"], {**env, "SPOOL_GC_INTERVAL": "1h",
-                                         "SPOOL_GC_STAGING_AGE": f"{STALE_S}s"}, name=f"{name}-gc")
+                                         "SPOOL_GC_STAGING_AGE": f"{STALE_S}s"},
+                   name=f"{name}-gc", blobs=blobs)
     writer = ApiServer(suite, ctx["redis"], {**env, "SPOOL_GC_INTERVAL": "0", **(writer_env or {})},
-                       name=f"{name}-writer")
-    return data, gc, writer
+                       name=f"{name}-writer", blobs=blobs)
+    return blobs, gc, writer
 
 
 @suite.test
 def test_staging_file_of_an_api_killed_mid_upload_is_swept_within_the_bound(ctx):
-    data, gc, victim = shared_apis(ctx, "killed")
+    # 6 MiB are in when the writer dies: a staging file, or in S3 a multipart upload
+    # with its first part (5 MiB) stored.
+    blobs, gc, victim = shared_apis(ctx, "killed")
     try:
         s = connect(victim)
         send_headers(s, "/v1/videos?preset=mp4-480p", "video/mp4", 10 * MiB)
-        s.sendall(b"\0" * MiB)
-        staged = wait_until(lambda: [f for f in staging_files(data) if os.path.getsize(f) == MiB],
-                            10, what="the upload's staging file")
-        eq(len(staged), 1, "staging files")
-        eq(len(os.listdir(os.path.join(data, "staging"))), 1, "markers")
+        s.sendall(b"\0" * (6 * MiB))
+
+        def staged():
+            left = [p for j in blobs.jobs() for p in blobs.pending(j)]
+            if blobs.kind == "dir":
+                return [f for f in left if os.path.getsize(f) == 6 * MiB]
+            return left
+        staged = wait_until(staged, 10, what="the upload's staging file (or multipart upload)")
+        eq(len(staged), 1, "staging files (uploads)")
+        if blobs.kind == "dir":
+            eq(len(os.listdir(os.path.join(blobs.root, "staging"))), 1, "markers")
         victim.stop(signal.SIGKILL)
         killed = time.monotonic()
         s.close()
-        wait_until(lambda: not os.path.exists(staged[0]), STALE_S + SWEEP_S + 20, 0.1,
-                   what="the dead upload's staging file to go")
+        job = blobs.jobs()[0]
+        wait_until(lambda: not blobs.pending(job), STALE_S + SWEEP_S + 20, 0.1,
+                   what="the dead upload's staging file (or upload) to go")
         took = time.monotonic() - killed
-        # Not before it went stale (its last refresh came at most a heartbeat, 2 s,
-        # before the kill), and within the stale period plus a sweep (and slack).
+        # Not before it went stale (its last refresh, or its last part, came at most a
+        # heartbeat, 2 s, before the kill), and within the stale period plus a sweep
+        # (and slack).
         assert STALE_S - 3 <= took <= STALE_S + SWEEP_S + 5, f"removed {took:.1f}s after the kill"
-        eq(os.listdir(os.path.join(data, "staging")), [], "markers left")
-        # The sweep did it, not the hourly walk: the job's (empty) directory is still there.
-        assert os.path.isdir(os.path.dirname(staged[0]))
+        if blobs.kind == "dir":
+            eq(os.listdir(os.path.join(blobs.root, "staging")), [], "markers left")
+            # The sweep did it, not the hourly walk: the job's (empty) directory is still there.
+            assert os.path.isdir(os.path.dirname(staged[0]))
+        eq(blobs.names(job), [], "blobs of the dead upload")
     finally:
         eq(gc.stop(), 0)
 
 
 @suite.test
 def test_a_slow_live_upload_keeps_its_staging_file_through_the_sweeps(ctx):
+    require_dir_blobs("staging files, their refreshes, locks and markers; an object store "
+                      "holds a slow upload's first part in memory, with nothing to sweep "
+                      "(its sweep of stale uploads: the test above and test_blob_s3)")
     # (a body silent for 25 s: the idle timeout and the upload rate must let it be)
-    data, gc, writer = shared_apis(ctx, "slow", {"SPOOL_CONN_TIMEOUT": "90s",
-                                                 "SPOOL_MIN_UPLOAD_RATE": "0"})
+    blobs, gc, writer = shared_apis(ctx, "slow", {"SPOOL_CONN_TIMEOUT": "90s",
+                                                  "SPOOL_MIN_UPLOAD_RATE": "0"})
+    data = blobs.root
     s = None
     try:
         # Beside it, the file of a writer that died on another host a minute ago: the
@@ -476,6 +493,12 @@ def test_a_slow_live_upload_keeps_its_staging_file_through_the_sweeps(ctx):
             s.close()
         eq(writer.stop(), 0)
         eq(gc.stop(), 0)
+
+
+@suite.test
+def test_blob_stores_hold_what_the_jobs_report(ctx):
+    # Last: nothing left unfinished by the uploads cut off, refused or killed above.
+    check_blob_stores(suite)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""spool-pdf end to end: the real worker binary against a private redis-server and a
-blob store in a temp dir. Jobs are put in the blob store and enqueued with `pdfq` (a
-helper on the common library: the same key names and Lua scripts as spool-api), and the
-PDFs the worker writes are checked with poppler (pdfinfo, pdftotext).
+"""spool-pdf end to end: the real worker binary against a private redis-server and the
+blob store that SPOOL_TEST_BLOBS names (a directory in a temp dir, or S3 through
+harness.S3: PDFs read back with boto3, every succeeded job cross-checked at the end).
+Jobs are put in the blob store and enqueued with `pdfq` (a helper on the common
+library: the same key names and Lua scripts as spool-api), and the PDFs the worker
+writes are checked with poppler (pdfinfo, pdftotext).
 """
 import json
 import os
@@ -13,8 +15,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BIN, LOOPBACK_ALLOW, ROOT, SANITIZED, FileHandler, Proc, Redis, Suite, eq,  # noqa: E402
-                     free_port, serve_files, wait_until)
+from harness import (BIN, LOOPBACK_ALLOW, ROOT, SANITIZED, FileHandler, Proc, Redis, Suite,  # noqa: E402
+                     blob_store, check_blob_stores, eq, free_port, serve_files, wait_until)
 
 TEST_BIN = os.environ.get("SPOOL_TEST_BIN_DIR", os.path.join(ROOT, "build/release/tests"))
 PDFQ = os.path.join(TEST_BIN, "pdfq")
@@ -27,15 +29,14 @@ suite = Suite("pdf_worker")
 class Ctx:
     def __init__(self):
         self.redis = Redis()
-        self.data = os.path.join(suite.tmp, "data")
-        os.makedirs(self.data)
+        self.blobs = blob_store(suite).watch(self.redis, "spool:")
         self.http = serve_files(suite.tmp)
         self.base_url = f"http://127.0.0.1:{self.http.server_address[1]}"
 
 
-def pdfq(*args):
+def pdfq(*args, env=None):
     out = subprocess.run([PDFQ, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         timeout=30)
+                         env=dict(os.environ, **(env or {})), timeout=30)
     if out.returncode != 0:
         raise AssertionError(f"pdfq {args[0]}: {out.stderr.decode()}")
     return out.stdout.decode().strip()
@@ -57,7 +58,7 @@ def enqueue(ctx, params, data=None, fmt="ndjson", inp=None, max_attempts=3):
     job_id = pdfq("newid")
     if inp is None:
         src = write(f"{job_id}.in", data)
-        pdfq("put", ctx.data, job_id, "dataset", src)
+        pdfq("put", ctx.blobs.location, job_id, "dataset", src, env=ctx.blobs.env())
         os.unlink(src)
         inp = {"blob": "dataset", "format": fmt}
     pdfq("enqueue", ctx.redis.url, job_id, json.dumps(params), json.dumps(inp), max_attempts)
@@ -84,7 +85,7 @@ def wait_state(ctx, job_id, states, timeout=60):
 
 
 def worker(ctx, **env):
-    base = {"SPOOL_REDIS_URL": ctx.redis.url, "SPOOL_DATA_DIR": ctx.data,
+    base = {"SPOOL_REDIS_URL": ctx.redis.url, **ctx.blobs.env(),
             "SPOOL_LOG_LEVEL": "info", "SPOOL_RENEW_INTERVAL": "100ms", **LOOPBACK_ALLOW}
     base.update({k: str(v) for k, v in env.items()})
     return Proc([WORKER], env=base, logdir=suite.tmp)
@@ -99,7 +100,15 @@ def stop(proc, what="worker"):
 
 
 def blob_path(ctx, job_id, name="export.pdf"):
-    return pdfq("path", ctx.data, job_id, name)
+    """A local file with the blob's bytes (in S3, a fresh download)."""
+    return ctx.blobs.local_path(job_id, name)
+
+
+def pdf_staging(ctx, job_id):
+    """Local files the PDF of job_id is being written to: its staging file (in S3, its
+    scratch file)."""
+    return [p for p in ctx.blobs.pending(job_id)
+            if not p.startswith("upload:") and ".export.pdf" in "." + os.path.basename(p)]
 
 
 def pages_of(path):
@@ -130,6 +139,7 @@ def check_pdf(ctx, job_id, rec, rows, header, last_row):
     path = blob_path(ctx, job_id)
     eq(rec["outputs"], [{"name": "export.pdf", "content_type": "application/pdf",
                          "bytes": os.path.getsize(path)}], "outputs")
+    ctx.blobs.check_outputs(dict(rec, id=job_id))
     eq(rec["metadata"]["rows"], rows, "metadata rows")
     pages = pages_of(path)
     eq(rec["metadata"]["pages"], pages, "metadata pages vs pdfinfo")
@@ -210,7 +220,7 @@ def test_csv_and_json_from_source_url(ctx):
         ra = wait_state(ctx, a, ("succeeded", "failed"))
         eq(ra["state"], "succeeded", f"csv state ({ra['error']})")
         check_pdf(ctx, a, ra, 500, ["city", "greeting"], "Grüezi, 499")
-        assert os.path.exists(blob_path(ctx, a, "source")), "the fetched dataset is kept"
+        assert ctx.blobs.exists(a, "source"), "the fetched dataset is kept"
         rb = wait_state(ctx, b, ("succeeded", "failed"))
         eq(rb["state"], "succeeded", f"json state ({rb['error']})")
         check_pdf(ctx, b, rb, 300, ["k", "v"], "Ωμέγα 299")
@@ -247,8 +257,7 @@ def test_retryable_fetch_errors_retry_then_fail_retryable(ctx):
             eq((rec["state"], rec["attempts"]), ("retrying", 1), f"{k}: after one attempt")
             eq((rec["error"]["code"], rec["error"]["retryable"]), (codes[k], True),
                f"{k}: error ({rec['error']['message']})")
-            assert not os.path.exists(blob_path(ctx, jid, "source")), f"{k}: no partial source"
-            assert not os.path.exists(blob_path(ctx, jid)), f"{k}: no PDF"
+            eq(ctx.blobs.names(jid) + ctx.blobs.pending(jid), [], f"{k}: no partial source, no PDF")
         eq(FileHandler.hits.get("/status/503/rows.csv"), 1, "503: requests by the first attempt")
         assert "503" in job(ctx, ids["503"])["error"]["message"], job(ctx, ids["503"])["error"]
         time.sleep(0.5)
@@ -263,8 +272,7 @@ def test_retryable_fetch_errors_retry_then_fail_retryable(ctx):
             eq((rec["state"], rec["attempts"]), ("failed", 2), f"{k}: attempts used up")
             eq((rec["error"]["code"], rec["error"]["retryable"]), (codes[k], True),
                f"{k}: final error ({rec['error']['message']})")
-            assert not os.path.exists(blob_path(ctx, jid, "source")), f"{k}: no partial source"
-            assert not os.path.exists(blob_path(ctx, jid)), f"{k}: no PDF"
+            eq(ctx.blobs.names(jid) + ctx.blobs.pending(jid), [], f"{k}: no partial source, no PDF")
     finally:
         stop(w)
     eq(FileHandler.hits.get("/status/503/rows.csv"), 2, "503: one request per attempt")
@@ -290,7 +298,7 @@ def test_malformed_datasets_fail_permanently_naming_the_line(ctx):
             eq(rec["error"]["code"], "invalid_input", "error code")
             eq(rec["error"]["retryable"], False, "retryable")
             assert want in rec["error"]["message"], rec["error"]["message"]
-            assert not os.path.exists(blob_path(ctx, jid)), "no PDF for a failed job"
+            eq(ctx.blobs.names(jid), ["dataset"], "no PDF for a failed job")
         bad = enqueue(ctx, {"title": "", "columns": []}, "a\n1\n", "csv")
         rec = wait_state(ctx, bad, ("succeeded", "failed", "retrying"))
         eq((rec["state"], rec["error"]["code"]), ("failed", "invalid_params"), "bad params")
@@ -344,10 +352,8 @@ def test_cancel_stops_a_running_export_between_pages(ctx):
         rec = wait_state(ctx, jid, ("cancelled", "succeeded", "failed"), 10)
         eq(rec["state"], "cancelled", "state")
         assert time.monotonic() - t0 < 3 * SLOW, "the export stopped within a few seconds"
-        assert not os.path.exists(blob_path(ctx, jid)), "no PDF after a cancel"
-        leftovers = [f for f in os.listdir(os.path.dirname(blob_path(ctx, jid)))
-                     if f.startswith("export.pdf")]
-        eq(leftovers, [], "staging files removed")
+        eq(ctx.blobs.names(jid), ["dataset"], "no PDF after a cancel")
+        eq(ctx.blobs.pending(jid), [], "staging files removed")
         # a job cancelled before any worker took it never runs
         stop(w)
         early = enqueue(ctx, PARAMS, rows_ndjson(5))
@@ -357,7 +363,7 @@ def test_cancel_stops_a_running_export_between_pages(ctx):
         eq(wait_state(ctx, later, ("succeeded", "failed"))["state"], "succeeded", "next job")
         rec = job(ctx, early)
         eq((rec["state"], rec["attempts"]), ("cancelled", 0), "the cancelled job never ran")
-        assert not os.path.exists(blob_path(ctx, early))
+        eq(ctx.blobs.names(early), ["dataset"], "no PDF of the cancelled job")
     finally:
         stop(w)
 
@@ -370,15 +376,8 @@ def test_cancel_during_the_save_discards_the_pdf(ctx):
     w = worker(ctx)
     try:
         jid = big_job(ctx, 200000)
-        final = blob_path(ctx, jid)
-        d, name = os.path.split(final)
-
-        def staging():
-            names = os.listdir(d) if os.path.isdir(d) else []
-            found = [f for f in names if f.startswith(name + ".tmp-")]
-            return found[0] if found else None
-
-        path = os.path.join(d, wait_until(staging, 60 * SLOW, 0.005, what="the staging file"))
+        path = wait_until(lambda: pdf_staging(ctx, jid), 60 * SLOW, 0.005,
+                          what="the staging file")[0]
         os.unlink(path)
         os.mkfifo(path)
         rec = job(ctx, jid)
@@ -409,7 +408,7 @@ def test_cancel_during_the_save_discards_the_pdf(ctx):
         assert total > 100000, f"the save wrote {total} bytes"
         rec = wait_state(ctx, jid, ("cancelled", "succeeded", "failed"), 10)
         eq((rec["state"], rec["outputs"]), ("cancelled", None), "cancelled, no outputs")
-        eq(sorted(f for f in os.listdir(d) if f.startswith(name)), [],
+        eq((ctx.blobs.names(jid), ctx.blobs.pending(jid)), (["dataset"], []),
            "no PDF, no staging file")
         assert "the PDF is discarded" in w.output(), "the worker says why there is no PDF"
     finally:
@@ -426,7 +425,7 @@ def test_sigterm_past_the_grace_period_gives_the_job_back(ctx):
     assert time.monotonic() - t0 < 5 * SLOW, "the worker stopped soon after its grace period"
     rec = job(ctx, jid)
     eq((rec["state"], rec["attempts"]), ("queued", 0), "given back, attempt not counted")
-    assert not os.path.exists(blob_path(ctx, jid)), "no PDF from the stopped attempt"
+    eq(ctx.blobs.names(jid), ["source"], "blobs after the stopped attempt: its fetched dataset, no PDF")
     w = worker(ctx)
     try:
         rec = wait_state(ctx, jid, ("succeeded", "failed"), 120)
@@ -449,8 +448,9 @@ def test_killed_worker_job_is_redone_and_ends_with_one_valid_pdf(ctx):
         rec = wait_state(ctx, jid, ("succeeded", "failed"), 120)
         eq((rec["state"], rec["attempts"]), ("succeeded", 2), "redone after the lease ran out")
         path, _ = check_pdf(ctx, jid, rec, 400000, ["n", "label"], "row 400000")
-        finals = [f for f in os.listdir(os.path.dirname(path)) if f.endswith(".pdf")]
-        eq(finals, ["export.pdf"], "one PDF (a killed attempt's staging file is not one)")
+        eq(ctx.blobs.names(jid), ["dataset", "export.pdf"], "one PDF (a killed attempt's "
+           "staging file is not one)")
+        eq(ctx.blobs.pending(jid), [], "the killed attempt's staging file, removed")
     finally:
         stop(b)
 
@@ -525,6 +525,12 @@ def test_no_leak_over_fifty_jobs(ctx):
             assert growth < 4096, f"RSS grew by {growth} KB over 40 jobs"
     finally:
         stop(w)  # under ASan, a leak makes the worker exit non-zero
+
+
+@suite.test
+def test_blob_store_holds_what_the_jobs_report(ctx):
+    # Last: every succeeded job's PDF, read back independently (boto3 in s3 mode).
+    check_blob_stores(suite)
 
 
 if __name__ == "__main__":

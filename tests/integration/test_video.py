@@ -1,6 +1,8 @@
 """spool-video end to end: the real worker binary against a private redis-server, jobs
 enqueued through the queue API (bench_video_tool, as spool-api would), clips made by the
-ffmpeg command here, outputs checked with ffprobe.
+ffmpeg command here, outputs checked with ffprobe. In the blob store that
+SPOOL_TEST_BLOBS names (a directory, or S3 through harness.S3: outputs read back with
+boto3, every succeeded job cross-checked at the end).
 
 Each test that needs its own worker settings uses its own key prefix, so workers never
 take each other's jobs.
@@ -17,8 +19,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BIN, LOOPBACK_ALLOW, ROOT, SANITIZED, FileHandler, Proc, Redis, Suite, eq,  # noqa: E402
-                     ffprobe, free_port, make_clip, serve_files, wait_until)
+from harness import (BIN, LOOPBACK_ALLOW, ROOT, SANITIZED, FileHandler, Proc, Redis, Suite,  # noqa: E402
+                     blob_store, check_blob_stores, eq, ffprobe, free_port, make_clip,
+                     serve_files, wait_until)
 
 TEST_BIN = os.environ.get("SPOOL_TEST_BIN_DIR", os.path.join(ROOT, "build/release/tests"))
 TOOL = os.path.join(TEST_BIN, "bench_video_tool")
@@ -33,7 +36,8 @@ class Ctx:
 
 
 def env_for(ctx, prefix, **extra):
-    env = {"SPOOL_REDIS_URL": ctx.redis.url, "SPOOL_DATA_DIR": ctx.data,
+    ctx.blobs.watch(ctx.redis, prefix)
+    env = {"SPOOL_REDIS_URL": ctx.redis.url, **ctx.blobs.env(),
            "SPOOL_KEY_PREFIX": prefix, "SPOOL_LOG_LEVEL": "info",
            "SPOOL_MAINTAIN_INTERVAL": "100ms", "SPOOL_RENEW_INTERVAL": "200ms", **LOOPBACK_ALLOW}
     env.update({k: str(v) for k, v in extra.items()})
@@ -82,13 +86,10 @@ def worker(ctx, prefix, name="spool-video", **extra):
     return Proc([WORKER], env=env_for(ctx, prefix, **extra), name=name, logdir=ctx.logs)
 
 
-def job_dir(ctx, job_id):
-    return os.path.join(ctx.data, "jobs", job_id[-2:], job_id)
-
-
 def files_of(ctx, job_id):
-    d = job_dir(ctx, job_id)
-    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+    """The job's blobs, then whatever its unfinished writes left (staging files; in S3
+    scratch files and multipart uploads)."""
+    return ctx.blobs.names(job_id) + ctx.blobs.pending(job_id)
 
 
 def mp4_boxes(path):
@@ -138,16 +139,15 @@ def ff(*args):
 
 
 def output(ctx, job_id, name):
-    return os.path.join(job_dir(ctx, job_id), name)
+    """A local file with the output's bytes (in S3, a fresh download)."""
+    return ctx.blobs.local_path(job_id, name)
 
 
 def check_outputs(ctx, job, want_names):
     names = [o["name"] for o in job["outputs"]]
     eq(sorted(names), sorted(want_names), "outputs")
-    for o in job["outputs"]:
-        eq(o["bytes"], os.path.getsize(output(ctx, job["id"], o["name"])), o["name"] + " bytes")
-    leftovers = [f for f in files_of(ctx, job["id"]) if ".tmp-" in f]
-    eq(leftovers, [], "staging files left")
+    ctx.blobs.check_outputs(job)
+    eq(ctx.blobs.pending(job["id"]), [], "staging files left")
 
 
 # ---- set-up --------------------------------------------------------------------------
@@ -155,7 +155,7 @@ def check_outputs(ctx, job, want_names):
 def setup():
     ctx = Ctx()
     ctx.redis = Redis()
-    ctx.data = os.path.join(suite.tmp, "data")
+    ctx.blobs = blob_store(suite)
     ctx.logs = os.path.join(suite.tmp, "logs")
     os.makedirs(ctx.logs)
     c = ctx.clips = {}
@@ -459,7 +459,7 @@ def test_cancel_mid_transcode_leaves_no_output(ctx):
         job_id = enqueue(env, ctx.clips["long"], params={"thumbnail": False})
         wait_until(lambda: 0 < get(env, job_id)["progress"] < 100, 30 * SLOW, 0.05,
                    "progress while running")
-        assert any(".tmp-" in f for f in files_of(ctx, job_id)), files_of(ctx, job_id)
+        assert ctx.blobs.pending(job_id), f"nothing being written: {files_of(ctx, job_id)}"
         t0 = time.monotonic()
         eq(json.loads(tool(env, "cancel", job_id))["cancel"], 1, "cancel answer (running)")
         job = wait_state(env, job_id, ("cancelled", "succeeded", "failed"), timeout=5)
@@ -489,8 +489,8 @@ def test_killed_worker_job_is_redone_by_another(ctx):
         eq(job["state"], "succeeded", f"state ({job['error']})")
         eq(job["attempts"], 2, "attempts")
         eq(sorted(o["name"] for o in job["outputs"]), ["poster.jpg", "video.mp4"], "outputs")
-        final = [f for f in files_of(ctx, job_id) if ".tmp-" not in f]
-        eq(final, ["poster.jpg", "source", "video.mp4"], "committed files")
+        eq(ctx.blobs.names(job_id), ["poster.jpg", "source", "video.mp4"], "committed files")
+        ctx.blobs.check_outputs(job)
         eq(FileHandler.hits.get("/long.mp4"), 1, "downloads (the retry reuses the fetched source)")
         d = abs(float(stream(ffprobe(output(ctx, job_id, "video.mp4")), "video")["duration"]) - 8.0)
         assert d <= 1 / 30 + 1e-6, f"duration off by {d}"
@@ -566,6 +566,12 @@ def test_twenty_jobs_in_one_process_without_leaks(ctx):
     if not SANITIZED:
         growth = rss[-1] - rss[1]
         assert growth < 8 * 1024, f"RSS grew {growth} kB over 10 jobs: {rss}"
+
+
+@suite.test
+def test_blob_store_holds_what_the_jobs_report(ctx):
+    # Last: every succeeded job's outputs, read back independently (boto3 in s3 mode).
+    check_blob_stores(suite)
 
 
 sys.exit(suite.run(setup, teardown))
