@@ -225,6 +225,7 @@ enum MHD_Result api_submit(api_req *r, const char *type, const char *params, con
     sp_queue *q = api_queue(r, &err);
     char existing[SP_ID_LEN + 1] = "";
     int rc = q ? sp_queue_enqueue(q, &e, existing, &err) : err.code;
+    bool unanswered = rc == SP_EREDIS && q && sp_queue_unanswered(q);
     if (rc == SP_EREDIS && q) {
         /* The connection failed: before or after Redis ran the script? Ask again once
          * (a new connection); only a job that is not there is refused. */
@@ -234,11 +235,11 @@ enum MHD_Result api_submit(api_req *r, const char *type, const char *params, con
         sp_job_clear(&j);
         if (found == 0) {
             rc = 0;
-        } else if (found != SP_ENOTFOUND) {
-            /* Still no answer (a failover under way): the script may have run and
-             * reached a replica that becomes the master, so the job may exist. Its
-             * blobs stay (gc removes them if it does not), and the 503 says to retry
-             * with the same Idempotency-Key. */
+        } else if (found != SP_ENOTFOUND && unanswered) {
+            /* The script was sent and no Redis answers the check (a failover under
+             * way): it may have run and reached a replica that becomes the master, so
+             * the job may exist. Its blobs stay (gc removes them if it does not), and
+             * the 503 says to retry with the same Idempotency-Key. */
             r->job_created = true;
             return api_reply_code(r, rc, &err);
         }

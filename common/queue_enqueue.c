@@ -375,6 +375,11 @@ int sp_queue_idem_lookup(sp_queue *q, const char *idem_key, char existing_id[SP_
     return rc;
 }
 
+bool sp_queue_unanswered(const sp_queue *q)
+{
+    return sp_redis_unanswered(q->r);
+}
+
 int sp_queue_wait_replicas(sp_queue *q, int n, int64_t timeout_ms, sp_err *err)
 {
     uint64_t gen = sp_redis_generation(q->r);

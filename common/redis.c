@@ -27,6 +27,7 @@ struct sp_redis {
     int64_t pending;   /* commands appended whose replies are not read yet */
     uint64_t generation; /* connections made so far */
     bool stale_error;  /* the last connection error hit a connection that had worked */
+    bool unanswered;   /* the last command failed after it was sent: it may have run */
     /* redis-sentinel:// URLs */
     sp_redis_hostport at;  /* where the connection goes: the master the sentinels named */
     redisContext *sctx[SP_REDIS_MAX_SENTINELS]; /* connections to them, kept open */
@@ -213,11 +214,15 @@ static int sp__raw(sp_redis *r, redisReply **out, sp_err *err, int argc, const c
                    const size_t *lens)
 {
     redisReply *rep = redisCommandArgv(r->ctx, argc, argv, lens);
-    if (rep == NULL)
+    if (rep == NULL) {
+        r->unanswered = true;
         return sp__conn_error(r, err);
+    }
     r->replies++;
-    if (sp__replaced_during(r, rep, err) < 0)
+    if (sp__replaced_during(r, rep, err) < 0) {
+        r->unanswered = true;
         return SP_EREDIS;
+    }
     if (rep->type == REDIS_REPLY_ERROR)
         return sp__reply_error(r, rep, err);
     *out = rep;
@@ -440,8 +445,20 @@ int sp_redis_master_moved(sp_redis *r)
 
 static int sp__connect_once(sp_redis *r, bool *replica, sp_err *err);
 
+/* True when the server has closed an idle connection (or sent what nobody asked for):
+ * a command sent on it would be lost unrun, and could not be told apart from one that
+ * ran on a server that died before answering. */
+static bool sp__peer_closed(const sp_redis *r)
+{
+    struct pollfd pfd = {r->ctx->fd, POLLIN | POLLRDHUP, 0};
+    return r->pending == 0 && poll(&pfd, 1, 0) > 0;
+}
+
 int sp_redis_connect(sp_redis *r, sp_err *err)
 {
+    r->unanswered = false;
+    if (r->ctx && sp__peer_closed(r))
+        sp_redis_disconnect(r); /* Redis restarted or dropped us while idle */
     /* Still the master? Asked at most once a second, between commands. */
     if (r->ctx && (!sp__check_due(r) || sp_redis_master_moved(r) == 0))
         return 0;
@@ -647,14 +664,18 @@ int sp_redis_read(sp_redis *r, redisReply **out, sp_err *err)
     if (r->ctx == NULL)
         return sp_err_set(err, SP_EREDIS, "Redis connection lost during a pipeline");
     void *rep = NULL;
-    if (redisGetReply(r->ctx, &rep) != REDIS_OK || rep == NULL)
+    if (redisGetReply(r->ctx, &rep) != REDIS_OK || rep == NULL) {
+        r->unanswered = true;
         return sp__conn_error(r, err);
+    }
     r->replies++;
     if (r->pending > 0)
         r->pending--;
     redisReply *rr = rep;
-    if (sp__replaced_during(r, rr, err) < 0)
+    if (sp__replaced_during(r, rr, err) < 0) {
+        r->unanswered = true;
         return SP_EREDIS;
+    }
     if (rr->type == REDIS_REPLY_ERROR)
         return sp__reply_error(r, rr, err);
     *out = rr;
@@ -711,6 +732,11 @@ int sp_redis_try_read(sp_redis *r, redisReply **out, sp_err *err)
 bool sp_redis_stale_error(const sp_redis *r)
 {
     return r->stale_error;
+}
+
+bool sp_redis_unanswered(const sp_redis *r)
+{
+    return r->unanswered;
 }
 
 uint64_t sp_redis_generation(const sp_redis *r)

@@ -101,6 +101,11 @@ int sp_redis_try_read(sp_redis *r, redisReply **out, sp_err *err);
  * Redis restarted or dropped us while idle, and a reconnect is worth one try. */
 bool sp_redis_stale_error(const sp_redis *r);
 
+/* True when the last command failed after it was sent (no answer came, or it came from
+ * a master a failover has replaced): it may have run, and what it wrote may still
+ * appear. False when it failed before anything was sent, or succeeded. */
+bool sp_redis_unanswered(const sp_redis *r);
+
 /* How many connections this handle has made: a command that finds it changed since
  * an earlier one ran on another connection (perhaps to another server). */
 uint64_t sp_redis_generation(const sp_redis *r);

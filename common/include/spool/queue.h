@@ -69,6 +69,11 @@ int sp_queue_idem_lookup(sp_queue *q, const char *idem_key, char existing_id[SP_
  * master that confirmed: what was written may be lost), or an error. */
 int sp_queue_wait_replicas(sp_queue *q, int n, int64_t timeout_ms, sp_err *err);
 
+/* After a call that failed with SP_EREDIS: true when its command reached Redis and no
+ * answer came back (Redis may have run it: a master that died before answering, whose
+ * replica takes over), false when nothing was sent (no connection could be made). */
+bool sp_queue_unanswered(const sp_queue *q);
+
 /* Enqueue n jobs in one pipeline. results[i] gets what sp_queue_enqueue would have
  * returned for e[i]. Returns 0 when every reply arrived, else an error. */
 int sp_queue_enqueue_many(sp_queue *q, const sp_enqueue *e, size_t n, int *results,
