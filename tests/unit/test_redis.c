@@ -215,6 +215,56 @@ static void test_a_refused_command_stays_a_protocol_error(void **state)
     sp_queue_close(q);
 }
 
+/* Whether a failed command may have run: not when Redis was down (nothing was sent);
+ * not when Redis dropped an idle connection (that is found before sending, and the
+ * command goes over a new one and succeeds); yes when it was sent and its answer did
+ * not come in time (here Redis is stopped past the client's 5 s timeout, and the job
+ * appears once it goes on). */
+static void test_a_failed_command_says_whether_it_was_sent(void **state)
+{
+    (void)state;
+    char url[64], id[SP_ID_LEN + 1];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", sp_test_free_port());
+    sp_err err;
+    sp_queue *down = sp_queue_open(url, prefix, &err);
+    assert_non_null(down);
+    sp_enqueue e = job_of(id, "x");
+    assert_int_equal(sp_queue_enqueue(down, &e, NULL, &err), SP_EREDIS);
+    assert_false(sp_queue_unanswered(down));
+    sp_queue_close(down);
+
+    sp_queue *q = open_q();
+    assert_int_equal(sp_queue_ping(q, &err), 0);
+    const char *killed = sp_test_redis_cli(&R, "CLIENT KILL TYPE normal");
+    assert_non_null(killed);
+    assert_true(atoi(killed) >= 1);
+    e = job_of(id, "x");
+    if (sp_queue_enqueue(q, &e, NULL, &err) != 0)
+        fail_msg("an enqueue after Redis closed the idle connection: %s", err.msg);
+    assert_false(sp_queue_unanswered(q));
+
+    /* Redis stopped past the client's timeout: the command waits in its socket, and
+     * runs once Redis goes on, after the client gave up on it. */
+    assert_int_equal(kill(R.pid, SIGSTOP), 0);
+    e = job_of(id, "x");
+    int sent = sp_queue_enqueue(q, &e, NULL, &err);
+    bool unanswered = sp_queue_unanswered(q);
+    assert_int_equal(kill(R.pid, SIGCONT), 0);
+    assert_int_equal(sent, SP_EREDIS);
+    assert_true(unanswered);
+    sp_job j;
+    int rc = SP_EREDIS;
+    for (int i = 0; i < 100 && rc != 0; i++) {
+        rc = sp_queue_get(q, id, &j, &err);
+        if (rc != 0)
+            sp_sleep_ms(100, NULL);
+    }
+    if (rc != 0)
+        fail_msg("the job whose answer was lost: %s", err.msg);
+    sp_job_clear(&j);
+    sp_queue_close(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -222,6 +272,7 @@ int main(void)
         cmocka_unit_test_setup(test_password_and_database_in_the_url, setup_test),
         cmocka_unit_test_setup(test_busy_redis_is_unavailable, setup_test),
         cmocka_unit_test_setup(test_a_refused_command_stays_a_protocol_error, setup_test),
+        cmocka_unit_test_setup(test_a_failed_command_says_whether_it_was_sent, setup_test),
         cmocka_unit_test_setup(test_loading_redis_is_unavailable_until_it_has_loaded,
                                setup_test),
     };
