@@ -988,6 +988,21 @@ S3PROXY = os.path.join(ROOT, "tests", "support", "s3proxy.py")
 S3PROXY_PYTHON = os.environ.get("SPOOL_S3PROXY_PYTHON", "/usr/bin/python3")
 
 
+class Refusals:
+    """Assert what the proxy refused during a block: `with Refusals(s3, ["X"]):`."""
+
+    def __init__(self, s3, codes=()):
+        self.s3, self.codes = s3, list(codes)
+
+    def __enter__(self):
+        self.before = len(self.s3.requests_refused())
+
+    def __exit__(self, et, ev, tb):
+        if et is None:
+            new = [r["code"] for r in self.s3.requests_refused()[self.before:]]
+            eq(new, self.codes, "codes the proxy refused")
+
+
 class S3:
     """An S3 endpoint for tests: s3rver 3.7.1 (deps/npm) on a temp data dir, behind
     tests/support/s3proxy.py, each on its own loopback port (both bind port 0 and print

@@ -17,7 +17,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import S3, Suite, eq  # noqa: E402
+from harness import S3, Refusals, Suite, eq  # noqa: E402
 
 suite = Suite("s3_harness")
 EMPTY = hashlib.sha256(b"").hexdigest()
@@ -83,21 +83,6 @@ def status_of_head(s3, key):
         return 200
     except Exception as e:  # botocore ClientError
         return e.response["ResponseMetadata"]["HTTPStatusCode"]
-
-
-class Refusals:
-    """Assert what the proxy refused during a block: `with Refusals(s3, ["X"]):`."""
-
-    def __init__(self, s3, codes=()):
-        self.s3, self.codes = s3, list(codes)
-
-    def __enter__(self):
-        self.before = len(self.s3.requests_refused())
-
-    def __exit__(self, et, ev, tb):
-        if et is None:
-            new = [r["code"] for r in self.s3.requests_refused()[self.before:]]
-            eq(new, self.codes, "codes the proxy refused")
 
 
 def curl(s3, *args, user=None):

@@ -17,7 +17,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ROOT, S3, S3PROXY_PYTHON, TEST_BIN, Suite, eq  # noqa: E402
+from harness import ROOT, S3, S3PROXY_PYTHON, TEST_BIN, Refusals, Suite, eq  # noqa: E402
 
 suite = Suite("s3_presign")
 TOOL = os.path.join(TEST_BIN, "s3presign")
@@ -77,21 +77,6 @@ def refused(url, code, status=403, method="GET", data=None, host=None, message=N
     eq((st, code_of(body)), (status, code), f"{method} {url}")
     if message:
         assert message in message_of(body), f"{message!r} not in {body!r}"
-
-
-class Refusals:
-    """Assert what the proxy refused during a block: `with Refusals(s3, ["X"]):`."""
-
-    def __init__(self, s3, codes=()):
-        self.s3, self.codes = s3, list(codes)
-
-    def __enter__(self):
-        self.before = len(self.s3.requests_refused())
-
-    def __exit__(self, et, ev, tb):
-        if et is None:
-            new = [r["code"] for r in self.s3.requests_refused()[self.before:]]
-            eq(new, self.codes, "codes the proxy refused")
 
 
 def with_query(url, change):
