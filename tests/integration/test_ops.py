@@ -573,6 +573,92 @@ def test_keda_list_name_is_the_queue_redis_really_uses(ctx):
         r.destroy()
 
 
+def k8s_render(kustomization_text):
+    """kubectl kustomize of a kustomization written to a temporary directory (paths in
+    it relative to the checkout's root: ROOT/...), as a list of objects; None when no
+    kubectl with kustomize is on PATH (it is not a deps/debian.txt package: Debian 12's
+    kubernetes-client is 1.20, whose kustomize predates components)."""
+    kubectl = shutil.which("kubectl")
+    if not kubectl or run([kubectl, "kustomize", "--help"], timeout=30)[0] != 0:
+        return None
+    d = tempfile.mkdtemp(prefix="spool-ops-kustomize-", dir=suite.tmp)
+    with open(os.path.join(d, "kustomization.yaml"), "w") as f:
+        f.write(kustomization_text.replace("ROOT", os.path.relpath(ROOT, d)))
+    rc, out, err = run([kubectl, "kustomize", d], timeout=60)
+    eq(rc, 0, f"kubectl kustomize: {err}")
+    return yaml_docs(out, is_text=True)
+
+
+@suite.test
+def test_k8s_s3_component_drops_the_shared_volume(ctx):
+    comp = os.path.join(DEPLOY, "k8s", "s3")
+    kust = yaml_docs(os.path.join(comp, "kustomization.yaml"))[0]
+    eq(kust["kind"], "Component", "deploy/k8s/s3 is a kustomize component")
+    base = {}
+    for f in sorted(os.listdir(os.path.join(DEPLOY, "k8s"))):
+        if f.endswith(".yaml"):
+            for d in yaml_docs(os.path.join(DEPLOY, "k8s", f)):
+                base[(d["kind"], d["metadata"]["name"])] = d
+    patched = {}
+    for p in kust["patches"]:
+        for d in yaml_docs(os.path.join(comp, p["path"])):
+            key = (d["kind"], d["metadata"]["name"])
+            assert key in base, f"{p['path']} patches {key}, which deploy/k8s does not have"
+            eq(d["metadata"].get("namespace"), base[key]["metadata"]["namespace"], f"{key} namespace")
+            patched[key] = d
+    eq(patched[("PersistentVolumeClaim", "spool-blobs")].get("$patch"), "delete",
+       "the ReadWriteMany claim is left out")
+    cfg = patched[("ConfigMap", "spool-config")]["data"]
+    assert cfg["SPOOL_BLOB_URL"].startswith("s3://"), cfg["SPOOL_BLOB_URL"]
+    assert "SPOOL_DATA_DIR" in cfg and cfg["SPOOL_DATA_DIR"] is None, "SPOOL_DATA_DIR removed"
+    for k in ("SPOOL_S3_ENDPOINT", "SPOOL_S3_REGION", "SPOOL_S3_PATH_STYLE", "SPOOL_SCRATCH_DIR"):
+        assert k in cfg, f"{k} missing from the component's spool-config"
+    assert not any(k.startswith("AWS_") for k in cfg), "credentials belong in the Secret"
+    for name in ("spool-api", "spool-video", "spool-pdf"):
+        pod = patched[("Deployment", name)]["spec"]["template"]["spec"]
+        bpod = base[("Deployment", name)]["spec"]["template"]["spec"]
+        eq([c["name"] for c in pod["containers"]], [c["name"] for c in bpod["containers"]],
+           f"{name}: patched container names")
+        c = pod["containers"][0]
+        eq(c["envFrom"], [{"configMapRef": {"name": "spool-config"}}, {"secretRef": {"name": "spool-s3"}}],
+           f"{name}: settings and credentials")
+        gone = [v["name"] for v in pod["volumes"] if v.get("$patch") == "delete"]
+        eq(gone, [v["name"] for v in bpod["volumes"] if "persistentVolumeClaim" in v],
+           f"{name}: the claim's volume is deleted")
+        bmounts = {m["name"]: m["mountPath"] for m in bpod["containers"][0]["volumeMounts"]}
+        eq([m["mountPath"] for m in c["volumeMounts"] if m.get("$patch") == "delete"],
+           [bmounts[n] for n in gone], f"{name}: its mount is deleted")
+        # Scratch goes to a volume the pod keeps (readOnlyRootFilesystem): its emptyDir.
+        empty = {bmounts[v["name"]] for v in bpod["volumes"] if "emptyDir" in v}
+        assert any(cfg["SPOOL_SCRATCH_DIR"].startswith(m + "/") for m in empty), \
+            f"{name}: SPOOL_SCRATCH_DIR {cfg['SPOOL_SCRATCH_DIR']} is on none of {sorted(empty)}"
+    text = open(os.path.join(DEPLOY, "kustomization.yaml")).read()
+    assert re.search(r"^# components:\n#   - k8s/s3$", text, re.M), \
+        "deploy/kustomization.yaml shows how to turn the component on"
+
+    # Rendered, where kubectl can: the base has the shared claim, base + component none.
+    objs = k8s_render("resources: [ROOT/deploy]\ncomponents: [ROOT/deploy/k8s/s3]\n")
+    if objs is None:
+        print("# kubectl with kustomize is not on PATH: the rendered check is left out")
+        return
+    plain = k8s_render("resources: [ROOT/deploy]\n")
+    assert any(o["kind"] == "PersistentVolumeClaim" for o in plain), "the base has its claim"
+    eq([o["metadata"]["name"] for o in objs if o["kind"] == "PersistentVolumeClaim"], [], "claims")
+    eq(len(objs), len(plain) - 1, "only the claim is left out")
+    for o in objs:
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "spool-config":
+            assert "SPOOL_DATA_DIR" not in o["data"] and o["data"]["SPOOL_BLOB_URL"].startswith("s3://")
+        if o["kind"] != "Deployment":
+            continue
+        spec = o["spec"]["template"]["spec"]
+        eq([v for v in spec["volumes"] if "persistentVolumeClaim" in v], [], f"{o['metadata']['name']} claims")
+        c = spec["containers"][0]
+        assert {"secretRef": {"name": "spool-s3"}} in c["envFrom"], c["envFrom"]
+        assert all(m["mountPath"] != "/var/lib/spool/data" for m in c["volumeMounts"]), c["volumeMounts"]
+        assert c["resources"]["requests"].get("cpu"), "the base's requests are kept"
+    print(f"# rendered with {shutil.which('kubectl')}: {len(objs)} objects, no claim")
+
+
 # ---- scripts/run.sh refusals ----------------------------------------------------------------
 
 def run_sh(env, timeout=30):
