@@ -14,8 +14,10 @@ region=${S3_REGION:-us-east-1}
 upstream=127.0.0.1:4568
 
 # s3rver's ListObjectsV2 continuation tokens use DES, in OpenSSL 3's legacy provider.
+# --no-vhost-buckets: the proxy passes the client's Host on (s3:9000 in compose), which
+# s3rver would otherwise take for a bucket's name; the proxy does virtual hosts itself.
 NODE_OPTIONS="${NODE_OPTIONS:-} --openssl-legacy-provider" \
-    node /opt/s3rver/node_modules/s3rver/bin/s3rver.js --silent -d /data \
+    node /opt/s3rver/node_modules/s3rver/bin/s3rver.js --silent --no-vhost-buckets -d /data \
     -a "${upstream%:*}" -p "${upstream##*:}" --configure-bucket "$bucket" &
 s3rver=$!
 for _ in $(seq 300); do
