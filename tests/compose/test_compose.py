@@ -17,9 +17,13 @@ PDF workers, and then, through the API port the project publishes on the host:
     objects in the store and not files in the containers, and that no container mounts
     a volume another one mounts (the store's and Redis's own aside).
 
+Then, briefly, docker-compose.yml alone (the directory mode) under a second project: a
+video and an export succeed through the blobs volume the API and both workers share.
+
 Everything the run created (containers, networks, volumes) is removed on every exit
 path; the images stay, tagged SPOOL_IMAGE_TAG (default test-compose), so a rerun builds
-only what changed. Logs: build/test-compose/ (compose.log has every container's).
+only what changed. Logs in build/test-compose/: the builds and ups (PROJECT.log), and
+every container's (compose-s3.log, compose-dir.log).
 Needs root (the Docker engine; scripts/base-images.sh starts it) and ffmpeg,
 ffprobe, pdfinfo (deps/debian.txt). Settings: TEST_COMPOSE_VIDEOS (6),
 TEST_COMPOSE_EXPORTS (8), TEST_COMPOSE_TIMEOUT (600 s for the jobs).
@@ -35,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import urllib.error
 import urllib.request
 
@@ -95,28 +100,63 @@ def run(argv, timeout=600, log=None, check_rc=True, **kw):
 
 
 class Compose:
-    """docker-compose with this run's project name, files and environment."""
+    """docker-compose with a project name, files and environment of this run's."""
 
-    def __init__(self, api_port, token, s3_key, s3_secret):
+    def __init__(self, project, files, env):
+        self.project = project
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith(("SPOOL_", "COMPOSE_", "AWS_"))}
-        self.env.update(SPOOL_API_PORT=str(api_port), SPOOL_API_TOKENS=token, SPOOL_IMAGE_TAG=TAG,
-                        SPOOL_S3_ACCESS_KEY=s3_key, SPOOL_S3_SECRET_KEY=s3_secret,
-                        # Three transcodes share this host: one codec thread each.
-                        SPOOL_VIDEO_THREADS="1")
-        self.argv = ["docker-compose", "-p", PROJECT]
-        for f in FILES:
+        self.env.update(env, SPOOL_IMAGE_TAG=TAG)
+        self.argv = ["docker-compose", "-p", project]
+        for f in files:
             self.argv += ["-f", os.path.join(ROOT, f)]
+        self.started = False
 
     def __call__(self, *args, **kw):
         return run(self.argv + list(args), env=self.env, cwd=ROOT, **kw)
 
+    def up(self, log, *args):
+        self.started = True
+        self("up", "-d", "--no-build", *args, log=log, timeout=600)
+
     def containers(self, service=None):
         """Container ids of the project (of one service), running or not."""
-        argv = ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label=com.docker.compose.project={PROJECT}"]
+        argv = ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label=com.docker.compose.project={self.project}"]
         if service:
             argv += ["--filter", f"label=com.docker.compose.service={service}"]
         return sorted(run(argv).split())
+
+    def tear_down(self, logfile):
+        """Save every container's log to logfile, then remove the containers, the network
+        and every volume they mounted (anonymous ones too). True when nothing is left."""
+        if not self.started:
+            return True
+        try:
+            with open(logfile, "w") as f:
+                subprocess.run(self.argv + ["logs", "--no-color", "--timestamps"], env=self.env,
+                               cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, timeout=120)
+        except (OSError, subprocess.SubprocessError):
+            pass
+        self.started = False
+        mounted = set()
+        for cid in self.containers():
+            try:
+                mounted |= {m["Name"] for m in inspect(cid)["Mounts"] if m.get("Name")}
+            except (Failed, ValueError, IndexError):
+                pass
+        t = time.monotonic()
+        p = subprocess.run(self.argv + ["down", "-v", "--remove-orphans", "--timeout", "10"],
+                           env=self.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        left = run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.project}"],
+                   check_rc=False).split()
+        vols = run(["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={self.project}"],
+                   check_rc=False).split()
+        vols += sorted(mounted & set(run(["docker", "volume", "ls", "-q"], check_rc=False).split()))
+        if p.returncode != 0 or left or vols:
+            say(f"tear-down of {self.project} left containers {left} volumes {vols}: {p.stdout.decode()[-1000:]}")
+            return False
+        say(f"{self.project} torn down in {time.monotonic() - t:.0f} s (containers, network, volumes)")
+        return True
 
 
 def inspect(cid):
@@ -310,21 +350,123 @@ def check_blobs_are_objects(compose, recs):
             eq([f for f in files if os.path.basename(f) != "lock"], [], f"{svc} {cid[:12]}: files left in its volume")
 
 
+def wait_ready(api):
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if api.request("GET", "/readyz", timeout=5)[0] == 200:
+                return
+        except OSError:
+            pass
+        check(time.monotonic() < deadline, "the API is not ready 120 s after up")
+        time.sleep(0.5)
+
+
+def s3_mode(compose, api, log, tmp, times):
+    """The run the module's docstring describes."""
+    t = time.monotonic()
+    say(f"up: project {compose.project} (docker-compose.s3.yml), {VIDEO_WORKERS} video and "
+        f"{PDF_WORKERS} PDF workers, API on {api.base}")
+    compose.up(log, "--scale", f"video-worker={VIDEO_WORKERS}", "--scale", f"pdf-worker={PDF_WORKERS}")
+    wait_ready(api)
+    eq(api.request("GET", "/v1/queues", headers={"Authorization": "Bearer wrong"})[0], 401,
+       "a wrong token is refused")
+    times["up"] = time.monotonic() - t
+
+    t = time.monotonic()
+    jobs = submit_jobs(api, tmp)
+    say(f"submitted {sum(k == 'video' for k, _ in jobs.values())} video uploads and "
+        f"{sum(k == 'pdf' for k, _ in jobs.values())} PDF exports")
+    killed_cid, killed_job = kill_a_video_worker_mid_job(api, compose, jobs)
+    recs = wait_all_ended(api, jobs)
+    times["jobs"] = time.monotonic() - t
+
+    # Every job succeeded, once.
+    bad = {j: (r["state"], r["error"]) for j, r in recs.items() if r["state"] != "succeeded"}
+    eq(bad, {}, "jobs that did not succeed")
+    attempts = {j: r["attempts"] for j, r in recs.items()}
+    want = {j: 2 if j == killed_job else 1 for j in recs}
+    eq(attempts, want, "attempts (2 only for the job whose worker was killed)")
+    started, succeeded, took = {}, {}, {}
+    for svc in ("video-worker", "pdf-worker"):
+        for cid in compose.containers(svc):
+            for msg, jid in log_events(cid):
+                if jid not in jobs:
+                    continue
+                if msg.startswith("started "):
+                    started.setdefault(jid, []).append(cid[:12])
+                    took.setdefault(svc, set()).add(cid[:12])
+                elif msg.startswith("succeeded in "):
+                    succeeded.setdefault(jid, []).append(cid[:12])
+    eq({j: len(v) for j, v in succeeded.items()}, {j: 1 for j in jobs}, "successes logged per job")
+    eq({j: len(v) for j, v in started.items()}, want, "starts logged per job (one per attempt)")
+    check(killed_cid[:12] in started[killed_job] and killed_cid[:12] not in succeeded[killed_job],
+          f"the killed container {killed_cid[:12]} started {killed_job} and did not finish it")
+    check(len(set(started[killed_job])) == 2, f"{killed_job} ran again on another container")
+    eq({s: len(c) for s, c in took.items()}, {"video-worker": VIDEO_WORKERS, "pdf-worker": PDF_WORKERS},
+       "worker containers that took jobs")
+    state = inspect(killed_cid)["State"]
+    say(f"the killed container is {'running again (restart policy)' if state['Running'] else 'stopped'}")
+
+    check_downloads(api, recs, jobs, tmp)
+    check_blobs_are_objects(compose, recs)
+    n_mounts = check_no_shared_volume(compose)
+    say(f"{len(jobs)} jobs succeeded once each ({killed_job} twice attempted after its worker was "
+        f"killed); {len(took['video-worker'])} video and {len(took['pdf-worker'])} PDF containers took "
+        f"jobs; outputs downloaded and checked; blobs in the store; {n_mounts} mounts, none shared")
+
+
+def directory_mode(compose, api, log, tmp, times):
+    """docker-compose.yml alone still works: a video and an export through the shared
+    blobs volume, which the API and both workers mount."""
+    t = time.monotonic()
+    say(f"up: project {compose.project} (docker-compose.yml alone: the shared blobs volume)")
+    compose.up(log)
+    wait_ready(api)
+    clip = make_clip(os.path.join(tmp, "dir.mp4"), 5)
+    with open(clip, "rb") as f:
+        v = api.json("POST", "/v1/videos?preset=mp4-480p&thumbnail=true", f.read(), "video/mp4", want=(202,))
+    p = api.json("POST", "/v1/exports?title=Directory", b"a,b\n1,2\n3,4\n", "text/csv", want=(202,))
+    jobs = {v["id"]: ("video", {"seconds": 5}), p["id"]: ("pdf", {"rows": 2})}
+    recs = wait_all_ended(api, jobs)
+    eq({j: (r["state"], r["attempts"]) for j, r in recs.items()}, {j: ("succeeded", 1) for j in jobs},
+       "directory mode: states and attempts")
+    check_downloads(api, recs, jobs, tmp)
+    users = {}
+    for cid in compose.containers():
+        info = inspect(cid)
+        svc = info["Config"]["Labels"]["com.docker.compose.service"]
+        check(not any(e.startswith("SPOOL_BLOB_URL=") for e in info["Config"]["Env"]), f"{svc}: SPOOL_BLOB_URL set")
+        for m in info["Mounts"]:
+            if m.get("Name", "").endswith("_blobs"):
+                users.setdefault(m["Name"], set()).add(svc)
+    eq(sorted(map(sorted, users.values())), [["api", "pdf-worker", "video-worker"]],
+       "services sharing the blobs volume")
+    times["directory mode"] = time.monotonic() - t
+    say("directory mode: a video and an export succeeded through the shared blobs volume")
+
+
 def main():
     os.makedirs(LOGDIR, exist_ok=True)
     log = os.path.join(LOGDIR, f"{PROJECT}.log")
     open(log, "w").close()
     t_start = time.monotonic()
     times = {}
-    api_port, token = free_port(), secrets.token_hex(16)
-    compose = Compose(api_port, token, "spool-test-" + secrets.token_hex(4), secrets.token_hex(20))
+    token = secrets.token_hex(16)
+    ports = (free_port(), free_port())
+    s3 = Compose(PROJECT, FILES, {"SPOOL_API_PORT": str(ports[0]), "SPOOL_API_TOKENS": token,
+                                  "SPOOL_S3_ACCESS_KEY": "spool-test-" + secrets.token_hex(4),
+                                  "SPOOL_S3_SECRET_KEY": secrets.token_hex(20),
+                                  # Three transcodes share this host: one codec thread each.
+                                  "SPOOL_VIDEO_THREADS": "1"})
+    plain = Compose(PROJECT + "-dir", FILES[:1], {"SPOOL_API_PORT": str(ports[1]), "SPOOL_API_TOKENS": token,
+                                                  "SPOOL_VIDEO_THREADS": "1"})
     tmp = tempfile.mkdtemp(prefix="spool-test-compose-")
-    up = False
 
     def on_signal(sig, frame):
         raise KeyboardInterrupt(f"signal {sig}")
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     ok = False
     try:
         t = time.monotonic()
@@ -334,101 +476,37 @@ def main():
         # The three spool services share one image: build it once, then Redis and the store.
         t = time.monotonic()
         say(f"docker-compose build (images tagged {TAG}; log {log})")
-        compose("build", "api", "redis", "s3", log=log, timeout=3600)
+        s3("build", "api", "redis", "s3", log=log, timeout=3600)
         times["build"] = time.monotonic() - t
 
-        t = time.monotonic()
-        up = True
-        say(f"up: project {PROJECT}, {VIDEO_WORKERS} video and {PDF_WORKERS} PDF workers, API on 127.0.0.1:{api_port}")
-        compose("up", "-d", "--no-build", "--scale", f"video-worker={VIDEO_WORKERS}",
-                "--scale", f"pdf-worker={PDF_WORKERS}", log=log, timeout=600)
-        api = Api(api_port, token)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if api.request("GET", "/readyz", timeout=5)[0] == 200:
-                    break
-            except OSError:
-                pass
-            check(time.monotonic() < deadline, "the API is not ready 120 s after up")
-            time.sleep(0.5)
-        eq(api.request("GET", "/v1/queues", headers={"Authorization": "Bearer wrong"})[0], 401,
-           "a wrong token is refused")
-        times["up"] = time.monotonic() - t
-
-        t = time.monotonic()
-        jobs = submit_jobs(api, tmp)
-        say(f"submitted {sum(k == 'video' for k, _ in jobs.values())} video uploads and "
-            f"{sum(k == 'pdf' for k, _ in jobs.values())} PDF exports")
-        killed_cid, killed_job = kill_a_video_worker_mid_job(api, compose, jobs)
-        recs = wait_all_ended(api, jobs)
-        times["jobs"] = time.monotonic() - t
-
-        # Every job succeeded, once.
-        bad = {j: (r["state"], r["error"]) for j, r in recs.items() if r["state"] != "succeeded"}
-        eq(bad, {}, "jobs that did not succeed")
-        attempts = {j: r["attempts"] for j, r in recs.items()}
-        want = {j: 2 if j == killed_job else 1 for j in recs}
-        eq(attempts, want, "attempts (2 only for the job whose worker was killed)")
-        started, succeeded, took = {}, {}, {}
-        for svc in ("video-worker", "pdf-worker"):
-            for cid in compose.containers(svc):
-                for msg, jid in log_events(cid):
-                    if jid not in jobs:
-                        continue
-                    if msg.startswith("started "):
-                        started.setdefault(jid, []).append(cid[:12])
-                        took.setdefault(svc, set()).add(cid[:12])
-                    elif msg.startswith("succeeded in "):
-                        succeeded.setdefault(jid, []).append(cid[:12])
-        eq({j: len(v) for j, v in succeeded.items()}, {j: 1 for j in jobs}, "successes logged per job")
-        eq({j: len(v) for j, v in started.items()}, want, "starts logged per job (one per attempt)")
-        check(killed_cid[:12] in started[killed_job] and killed_cid[:12] not in succeeded[killed_job],
-              f"the killed container {killed_cid[:12]} started {killed_job} and did not finish it")
-        check(len(set(started[killed_job])) == 2, f"{killed_job} ran again on another container")
-        eq({s: len(c) for s, c in took.items()}, {"video-worker": VIDEO_WORKERS, "pdf-worker": PDF_WORKERS},
-           "worker containers that took jobs")
-        state = inspect(killed_cid)["State"]
-        say(f"the killed container is {'running again (restart policy)' if state['Running'] else 'stopped'}")
-
-        check_downloads(api, recs, jobs, tmp)
-        check_blobs_are_objects(compose, recs)
-        n_mounts = check_no_shared_volume(compose)
-        total = time.monotonic() - t_start
-        say(f"{len(jobs)} jobs succeeded once each ({killed_job} twice attempted after its worker was "
-            f"killed); {len(took['video-worker'])} video and {len(took['pdf-worker'])} PDF containers took "
-            f"jobs; outputs downloaded and checked; blobs in the store; {n_mounts} mounts, none shared")
-        say("passed in " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()) + f"; total {total:.0f} s")
-        ok = True
+        s3_mode(s3, Api(ports[0], token), log, tmp, times)
+        ok = s3.tear_down(os.path.join(LOGDIR, "compose-s3.log"))
+        check(ok, "the S3 mode's project was not removed whole")
+        directory_mode(plain, Api(ports[1], token), log, tmp, times)
+        ok = plain.tear_down(os.path.join(LOGDIR, "compose-dir.log"))
+        check(ok, "the directory mode's project was not removed whole")
+        say("passed in " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items())
+            + f"; total {time.monotonic() - t_start:.0f} s")
     except Failed as e:
         say(f"FAILED: {e}")
+        ok = False
     except KeyboardInterrupt as e:
         say(f"interrupted ({e or 'Ctrl-C'})")
+        ok = False
+    except Exception:
+        traceback.print_exc()
+        say("FAILED: an unexpected error (above)")
+        ok = False
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if up:
-            try:
-                with open(os.path.join(LOGDIR, "compose.log"), "w") as f:
-                    subprocess.run(compose.argv + ["logs", "--no-color", "--timestamps"], env=compose.env,
-                                   cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, timeout=120)
-            except (OSError, subprocess.SubprocessError):
-                pass
-            t = time.monotonic()
-            p = subprocess.run(compose.argv + ["down", "-v", "--remove-orphans", "--timeout", "10"],
-                               env=compose.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            left = run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}"],
-                       check_rc=False).split()
-            vols = run(["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"],
-                       check_rc=False).split()
-            if p.returncode != 0 or left or vols:
-                say(f"tear-down left containers {left} volumes {vols}: {p.stdout.decode()[-1000:]}")
+        for c, name in ((s3, "compose-s3.log"), (plain, "compose-dir.log")):
+            if c.started and not c.tear_down(os.path.join(LOGDIR, name)):
                 ok = False
-            else:
-                say(f"torn down in {time.monotonic() - t:.0f} s (containers, network, volumes)")
+            c.started = False
         subprocess.run(["rm", "-rf", tmp])
     if not ok:
-        say(f"logs: {log}, {os.path.join(LOGDIR, 'compose.log')}")
+        say(f"logs: {LOGDIR}/ ({os.path.basename(log)}, compose-s3.log, compose-dir.log)")
     return 0 if ok else 1
 
 
