@@ -111,8 +111,9 @@ test-failover:
 # debootstrap when no registry has them), docker-compose build, up with 3 video and 2
 # PDF workers and no shared volume, mixed jobs through the published API port, a video
 # worker's container killed mid-job, every job succeeded once, outputs downloaded,
-# everything torn down. Needs root; not part of make test (README, Running it with
-# Docker: about 10 minutes the first time, under 2 once the images are cached).
+# everything torn down; then docker-compose.yml alone, briefly. Needs root; not part of
+# make test (6 to 8 minutes the first time here, 1.5 to 2.5 once the images are cached:
+# README.md, "With Docker Compose and Kubernetes").
 .PHONY: test-compose
 test-compose:
 	@sh scripts/deps.sh
