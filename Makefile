@@ -11,6 +11,9 @@
 #                   bench-blob)
 #   make fuzz       build the libFuzzer targets
 #   make fuzz-run   run each libFuzzer target for SECS seconds (tests/tests.mk)
+#   make test-compose   the images built, docker-compose up with the object store and
+#                   scaled workers, mixed jobs, a worker container killed mid-job (root,
+#                   a Docker engine; not part of make test)
 #
 # Objects go to $(O), binaries to $(BIN). `make SAN=1` builds the sanitizer flavour
 # into build/san.
@@ -102,6 +105,19 @@ test-failover:
 	@$(MAKE) --no-print-directory test-build
 	@for i in 1 2 3; do SPOOL_BIN_DIR=$(abspath $(BIN)) SPOOL_TEST_BIN_DIR=$(abspath $(O)/tests) \
 		python3 tests/run.py test_sentinel || exit 1; done
+
+# docker-compose.yml + docker-compose.s3.yml end to end (tests/compose/test_compose.py):
+# scripts/base-images.sh (the Docker engine and the Debian base images, made with
+# debootstrap when no registry has them), docker-compose build, up with 3 video and 2
+# PDF workers and no shared volume, mixed jobs through the published API port, a video
+# worker's container killed mid-job, every job succeeded once, outputs downloaded,
+# everything torn down; then docker-compose.yml alone, briefly. Needs root; not part of
+# make test (6 to 8 minutes the first time here, 1.5 to 2.5 once the images are cached:
+# README.md, "With Docker Compose and Kubernetes").
+.PHONY: test-compose
+test-compose:
+	@sh scripts/deps.sh
+	@python3 tests/compose/test_compose.py
 
 # The chaos run (tests/soak/soak.py; its settings are SOAK_* variables: make soak SOAK_JOBS=1000).
 .PHONY: soak

@@ -7,7 +7,8 @@
 #   make run [API_HOST=127.0.0.1] [API_PORT=8080] [REDIS_PORT=6390]
 #            [VIDEO_WORKERS=1] [PDF_WORKERS=1] [VAR_DIR=var]
 #   make demo [API_PORT=8080]             with `make run` going in another terminal
-#   make docker-image                     build the image (needs a Docker engine)
+#   make docker-image                     build the image (a Docker engine, and the base
+#                                         images: scripts/base-images.sh makes them if need be)
 
 API_HOST ?= 127.0.0.1
 API_PORT ?= 8080
@@ -37,4 +38,5 @@ check-deploy:
 		python3 tests/run.py test_ops
 
 docker-image:
+	@bash scripts/base-images.sh
 	docker build -f deploy/Dockerfile -t spool:$(VERSION) -t spool:latest .

@@ -104,6 +104,9 @@ def test_compose_file_is_valid_and_workers_scale(ctx):
     assert os.path.isfile(os.path.join(ROOT, "deploy", "Dockerfile"))
 
     r = svc["redis"]
+    # Redis is built here too (Debian's redis-server), so compose needs no registry.
+    eq(r["image"], "spool-redis:latest", "redis image")
+    eq(r["build"]["context"], os.path.join(ROOT, "deploy", "redis"), "redis build context")
     assert "/usr/local/etc/redis/redis.conf" in r["command"], r["command"]
     assert f"{ROOT}/deploy/redis.conf:/usr/local/etc/redis/redis.conf:ro" in r["volumes"], r["volumes"]
     assert "redis-data:/data:rw" in r["volumes"], "named volume for the AOF"
@@ -118,6 +121,115 @@ def test_compose_file_is_valid_and_workers_scale(ctx):
     api = yaml_docs(out, is_text=True)[0]["services"]["api"]
     eq(api["ports"], ["127.0.0.1:9000:8080/tcp"], "SPOOL_API_PORT")
     eq(api["environment"]["SPOOL_API_TOKENS"], "t1,t2", "SPOOL_API_TOKENS")
+
+
+def compose_config(files, env=None):
+    """`docker-compose -f F... config` as a dict, in an environment without SPOOL_*."""
+    assert shutil.which("docker-compose"), "docker-compose is missing (make deps installs it)"
+    e = {k: v for k, v in os.environ.items() if not k.startswith("SPOOL_")}
+    e.update(env or {})
+    argv = ["docker-compose"]
+    for f in files:
+        argv += ["-f", os.path.join(ROOT, f)]
+    rc, out, err = run(argv + ["config"], env=e, cwd=ROOT)
+    eq(rc, 0, f"docker-compose {' '.join(files)} config (stderr: {err})")
+    return yaml_docs(out, is_text=True)[0]
+
+
+@suite.test
+def test_compose_s3_mode_adds_the_store_and_shares_no_volume(ctx):
+    files = ("docker-compose.yml", "docker-compose.s3.yml")
+    cfg = compose_config(files)
+    svc = cfg["services"]
+    eq(sorted(svc), ["api", "pdf-worker", "redis", "s3", "video-worker"], "services")
+
+    s3 = svc["s3"]
+    eq(s3["image"], "spool-s3:latest", "s3 image")
+    eq(s3["build"]["dockerfile"], "deploy/s3/Dockerfile", "s3 dockerfile")
+    eq(s3["volumes"], ["s3-data:/data:rw"], "the store's own volume")
+    assert "ports" not in s3, "the store is reachable on the project's network only"
+    assert s3["healthcheck"]["test"][0] == "CMD", s3["healthcheck"]
+    store = s3["environment"]
+    eq(store["S3_LISTEN"], "0.0.0.0:9000", "store address")
+
+    for name in ("api", "video-worker", "pdf-worker"):
+        s = svc[name]
+        env = s["environment"]
+        # The bucket the store creates at start is the one spool uses, with its keys.
+        eq(env["SPOOL_BLOB_URL"], f"s3://{store['S3_BUCKET']}/", f"{name} SPOOL_BLOB_URL")
+        eq(env["SPOOL_S3_ENDPOINT"], "http://s3:9000", f"{name} endpoint")
+        eq(env["SPOOL_S3_PATH_STYLE"], "1", f"{name} path style")
+        eq(env["SPOOL_S3_REGION"], store["S3_REGION"], f"{name} region")
+        eq((env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]),
+           (store["S3_ACCESS_KEY"], store["S3_SECRET_KEY"]), f"{name} credentials")
+        eq(env["SPOOL_DOWNLOADS"], "stream", f"{name}: downloads pass through the API")
+        eq(s["depends_on"]["s3"]["condition"], "service_healthy", f"{name} waits for the store")
+        # Only an anonymous volume of its own (compose put it in the shared one's place).
+        eq(s["volumes"], ["/var/lib/spool/data"], f"{name} volumes")
+        assert env["SPOOL_SCRATCH_DIR"].startswith("/var/lib/spool/data/"), \
+            f"{name}: scratch {env['SPOOL_SCRATCH_DIR']} is not on its own volume"
+    # Each named volume belongs to one service.
+    for name, s in svc.items():
+        for v in s.get("volumes", []):
+            src = v.split(":")[0] if isinstance(v, str) and ":" in v else None
+            if src in cfg["volumes"]:
+                eq(src, {"redis": "redis-data", "s3": "s3-data"}.get(name), f"{name} mounts {src}")
+
+    # The keys and the bucket are one setting each, for the store and for spool.
+    cfg = compose_config(files, {"SPOOL_S3_ACCESS_KEY": "k1", "SPOOL_S3_SECRET_KEY": "s1",
+                                 "SPOOL_S3_BUCKET": "b1", "SPOOL_API_PORT": "9001"})
+    svc = cfg["services"]
+    eq((svc["s3"]["environment"]["S3_ACCESS_KEY"], svc["s3"]["environment"]["S3_SECRET_KEY"],
+        svc["s3"]["environment"]["S3_BUCKET"]), ("k1", "s1", "b1"), "store settings")
+    for name in ("api", "video-worker", "pdf-worker"):
+        env = svc[name]["environment"]
+        eq((env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env["SPOOL_BLOB_URL"]),
+           ("k1", "s1", "s3://b1/"), f"{name} settings")
+    eq(svc["api"]["ports"], ["127.0.0.1:9001:8080/tcp"], "SPOOL_API_PORT")
+
+
+@suite.test
+def test_every_dockerfile_starts_from_the_base_images_and_installs_real_packages(ctx):
+    """deploy/Dockerfile, deploy/redis/ and deploy/s3/ build from debian:bookworm(-slim),
+    which scripts/base-images.sh makes when no registry gives them; what they install
+    exists in Debian 12; they run as numeric non-root users; what they copy exists."""
+    files = ["Dockerfile", "redis/Dockerfile", "s3/Dockerfile"]
+    text = open(os.path.join(ROOT, "scripts", "base-images.sh")).read()
+    made = set(re.findall(r"\bdebian:\$suite(?:-slim)?\b", text))
+    eq(sorted(made), ["debian:$suite", "debian:$suite-slim"], "tags base-images.sh makes")
+    assert re.search(r"^suite=bookworm$", text, re.M), "base-images.sh bootstraps bookworm"
+    pkgs = set()
+    for f in files:
+        path = os.path.join(DEPLOY, f)
+        joined = re.sub(r"\\\n", " ", open(path).read())
+        lines = [ln.strip() for ln in joined.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+        froms = [ln.split()[1] for ln in lines if ln.upper().startswith("FROM ")]
+        stages = {ln.split()[3] for ln in lines if ln.upper().startswith("FROM ") and len(ln.split()) > 3}
+        assert froms, f"{f}: no FROM"
+        for img in froms:
+            assert img in ("debian:bookworm", "debian:bookworm-slim"), \
+                f"{f}: FROM {img} is not an image scripts/base-images.sh makes"
+        pkgs |= set(apt_packages(lines))
+        users = [ln.split()[1] for ln in lines if ln.startswith("USER ")]
+        assert users and users[-1].split(":")[0].isdigit() and int(users[-1].split(":")[0]) > 0, \
+            f"{f}: USER must be a numeric non-root uid ({users})"
+        context = ROOT if f != "redis/Dockerfile" else os.path.join(DEPLOY, "redis")
+        for ln in lines:
+            if ln.startswith("COPY ") and "--from=" not in ln:
+                for src in ln.split()[1:-1]:
+                    assert src == "." or os.path.exists(os.path.join(context, src)), \
+                        f"{f}: COPY {src}: not in the build context"
+            if ln.startswith("COPY --from="):
+                assert ln.split()[1][len("--from="):] in stages, f"{f}: {ln}"
+    assert os.access(os.path.join(DEPLOY, "s3", "spool-s3.sh"), os.X_OK), "spool-s3.sh executable"
+    if shutil.which("apt-cache"):
+        rc, out, err = run(["apt-cache", "show", "--no-all-versions", *sorted(pkgs)])
+        known = set(re.findall(r"^Package: (\S+)$", out, re.M))
+        eq(sorted(pkgs - known), [], f"packages Debian 12 does not have ({err.strip()})")
+    rc, out, err = run(["bash", "-n", os.path.join(ROOT, "scripts", "base-images.sh")])
+    eq(rc, 0, f"bash -n base-images.sh: {err}")
+    rc, out, err = run(["bash", "-n", os.path.join(DEPLOY, "s3", "spool-s3.sh")])
+    eq(rc, 0, f"bash -n spool-s3.sh: {err}")
 
 
 # ---- the Dockerfile ---------------------------------------------------------------------
@@ -459,6 +571,92 @@ def test_keda_list_name_is_the_queue_redis_really_uses(ctx):
         eq(r.cli("LLEN", "spool:q:video:ready"), "3", "LLEN counts the waiting jobs")
     finally:
         r.destroy()
+
+
+def k8s_render(kustomization_text):
+    """kubectl kustomize of a kustomization written to a temporary directory (paths in
+    it relative to the checkout's root: ROOT/...), as a list of objects; None when no
+    kubectl with kustomize is on PATH (it is not a deps/debian.txt package: Debian 12's
+    kubernetes-client is 1.20, whose kustomize predates components)."""
+    kubectl = shutil.which("kubectl")
+    if not kubectl or run([kubectl, "kustomize", "--help"], timeout=30)[0] != 0:
+        return None
+    d = tempfile.mkdtemp(prefix="spool-ops-kustomize-", dir=suite.tmp)
+    with open(os.path.join(d, "kustomization.yaml"), "w") as f:
+        f.write(kustomization_text.replace("ROOT", os.path.relpath(ROOT, d)))
+    rc, out, err = run([kubectl, "kustomize", d], timeout=60)
+    eq(rc, 0, f"kubectl kustomize: {err}")
+    return yaml_docs(out, is_text=True)
+
+
+@suite.test
+def test_k8s_s3_component_drops_the_shared_volume(ctx):
+    comp = os.path.join(DEPLOY, "k8s", "s3")
+    kust = yaml_docs(os.path.join(comp, "kustomization.yaml"))[0]
+    eq(kust["kind"], "Component", "deploy/k8s/s3 is a kustomize component")
+    base = {}
+    for f in sorted(os.listdir(os.path.join(DEPLOY, "k8s"))):
+        if f.endswith(".yaml"):
+            for d in yaml_docs(os.path.join(DEPLOY, "k8s", f)):
+                base[(d["kind"], d["metadata"]["name"])] = d
+    patched = {}
+    for p in kust["patches"]:
+        for d in yaml_docs(os.path.join(comp, p["path"])):
+            key = (d["kind"], d["metadata"]["name"])
+            assert key in base, f"{p['path']} patches {key}, which deploy/k8s does not have"
+            eq(d["metadata"].get("namespace"), base[key]["metadata"]["namespace"], f"{key} namespace")
+            patched[key] = d
+    eq(patched[("PersistentVolumeClaim", "spool-blobs")].get("$patch"), "delete",
+       "the ReadWriteMany claim is left out")
+    cfg = patched[("ConfigMap", "spool-config")]["data"]
+    assert cfg["SPOOL_BLOB_URL"].startswith("s3://"), cfg["SPOOL_BLOB_URL"]
+    assert "SPOOL_DATA_DIR" in cfg and cfg["SPOOL_DATA_DIR"] is None, "SPOOL_DATA_DIR removed"
+    for k in ("SPOOL_S3_ENDPOINT", "SPOOL_S3_REGION", "SPOOL_S3_PATH_STYLE", "SPOOL_SCRATCH_DIR"):
+        assert k in cfg, f"{k} missing from the component's spool-config"
+    assert not any(k.startswith("AWS_") for k in cfg), "credentials belong in the Secret"
+    for name in ("spool-api", "spool-video", "spool-pdf"):
+        pod = patched[("Deployment", name)]["spec"]["template"]["spec"]
+        bpod = base[("Deployment", name)]["spec"]["template"]["spec"]
+        eq([c["name"] for c in pod["containers"]], [c["name"] for c in bpod["containers"]],
+           f"{name}: patched container names")
+        c = pod["containers"][0]
+        eq(c["envFrom"], [{"configMapRef": {"name": "spool-config"}}, {"secretRef": {"name": "spool-s3"}}],
+           f"{name}: settings and credentials")
+        gone = [v["name"] for v in pod["volumes"] if v.get("$patch") == "delete"]
+        eq(gone, [v["name"] for v in bpod["volumes"] if "persistentVolumeClaim" in v],
+           f"{name}: the claim's volume is deleted")
+        bmounts = {m["name"]: m["mountPath"] for m in bpod["containers"][0]["volumeMounts"]}
+        eq([m["mountPath"] for m in c["volumeMounts"] if m.get("$patch") == "delete"],
+           [bmounts[n] for n in gone], f"{name}: its mount is deleted")
+        # Scratch goes to a volume the pod keeps (readOnlyRootFilesystem): its emptyDir.
+        empty = {bmounts[v["name"]] for v in bpod["volumes"] if "emptyDir" in v}
+        assert any(cfg["SPOOL_SCRATCH_DIR"].startswith(m + "/") for m in empty), \
+            f"{name}: SPOOL_SCRATCH_DIR {cfg['SPOOL_SCRATCH_DIR']} is on none of {sorted(empty)}"
+    text = open(os.path.join(DEPLOY, "kustomization.yaml")).read()
+    assert re.search(r"^# components:\n#   - k8s/s3$", text, re.M), \
+        "deploy/kustomization.yaml shows how to turn the component on"
+
+    # Rendered, where kubectl can: the base has the shared claim, base + component none.
+    objs = k8s_render("resources: [ROOT/deploy]\ncomponents: [ROOT/deploy/k8s/s3]\n")
+    if objs is None:
+        print("# kubectl with kustomize is not on PATH: the rendered check is left out")
+        return
+    plain = k8s_render("resources: [ROOT/deploy]\n")
+    assert any(o["kind"] == "PersistentVolumeClaim" for o in plain), "the base has its claim"
+    eq([o["metadata"]["name"] for o in objs if o["kind"] == "PersistentVolumeClaim"], [], "claims")
+    eq(len(objs), len(plain) - 1, "only the claim is left out")
+    for o in objs:
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "spool-config":
+            assert "SPOOL_DATA_DIR" not in o["data"] and o["data"]["SPOOL_BLOB_URL"].startswith("s3://")
+        if o["kind"] != "Deployment":
+            continue
+        spec = o["spec"]["template"]["spec"]
+        eq([v for v in spec["volumes"] if "persistentVolumeClaim" in v], [], f"{o['metadata']['name']} claims")
+        c = spec["containers"][0]
+        assert {"secretRef": {"name": "spool-s3"}} in c["envFrom"], c["envFrom"]
+        assert all(m["mountPath"] != "/var/lib/spool/data" for m in c["volumeMounts"]), c["volumeMounts"]
+        assert c["resources"]["requests"].get("cpu"), "the base's requests are kept"
+    print(f"# rendered with {shutil.which('kubectl')}: {len(objs)} objects, no claim")
 
 
 # ---- scripts/run.sh refusals ----------------------------------------------------------------
