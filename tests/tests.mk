@@ -97,3 +97,10 @@ NPM_STAMP := $(NPM_DIR)/node_modules/.spool-installed
 $(NPM_STAMP): deps/npm/package.json deps/npm/package-lock.json scripts/npm-deps.sh
 	@sh scripts/npm-deps.sh $(abspath $(NPM_DIR))
 test-build: $(NPM_STAMP)
+
+# make bench-video-input: a video input read from the S3 store by a local copy or by
+# ranged GETs, side by side (tests/bench/bench_video_input.py; BENCH_RUNS=,
+# BENCH_VIDEO_INPUT_LATENCY_MS=, BENCH_VIDEO_INPUT_MBPS=). Needs s3rver, not the C build.
+.PHONY: bench-video-input
+bench-video-input: $(NPM_STAMP)
+	@python3 tests/bench/bench_video_input.py
