@@ -8,7 +8,8 @@ tests' signature-checking proxy (a Python process that would be the bottleneck o
 sides). Both sides sign with SigV4 and use multipart uploads: spool-api with its
 defaults (8 MiB parts, one in flight per upload), the CLI with its own (8 MiB parts, 10
 at once).
-  1. Upload: POST /v1/videos with the file as the raw body (curl --data-binary @FILE),
+  1. Upload: POST /v1/videos with the file as the raw body (curl -T FILE -X POST,
+     streamed from the file),
      until the 202 (the object is complete when the API answers), beside
      `aws s3 cp FILE s3://...`.
   2. Download: GET /v1/jobs/{id}/outputs/{name} (curl -o /dev/null), beside
@@ -101,7 +102,7 @@ def main():
         for run in range(RUNS):
             rss_reset(api.pid)
             up_s, out = timed(["curl", "-sS", "-f", "-X", "POST", "-H", "Content-Type: video/mp4",
-                               "--data-binary", "@" + path, f"{base}/v1/videos"])
+                               "-T", path, f"{base}/v1/videos"])
             up_rss = peak_kib(api.pid)
             job = json.loads(out)
             cli_up_s, _ = timed(aws + [path, f"s3://{s3.bucket}/cli/big-{run}.bin"], env=aws_env)
