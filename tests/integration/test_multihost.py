@@ -230,7 +230,12 @@ def test_a_hundred_mixed_jobs_succeed_once_each(ctx):
     not_done = {j: (r["state"], r["error"]) for j, r in ctx.records.items() if r["state"] != "succeeded"}
     eq(not_done, {}, "jobs that did not succeed")
     eq(sorted({r["attempts"] for r in ctx.records.values()}), [1], "attempts of the jobs")
-    # Who ran each job: the record's worker, and the workers' own logs.
+    # Who ran each job: the record's worker, and the workers' own logs. A worker logs a
+    # success once Redis has it, so its line may come just after the record changes.
+    def successes(proc):
+        return sum(1 for _, m in log_events(proc) if m.startswith("succeeded in "))
+    wait_until(lambda: successes(ctx.video) >= JOBS // 2 and successes(ctx.pdf) >= JOBS // 2,
+               15, 0.1, what="a success line in the workers' logs for every job")
     logs = {"video": log_events(ctx.video), "pdf": log_events(ctx.pdf)}
     for job_id, kind, _ in ctx.jobs:
         worker = ctx.redis.cli("HGET", f"spool:job:{job_id}", "worker")
