@@ -30,8 +30,11 @@ Prints, per case, the median of each measure with the spread (min-max) of the wa
 time, the ratios spool/ffmpeg, whether the outputs are the same bytes (the H.264
 stream with its SPS/PPS, the AAC stream, the whole files: the proof that both did the
 same work), and a one-line verdict (its wall ratio is the median of the ratios within
-each round, where both ran back to back under the same load); and the load average
-before and after.
+each round, where both ran back to back under the same load); the share of the cores
+other work took in each round and in all (the host's CPU seconds from /proc/stat less
+this benchmark's own, plus steal: the load average, printed before and after, counts
+x264's own threads and cannot tell); a wall time measured beside other work says little,
+its CPU time more.
 
 ru_maxrss of a child cannot read below the high-water mark of the process that
 started it (the kernel carries the parent's into a vforked child at exec): the script
@@ -44,6 +47,7 @@ import json
 import math
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -128,6 +132,43 @@ def proc_hwm(pid):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
     raise SystemExit(f"no VmHWM for {pid}")
+
+
+def host_cpu():
+    """CPU seconds the host's processes have used (user, nice, system, irq, softirq), and
+    the seconds the hypervisor gave this VM's cores to others (steal)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (v[0] + v[1] + v[2] + v[5] + v[6]) / tick, v[7] / tick
+
+
+def own_cpu(*pids):
+    """CPU seconds of this script, its reaped children and the running processes pids."""
+    me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return (me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime +
+            sum(proc_cpu(p) for p in pids))
+
+
+class Others:
+    """The share of the cores that work other than this benchmark's took over a span:
+    the host's CPU seconds less this benchmark's, plus steal."""
+
+    def __init__(self, *pids):
+        self.pids = pids
+        self.busy = self.span = 0.0
+
+    def start(self):
+        self.t0, (self.h0, self.s0), self.o0 = time.monotonic(), host_cpu(), own_cpu(*self.pids)
+
+    def stop(self):
+        """The share since start(), 0 to 1; also added to the running total."""
+        span = (time.monotonic() - self.t0) * os.cpu_count()
+        (h, st), o = host_cpu(), own_cpu(*self.pids)
+        busy = max(0.0, (h - self.h0) - (o - self.o0)) + (st - self.s0)
+        self.busy += busy
+        self.span += span
+        return busy / span if span > 0 else 0.0
 
 
 def stream_md5(path, spec, bsf=()):
@@ -232,15 +273,18 @@ def main():
                     proc_hwm(pid))
 
         run_side = {"ffmpeg": side_ffmpeg, "job": side_job, "direct": side_direct}
+        others = Others(worker.pid, redis.proc.pid)
         for r in range(ROUNDS):
             mirror = r % 2 == 1
             for c in (CASES[::-1] if mirror else CASES):
                 line = []
+                others.start()
                 for s in (SIDES[::-1] if mirror else SIDES):
                     wall, cpu, rss = run_side[s](c)
                     for k, v in (("wall", wall), ("cpu", cpu), ("rss", rss)):
                         m[c][s][k].append(v)
                     line.append(f"{s} {wall:.2f} s, cpu {cpu:.2f} s, {rss / 1024:.0f} MiB")
+                line.append(f"other work {others.stop():.1%}")
                 print(f"  round {r + 1} {c}: " + "; ".join(line), flush=True)
     finally:
         worker.stop()
@@ -303,9 +347,10 @@ def main():
             print(f"  peak RSS of {', '.join(low)} is not above this script's floor: unknown")
     print(f"peak RSS: ffmpeg and the transcoder by wait4 (ru_maxrss; cannot read below this "
           f"script's {floor / 1024:.0f} MiB), the job by the worker's VmHWM, reset per job")
+    print(f"other work took {others.busy / others.span:.1%} of the cores during the rounds "
+          f"(above a few %, trust CPU time over wall time)")
     print(f"load average (1, 5, 15 min) before {fmt_load(load_before)}, after "
-          f"{fmt_load(load_after)} (above {os.cpu_count()}: other work competed for the cores; "
-          f"CPU time is then the steadier figure)")
+          f"{fmt_load(load_after)} (x264's own threads count in it)")
     subprocess.run(["rm", "-rf", tmp])
     return 0
 
