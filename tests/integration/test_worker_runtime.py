@@ -38,8 +38,13 @@ def test_job_succeeds_with_output_metadata_and_registry(ctx):
     w = worker(ctx)
     try:
         jid = q.enqueue("test", "test.noop", {"sleep_ms": 2500, "output": "result.txt"})
-        running = q.wait_state(jid, "running", 10)
+        q.wait_state(jid, "running", 10)
         wait_until(lambda: any(jid in x["current"] for x in q.workers()), 5, what="registry")
+        # The handler stores its metadata as its first step, a moment after the start
+        # makes the job running: a busy machine showed the record in between.
+        running = wait_until(lambda: (lambda j: j if j.get("metadata") else None)(q.get(jid)),
+                             5, 0.02, what="the handler's metadata in the record")
+        eq(running["state"], "running", "state when the metadata came")
         eq(running["metadata"], {"phase": "working"}, "metadata while running")
         job = q.wait_state(jid, "succeeded", 10)
         eq(job["attempts"], 1, "attempts")
