@@ -274,7 +274,8 @@ int sp_s3_list_uploads(sp_s3 *s, const char *prefix,
                        int (*fn)(const sp_s3_upload *u, int64_t now_ms, void *ud), void *ud,
                        sp_err *err)
 {
-    char next_key[1100] = "", next_id[SP_S3_UPLOAD_ID_MAX] = "";
+    /* the markers of the next page, each at most SP_S3_UPLOAD_ID_MAX bytes with the NUL */
+    char next_key[SP_S3_UPLOAD_ID_MAX] = "", next_id[SP_S3_UPLOAD_ID_MAX] = "";
     sp_buf q, out;
     sp_buf_init(&q, 8192);
     sp_buf_init(&out, SP__S3_REPLY_MAX);
@@ -300,10 +301,7 @@ int sp_s3_list_uploads(sp_s3 *s, const char *prefix,
         w.now_ms = date_ms > 0 ? date_ms : sp_now_ms();
         if (rc == 0)
             rc = sp_s3xml_uploads(out.data ? out.data : "", out.len, sp__upload_one, &w, &more,
-                                  next_key, next_id, sizeof next_id < sizeof next_key
-                                                         ? sizeof next_id
-                                                         : sizeof next_key,
-                                  err);
+                                  next_key, next_id, sizeof next_key, err);
     }
     sp_buf_free(&q);
     sp_buf_free(&out);
