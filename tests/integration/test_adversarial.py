@@ -121,7 +121,10 @@ def test_one_address_cannot_take_every_connection(ctx):
     # closed unanswered while another address is served; one gone, one more comes in.
     api = ctx["api"]
     held = [from_addr(api, "127.0.2.1") for _ in range(128)]
-    for s in held[:3] + held[-3:]:
+    # Each makes a request, so that it is an idle keep-alive connection and not one whose
+    # headers are late: those are cut after HEADER_TIMEOUT (3 s here), and on a loaded
+    # machine one may have gone before the 129th came, letting it in (seen once in CI).
+    for s in held:
         eq(healthz(s), 200)
     extra = from_addr(api, "127.0.2.1")
     eq(healthz(extra), None, "an answer past the per-address limit")
