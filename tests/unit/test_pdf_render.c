@@ -2,7 +2,9 @@
  * checked on the PDFs it writes, with poppler's pdfinfo and pdftotext: page counts,
  * the header on every page, the last row, "Page N of M", non-ASCII text extracted back,
  * metadata, cells that never spill into the next column, number formats, limits,
- * cancellation and error messages. */
+ * cancellation and error messages; with qpdf --check and pdffonts, the files written a
+ * page at a time around the page tree's node size, memory that does not grow with the
+ * page count, and the compression setting. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -509,17 +511,182 @@ static void test_memory_cap_fails_the_export_cleanly(void **state)
 {
     (void)state;
     char *data = ndjson_rows(20000);
-    sp_export_limits mem = {.max_memory = 3 << 20};
+    sp_export_limits mem = {.max_memory = 1 << 20};
     expect_failure("{\"title\":\"T\"}", data, SP_DATASET_NDJSON, &mem, SP_ETOOBIG, "too_large",
-                   false, "export too large: the document needs more than 3 MiB of memory");
+                   false, "export too large: the document needs more than 1 MiB of memory");
     /* the same export fits in 64 MiB and reports what it used */
     run r;
     memset(&r, 0, sizeof r);
     sp_export_limits big = {.max_memory = 64 << 20};
     export_with(&r, "{\"title\":\"T\"}", data, strlen(data), SP_DATASET_NDJSON, &big);
     assert_int_equal(r.rc, 0);
-    assert_true(r.res.memory_peak > (3 << 20) && r.res.memory_peak < (64 << 20));
+    assert_true(r.res.memory_peak > (1 << 20) && r.res.memory_peak < (8 << 20));
     sp_free(data);
+}
+
+static void test_memory_does_not_grow_with_the_page_count(void **state)
+{
+    (void)state;
+    char *small = ndjson_rows(100), *large = ndjson_rows(60000);
+    run a, b;
+    export_ok(&a, "{\"title\":\"T\"}", small, SP_DATASET_NDJSON);
+    export_ok(&b, "{\"title\":\"T\"}", large, SP_DATASET_NDJSON);
+    sp_free(small);
+    sp_free(large);
+    assert_true(b.res.pages > 1000);
+    /* libharu holds the fonts and one page: the same for 2 pages as for 1,000+ */
+    if (b.res.memory_peak > a.res.memory_peak + (256 << 10))
+        fail_msg("libharu's peak grew from %lld bytes (%lld pages) to %lld (%lld pages)",
+                 (long long)a.res.memory_peak, (long long)a.res.pages,
+                 (long long)b.res.memory_peak, (long long)b.res.pages);
+}
+
+/* n rows of 3 one-line columns (every row the same height) under the given params. */
+static void export_rows(run *r, int n, const char *compression)
+{
+    char params[256];
+    snprintf(params, sizeof params, "{\"title\":\"Pages\",%s%s%s\"columns\":["
+             "{\"key\":\"id\",\"label\":\"Ident\"},{\"key\":\"name\",\"label\":\"Full name\"},"
+             "{\"key\":\"amount\",\"label\":\"Amount\",\"format\":\"number\"}]}",
+             compression ? "\"compression\":\"" : "", compression ? compression : "",
+             compression ? "\"," : "");
+    char *data = ndjson_rows(n);
+    export_ok(r, params, data, SP_DATASET_NDJSON);
+    sp_free(data);
+    assert_int_equal(r->res.rows, n);
+}
+
+/* A valid PDF (qpdf --check) of n pages with both fonts embedded as subsets, every page
+ * with the header and "Page i of n", the last row on the last page. */
+static void check_document(const char *pdf, int n, int last_row)
+{
+    assert_int_equal(pdf_pages(pdf), n);
+    char *q = sh("qpdf --check '%s' 2>&1; echo \"exit $?\"", pdf);
+    expect_in(q, "No syntax or stream encoding errors found", "qpdf --check");
+    expect_in(q, "exit 0", "qpdf --check's status");
+    sp_free(q);
+    char *f = sh("pdffonts '%s' | grep -c 'CID TrueType *Identity-H *yes yes yes'", pdf);
+    if (atoi(f) != 2)
+        fail_msg("%s: %s embedded subset fonts, expected 2", pdf, f);
+    sp_free(f);
+    char *all = sh("pdftotext -q -layout '%s' -", pdf);
+    int seen = 0;
+    char footer[64], row[32];
+    for (char *pg = all, *next; pg && *pg; pg = next) {
+        next = strchr(pg, '\f');
+        if (next)
+            *next++ = '\0';
+        if (*pg == '\0')
+            continue;
+        seen++;
+        expect_in(pg, "Ident", "header");
+        expect_in(pg, "Full name", "header");
+        snprintf(footer, sizeof footer, "Page %d of %d", seen, n);
+        expect_in(pg, footer, "footer");
+        if (seen == n) {
+            snprintf(row, sizeof row, "Name %d", last_row);
+            expect_in(pg, row, "the last row on the last page");
+        }
+    }
+    assert_int_equal(seen, n);
+    sp_free(all);
+}
+
+/* Rows on the first page (under the title) and on each later one. */
+static void rows_per_page(int *first, int *later)
+{
+    run r;
+    export_rows(&r, 400, NULL);
+    int last[3] = {0};
+    for (int pg = 1; pg <= 2; pg++) {
+        char *t = page_text(r.pdf, pg);
+        for (char *p = strstr(t, "Name "); p; p = strstr(p + 5, "Name "))
+            last[pg] = atoi(p + 5);
+        sp_free(t);
+    }
+    *first = last[1];
+    *later = last[2] - last[1];
+    assert_true(*first > 10 && *later > *first);
+}
+
+static void test_pages_around_a_page_tree_node(void **state)
+{
+    (void)state;
+    /* The file's page tree has nodes of 256 pages: 1 page, 255, 256 and 257 pages (one
+     * row more than 256 full pages), and 513 (three nodes). Each page is written to the
+     * file as it is finished, numbered from the layout's count. */
+    int first, later;
+    rows_per_page(&first, &later);
+    static const int pages[] = {1, 255, 256, 257, 513};
+    for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
+        int n = pages[i];
+        int rows = n == 1 ? first : n == 257 ? first + 255 * later + 1 : first + (n - 1) * later;
+        run r;
+        export_rows(&r, rows, NULL);
+        assert_int_equal(r.res.pages, n);
+        check_document(r.pdf, n, rows);
+        unlink(r.pdf);
+    }
+    /* a full page then one row more: the next page holds that row alone */
+    run r;
+    export_rows(&r, first + 1, NULL);
+    check_document(r.pdf, 2, first + 1);
+}
+
+static void test_fast_compression_is_larger_with_the_same_pages(void **state)
+{
+    (void)state;
+    run def, fast, named;
+    export_rows(&def, 4000, NULL);
+    export_rows(&fast, 4000, "fast");
+    export_rows(&named, 4000, "default");
+    assert_int_equal(def.res.pages, fast.res.pages);
+    check_document(fast.pdf, (int)fast.res.pages, 4000);
+    /* (the fonts, a third of this file, are compressed the same either way) */
+    if (!(fast.res.bytes > def.res.bytes + def.res.bytes / 40))
+        fail_msg("fast: %lld bytes, default: %lld bytes (expected at least 2.5%% more)",
+                 (long long)fast.res.bytes, (long long)def.res.bytes);
+    assert_int_equal(named.res.bytes, def.res.bytes);
+    /* the same text either way */
+    char *a = sh("pdftotext -q '%s' -", def.pdf), *b = sh("pdftotext -q '%s' -", fast.pdf);
+    assert_string_equal(a, b);
+    sp_free(a);
+    sp_free(b);
+    /* the worker's default (SPOOL_PDF_COMPRESSION) applies when the job does not say */
+    int level = 0;
+    assert_int_equal(sp_export_compression_parse("fast", &level), 0);
+    assert_int_equal(level, 1);
+    assert_int_equal(sp_export_compression_parse("DEFAULT", &level), 0);
+    assert_int_equal(level, 6);
+    assert_int_equal(sp_export_compression_parse("9", &level), 0);
+    assert_int_equal(level, 9);
+    static const char *const bad[] = {"", "0", "10", "fastest", "1x", "-1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(sp_export_compression_parse(bad[i], &level), SP_EINVAL);
+        assert_int_equal(level, 9);
+    }
+}
+
+static void test_an_unwritable_output_fails_retryably(void **state)
+{
+    (void)state;
+    sp_export_params p;
+    sp_err err = {0};
+    assert_int_equal(sp_export_params_parse("{\"title\":\"T\"}", &p, &err), 0);
+    char *path = write_file("{\"a\":1}\n", 8);
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    sp_export_opts o = {.creator = "t"};
+    sp_export_result res;
+    int rc = sp_export_run(&p, fd, SP_DATASET_NDJSON, "/nonexistent-dir/out.pdf", &o, &res,
+                           &err);
+    sp_export_params_free(&p);
+    unlink(path);
+    sp_free(path);
+    if (rc != SP_EIO || strcmp(res.error_code ? res.error_code : "", "io_error") != 0 ||
+        strstr(err.msg, "/nonexistent-dir/out.pdf") == NULL)
+        fail_msg("got %d %s '%s'", rc, res.error_code ? res.error_code : "(none)", err.msg);
+    assert_true(res.retryable);
 }
 
 static void test_stop_flag_cancels_between_pages(void **state)
@@ -548,6 +715,9 @@ static void test_params_are_validated(void **state)
         {"{\"title\":\"t\",\"page_size\":\"A3\"}", "params.page_size must be 'A4' or 'Letter'"},
         {"{\"title\":\"t\",\"orientation\":\"up\"}", "params.orientation must be"},
         {"{\"title\":\"t\",\"font\":\"comic\"}", "params.font must be 'sans', 'serif' or 'mono'"},
+        {"{\"title\":\"t\",\"compression\":\"max\"}",
+         "params.compression must be 'default' or 'fast'"},
+        {"{\"title\":\"t\",\"compression\":1}", "params.compression must be 'default' or 'fast'"},
         {"{\"title\":\"t\",\"columns\":[]}", "params.columns must be an array of 1 to 256"},
         {"{\"title\":\"t\",\"columns\":[{}]}", "params.columns[0].key is required"},
         {"{\"title\":\"t\",\"columns\":[{\"key\":\"a\",\"width\":0}]}",
@@ -612,6 +782,10 @@ int main(void)
         cmocka_unit_test(test_malformed_data_fails_permanently_naming_the_line),
         cmocka_unit_test(test_row_and_page_limits_fail_cleanly),
         cmocka_unit_test(test_memory_cap_fails_the_export_cleanly),
+        cmocka_unit_test(test_memory_does_not_grow_with_the_page_count),
+        cmocka_unit_test(test_pages_around_a_page_tree_node),
+        cmocka_unit_test(test_fast_compression_is_larger_with_the_same_pages),
+        cmocka_unit_test(test_an_unwritable_output_fails_retryably),
         cmocka_unit_test(test_stop_flag_cancels_between_pages),
         cmocka_unit_test(test_params_are_validated),
     };

@@ -138,13 +138,17 @@ int sp_export_params_parse(const char *json, sp_export_params *out, sp_err *err)
     static const char *const sizes[] = {"A4", "Letter"};
     static const char *const orients[] = {"portrait", "landscape"};
     static const char *const fonts[] = {"sans", "serif", "mono"};
-    int size = 0, orient = 0, font = 0;
+    static const char *const levels[] = {"default", "fast"};
+    int size = 0, orient = 0, font = 0, level = -1;
     if (rc == 0)
         rc = sp__enum(root, "page_size", "params.", sizes, 2, &size, err);
     if (rc == 0)
         rc = sp__enum(root, "orientation", "params.", orients, 2, &orient, err);
     if (rc == 0)
         rc = sp__enum(root, "font", "params.", fonts, 3, &font, err);
+    if (rc == 0)
+        rc = sp__enum(root, "compression", "params.", levels, 2, &level, err);
+    out->compression = level < 0 ? 0 : level == 0 ? SP_EXPORT_LEVEL_DEFAULT : SP_EXPORT_LEVEL_FAST;
     out->letter = size == 1;
     out->landscape = orient == 1;
     out->font = (sp_export_font)font;
@@ -203,6 +207,25 @@ int sp_export_font_paths(const char *dir, sp_export_font font, char *reg, char *
 
 /* ---- the passes ---------------------------------------------------------------------- */
 
+int sp_export_compression_parse(const char *s, int *level)
+{
+    if (s == NULL)
+        return SP_EINVAL;
+    if (strcasecmp(s, "default") == 0) {
+        *level = SP_EXPORT_LEVEL_DEFAULT;
+        return 0;
+    }
+    if (strcasecmp(s, "fast") == 0) {
+        *level = SP_EXPORT_LEVEL_FAST;
+        return 0;
+    }
+    if (s[0] >= '1' && s[0] <= '9' && s[1] == '\0') {
+        *level = s[0] - '0';
+        return 0;
+    }
+    return SP_EINVAL;
+}
+
 typedef struct sp__run {
     const sp_export_params *p;
     const sp_export_column *cols; /* p->columns, or built from the data's keys */
@@ -210,6 +233,7 @@ typedef struct sp__run {
     sp_export_column *owned;      /* built from the data */
     const sp_export_opts *o;
     sp_export_result *res;
+    const char *out_path;
     sp_dataset *ds;
     sp_pdf_doc *doc;
     sp_buf cellbuf;               /* formatted cells of the current row */
@@ -415,7 +439,7 @@ static int sp__pass_layout(sp__run *r, sp_err *err)
 /* Pass 3: draw. Progress 10-99% by rows rendered; stop checked between pages. */
 static int sp__pass_render(sp__run *r, sp_err *err)
 {
-    int rc = sp_pdf_render_begin(r->doc, err);
+    int rc = sp_pdf_render_begin(r->doc, r->out_path, err);
     if (rc < 0)
         return rc;
     sp_dataset_row row;
@@ -444,7 +468,7 @@ int sp_export_run(const sp_export_params *p, int fd, sp_dataset_format fmt,
                   sp_err *err)
 {
     memset(res, 0, sizeof *res);
-    sp__run r = {.p = p, .o = o, .res = res, .last_percent = -1};
+    sp__run r = {.p = p, .o = o, .res = res, .out_path = out_path, .last_percent = -1};
     sp_buf_init(&r.cellbuf, SIZE_MAX / 2);
     char reg[PATH_MAX], bold[PATH_MAX];
 
@@ -495,6 +519,7 @@ int sp_export_run(const sp_export_params *p, int fd, sp_dataset_format fmt,
         .ncolumns = r.ncol,
         .max_lines = o->limits.max_lines,
         .max_memory = o->limits.max_memory,
+        .compression = p->compression ? p->compression : o->compression,
     };
     int64_t tf = sp_mono_ms();
     r.doc = sp_pdf_new(&setup, err);
@@ -525,7 +550,7 @@ int sp_export_run(const sp_export_params *p, int fd, sp_dataset_format fmt,
     int64_t t3 = sp_mono_ms();
     res->render_ms = t3 - t2;
     if (rc == 0)
-        rc = sp_pdf_save(r.doc, out_path, err);
+        rc = sp_pdf_save(r.doc, err);
     res->save_ms = sp_mono_ms() - t3;
     if (rc == 0) {
         struct stat st;

@@ -3,7 +3,8 @@
 #   make bench-pdf   100,000 rows x 8 columns: spool-pdf against ReportLab
 #   make fuzz        also builds fuzz_pdf_dataset and fuzz_pdf_render (libFuzzer)
 
-PDF_MODULES := text dataset render export
+PDF_RENDER_MODULES := render pdfheap fonts layout draw pdfout
+PDF_MODULES := text dataset $(PDF_RENDER_MODULES) export
 PDF_MOD_OBJS := $(PDF_MODULES:%=$(O)/workers/pdf/%.o)
 # libharu and libcsv ship no pkg-config files on Debian 12.
 PDF_LIBS = -lhpdf -lcsv -lz -lm
@@ -61,5 +62,5 @@ $(O)/fuzz/fuzz_pdf_%: workers/pdf/fuzz/fuzz_%.c $(PDF_FUZZ_COMMON) \
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(PDF_FUZZ_FLAGS) $(filter %.c,$^) -o $@ $(PDF_LIBS) $(call pc_libs,jansson)
 $(O)/fuzz/fuzz_pdf_dataset: workers/pdf/dataset.c workers/pdf/text.c
-$(O)/fuzz/fuzz_pdf_render: workers/pdf/render.c workers/pdf/text.c
+$(O)/fuzz/fuzz_pdf_render: $(PDF_RENDER_MODULES:%=workers/pdf/%.c) workers/pdf/text.c
 $(O)/fuzz/fuzz_pdf_export: $(PDF_MODULES:%=workers/pdf/%.c)

@@ -13,16 +13,16 @@
  *   1. sp_pdf_sample() the first rows, to measure the columns without a width;
  *   2. sp_pdf_layout_begin() fixes the column widths, then sp_pdf_layout_row() for
  *      every row counts the pages;
- *   3. sp_pdf_render_begin(), sp_pdf_render_row() for the same rows in the same order,
- *      sp_pdf_render_end(), then sp_pdf_save().
+ *   3. sp_pdf_render_begin() with the output file, sp_pdf_render_row() for the same rows
+ *      in the same order, sp_pdf_render_end(), then sp_pdf_save() to finish the file.
  *
- * libharu keeps a document in memory until it is saved. To keep that small, each page's
- * content stream is compressed as soon as the page is finished and the obsolete
- * /ProcSet is dropped; the rest (page objects, about 5 KB a page: 209 MB for 41,861
- * pages) stays until the save. All of libharu's memory comes from a heap per document,
- * capped at max_memory: past it the document fails with SP_ETOOBIG instead of the
- * process dying, and freeing the document releases the whole heap, including what
- * libharu loses on its own error paths.
+ * Memory is flat: libharu draws every page on one page object, and each page goes to
+ * the file as soon as it is finished (its content stream deflated); what is left for
+ * the end (the fonts' subsets, the page tree, the cross-reference table) is written by
+ * sp_pdf_save. A document holds a few MB whatever its page count. All of libharu's
+ * memory comes from a heap per document, capped at max_memory: past it the document
+ * fails with SP_ETOOBIG instead of the process dying, and freeing the document releases
+ * the whole heap, including what libharu loses on its own error paths.
  *
  * A document is used by one thread at a time (any thread). */
 #ifndef SPOOL_PDF_RENDER_H
@@ -56,6 +56,8 @@ typedef struct sp_pdf_setup {
     size_t ncolumns;        /* 1 or more */
     int max_lines;          /* lines a wrapped cell may take before "…"; 0: 3 */
     int64_t max_memory;     /* cap on libharu's memory in bytes; 0: no cap */
+    int compression;        /* zlib level of the pages' content streams, 1 (fastest) to 9
+                             * (smallest); 0: 6, zlib's default */
 } sp_pdf_setup;
 
 typedef struct sp_pdf_doc sp_pdf_doc;
@@ -83,13 +85,17 @@ int sp_pdf_layout_row(sp_pdf_doc *d, const char *const *cells, const size_t *len
 /* Pages the rows laid out so far take (at least 1). */
 int64_t sp_pdf_layout_pages(const sp_pdf_doc *d);
 
-/* Start drawing: the first page with the title and the header. Call after the layout
- * pass. 0, SP_ETOOBIG (memory cap), SP_ENOMEM, SP_EPROTO (a libharu error). */
-int sp_pdf_render_begin(sp_pdf_doc *d, sp_err *err);
+/* Start drawing into the file at path (created or truncated; written from now on, so
+ * give a temporary name and rename it once sp_pdf_save succeeds): the first page with
+ * the title and the header. Call once, after the layout pass: the file's objects are
+ * numbered for the pages it counted. 0, SP_EIO (cannot open path), SP_ETOOBIG (memory
+ * cap, or more pages than a PDF can number), SP_ENOMEM, SP_EPROTO (a libharu error). */
+int sp_pdf_render_begin(sp_pdf_doc *d, const char *path, sp_err *err);
 
-/* Draw one row, starting a new page first when it does not fit. Returns 1 when a page
- * was finished (a good place to check for cancellation), 0, or an error as for
- * sp_pdf_render_begin. */
+/* Draw one row, starting a new page first when it does not fit (the finished page is
+ * written to the file). Returns 1 when a page was finished (a good place to check for
+ * cancellation), 0, or an error as for sp_pdf_render_begin; SP_EPROTO also when the
+ * rows make more pages than the layout counted. */
 int sp_pdf_render_row(sp_pdf_doc *d, const char *const *cells, const size_t *lens,
                       sp_err *err);
 
@@ -97,8 +103,10 @@ int sp_pdf_render_row(sp_pdf_doc *d, const char *const *cells, const size_t *len
  * (the rows were not the same), else as for sp_pdf_render_begin. */
 int sp_pdf_render_end(sp_pdf_doc *d, sp_err *err);
 
-/* Write the document to path (libharu opens the file itself). 0, SP_EIO, SP_ETOOBIG. */
-int sp_pdf_save(sp_pdf_doc *d, const char *path, sp_err *err);
+/* Finish the file after sp_pdf_render_end: the fonts (their embedded subsets), the
+ * page tree, the metadata, the cross-reference table; then close it. 0, SP_EIO,
+ * SP_ETOOBIG, SP_EPROTO. On error the file is left partly written. */
+int sp_pdf_save(sp_pdf_doc *d, sp_err *err);
 
 /* Pages drawn so far. */
 int64_t sp_pdf_pages(const sp_pdf_doc *d);
