@@ -419,6 +419,7 @@ static int api__export(api_export_req *x, const json_t *req, bool inline_ok, boo
     static const char *const orients[] = {"portrait", "landscape", NULL};
     static const char *const fonts[] = {"sans", "serif", "mono", NULL};
     static const char *const formats[] = {"csv", "ndjson", "json", NULL};
+    static const char *const levels[] = {"default", "fast", NULL};
     if (!json_is_object(req))
         return api_invalid_set(inv, "body", "the request body must be a JSON object");
     json_t *params = json_object();
@@ -426,6 +427,7 @@ static int api__export(api_export_req *x, const json_t *req, bool inline_ok, boo
         return SP_ENOMEM;
     int rc = 0;
     const char *page_size = "A4", *orientation = "portrait", *font = "sans";
+    const char *compression = NULL; /* the worker's default (SPOOL_PDF_COMPRESSION) */
     const json_t *title = NULL, *author = NULL, *columns = NULL, *url = NULL, *format = NULL;
     bool rows = inline_ok && rows_given;
     const char *key;
@@ -449,6 +451,13 @@ static int api__export(api_export_req *x, const json_t *req, bool inline_ok, boo
                 break;
             }
             *(key[0] == 'p' ? &page_size : key[0] == 'o' ? &orientation : &font) = v;
+        } else if (strcmp(key, "compression") == 0) {
+            compression = json_is_string(val) ? api__one_of(json_string_value(val), levels)
+                                              : NULL;
+            if (compression == NULL) {
+                rc = api_invalid_set(inv, key, "compression must be default or fast");
+                break;
+            }
         } else if (strcmp(key, "priority") == 0) {
             if (!json_is_string(val))
                 rc = api_invalid_set(inv, key, "priority must be high or normal");
@@ -463,7 +472,7 @@ static int api__export(api_export_req *x, const json_t *req, bool inline_ok, boo
         } else {
             rc = api_invalid_set(inv, key,
                                  "unknown field '%s' (expected title, author, columns, page_size, "
-                                 "orientation, font, priority%s)",
+                                 "orientation, font, compression, priority%s)",
                                  key, inline_ok ? ", rows, source_url, format" : "");
             break;
         }
@@ -518,7 +527,9 @@ static int api__export(api_export_req *x, const json_t *req, bool inline_ok, boo
          (cols && json_object_set(params, "columns", cols) < 0) ||
          json_object_set_new(params, "page_size", json_string(page_size)) < 0 ||
          json_object_set_new(params, "orientation", json_string(orientation)) < 0 ||
-         json_object_set_new(params, "font", json_string(font)) < 0))
+         json_object_set_new(params, "font", json_string(font)) < 0 ||
+         (compression && json_object_set_new(params, "compression",
+                                             json_string(compression)) < 0)))
         rc = SP_ENOMEM;
     json_decref(cols);
     if (rc < 0) {
@@ -541,15 +552,16 @@ int api_export_from_json(api_export_req *x, const json_t *fields, bool rows_give
 
 int api_export_field(api_export_req *x, const char *name, const char *value, api_invalid *inv)
 {
-    static const char *const names[] = {"title",       "author", "columns", "page_size",
-                                        "orientation", "font",   "priority", NULL};
+    static const char *const names[] = {"title", "author",   "columns",     "page_size",
+                                        "orientation", "font", "compression", "priority",
+                                        NULL};
     bool known = false;
     for (size_t i = 0; names[i]; i++)
         known = known || strcmp(name, names[i]) == 0;
     if (!known)
         return api_invalid_set(inv, name,
                                "unknown parameter '%s' (expected title, author, columns, "
-                               "page_size, orientation, font, priority)",
+                               "page_size, orientation, font, compression, priority)",
                                name);
     if (x->fields == NULL && (x->fields = json_object()) == NULL)
         return SP_ENOMEM;

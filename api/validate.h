@@ -73,7 +73,7 @@ void api_export_init(api_export_req *x);
 void api_export_free(api_export_req *x); /* accepts NULL; x can be reused after init */
 
 /* Validate the members of a JSON request: title, author, columns, page_size,
- * orientation, font, priority, and either rows (inline: they are not in fields, which
+ * orientation, font, compression, priority, and either rows (inline: they are not in fields, which
  * has every other member; rows_given says whether the body had them, and rows.h judges
  * them) or source_url (with format). 0, SP_EINVAL or SP_ENOMEM; on error x holds no
  * params (what else it holds is not to be used). */

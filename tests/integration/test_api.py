@@ -262,7 +262,7 @@ def test_unknown_and_malformed_job_ids_are_404(ctx):
 def test_export_with_inline_rows_is_accepted_as_a_job(ctx):
     api = ctx["api"]
     body = {"title": "Sales", "columns": [{"key": "n", "format": "number", "decimals": 2}],
-            "rows": [{"n": 1.5}, [2]], "orientation": "landscape"}
+            "rows": [{"n": 1.5}, [2]], "orientation": "landscape", "compression": "fast"}
     r = export(api, body)
     eq(r.status, 202, r.body)
     job = r.json()
@@ -274,6 +274,7 @@ def test_export_with_inline_rows_is_accepted_as_a_job(ctx):
         eq(job[k], v, k)
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", job["created_at"]), job
     eq(job["params"]["orientation"], "landscape")
+    eq(job["params"]["compression"], "fast")
     eq(job["params"]["columns"][0]["decimals"], 2)
     # Small inline rows travel in the job record: no file is written.
     eq(job["input"], {"inline": '{"n":1.5}\n[2]\n', "format": "ndjson", "bytes": 14})
@@ -319,9 +320,11 @@ def test_export_csv_and_ndjson_bodies_stream_to_the_dataset(ctx):
     eq(job["params"]["title"], "People")
     eq(api.blobs.read(job["id"], "dataset"), csv)
     nd = b'{"a":1}\n{"a":2,"b":"x"}\n'
-    r = api.http.post("/v1/exports?title=N", nd, headers={"Content-Type": "application/x-ndjson"})
+    r = api.http.post("/v1/exports?title=N&compression=fast", nd,
+                      headers={"Content-Type": "application/x-ndjson"})
     eq(r.status, 202, r.body)
     eq(r.json()["input"]["format"], "ndjson")
+    eq(r.json()["params"]["compression"], "fast")
 
 
 @suite.test
@@ -337,6 +340,8 @@ def test_bad_datasets_are_422_with_the_line_and_leave_nothing(ctx):
          "NDJSON line 2"),
         ("/v1/exports", b"a\n1\n", "text/csv", "title", "title is required"),
         ("/v1/exports?title=T&colour=red", b"a\n1\n", "text/csv", "colour", "unknown"),
+        ("/v1/exports?title=T&compression=9", b"a\n1\n", "text/csv", "compression",
+         "compression must be default or fast"),
     ]
     for path, body, ctype, field, text in cases:
         r = api.http.post(path, body, headers={"Content-Type": ctype})
@@ -354,6 +359,8 @@ def test_invalid_export_fields_are_422_naming_the_field(ctx):
     cases = [
         ({"rows": [{"a": 1}]}, "title"),
         ({"title": "t", "rows": [{"a": 1}], "page_size": "A3"}, "page_size"),
+        ({"title": "t", "rows": [{"a": 1}], "compression": "max"}, "compression"),
+        ({"title": "t", "rows": [{"a": 1}], "compression": 1}, "compression"),
         ({"title": "t", "columns": [{"key": "a"}, {"key": "b", "align": "middle"}],
           "rows": []}, "columns[1].align"),
         ({"title": "t", "rows": [{"a": 1}, {"a": [1]}]}, "rows[1].a"),

@@ -33,7 +33,7 @@ void sp_pdfjob_options(sp_pdfjob_config *c, sp_option *out)
          "most pages an export may have (0: no limit)", 0, INT64_MAX},
         {"pdf-max-memory", "SPOOL_PDF_MAX_MEMORY", SP_OPT_SIZE, &c->max_memory, "1G",
          "memory the PDF library may hold for one job; past it the job fails as too large",
-         16 << 20, INT64_MAX},
+         1 << 20, INT64_MAX},
         {"pdf-max-input", "SPOOL_PDF_MAX_INPUT", SP_OPT_SIZE, &c->max_input, "1G",
          "largest dataset accepted (blob or source_url)", 1, INT64_MAX},
         {"pdf-max-row-bytes", "SPOOL_PDF_MAX_ROW_BYTES", SP_OPT_SIZE, &c->max_row_bytes, "1M",
@@ -49,6 +49,9 @@ void sp_pdfjob_options(sp_pdfjob_config *c, sp_option *out)
         {"pdf-font-dir", "SPOOL_PDF_FONT_DIR", SP_OPT_STR, &c->font_dir,
          "/usr/share/fonts/truetype/dejavu",
          "directory of the DejaVu TrueType fonts (Debian package fonts-dejavu-core)", 0, 0},
+        {"pdf-compression", "SPOOL_PDF_COMPRESSION", SP_OPT_STR, &c->compression, "default",
+         "compression of the pages when a job does not say: default, fast (about 1.4x faster "
+         "to render, about 1.5x larger) or a zlib level 1-9", 0, 0},
     };
     memcpy(out, o, sizeof o);
 }
@@ -56,6 +59,10 @@ void sp_pdfjob_options(sp_pdfjob_config *c, sp_option *out)
 int sp_pdfjob_setup(void *userdata, sp_err *err)
 {
     const sp_pdfjob_config *c = userdata;
+    int level;
+    if (sp_export_compression_parse(c->compression, &level) < 0)
+        return sp_err_set(err, SP_EINVAL, "SPOOL_PDF_COMPRESSION must be default, fast or a "
+                          "zlib level from 1 to 9, not '%s'", c->compression ? c->compression : "");
     for (int f = SP_EXPORT_SANS; f <= SP_EXPORT_MONO; f++) {
         char reg[PATH_MAX], bold[PATH_MAX];
         if (sp_export_font_paths(c->font_dir, (sp_export_font)f, reg, bold, sizeof reg) < 0)
@@ -274,8 +281,11 @@ int sp_pdfjob_handle(sp_job_ctx *ctx, void *userdata, int slot)
         sp_export_params_free(&params);
         return sp_job_ctx_fail(ctx, rc, true, "io_error", "cannot create the PDF: %s", err.msg);
     }
+    int level = 0;
+    sp_export_compression_parse(c->compression, &level); /* checked at start-up */
     sp_export_opts o = {
         .font_dir = c->font_dir,
+        .compression = level,
         .creator = "spool-pdf " SPOOL_VERSION,
         .limits = {.max_rows = c->max_rows,
                    .max_pages = c->max_pages,
@@ -296,12 +306,12 @@ int sp_pdfjob_handle(sp_job_ctx *ctx, void *userdata, int slot)
         return sp_job_ctx_fail(ctx, rc, res.retryable, res.error_code ? res.error_code : "failed",
                                "%s", err.msg);
     }
-    /* The export checks for a stop only between pages; the save can take seconds on a
-     * big export. A cancel (or a shutdown past its grace, a lost lease, the time limit)
+    /* The export checks for a stop only between pages; the end of the file (fonts, page
+     * tree, cross-reference table) and a slow disk take a moment. A cancel (or a shutdown past its grace, a lost lease, the time limit)
      * that came meanwhile wins: the PDF is discarded, not published. */
     if (sp_job_ctx_stopping(ctx)) {
         sp_blob_abort(w);
-        sp_info(log, "asked to stop before the PDF was published (the save took %lld ms): "
+        sp_info(log, "asked to stop before the PDF was published (its end took %lld ms): "
                      "the PDF is discarded", (long long)res.save_ms);
         return sp__stopped(ctx, SP_ECANCELLED);
     }

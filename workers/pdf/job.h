@@ -24,15 +24,17 @@ typedef struct sp_pdfjob_config {
     int64_t time_limit_ms;   /* SPOOL_PDF_TIME_LIMIT */
     int64_t fetch_timeout_ms;/* SPOOL_PDF_FETCH_TIMEOUT */
     char *font_dir;          /* SPOOL_PDF_FONT_DIR */
+    char *compression;       /* SPOOL_PDF_COMPRESSION: default, fast or a zlib level 1-9 */
 } sp_pdfjob_config;
 
-#define SP_PDFJOB_OPTION_COUNT 9
+#define SP_PDFJOB_OPTION_COUNT 10
 
 /* Write spool-pdf's options, bound to c, into out[0..SP_PDFJOB_OPTION_COUNT-1]. */
 void sp_pdfjob_options(sp_pdfjob_config *c, sp_option *out);
 
-/* sp_worker_def.setup: check that the fonts of every `font` choice can be read.
- * userdata is the sp_pdfjob_config. 0 or SP_EIO naming the missing file. */
+/* sp_worker_def.setup: check SPOOL_PDF_COMPRESSION and that the fonts of every `font`
+ * choice can be read. userdata is the sp_pdfjob_config. 0, SP_EINVAL naming the bad
+ * setting, or SP_EIO naming the missing file. */
 int sp_pdfjob_setup(void *userdata, sp_err *err);
 
 /* sp_worker_def.handler for pdf.export jobs; userdata is the sp_pdfjob_config. */
