@@ -1,25 +1,37 @@
 #!/usr/bin/python3
-"""make bench-pdf: 100,000 rows x 8 columns to PDF, spool against ReportLab, side by side
-in one run, on the same generated data.
+"""make bench-pdf: 10,000, 100,000 and 1,000,000 rows x 8 columns to PDF, spool against
+ReportLab, side by side in one run, on the same generated data.
 
 Contenders (every one writes the same table: title, header on every page, measured
 column widths, text wrapped to 3 lines then cut with an ellipsis, right-aligned
 formatted numbers, dates, zebra rows, "Page N of M", DejaVu TrueType embedded, A4,
 compression on):
 
-  spool (export pipeline)   bench_pdf_driver: the code spool-pdf's handler runs
-                            (dataset reader, three passes, libharu), on the CSV file
+  spool export pipeline     bench_pdf_driver: the code spool-pdf's handler runs (dataset
+                            reader, three passes, libharu, the file writer) on the CSV
+                            file, at the default compression and at "fast"
   spool-pdf worker          the real worker end to end: the job enqueued in a private
                             Redis, the dataset in the blob store, until "succeeded"
-  ReportLab canvas          drawn by hand on reportlab.pdfgen.canvas (two passes)
-  ReportLab LongTable       platypus LongTable with Paragraph cells (the idiomatic API)
+                            (at 100,000 rows)
+  ReportLab canvas          drawn by hand on reportlab.pdfgen.canvas (two passes): the
+                            headline comparison, at every size
+  ReportLab LongTable       platypus LongTable with Paragraph cells (the idiomatic API),
+                            at 10,000 and 20,000 rows only: its time grows with the
+                            square of the rows (3,129 s at 100,000)
 
-For each: wall seconds, pages, pages/s, peak RSS (getrusage of the child; VmHWM for the
-long-running worker) and file size; then the ratios against the targets (>= 10x faster
-than LongTable, >= 3x faster than the canvas, peak RSS <= LongTable's).
+Each side runs as its own process and reports its own peak RSS (VmHWM from
+/proc/self/status; the worker's from /proc/PID/status): getrusage's ru_maxrss of a
+child also counts the forking Python's memory. Per size: wall and CPU (user+sys)
+seconds, median and spread (min-max) over the runs; peak RSS (max); file size; pages;
+the ratios against spool at the default compression; fast against default. Last, spool's
+peak RSS at the largest size against the 64 MiB target (PASS/MISS). spool and the canvas
+alternate within each round, so other load on the machine falls on both.
 
-Environment: BENCH_PDF_ROWS (default 100000), BENCH_PDF_LONGTABLE=0 to skip LongTable
-(it takes minutes), BENCH_PDF_DIR for the work files (default a temp dir, removed).
+Environment: BENCH_PDF_SIZES (10000,100000,1000000), BENCH_PDF_LEVELS (default,fast),
+BENCH_PDF_SPOOL_RUNS (10000:5,100000:3,1000000:2), BENCH_PDF_CANVAS_RUNS
+(10000:3,100000:2,1000000:1), BENCH_PDF_CANVAS=0 / BENCH_PDF_LONGTABLE=0 to skip a peer,
+BENCH_PDF_LONGTABLE_SIZES (10000,20000: added to the sizes), BENCH_PDF_WORKER_SIZES
+(100000), BENCH_PDF_DIR for the work files (default a temp dir, removed).
 """
 import json
 import os
@@ -38,8 +50,16 @@ from harness import Redis, wait_until  # noqa: E402
 BIN = os.environ.get("SPOOL_BIN_DIR", os.path.join(ROOT, "bin"))
 TEST_BIN = os.environ.get("SPOOL_TEST_BIN_DIR", os.path.join(ROOT, "build/release/tests"))
 DRIVER = sys.argv[1] if len(sys.argv) > 1 else os.path.join(TEST_BIN, "bench", "bench_pdf_driver")
-ROWS = int(os.environ.get("BENCH_PDF_ROWS", "100000"))
+SIZES = [int(x) for x in os.environ.get("BENCH_PDF_SIZES", "10000,100000,1000000").split(",")]
+LEVELS = [x for x in os.environ.get("BENCH_PDF_LEVELS", "default,fast").split(",") if x]
+SPOOL_RUNS = os.environ.get("BENCH_PDF_SPOOL_RUNS", "10000:5,100000:3,1000000:2")
+CANVAS = os.environ.get("BENCH_PDF_CANVAS", "1") != "0"
+CANVAS_RUNS = os.environ.get("BENCH_PDF_CANVAS_RUNS", "10000:3,100000:2,1000000:1")
 LONGTABLE = os.environ.get("BENCH_PDF_LONGTABLE", "1") != "0"
+LONGTABLE_SIZES = [int(x) for x in os.environ.get("BENCH_PDF_LONGTABLE_SIZES",
+                                                  "10000,20000").split(",")]
+WORKER_SIZES = [int(x) for x in os.environ.get("BENCH_PDF_WORKER_SIZES", "100000").split(",")
+                if x]
 REPORTLAB = os.path.join(HERE, "bench_pdf_reportlab.py")
 
 PARAMS = {"title": "Sales report — Q1 2024", "author": "spool bench", "columns": [
@@ -73,7 +93,10 @@ def generate(path, rows):
 
 
 def run_child(argv, env=None):
-    """Run argv; return (seconds, peak RSS in KB, stdout)."""
+    """Run argv as its own process; return (wall s, CPU s, its JSON line). Its peak RSS
+    is in the JSON (vm_hwm_kb, read by the child itself from /proc/self/status): the
+    ru_maxrss wait4 gives a child of this script also counts this Python process's
+    memory (the child's pages before its exec)."""
     t0 = time.monotonic()
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          env=dict(os.environ, **(env or {})))
@@ -84,7 +107,7 @@ def run_child(argv, env=None):
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
         raise SystemExit(f"{argv[0]} failed ({p.returncode}):\n{err.decode()[-2000:]}")
-    return secs, ru.ru_maxrss, out.decode()
+    return secs, ru.ru_utime + ru.ru_stime, json.loads(out.decode().strip().splitlines()[-1])
 
 
 def pdf_pages(path):
@@ -101,14 +124,15 @@ def hwm_kb(pid):
 
 
 def run_worker(work, csv):
-    """The real spool-pdf, end to end: enqueue, wait for succeeded."""
+    """The real spool-pdf, end to end: enqueue, wait for succeeded. Its peak RSS is the
+    worker process's own VmHWM; CPU from /proc/PID/stat (utime + stime)."""
     pdfq = os.path.join(TEST_BIN, "pdfq")
     data = os.path.join(work, "blobs")
     redis = Redis()
     worker = None
     try:
         env = dict(os.environ, SPOOL_REDIS_URL=redis.url, SPOOL_DATA_DIR=data,
-                   SPOOL_LOG_LEVEL="warn")
+                   SPOOL_LOG_LEVEL="warn", SPOOL_PDF_TIME_LIMIT="20m")
         worker = subprocess.Popen([os.path.join(BIN, "spool-pdf")], env=env,
                                   stderr=subprocess.DEVNULL)
         q = lambda *a: subprocess.run([pdfq, *a], stdout=subprocess.PIPE, check=True,
@@ -116,6 +140,7 @@ def run_worker(work, csv):
         job = q("newid")
         q("put", data, job, "dataset", csv)
         time.sleep(0.3)  # the worker is up and waiting on its queue
+        cpu0 = cpu_secs(worker.pid)
         t0 = time.monotonic()
         q("enqueue", redis.url, job, json.dumps(PARAMS), json.dumps({"blob": "dataset",
                                                                      "format": "csv"}))
@@ -124,13 +149,12 @@ def run_worker(work, csv):
         def done():
             rec.update(json.loads(q("get", redis.url, job)))
             return rec["state"] in ("succeeded", "failed")
-        wait_until(done, 600, 0.01, what="the benchmark job")
+        wait_until(done, 1200, 0.01, what="the benchmark job")
         secs = time.monotonic() - t0
         if rec["state"] != "succeeded":
             raise SystemExit(f"worker job failed: {rec}")
-        rss = hwm_kb(worker.pid)
-        path = q("path", data, job, "export.pdf")
-        return secs, rss, path
+        return {"wall": secs, "cpu": cpu_secs(worker.pid) - cpu0, "rss_kb": hwm_kb(worker.pid),
+                "path": q("path", data, job, "export.pdf")}
     finally:
         if worker:
             worker.terminate()
@@ -138,72 +162,123 @@ def run_worker(work, csv):
         redis.destroy()
 
 
+def cpu_secs(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def runs_for(rows, spec):
+    """BENCH_PDF_REPEAT-style spec "10000:5,100000:3,1000000:2" -> runs at rows."""
+    table = dict((int(k), int(v)) for k, v in (x.split(":") for x in spec.split(",")))
+    return table.get(rows, min(table.values()))
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def main():
     work = os.environ.get("BENCH_PDF_DIR") or tempfile.mkdtemp(prefix="spool-bench-pdf-")
     os.makedirs(work, exist_ok=True)
+    t_start = time.monotonic()
+    results = []
     try:
-        csv = os.path.join(work, "data.csv")
         params = os.path.join(work, "params.json")
-        generate(csv, ROWS)
         with open(params, "w", encoding="utf-8") as f:
             json.dump(PARAMS, f, ensure_ascii=False)
-        print(f"bench-pdf: {ROWS:,} rows x 8 columns ({os.path.getsize(csv) / 1e6:.1f} MB CSV), "
-              f"A4, DejaVu Sans embedded, compression on", flush=True)
+        print(f"bench-pdf: sizes {', '.join(f'{n:,}' for n in SIZES)} rows x 8 columns, A4, "
+              f"DejaVu Sans embedded; {os.cpu_count()} cores, load average {loadavg()}",
+              flush=True)
+        print("  each side in its own process: wall and CPU (user+sys) seconds as median "
+              "(min-max) over the runs, its own peak RSS (VmHWM) as the max over the runs",
+              flush=True)
+        sizes = sorted(set(SIZES) | (set(LONGTABLE_SIZES) if LONGTABLE else set()))
+        for rows in sizes:
+            peers_only = rows not in SIZES  # a LongTable size: no other side
+            csv = os.path.join(work, f"data-{rows}.csv")
+            generate(csv, rows)
+            print(f"\n{rows:,} rows ({os.path.getsize(csv) / 1e6:.1f} MB CSV), load average "
+                  f"{loadavg()}", flush=True)
+            print(f"  {'side':<34} {'runs':>4} {'wall s':>22} {'CPU s':>8} {'RSS MiB':>8} "
+                  f"{'file MB':>8} {'pages':>6}", flush=True)
+            size = {}
 
-        results = []
+            def record(name, runs, path):
+                pages = pdf_pages(path)
+                r = {"rows": rows, "name": name, "runs": len(runs), "pages": pages,
+                     "wall": median([x[0] for x in runs]), "wall_min": min(x[0] for x in runs),
+                     "wall_max": max(x[0] for x in runs), "cpu": median([x[1] for x in runs]),
+                     "rss_mib": max(x[2] for x in runs) / 1024, "bytes": os.path.getsize(path)}
+                results.append(r)
+                size[name] = r
+                spread = (f"{r['wall']:7.2f} ({r['wall_min']:.2f}-{r['wall_max']:.2f})"
+                          if len(runs) > 1 else f"{r['wall']:7.2f}")
+                print(f"  {name:<34} {len(runs):>4} {spread:>22} {r['cpu']:8.2f} "
+                      f"{r['rss_mib']:8.1f} {r['bytes'] / 1e6:8.1f} {pages:>6}", flush=True)
+                os.unlink(path)
 
-        def record(name, secs, rss_kb, path):
-            pages = pdf_pages(path)
-            results.append({"name": name, "secs": secs, "pages": pages, "rss_mb": rss_kb / 1024,
-                            "bytes": os.path.getsize(path)})
-            r = results[-1]
-            print(f"  {name:<24} {secs:8.2f} s {pages:6d} pages {pages / secs:8.0f} pages/s "
-                  f"{r['rss_mb']:8.1f} MB RSS {r['bytes'] / 1e6:7.1f} MB", flush=True)
+            # spool and the canvas peer alternate within each round, so load from other
+            # work on the machine falls on both
+            n_spool = 1 if peers_only else runs_for(rows, SPOOL_RUNS)
+            n_canvas = runs_for(rows, CANVAS_RUNS) if CANVAS and not peers_only else 0
+            spool = {level: [] for level in LEVELS}
+            canvas = []
+            for i in range(max(n_spool, n_canvas)):
+                for level in LEVELS:
+                    if i < n_spool:
+                        out = os.path.join(work, f"spool-{level}.pdf")
+                        wall, cpu, j = run_child([DRIVER, params, csv, "csv", out],
+                                                 {"SPOOL_PDF_COMPRESSION": level})
+                        spool[level].append((wall, cpu, j["vm_hwm_kb"]))
+                if i < n_canvas:
+                    out = os.path.join(work, "canvas.pdf")
+                    wall, cpu, j = run_child(["/usr/bin/python3", REPORTLAB, "canvas", csv,
+                                              params, out])
+                    canvas.append((wall, cpu, j["vm_hwm_kb"]))
+            for level in LEVELS:
+                record(f"spool export pipeline ({level})", spool[level],
+                       os.path.join(work, f"spool-{level}.pdf"))
+            if canvas:
+                record("ReportLab canvas", canvas, os.path.join(work, "canvas.pdf"))
+            if rows in WORKER_SIZES and not peers_only:
+                w = run_worker(work, csv)
+                record("spool-pdf worker, end to end", [(w["wall"], w["cpu"], w["rss_kb"])],
+                       w["path"])
+            if LONGTABLE and rows in LONGTABLE_SIZES:
+                out = os.path.join(work, "longtable.pdf")
+                wall, cpu, j = run_child(["/usr/bin/python3", REPORTLAB, "longtable", csv,
+                                          params, out])
+                record("ReportLab LongTable", [(wall, cpu, j["vm_hwm_kb"])], out)
+            os.unlink(csv)
+            base = size.get("spool export pipeline (default)")
+            for name in ("ReportLab canvas", "ReportLab LongTable"):
+                if base and name in size:
+                    o = size[name]
+                    print(f"  {name} / spool (default): wall {o['wall'] / base['wall']:.1f}x, "
+                          f"CPU {o['cpu'] / base['cpu']:.1f}x, peak RSS "
+                          f"{o['rss_mib'] / base['rss_mib']:.0f}x", flush=True)
+            fast = size.get("spool export pipeline (fast)")
+            if base and fast:
+                print(f"  fast vs default: CPU {base['cpu'] / fast['cpu']:.2f}x faster, file "
+                      f"{fast['bytes'] / base['bytes']:.2f}x larger", flush=True)
 
-        out = os.path.join(work, "spool.pdf")
-        secs, rss, stdout = run_child([DRIVER, params, csv, "csv", out])
-        record("spool (export pipeline)", secs, rss, out)
-        detail = json.loads(stdout)
-        print(f"    fonts {detail['font_ms']} ms, sample {detail['sample_ms']} ms, layout {detail['layout_ms']} ms, "
-              f"render {detail['render_ms']} ms, save {detail['save_ms']} ms; libharu memory "
-              f"peak {detail['pdf_memory_peak'] / 2**20:.1f} MiB", flush=True)
-
-        secs, rss, path = run_worker(work, csv)
-        record("spool-pdf worker (e2e)", secs, rss, path)
-
-        out = os.path.join(work, "canvas.pdf")
-        secs, rss, _ = run_child(["/usr/bin/python3", REPORTLAB, "canvas", csv, params, out])
-        record("ReportLab canvas", secs, rss, out)
-
-        if LONGTABLE:
-            print("  (ReportLab LongTable takes minutes on this many rows)", flush=True)
-            out = os.path.join(work, "longtable.pdf")
-            secs, rss, _ = run_child(["/usr/bin/python3", REPORTLAB, "longtable", csv, params,
-                                      out])
-            record("ReportLab LongTable", secs, rss, out)
-
-        by = {r["name"]: r for r in results}
-        spool = by["spool (export pipeline)"]
-        e2e = by["spool-pdf worker (e2e)"]
-        canvas = by["ReportLab canvas"]
-        print("ratios (ReportLab time / spool time, pipeline | worker end to end):")
-
-        def target(what, ok):
-            print(f"  {what:<58} {'target met' if ok else 'target MISSED'}")
-
-        f1, f2 = canvas["secs"] / spool["secs"], canvas["secs"] / e2e["secs"]
-        target(f"vs canvas: {f1:5.1f}x | {f2:5.1f}x faster (target >= 3x)", min(f1, f2) >= 3)
-        if "ReportLab LongTable" in by:
-            lt = by["ReportLab LongTable"]
-            f1, f2 = lt["secs"] / spool["secs"], lt["secs"] / e2e["secs"]
-            target(f"vs LongTable: {f1:5.1f}x | {f2:5.1f}x faster (target >= 10x)",
-                   min(f1, f2) >= 10)
-            target(f"peak RSS: {spool['rss_mb']:.0f} | {e2e['rss_mb']:.0f} MB vs LongTable "
-                   f"{lt['rss_mb']:.0f} MB (target <=)",
-                   max(spool["rss_mb"], e2e["rss_mb"]) <= lt["rss_mb"])
-        else:
-            print("  LongTable skipped (BENCH_PDF_LONGTABLE=0)")
-        print(json.dumps({"rows": ROWS, "results": results}))
+        print(flush=True)
+        top = max(SIZES)
+        for r in results:
+            if r["rows"] == top and r["name"].startswith("spool"):
+                ok = r["rss_mib"] <= 64
+                print(f"peak RSS of {r['name']} at {top:,} rows: {r['rss_mib']:.1f} MiB "
+                      f"(target <= 64 MiB): {'PASS' if ok else 'MISS'}", flush=True)
+        print(f"bench-pdf took {time.monotonic() - t_start:.0f} s", flush=True)
+        print(json.dumps({"results": results}))
     finally:
         if not os.environ.get("BENCH_PDF_DIR"):
             shutil.rmtree(work, ignore_errors=True)

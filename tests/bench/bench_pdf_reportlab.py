@@ -11,7 +11,9 @@ on.
 
     bench_pdf_reportlab.py longtable|canvas DATA.csv PARAMS.json OUT.pdf
 
-Prints one JSON line: rows and pages. Runs under Debian's /usr/bin/python3 (python3-reportlab).
+Prints one JSON line: rows, pages and this process's own peak RSS (vm_hwm_kb, from
+/proc/self/status: unlike getrusage's ru_maxrss it leaves out the memory of the process
+that forked it, before the exec). Runs under Debian's /usr/bin/python3 (python3-reportlab).
 """
 import csv
 import json
@@ -253,7 +255,12 @@ def main():
     cols, rows = load(data, params)
     pages = run_canvas(cols, rows, params, out) if mode == "canvas" else \
         run_longtable(cols, rows, params, out)
-    print(json.dumps({"rows": len(rows), "pages": pages}))
+    hwm = -1
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    print(json.dumps({"rows": len(rows), "pages": pages, "vm_hwm_kb": hwm}))
 
 
 if __name__ == "__main__":

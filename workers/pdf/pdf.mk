@@ -1,6 +1,6 @@
 # workers/pdf: spool-pdf, the PDF export worker (libharu, libcsv, jansson, zlib).
 #
-#   make bench-pdf   100,000 rows x 8 columns: spool-pdf against ReportLab
+#   make bench-pdf   10k, 100k and 1M rows x 8 columns: spool-pdf against ReportLab
 #   make fuzz        also builds fuzz_pdf_dataset and fuzz_pdf_render (libFuzzer)
 
 PDF_RENDER_MODULES := render pdfheap fonts layout draw pdfout
@@ -39,8 +39,8 @@ $(PDF_PDFQ): $(O)/workers/pdf/tools/pdfq.o $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(COMMON_LIBS)
 
-# make bench-pdf: spool-pdf against ReportLab (LongTable and hand-drawn canvas) on the
-# same 100,000 x 8 table; prints seconds, pages/s, peak RSS, file size and the ratios.
+# make bench-pdf: spool-pdf against ReportLab (hand-drawn canvas at 10k, 100k and 1M rows,
+# LongTable at 10k and 20k); prints wall, CPU, own peak RSS, file size and the ratios.
 .PHONY: bench-pdf
 bench-pdf:
 	@sh scripts/deps.sh
