@@ -77,7 +77,8 @@ fuzz-merge:
 
 # fuzz_dataset_agree: the API's dataset checks against spool-pdf's reader (both halves
 # of "a dataset the API accepts is not failed by the worker").
-FUZZ_PDF_READER := $(O)/fuzz/workers/pdf/dataset.o
+FUZZ_PDF_READER := $(O)/fuzz/workers/pdf/dataset.o $(O)/fuzz/workers/pdf/dataset_csv.o \
+	$(O)/fuzz/workers/pdf/dataset_json.o
 $(O)/fuzz/workers/pdf/%.o: workers/pdf/%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Iworkers/pdf -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@

@@ -4,7 +4,8 @@
 #   make fuzz        also builds fuzz_pdf_dataset and fuzz_pdf_render (libFuzzer)
 
 PDF_RENDER_MODULES := render pdfheap fonts layout draw pdfout
-PDF_MODULES := text dataset $(PDF_RENDER_MODULES) export
+PDF_DATASET_MODULES := dataset dataset_csv dataset_json
+PDF_MODULES := text $(PDF_DATASET_MODULES) $(PDF_RENDER_MODULES) export
 PDF_MOD_OBJS := $(PDF_MODULES:%=$(O)/workers/pdf/%.o)
 # libharu and libcsv ship no pkg-config files on Debian 12.
 PDF_LIBS = -lhpdf -lcsv -lz -lm
@@ -19,7 +20,7 @@ $(BIN)/spool-pdf: $(PDF_MOD_OBJS) $(O)/workers/pdf/job.o $(O)/workers/pdf/main.o
 # Unit tests: tests/unit/test_pdf_*.c
 $(O)/tests/unit/test_pdf%.o: MODCFLAGS = $(call pc_cflags,cmocka hiredis jansson) -Iworkers/pdf
 test_pdf_text_OBJS := $(O)/workers/pdf/text.o
-test_pdf_dataset_OBJS := $(O)/workers/pdf/text.o $(O)/workers/pdf/dataset.o
+test_pdf_dataset_OBJS := $(O)/workers/pdf/text.o $(PDF_DATASET_MODULES:%=$(O)/workers/pdf/%.o)
 test_pdf_dataset_LIBS = $(PDF_LIBS)
 test_pdf_render_OBJS := $(PDF_MOD_OBJS)
 test_pdf_render_LIBS = $(PDF_LIBS)
@@ -61,6 +62,6 @@ $(O)/fuzz/fuzz_pdf_%: workers/pdf/fuzz/fuzz_%.c $(PDF_FUZZ_COMMON) \
 		$(wildcard workers/pdf/*.h common/include/spool/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(PDF_FUZZ_FLAGS) $(filter %.c,$^) -o $@ $(PDF_LIBS) $(call pc_libs,jansson)
-$(O)/fuzz/fuzz_pdf_dataset: workers/pdf/dataset.c workers/pdf/text.c
+$(O)/fuzz/fuzz_pdf_dataset: $(PDF_DATASET_MODULES:%=workers/pdf/%.c) workers/pdf/text.c
 $(O)/fuzz/fuzz_pdf_render: $(PDF_RENDER_MODULES:%=workers/pdf/%.c) workers/pdf/text.c
 $(O)/fuzz/fuzz_pdf_export: $(PDF_MODULES:%=workers/pdf/%.c)
