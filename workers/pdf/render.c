@@ -2,12 +2,15 @@
 #include "render.h"
 
 #include <hpdf.h>
+#include <hpdf_font.h>
+#include <hpdf_fontdef.h>
 #include <hpdf_objects.h>
 #include <hpdf_pages.h>
 #include <hpdf_streams.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <zlib.h>
 
@@ -36,6 +39,10 @@
 #define SP__HEAD_FILL 0.84
 #define SP__FOOT_GRAY 0.35
 #define SP__ELLIPSIS 0x2026u
+#define SP__NO_GLYPH 0xFFFFu  /* stands for a character outside the BMP (no font has it) */
+#define SP__MAX_FALLBACK 4    /* fallback fonts after the column's own */
+#define SP__UNKNOWN 0xFE      /* sp__font.face: not looked up yet */
+#define SP__MISSING 0xFF      /* sp__font.face: no font has the character */
 #define SP__PAGES_PER_NODE 256 /* page tree: root -> nodes of 256 pages -> pages */
 
 /* ---- libharu's memory: a heap per document, counted and capped ------------------ */
@@ -191,11 +198,26 @@ static void sp__heap_release(sp__heap *h)
 
 /* ---- the document ---------------------------------------------------------------- */
 
+/* A fallback font: loaded the first time a character needs it, shared by the regular
+ * and the bold chain. */
+typedef struct sp__fallback {
+    char *path;
+    HPDF_Font f;
+    HPDF_FontDef def;
+    int state; /* 0 not loaded yet, 1 loaded, -1 failed to load (then skipped) */
+} sp__fallback;
+
+/* A font chain: the column font first, then the document's fallbacks. Each BMP code
+ * point is looked up once: the first font that has a glyph draws it; when none has one,
+ * the first font's U+FFFD does (and it is counted as missing). */
 typedef struct sp__font {
     HPDF_Font f;
-    int16_t *w;    /* advance widths of the BMP in 1/1000 em, -1 until looked up */
-    double asc;    /* ascent, 1/1000 em (positive) */
-    double desc;   /* descent, 1/1000 em (negative) */
+    HPDF_FontDef def;
+    int16_t *w;     /* advance widths of the BMP in 1/1000 em, -1 until looked up */
+    uint8_t *face;  /* per code point: 0 this font, 1 + i fallback i, SP__MISSING */
+    double asc;     /* ascent, 1/1000 em (positive) */
+    double desc;    /* descent, 1/1000 em (negative) */
+    sp_pdf_doc *doc;
 } sp__font;
 
 typedef struct sp__col {
@@ -220,6 +242,9 @@ struct sp_pdf_doc {
     sp__heap heap;
     HPDF_STATUS herr, hdetail;
     sp__font reg, bold;
+    sp__fallback fb[SP__MAX_FALLBACK];
+    size_t nfb;
+    int64_t missing; /* characters drawn as U+FFFD because no font has them */
     double page_w, page_h;
     bool letter, landscape;
 
@@ -287,15 +312,93 @@ static int sp__check(sp_pdf_doc *d, const char *what, sp_err *err)
                       (unsigned)d->herr, (unsigned)d->hdetail);
 }
 
+static void sp__fix_tounicode(HPDF_Font font);
+
+/* Load a TrueType font file (a .ttc: its first font) into pdf, embedded; its name. */
+static const char *sp__load_ttf(HPDF_Doc pdf, const char *path)
+{
+    size_t n = strlen(path);
+    if (n > 4 && strcasecmp(path + n - 4, ".ttc") == 0)
+        return HPDF_LoadTTFontFromFile2(pdf, path, 0, HPDF_TRUE);
+    return HPDF_LoadTTFontFromFile(pdf, path, HPDF_TRUE);
+}
+
+/* Fallback i of d, loaded on first use; NULL when it cannot be loaded (its characters
+ * then fall through to the next fallback, or to U+FFFD). */
+static sp__fallback *sp__fallback_font(sp_pdf_doc *d, size_t i)
+{
+    sp__fallback *fb = &d->fb[i];
+    if (fb->state == 0) {
+        HPDF_STATUS before = d->herr;
+        const char *name = sp__load_ttf(d->pdf, fb->path);
+        HPDF_Font f = name ? HPDF_GetFont(d->pdf, name, "UTF-8") : NULL;
+        if (f != NULL && f->attr != NULL) {
+            fb->f = f;
+            fb->def = ((HPDF_FontAttr)f->attr)->fontdef;
+            fb->state = 1;
+            sp__fix_tounicode(f);
+        } else {
+            /* the document goes on without it; a memory cap hit still fails it */
+            fb->state = -1;
+            if (before == 0 && !d->heap.hit) {
+                d->herr = 0;
+                HPDF_ResetError(d->pdf);
+            }
+        }
+    }
+    return fb->state == 1 ? fb : NULL;
+}
+
+static int16_t sp__width_of(HPDF_Font f, uint16_t c)
+{
+    HPDF_INT x = HPDF_Font_GetUnicodeWidth(f, c);
+    return (int16_t)(x < 0 ? 0 : x > 32767 ? 32767 : x);
+}
+
+/* Which font of the chain draws c, and its width. */
+static int16_t sp__look_up(sp__font *f, uint16_t c)
+{
+    sp_pdf_doc *d = f->doc;
+    uint8_t face = SP__MISSING;
+    HPDF_Font font = f->f;
+    if (c != SP__NO_GLYPH && (c == ' ' || HPDF_TTFontDef_GetGlyphid(f->def, c) != 0)) {
+        face = 0;
+    } else if (c != SP__NO_GLYPH) {
+        for (size_t i = 0; i < d->nfb && face == SP__MISSING; i++) {
+            sp__fallback *fb = sp__fallback_font(d, i);
+            if (fb != NULL && HPDF_TTFontDef_GetGlyphid(fb->def, c) != 0) {
+                face = (uint8_t)(1 + i);
+                font = fb->f;
+            }
+        }
+    }
+    int16_t v = sp__width_of(font, face == SP__MISSING ? SP_UTF8_REPLACEMENT : c);
+    f->face[c] = face;
+    f->w[c] = v;
+    return v;
+}
+
 static double sp__cw(sp__font *f, uint16_t c)
 {
     int16_t v = f->w[c];
-    if (v < 0) {
-        HPDF_INT x = HPDF_Font_GetUnicodeWidth(f->f, c);
-        v = (int16_t)(x < 0 ? 0 : x > 32767 ? 32767 : x);
-        f->w[c] = v;
-    }
+    if (v < 0)
+        v = sp__look_up(f, c);
     return v;
+}
+
+/* The font that draws c (looked up by sp__cw before) and the code point it draws. */
+static HPDF_Font sp__face_of(sp__font *f, uint16_t *c)
+{
+    uint8_t face = f->face[*c];
+    if (face == SP__UNKNOWN) {
+        sp__look_up(f, *c);
+        face = f->face[*c];
+    }
+    if (face == SP__MISSING) {
+        *c = SP_UTF8_REPLACEMENT;
+        return f->f;
+    }
+    return face == 0 ? f->f : f->doc->fb[face - 1].f;
 }
 
 /* ---- text: decoding and line breaking ----------------------------------------------- */
@@ -318,7 +421,7 @@ static int sp__cp_reserve(sp_pdf_doc *d, size_t extra)
 }
 
 /* Decode s into d->cp for drawing with f: invalid UTF-8 and characters outside the
- * BMP (libharu's UTF-8 fonts are 16-bit) become U+FFFD, tabs become spaces, other
+ * BMP (libharu's UTF-8 fonts are 16-bit) become SP__NO_GLYPH, tabs become spaces, other
  * control characters are dropped, and a newline is kept only when hard_breaks. Stops
  * once the text is wider than limit (1/1000 em); *more says text was left. */
 static int sp__decode(sp_pdf_doc *d, sp__font *f, const char *s, size_t n, bool hard_breaks,
@@ -350,7 +453,7 @@ static int sp__decode(sp_pdf_doc *d, sp__font *f, const char *s, size_t n, bool 
         } else if (c < 0x20 || (c >= 0x7F && c < 0xA0)) {
             continue;
         } else if (c > 0xFFFF) {
-            c = SP_UTF8_REPLACEMENT;
+            c = SP__NO_GLYPH; /* drawn as U+FFFD and counted: libharu's fonts are 16-bit */
         }
         d->cp[d->cp_len++] = (uint16_t)c;
         if (c != '\n') {
@@ -373,8 +476,41 @@ static double sp__width(sp__font *f, const uint16_t *cp, size_t n)
     return w;
 }
 
+/* Ideographs, kana and hangul: a line may break before and after each of them (UAX #14
+ * class ID), except before closing punctuation, which stays on the line it ends. */
+static bool sp__ideograph(uint16_t c)
+{
+    return (c >= 0x2E80 && c <= 0x9FFF) || (c >= 0xAC00 && c <= 0xD7AF) ||
+           (c >= 0xF900 && c <= 0xFAFF) || (c >= 0xFF00 && c <= 0xFFEF);
+}
+
+static bool sp__no_break_before(uint16_t c)
+{
+    switch (c) {
+    case 0x3001: case 0x3002: case 0x3009: case 0x300B: case 0x300D: case 0x300F:
+    case 0x3011: case 0x3015: case 0x3017: case 0x3019: case 0x301B: case 0x30FC:
+    case 0xFF01: case 0xFF09: case 0xFF0C: case 0xFF0E: case 0xFF1A: case 0xFF1B:
+    case 0xFF1F: case 0xFF3D: case 0xFF5D: case 0x3063: case 0x30C3: case 0x3083:
+    case 0x3085: case 0x3087: case 0x30E3: case 0x30E5: case 0x30E7:
+        return true;
+    default:
+        return c == ',' || c == '.' || c == ')' || c == ']' || c == '}' || c == '!' ||
+               c == '?' || c == ':' || c == ';';
+    }
+}
+
+/* A line may break before cp[i] (i > 0 on the line) inside a run of text: at a space
+ * (the spaces are dropped), or beside an ideograph. */
+static bool sp__break_before(const uint16_t *cp, size_t i)
+{
+    if (cp[i] == ' ')
+        return true;
+    return (sp__ideograph(cp[i]) || sp__ideograph(cp[i - 1])) && cp[i - 1] != ' ' &&
+           !sp__no_break_before(cp[i]);
+}
+
 /* Break cp[start..start+n) into at most maxl lines of width <= width (1/1000 em):
- * at spaces when wrap, else anywhere; newlines (present only when wrapping) force a
+ * at spaces and beside ideographs when wrap, else anywhere; newlines (present only when wrapping) force a
  * break. When text is left over (more, or lines ran out) the last line ends in "…".
  * Returns the number of lines in seg[]. */
 static int sp__break(sp_pdf_doc *d, sp__font *f, size_t start, size_t n, bool more,
@@ -390,7 +526,7 @@ static int sp__break(sp_pdf_doc *d, sp__font *f, size_t start, size_t n, bool mo
             double cw = sp__cw(f, cp[i]);
             if (w + cw > width + 0.001)
                 break;
-            if (wrap && cp[i] == ' ' && i > pos) {
+            if (wrap && i > pos && sp__break_before(cp, i)) {
                 brk = i;
                 wbrk = w;
             }
@@ -495,38 +631,60 @@ static int sp__layout_row(sp_pdf_doc *d, const char *const *cells, const size_t 
 
 /* ---- drawing ------------------------------------------------------------------------ */
 
-/* Draw nl laid-out lines between x..x+w, the first baseline at y0. */
-static void sp__draw_lines(sp_pdf_doc *d, HPDF_Page pg, double size, const sp__seg *segs,
-                           int nl, double x, double w, sp_pdf_align align, double y0,
-                           double lead)
+/* Draw nl laid-out lines of chain f between x..x+w, the first baseline at y0. The
+ * page's font is f->f at size on entry and on return. A line is drawn as runs of the
+ * characters one font draws (one run unless a fallback font is needed); a character no
+ * font has is drawn as U+FFFD and counted when count is set. */
+static void sp__draw_lines(sp_pdf_doc *d, HPDF_Page pg, sp__font *f, double size,
+                           const sp__seg *segs, int nl, double x, double w, sp_pdf_align align,
+                           double y0, double lead, bool count)
 {
+    HPDF_Font cur = f->f;
     for (int k = 0; k < nl; k++) {
         const sp__seg *s = &segs[k];
         if (s->end == s->start && !s->ellipsis)
             continue;
-        sp_buf_reset(&d->line);
-        int rc = 0;
-        for (uint32_t j = s->start; j < s->end && rc == 0; j++) {
-            uint16_t c = d->cp[j];
-            if (c < 0x80)
-                rc = sp_buf_addc(&d->line, (char)c);
-            else
-                rc = sp_utf8_add(&d->line, c);
-        }
-        if (rc == 0 && s->ellipsis)
-            rc = sp_utf8_add(&d->line, SP__ELLIPSIS);
-        if (rc < 0) {
-            sp__on_error(HPDF_FAILD_TO_ALLOC_MEM, 0, d);
-            return;
-        }
         double tw = s->w * size / 1000.0;
         double tx = x + SP__PAD_X;
         if (align == SP_PDF_RIGHT)
             tx = x + w - SP__PAD_X - tw;
         else if (align == SP_PDF_CENTER)
             tx = x + (w - tw) / 2;
-        HPDF_Page_TextOut(pg, (HPDF_REAL)tx, (HPDF_REAL)(y0 - k * lead), sp_buf_cstr(&d->line));
+        uint32_t end = s->end + (s->ellipsis ? 1 : 0);
+        uint32_t j = s->start;
+        while (j < end) {
+            sp_buf_reset(&d->line);
+            HPDF_Font run = NULL;
+            double rw = 0; /* the run's width, 1/1000 em */
+            int rc = 0;
+            for (; j < end && rc == 0; j++) {
+                uint16_t c = j < s->end ? d->cp[j] : SP__ELLIPSIS;
+                double cw = sp__cw(f, c);
+                HPDF_Font face = sp__face_of(f, &c);
+                if (run != NULL && face != run)
+                    break;
+                run = face;
+                if (count && c == SP_UTF8_REPLACEMENT && j < s->end &&
+                    d->cp[j] != SP_UTF8_REPLACEMENT)
+                    d->missing++;
+                rw += cw;
+                rc = c < 0x80 ? sp_buf_addc(&d->line, (char)c) : sp_utf8_add(&d->line, c);
+            }
+            if (rc < 0) {
+                sp__on_error(HPDF_FAILD_TO_ALLOC_MEM, 0, d);
+                return;
+            }
+            if (run != cur) {
+                HPDF_Page_SetFontAndSize(pg, run, (HPDF_REAL)size);
+                cur = run;
+            }
+            HPDF_Page_TextOut(pg, (HPDF_REAL)tx, (HPDF_REAL)(y0 - k * lead),
+                              sp_buf_cstr(&d->line));
+            tx += rw * size / 1000.0;
+        }
     }
+    if (cur != f->f)
+        HPDF_Page_SetFontAndSize(pg, f->f, (HPDF_REAL)size);
 }
 
 /* The first baseline of a row whose top is top: the text centred in each line box. */
@@ -554,8 +712,9 @@ static void sp__draw_row(sp_pdf_doc *d, bool head, double top, double h)
     HPDF_Page_SetFontAndSize(pg, f->f, (HPDF_REAL)SP__BODY_SIZE);
     double y0 = sp__baseline(f, SP__BODY_SIZE, d->lead, top);
     for (size_t i = 0; i < d->ncol; i++)
-        sp__draw_lines(d, pg, SP__BODY_SIZE, d->seg + i * (size_t)d->seg_per_col, d->nlines[i],
-                       d->col[i].x, d->col[i].w, d->col[i].align, y0, d->lead);
+        sp__draw_lines(d, pg, f, SP__BODY_SIZE, d->seg + i * (size_t)d->seg_per_col,
+                       d->nlines[i], d->col[i].x, d->col[i].w, d->col[i].align, y0, d->lead,
+                       !head || d->pages == 1); /* the header counts once */
     HPDF_Page_EndText(pg);
 }
 
@@ -579,9 +738,10 @@ static void sp__draw_title(sp_pdf_doc *d)
     double lead = SP__TITLE_SIZE * SP__LEAD;
     HPDF_Page_BeginText(d->page);
     HPDF_Page_SetFontAndSize(d->page, d->bold.f, (HPDF_REAL)SP__TITLE_SIZE);
-    sp__draw_lines(d, d->page, SP__TITLE_SIZE, segs, nl, SP__MARGIN - SP__PAD_X,
+    sp__draw_lines(d, d->page, &d->bold, SP__TITLE_SIZE, segs, nl, SP__MARGIN - SP__PAD_X,
                    d->page_w - 2 * SP__MARGIN + 2 * SP__PAD_X, SP_PDF_LEFT,
-                   sp__baseline(&d->bold, SP__TITLE_SIZE, lead, d->top + SP__PAD_Y), lead);
+                   sp__baseline(&d->bold, SP__TITLE_SIZE, lead, d->top + SP__PAD_Y), lead,
+                   true);
     HPDF_Page_EndText(d->page);
 }
 
@@ -819,11 +979,14 @@ static char *sp__clean_text(const char *s)
 
 static int sp__load_font(sp_pdf_doc *d, const char *path, sp__font *f, sp_err *err)
 {
+    f->doc = d;
     f->w = sp_malloc(65536 * sizeof *f->w);
-    if (f->w == NULL)
+    f->face = sp_malloc(65536);
+    if (f->w == NULL || f->face == NULL)
         return sp_err_set(err, SP_ENOMEM, "out of memory");
     memset(f->w, 0xFF, 65536 * sizeof *f->w);
-    const char *name = HPDF_LoadTTFontFromFile(d->pdf, path, HPDF_TRUE);
+    memset(f->face, SP__UNKNOWN, 65536);
+    const char *name = sp__load_ttf(d->pdf, path);
     if (name != NULL)
         f->f = HPDF_GetFont(d->pdf, name, "UTF-8");
     if (f->f == NULL) {
@@ -833,6 +996,9 @@ static int sp__load_font(sp_pdf_doc *d, const char *path, sp__font *f, sp_err *e
         return sp_err_set(err, SP_EIO, "cannot load the TrueType font %s (libharu error "
                           "0x%04X)", path, (unsigned)d->herr);
     }
+    f->def = f->f->attr ? ((HPDF_FontAttr)f->f->attr)->fontdef : NULL;
+    if (f->def == NULL || f->def->type != HPDF_FONTDEF_TYPE_TRUETYPE)
+        return sp_err_set(err, SP_EIO, "%s is not a TrueType font", path);
     f->asc = HPDF_Font_GetAscent(f->f);
     f->desc = HPDF_Font_GetDescent(f->f);
     sp__fix_tounicode(f->f);
@@ -872,6 +1038,12 @@ sp_pdf_doc *sp_pdf_new(const sp_pdf_setup *s, sp_err *err)
     d->seg = sp_calloc(d->ncol * (size_t)d->seg_per_col, sizeof *d->seg);
     d->title = sp__clean_text(s->title);
     bool ok = d->col && d->labels && d->label_len && d->nlines && d->seg && d->title;
+    for (size_t i = 0; ok && i < s->nfallbacks && d->nfb < SP__MAX_FALLBACK; i++) {
+        if (s->fallbacks[i] == NULL || s->fallbacks[i][0] == '\0')
+            continue;
+        d->fb[d->nfb].path = sp_strdup(s->fallbacks[i]);
+        ok = d->fb[d->nfb++].path != NULL;
+    }
     for (size_t i = 0; ok && i < d->ncol; i++) {
         const sp_pdf_column *c = &s->columns[i];
         d->col[i].label = sp__clean_text(c->label);
@@ -949,6 +1121,10 @@ void sp_pdf_free(sp_pdf_doc *d)
     sp_free(d->zbuf);
     sp_free(d->reg.w);
     sp_free(d->bold.w);
+    sp_free(d->reg.face);
+    sp_free(d->bold.face);
+    for (size_t i = 0; i < d->nfb; i++)
+        sp_free(d->fb[i].path);
     for (size_t i = 0; d->col && i < d->ncol; i++)
         sp_free(d->col[i].label);
     sp_free(d->col);
@@ -1190,4 +1366,36 @@ double sp_pdf_column_width(const sp_pdf_doc *d, size_t i)
 int64_t sp_pdf_memory_peak(const sp_pdf_doc *d)
 {
     return d->heap.peak;
+}
+
+int64_t sp_pdf_missing_glyphs(const sp_pdf_doc *d)
+{
+    return d->missing;
+}
+
+static void HPDF_STDCALL sp__on_check_error(HPDF_STATUS e, HPDF_STATUS detail, void *ud)
+{
+    HPDF_STATUS *first = ud;
+    (void)detail;
+    if (*first == 0)
+        *first = e;
+}
+
+int sp_pdf_check_font(const char *path, sp_err *err)
+{
+    HPDF_STATUS e = 0;
+    HPDF_Doc pdf = HPDF_New(sp__on_check_error, &e);
+    if (pdf == NULL)
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
+    HPDF_UseUTFEncodings(pdf);
+    const char *name = sp__load_ttf(pdf, path);
+    HPDF_Font f = name ? HPDF_GetFont(pdf, name, "UTF-8") : NULL;
+    bool tt = f != NULL && f->attr != NULL && ((HPDF_FontAttr)f->attr)->fontdef != NULL &&
+              ((HPDF_FontAttr)f->attr)->fontdef->type == HPDF_FONTDEF_TYPE_TRUETYPE;
+    HPDF_Free(pdf);
+    if (!tt)
+        return sp_err_set(err, SP_EIO, "%s is not a TrueType font libharu can embed (libharu "
+                          "error 0x%04X; OpenType fonts with CFF outlines are not supported)",
+                          path, (unsigned)e);
+    return 0;
 }
