@@ -396,6 +396,80 @@ static size_t page_words(const char *pdf, word *out, size_t max)
     return n;
 }
 
+static const word *find_word(const word *w, size_t n, const char *text)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(w[i].text, text) == 0)
+            return &w[i];
+    fail_msg("no word \"%s\" on the page", text);
+    return NULL;
+}
+
+static void test_right_to_left_text_is_shaped_and_drawn_in_visual_order(void **state)
+{
+    (void)state;
+    const char *data = "name,note\n"
+                       "שלום עולם,abc אבג def\n"
+                       "مرحبا لا,(1) نص\n";
+    run r;
+    export_ok(&r, "{\"title\":\"T\"}", data, SP_DATASET_CSV);
+    assert_int_equal(r.res.missing_glyphs, 0);
+    word w[64];
+    size_t n = page_words(r.pdf, w, 64);
+    /* Words come back as drawn, glyphs left to right: a Hebrew word reversed. The first
+     * word of a right-to-left cell is the rightmost. */
+    const word *shalom = find_word(w, n, "םולש"), *olam = find_word(w, n, "םלוע");
+    if (!(olam->x0 < shalom->x0))
+        fail_msg("עולם at %.1f should be left of שלום at %.1f", olam->x0, shalom->x0);
+    /* A left-to-right cell keeps its order around the Hebrew word, which is reversed */
+    const word *abc = find_word(w, n, "abc"), *heb = find_word(w, n, "גבא"),
+               *def = find_word(w, n, "def");
+    if (!(abc->x0 < heb->x0 && heb->x0 < def->x0))
+        fail_msg("abc %.1f, אבג %.1f, def %.1f out of order", abc->x0, heb->x0, def->x0);
+    /* Arabic takes its joined forms (presentation forms B) and lam-alef its ligature:
+     * مرحبا is drawn as final alef, medial beh, initial hah... reversed */
+    const word *marhaba = find_word(w, n, "\uFE8E\uFE92\uFEA3\uFEAE\uFEE3");
+    const word *la = find_word(w, n, "\uFEFB");
+    if (!(la->x0 < marhaba->x0))
+        fail_msg("لا at %.1f should be left of مرحبا at %.1f", la->x0, marhaba->x0);
+    /* In a right-to-left cell the number stays left to right, brackets mirrored */
+    find_word(w, n, "(1)");
+    /* pdftotext's own reordering gives the logical text back */
+    char *text = sh("pdftotext -q '%s' -", r.pdf);
+    expect_in(text, "שלום עולם", "logical Hebrew");
+    sp_free(text);
+
+    /* A cut right-to-left line ends on the left: "…" is drawn left of its last line */
+    sp_buf b;
+    sp_buf_init(&b, 1 << 20);
+    sp_buf_addf(&b, "note\n");
+    for (int i = 0; i < 30; i++)
+        sp_buf_addf(&b, "שלום ");
+    sp_buf_addf(&b, "\n");
+    char *long_rtl = sp_buf_take(&b);
+    run c;
+    memset(&c, 0, sizeof c);
+    export_with(&c, "{\"title\":\"T\",\"columns\":[{\"key\":\"note\",\"width\":120}]}",
+                long_rtl, strlen(long_rtl), SP_DATASET_CSV, NULL);
+    sp_free(long_rtl);
+    if (c.rc != 0)
+        fail_msg("export failed: %d %s", c.rc, c.err.msg);
+    n = page_words(c.pdf, w, 64);
+    const word *ell = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strstr(w[i].text, "\u2026"))
+            ell = &w[i];
+    if (ell == NULL) {
+        fail_msg("the long cell was not cut with \"…\"");
+        return;
+    }
+    if (strncmp(ell->text, "\xE2\x80\xA6", 3) != 0)
+        fail_msg("\"…\" is not at the left of \"%s\"", ell->text);
+    for (size_t i = 0; i < n; i++)
+        if (w[i].y0 == ell->y0 && w[i].x0 < ell->x0)
+            fail_msg("\"%s\" is left of the \"…\" on the cut line", w[i].text);
+}
+
 static void test_cells_never_spill_into_the_next_column(void **state)
 {
     (void)state;
@@ -728,6 +802,7 @@ int main(void)
         cmocka_unit_test(test_cjk_text_wraps_between_ideographs),
         cmocka_unit_test(test_metadata_page_size_and_orientation),
         cmocka_unit_test(test_cells_never_spill_into_the_next_column),
+        cmocka_unit_test(test_right_to_left_text_is_shaped_and_drawn_in_visual_order),
         cmocka_unit_test(test_numbers_are_formatted_and_right_aligned),
         cmocka_unit_test(test_right_aligned_wrapped_lines_end_at_the_edge),
         cmocka_unit_test(test_measured_columns_fit_their_sampled_values),

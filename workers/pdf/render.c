@@ -18,6 +18,7 @@
 #include "spool/buf.h"
 #include "spool/limits.h"
 #include "spool/utf8.h"
+#include "bidi.h"
 #include "text.h"
 
 /* Layout, in points. */
@@ -235,6 +236,8 @@ typedef struct sp__seg {
     uint32_t start, end;
     float w; /* width in 1/1000 em, ellipsis included */
     bool ellipsis;
+    uint8_t bidi; /* 0 left to right only; 1 and 2: shaped, reorder when drawn (2: the
+                   * paragraph runs right to left) */
 } sp__seg;
 
 struct sp_pdf_doc {
@@ -273,6 +276,14 @@ struct sp_pdf_doc {
     int *nlines;
     sp__seg *seg; /* ncol * seg_per_col */
     int seg_per_col;
+
+    /* right-to-left cells: levels and bidi types beside cp, a line in visual order */
+    sp_bidi *bidi;
+    int8_t *lv;
+    uint32_t *bt;
+    size_t bidi_cap;
+    uint16_t *vis;
+    size_t vis_cap;
 
     sp_buf line;     /* UTF-8 of one line to draw */
     z_stream z;
@@ -361,6 +372,11 @@ static int16_t sp__look_up(sp__font *f, uint16_t c)
     sp_pdf_doc *d = f->doc;
     uint8_t face = SP__MISSING;
     HPDF_Font font = f->f;
+    if (sp_bidi_control(c)) { /* steers the order, not drawn */
+        f->face[c] = 0;
+        f->w[c] = 0;
+        return 0;
+    }
     if (c != SP__NO_GLYPH && (c == ' ' || HPDF_TTFontDef_GetGlyphid(f->def, c) != 0)) {
         face = 0;
     } else if (c != SP__NO_GLYPH) {
@@ -591,6 +607,33 @@ static int sp__break(sp_pdf_doc *d, sp__font *f, size_t start, size_t n, bool mo
     return nl;
 }
 
+/* Shape the right-to-left text cp[start..start+*count) in place (it may shrink, and
+ * d->cp_len with it) and keep its levels and types in d->lv / d->bt. */
+static int sp__shape(sp_pdf_doc *d, size_t start, size_t *count, uint8_t *bidi)
+{
+    if (d->bidi == NULL && (d->bidi = sp_bidi_new()) == NULL)
+        return SP_ENOMEM;
+    if (d->bidi_cap < d->cp_cap) {
+        int8_t *lv = sp_realloc(d->lv, d->cp_cap * sizeof *lv);
+        if (lv != NULL)
+            d->lv = lv;
+        uint32_t *bt = sp_realloc(d->bt, d->cp_cap * sizeof *bt);
+        if (bt != NULL)
+            d->bt = bt;
+        if (lv == NULL || bt == NULL)
+            return SP_ENOMEM;
+        d->bidi_cap = d->cp_cap;
+    }
+    bool rtl;
+    size_t n = *count;
+    if (sp_bidi_shape(d->bidi, d->cp + start, &n, d->lv + start, d->bt + start, &rtl) < 0)
+        return SP_ENOMEM;
+    d->cp_len -= *count - n;
+    *count = n;
+    *bidi = rtl ? 2 : 1;
+    return 0;
+}
+
 /* Lay out one cell of width width_pt with font f at size; its lines go to seg[]. */
 static int sp__layout_cell(sp_pdf_doc *d, sp__font *f, double size, const char *s, size_t n,
                            bool wrap, int maxl, double width_pt, sp__seg *seg, int *nlines)
@@ -603,7 +646,12 @@ static int sp__layout_cell(sp_pdf_doc *d, sp__font *f, double size, const char *
     double limit = wrap ? 2.0 * (maxl + 1) * width + 2000.0 : width + 2000.0;
     if (sp__decode(d, f, s, n, wrap, limit, &start, &count, &more) < 0)
         return SP_ENOMEM;
+    uint8_t bidi = 0;
+    if (sp_bidi_needed(d->cp + start, count) && sp__shape(d, start, &count, &bidi) < 0)
+        return SP_ENOMEM;
     *nlines = sp__break(d, f, start, count, more, wrap, wrap ? maxl : 1, width, seg);
+    for (int k = 0; k < *nlines; k++)
+        seg[k].bidi = bidi;
     return 0;
 }
 
@@ -631,6 +679,22 @@ static int sp__layout_row(sp_pdf_doc *d, const char *const *cells, const size_t 
 
 /* ---- drawing ------------------------------------------------------------------------ */
 
+/* Put the shaped line s (and its "…") in visual order in d->vis. */
+static int sp__visual(sp_pdf_doc *d, const sp__seg *s)
+{
+    size_t n = s->end - s->start + 1;
+    if (n > d->vis_cap) {
+        uint16_t *v = sp_realloc(d->vis, n * 2 * sizeof *v);
+        if (v == NULL)
+            return SP_ENOMEM;
+        d->vis = v;
+        d->vis_cap = n * 2;
+    }
+    return sp_bidi_line(d->bidi, d->cp + s->start, s->end - s->start, d->lv + s->start,
+                        d->bt + s->start, s->bidi == 2, s->ellipsis ? SP__ELLIPSIS : 0,
+                        d->vis);
+}
+
 /* Draw nl laid-out lines of chain f between x..x+w, the first baseline at y0. The
  * page's font is f->f at size on entry and on return. A line is drawn as runs of the
  * characters one font draws (one run unless a fallback font is needed); a character no
@@ -650,26 +714,42 @@ static void sp__draw_lines(sp_pdf_doc *d, HPDF_Page pg, sp__font *f, double size
             tx = x + w - SP__PAD_X - tw;
         else if (align == SP_PDF_CENTER)
             tx = x + (w - tw) / 2;
-        uint32_t end = s->end + (s->ellipsis ? 1 : 0);
-        uint32_t j = s->start;
+        /* the line's characters, left to right: txt[0..n), then "…" when ell */
+        const uint16_t *txt = d->cp + s->start;
+        uint32_t n = s->end - s->start;
+        bool ell = s->ellipsis;
+        if (s->bidi) {
+            if (sp__visual(d, s) < 0) {
+                sp__on_error(HPDF_FAILD_TO_ALLOC_MEM, 0, d);
+                return;
+            }
+            txt = d->vis;
+            n += ell;
+            ell = false;
+        }
+        uint32_t end = n + ell;
+        uint32_t j = 0;
         while (j < end) {
             sp_buf_reset(&d->line);
             HPDF_Font run = NULL;
             double rw = 0; /* the run's width, 1/1000 em */
             int rc = 0;
             for (; j < end && rc == 0; j++) {
-                uint16_t c = j < s->end ? d->cp[j] : SP__ELLIPSIS;
+                uint16_t c = j < n ? txt[j] : SP__ELLIPSIS, orig = c;
+                if (sp_bidi_control(c))
+                    continue;
                 double cw = sp__cw(f, c);
                 HPDF_Font face = sp__face_of(f, &c);
                 if (run != NULL && face != run)
                     break;
                 run = face;
-                if (count && c == SP_UTF8_REPLACEMENT && j < s->end &&
-                    d->cp[j] != SP_UTF8_REPLACEMENT)
+                if (count && c == SP_UTF8_REPLACEMENT && orig != SP_UTF8_REPLACEMENT)
                     d->missing++;
                 rw += cw;
                 rc = c < 0x80 ? sp_buf_addc(&d->line, (char)c) : sp_utf8_add(&d->line, c);
             }
+            if (run == NULL)
+                break; /* only bidi controls were left */
             if (rc < 0) {
                 sp__on_error(HPDF_FAILD_TO_ALLOC_MEM, 0, d);
                 return;
@@ -1134,6 +1214,10 @@ void sp_pdf_free(sp_pdf_doc *d)
     sp_free(d->seg);
     sp_free(d->title);
     sp_free(d->cp);
+    sp_bidi_free(d->bidi);
+    sp_free(d->lv);
+    sp_free(d->bt);
+    sp_free(d->vis);
     sp_buf_free(&d->line);
     sp_free(d);
 }
