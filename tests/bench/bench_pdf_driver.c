@@ -4,11 +4,13 @@
  *
  *   bench_pdf_driver PARAMS.json DATASET csv|ndjson|json OUT.pdf
  *
- * Prints one JSON line: rows, pages, bytes, timings, libharu's peak memory and this
- * process's own peak RSS (VmHWM: unlike getrusage's ru_maxrss it leaves out the
- * memory of the process that forked it, before the exec). Limits come from
- * SPOOL_PDF_MAX_ROWS / _MAX_PAGES / _MAX_MEMORY (bytes), the compression from
- * SPOOL_PDF_COMPRESSION (default, fast or 1-9), when set. */
+ * Prints one JSON line: rows, pages, bytes, timings, libharu's peak memory, the
+ * characters no font had and this process's own peak RSS (VmHWM: unlike getrusage's
+ * ru_maxrss it leaves out the memory of the process that forked it, before the exec).
+ * Limits come from SPOOL_PDF_MAX_ROWS / _MAX_PAGES / _MAX_MEMORY (bytes), the
+ * compression from SPOOL_PDF_COMPRESSION (default, fast or 1-9), when set; the fallback
+ * font from SPOOL_PDF_FALLBACK_FONTS (one path; default spool-pdf's, WenQuanYi Micro
+ * Hei; none: no fallback). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -105,7 +107,13 @@ int main(int argc, char **argv)
         sp_export_params_free(&p);
         return 2;
     }
+    const char *fb = getenv("SPOOL_PDF_FALLBACK_FONTS");
+    if (fb == NULL || fb[0] == '\0')
+        fb = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc";
+    const char *fallbacks[1] = {fb};
     sp_export_opts o = {.creator = "spool-pdf bench driver",
+                        .fallbacks = fallbacks,
+                        .nfallbacks = strcmp(fb, "none") != 0,
                         .limits = {.max_rows = env_i64("SPOOL_PDF_MAX_ROWS"),
                                    .max_pages = env_i64("SPOOL_PDF_MAX_PAGES"),
                                    .max_memory = env_i64("SPOOL_PDF_MAX_MEMORY")}};
@@ -129,10 +137,10 @@ int main(int argc, char **argv)
     }
     printf("{\"rows\":%lld,\"pages\":%lld,\"bytes\":%lld,\"ms\":%lld,\"font_ms\":%lld,"
            "\"sample_ms\":%lld,\"layout_ms\":%lld,\"render_ms\":%lld,\"save_ms\":%lld,"
-           "\"pdf_memory_peak\":%lld,\"vm_hwm_kb\":%lld}\n",
+           "\"pdf_memory_peak\":%lld,\"missing_glyphs\":%lld,\"vm_hwm_kb\":%lld}\n",
            (long long)r.rows, (long long)r.pages, (long long)r.bytes, (long long)ms,
            (long long)r.font_ms, (long long)r.sample_ms, (long long)r.layout_ms,
            (long long)r.render_ms, (long long)r.save_ms, (long long)r.memory_peak,
-           vm_hwm_kb());
+           (long long)r.missing_glyphs, vm_hwm_kb());
     return 0;
 }

@@ -291,7 +291,7 @@ def test_dockerfile_is_multi_stage_slim_non_root_with_a_health_check(ctx):
     # The runtime stage: libraries only, no compilers or headers.
     bad = [p for p in run_pkgs if p.endswith("-dev") or p in ("gcc", "make", "pkg-config")]
     eq(bad, [], "build packages in the runtime stage")
-    for p in ("fonts-dejavu-core", "ca-certificates"):
+    for p in ("fonts-dejavu-core", "fonts-wqy-microhei", "ca-certificates"):
         assert p in run_pkgs, f"{p} missing from the runtime stage"
     # Every package name exists in Debian 12 (the apt lists on this machine).
     if shutil.which("apt-cache"):
@@ -364,7 +364,7 @@ def test_runtime_packages_cover_every_library_the_binaries_link(ctx):
             checked.append((b, lib, pkg))
     assert checked
     if "spool-pdf" in present:
-        assert "fonts-dejavu-core" in run_pkgs
+        assert "fonts-dejavu-core" in run_pkgs and "fonts-wqy-microhei" in run_pkgs
     print(f"# checked {len(checked)} libraries of {', '.join(present)}")
     if len(present) < len(SPOOL_BINS):
         print(f"# not built yet: {', '.join(sorted(set(SPOOL_BINS) - set(present)))}")

@@ -307,6 +307,45 @@ def test_malformed_datasets_fail_permanently_naming_the_line(ctx):
 
 
 @suite.test
+def test_cjk_rows_use_the_fallback_font_and_missing_glyphs_are_counted(ctx):
+    w = worker(ctx)
+    try:
+        rows = ndjson([{"id": i, "name": f"山田太郎 {i}", "amount": i, "when": "2024-02-29"}
+                       for i in range(1, 301)] +
+                      [{"id": 301, "name": "김민준 \U0001F600 \ue000", "amount": 1,
+                        "when": "2024-03-01"}])
+        jid = enqueue(ctx, PARAMS, rows)
+        rec = wait_state(ctx, jid, ("succeeded", "failed"))
+        eq(rec["state"], "succeeded", f"state ({rec['error']})")
+        path, pages = check_pdf(ctx, jid, rec, 301, ["ID", "Name"], "김민준 \ufffd \ufffd")
+        text = "".join(text_of(path, n) for n in range(1, pages + 1))
+        for i in range(1, 301):
+            assert f"山田太郎 {i}" in text, f"row {i}"
+        eq(rec["metadata"]["missing_glyphs"], 2, "an emoji and a private-use character")
+        fonts = subprocess.run(["pdffonts", path], capture_output=True, timeout=60).stdout
+        assert b"WenQuanYi" in fonts, fonts.decode()
+    finally:
+        stop(w)
+    # a fallback that cannot be used stops the worker at start, naming it
+    for bad, why in (("/nonexistent/font.ttf", "cannot read the fallback font"),
+                     (os.path.abspath(__file__), "is not a TrueType font")):
+        w = worker(ctx, SPOOL_PDF_FALLBACK_FONTS=bad)
+        code = w.wait(30)
+        assert code != 0, "the worker refused to start"
+        assert why in w.output() and bad in w.output(), w.output()[-2000:]
+    # none: no fallback; CJK characters are then counted, drawn as U+FFFD
+    w = worker(ctx, SPOOL_PDF_FALLBACK_FONTS="none")
+    try:
+        jid = enqueue(ctx, PARAMS, ndjson([{"id": 1, "name": "東京", "amount": 1,
+                                            "when": "2024-01-01"}]))
+        rec = wait_state(ctx, jid, ("succeeded", "failed"))
+        eq(rec["state"], "succeeded", f"state ({rec['error']})")
+        eq(rec["metadata"]["missing_glyphs"], 2, "two characters without a font")
+    finally:
+        stop(w)
+
+
+@suite.test
 def test_page_and_memory_limits_fail_the_job_not_the_worker(ctx):
     w = worker(ctx, SPOOL_PDF_MAX_PAGES=20, SPOOL_PDF_MAX_MEMORY="16M")
     try:

@@ -2,9 +2,10 @@
  * checked on the PDFs it writes, with poppler's pdfinfo and pdftotext: page counts,
  * the header on every page, the last row, "Page N of M", non-ASCII text extracted back,
  * metadata, cells that never spill into the next column, number formats, limits,
- * cancellation and error messages; with qpdf --check and pdffonts, the files written a
- * page at a time around the page tree's node size, memory that does not grow with the
- * page count, and the compression setting. */
+ * cancellation and error messages, CJK text through the fallback font, right-to-left
+ * text, and the visible, counted replacement of characters no font has; with qpdf
+ * --check and pdffonts, the files written a page at a time around the page tree's node
+ * size, memory that does not grow with the page count, and the compression setting. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,12 @@
 
 static char sp__dir[] = "/tmp/spool-test-render-XXXXXX";
 static int sp__seq;
+
+/* The fallback chain exports use (spool-pdf's default), switched off by some tests. */
+#define WQY "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
+static const char *const sp__wqy[] = {WQY};
+static const char *const *sp__fallbacks = sp__wqy;
+static size_t sp__nfallbacks = 1;
 
 /* Run a shell command and return its stdout (caller frees). */
 static char *sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -91,6 +98,8 @@ static void export_with(run *r, const char *params, const char *data, size_t n,
     assert_true(fd >= 0);
     snprintf(r->pdf, sizeof r->pdf, "%s/out%d.pdf", sp__dir, sp__seq++);
     sp_export_opts o = {.creator = "spool-pdf test",
+                        .fallbacks = sp__fallbacks,
+                        .nfallbacks = sp__nfallbacks,
                         .now_ms = INT64_C(1714979289000), /* 2024-05-06 07:08:09 UTC */
                         .stop = &r->stop,
                         .progress = on_progress,
@@ -221,6 +230,120 @@ static void test_non_ascii_text_is_extracted_back(void **state)
     sp_free(info);
 }
 
+/* Dark pixels of page 1 rendered at 100 dpi in grey. */
+static long page_ink(const char *pdf)
+{
+    char *img = sh("pdftoppm -q -r 100 -gray -f 1 -l 1 '%s' '%s/ink' && cat '%s'/ink*.pgm && "
+                   "rm -f '%s'/ink*.pgm", pdf, sp__dir, sp__dir, sp__dir);
+    int w = 0, h = 0, max = 0, off = 0;
+    long ink = -1;
+    if (sscanf(img, "P5 %d %d %d%n", &w, &h, &max, &off) == 3 && w > 0 && h > 0) {
+        const unsigned char *px = (const unsigned char *)img + off + 1;
+        ink = 0;
+        for (long i = 0; i < (long)w * h; i++)
+            ink += px[i] < 160;
+    }
+    sp_free(img);
+    return ink;
+}
+
+static void test_cjk_text_is_drawn_with_the_fallback_font(void **state)
+{
+    (void)state;
+    const char *data = "name,city\n"
+                       "山田太郎,東京都\n"
+                       "김민준,서울\n"
+                       "王小明,北京市\n";
+    run r;
+    export_ok(&r, "{\"title\":\"顧客 Customers\"}", data, SP_DATASET_CSV);
+    assert_int_equal(r.res.missing_glyphs, 0);
+    char *text = sh("pdftotext -q '%s' -", r.pdf);
+    const char *want[] = {"山田太郎", "東京都", "김민준", "서울", "王小明", "北京市", "顧客"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        expect_in(text, want[i], "extracted text");
+    assert_null(strstr(text, "\xEF\xBF\xBD"));
+    sp_free(text);
+    char *fonts = sh("pdffonts '%s'", r.pdf);
+    expect_in(fonts, "WenQuanYi", "fonts");
+    expect_in(fonts, "DejaVuSans", "fonts");
+    sp_free(fonts);
+    /* The glyphs are drawn: the same rows without their CJK cells leave far less ink. */
+    long cjk = page_ink(r.pdf);
+    run blank;
+    export_ok(&blank, "{\"title\":\"Customers\"}", "name,city\n,\n,\n,\n", SP_DATASET_CSV);
+    long none = page_ink(blank.pdf);
+    if (!(cjk > none + 200)) /* measured: 389 more dark pixels */
+        fail_msg("page ink %ld with CJK text, %ld without", cjk, none);
+    /* a document that needs no fallback does not embed it */
+    run latin;
+    export_ok(&latin, "{\"title\":\"Latin\"}", "a,b\nx,y\n", SP_DATASET_CSV);
+    fonts = sh("pdffonts '%s'", latin.pdf);
+    assert_null(strstr(fonts, "WenQuanYi"));
+    sp_free(fonts);
+}
+
+static void test_characters_no_font_has_are_replaced_and_counted(void **state)
+{
+    (void)state;
+    /* U+E000 (private use) and U+1F600 (outside the BMP) are in no font; the header
+     * (two per page, on one page) counts once, a real U+FFFD in the text is not counted */
+    const char *data = "a\xEE\x80\x80,b\n"
+                       "x\xEE\x80\x80y,smile \xF0\x9F\x98\x80\n"
+                       "\xEF\xBF\xBD,ok\n";
+    run r;
+    export_ok(&r, "{\"title\":\"T\"}", data, SP_DATASET_CSV);
+    assert_int_equal(r.res.missing_glyphs, 3);
+    char *text = sh("pdftotext -q '%s' -", r.pdf);
+    expect_in(text, "x\xEF\xBF\xBDy", "replacement drawn in place");
+    expect_in(text, "smile \xEF\xBF\xBD", "replacement for the emoji");
+    sp_free(text);
+
+    /* without a fallback font, CJK characters are counted and shown as U+FFFD */
+    sp__nfallbacks = 0;
+    run n;
+    export_ok(&n, "{\"title\":\"T\"}", "name\n東京\n", SP_DATASET_CSV);
+    sp__nfallbacks = 1;
+    assert_int_equal(n.res.missing_glyphs, 2);
+    text = sh("pdftotext -q '%s' -", n.pdf);
+    expect_in(text, "\xEF\xBF\xBD\xEF\xBF\xBD", "two replacements");
+    sp_free(text);
+}
+
+static void test_cjk_text_wraps_between_ideographs(void **state)
+{
+    (void)state;
+    /* 60 ideographs and no space in a wrapping column 100 pt wide: it breaks between
+     * them, never before the closing "。" */
+    sp_buf b;
+    sp_buf_init(&b, 1 << 20);
+    sp_buf_addf(&b, "note\n");
+    for (int i = 0; i < 19; i++)
+        sp_buf_addf(&b, "日本語。");
+    sp_buf_addf(&b, "\n");
+    char *data = sp_buf_take(&b);
+    run r;
+    memset(&r, 0, sizeof r);
+    sp_export_limits lim = {.max_lines = 20};
+    export_with(&r, "{\"title\":\"T\",\"columns\":[{\"key\":\"note\",\"width\":100}]}", data,
+                strlen(data), SP_DATASET_CSV, &lim);
+    if (r.rc != 0)
+        fail_msg("export failed: %d %s", r.rc, r.err.msg);
+    char *text = sh("pdftotext -q -layout '%s' -", r.pdf);
+    int lines = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        const char *p = line + strspn(line, " ");
+        if (strncmp(p, "日", 3) == 0 || strncmp(p, "本", 3) == 0 || strncmp(p, "語", 3) == 0)
+            lines++;
+        if (strncmp(p, "。", 3) == 0)
+            fail_msg("a line starts with the closing mark: %s", line);
+    }
+    sp_free(text);
+    sp_free(data);
+    if (lines < 5)
+        fail_msg("the text took %d lines, not wrapped between ideographs", lines);
+    assert_int_equal(r.res.missing_glyphs, 0);
+}
+
 static void test_metadata_page_size_and_orientation(void **state)
 {
     (void)state;
@@ -273,6 +396,80 @@ static size_t page_words(const char *pdf, word *out, size_t max)
     }
     sp_free(html);
     return n;
+}
+
+static const word *find_word(const word *w, size_t n, const char *text)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(w[i].text, text) == 0)
+            return &w[i];
+    fail_msg("no word \"%s\" on the page", text);
+    return NULL;
+}
+
+static void test_right_to_left_text_is_shaped_and_drawn_in_visual_order(void **state)
+{
+    (void)state;
+    const char *data = "name,note\n"
+                       "שלום עולם,abc אבג def\n"
+                       "مرحبا لا,(1) نص\n";
+    run r;
+    export_ok(&r, "{\"title\":\"T\"}", data, SP_DATASET_CSV);
+    assert_int_equal(r.res.missing_glyphs, 0);
+    word w[64];
+    size_t n = page_words(r.pdf, w, 64);
+    /* Words come back as drawn, glyphs left to right: a Hebrew word reversed. The first
+     * word of a right-to-left cell is the rightmost. */
+    const word *shalom = find_word(w, n, "םולש"), *olam = find_word(w, n, "םלוע");
+    if (!(olam->x0 < shalom->x0))
+        fail_msg("עולם at %.1f should be left of שלום at %.1f", olam->x0, shalom->x0);
+    /* A left-to-right cell keeps its order around the Hebrew word, which is reversed */
+    const word *abc = find_word(w, n, "abc"), *heb = find_word(w, n, "גבא"),
+               *def = find_word(w, n, "def");
+    if (!(abc->x0 < heb->x0 && heb->x0 < def->x0))
+        fail_msg("abc %.1f, אבג %.1f, def %.1f out of order", abc->x0, heb->x0, def->x0);
+    /* Arabic takes its joined forms (presentation forms B) and lam-alef its ligature:
+     * مرحبا is drawn as final alef, medial beh, initial hah... reversed */
+    const word *marhaba = find_word(w, n, "\uFE8E\uFE92\uFEA3\uFEAE\uFEE3");
+    const word *la = find_word(w, n, "\uFEFB");
+    if (!(la->x0 < marhaba->x0))
+        fail_msg("لا at %.1f should be left of مرحبا at %.1f", la->x0, marhaba->x0);
+    /* In a right-to-left cell the number stays left to right, brackets mirrored */
+    find_word(w, n, "(1)");
+    /* pdftotext's own reordering gives the logical text back */
+    char *text = sh("pdftotext -q '%s' -", r.pdf);
+    expect_in(text, "שלום עולם", "logical Hebrew");
+    sp_free(text);
+
+    /* A cut right-to-left line ends on the left: "…" is drawn left of its last line */
+    sp_buf b;
+    sp_buf_init(&b, 1 << 20);
+    sp_buf_addf(&b, "note\n");
+    for (int i = 0; i < 30; i++)
+        sp_buf_addf(&b, "שלום ");
+    sp_buf_addf(&b, "\n");
+    char *long_rtl = sp_buf_take(&b);
+    run c;
+    memset(&c, 0, sizeof c);
+    export_with(&c, "{\"title\":\"T\",\"columns\":[{\"key\":\"note\",\"width\":120}]}",
+                long_rtl, strlen(long_rtl), SP_DATASET_CSV, NULL);
+    sp_free(long_rtl);
+    if (c.rc != 0)
+        fail_msg("export failed: %d %s", c.rc, c.err.msg);
+    n = page_words(c.pdf, w, 64);
+    const word *ell = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strstr(w[i].text, "\u2026"))
+            ell = &w[i];
+    if (ell == NULL) {
+        fail_msg("the long cell was not cut with \"…\"");
+        return;
+    }
+    if (strncmp(ell->text, "\xE2\x80\xA6", 3) != 0)
+        fail_msg("\"…\" is not at the left of \"%s\"", ell->text);
+    for (size_t i = 0; i < n; i++)
+        if (w[i].y0 == ell->y0 && w[i].x0 < ell->x0)
+            fail_msg("\"%s\" is left of the \"…\" on the cut line", w[i].text);
 }
 
 static void test_cells_never_spill_into_the_next_column(void **state)
@@ -770,8 +967,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_page_count_header_on_every_page_and_footers),
         cmocka_unit_test(test_non_ascii_text_is_extracted_back),
+        cmocka_unit_test(test_cjk_text_is_drawn_with_the_fallback_font),
+        cmocka_unit_test(test_characters_no_font_has_are_replaced_and_counted),
+        cmocka_unit_test(test_cjk_text_wraps_between_ideographs),
         cmocka_unit_test(test_metadata_page_size_and_orientation),
         cmocka_unit_test(test_cells_never_spill_into_the_next_column),
+        cmocka_unit_test(test_right_to_left_text_is_shaped_and_drawn_in_visual_order),
         cmocka_unit_test(test_numbers_are_formatted_and_right_aligned),
         cmocka_unit_test(test_right_aligned_wrapped_lines_end_at_the_edge),
         cmocka_unit_test(test_measured_columns_fit_their_sampled_values),

@@ -12,38 +12,92 @@
 #include "spool/alloc.h"
 #include "spool/utf8.h"
 
-/* Draw nl laid-out lines between x..x+w, the first baseline at y0. */
-static void sp__draw_lines(sp_pdf_doc *d, HPDF_Page pg, double size, const sp_pdf__seg *segs,
-                           int nl, double x, double w, sp_pdf_align align, double y0,
-                           double lead)
+/* Put the shaped line s (and its "…") in visual order in d->vis. */
+static int sp__visual(sp_pdf_doc *d, const sp_pdf__seg *s)
 {
+    size_t n = s->end - s->start + 1;
+    if (n > d->vis_cap) {
+        uint16_t *v = sp_realloc(d->vis, n * 2 * sizeof *v);
+        if (v == NULL)
+            return SP_ENOMEM;
+        d->vis = v;
+        d->vis_cap = n * 2;
+    }
+    return sp_bidi_line(d->bidi, d->cp + s->start, s->end - s->start, d->lv + s->start,
+                        d->bt + s->start, s->bidi == 2, s->ellipsis ? SP_PDF__ELLIPSIS : 0,
+                        d->vis);
+}
+
+/* Draw nl laid-out lines of chain f between x..x+w, the first baseline at y0. The
+ * page's font is f->f at size on entry and on return. A line is drawn as runs of the
+ * characters one font draws (one run unless a fallback font is needed); a character no
+ * font has is drawn as U+FFFD and counted when count is set. */
+static void sp__draw_lines(sp_pdf_doc *d, HPDF_Page pg, sp_pdf__font *f, double size,
+                           const sp_pdf__seg *segs, int nl, double x, double w,
+                           sp_pdf_align align, double y0, double lead, bool count)
+{
+    HPDF_Font cur = f->f;
     for (int k = 0; k < nl; k++) {
         const sp_pdf__seg *s = &segs[k];
         if (s->end == s->start && !s->ellipsis)
             continue;
-        sp_buf_reset(&d->line);
-        int rc = 0;
-        for (uint32_t j = s->start; j < s->end && rc == 0; j++) {
-            uint16_t c = d->cp[j];
-            if (c < 0x80)
-                rc = sp_buf_addc(&d->line, (char)c);
-            else
-                rc = sp_utf8_add(&d->line, c);
-        }
-        if (rc == 0 && s->ellipsis)
-            rc = sp_utf8_add(&d->line, SP_PDF__ELLIPSIS);
-        if (rc < 0) {
-            sp_pdf__on_error(HPDF_FAILD_TO_ALLOC_MEM, 0, d);
-            return;
-        }
         double tw = s->w * size / 1000.0;
         double tx = x + SP_PDF__PAD_X;
         if (align == SP_PDF_RIGHT)
             tx = x + w - SP_PDF__PAD_X - tw;
         else if (align == SP_PDF_CENTER)
             tx = x + (w - tw) / 2;
-        HPDF_Page_TextOut(pg, (HPDF_REAL)tx, (HPDF_REAL)(y0 - k * lead), sp_buf_cstr(&d->line));
+        /* the line's characters, left to right: txt[0..n), then "…" when ell */
+        const uint16_t *txt = d->cp + s->start;
+        uint32_t n = s->end - s->start;
+        bool ell = s->ellipsis;
+        if (s->bidi) {
+            if (sp__visual(d, s) < 0) {
+                sp_pdf__on_error(HPDF_FAILD_TO_ALLOC_MEM, 0, d);
+                return;
+            }
+            txt = d->vis;
+            n += ell;
+            ell = false;
+        }
+        uint32_t end = n + ell;
+        uint32_t j = 0;
+        while (j < end) {
+            sp_buf_reset(&d->line);
+            HPDF_Font run = NULL;
+            double rw = 0; /* the run's width, 1/1000 em */
+            int rc = 0;
+            for (; j < end && rc == 0; j++) {
+                uint16_t c = j < n ? txt[j] : SP_PDF__ELLIPSIS, orig = c;
+                if (sp_bidi_control(c))
+                    continue;
+                double cw = sp_pdf__cw(f, c);
+                HPDF_Font face = sp_pdf__face_of(f, &c);
+                if (run != NULL && face != run)
+                    break;
+                run = face;
+                if (count && c == SP_UTF8_REPLACEMENT && orig != SP_UTF8_REPLACEMENT)
+                    d->missing++;
+                rw += cw;
+                rc = c < 0x80 ? sp_buf_addc(&d->line, (char)c) : sp_utf8_add(&d->line, c);
+            }
+            if (run == NULL)
+                break; /* only bidi controls were left */
+            if (rc < 0) {
+                sp_pdf__on_error(HPDF_FAILD_TO_ALLOC_MEM, 0, d);
+                return;
+            }
+            if (run != cur) {
+                HPDF_Page_SetFontAndSize(pg, run, (HPDF_REAL)size);
+                cur = run;
+            }
+            HPDF_Page_TextOut(pg, (HPDF_REAL)tx, (HPDF_REAL)(y0 - k * lead),
+                              sp_buf_cstr(&d->line));
+            tx += rw * size / 1000.0;
+        }
     }
+    if (cur != f->f)
+        HPDF_Page_SetFontAndSize(pg, f->f, (HPDF_REAL)size);
 }
 
 /* The first baseline of a row whose top is top: the text centred in each line box. */
@@ -71,8 +125,9 @@ void sp_pdf__draw_row(sp_pdf_doc *d, bool head, double top, double h)
     HPDF_Page_SetFontAndSize(pg, f->f, (HPDF_REAL)SP_PDF__BODY_SIZE);
     double y0 = sp__baseline(f, SP_PDF__BODY_SIZE, d->lead, top);
     for (size_t i = 0; i < d->ncol; i++)
-        sp__draw_lines(d, pg, SP_PDF__BODY_SIZE, d->seg + i * (size_t)d->seg_per_col, d->nlines[i],
-                       d->col[i].x, d->col[i].w, d->col[i].align, y0, d->lead);
+        sp__draw_lines(d, pg, f, SP_PDF__BODY_SIZE, d->seg + i * (size_t)d->seg_per_col,
+                       d->nlines[i], d->col[i].x, d->col[i].w, d->col[i].align, y0, d->lead,
+                       !head || d->pages == 1); /* the header counts once */
     HPDF_Page_EndText(pg);
 }
 
@@ -87,9 +142,11 @@ void sp_pdf__draw_title(sp_pdf_doc *d)
     double lead = SP_PDF__TITLE_SIZE * SP_PDF__LEAD;
     HPDF_Page_BeginText(d->page);
     HPDF_Page_SetFontAndSize(d->page, d->bold.f, (HPDF_REAL)SP_PDF__TITLE_SIZE);
-    sp__draw_lines(d, d->page, SP_PDF__TITLE_SIZE, segs, nl, SP_PDF__MARGIN - SP_PDF__PAD_X,
+    sp__draw_lines(d, d->page, &d->bold, SP_PDF__TITLE_SIZE, segs, nl,
+                   SP_PDF__MARGIN - SP_PDF__PAD_X,
                    d->page_w - 2 * SP_PDF__MARGIN + 2 * SP_PDF__PAD_X, SP_PDF_LEFT,
-                   sp__baseline(&d->bold, SP_PDF__TITLE_SIZE, lead, d->top + SP_PDF__PAD_Y), lead);
+                   sp__baseline(&d->bold, SP_PDF__TITLE_SIZE, lead, d->top + SP_PDF__PAD_Y), lead,
+                   true);
     HPDF_Page_EndText(d->page);
 }
 

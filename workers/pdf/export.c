@@ -515,6 +515,8 @@ int sp_export_run(const sp_export_params *p, int fd, sp_dataset_format fmt,
         .landscape = p->landscape,
         .font_path = reg,
         .bold_path = bold,
+        .fallbacks = o->fallbacks,
+        .nfallbacks = o->nfallbacks,
         .columns = pc,
         .ncolumns = r.ncol,
         .max_lines = o->limits.max_lines,
@@ -560,6 +562,7 @@ int sp_export_run(const sp_export_params *p, int fd, sp_dataset_format fmt,
             res->bytes = (int64_t)st.st_size;
     }
     res->memory_peak = sp_pdf_memory_peak(r.doc);
+    res->missing_glyphs = sp_pdf_missing_glyphs(r.doc);
     if (rc < 0)
         rc = sp__classify(&r, rc, err);
 

@@ -69,6 +69,8 @@ typedef struct sp_export_limits {
 
 typedef struct sp_export_opts {
     const char *font_dir;      /* holds DejaVuSans.ttf etc.; NULL: the Debian location */
+    const char *const *fallbacks; /* fonts for what DejaVu lacks (CJK...), in order */
+    size_t nfallbacks;
     const char *creator;       /* PDF metadata, e.g. "spool-pdf 0.1.0" */
     int64_t now_ms;            /* creation date; 0: now */
     sp_export_limits limits;
@@ -83,6 +85,7 @@ typedef struct sp_export_result {
     int64_t pages;
     int64_t bytes;        /* size of the PDF */
     int64_t memory_peak;  /* most memory the PDF library held */
+    int64_t missing_glyphs; /* characters drawn as U+FFFD: no font has them */
     int64_t font_ms;      /* starting the document: loading the two TrueType fonts */
     int64_t sample_ms, layout_ms, render_ms;
     int64_t save_ms;      /* the end of the file: fonts, page tree, cross-reference table */

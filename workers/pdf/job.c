@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "export.h"
+#include "render.h"
 #include "spool/alloc.h"
 #include "spool/blob.h"
 #include "spool/buf.h"
@@ -22,6 +23,7 @@
 #endif
 
 #define SP__OUTPUT "export.pdf"
+#define SP__DEFAULT_FALLBACK "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
 #define SP__SOURCE "source"
 
 void sp_pdfjob_options(sp_pdfjob_config *c, sp_option *out)
@@ -52,13 +54,53 @@ void sp_pdfjob_options(sp_pdfjob_config *c, sp_option *out)
         {"pdf-compression", "SPOOL_PDF_COMPRESSION", SP_OPT_STR, &c->compression, "default",
          "compression of the pages when a job does not say: default, fast (about 1.4x faster "
          "to render, about 1.5x larger) or a zlib level 1-9", 0, 0},
+        {"pdf-fallback-fonts", "SPOOL_PDF_FALLBACK_FONTS", SP_OPT_STR, &c->fallback_fonts,
+         SP__DEFAULT_FALLBACK,
+         "TrueType fonts (.ttf, or a .ttc's first font) for the characters DejaVu lacks, "
+         "tried in order, separated by ':'; none: no fallback (Debian package "
+         "fonts-wqy-microhei covers Chinese, Japanese and Korean)", 0, 0},
     };
     memcpy(out, o, sizeof o);
 }
 
+/* Split SPOOL_PDF_FALLBACK_FONTS and check that libharu loads each font. */
+static int sp__setup_fallbacks(sp_pdfjob_config *c, sp_err *err)
+{
+    for (size_t i = 0; i < c->nfallbacks; i++)
+        sp_free(c->fallbacks[i]);
+    c->nfallbacks = 0;
+    const char *p = c->fallback_fonts ? c->fallback_fonts : "";
+    if (strcmp(p, "none") == 0)
+        p = "";
+    while (*p) {
+        size_t n = strcspn(p, ":");
+        if (n > 0) {
+            if (c->nfallbacks == SP_PDFJOB_MAX_FALLBACKS)
+                return sp_err_set(err, SP_EINVAL, "SPOOL_PDF_FALLBACK_FONTS names more than %d "
+                                  "fonts", SP_PDFJOB_MAX_FALLBACKS);
+            char *path = sp_strndup(p, n);
+            if (path == NULL)
+                return sp_err_set(err, SP_ENOMEM, "out of memory");
+            c->fallbacks[c->nfallbacks++] = path;
+            if (access(path, R_OK) != 0)
+                return sp_err_set(err, SP_EIO, "cannot read the fallback font %s (install "
+                                  "fonts-wqy-microhei, or set SPOOL_PDF_FALLBACK_FONTS: none "
+                                  "for no fallback)", path);
+            if (sp_pdf_check_font(path, err) < 0) {
+                sp_err_prefix(err, "SPOOL_PDF_FALLBACK_FONTS");
+                return SP_EIO;
+            }
+        }
+        p += n;
+        if (*p == ':')
+            p++;
+    }
+    return 0;
+}
+
 int sp_pdfjob_setup(void *userdata, sp_err *err)
 {
-    const sp_pdfjob_config *c = userdata;
+    sp_pdfjob_config *c = userdata;
     int level;
     if (sp_export_compression_parse(c->compression, &level) < 0)
         return sp_err_set(err, SP_EINVAL, "SPOOL_PDF_COMPRESSION must be default, fast or a "
@@ -73,7 +115,7 @@ int sp_pdfjob_setup(void *userdata, sp_err *err)
                 return sp_err_set(err, SP_EIO, "cannot read the font %s (install "
                                   "fonts-dejavu-core or set SPOOL_PDF_FONT_DIR)", paths[i]);
     }
-    return 0;
+    return sp__setup_fallbacks(c, err);
 }
 
 /* The job's input: {"blob": name, "format": f}, {"url": u, "format": f} or
@@ -286,6 +328,8 @@ int sp_pdfjob_handle(sp_job_ctx *ctx, void *userdata, int slot)
     sp_export_opts o = {
         .font_dir = c->font_dir,
         .compression = level,
+        .fallbacks = (const char *const *)c->fallbacks,
+        .nfallbacks = c->nfallbacks,
         .creator = "spool-pdf " SPOOL_VERSION,
         .limits = {.max_rows = c->max_rows,
                    .max_pages = c->max_pages,
@@ -321,9 +365,9 @@ int sp_pdfjob_handle(sp_job_ctx *ctx, void *userdata, int slot)
     rc = sp_job_ctx_add_output(ctx, SP__OUTPUT, "application/pdf", res.bytes, NULL);
     if (rc < 0)
         return sp_job_ctx_fail(ctx, rc, true, "out_of_memory", "out of memory");
-    char meta[128];
-    snprintf(meta, sizeof meta, "{\"pages\":%lld,\"rows\":%lld}", (long long)res.pages,
-             (long long)res.rows);
+    char meta[160];
+    snprintf(meta, sizeof meta, "{\"pages\":%lld,\"rows\":%lld,\"missing_glyphs\":%lld}",
+             (long long)res.pages, (long long)res.rows, (long long)res.missing_glyphs);
     rc = sp_job_ctx_set_metadata(ctx, meta);
     if (rc < 0)
         return sp__stopped(ctx, rc);

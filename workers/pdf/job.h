@@ -13,6 +13,8 @@
 #include "spool/err.h"
 #include "spool/worker.h"
 
+#define SP_PDFJOB_MAX_FALLBACKS 4
+
 /* spool-pdf's own settings (environment variables and flags, see sp_pdfjob_options). */
 typedef struct sp_pdfjob_config {
     int64_t max_rows;        /* SPOOL_PDF_MAX_ROWS */
@@ -25,16 +27,21 @@ typedef struct sp_pdfjob_config {
     int64_t fetch_timeout_ms;/* SPOOL_PDF_FETCH_TIMEOUT */
     char *font_dir;          /* SPOOL_PDF_FONT_DIR */
     char *compression;       /* SPOOL_PDF_COMPRESSION: default, fast or a zlib level 1-9 */
+    char *fallback_fonts;    /* SPOOL_PDF_FALLBACK_FONTS: paths separated by ':' */
+    /* set by sp_pdfjob_setup from fallback_fonts */
+    char *fallbacks[SP_PDFJOB_MAX_FALLBACKS];
+    size_t nfallbacks;
 } sp_pdfjob_config;
 
-#define SP_PDFJOB_OPTION_COUNT 10
+#define SP_PDFJOB_OPTION_COUNT 11
 
 /* Write spool-pdf's options, bound to c, into out[0..SP_PDFJOB_OPTION_COUNT-1]. */
 void sp_pdfjob_options(sp_pdfjob_config *c, sp_option *out);
 
-/* sp_worker_def.setup: check SPOOL_PDF_COMPRESSION and that the fonts of every `font`
- * choice can be read. userdata is the sp_pdfjob_config. 0, SP_EINVAL naming the bad
- * setting, or SP_EIO naming the missing file. */
+/* sp_worker_def.setup: check SPOOL_PDF_COMPRESSION, that the fonts of every `font`
+ * choice can be read and that every fallback font loads (filling c->fallbacks).
+ * userdata is the sp_pdfjob_config. 0, SP_EINVAL naming the bad setting (or too many
+ * fallbacks), or SP_EIO naming the file. */
 int sp_pdfjob_setup(void *userdata, sp_err *err);
 
 /* sp_worker_def.handler for pdf.export jobs; userdata is the sp_pdfjob_config. */

@@ -1,5 +1,6 @@
 /* layout.c - the renderer's text layout (render_int.h): UTF-8 decoded for drawing,
- * lines broken at spaces or cut with "…", rows and the title measured, column widths
+ * right-to-left text shaped (bidi.h), lines broken at spaces and beside ideographs or
+ * cut with "…", rows and the title measured, column widths
  * fitted to the page. Nothing here draws. */
 #include <math.h>
 #include <stdint.h>
@@ -28,8 +29,8 @@ static int sp__cp_reserve(sp_pdf_doc *d, size_t extra)
     return 0;
 }
 
-/* Decode s into d->cp for drawing with f: invalid UTF-8 and characters outside the
- * BMP (libharu's UTF-8 fonts are 16-bit) become U+FFFD, tabs become spaces, other
+/* Decode s into d->cp for drawing with f: invalid UTF-8 becomes U+FFFD, characters
+ * outside the BMP (libharu's UTF-8 fonts are 16-bit) SP_PDF__NO_GLYPH, tabs spaces, other
  * control characters are dropped, and a newline is kept only when hard_breaks. Stops
  * once the text is wider than limit (1/1000 em); *more says text was left. */
 int sp_pdf__decode(sp_pdf_doc *d, sp_pdf__font *f, const char *s, size_t n, bool hard_breaks,
@@ -61,7 +62,7 @@ int sp_pdf__decode(sp_pdf_doc *d, sp_pdf__font *f, const char *s, size_t n, bool
         } else if (c < 0x20 || (c >= 0x7F && c < 0xA0)) {
             continue;
         } else if (c > 0xFFFF) {
-            c = SP_UTF8_REPLACEMENT;
+            c = SP_PDF__NO_GLYPH; /* drawn as U+FFFD and counted */
         }
         d->cp[d->cp_len++] = (uint16_t)c;
         if (c != '\n') {
@@ -84,8 +85,41 @@ double sp_pdf__width(sp_pdf__font *f, const uint16_t *cp, size_t n)
     return w;
 }
 
+/* Ideographs, kana and hangul: a line may break before and after each of them (UAX #14
+ * class ID), except before closing punctuation, which stays on the line it ends. */
+static bool sp__ideograph(uint16_t c)
+{
+    return (c >= 0x2E80 && c <= 0x9FFF) || (c >= 0xAC00 && c <= 0xD7AF) ||
+           (c >= 0xF900 && c <= 0xFAFF) || (c >= 0xFF00 && c <= 0xFFEF);
+}
+
+static bool sp__no_break_before(uint16_t c)
+{
+    switch (c) {
+    case 0x3001: case 0x3002: case 0x3009: case 0x300B: case 0x300D: case 0x300F:
+    case 0x3011: case 0x3015: case 0x3017: case 0x3019: case 0x301B: case 0x30FC:
+    case 0xFF01: case 0xFF09: case 0xFF0C: case 0xFF0E: case 0xFF1A: case 0xFF1B:
+    case 0xFF1F: case 0xFF3D: case 0xFF5D: case 0x3063: case 0x30C3: case 0x3083:
+    case 0x3085: case 0x3087: case 0x30E3: case 0x30E5: case 0x30E7:
+        return true;
+    default:
+        return c == ',' || c == '.' || c == ')' || c == ']' || c == '}' || c == '!' ||
+               c == '?' || c == ':' || c == ';';
+    }
+}
+
+/* A line may break before cp[i] (i > 0 on the line) inside a run of text: at a space
+ * (the spaces are dropped), or beside an ideograph. */
+static bool sp__break_before(const uint16_t *cp, size_t i)
+{
+    if (cp[i] == ' ')
+        return true;
+    return (sp__ideograph(cp[i]) || sp__ideograph(cp[i - 1])) && cp[i - 1] != ' ' &&
+           !sp__no_break_before(cp[i]);
+}
+
 /* Break cp[start..start+n) into at most maxl lines of width <= width (1/1000 em):
- * at spaces when wrap, else anywhere; newlines (present only when wrapping) force a
+ * at spaces and beside ideographs when wrap, else anywhere; newlines (present only when wrapping) force a
  * break. When text is left over (more, or lines ran out) the last line ends in "…".
  * Returns the number of lines in seg[]. */
 static int sp__break(sp_pdf_doc *d, sp_pdf__font *f, size_t start, size_t n, bool more,
@@ -101,7 +135,7 @@ static int sp__break(sp_pdf_doc *d, sp_pdf__font *f, size_t start, size_t n, boo
             double cw = sp_pdf__cw(f, cp[i]);
             if (w + cw > width + 0.001)
                 break;
-            if (wrap && cp[i] == ' ' && i > pos) {
+            if (wrap && i > pos && sp__break_before(cp, i)) {
                 brk = i;
                 wbrk = w;
             }
@@ -166,6 +200,33 @@ static int sp__break(sp_pdf_doc *d, sp_pdf__font *f, size_t start, size_t n, boo
     return nl;
 }
 
+/* Shape the right-to-left text cp[start..start+*count) in place (it may shrink, and
+ * d->cp_len with it) and keep its levels and types in d->lv / d->bt. */
+static int sp__shape(sp_pdf_doc *d, size_t start, size_t *count, uint8_t *bidi)
+{
+    if (d->bidi == NULL && (d->bidi = sp_bidi_new()) == NULL)
+        return SP_ENOMEM;
+    if (d->bidi_cap < d->cp_cap) {
+        int8_t *lv = sp_realloc(d->lv, d->cp_cap * sizeof *lv);
+        if (lv != NULL)
+            d->lv = lv;
+        uint32_t *bt = sp_realloc(d->bt, d->cp_cap * sizeof *bt);
+        if (bt != NULL)
+            d->bt = bt;
+        if (lv == NULL || bt == NULL)
+            return SP_ENOMEM;
+        d->bidi_cap = d->cp_cap;
+    }
+    bool rtl;
+    size_t n = *count;
+    if (sp_bidi_shape(d->bidi, d->cp + start, &n, d->lv + start, d->bt + start, &rtl) < 0)
+        return SP_ENOMEM;
+    d->cp_len -= *count - n;
+    *count = n;
+    *bidi = rtl ? 2 : 1;
+    return 0;
+}
+
 /* Lay out one cell of width width_pt with font f at size; its lines go to seg[]. */
 static int sp__layout_cell(sp_pdf_doc *d, sp_pdf__font *f, double size, const char *s, size_t n,
                            bool wrap, int maxl, double width_pt, sp_pdf__seg *seg, int *nlines)
@@ -178,7 +239,12 @@ static int sp__layout_cell(sp_pdf_doc *d, sp_pdf__font *f, double size, const ch
     double limit = wrap ? 2.0 * (maxl + 1) * width + 2000.0 : width + 2000.0;
     if (sp_pdf__decode(d, f, s, n, wrap, limit, &start, &count, &more) < 0)
         return SP_ENOMEM;
+    uint8_t bidi = 0;
+    if (sp_bidi_needed(d->cp + start, count) && sp__shape(d, start, &count, &bidi) < 0)
+        return SP_ENOMEM;
     *nlines = sp__break(d, f, start, count, more, wrap, wrap ? maxl : 1, width, seg);
+    for (int k = 0; k < *nlines; k++)
+        seg[k].bidi = bidi;
     return 0;
 }
 

@@ -3,14 +3,14 @@
 #   make bench-pdf   10k, 100k and 1M rows x 8 columns: spool-pdf against ReportLab
 #   make fuzz        also builds fuzz_pdf_dataset and fuzz_pdf_render (libFuzzer)
 
-PDF_RENDER_MODULES := render pdfheap fonts layout draw pdfout
+PDF_RENDER_MODULES := render pdfheap fonts layout draw pdfout bidi
 PDF_DATASET_MODULES := dataset dataset_csv dataset_json
 PDF_MODULES := text $(PDF_DATASET_MODULES) $(PDF_RENDER_MODULES) export
 PDF_MOD_OBJS := $(PDF_MODULES:%=$(O)/workers/pdf/%.o)
 # libharu and libcsv ship no pkg-config files on Debian 12.
-PDF_LIBS = -lhpdf -lcsv -lz -lm
+PDF_LIBS = -lhpdf -lcsv -lz -lm $(call pc_libs,fribidi)
 
-$(O)/workers/pdf/%.o: MODCFLAGS = $(call pc_cflags,jansson zlib)
+$(O)/workers/pdf/%.o: MODCFLAGS = $(call pc_cflags,jansson zlib fribidi)
 
 ALL_BINS += $(BIN)/spool-pdf
 $(BIN)/spool-pdf: $(PDF_MOD_OBJS) $(O)/workers/pdf/job.o $(O)/workers/pdf/main.o $(COMMON_LIB)
@@ -54,7 +54,7 @@ bench-pdf:
 # whole export (params, dataset, PDF). Seed corpora: tests/fuzz/corpus/pdf_*.
 PDF_FUZZ_COMMON := common/alloc.c common/buf.c common/err.c common/utf8.c common/util.c
 PDF_FUZZ_FLAGS = -g -O1 -std=c11 -fsanitize=fuzzer $(FUZZ_SAN) -D_GNU_SOURCE \
-	-Icommon/include -Iworkers/pdf $(call pc_cflags,jansson)
+	-Icommon/include -Iworkers/pdf $(call pc_cflags,jansson fribidi)
 PDF_FUZZ_BINS := $(O)/fuzz/fuzz_pdf_dataset $(O)/fuzz/fuzz_pdf_render $(O)/fuzz/fuzz_pdf_export
 fuzz: $(PDF_FUZZ_BINS)
 TEST_BINS += $(PDF_FUZZ_BINS)

@@ -32,7 +32,9 @@
 #define SP__BUF (256 * 1024)
 /* Object numbers left for what libharu adds while its objects are written (a
  * descriptor, a font file and its length per font: 6 for our two fonts). */
-#define SP__RESERVE 32
+#define SP__RESERVE 32 /* objects libharu adds at the end (font descriptors, font files) */
+#define SP__RESERVE_FALLBACK 8 /* more per fallback font, in case one is first needed
+                                * after the plan (all are normally loaded by the layout) */
 #define SP__MAX_OBJECTS 8388607 /* the PDF implementation limit on object numbers */
 #define SP__KIDS_PER_LINE 16
 
@@ -115,12 +117,13 @@ int sp_pdf__out_open(sp_pdf_doc *d, const char *path, sp_err *err)
     int64_t nodes = npages > SP_PDF__PAGES_PER_NODE
                         ? (npages + SP_PDF__PAGES_PER_NODE - 1) / SP_PDF__PAGES_PER_NODE
                         : 0;
-    int64_t nobj = (int64_t)count + SP__RESERVE + nodes + 1 + 2 * npages;
+    uint32_t reserve = SP__RESERVE + SP__RESERVE_FALLBACK * (uint32_t)d->nfb;
+    int64_t nobj = (int64_t)count + reserve + nodes + 1 + 2 * npages;
     if (nobj > SP__MAX_OBJECTS)
         return sp_err_set(err, SP_ETOOBIG, "%lld pages are more than one PDF file can number",
                           (long long)npages);
     o->npages = npages;
-    o->base = count + SP__RESERVE;
+    o->base = count + reserve;
     o->nodes = (uint32_t)nodes;
     o->res_id = o->base + o->nodes;
     o->first_page = o->res_id + 1;

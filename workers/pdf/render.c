@@ -109,6 +109,12 @@ sp_pdf_doc *sp_pdf_new(const sp_pdf_setup *s, sp_err *err)
     d->seg = sp_calloc(d->ncol * (size_t)d->seg_per_col, sizeof *d->seg);
     d->title = sp__clean_text(s->title);
     bool ok = d->col && d->labels && d->label_len && d->nlines && d->seg && d->title;
+    for (size_t i = 0; ok && i < s->nfallbacks && d->nfb < SP_PDF__MAX_FALLBACK; i++) {
+        if (s->fallbacks[i] == NULL || s->fallbacks[i][0] == '\0')
+            continue;
+        d->fb[d->nfb].path = sp_strdup(s->fallbacks[i]);
+        ok = d->fb[d->nfb++].path != NULL;
+    }
     for (size_t i = 0; ok && i < d->ncol; i++) {
         const sp_pdf_column *c = &s->columns[i];
         d->col[i].label = sp__clean_text(c->label);
@@ -196,6 +202,12 @@ void sp_pdf_free(sp_pdf_doc *d)
     sp_free(d->seg);
     sp_free(d->title);
     sp_free(d->cp);
+    for (size_t i = 0; i < d->nfb; i++)
+        sp_free(d->fb[i].path);
+    sp_bidi_free(d->bidi);
+    sp_free(d->lv);
+    sp_free(d->bt);
+    sp_free(d->vis);
     sp_buf_free(&d->line);
     sp_free(d);
 }
@@ -343,4 +355,9 @@ double sp_pdf_column_width(const sp_pdf_doc *d, size_t i)
 int64_t sp_pdf_memory_peak(const sp_pdf_doc *d)
 {
     return d->heap.peak;
+}
+
+int64_t sp_pdf_missing_glyphs(const sp_pdf_doc *d)
+{
+    return d->missing;
 }

@@ -52,6 +52,10 @@ typedef struct sp_pdf_setup {
     bool landscape;
     const char *font_path;  /* TrueType for the body, e.g. .../DejaVuSans.ttf */
     const char *bold_path;  /* TrueType for the title and the header */
+    /* TrueType fonts (.ttf, or the first font of a .ttc) for the characters the two
+     * above lack, in order, loaded when first needed; at most 4 */
+    const char *const *fallbacks;
+    size_t nfallbacks;
     const sp_pdf_column *columns; /* copied */
     size_t ncolumns;        /* 1 or more */
     int max_lines;          /* lines a wrapped cell may take before "…"; 0: 3 */
@@ -113,6 +117,14 @@ int64_t sp_pdf_pages(const sp_pdf_doc *d);
 
 /* The final width of column i in points (after sp_pdf_layout_begin). */
 double sp_pdf_column_width(const sp_pdf_doc *d, size_t i);
+
+/* Characters drawn so far as U+FFFD because no font of the chain has them (characters
+ * outside the BMP among them); the header row counts once. */
+int64_t sp_pdf_missing_glyphs(const sp_pdf_doc *d);
+
+/* Check that path is a TrueType font libharu can load (as sp_pdf_new would load a
+ * fallback). 0, or SP_EIO naming the problem. */
+int sp_pdf_check_font(const char *path, sp_err *err);
 
 /* Most memory libharu held at once for this document, in bytes. */
 int64_t sp_pdf_memory_peak(const sp_pdf_doc *d);

@@ -2,7 +2,8 @@
  * document, the layout constants and each module's internal functions.
  *
  *   pdfheap.c   libharu's memory: a heap per document, counted and capped
- *   fonts.c     loading the TrueType fonts, their widths, the /ToUnicode fix
+ *   fonts.c     loading the TrueType fonts, the fallback chain, their widths, the
+ *               /ToUnicode fix
  *   layout.c    text decoding, line breaking, rows, titles and column widths
  *   draw.c      drawing a page (title, header, rows, footer) and handing it out
  *   pdfout.c    the streaming file writer: pages as they are finished, the rest at the end
@@ -16,6 +17,7 @@
 #include <stdint.h>
 #include <zlib.h>
 
+#include "bidi.h"
 #include "render.h"
 #include "spool/buf.h"
 #include "spool/limits.h"
@@ -39,6 +41,8 @@
 #define SP_PDF__HEAD_FILL 0.84
 #define SP_PDF__FOOT_GRAY 0.35
 #define SP_PDF__ELLIPSIS 0x2026u
+#define SP_PDF__NO_GLYPH 0xFFFFu /* stands for a character outside the BMP (no font has it) */
+#define SP_PDF__MAX_FALLBACK 4   /* fallback fonts after the column's own */
 #define SP_PDF__PAGES_PER_NODE 256 /* page tree: root -> nodes of 256 pages -> pages */
 
 /* ---- pdfheap.c ------------------------------------------------------------------- */
@@ -68,11 +72,26 @@ void sp_pdf__heap_release(sp_pdf__heap *h);
 
 /* ---- fonts.c ------------------------------------------------------------------------ */
 
+/* A fallback font: loaded the first time a character needs it, shared by the regular
+ * and the bold chain. */
+typedef struct sp_pdf__fallback {
+    char *path;
+    HPDF_Font f;
+    HPDF_FontDef def;
+    int state; /* 0 not loaded yet, 1 loaded, -1 failed to load (then skipped) */
+} sp_pdf__fallback;
+
+/* A font chain: the column font first, then the document's fallbacks. Each BMP code
+ * point is looked up once: the first font that has a glyph draws it; when none has one,
+ * the first font's U+FFFD does (and it is counted as missing). */
 typedef struct sp_pdf__font {
     HPDF_Font f;
-    int16_t *w;    /* advance widths of the BMP in 1/1000 em, -1 until looked up */
-    double asc;    /* ascent, 1/1000 em (positive) */
-    double desc;   /* descent, 1/1000 em (negative) */
+    HPDF_FontDef def;
+    int16_t *w;     /* advance widths of the BMP in 1/1000 em, -1 until looked up */
+    uint8_t *face;  /* per code point: 0 this font, 1 + i fallback i, or unknown/missing */
+    double asc;     /* ascent, 1/1000 em (positive) */
+    double desc;    /* descent, 1/1000 em (negative) */
+    sp_pdf_doc *doc;
 } sp_pdf__font;
 
 /* ---- the document ------------------------------------------------------------------- */
@@ -92,6 +111,8 @@ typedef struct sp_pdf__seg {
     uint32_t start, end;
     float w; /* width in 1/1000 em, ellipsis included */
     bool ellipsis;
+    uint8_t bidi; /* 0 left to right only; 1 and 2: shaped, reorder when drawn (2: the
+                   * paragraph runs right to left) */
 } sp_pdf__seg;
 
 /* The output file (pdfout.c): written as the pages are finished. Object numbers are
@@ -122,6 +143,9 @@ struct sp_pdf_doc {
     sp_pdf__heap heap;
     HPDF_STATUS herr, hdetail;
     sp_pdf__font reg, bold;
+    sp_pdf__fallback fb[SP_PDF__MAX_FALLBACK];
+    size_t nfb;
+    int64_t missing; /* characters drawn as U+FFFD because no font has them */
     double page_w, page_h;
     bool letter, landscape;
     int zlevel; /* deflate level of the content streams */
@@ -153,6 +177,14 @@ struct sp_pdf_doc {
     sp_pdf__seg *seg; /* ncol * seg_per_col */
     int seg_per_col;
 
+    /* right-to-left cells: levels and bidi types beside cp, a line in visual order */
+    sp_bidi *bidi;
+    int8_t *lv;
+    uint32_t *bt;
+    size_t bidi_cap;
+    uint16_t *vis;
+    size_t vis_cap;
+
     sp_buf line;     /* UTF-8 of one line to draw */
     z_stream z;
     bool z_live;
@@ -170,6 +202,9 @@ int sp_pdf__check(sp_pdf_doc *d, const char *what, sp_err *err);
 int sp_pdf__font_load(sp_pdf_doc *d, const char *path, sp_pdf__font *f, sp_err *err);
 void sp_pdf__font_free(sp_pdf__font *f);
 double sp_pdf__cw(sp_pdf__font *f, uint16_t c);
+/* The font that draws c (after sp_pdf__cw looked it up) and, in *c, the code point it
+ * draws: U+FFFD when no font of the chain has c. */
+HPDF_Font sp_pdf__face_of(sp_pdf__font *f, uint16_t *c);
 
 /* layout.c */
 int sp_pdf__decode(sp_pdf_doc *d, sp_pdf__font *f, const char *s, size_t n, bool hard_breaks,

@@ -1,7 +1,8 @@
 /* fuzz_render.c - libFuzzer target for spool-pdf's cell layout and drawing: arbitrary
  * bytes as the cells of a row (split at 0x1F) of a table whose column widths, wrapping
  * and alignment come from one of 16 table set-ups (picked by the first byte), laid out
- * and drawn through libharu (into /dev/null). Each set-up's document serves up to 300 inputs (loading
+ * and drawn through libharu (into /dev/null), with the CJK fallback font and right-to-left
+ * shaping. Each set-up's document serves up to 300 inputs (loading
  * fonts per input would be too slow), so an input replayed alone is drawn in the same
  * table it was found with.
  *
@@ -32,8 +33,10 @@ static sp_pdf_doc *new_doc(unsigned char knob)
         cols[i].align = (sp_pdf_align)((knob + i) % 3);
         cols[i].wrap = (knob >> i) & 1;
     }
+    static const char *const fallbacks[] = {"/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"};
     sp_pdf_setup s = {.title = "Fuzz", .font_path = FONTS "DejaVuSans.ttf",
                       .bold_path = FONTS "DejaVuSans-Bold.ttf", .columns = cols,
+                      .fallbacks = fallbacks, .nfallbacks = 1,
                       .ncolumns = NCOL, .max_lines = 1 + knob % 5, .max_memory = 64 << 20};
     sp_err err;
     sp_pdf_doc *d = sp_pdf_new(&s, &err);
