@@ -175,6 +175,21 @@ static void sp__pages_node(sp_pdf__out *o, int64_t parent, uint32_t first, uint3
     sp__putf(o, "\012]\012/Count %lld\012>>\012endobj\012", (long long)count);
 }
 
+/* After libharu's object writer returned st: its internal functions record errors in
+ * the document without calling the error handler, so report them here. */
+static int sp__written(sp_pdf_doc *d, HPDF_STATUS st, uint32_t id, sp_err *err)
+{
+    int rc = sp_pdf__check(d, "writing libharu's objects", err);
+    if (rc < 0)
+        return rc;
+    if (st == HPDF_OK)
+        return 0;
+    if (st == HPDF_FAILD_TO_ALLOC_MEM)
+        return sp_err_set(err, SP_ENOMEM, "writing object %u: out of memory", id);
+    return sp_err_set(err, SP_EPROTO, "writing object %u: libharu error 0x%04X", id,
+                      (unsigned)st);
+}
+
 static bool sp__skipped(const sp_pdf__out *o, const void *obj)
 {
     for (size_t i = 0; i < sizeof o->skip / sizeof o->skip[0]; i++)
@@ -203,12 +218,11 @@ static int sp__hpdf_objects(sp_pdf_doc *d, HPDF_Stream s, sp_err *err)
             else
                 sp__pages_node(o, 0, o->first_page, 2, o->npages, o->npages);
         } else {
-            HPDF_Obj_WriteValue(e->obj, s, NULL);
+            int rc = sp__written(d, HPDF_Obj_WriteValue(e->obj, s, NULL), i, err);
+            if (rc < 0)
+                return rc;
             sp__putf(o, "\012endobj\012");
         }
-        int rc = sp_pdf__check(d, "writing the fonts and the catalog", err);
-        if (rc < 0)
-            return rc;
     }
     for (uint32_t i = xref->entries->count; i < o->base; i++) {
         sp__obj(o, i);
@@ -240,9 +254,10 @@ int sp_pdf__out_finish(sp_pdf_doc *d, sp_err *err)
         return rc < 0 ? rc : sp_err_set(err, SP_EPROTO, "libharu's page has no resources");
     }
     sp__obj(o, o->res_id);
-    HPDF_Obj_WriteValue(res, s, NULL);
+    int rc = sp__written(d, HPDF_Obj_WriteValue(res, s, NULL), o->res_id, err);
     sp__putf(o, "\012endobj\012");
-    int rc = sp__hpdf_objects(d, s, err);
+    if (rc == 0)
+        rc = sp__hpdf_objects(d, s, err);
     HPDF_Stream_Free(s);
     if (rc < 0)
         return rc;
