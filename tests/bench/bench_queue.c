@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -97,6 +98,9 @@ static void on_term(int sig)
  * a latency pipe it writes each start time instead. */
 static void consumer(const char *queue, int idx, int latfd)
 {
+    /* A driver that dies takes its consumers along: orphans would take the next run's
+     * jobs on a shared Redis. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
     int donefd = latfd < 0 ? open(done_path, O_WRONLY | O_APPEND | O_CREAT, 0600) : -1;
     signal(SIGTERM, on_term);
     char wid[64];
