@@ -296,7 +296,8 @@ def redis_cli(port, *args):
 def check_dataset_case(spool, peer_sides, rport):
     """One large POST to each side: spool's record names the dataset blob of the size
     the rows take, past the inline limit, and the file is there with that size; each
-    peer wrote one file. And the small body stays inline (no file)."""
+    peer wrote one file. The small body and one row fewer than the large one stay inline
+    (no file): the large body is just past the limit."""
     st, job = post(spool.base + "/v1/exports", LARGE)
     assert st == 202, st
     inp = json.loads(redis_cli(rport, "HGET", "spool:job:" + job["id"], "input"))
@@ -304,10 +305,12 @@ def check_dataset_case(spool, peer_sides, rport):
     jid = job["id"]
     path = os.path.join(spool.data_dir, "jobs", jid[-2:], jid, "dataset")
     assert os.path.getsize(path) == inp["bytes"], (path, inp)
-    st, job = post(spool.base + "/v1/exports", SMALL)
-    small = json.loads(redis_cli(rport, "HGET", "spool:job:" + job["id"], "input"))
-    assert st == 202 and "inline" in small, small
-    assert not os.path.exists(os.path.join(spool.data_dir, "jobs", job["id"][-2:], job["id"])), job
+    # The small body, and one row fewer than the large one, stay inline: no file.
+    for body in (SMALL, json.dumps(export_body(LARGE_ROWS - 1))):
+        st, job = post(spool.base + "/v1/exports", body)
+        small = json.loads(redis_cli(rport, "HGET", "spool:job:" + job["id"], "input"))
+        assert st == 202 and "inline" in small, small
+        assert not os.path.exists(os.path.join(spool.data_dir, "jobs", job["id"][-2:], job["id"]))
     for side in peer_sides:
         before = side.count_files()
         st, _ = post(side.base + "/v1/exports", LARGE)
@@ -458,7 +461,8 @@ def main():
               f"{data} ({fs_type(data)}); peers: Flask + Celery under {sync.name} and {gthr.name}")
         print(f"bodies: {len(SMALL)} bytes (5 rows, inline); {len(LARGE)} bytes ({LARGE_ROWS} rows, "
               f"{large_bytes} bytes as NDJSON > {INLINE_MAX}: spool wrote {large_path[len(tmp):]} "
-              f"of {large_bytes} bytes and its record says input.blob=dataset)\n")
+              f"of {large_bytes} bytes and its record says input.blob=dataset; {LARGE_ROWS - 1} rows stay "
+              f"inline)\n")
         print("warming up...", flush=True)
         warm_up(sides, tmp)
         for rnd in range(ROUNDS):
