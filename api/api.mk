@@ -63,6 +63,9 @@ TEST_BINS += $(FUZZ_BINS)
 
 # ---- benchmark -----------------------------------------------------------------------
 .PHONY: bench-api bench-blob
+# make bench-api: spool-api beside Flask + Celery under gunicorn (sync and gthread
+# workers), inline and dataset-file POSTs and a GET, about 4 minutes
+# (tests/bench/bench_api.py; BENCH_REQUESTS=, BENCH_ROUNDS=, BENCH_API_SEARCH=1).
 bench-api: $(BIN)/spool-api
 	@SPOOL_BIN_DIR=$(abspath $(BIN)) python3 tests/bench/bench_api.py
 

@@ -2,9 +2,10 @@
  *
  * Every change goes through one script, step.lua, that in one round trip records the
  * finishes the consumer holds, gives back ids it will not start, starts the ids it
- * claimed last time and claims the next ones. Running long jobs, a consumer finishes
- * one job per round trip and claims the next; running short jobs (prefetch), it starts
- * and reports whole batches, so Redis sees one call per batch instead of per job. */
+ * claimed while waiting, and takes and starts the next jobs, whose records come back
+ * in its reply. Running long jobs, a consumer finishes one job per round trip and
+ * starts the next; running short jobs (prefetch), it starts and reports whole batches,
+ * so Redis sees one call per batch instead of per job. */
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -72,9 +73,9 @@ struct sp_consumer {
     bool recover;
     /* Scratch for building one step call. */
     sp_key jobk[SP_DONE_MAX + SP_BATCH];
-    sp_key chan[SP_DONE_MAX + SP_BATCH];
     char tokens[SP_BATCH][SP_TOKEN_LEN + 1];
     char gidx[SP_CONSUMER_MAXQ][24];
+    sp_key jobpfx, chanpfx;
 };
 
 sp_consumer *sp_consumer_new(const sp_consumer_opts *o, sp_err *err)
@@ -121,6 +122,8 @@ sp_consumer *sp_consumer_new(const sp_consumer_opts *o, sp_err *err)
         snprintf(c->gidx[i], sizeof c->gidx[i], "%zu", i + 1);
     }
     c->nq = o->nqueues;
+    sp__key_job_prefix(&c->jobpfx, c->q.prefix);
+    sp__chan_prefix(&c->chanpfx, c->q.prefix);
     c->lease_n = o->lease_ms > 0 ? o->lease_ms : 30000;
     snprintf(c->lease_ms, sizeof c->lease_ms, "%lld", (long long)c->lease_n);
     snprintf(c->retention_ms, sizeof c->retention_ms, "%lld",
@@ -232,6 +235,8 @@ static int sp__moved_id(const redisReply *rep, char id[SP_ID_LEN + 1])
 typedef struct sp__step_req {
     bool start;             /* start every claimed id */
     int claim;              /* how many ids to claim */
+    int take;               /* how many jobs to take off the ready lists and start (with
+                             * start, at most SP_BATCH - c->nclaimed are) */
     const sp__claim *give;  /* ids on our claim lists to give back to their queue */
     size_t ngive;
     int own;                /* index in done of the caller's finish, or -1 */
@@ -275,15 +280,33 @@ static int sp__step_read_started(sp_consumer *c, sp_redis *r, const redisReply *
     return rc;
 }
 
+/* Append the jobs a step took ((queue index, id, record) triples) to the held list. */
+static void sp__step_hold_taken(sp_consumer *c, const redisReply *taken)
+{
+    for (size_t i = 0; i + 2 < sp_reply_len(taken) && c->nheld < SP_BATCH; i += 3) {
+        int64_t g = sp_reply_int(sp_reply_elem(taken, i), 0);
+        char id[SP_ID_LEN + 1];
+        sp_job *job = &c->held[c->nheld];
+        sp_err e;
+        if (g < 1 || (size_t)g > c->nq || !sp__moved_id(sp_reply_elem(taken, i + 1), id) ||
+            sp__job_from_reply(sp_reply_elem(taken, i + 2), id, job, &e) < 0)
+            continue; /* not expected; its lease runs out */
+        c->nheld++;
+    }
+}
+
 /* One round trip through step.lua on r (c's connection or another thread's): record
  * every held finish, then what req asks. Called with c->mu held. */
 static int sp__step(sp_consumer *c, sp_redis *r, sp__step_req *req, sp_err *err)
 {
     size_t nf = c->ndone;
     size_t ns = req->start ? c->nclaimed : 0;
+    size_t nt = req->take > 0 ? (size_t)req->take : 0;
+    if (ns + nt > SP_BATCH)
+        nt = ns < SP_BATCH ? SP_BATCH - ns : 0;
     const char *keys[SP_CONSUMER_MAXQ * SP_QK_N + SP_DONE_MAX + SP_BATCH];
-    const char *args[9 + 11 * SP_DONE_MAX + 2 * SP_BATCH + 4 * SP_BATCH];
-    char counts[5][24];
+    const char *args[12 + 10 * SP_DONE_MAX + 2 * SP_BATCH + 3 * SP_BATCH + SP_BATCH];
+    char counts[6][24];
     int nk = 0, na = 0;
     for (size_t g = 0; g < c->nq; g++)
         for (int k = 0; k < SP_QK_N; k++)
@@ -293,12 +316,15 @@ static int sp__step(sp_consumer *c, sp_redis *r, sp__step_req *req, sp_err *err)
     snprintf(counts[2], sizeof counts[2], "%zu", nf);
     snprintf(counts[3], sizeof counts[3], "%zu", ns);
     snprintf(counts[4], sizeof counts[4], "%d", req->claim);
-    for (int i = 0; i < 5; i++)
+    snprintf(counts[5], sizeof counts[5], "%zu", nt);
+    for (int i = 0; i < 6; i++)
         args[na++] = counts[i];
     args[na++] = c->worker;
     args[na++] = c->lease_ms;
     args[na++] = c->retention_ms;
     args[na++] = c->ttl_ms;
+    args[na++] = c->chanpfx.s;
+    args[na++] = c->jobpfx.s;
     for (size_t i = 0; i < req->ngive; i++) {
         args[na++] = c->gidx[req->give[i].qi];
         args[na++] = req->give[i].id;
@@ -309,26 +335,27 @@ static int sp__step(sp_consumer *c, sp_redis *r, sp__step_req *req, sp_err *err)
         keys[nk++] = sp__key_job(&c->jobk[i], p, d->id);
         const char *a[] = {c->gidx[d->qi], d->id, d->token, sp__modes[d->mode], d->outputs,
                            d->metadata, d->code, d->msg,
-                           d->mode == SP_FINISH_RETRY ? "1" : "0", d->delay,
-                           sp__chan_job(&c->chan[i], p, d->id)};
+                           d->mode == SP_FINISH_RETRY ? "1" : "0", d->delay};
         memcpy(args + na, a, sizeof a);
-        na += 11;
+        na += 10;
     }
     sp__claim started[SP_BATCH];
-    if (ns > 0) {
+    if (ns + nt > 0) {
         unsigned char raw[SP_BATCH][SP_TOKEN_LEN / 2];
-        if (sp_random_bytes(raw, ns * sizeof raw[0]) < 0)
+        if (sp_random_bytes(raw, (ns + nt) * sizeof raw[0]) < 0)
             return sp_err_set(err, SP_EIO, "no randomness for a lease token");
-        memcpy(started, c->claimed, ns * sizeof *started);
-        for (size_t i = 0; i < ns; i++) {
+        for (size_t i = 0; i < ns + nt; i++)
             for (size_t b = 0; b < sizeof raw[0]; b++)
                 snprintf(c->tokens[i] + 2 * b, 3, "%02x", raw[i][b]);
+        memcpy(started, c->claimed, ns * sizeof *started);
+        for (size_t i = 0; i < ns; i++) {
             keys[nk++] = sp__key_job(&c->jobk[nf + i], p, started[i].id);
             args[na++] = c->gidx[started[i].qi];
             args[na++] = started[i].id;
             args[na++] = c->tokens[i];
-            args[na++] = sp__chan_job(&c->chan[nf + i], p, started[i].id);
         }
+        for (size_t i = 0; i < nt; i++)
+            args[na++] = c->tokens[ns + i];
     }
     int rc = sp_redis_append_eval(r, SP_LUA_STEP, nk, keys, na, args, NULL, err);
     for (size_t i = 0; i < ns && rc == 0; i++) {
@@ -343,7 +370,7 @@ static int sp__step(sp_consumer *c, sp_redis *r, sp__step_req *req, sp_err *err)
             sp_redis_disconnect(r); /* replies may be left unread */
         /* Held finishes stay for the next try. Claimed ids may have been started (then
          * their leases run out) or may still be ours: look on the claim lists. */
-        if (ns > 0 || req->claim > 0 || req->ngive > 0) {
+        if (ns > 0 || req->claim > 0 || req->ngive > 0 || nt > 0) {
             c->nclaimed = 0;
             c->recover = true;
         }
@@ -353,6 +380,7 @@ static int sp__step(sp_consumer *c, sp_redis *r, sp__step_req *req, sp_err *err)
     const redisReply *outcomes = sp_reply_elem(rep, 0);
     const redisReply *starts = sp_reply_elem(rep, 1);
     const redisReply *claims = sp_reply_elem(rep, 2);
+    const redisReply *taken = sp_reply_elem(rep, 3);
     /* The finishes are recorded: report them and drop them. */
     for (size_t i = 0; i < nf; i++) {
         const char *o = sp_reply_str(sp_reply_elem(outcomes, i), NULL);
@@ -375,6 +403,13 @@ static int sp__step(sp_consumer *c, sp_redis *r, sp__step_req *req, sp_err *err)
     if (req->start) {
         c->nclaimed = 0;
         rc = sp__step_read_started(c, r, starts, started, ns, err);
+    }
+    if (nt > 0) {
+        if (!req->start) {
+            c->nheld = c->held_first = 0;
+            c->held_at = sp_mono_ms();
+        }
+        sp__step_hold_taken(c, taken);
     }
     for (size_t i = 0; i + 1 < sp_reply_len(claims) && c->nclaimed < SP_BATCH; i += 2) {
         int64_t g = sp_reply_int(sp_reply_elem(claims, i), 0);
@@ -652,29 +687,25 @@ static int sp__next(sp_consumer *c, int64_t block_ms, sp_job *job, sp_err *err)
         int rc = sp__pop_held(c, job, err);
         if (rc != 0)
             return rc < 0 ? rc : 0;
-        if (c->ndone > 0 || c->nclaimed > 0) {
-            /* Record what is held, start what is claimed and, while jobs are short,
-             * claim a batch for the time after. */
-            sp__step_req req = {.start = true, .claim = sp__window(c), .own = -1};
-            rc = sp__step(c, c->q.r, &req, err);
-            if (rc < 0)
-                return rc;
-            if (c->nheld > 0 || c->nclaimed > 0)
-                continue;
-        }
         if (c->recover) {
             rc = sp__recover(c, err);
             if (rc < 0)
                 return rc;
-            if (c->nclaimed > 0)
-                continue;
         }
-        /* Nothing held or claimed: claim without waiting, else wait for a job. */
-        sp__step_req req = {.claim = 1, .own = -1};
+        /* Record what is held, start what is claimed, and take jobs without waiting:
+         * a batch while jobs are short, else one. */
+        /* Record what is held and start what is claimed. Prefetching, the same step
+         * claims the next batch (whose records the step after it reads with pipelined
+         * HGETALLs, cheaper for Redis than a script returning them); otherwise it takes
+         * one job without waiting, claiming and starting it in this one call. */
+        int window = sp__window(c);
+        sp__step_req req = {.start = true, .claim = window, .own = -1};
+        if (c->nclaimed == 0 && window == 0)
+            req.take = 1;
         rc = sp__step(c, c->q.r, &req, err);
         if (rc < 0)
             return rc;
-        if (c->nclaimed > 0)
+        if (c->nheld > 0 || c->nclaimed > 0)
             continue;
         int64_t left = deadline - sp_mono_ms();
         if (left <= 0)
@@ -729,12 +760,16 @@ int sp_consumer_finish(sp_consumer *c, const sp_job *job, const sp_outcome *o, b
         pthread_mutex_unlock(&c->mu);
         return 1;
     }
-    /* Record now. Prefetching, the same step starts the claimed jobs and claims the
-     * next batch; otherwise it claims the next job only, started by sp_consumer_next. */
+    /* Record now. The same step starts what is claimed and claims the next batch
+     * (prefetching), or takes and starts the next job: sp_consumer_next then hands it
+     * out without a round trip. */
     sp__step_req req = {.own = own, .own_rc = 1}; /* 1: not recorded */
     if (take_next && c->nheld == 0) {
-        req.start = window > 0;
-        req.claim = window > 0 ? window : c->nclaimed == 0;
+        req.start = true;
+        if (window > 0)
+            req.claim = window;
+        else if (c->nclaimed == 0)
+            req.take = 1;
     }
     int rc = sp__step(c, c->q.r, &req, err);
     pthread_mutex_unlock(&c->mu);

@@ -6,7 +6,8 @@
 #include "spool/util.h"
 
 struct sp_events {
-    sp_redis *r;
+    sp_redis *r;   /* the subscriber */
+    sp_redis *cmd; /* marks watched jobs (a subscriber cannot run commands) */
     char prefix[SP_PREFIX_MAX + 1];
 };
 
@@ -18,7 +19,9 @@ sp_events *sp_events_open(const char *url, const char *prefix, sp_err *err)
         return NULL;
     }
     if (sp__prefix_copy(ev->prefix, prefix, err) < 0 ||
-        (ev->r = sp_redis_new(url, NULL, 0, 5000, err)) == NULL) {
+        (ev->r = sp_redis_new(url, NULL, 0, 5000, err)) == NULL ||
+        (ev->cmd = sp__redis_open(url, err)) == NULL) {
+        sp_redis_free(ev->r);
         sp_free(ev);
         return NULL;
     }
@@ -30,6 +33,7 @@ void sp_events_close(sp_events *ev)
     if (ev == NULL)
         return;
     sp_redis_free(ev->r);
+    sp_redis_free(ev->cmd);
     sp_free(ev);
 }
 
@@ -44,7 +48,21 @@ static int sp__events_send(sp_events *ev, const char *verb, const char *id, sp_e
 
 int sp_events_watch(sp_events *ev, const char *id, sp_err *err)
 {
-    return sp__events_send(ev, "SUBSCRIBE", id, err);
+    int rc = sp__events_send(ev, "SUBSCRIBE", id, err);
+    if (rc < 0)
+        return rc;
+    /* Workers announce a job's start and end only once it is marked (step.lua). */
+    sp_key k;
+    const char *keys[] = {sp__key_job(&k, ev->prefix, id)};
+    redisReply *rep;
+    rc = sp_redis_eval(ev->cmd, SP_LUA_WATCH, 1, keys, 0, NULL, NULL, &rep, err);
+    if (rc < 0) {
+        sp_err e2;
+        sp__events_send(ev, "UNSUBSCRIBE", id, &e2);
+        return rc;
+    }
+    sp_redis_reply_free(rep);
+    return 0;
 }
 
 int sp_events_unwatch(sp_events *ev, const char *id, sp_err *err)

@@ -13,6 +13,7 @@
  *   annotate      J         -                                -                    -
  *   expire        J         leases, ready, dead, stats       workers, watch, runs -
  *   step          F+S jobs  all 6 of each of G queues        -                    claim:Q
+ *                 (+ taken jobs: named from a job hash prefix in ARGV, see below)
  *   scan          -         delayed, leases, dead of each Q  jobs, workers        -
  *   worker_beat   -         -                                workers, watch, runs W
  *   worker_leave  -         ready of each Q                  workers, runs        W, claim:Q
@@ -85,6 +86,25 @@ static inline const char *sp__key(sp_key *k, const char *p, const char *name)
 static inline const char *sp__key_idem(sp_key *k, const char *p, const char *digest)
 {
     snprintf(k->s, sizeof k->s, "%sidem:%s", p, digest);
+    return k->s;
+}
+
+/* "<prefix>job:": what a job's hash name is before its id. step.lua starts jobs it pops
+ * off a ready list in the same call, before their ids are known to the caller: it names
+ * their hashes as this prefix followed by the id (the one script that names a key not
+ * in KEYS). Under either Cluster plan above the hash shares the slot of its queue's
+ * keys (one tag for the whole prefix; or the queue's tag, which this prefix then
+ * carries). */
+static inline const char *sp__key_job_prefix(sp_key *k, const char *p)
+{
+    snprintf(k->s, sizeof k->s, "%sjob:", p);
+    return k->s;
+}
+
+/* "<prefix>ev:": what a job's event channel is before its id (not a key). */
+static inline const char *sp__chan_prefix(sp_key *k, const char *p)
+{
+    snprintf(k->s, sizeof k->s, "%sev:", p);
     return k->s;
 }
 

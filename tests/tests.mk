@@ -27,11 +27,14 @@ $(O)/tests/bench/bench_queue.o: MODCFLAGS = -Itests/support $(call pc_cflags,hir
 $(BENCH_QUEUE): $(O)/tests/bench/bench_queue.o $(TEST_SUPPORT_OBJS) $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) $(COMMON_LIBS)
 
+# make bench-queue: spool, Celery (defaults; acks_late) and BullMQ side by side, three
+# rounds (tests/bench/bench_queue.sh: JOBS=, RUNS=, CONSUMERS=, SAMPLES=). BullMQ comes
+# from deps/npm (NPM_STAMP, below).
 .PHONY: bench-queue
 bench-queue:
 	@sh scripts/deps.sh
 	@$(MAKE) --no-print-directory $(BENCH_QUEUE)
-	@sh tests/bench/bench_queue.sh $(abspath $(BENCH_QUEUE))
+	@sh tests/bench/bench_queue.sh $(abspath $(BENCH_QUEUE)) $(abspath $(NPM_DIR))
 
 # Test tools: qtool (the queue from the command line), spool-test-worker (the worker
 # runtime with a scriptable handler), s3presign (presigned S3 URLs, common/s3sign.c) and
@@ -98,6 +101,7 @@ NPM_STAMP := $(NPM_DIR)/node_modules/.spool-installed
 $(NPM_STAMP): deps/npm/package.json deps/npm/package-lock.json scripts/npm-deps.sh
 	@sh scripts/npm-deps.sh $(abspath $(NPM_DIR))
 test-build: $(NPM_STAMP)
+bench-queue: $(NPM_STAMP)
 
 # make bench-video-input: a video input read from the S3 store by a local copy or by
 # ranged GETs, side by side (tests/bench/bench_video_input.py; BENCH_RUNS=,

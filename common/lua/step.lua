@@ -1,34 +1,46 @@
 -- step: one round trip of a consumer. In one atomic step it gives back claimed ids it
 -- will not start, ends the attempts it finished (each fenced by its lease token),
--- starts the ids it claimed last time, and claims the next ones for the time after.
--- A consumer running short jobs does this for a whole batch of jobs at once; one
--- running long jobs finishes one and claims the next.
+-- starts the ids it claimed before (while waiting, or last time), takes jobs off the
+-- ready lists and starts them, and claims ids for the time after. A consumer running
+-- short jobs (prefetch) finishes and starts a whole batch at once and claims the next
+-- batch; one running long jobs finishes one job and takes the next.
 -- KEYS: for each of the consumer's G queues, in its order of preference, 6 keys: ready
 --       list, this worker's claim list, leases zset, delayed zset, dead zset, stats
---       hash; then the hashes of the F jobs to finish; then the hashes of the S jobs
---       to start
--- ARGV: 1 G, 2 U, 3 F, 4 S, 5 how many ids to claim, 6 worker id, 7 lease ms,
---       8 retention ms, 9 the worker's heartbeat TTL ms (0: it has none; see
---       expire.lua); then 2 per give-back: queue index (1-based), id; then 11 per
---       finish: queue index, id, token, mode, outputs JSON, metadata JSON ('' keeps),
---       error code, error message, retryable (1|0), retry delay ms, event channel;
---       then 4 per start: queue index, id, lease token, event channel
+--       hash; then the hashes of the F jobs to finish; then the hashes of the S claimed
+--       jobs to start
+-- ARGV: 1 G, 2 U, 3 F, 4 S, 5 how many ids to claim, 6 how many jobs to take (T),
+--       7 worker id, 8 lease ms, 9 retention ms, 10 the worker's heartbeat TTL ms (0:
+--       it has none; see expire.lua), 11 event channel prefix (a job's channel is it ..
+--       id), 12 job hash prefix (the hash of a taken job is it .. id); then 2 per
+--       give-back: queue index (1-based), id; then 10 per finish: queue index, id,
+--       token, mode, outputs JSON, metadata JSON ('' keeps), error code, error message,
+--       retryable (1|0), retry delay ms; then 3 per start: queue index, id, lease token;
+--       then T lease tokens, used in order by the jobs taken.
+-- The hash of a taken job is not in KEYS: its id is known only once it is popped. It
+-- is named from ARGV 11, built by keys.h like every key name, and shares the slot of
+-- the queue's keys under either Cluster plan keys.h describes.
 -- Ids given back and jobs released go to the front of their queue, each in front of
 -- the ones before it: pass them newest first to keep their order.
 -- mode: succeeded | retry (retryable failure) | failed (permanent) | cancelled
 --       | release (give the job back at once without counting the attempt)
--- Returns {outcomes, starts, claimed}: outcomes holds each finish's new state
+-- Returns {outcomes, starts, claimed, taken}: outcomes holds each finish's new state
 -- (succeeded, retrying, failed, cancelled, queued) or 'lost' when the lease is no
 -- longer ours (expired, or another attempt owns the job: nothing is changed then);
 -- starts holds each start's result: ok | lost (not on our claim list any more) | gone
--- (no such job) | skip (cancelled or already done); claimed is a flat list of (queue
--- index, id) pairs. The caller reads started records with HGETALLs pipelined after
--- the script (cheaper for Redis than returning them from Lua).
+-- (no such job) | skip (cancelled or already done), and the caller reads the started
+-- records with HGETALLs pipelined after the script (cheaper for Redis than returning
+-- them from Lua); claimed is a flat list of (queue index, id) pairs; taken holds
+-- (queue index, id, record) triples for the jobs taken and started, each record the
+-- job's hash as HGETALL gives it followed by the fields the start set (a later field
+-- overrides an earlier one). Ids taken that are no longer queued are dropped.
+-- Events (PUBLISH on the job's channel) go out only for jobs someone watches: the
+-- long-poll marks the record (watched, see watch.lua) when it subscribes.
 local now_s, now = clock()
 local G, U, F, S = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
   tonumber(ARGV[4])
-local want = tonumber(ARGV[5])
-local worker, lease_ms, retention, ttl = ARGV[6], tonumber(ARGV[7]), ARGV[8], ARGV[9]
+local want, ntake = tonumber(ARGV[5]), tonumber(ARGV[6])
+local worker, lease_ms, retention, ttl = ARGV[7], tonumber(ARGV[8]), ARGV[9], ARGV[10]
+local chan, jobpfx = ARGV[11], ARGV[12]
 local function qkey(g, part) return KEYS[(g - 1) * 6 + part] end
 -- Lease removals, new leases and counters are gathered per queue and written once.
 local unlease, leased, counts = {}, {}, {}
@@ -50,7 +62,7 @@ local function count(g, field)
   c[field] = (c[field] or 0) + 1
 end
 
-local a = 10
+local a = 13
 for _ = 1, U do
   local g, id = tonumber(ARGV[a]), ARGV[a + 1]
   if redis.call('LREM', qkey(g, 2), -1, id) == 1 then redis.call('RPUSH', qkey(g, 1), id) end
@@ -62,7 +74,7 @@ for i = 1, F do
   local g, id, token, mode = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local job = KEYS[G * 6 + i]
   local h = redis.call('HMGET', job, 'state', 'token', 'lease_until', 'version',
-    'error_code', 'attempts', 'max_attempts')
+    'error_code', 'attempts', 'max_attempts', 'watched')
   local outcome
   if h[1] ~= 'running' or h[2] ~= token or tonumber(h[3] or 0) < now then
     outcome = 'lost'
@@ -125,16 +137,17 @@ for i = 1, F do
     end
     append(unlease, g, id)
     redis.call('HSET', job, unpack(set))
-    redis.call('PUBLISH', ARGV[a + 10], outcome)
+    if h[8] then redis.call('PUBLISH', chan .. id, outcome) end
   end
   outcomes[i] = outcome
-  a = a + 11
+  a = a + 10
 end
 
--- Start: take the id off our claim list, count the attempt and start its lease, if the
--- job is still wanted. Every job started here gets the same lease end, and the same
--- time in the leases zset: when maintenance looks at it next, the lease's end or, with
--- a heartbeat TTL, when it has gone that long without a renewal (expire.lua).
+-- Start: take the id off our claim list (claimed ids), count the attempt and start its
+-- lease, if the job is still wanted. Every job started here gets the same lease end,
+-- and the same time in the leases zset: when maintenance looks at it next, the lease's
+-- end or, with a heartbeat TTL, when it has gone that long without a renewal
+-- (expire.lua).
 local starts = {}
 local lease = string.format('%d', now + lease_ms)
 local ttl_n = tonumber(ttl)
@@ -147,7 +160,8 @@ for i = 1, S do
   if redis.call('LREM', qkey(g, 2), -1, id) == 0 then
     r = 'lost'
   else
-    local h = redis.call('HMGET', job, 'state', 'attempts', 'version', 'next_attempt_at')
+    local h = redis.call('HMGET', job, 'state', 'attempts', 'version', 'next_attempt_at',
+      'watched')
     if not h[1] then
       r = 'gone'
     elseif h[1] ~= 'queued' then
@@ -159,11 +173,58 @@ for i = 1, S do
         'lease_until', lease, 'renewed_at', now_s, 'worker_ttl', ttl, 'started_at', now_s)
       if h[4] then redis.call('HDEL', job, 'next_attempt_at') end
       append(leased, g, look, id)
-      redis.call('PUBLISH', ARGV[a + 3], 'running')
+      if h[5] then redis.call('PUBLISH', chan .. id, 'running') end
     end
   end
   starts[i] = r
-  a = a + 4
+  a = a + 3
+end
+
+-- Take: pop up to T ids from the right (oldest) end of the ready lists, in the order
+-- of preference, and start them, returning their records.
+local taken = {}
+local function take(g, id, job)
+  local t = redis.call('HGETALL', job)
+  local state, attempts, version, watched
+  local n = #t
+  for k = 1, n, 2 do
+    local f = t[k]
+    if f == 'state' then state = t[k + 1]
+    elseif f == 'attempts' then attempts = t[k + 1]
+    elseif f == 'version' then version = t[k + 1]
+    elseif f == 'watched' then watched = true
+    elseif f == 'next_attempt_at' then
+      redis.call('HDEL', job, 'next_attempt_at')
+      t[k + 1] = '0'
+    end
+  end
+  if state ~= 'queued' then return end
+  local token = ARGV[a]
+  a = a + 1
+  attempts = tonumber(attempts or 0) + 1
+  version = tonumber(version or 0) + 1
+  redis.call('HSET', job, 'state', 'running', 'attempts', attempts, 'version', version,
+    'worker', worker, 'token', token, 'lease_until', lease, 'renewed_at', now_s,
+    'worker_ttl', ttl, 'started_at', now_s)
+  t[n + 1], t[n + 2], t[n + 3], t[n + 4], t[n + 5], t[n + 6] = 'state', 'running',
+    'attempts', attempts, 'version', version
+  t[n + 7], t[n + 8], t[n + 9], t[n + 10], t[n + 11], t[n + 12] = 'worker', worker,
+    'token', token, 'lease_until', lease
+  t[n + 13], t[n + 14], t[n + 15], t[n + 16], t[n + 17], t[n + 18] = 'renewed_at', now_s,
+    'worker_ttl', ttl, 'started_at', now_s
+  append(leased, g, look, id)
+  taken[#taken + 1] = g
+  taken[#taken + 1] = id
+  taken[#taken + 1] = t
+  if watched then redis.call('PUBLISH', chan .. id, 'running') end
+end
+for g = 1, G do
+  if ntake <= 0 then break end
+  local ids = redis.call('RPOP', qkey(g, 1), ntake)
+  if ids then
+    ntake = ntake - #ids
+    for k = 1, #ids do take(g, ids[k], jobpfx .. ids[k]) end
+  end
 end
 
 for g = 1, G do
@@ -204,4 +265,4 @@ for g = 1, G do
     end
   end
 end
-return {outcomes, starts, claimed}
+return {outcomes, starts, claimed, taken}

@@ -1,23 +1,31 @@
-/* bench_queue.c - the queue's throughput and start latency on a private redis-server.
+/* bench_queue.c - spool's side of make bench-queue (tests/bench/bench_queue.sh): the
+ * queue's enqueue rate, end-to-end throughput and start latency on a Redis given by URL.
  *
- *   bench_queue [--jobs N] [--consumers K] [--latency-samples M] [--redis-url URL]
- *               [--prefetch-ms MS]   (consumer prefetch while jobs are shorter; 0: off)
- *   bench_queue --redis-url URL --work-only N
+ *   bench_queue --redis-url URL [--jobs N] [--consumers K] [--latency-samples M]
+ *               [--cost CMD]     (run as "CMD reset" before and "CMD report JOBS LABEL"
+ *                                 after each measured phase: tests/bench/redis_cost.py)
+ *   bench_queue --redis-url URL --work-only N [--prefetch-ms MS]
  *       enqueue N jobs, then take and finish them in this process, and exit: a fixed
- *       amount of queue work for measuring Redis's cost per job (callgrind). 
+ *       amount of queue work for measuring Redis's cost per job (callgrind).
  *
- * 1. enqueue: N no-op jobs, pipelined in batches of 1000 (jobs/s).
- * 2. end to end: K consumer processes, already waiting, process N jobs that one
- *    producer enqueues (first enqueue to last completion, jobs/s).
- * 3. start latency: one idle consumer blocked in Redis; M jobs enqueued one at a time,
- *    each after the previous started; enqueue call to sp_consumer_next returning
- *    (CLOCK_MONOTONIC across processes), p50/p99/max.
- * Prints one "name value unit" line per figure (machine-readable for the bench
- * script). */
+ * Phases, each printing "name value unit" lines:
+ * 1. enqueue_one: N no-op jobs, one sp_queue_enqueue call (one round trip) each.
+ * 2. enqueue_batch: N jobs through sp_queue_enqueue_many, 1000 per call (pipelined).
+ * 3. e2e_prefetch, e2e_noprefetch: K consumer processes, already waiting, with prefetch
+ *    50 ms (the workers' default) and off; one producer enqueues N jobs in batches;
+ *    from the first enqueue until every job is finished. A consumer's per-job work: take
+ *    the job, append one byte to a file (the driver counts them: the same completion
+ *    signal as the Celery and BullMQ peers), finish it as succeeded.
+ * 4. latency: one idle consumer (prefetch on) blocked in Redis; M jobs enqueued one at a
+ *    time, each after the previous started; enqueue call to sp_consumer_next returning
+ *    (CLOCK_MONOTONIC across processes), p50/p99. */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +37,23 @@
 static char url[128];
 static int64_t prefetch_ms = 50;
 static const char *prefix = "bench:";
+static const char *cost_cmd; /* NULL: no Redis cost figures */
+static char done_path[256];
+
+/* Run the cost helper (outside the timed windows). */
+static void cost(const char *what, int jobs, const char *label)
+{
+    if (cost_cmd == NULL)
+        return;
+    char cmd[1024];
+    if (jobs > 0)
+        snprintf(cmd, sizeof cmd, "%s %s %d %s", cost_cmd, what, jobs, label);
+    else
+        snprintf(cmd, sizeof cmd, "%s %s", cost_cmd, what);
+    fflush(stdout);
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench_queue: %s failed\n", cmd);
+}
 
 static double now_s(void)
 {
@@ -73,6 +98,10 @@ static void on_term(int sig)
  * a latency pipe it writes each start time instead. */
 static void consumer(const char *queue, int idx, int latfd)
 {
+    /* A driver that dies takes its consumers along: orphans would take the next run's
+     * jobs on a shared Redis. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    int donefd = latfd < 0 ? open(done_path, O_WRONLY | O_APPEND | O_CREAT, 0600) : -1;
     signal(SIGTERM, on_term);
     char wid[64];
     snprintf(wid, sizeof wid, "bench-%d-%d", idx, (int)getpid());
@@ -92,6 +121,8 @@ static void consumer(const char *queue, int idx, int latfd)
         double t = now_s();
         if (latfd >= 0 && write(latfd, &t, sizeof t) != sizeof t)
             die("pipe", NULL);
+        if (donefd >= 0 && write(donefd, "x", 1) != 1)
+            die("done file", NULL);
         sp_outcome out = {SP_FINISH_SUCCEEDED, "[]", NULL, NULL, NULL, -1};
         if (sp_consumer_finish(c, &job, &out, latfd < 0, NULL, &err) < 0)
             die("finish", &err);
@@ -137,9 +168,46 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Phase 3: K waiting consumers with the given prefetch; n jobs enqueued in batches. */
+static void e2e(sp_queue *q, const char *queue, int n, int consumers, int64_t prefetch,
+                const char *label)
+{
+    snprintf(done_path, sizeof done_path, "/tmp/spool-bench-done-%d-%s", (int)getpid(), queue);
+    unlink(done_path);
+    int fd = open(done_path, O_RDONLY | O_CREAT, 0600);
+    if (fd < 0)
+        die("done file", NULL);
+    prefetch_ms = prefetch;
+    pid_t pids[64];
+    for (int i = 0; i < consumers && i < 64; i++)
+        if ((pids[i] = fork()) == 0)
+            consumer(queue, i, -1);
+    usleep(500000);
+    cost("reset", 0, NULL);
+    double t0 = now_s();
+    enqueue_batch(q, queue, n);
+    struct stat st;
+    double deadline = t0 + 600;
+    do {
+        usleep(1000);
+        if (fstat(fd, &st) < 0)
+            die("done file", NULL);
+    } while (st.st_size < n && now_s() < deadline);
+    double t1 = now_s();
+    printf("%s_jobs_per_s %.0f jobs/s (%d consumers, %lld jobs)\n", label,
+           (double)st.st_size / (t1 - t0), consumers, (long long)st.st_size);
+    cost("report", n, label);
+    for (int i = 0; i < consumers && i < 64; i++) {
+        kill(pids[i], SIGTERM);
+        waitpid(pids[i], NULL, 0);
+    }
+    close(fd);
+    unlink(done_path);
+}
+
 int main(int argc, char **argv)
 {
-    int jobs = 50000, consumers = 4, samples = 2000;
+    int jobs = 10000, consumers = 4, samples = 200;
     const char *given_url = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--jobs"))
@@ -152,55 +220,53 @@ int main(int argc, char **argv)
             given_url = argv[i + 1];
         else if (!strcmp(argv[i], "--prefetch-ms"))
             prefetch_ms = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--cost"))
+            cost_cmd = argv[i + 1];
     }
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--work-only") && given_url) {
-            snprintf(url, sizeof url, "%s", given_url);
+    if (given_url == NULL) {
+        fprintf(stderr, "bench_queue: --redis-url is required (make bench-queue starts one)\n");
+        return 2;
+    }
+    snprintf(url, sizeof url, "%s", given_url);
+    for (int i = 1; i + 1 < argc; i += 2)
+        if (!strcmp(argv[i], "--work-only"))
             return work_only(atoi(argv[i + 1]));
-        }
-    }
-    sp_test_redis r;
-    if (given_url) {
-        snprintf(url, sizeof url, "%s", given_url);
-    } else {
-        if (sp_test_redis_start(&r, 0) < 0)
-            return 1;
-        snprintf(url, sizeof url, "%s", r.url);
-    }
+    if (samples < 1)
+        samples = 1;
     sp_err err;
     sp_queue *q = sp_queue_open(url, prefix, &err);
     if (q == NULL || sp_queue_ping(q, &err) < 0)
         die("redis", &err);
 
-    /* 1. enqueue throughput */
+    /* 1. one at a time */
+    cost("reset", 0, NULL);
     double t0 = now_s();
-    enqueue_batch(q, "enq", jobs);
-    double t1 = now_s();
-    printf("enqueue_jobs_per_s %.0f jobs/s\n", jobs / (t1 - t0));
-
-    /* 2. end to end with K waiting consumers */
-    pid_t pids[64];
-    for (int i = 0; i < consumers && i < 64; i++)
-        if ((pids[i] = fork()) == 0)
-            consumer("e2e", i, -1);
-    usleep(300000);
-    t0 = now_s();
-    enqueue_batch(q, "e2e", jobs);
-    sp_queue_stat s;
-    do {
-        usleep(5000);
-        if (sp_queue_stat_one(q, "e2e", &s, &err) < 0)
-            die("stats", &err);
-    } while (s.succeeded < jobs);
-    t1 = now_s();
-    printf("end_to_end_jobs_per_s %.0f jobs/s (%d consumers, %d jobs, prefetch %s)\n",
-           jobs / (t1 - t0), consumers, jobs, prefetch_ms > 0 ? "on" : "off");
-    for (int i = 0; i < consumers && i < 64; i++) {
-        kill(pids[i], SIGTERM);
-        waitpid(pids[i], NULL, 0);
+    for (int i = 0; i < jobs; i++) {
+        char id[SP_ID_LEN + 1];
+        sp_id_new(id);
+        sp_enqueue e = {id, "bench.noop", "one", 3, 1000, 60000, false, NULL, NULL, NULL, NULL,
+                        0, 0};
+        if (sp_queue_enqueue(q, &e, NULL, &err) != 0)
+            die("enqueue", &err);
     }
+    double t1 = now_s();
+    printf("enqueue_one_jobs_per_s %.0f jobs/s\n", jobs / (t1 - t0));
+    cost("report", jobs, "enqueue_one");
 
-    /* 3. start latency with an idle consumer */
+    /* 2. batched */
+    cost("reset", 0, NULL);
+    t0 = now_s();
+    enqueue_batch(q, "enq", jobs);
+    t1 = now_s();
+    printf("enqueue_batch_jobs_per_s %.0f jobs/s\n", jobs / (t1 - t0));
+    cost("report", jobs, "enqueue_batch");
+
+    /* 3. end to end */
+    e2e(q, "e2e1", jobs, consumers, 50, "e2e_prefetch");
+    e2e(q, "e2e0", jobs, consumers, 0, "e2e_noprefetch");
+    prefetch_ms = 50;
+
+    /* 4. start latency with an idle consumer */
     int pfd[2];
     if (pipe(pfd) < 0)
         die("pipe", NULL);
@@ -229,12 +295,9 @@ int main(int argc, char **argv)
     kill(lat, SIGTERM);
     waitpid(lat, NULL, 0);
     qsort(d, (size_t)samples, sizeof *d, cmp_double);
-    printf("start_latency_p50 %.3f ms\n", d[samples / 2]);
-    printf("start_latency_p99 %.3f ms\n", d[samples * 99 / 100]);
-    printf("start_latency_max %.3f ms\n", d[samples - 1]);
+    printf("latency_p50 %.3f ms\n", d[samples / 2]);
+    printf("latency_p99 %.3f ms\n", d[samples * 99 / 100]);
     free(d);
     sp_queue_close(q);
-    if (!given_url)
-        sp_test_redis_destroy(&r);
     return 0;
 }

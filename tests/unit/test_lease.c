@@ -278,7 +278,9 @@ static void test_dead_worker_claimed_job_goes_back(void **state)
     enqueue(q, "dw", 3, 100, 1000, second);
     pid_t pid = fork();
     if (pid == 0) {
-        /* Finish the first job and claim the second in the same step, then die. */
+        /* Finish the first job and claim the second in the same step, then die. A
+         * consumer that prefetches claims ahead (one that does not takes and starts
+         * the next job in that step: test_finish_takes_the_next_job). */
         const char *queues[] = {"dw"};
         sp_err err;
         sp_queue *wq = sp_queue_open(R.url, prefix, &err);
@@ -286,7 +288,7 @@ static void test_dead_worker_claimed_job_goes_back(void **state)
         snprintf(w.id, sizeof w.id, "doomed");
         snprintf(w.queues, sizeof w.queues, "dw");
         sp_queue_worker_beat(wq, &w, 300, &err);
-        sp_consumer_opts o = {R.url, prefix, "doomed", queues, 1, 30000, 60000};
+        sp_consumer_opts o = {R.url, prefix, "doomed", queues, 1, 30000, 60000, 1000};
         sp_consumer *c = sp_consumer_new(&o, &err);
         sp_job job;
         if (sp_consumer_next(c, 1000, &job, &err) != 0)
@@ -322,6 +324,43 @@ static void test_dead_worker_claimed_job_goes_back(void **state)
     assert_int_equal(job.attempts, 1); /* a claim that never started costs no attempt */
     finish_ok(c, &job, false);
     sp_job_clear(&job);
+    sp_consumer_free(c);
+    sp_queue_close(q);
+}
+
+/* Without prefetch, a finish that takes the next job starts it in the same step: the
+ * next sp_consumer_next hands it out without a round trip, and it is running (its
+ * attempt counted) until it is finished or given back. */
+static void test_finish_takes_the_next_job(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    char first[SP_ID_LEN + 1], second[SP_ID_LEN + 1];
+    enqueue(q, "tn", 3, 100, 1000, first);
+    enqueue(q, "tn", 3, 100, 1000, second);
+    const char *queues[] = {"tn"};
+    sp_consumer *c = open_consumer(R.url, "taker", queues, 1, 30000);
+    sp_err err;
+    sp_job job;
+    assert_int_equal(sp_consumer_next(c, 1000, &job, &err), 0);
+    assert_string_equal(job.id, first);
+    finish_ok(c, &job, true);
+    sp_job_clear(&job);
+    assert_int_equal(state_of(q, second, NULL), SP_STATE_RUNNING);
+    assert_string_equal(sp_test_redis_cli(&R, "LLEN %sq:tn:ready", prefix), "0");
+    assert_int_equal(sp_consumer_next(c, 0, &job, &err), 0);
+    assert_string_equal(job.id, second);
+    assert_int_equal(job.attempts, 1);
+    assert_true(job.token[0] != '\0');
+    /* Given back unrun (shutting down): queued again, the attempt not counted. */
+    sp_outcome rel = {SP_FINISH_RELEASE, NULL, NULL, NULL, NULL, -1};
+    assert_int_equal(sp_consumer_finish(c, &job, &rel, false, NULL, &err), 0);
+    sp_job_clear(&job);
+    sp_job rec;
+    assert_int_equal(sp_queue_get(q, second, &rec, &err), 0);
+    assert_int_equal(rec.state, SP_STATE_QUEUED);
+    assert_int_equal(rec.attempts, 0);
+    sp_job_clear(&rec);
     sp_consumer_free(c);
     sp_queue_close(q);
 }
@@ -589,6 +628,7 @@ int main(void)
         cmocka_unit_test_setup(test_expired_lease_cannot_complete_or_fail, setup_test),
         cmocka_unit_test_setup(test_renewed_long_job_not_redelivered, setup_test),
         cmocka_unit_test_setup(test_dead_worker_claimed_job_goes_back, setup_test),
+        cmocka_unit_test_setup(test_finish_takes_the_next_job, setup_test),
         cmocka_unit_test_setup(test_metadata_annotation_is_fenced, setup_test),
         cmocka_unit_test_setup(test_silent_worker_job_goes_back_after_the_ttl_not_the_lease,
                                setup_test),

@@ -283,8 +283,11 @@ typedef struct sp_outcome {
 } sp_outcome;
 
 /* End the attempt described by job (its id, queue, token and attempts). When
- * take_next is true the same step claims the next job, which the following
- * sp_consumer_next starts without waiting. Returns 0 with *new_state (may be NULL) set
+ * take_next is true the same step takes the next job and starts it (prefetching: starts
+ * the batch claimed ahead, if any, and claims the next), which the following sp_consumer_next
+ * hands out without a round trip; a job started ahead that is not run must be given
+ * back (sp_consumer_give_back, sp_consumer_free), or it counts an attempt when its lease
+ * runs out. Returns 0 with *new_state (may be NULL) set
  * to the job's state afterwards; 1 when the finish is held back because a prefetched
  * job is waiting to run next: it is recorded with the consumer's next round trip, at
  * the latest when the jobs started ahead run out, or by sp_consumer_flush, and its
@@ -307,7 +310,11 @@ typedef struct sp_events sp_events;
 sp_events *sp_events_open(const char *url, const char *prefix, sp_err *err);
 void sp_events_close(sp_events *ev); /* accepts NULL */
 
-/* Start or stop watching a job. Sends without waiting for the answer. */
+/* Start or stop watching a job. Watching subscribes without waiting for the answer,
+ * then marks the job's record as watched (one round trip on a second connection):
+ * workers announce a job's start and end only once it is marked, so events from
+ * before the mark may be missed (the caller reads the job again after watching).
+ * An error leaves the job unwatched. Unwatching sends without waiting. */
 int sp_events_watch(sp_events *ev, const char *id, sp_err *err);
 int sp_events_unwatch(sp_events *ev, const char *id, sp_err *err);
 
