@@ -15,6 +15,10 @@ compression on):
                             (at 100,000 rows)
   ReportLab canvas          drawn by hand on reportlab.pdfgen.canvas (two passes): the
                             headline comparison, at every size
+  spool, CJK + Hebrew + ...  the pipeline again at the largest size on the same table
+                            with Chinese, Japanese, Korean, Hebrew and Arabic names and
+                            cities: the fallback font loaded and FriBidi at work (one
+                            run, spool only: memory must stay as flat)
   ReportLab LongTable       platypus LongTable with Paragraph cells (the idiomatic API),
                             at 10,000 and 20,000 rows only: its time grows with the
                             square of the rows (3,129 s at 100,000)
@@ -30,6 +34,7 @@ alternate within each round, so other load on the machine falls on both.
 Environment: BENCH_PDF_SIZES (10000,100000,1000000), BENCH_PDF_LEVELS (default,fast),
 BENCH_PDF_SPOOL_RUNS (10000:5,100000:3,1000000:2), BENCH_PDF_CANVAS_RUNS
 (10000:3,100000:2,1000000:1), BENCH_PDF_CANVAS=0 / BENCH_PDF_LONGTABLE=0 to skip a peer,
+BENCH_PDF_SCRIPTS=0 to skip the mixed-scripts run,
 BENCH_PDF_LONGTABLE_SIZES (10000,20000: added to the sizes), BENCH_PDF_WORKER_SIZES
 (100000), BENCH_PDF_DIR for the work files (default a temp dir, removed).
 """
@@ -58,6 +63,7 @@ CANVAS_RUNS = os.environ.get("BENCH_PDF_CANVAS_RUNS", "10000:3,100000:2,1000000:
 LONGTABLE = os.environ.get("BENCH_PDF_LONGTABLE", "1") != "0"
 LONGTABLE_SIZES = [int(x) for x in os.environ.get("BENCH_PDF_LONGTABLE_SIZES",
                                                   "10000,20000").split(",")]
+SCRIPTS = os.environ.get("BENCH_PDF_SCRIPTS", "1") != "0"
 WORKER_SIZES = [int(x) for x in os.environ.get("BENCH_PDF_WORKER_SIZES", "100000").split(",")
                 if x]
 REPORTLAB = os.path.join(HERE, "bench_pdf_reportlab.py")
@@ -73,12 +79,18 @@ PARAMS = {"title": "Sales report — Q1 2024", "author": "spool bench", "columns
     {"key": "note", "label": "Note"}]}
 
 
-def generate(path, rows):
-    """The dataset: 8 columns, names and cities with accents, Cyrillic and Greek."""
+def generate(path, rows, scripts=False):
+    """The dataset: 8 columns, names and cities with accents, Cyrillic and Greek; with
+    scripts, also Chinese, Japanese, Korean (the fallback font), Hebrew and Arabic
+    (shaped and reordered) in half of the names and cities."""
     rnd = random.Random(7)
     names = ["Ana", "Björn", "Zoë", "Łukasz", "Иван", "Σοφία", "José", "Amélie", "Chloé", "Søren"]
     cities = ["Paris", "Köln", "Zürich", "Kraków", "Москва", "Αθήνα", "São Paulo", "Reykjavík",
               "Málaga", "Genève"]
+    if scripts:
+        names += ["山田", "太郎", "王小明", "김민준", "דוד", "שרה", "محمد", "فاطمة", "さくら", "李娜"]
+        cities += ["東京", "北京市", "서울", "ירושלים", "القاهرة", "大阪", "上海", "부산", "חיפה",
+                   "دبي"]
     cats = ["hardware", "software", "services", "consulting", "training"]
     words = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
              "incididunt ut labore").split()
@@ -252,6 +264,15 @@ def main():
                 w = run_worker(work, csv)
                 record("spool-pdf worker, end to end", [(w["wall"], w["cpu"], w["rss_kb"])],
                        w["path"])
+            if SCRIPTS and rows == max(SIZES) and not peers_only:
+                mixed = os.path.join(work, f"mixed-{rows}.csv")
+                generate(mixed, rows, scripts=True)
+                out = os.path.join(work, "spool-mixed.pdf")
+                wall, cpu, j = run_child([DRIVER, params, mixed, "csv", out])
+                os.unlink(mixed)
+                if j.get("missing_glyphs"):
+                    raise SystemExit(f"{j['missing_glyphs']} characters had no font")
+                record("spool, CJK + Hebrew + Arabic text", [(wall, cpu, j["vm_hwm_kb"])], out)
             if LONGTABLE and rows in LONGTABLE_SIZES:
                 out = os.path.join(work, "longtable.pdf")
                 wall, cpu, j = run_child(["/usr/bin/python3", REPORTLAB, "longtable", csv,
