@@ -420,10 +420,12 @@ def test_cancel_while_the_pdf_is_written_discards_it(ctx):
     # The PDF is written as it is drawn. Its staging file is swapped for a FIFO before
     # the render opens it (during the layout pass), so the worker writes into a pipe
     # this test reads, and blocks once the pipe is full: the cancel comes while the
-    # worker is stuck in a write, and is seen once the test lets it go on.
+    # worker is stuck in a write, and is seen once the test lets it go on. 800,000 rows
+    # make the layout pass take a few seconds, so a loaded machine that runs this test
+    # late still swaps the file in time (200,000 once lost that race in CI).
     w = worker(ctx)
     try:
-        jid = big_job(ctx, 200000)
+        jid = big_job(ctx, 800000)
         path = wait_until(lambda: pdf_staging(ctx, jid), 60 * SLOW, 0.005,
                           what="the staging file")[0]
         os.unlink(path)
