@@ -450,12 +450,9 @@ static void test_right_to_left_text_is_shaped_and_drawn_in_visual_order(void **s
     sp_buf_addf(&b, "\n");
     char *long_rtl = sp_buf_take(&b);
     run c;
-    memset(&c, 0, sizeof c);
-    export_with(&c, "{\"title\":\"T\",\"columns\":[{\"key\":\"note\",\"width\":120}]}",
-                long_rtl, strlen(long_rtl), SP_DATASET_CSV, NULL);
+    export_ok(&c, "{\"title\":\"T\",\"columns\":[{\"key\":\"note\",\"width\":120}]}",
+              long_rtl, SP_DATASET_CSV);
     sp_free(long_rtl);
-    if (c.rc != 0)
-        fail_msg("export failed: %d %s", c.rc, c.err.msg);
     n = page_words(c.pdf, w, 64);
     const word *ell = NULL;
     for (size_t i = 0; i < n; i++)

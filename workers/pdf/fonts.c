@@ -140,9 +140,10 @@ static sp_pdf__fallback *sp__fallback_font(sp_pdf_doc *d, size_t i)
         HPDF_STATUS before = d->herr;
         const char *name = sp__load_ttf(d->pdf, fb->path);
         HPDF_Font f = name ? HPDF_GetFont(d->pdf, name, "UTF-8") : NULL;
-        if (sp__truetype_def(f) != NULL) {
+        HPDF_FontDef def = sp__truetype_def(f);
+        if (def != NULL) {
             fb->f = f;
-            fb->def = sp__truetype_def(f);
+            fb->def = def;
             fb->state = 1;
             sp__fix_tounicode(f);
         } else {
@@ -175,9 +176,11 @@ static int16_t sp__look_up(sp_pdf__font *f, uint16_t c)
         f->w[c] = 0;
         return 0;
     }
-    if (c != SP_PDF__NO_GLYPH && (c == ' ' || HPDF_TTFontDef_GetGlyphid(f->def, c) != 0)) {
+    if (c == SP_PDF__NO_GLYPH) {
+        /* outside the BMP: no font of the chain can draw it */
+    } else if (c == ' ' || HPDF_TTFontDef_GetGlyphid(f->def, c) != 0) {
         face = 0;
-    } else if (c != SP_PDF__NO_GLYPH) {
+    } else {
         for (size_t i = 0; i < d->nfb && face == SP__MISSING; i++) {
             sp_pdf__fallback *fb = sp__fallback_font(d, i);
             if (fb != NULL && HPDF_TTFontDef_GetGlyphid(fb->def, c) != 0) {
