@@ -279,6 +279,34 @@ static void test_a_job_failed_then_rerun_makes_a_second_delivery(void **state)
     sp_queue_close(q);
 }
 
+static void test_a_lease_that_runs_out_on_the_last_attempt_makes_a_failed_delivery(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    const char *queues[] = {"ce"};
+    sp_consumer *c = open_consumer(R.url, "dies", queues, 1, 200);
+    char id[SP_ID_LEN + 1], did[SP_ID_LEN + 1], ev[512];
+    enqueue_cb(q, "ce", "http://example.org/e", id); /* one attempt */
+    sp_job job = take(c);
+    usleep(400000); /* the worker stalls past its 200 ms lease */
+    sp_maint_report r;
+    maintain(q, "ce", &r);
+    assert_int_equal(r.expired, 1);
+    assert_int_equal(state_of(q, id, NULL), SP_STATE_FAILED);
+    json_t *d = delivery_of(id, did);
+    assert_non_null(d);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(d, "params"), "event")),
+                        "job.failed");
+    json_decref(d);
+    events_of(id, ev, sizeof ev, NULL);
+    assert_string_equal(ev, "queued 0 ce test.cb|running 0 ce test.cb|failed 0 ce test.cb");
+    events_of(did, ev, sizeof ev, NULL);
+    assert_string_equal(ev, "queued 0 webhooks webhook.deliver");
+    sp_job_clear(&job);
+    sp_consumer_free(c);
+    sp_queue_close(q);
+}
+
 static void test_a_paused_queue_keeps_its_jobs_until_resumed(void **state)
 {
     (void)state;
@@ -375,6 +403,8 @@ int main(void)
         cmocka_unit_test_setup(test_an_ended_job_with_a_callback_makes_one_delivery_job,
                                setup_test),
         cmocka_unit_test_setup(test_a_job_failed_then_rerun_makes_a_second_delivery, setup_test),
+        cmocka_unit_test_setup(test_a_lease_that_runs_out_on_the_last_attempt_makes_a_failed_delivery,
+                               setup_test),
         cmocka_unit_test_setup(test_a_paused_queue_keeps_its_jobs_until_resumed, setup_test),
         cmocka_unit_test_setup(test_ids_claimed_before_a_pause_go_back_to_the_queue, setup_test),
     };
