@@ -224,7 +224,7 @@ static void test_an_ended_job_with_a_callback_makes_one_delivery_job(void **stat
     /* A delivery is a job like another: a consumer of the webhooks queue takes it. */
     const char *wq[] = {"webhooks"};
     sp_consumer *wc = open_consumer(R.url, "hooks", wq, 1, 30000);
-    delivery_of(id, did);
+    json_decref(delivery_of(id, did));
     job = take(wc);
     assert_string_equal(job.id, did);
     assert_string_equal(job.type, "webhook.deliver");
