@@ -411,3 +411,46 @@ int api_cron_next(const api_cron *c, const api_tz *tz, int64_t after_ms, int64_t
     }
     return sp_err_set(err, SP_EINVAL, "the schedule does not fire within 10 years");
 }
+
+int api_cron_due(const api_cron *c, const api_tz *tz, int64_t last_ms, int64_t now_ms,
+                 int64_t grace_ms, bool run_missed, int64_t *ticks, size_t max, size_t *n,
+                 int64_t *next_ms, sp_err *err)
+{
+    *n = 0;
+    int64_t t;
+    int rc = api_cron_next(c, tz, last_ms, &t, err);
+    if (rc < 0)
+        return rc;
+    /* Ticks older than the grace were missed: walk past them (intervals jump). */
+    int64_t missed = 0, edge = now_ms - (grace_ms > 0 ? grace_ms : 0);
+    if (t < edge) {
+        if (c->every_ms > 0) {
+            missed = (edge - 1) / c->every_ms * c->every_ms;
+            if (missed < t)
+                missed = t;
+            t = missed + c->every_ms;
+        } else {
+            for (int i = 0; t < edge && i < 600000; i++) {
+                missed = t;
+                rc = api_cron_next(c, tz, t, &t, err);
+                if (rc < 0)
+                    return rc;
+            }
+            if (t < edge) { /* still behind after 600,000 ticks: start from the edge */
+                rc = api_cron_next(c, tz, edge - 1, &t, err);
+                if (rc < 0)
+                    return rc;
+            }
+        }
+    }
+    if (missed > 0 && run_missed && *n < max)
+        ticks[(*n)++] = missed;
+    while (t <= now_ms && *n < max) {
+        ticks[(*n)++] = t;
+        rc = api_cron_next(c, tz, t, &t, err);
+        if (rc < 0)
+            return rc;
+    }
+    *next_ms = t;
+    return 0;
+}

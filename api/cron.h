@@ -19,6 +19,7 @@
 #define SPOOL_API_CRON_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "spool/err.h"
@@ -54,5 +55,15 @@ void api_tz_free(api_tz *tz);
  * for an expression api_cron_parse took), or SP_ENOMEM. */
 int api_cron_next(const api_cron *c, const api_tz *tz, int64_t after_ms, int64_t *next_ms,
                   sp_err *err);
+
+/* Which ticks a schedule fires now. Ticks are the times api_cron_next gives after
+ * last_ms (the last tick fired or passed over). A tick no more than grace_ms before now_ms
+ * fires; older ones were missed (the service was down): they are passed over, except
+ * that with run_missed the latest of them fires once. Into ticks[0..*n) (oldest first, at
+ * most max; past max the rest wait for the next call) and *next_ms the first tick not
+ * returned. 0, or an error of api_cron_next. */
+int api_cron_due(const api_cron *c, const api_tz *tz, int64_t last_ms, int64_t now_ms,
+                 int64_t grace_ms, bool run_missed, int64_t *ticks, size_t max, size_t *n,
+                 int64_t *next_ms, sp_err *err);
 
 #endif
