@@ -9,6 +9,7 @@
  *   cancel        J         ready, delayed, stats            -                    -
  *   promote       J         delayed, ready                   -                    -
  *   requeue       J         dead, ready, stats               -                    -
+ *   purge         J         dead                             jobs                 -
  *   renew         J         leases                           -                    -
  *   annotate      J         -                                -                    -
  *   expire        J         leases, ready, dead, stats       workers, watch, runs -
