@@ -19,7 +19,7 @@ $(BIN)/spool-api: $(O)/api/main.o $(API_OBJS) $(O)/gen/ui_files.o $(COMMON_LIB)
 
 # The dashboard (api/ui: HTML, CSS, JavaScript modules) and Chart.js from Debian's
 # libjs-chart.js, embedded into spool-api as byte arrays (scripts/embed-files.sh).
-UI_FILES := $(sort $(wildcard api/ui/*.html api/ui/*.css api/ui/*.js))
+UI_FILES := $(sort $(wildcard api/ui/*.html api/ui/*.css api/ui/*.js api/ui/*.svg))
 CHARTJS ?= /usr/share/javascript/chart.js/chart.min.js
 
 $(O)/gen/ui_files.c: $(UI_FILES) $(CHARTJS) scripts/embed-files.sh
