@@ -35,6 +35,7 @@ test_api_parsers_OBJS := $(API_PURE_OBJS)
 test_api_parsers_LIBS = $(call pc_libs,jansson yajl)
 test_api_longpoll_OBJS := $(O)/api/longpoll.o $(O)/api/gc.o
 test_api_longpoll_LIBS = $(call pc_libs,jansson)
+test_api_history_OBJS := $(O)/api/history.o
 
 # ---- fuzzing: one libFuzzer target per parser, built with clang into $(O)/fuzz ---------
 # Everything a target links is compiled by clang (a gcc sanitizer runtime would clash),

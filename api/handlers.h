@@ -1,7 +1,7 @@
 /* handlers.h - the route handlers, one group per resource: videos.c (POST
  * /v1/videos), exports.c (POST /v1/exports), jobs.c (/v1/jobs...), system.c (health,
  * readiness, metrics, queues), workers.c (/v1/workers), dead.c (dead-letter sets),
- * history.c (queue charts) and ui.c (the dashboard's files). server.c dispatches to
+ * history_route.c (queue charts) and ui.c (the dashboard's files). server.c dispatches to
  * them through its route table.
  * Each returns what a libmicrohttpd access handler returns. */
 #ifndef SPOOL_API_HANDLERS_H
@@ -48,7 +48,7 @@ enum MHD_Result api_dead_begin(api_req *r);  /* POST .../dead/retry and .../dead
 enum MHD_Result api_dead_data(api_req *r, const char *data, size_t n);
 enum MHD_Result api_dead_end(api_req *r);
 
-/* history.c */
+/* history_route.c */
 enum MHD_Result api_queue_history(api_req *r); /* GET /v1/queues/{name}/history */
 
 /* ui.c: the dashboard's files */

@@ -1,12 +1,10 @@
-/* history.c - the queues' sampled history and GET /v1/queues/{name}/history (see
- * history.h). */
+/* history.c - the queues' sampled history (see history.h). */
 #include "history.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
-#include "handlers.h"
-#include "reply.h"
 #include "spool/alloc.h"
 #include "spool/log.h"
 #include "spool/ticker.h"
@@ -167,19 +165,4 @@ int api_history_render(api_history *h, const char *queue, sp_buf *out)
     if (rc == 0)
         rc = sp_buf_adds(out, "]}\n");
     return rc;
-}
-
-/* GET /v1/queues/{name}/history */
-enum MHD_Result api_queue_history(api_req *r)
-{
-    if (api_query_each(r, api_query_none, r) != 0)
-        return api_replied(r);
-    sp_buf b;
-    sp_buf_init(&b, 16 * 1024 * 1024);
-    int rc = api_history_render(r->srv->history, r->route.queue, &b);
-    if (rc < 0) {
-        sp_buf_free(&b);
-        return api_reply_code(r, rc, NULL);
-    }
-    return api_reply_json(r, 200, &b, NULL, 0);
 }
