@@ -92,18 +92,28 @@ enum MHD_Result api_workers_list(api_req *r)
     for (size_t i = 0; i < nw && rc == 0; i++) {
         json_t *o = api_worker_json(&w[i]);
         json_t *jobs = json_array();
-        if (o == NULL || jobs == NULL || json_object_set_new(o, "jobs", jobs) < 0 ||
-            json_array_append_new(workers, o) < 0) {
+        json_t *current = json_object_get(o, "current"), *list = jobs; /* borrowed */
+        /* set_new and append_new take their reference, even when they fail */
+        bool bad = o == NULL || jobs == NULL;
+        if (!bad)
+            bad = json_object_set_new(o, "jobs", jobs) < 0;
+        else
+            json_decref(jobs);
+        if (!bad)
+            bad = json_array_append_new(workers, o) < 0;
+        else
+            json_decref(o);
+        if (bad) {
             rc = SP_ENOMEM;
             break;
         }
-        rc = api__current_jobs(q, json_object_get(o, "current"), jobs, &budget, &err);
+        rc = api__current_jobs(q, current, list, &budget, &err);
     }
     sp_free(w);
-    json_t *out = rc == 0 ? json_pack("{s:o}", "workers", workers) : NULL;
-    if (rc == 0 && out == NULL)
-        rc = SP_ENOMEM;
-    if (out == NULL)
+    json_t *out = NULL;
+    if (rc == 0 && (out = json_pack("{s:o}", "workers", workers)) == NULL)
+        rc = SP_ENOMEM; /* json_pack took workers, even so */
+    else if (rc < 0)
         json_decref(workers);
     if (rc < 0)
         return api_reply_code(r, rc, rc == SP_ENOMEM ? NULL : &err);

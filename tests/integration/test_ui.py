@@ -114,8 +114,16 @@ def css(c, sel):
 
 
 def text(c, sel):
-    els = css(c, sel)
-    return els[0].text if els else None
+    """The text of the first element sel matches (None: none), read in one step: the
+    pages redraw parts of themselves as events arrive."""
+    return c.d.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText.trim() : null;", sel)
+
+
+def texts(c, sel):
+    """The texts of every element sel matches, read in one step."""
+    return c.d.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map((e) => e.innerText.trim());", sel)
 
 
 def shot(c, name):
@@ -231,7 +239,7 @@ def test_queue_page_and_workers_page(c):
     eq(len(css(c, "section.card")), 1, "one queue's card")
     shot(c, "queue")
     open_page(c, "/ui/workers", ready="#workers")
-    until(c, lambda d: any("pdf" in r.text for r in css(c, "#workers tbody tr[data-worker]")),
+    until(c, lambda d: any("pdf" in t for t in texts(c, "#workers tbody tr[data-worker]")),
           "spool-pdf listed")
     shot(c, "workers")
     no_console_errors(c)
@@ -268,7 +276,7 @@ def test_retry_from_the_jobs_page(c):
     open_page(c, "/ui/jobs?state=failed&queue=video", ready="#jobs")
     row = f'#jobs tr[data-job="{job_id}"]'
     until(c, lambda d: css(c, row), "the failed job listed")
-    assert all("failed" in r.text for r in css(c, "#jobs tbody tr[data-job] .job-state")), "filter"
+    assert all("failed" in t for t in texts(c, "#jobs tbody tr[data-job] .job-state")), "filter"
     shot(c, "jobs")
     css(c, row + ' [data-action="retry"]')[0].click()
     until(c, lambda d: "queued" in text(c, row + " .job-state"), "the row to show queued")
@@ -329,7 +337,7 @@ def test_paused_queue_holds_a_job_until_resumed(c):
 def test_malicious_title_renders_as_text(c):
     job_id = export(c, EVIL)
     open_page(c, f"/ui/jobs/{job_id}", ready="#job-fields")
-    assert EVIL in c.d.find_element(By.CSS_SELECTOR, "main h1").text, "the title as text"
+    assert EVIL in text(c, "main h1"), "the title as text"
     eq(c.d.execute_script("return window.__pwned === undefined"), True, "no script ran")
     eq(len(css(c, "main script, main img")), 0, "no element from the title")
     open_page(c, f"/ui/jobs?queue=pdf", ready="#jobs")
