@@ -108,11 +108,23 @@ export async function jobPage(ctx, id) {
         show.append(img);
         source(o).then((u) => { img.src = u; }).catch((e) => show.append(el('p', { class: 'error' }, e.message)));
       } else if (type === 'application/pdf') {
+        // Always through a blob: URL, which the browser shows: the output's own address
+        // answers Content-Disposition: attachment, a download.
         show.append(el('button', { type: 'button', 'data-kind': 'pdf', onclick: async () => {
+          const tab = window.open('', '_blank'); // now, while the click still allows it
           try {
-            const u = await source(o);
-            window.open(u, '_blank', 'noopener');
-          } catch (e) { ctx.notice(e.message, true); }
+            const u = await blobUrl(o.url);
+            urls.push(u);
+            if (tab) {
+              tab.opener = null;
+              tab.location.replace(u);
+            } else { // a blocked pop-up: a link to click instead
+              show.append(' ', el('a', { href: u, target: '_blank', rel: 'noopener' }, 'the PDF'));
+            }
+          } catch (e) {
+            if (tab) tab.close();
+            ctx.notice(e.message, true);
+          }
         } }, 'Open the PDF'));
       }
     }

@@ -258,6 +258,32 @@ def test_cancel_from_the_job_page(c):
     no_console_errors(c)
 
 
+@suite.test
+def test_job_page_opens_the_pdf(c):
+    job_id = export(c, "Quarterly", rows=40)
+    wait_until(lambda: job(c, job_id)["state"] == "succeeded", 30, what="the export")
+    open_page(c, f"/ui/jobs/{job_id}", ready='[data-output="export.pdf"] [data-kind="pdf"]')
+    eq(text(c, '[data-field="state"]'), "succeeded", "state")
+    eq(text(c, '[data-field="progress"]'), "100%", "progress")
+    shot(c, "job-pdf")
+    before = set(c.d.window_handles)
+    main_window = c.d.current_window_handle
+    css(c, '[data-output="export.pdf"] [data-kind="pdf"]')[0].click()
+    until(c, lambda d: len(set(d.window_handles) - before) == 1, "the PDF in a new tab")
+    tab = (set(c.d.window_handles) - before).pop()
+    c.d.switch_to.window(tab)
+    until(c, lambda d: d.current_url.startswith(f"blob:http://127.0.0.1:{c.api.port}/"),
+          "the tab on the PDF (a blob: URL: the output's address would download it)")
+    eq(d_type(c), "application/pdf", "what the tab shows")
+    c.d.close()
+    c.d.switch_to.window(main_window)
+    no_console_errors(c)
+
+
+def d_type(c):
+    return c.d.execute_script("return document.contentType")
+
+
 def failed_video_jobs(c, n):
     w = Worker(c.api, queues="video")
     try:
@@ -382,6 +408,7 @@ def test_with_tokens_no_data_shows_without_one(c):
     open_page(c, f"/ui/jobs/{vid}", api=c.tok, ready='[data-output="out.mp4"]')
     until(c, lambda d: (css(c, '[data-output="out.mp4"] video')[0].get_attribute("src") or "")
           .startswith("blob:"), "the video from a blob: URL")
+    shot(c, "job-video")
     eq(c.d.get_cookies(), [], "no cookies")
     # 401s of the refused token and the unauthenticated first look are expected
     no_console_errors(c, allow=("401",))
