@@ -95,6 +95,7 @@ async function route() {
     if (!m) continue;
     const navLink = document.querySelector(`#nav a[data-nav="${nav}"]`);
     if (navLink) navLink.classList.add('current');
+    document.title = (m[1] ? m[1] + ' · ' : '') + (navLink ? navLink.textContent : '') + ' · spool';
     fill(main, el('p', { class: 'muted' }, 'Loading…'));
     const ctx = context(m);
     try {
