@@ -35,6 +35,7 @@ enum MHD_Result api_sys_healthz(api_req *r);
 enum MHD_Result api_sys_readyz(api_req *r);
 enum MHD_Result api_sys_metrics(api_req *r);
 enum MHD_Result api_sys_queues(api_req *r);
+enum MHD_Result api_sys_queue_pause(api_req *r);
 
 /* workers.c */
 enum MHD_Result api_workers_list(api_req *r); /* GET /v1/workers */

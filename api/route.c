@@ -28,6 +28,8 @@ static const struct {
     [API_R_QUEUE_HISTORY] = {"/v1/queues/{name}/history", API_M_GET | API_M_HEAD},
     [API_R_UI] = {"/ui", API_M_GET | API_M_HEAD},
     [API_R_UI_ASSET] = {"/ui/assets/{name}", API_M_GET | API_M_HEAD},
+    [API_R_QUEUE_PAUSE] = {"/v1/queues/{name}/pause", API_M_POST},
+    [API_R_QUEUE_RESUME] = {"/v1/queues/{name}/resume", API_M_POST},
 };
 
 const char *api_route_label(api_route_id id)
@@ -82,7 +84,8 @@ static bool api__segment(const char **p, char *out, size_t cap)
     return true;
 }
 
-/* /v1/queues/{name}/...: p is past "/v1/queues/". */
+/* The routes under /v1/queues/{name}/, p just after that prefix. A name that is not a
+ * valid queue name is a bad_param (no such queue can exist). */
 static api_route_id api__queue_route(const char *p, api_route *out)
 {
     char name[SP_QUEUE_MAX + 2];
@@ -93,7 +96,9 @@ static api_route_id api__queue_route(const char *p, api_route *out)
     } sub[] = {{"/dead", API_R_QUEUE_DEAD},
                {"/dead/retry", API_R_QUEUE_DEAD_RETRY},
                {"/dead/purge", API_R_QUEUE_DEAD_PURGE},
-               {"/history", API_R_QUEUE_HISTORY}};
+               {"/history", API_R_QUEUE_HISTORY},
+               {"/pause", API_R_QUEUE_PAUSE},
+               {"/resume", API_R_QUEUE_RESUME}};
     for (size_t i = 0; i < sizeof sub / sizeof *sub; i++) {
         if (strcmp(p, sub[i].rest) != 0)
             continue;

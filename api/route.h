@@ -28,6 +28,8 @@ typedef enum api_route_id {
     API_R_QUEUE_HISTORY,    /* /v1/queues/{name}/history */
     API_R_UI,         /* /ui and its pages (/ui/jobs/{id}...): the dashboard's HTML */
     API_R_UI_ASSET,   /* /ui/assets/{name}: its scripts and styles */
+    API_R_QUEUE_PAUSE,  /* /v1/queues/{name}/pause */
+    API_R_QUEUE_RESUME, /* /v1/queues/{name}/resume */
     API_R_COUNT
 } api_route_id;
 

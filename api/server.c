@@ -36,6 +36,8 @@ static const api_handler api__table[] = {
     {API_R_READYZ, API_M_GET | API_M_HEAD, NULL, NULL, api_sys_readyz},
     {API_R_METRICS, API_M_GET | API_M_HEAD, NULL, NULL, api_sys_metrics},
     {API_R_QUEUES, API_M_GET | API_M_HEAD, NULL, NULL, api_sys_queues},
+    {API_R_QUEUE_PAUSE, API_M_POST, NULL, NULL, api_sys_queue_pause},
+    {API_R_QUEUE_RESUME, API_M_POST, NULL, NULL, api_sys_queue_pause},
     {API_R_VIDEOS, API_M_POST, api_videos_begin, api_videos_data, api_videos_end},
     {API_R_EXPORTS, API_M_POST, api_exports_begin, api_exports_data, api_exports_end},
     {API_R_JOBS, API_M_GET | API_M_HEAD, NULL, NULL, api_jobs_list},
@@ -137,9 +139,9 @@ static enum MHD_Result api__begin(api_req *r, const api_handler *h)
                                "this route needs an Authorization: Bearer token");
     if (r->route.bad_param)
         return api_reply_error(r, API_E_NOT_FOUND, "%s",
-                               r->route.job[0] || !strstr(r->path, "/queues/")
-                                   ? "no such job"
-                                   : "no such queue (a name is 1-64 of A-Z a-z 0-9 _ . -)");
+                               strncmp(r->path, "/v1/queues/", 11) == 0
+                                   ? "no such queue (a name is 1-64 of A-Z a-z 0-9 _ . -)"
+                                   : "no such job");
     return h->begin ? h->begin(r) : MHD_YES;
 }
 

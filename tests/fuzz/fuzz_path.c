@@ -27,7 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (id == API_R_JOB_OUTPUT && !r.bad_param && !sp_blob_name_valid(r.name))
         abort();
     bool queue_route = id == API_R_QUEUE_DEAD || id == API_R_QUEUE_DEAD_RETRY ||
-                       id == API_R_QUEUE_DEAD_PURGE || id == API_R_QUEUE_HISTORY;
+                       id == API_R_QUEUE_DEAD_PURGE || id == API_R_QUEUE_HISTORY ||
+                       id == API_R_QUEUE_PAUSE || id == API_R_QUEUE_RESUME;
     if (queue_route && !r.bad_param && !sp_queue_name_valid(r.queue))
         abort();
     /* an asset's name is one path segment that is not hidden (nor . or ..) */

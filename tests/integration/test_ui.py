@@ -202,7 +202,9 @@ def test_overview_shows_queues_chart_and_a_job_finish_live(c):
         raise Skip("GET /v1/events answers 404: the overview cannot show the job live yet "
                    "(everything else on this page passed)")
     job_id = export(c, "Live one", rows=200)
-    until(c, lambda d: css(c, f'#recent tr[data-job="{job_id}"]'), "the new job to appear live")
+    until(c, lambda d: css(c, f'#recent tr[data-job="{job_id}"]'),
+          "the new job to appear live (no event came: do the queue scripts write the event "
+          "stream, as EVENTS.md says?)")
     until(c, lambda d: "succeeded" in (text(c, f'#recent tr[data-job="{job_id}"] .job-state') or ""),
           "the job to finish live", 30)
     eq(c.d.execute_script("return window.__sameDocument"), 1, "no reload")
@@ -277,6 +279,29 @@ def test_job_page_opens_the_pdf(c):
     eq(d_type(c), "application/pdf", "what the tab shows")
     c.d.close()
     c.d.switch_to.window(main_window)
+    no_console_errors(c)
+
+
+@suite.test
+def test_job_page_follows_its_job_live(c):
+    if not c.sse:
+        raise Skip("GET /v1/events answers 404: no event stream to follow yet")
+    w = Worker(c.api, queues="video")
+    try:
+        job_id = video_job(c)
+        open_page(c, f"/ui/jobs/{job_id}", ready="#job-fields")
+        wait_live(c)
+        c.d.execute_script("window.__sameDocument = 1")
+        w.take(job_id)
+        until(c, lambda d: text(c, '[data-field="state"]') == "running", "running, live")
+        eq(w.cmd("progress 40"), "ok")
+        until(c, lambda d: text(c, '[data-field="progress"]') == "40%", "40%, live")
+        eq(w.cmd("succeed"), "ok succeeded")
+        until(c, lambda d: text(c, '[data-field="state"]') == "succeeded", "succeeded, live")
+    finally:
+        w.close()
+    assert len(texts(c, "#job-events li")) >= 3, texts(c, "#job-events li")
+    eq(c.d.execute_script("return window.__sameDocument"), 1, "no reload")
     no_console_errors(c)
 
 

@@ -46,6 +46,8 @@ typedef struct sp_enqueue {
     int64_t queue_limit;       /* reject past this many ready jobs; 0: no limit */
     int64_t idem_ttl_ms;       /* how long the idempotency key is remembered */
     int64_t created_at;        /* ms since the epoch; 0: now, by this host's clock */
+    const char *callback_url;  /* where the job's end is POSTed (a webhook), or NULL */
+    int64_t callback_attempts; /* attempts of that delivery; 0: 12 */
 } sp_enqueue;
 
 /* Record the job and queue it in one step.
@@ -120,6 +122,8 @@ typedef struct sp_queue_stat {
     int64_t ready, running, delayed, dead;                 /* current depths */
     int64_t enqueued, succeeded, failed, cancelled;        /* counters since creation */
     int64_t retried, expired, requeued;
+    bool paused;
+    int64_t paused_at; /* ms since the epoch (Redis's clock) when paused, 0 when not */
 } sp_queue_stat;
 
 /* Depths and counters of every queue that has seen a job, sorted by name, into
@@ -153,6 +157,13 @@ enum sp_dead_action {
  * error (results of the ids before it stand; the others are SP_EREDIS). */
 int sp_queue_dead_apply(sp_queue *q, const char *queue, int action, const char *const *ids,
                         size_t n, int *results, sp_err *err);
+
+/* Pause a queue (paused true) or resume it. A paused queue still takes new jobs but its
+ * consumers start none: not the ones waiting, nor ids they claimed ahead (those go back
+ * to the queue's front); a job already running finishes. Consumers see a resume within
+ * about a second. The queue is listed by sp_queue_stats from then on. 0 or an error
+ * (SP_EINVAL for a bad name). Pausing a paused queue keeps its first pause time. */
+int sp_queue_pause(sp_queue *q, const char *queue, bool paused, sp_err *err);
 
 /* ---- workers ------------------------------------------------------------------ */
 
