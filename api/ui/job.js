@@ -1,13 +1,19 @@
-// job.js - /ui/jobs/{id}: one job (parameters, attempts, error, timings, progress,
-// metadata), its events as they come, its outputs (the video played, the poster shown,
-// the PDF opened: fetched with the token into blob: URLs when one is in use), cancel
-// and retry.
+// job.js - /ui/jobs/{id}: one job (parameters, attempts and the errors and times of
+// those that failed, timings, progress, metadata), its events as they come, its
+// outputs (the video played, the poster shown, the PDF opened: fetched with the token
+// into blob: URLs when one is in use), cancel and retry.
 
 import { api, blobUrl, token } from './api.js';
 import { jobActions } from './actions.js';
-import { bytes, el, fill, jobTitle, progressBar, stateBadge, time } from './dom.js';
+import { bytes, el, fill, jobTitle, progressBar, stateBadge, table, time } from './dom.js';
 
 const ENDED = new Set(['succeeded', 'failed', 'cancelled']);
+
+function took(a, b) {
+  const ms = new Date(b) - new Date(a);
+  if (!isFinite(ms) || ms < 0) return '';
+  return ms < 1000 ? ms + ' ms' : (ms / 1000).toFixed(1) + ' s';
+}
 
 function pretty(v) {
   return el('pre', {}, v === null || v === undefined ? 'none' : JSON.stringify(v, null, 2));
@@ -30,6 +36,7 @@ export async function jobPage(ctx, id) {
 
   const head = el('h1', {});
   const fields = el('dl', { class: 'fields', id: 'job-fields' });
+  const attempts = el('section', { class: 'panel', id: 'attempts' });
   const actions = el('div', { class: 'actions', id: 'job-actions' });
   const outputs = el('section', { class: 'panel', id: 'outputs' });
   const events = el('ol', { class: 'events', id: 'job-events' });
@@ -61,6 +68,7 @@ export async function jobPage(ctx, id) {
           j.error.retryable ? ' (retryable)' : ' (permanent)')
         : 'none'));
     fill(actions, jobActions(j, ctx, draw));
+    drawAttempts(j);
     fill(details, el('h2', {}, 'Parameters'), pretty(j.params),
       el('h2', {}, 'Input'), pretty(j.input),
       el('h2', {}, 'Metadata'), pretty(j.metadata));
@@ -69,6 +77,21 @@ export async function jobPage(ctx, id) {
       shownOutputs = key;
       drawOutputs(j);
     }
+  }
+
+  // The attempts that did not succeed (the record keeps the last ten), oldest first.
+  function drawAttempts(j) {
+    const log = Array.isArray(j.attempt_log) ? j.attempt_log : [];
+    fill(attempts, el('h2', {}, 'Attempts that did not succeed'),
+      log.length
+        ? table(['attempt', 'started', 'ended', 'took', 'became', 'error'], log.map((a) => el('tr', { 'data-attempt': a.attempt },
+          el('td', {}, String(a.attempt)),
+          el('td', {}, time(a.started_at)),
+          el('td', {}, time(a.ended_at)),
+          el('td', {}, took(a.started_at, a.ended_at)),
+          el('td', {}, stateBadge(a.outcome)),
+          el('td', { class: 'error' }, a.error ? `${a.error.code}: ${a.error.message}` : ''))))
+        : el('p', { class: 'empty' }, 'None.'));
   }
 
   // Outputs: with a token they are fetched with it into blob: URLs; without one the
@@ -136,7 +159,7 @@ export async function jobPage(ctx, id) {
   }
 
   draw(job);
-  fill(main, head, actions, el('section', { class: 'panel' }, fields), outputs,
+  fill(main, head, actions, el('section', { class: 'panel' }, fields), attempts, outputs,
     el('section', { class: 'panel' }, el('h2', {}, 'Events'), events), details);
 
   let refetching = null;

@@ -324,6 +324,11 @@ def failed_video_jobs(c, n):
 @suite.test
 def test_retry_from_the_jobs_page(c):
     job_id = failed_video_jobs(c, 1)[0]
+    # the job's page lists the attempt that failed, with its error
+    open_page(c, f"/ui/jobs/{job_id}", ready="#attempts")
+    until(c, lambda d: css(c, '#attempts tr[data-attempt="1"]'), "the failed attempt listed")
+    row = text(c, '#attempts tr[data-attempt="1"]')
+    assert "failed" in row and "broken_input: the input is broken" in row, row
     open_page(c, "/ui/jobs?state=failed&queue=video", ready="#jobs")
     row = f'#jobs tr[data-job="{job_id}"]'
     until(c, lambda d: css(c, row), "the failed job listed")
