@@ -12,9 +12,22 @@ ALL_BINS += $(BIN)/spool-api
 
 $(O)/api/%.o: MODCFLAGS = $(call pc_cflags,$(API_PKGS))
 
-$(BIN)/spool-api: $(O)/api/main.o $(API_OBJS) $(COMMON_LIB)
+$(BIN)/spool-api: $(O)/api/main.o $(API_OBJS) $(O)/gen/ui_files.o $(COMMON_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(O)/api/main.o $(API_OBJS) $(COMMON_LIBS) $(call pc_libs,$(API_PKGS))
+	$(CC) $(LDFLAGS) -o $@ $(O)/api/main.o $(API_OBJS) $(O)/gen/ui_files.o $(COMMON_LIBS) \
+		$(call pc_libs,$(API_PKGS))
+
+# The dashboard (api/ui: HTML, CSS, JavaScript modules) and Chart.js from Debian's
+# libjs-chart.js, embedded into spool-api as byte arrays (scripts/embed-files.sh).
+UI_FILES := $(sort $(wildcard api/ui/*.html api/ui/*.css api/ui/*.js api/ui/*.svg))
+CHARTJS ?= /usr/share/javascript/chart.js/chart.min.js
+
+$(O)/gen/ui_files.c: $(UI_FILES) $(CHARTJS) scripts/embed-files.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed-files.sh $@ $(UI_FILES) chart.min.js=$(CHARTJS)
+
+$(O)/gen/ui_files.o: $(O)/gen/ui_files.c api/ui.h
+	$(CC) $(CPPFLAGS) -Iapi $(CFLAGS) -c $< -o $@
 
 # Unit tests: the pure modules, and the long-poll thread and blob GC against Redis.
 $(O)/tests/unit/test_api%.o: MODCFLAGS = $(call pc_cflags,cmocka hiredis jansson) -Iapi
@@ -22,6 +35,7 @@ test_api_parsers_OBJS := $(API_PURE_OBJS)
 test_api_parsers_LIBS = $(call pc_libs,jansson yajl)
 test_api_longpoll_OBJS := $(O)/api/longpoll.o $(O)/api/gc.o
 test_api_longpoll_LIBS = $(call pc_libs,jansson)
+test_api_history_OBJS := $(O)/api/history.o
 test_api_cron_OBJS := $(O)/api/cron.o
 test_api_cron_LIBS = $(call pc_libs,glib-2.0)
 

@@ -13,7 +13,7 @@
 #include "validate.h"
 #include "spool/queue.h"
 
-#define API_OPTION_COUNT 26
+#define API_OPTION_COUNT 27
 
 int main(int argc, char **argv)
 {
@@ -94,6 +94,9 @@ int main(int argc, char **argv)
         {"s3-public-endpoint", "SPOOL_S3_PUBLIC_ENDPOINT", SP_OPT_STR, &cfg.public_endpoint, "",
          "the object store's address as clients reach it, for presigned download URLs "
          "(empty: SPOOL_S3_ENDPOINT)", 0, 0},
+        {"history-interval", "SPOOL_HISTORY_INTERVAL", SP_OPT_DURATION, &cfg.history_interval_ms,
+         "5s", "how often each queue's counters are sampled (one read of Redis) for the "
+         "dashboard's throughput chart; the last 30 minutes are kept in memory", 1000, 60000},
     };
     memcpy(opts + SP_COMMON_OPTION_COUNT, extra, sizeof extra);
     size_t nopts = sizeof opts / sizeof *opts;

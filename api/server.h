@@ -10,6 +10,7 @@
 
 #include "conns.h"
 #include "gc.h"
+#include "history.h"
 #include "longpoll.h"
 #include "spool/blob.h"
 #include "spool/config.h"
@@ -45,6 +46,7 @@ typedef struct api_config {
     char *downloads;         /* "stream" or "redirect" (to a presigned URL) */
     int64_t download_ttl_ms; /* how long a presigned download URL works */
     char *public_endpoint;   /* the object store's address for clients; empty: its own */
+    int64_t history_interval_ms; /* how often queue counters are sampled for the charts */
 } api_config;
 
 #define API_MAX_TOKENS 64
@@ -59,6 +61,7 @@ typedef struct api_server {
     struct MHD_Daemon *daemon;
     api_lp *lp;
     api_gc *gc;
+    api_history *history; /* queue counters sampled for /v1/queues/{name}/history */
     sp_cidrs *trusted;  /* SPOOL_TRUSTED_PROXIES */
     api_conns *conns;   /* per-address limit, header deadlines */
     pthread_key_t qkey; /* this thread's sp_queue */
