@@ -1,6 +1,7 @@
 /* handlers.h - the route handlers, one group per resource: videos.c (POST
  * /v1/videos), exports.c (POST /v1/exports), jobs.c (/v1/jobs...), system.c (health,
- * readiness, metrics, queues). server.c dispatches to them through its route table.
+ * readiness, metrics, queues), apidoc.c (the API's own description). server.c
+ * dispatches to them through its route table.
  * Each returns what a libmicrohttpd access handler returns. */
 #ifndef SPOOL_API_HANDLERS_H
 #define SPOOL_API_HANDLERS_H
@@ -33,5 +34,9 @@ enum MHD_Result api_sys_readyz(api_req *r);
 enum MHD_Result api_sys_metrics(api_req *r);
 enum MHD_Result api_sys_queues(api_req *r);
 enum MHD_Result api_sys_queue_pause(api_req *r);
+
+/* apidoc.c */
+enum MHD_Result api_doc_openapi(api_req *r); /* GET /openapi.json */
+enum MHD_Result api_doc_page(api_req *r);    /* GET /docs/api */
 
 #endif

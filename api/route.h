@@ -23,6 +23,8 @@ typedef enum api_route_id {
     API_R_QUEUES,     /* /v1/queues */
     API_R_QUEUE_PAUSE,  /* /v1/queues/{name}/pause */
     API_R_QUEUE_RESUME, /* /v1/queues/{name}/resume */
+    API_R_OPENAPI,    /* /openapi.json */
+    API_R_DOCS_API,   /* /docs/api */
     API_R_COUNT
 } api_route_id;
 
@@ -64,7 +66,8 @@ unsigned api_route_methods(api_route_id id);
 /* The method bit for an HTTP method name. */
 unsigned api_method_bit(const char *method);
 
-/* True for routes under /v1 (which need a bearer token when tokens are configured). */
+/* True for routes under /v1 (which need a bearer token when tokens are configured);
+ * the health routes, metrics and the API's own description stay open. */
 bool api_route_needs_auth(api_route_id id);
 
 #endif
