@@ -20,20 +20,22 @@ header{background:#1d2430;color:#fff;padding:1.2em 2em}
 header h1{margin:0;font-size:1.6em}
 header a.raw{color:#fff}
 main{display:flex;align-items:flex-start}
-nav{position:sticky;top:0;max-height:100vh;overflow:auto;width:19em;flex:none;padding:1em;
+nav{position:sticky;top:0;max-height:100vh;overflow:auto;width:22em;flex:none;padding:1em;
  border-right:1px solid #dde;font-size:.9em;box-sizing:border-box}
 nav ul{list-style:none;padding-left:0;margin:.2em 0 1em}
-nav a{color:#1d2430;text-decoration:none}
-article{padding:1em 2em;min-width:0;flex:1}
+nav a{color:#1d2430;text-decoration:none;white-space:nowrap}
+nav .m{min-width:3.6em;font-size:11px}
+article{padding:1em 2em;min-width:0;flex:1;overflow-wrap:break-word}
 section.op{border:1px solid #dde;border-radius:6px;padding:.2em 1.2em 1em;margin:1.2em 0}
 h2{border-bottom:2px solid #dde;padding-bottom:.2em;margin-top:2em}
 h3{font-size:1.1em}
 code,pre{font:13px/1.4 ui-monospace,"DejaVu Sans Mono",monospace;background:#f3f4f8;border-radius:3px}
 code{padding:0 .25em}
-pre{padding:.6em;overflow:auto}
+pre{padding:.6em;overflow:auto;white-space:pre-wrap;overflow-wrap:anywhere}
 table{border-collapse:collapse;margin:.4em 0 1em;width:100%}
 th,td{border:1px solid #dde;padding:.3em .5em;text-align:left;vertical-align:top}
-th{background:#f3f4f8;font-weight:600}
+th{background:#f3f4f8;font-weight:600;white-space:nowrap}
+td:first-child{white-space:nowrap}
 .m{display:inline-block;min-width:4.2em;text-align:center;border-radius:3px;color:#fff;
  font:bold 12px/1.8 ui-monospace,monospace;margin-right:.4em}
 .get{background:#2f7d4f}.head{background:#6b7280}.post{background:#1f5fbf}

@@ -7,17 +7,20 @@ the same methods, and each answers; the error codes are api/reply.c's; real answ
 (jobs, lists, queues, errors) validate against its schemas with Debian's
 python3-jsonschema; /docs/api serves api/openapi.html, which is what
 scripts/openapi-html.py makes of the description now, under a CSP that allows nothing
-from elsewhere.
+from elsewhere, and headless Chromium draws it without a console message.
 
 Routes other branches add (SSE, dashboard, dead-letter and workers routes) are
 described already; UNLANDED lists them until the router serves them.
 """
+import http.server
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ROOT, Http, Redis, Suite, eq  # noqa: E402
@@ -181,6 +184,9 @@ def test_redocly_lint_fails_a_broken_description(ctx):
         "no 4xx answer": lambda d: d["paths"]["/v1/queues"]["get"]["responses"].pop("400")
         and d["paths"]["/v1/queues"]["get"]["responses"].pop("401"),
     }
+    rules = {"dangling $ref": "no-unresolved-refs",
+             "undeclared path parameter": "path-parameters-defined",
+             "no 4xx answer": "operation-4xx-response"}
     with tempfile.TemporaryDirectory() as tmp:
         for what, breakit in breakages.items():
             d = spec()
@@ -190,6 +196,7 @@ def test_redocly_lint_fails_a_broken_description(ctx):
                 json.dump(d, f)
             rc, out = redocly("lint", "--config", os.path.join(ROOT, "api", "redocly.yaml"), path)
             assert rc != 0, f"redocly lint passed a description with a {what}:\n{out}"
+            assert rules[what] in out, f"{what}: {rules[what]} is not named:\n{out}"
 
 
 # ---- routes -------------------------------------------------------------------------
@@ -349,6 +356,56 @@ def test_docs_page_is_served_and_loads_nothing_from_elsewhere(ctx):
         assert f'id="schema-{name}"' in page, f"schema {name} is not on the page"
     # text from the description is escaped, never markup
     assert "&lt;token&gt;" in page and "<token>" not in page
+
+
+
+def chromium_console(url, tmp):
+    """Load url in headless Chromium: (the DOM it built, its console lines, which carry
+    every CSP refusal)."""
+    exe = shutil.which("chromium")
+    assert exe, "chromium is missing (deps/debian.txt)"
+    p = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        "--enable-logging=stderr", "--v=0", f"--user-data-dir={tmp}",
+                        "--dump-dom", url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=120)
+    eq(p.returncode, 0, f"chromium: {p.stderr.decode(errors='replace')[-2000:]}")
+    lines = [ln for ln in p.stderr.decode(errors="replace").splitlines() if ":CONSOLE" in ln]
+    return p.stdout.decode(errors="replace"), lines
+
+
+@suite.test
+def test_docs_page_renders_in_chromium_within_its_csp(ctx):
+    """The page as a browser gets it from spool-api, CSP and all: drawn without a single
+    console message. The control: the same page under a CSP without 'unsafe-inline'
+    styles is refused, so a refusal would have shown."""
+    api = ctx["api"]
+    with tempfile.TemporaryDirectory() as tmp:
+        dom, console = chromium_console(f"http://127.0.0.1:{api.port}/docs/api",
+                                        os.path.join(tmp, "a"))
+        eq(console, [], "console messages of /docs/api")
+        assert 'id="op-submitExport"' in dom and "</article>" in dom, dom[:500]
+        page = open(PAGE_PATH, "rb").read()
+
+        class Strict(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Security-Policy", "default-src 'none'")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *args):
+                pass
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Strict)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        try:
+            _, console = chromium_console(f"http://127.0.0.1:{srv.server_address[1]}/",
+                                          os.path.join(tmp, "b"))
+        finally:
+            srv.shutdown()
+            srv.server_close()
+        assert any("Content Security Policy" in ln for ln in console), console
 
 
 if __name__ == "__main__":
