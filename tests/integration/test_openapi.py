@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ROOT, Http, Redis, Suite, eq  # noqa: E402
-from test_api import ApiServer  # noqa: E402
+from test_api import ApiServer, Worker  # noqa: E402
 
 suite = Suite("openapi")
 SPEC_PATH = os.path.join(ROOT, "api", "openapi.json")
@@ -403,6 +403,74 @@ def test_real_answers_validate_against_the_schemas(ctx):
     assert_valid(pairs)
     codes = {p[1]["error"]["code"] for p in pairs if p[0] == "Error"}
     eq(len(codes), 9, f"distinct error codes checked: {sorted(codes)}")
+
+
+def documented_headers(path, method, status):
+    """The response headers the description gives for an operation's status."""
+    doc = spec()
+    r = doc["paths"][path][method]["responses"][str(status)]
+    if "$ref" in r:
+        r = doc["components"]["responses"][r["$ref"].rsplit("/", 1)[-1]]
+    return set(r.get("headers", {}))
+
+
+@suite.test
+def test_jobs_through_the_queue_match_the_description(ctx):
+    """Through the real queue (api-test-worker): a running job, one that succeeded with
+    an output, a failed one retried: each answer validates, and carries the headers the
+    description names (ETag, Location, Content-Range...)."""
+    http = ctx["http"]
+    pairs = []
+
+    def check(path, method, status, r, schema=None, skip=()):
+        eq(r.status, status, f"{method.upper()} {path}: {r}")
+        for h in documented_headers(path, method, status) - set(skip):
+            assert h.lower() in r.headers, f"{method.upper()} {path} {status} lacks {h}: {r.headers}"
+        if schema:
+            pairs.append((schema, r.json()))
+
+    w = Worker(ctx["api"], queues="pdf")
+    try:
+        body = {"title": "out", "rows": [{"a": 1}]}
+        r = http.post("/v1/exports", body=body, headers={"Idempotency-Key": "oa-out"})
+        check("/v1/exports", "post", 202, r, "Job", skip={"Idempotent-Replayed"})
+        job = r.json()["id"]
+        r = http.post("/v1/exports", body=body, headers={"Idempotency-Key": "oa-out"})
+        check("/v1/exports", "post", 202, r, "Job")
+        w.take(job)
+        eq(w.cmd("progress 40"), "ok")
+        r = http.get(f"/v1/jobs/{job}")
+        check("/v1/jobs/{id}", "get", 200, r, "Job")
+        eq((r.json()["state"], r.json()["progress"]), ("running", 40))
+        eq(w.cmd("output export.pdf application/pdf 1000"), "ok")
+        eq(w.cmd("succeed"), "ok succeeded")
+        r = http.get(f"/v1/jobs/{job}")
+        check("/v1/jobs/{id}", "get", 200, r, "Job")
+        eq([o["name"] for o in r.json()["outputs"]], ["export.pdf"])
+        check("/v1/jobs/{id}", "get", 304,
+              http.get(f"/v1/jobs/{job}", headers={"If-None-Match": r.headers["etag"]}))
+        out = f"/v1/jobs/{job}/outputs/export.pdf"
+        tmpl = "/v1/jobs/{id}/outputs/{name}"
+        r = http.get(out)
+        check(tmpl, "get", 200, r)
+        eq((len(r.body), r.headers["content-type"]), (1000, "application/pdf"))
+        check(tmpl, "get", 206, http.get(out, headers={"Range": "bytes=10-19"}))
+        check(tmpl, "get", 416, http.get(out, headers={"Range": "bytes=5000-"}), "Error")
+        check(tmpl, "get", 404, http.get(f"/v1/jobs/{job}/outputs/nothing.pdf"), "Error")
+        # a failure, then a retry
+        r = http.post("/v1/exports", body={"title": "bad", "rows": [{"a": 1}]})
+        failed = r.json()["id"]
+        w.take(failed)
+        eq(w.cmd("fail invalid_input row 1 is wrong"), "ok failed")
+        r = http.get(f"/v1/jobs/{failed}")
+        check("/v1/jobs/{id}", "get", 200, r, "Job")
+        eq(r.json()["error"]["code"], "invalid_input")
+        check("/v1/jobs/{id}/retry", "post", 202, http.post(f"/v1/jobs/{failed}/retry"), "Job")
+        check("/v1/jobs/{id}/retry", "post", 409, http.post(f"/v1/jobs/{failed}/retry"), "Error")
+        check("/v1/jobs", "get", 401, ctx["anon"].get("/v1/jobs"), "Error")
+    finally:
+        w.close()
+    assert_valid(pairs)
 
 
 @suite.test
