@@ -1,8 +1,8 @@
 /* handlers.h - the route handlers, one group per resource: videos.c (POST
  * /v1/videos), exports.c (POST /v1/exports), jobs.c (/v1/jobs...), system.c (health,
  * readiness, metrics, queues), workers.c (/v1/workers), dead.c (dead-letter sets),
- * history_route.c (queue charts) and ui.c (the dashboard's files). server.c dispatches to
- * them through its route table.
+ * history_route.c (queue charts), ui.c (the dashboard's files) and apidoc.c (the API's
+ * own description). server.c dispatches to them through its route table.
  * Each returns what a libmicrohttpd access handler returns. */
 #ifndef SPOOL_API_HANDLERS_H
 #define SPOOL_API_HANDLERS_H
@@ -55,5 +55,9 @@ enum MHD_Result api_queue_history(api_req *r); /* GET /v1/queues/{name}/history 
 /* ui.c: the dashboard's files */
 enum MHD_Result api_ui_page(api_req *r);  /* GET /ui, /ui/... */
 enum MHD_Result api_ui_asset(api_req *r); /* GET /ui/assets/{name} */
+
+/* apidoc.c */
+enum MHD_Result api_doc_openapi(api_req *r); /* GET /openapi.json */
+enum MHD_Result api_doc_page(api_req *r);    /* GET /docs/api */
 
 #endif

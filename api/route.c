@@ -30,6 +30,8 @@ static const struct {
     [API_R_UI_ASSET] = {"/ui/assets/{name}", API_M_GET | API_M_HEAD},
     [API_R_QUEUE_PAUSE] = {"/v1/queues/{name}/pause", API_M_POST},
     [API_R_QUEUE_RESUME] = {"/v1/queues/{name}/resume", API_M_POST},
+    [API_R_OPENAPI] = {"/openapi.json", API_M_GET | API_M_HEAD},
+    [API_R_DOCS_API] = {"/docs/api", API_M_GET | API_M_HEAD},
 };
 
 const char *api_route_label(api_route_id id)
@@ -61,7 +63,7 @@ bool api_route_needs_auth(api_route_id id)
 {
     /* The dashboard's files carry no data: the data routes they call need the token. */
     return id != API_R_HEALTHZ && id != API_R_READYZ && id != API_R_METRICS && id != API_R_UI &&
-           id != API_R_UI_ASSET;
+           id != API_R_UI_ASSET && id != API_R_OPENAPI && id != API_R_DOCS_API;
 }
 
 bool api_path_is_ui(const char *path)
@@ -160,7 +162,8 @@ api_route_id api_route_parse(const char *path, api_route *out)
                  {"/metrics", API_R_METRICS}, {"/v1/videos", API_R_VIDEOS},
                  {"/v1/exports", API_R_EXPORTS}, {"/v1/jobs", API_R_JOBS},
                  {"/v1/queues", API_R_QUEUES}, {"/v1/workers", API_R_WORKERS},
-                 {"/ui", API_R_UI}, {"/ui/", API_R_UI}};
+                 {"/ui", API_R_UI}, {"/ui/", API_R_UI}, {"/openapi.json", API_R_OPENAPI},
+                 {"/docs/api", API_R_DOCS_API}};
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) {
         if (strcmp(path, fixed[i].path) == 0)
             return out->id = fixed[i].id;

@@ -30,6 +30,8 @@ typedef enum api_route_id {
     API_R_UI_ASSET,   /* /ui/assets/{name}: its scripts and styles */
     API_R_QUEUE_PAUSE,  /* /v1/queues/{name}/pause */
     API_R_QUEUE_RESUME, /* /v1/queues/{name}/resume */
+    API_R_OPENAPI,    /* /openapi.json */
+    API_R_DOCS_API,   /* /docs/api */
     API_R_COUNT
 } api_route_id;
 
@@ -80,7 +82,9 @@ unsigned api_method_bit(const char *method);
  * security headers (Content-Security-Policy...), errors included. */
 bool api_path_is_ui(const char *path);
 
-/* True for routes under /v1 (which need a bearer token when tokens are configured). */
+/* True for routes under /v1 (which need a bearer token when tokens are configured);
+ * the health routes, metrics, the dashboard's files and the API's own description stay
+ * open. */
 bool api_route_needs_auth(api_route_id id);
 
 #endif

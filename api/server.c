@@ -35,6 +35,8 @@ static const api_handler api__table[] = {
     {API_R_HEALTHZ, API_M_GET | API_M_HEAD, NULL, NULL, api_sys_healthz},
     {API_R_READYZ, API_M_GET | API_M_HEAD, NULL, NULL, api_sys_readyz},
     {API_R_METRICS, API_M_GET | API_M_HEAD, NULL, NULL, api_sys_metrics},
+    {API_R_OPENAPI, API_M_GET | API_M_HEAD, NULL, NULL, api_doc_openapi},
+    {API_R_DOCS_API, API_M_GET | API_M_HEAD, NULL, NULL, api_doc_page},
     {API_R_QUEUES, API_M_GET | API_M_HEAD, NULL, NULL, api_sys_queues},
     {API_R_QUEUE_PAUSE, API_M_POST, NULL, NULL, api_sys_queue_pause},
     {API_R_QUEUE_RESUME, API_M_POST, NULL, NULL, api_sys_queue_pause},

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the npm packages spool's tests run (deps/npm: s3rver, the S3 server behind
-# tests/support/s3proxy.py; bullmq for make bench-queue) into DIR/node_modules with `npm ci`: exactly the versions
+# tests/support/s3proxy.py; bullmq for make bench-queue; @redocly/cli for test_openapi) into DIR/node_modules with `npm ci`: exactly the versions
 # and hashes deps/npm/package-lock.json pins, nothing outside DIR. make calls it when
 # the lock file is newer than DIR's stamp (tests/tests.mk), so it is idle otherwise.
 # Usage: scripts/npm-deps.sh DIR (default build/npm)

@@ -95,7 +95,7 @@ fuzz: $(O)/fuzz/fuzz_dataset_agree
 TEST_BINS += $(O)/fuzz/fuzz_dataset_agree
 
 # npm packages the tests run (deps/npm: s3rver, the S3 server behind
-# tests/support/s3proxy.py), installed with `npm ci` into build/npm whenever the lock
+# tests/support/s3proxy.py; @redocly/cli, which lints api/openapi.json), installed with `npm ci` into build/npm whenever the lock
 # file is newer than the stamp; the S3 test suites find them there (harness.S3).
 NPM_DIR := build/npm
 NPM_STAMP := $(NPM_DIR)/node_modules/.spool-installed

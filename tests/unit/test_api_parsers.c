@@ -39,6 +39,10 @@ static void test_route_fixed_paths(void **state)
     assert_int_equal(api_route_parse("/v1/exports", &r), API_R_EXPORTS);
     assert_int_equal(api_route_parse("/v1/jobs", &r), API_R_JOBS);
     assert_int_equal(api_route_parse("/v1/queues", &r), API_R_QUEUES);
+    assert_int_equal(api_route_parse("/openapi.json", &r), API_R_OPENAPI);
+    assert_int_equal(api_route_parse("/docs/api", &r), API_R_DOCS_API);
+    assert_int_equal(api_route_parse("/docs/api/", &r), API_R_NONE);
+    assert_int_equal(api_route_parse("/docs", &r), API_R_NONE);
     assert_int_equal(api_route_parse("/v1/videos/", &r), API_R_NONE);
     assert_int_equal(api_route_parse("/", &r), API_R_NONE);
     assert_int_equal(api_route_parse("", &r), API_R_NONE);
@@ -154,7 +158,10 @@ static void test_route_methods_and_auth(void **state)
     assert_false(api_route_methods(API_R_JOBS) & API_M_POST);
     assert_int_equal(api_method_bit("PATCH"), API_M_OTHER);
     assert_false(api_route_needs_auth(API_R_HEALTHZ));
+    assert_false(api_route_needs_auth(API_R_OPENAPI));
+    assert_false(api_route_needs_auth(API_R_DOCS_API));
     assert_true(api_route_needs_auth(API_R_VIDEOS));
+    assert_true(api_route_needs_auth(API_R_QUEUE_PAUSE));
     assert_string_equal(api_route_label(API_R_JOB_OUTPUT), "/v1/jobs/{id}/outputs/{name}");
 }
 
