@@ -8,7 +8,7 @@
 #include "spool/err.h"
 
 static const char *const sp__state_names[SP_STATE_COUNT] = {
-    "queued", "running", "retrying", "succeeded", "failed", "cancelled"};
+    "queued", "running", "retrying", "succeeded", "failed", "cancelled", "scheduled"};
 
 const char *sp_state_name(sp_state s)
 {
@@ -146,6 +146,8 @@ int sp_job_set_field(sp_job *j, const char *name, const char *v, size_t len)
             j->retry_base_ms = sp__num(v, len);
         else if (!strcmp(name, "retry_cap_ms"))
             j->retry_cap_ms = sp__num(v, len);
+        else if (!strcmp(name, "run_at"))
+            j->run_at = sp__num(v, len);
         break;
     case 's':
         if (!strcmp(name, "state")) {

@@ -14,6 +14,7 @@ typedef enum sp_state {
     SP_STATE_SUCCEEDED,
     SP_STATE_FAILED,
     SP_STATE_CANCELLED,
+    SP_STATE_SCHEDULED, /* waiting for its run_at (a delayed job), then queued */
     SP_STATE_COUNT
 } sp_state;
 
@@ -46,6 +47,7 @@ typedef struct sp_job {
     bool cancel_requested;
     int64_t version;       /* bumped on every visible change (ETags, long-poll) */
     int64_t created_at, started_at, finished_at, updated_at, next_attempt_at, lease_until;
+    int64_t run_at; /* a delayed job: when it is due (ms, Redis's clock); 0: at once */
     char worker[128];
     char token[SP_TOKEN_LEN + 1]; /* the current attempt's lease token, while running */
     bool has_error;
