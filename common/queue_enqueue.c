@@ -12,7 +12,7 @@
 #include "spool/util.h"
 
 #define SP_ENQ_KEYS 6
-#define SP_ENQ_ARGS 22
+#define SP_ENQ_ARGS 26
 
 typedef struct sp__enq_call {
     sp_key k[SP_ENQ_KEYS];
@@ -20,7 +20,7 @@ typedef struct sp__enq_call {
     int nkeys;
     const char *args[SP_ENQ_ARGS];
     int nargs;
-    char limit[24], ttl[24], maxatt[24], base[24], cap[24], created[24];
+    char limit[24], ttl[24], maxatt[24], base[24], cap[24], created[24], cbatt[24];
 } sp__enq_call;
 
 static int sp__enq_build(sp_queue *q, const sp_enqueue *e, sp__enq_call *c, sp_err *err)
@@ -86,6 +86,14 @@ static int sp__enq_build(sp_queue *q, const sp_enqueue *e, sp__enq_call *c, sp_e
         c->args[n++] = "input";
         c->args[n++] = e->input_json;
     }
+    if (e->callback_url) {
+        snprintf(c->cbatt, sizeof c->cbatt, "%lld",
+                 (long long)(e->callback_attempts > 0 ? e->callback_attempts : 12));
+        c->args[n++] = "callback_url";
+        c->args[n++] = e->callback_url;
+        c->args[n++] = "callback_attempts";
+        c->args[n++] = c->cbatt;
+    }
     c->nargs = n;
     return 0;
 }
@@ -132,7 +140,7 @@ static int sp__enq_append_batch(sp_queue *q, const sp_enqueue *e, size_t m,
     sent++;
     for (size_t i = 0; i < m && rc == 0; i++, sent++) {
         const sp__enq_call *c = &calls[i];
-        const char *hset[2 + 2 * 12];
+        const char *hset[2 + 2 * 14];
         int n = 0;
         hset[n++] = "HSET";
         hset[n++] = c->keys[0];

@@ -46,6 +46,11 @@ typedef struct sp_enqueue {
     int64_t queue_limit;       /* reject past this many ready jobs; 0: no limit */
     int64_t idem_ttl_ms;       /* how long the idempotency key is remembered */
     int64_t created_at;        /* ms since the epoch; 0: now, by this host's clock */
+    /* Webhooks: where the job's end is announced (NULL: nowhere), and max_attempts of
+     * that delivery (<= 0: 12). Stored as the record's callback_url and
+     * callback_attempts; the script that ends the job creates the delivery job. */
+    const char *callback_url;
+    int64_t callback_attempts;
 } sp_enqueue;
 
 /* Record the job and queue it in one step.
