@@ -21,7 +21,7 @@
 #define API_WH_MAX_SLOTS 64
 #define API_WH_TTL_MS 10000     /* the registry's heartbeat TTL */
 #define API_WH_BEAT_MS 1000     /* a fifth of it at most, see sp_queue_worker_beat */
-#define API_WH_MAINTAIN_MS 1000 /* due retries are promoted within this */
+#define API_WH_MAINTAIN_MS 250  /* due retries are promoted within this */
 #define API_WH_BODY_MAX (16 * 1024 * 1024) /* the job's JSON, as GET renders it */
 #define API_WH_REDIS_PATIENCE_MS 30000 /* recording an outcome while Redis is away */
 
