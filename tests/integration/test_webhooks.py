@@ -288,6 +288,27 @@ def test_callback_url_is_accepted_in_every_body_form_and_stored(ctx):
 
 
 @suite.test
+def test_spoolctl_submits_callback_url(ctx):
+    api, url = ctx["main"], ctx["recv"].url("/ok/ctl")
+    ctl = os.path.join(BIN, "spoolctl")
+    if not os.access(ctl, os.X_OK):
+        raise Skip("spoolctl is not built")
+    csv = os.path.join(suite.tmp, "ctl.csv")
+    with open(csv, "w") as f:
+        f.write("a,b\n1,2\n")
+    clip = os.path.join(suite.tmp, "ctl.mp4")
+    with open(clip, "wb") as f:
+        f.write(b"\x00" * 64)
+    for args in (["export", csv], ["export", "https://example.com/d.csv"],
+                 ["submit-video", clip], ["submit-video", "https://example.com/v.mp4"]):
+        p = subprocess.run([ctl, "--server", f"http://127.0.0.1:{api.port}", "--json", *args,
+                            "--callback-url", url], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+        eq(p.returncode, 0, f"spoolctl {args}: {p.stderr.decode()}")
+        eq(api.job(json.loads(p.stdout)["id"])["callback_url"], url, f"spoolctl {args}")
+
+
+@suite.test
 def test_callback_attempts_default_to_12(ctx):
     j = export(ctx["strict"], callback_url="https://example.com/hook")
     eq(ctx["redis"].cli("HGET", f"strict:job:{j['id']}", "callback_attempts"), "12")
