@@ -32,5 +32,6 @@ enum MHD_Result api_sys_healthz(api_req *r);
 enum MHD_Result api_sys_readyz(api_req *r);
 enum MHD_Result api_sys_metrics(api_req *r);
 enum MHD_Result api_sys_queues(api_req *r);
+enum MHD_Result api_sys_queue_pause(api_req *r);
 
 #endif

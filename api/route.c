@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "spool/blob.h"
+#include "spool/config.h"
 
 static const struct {
     const char *label;
@@ -20,6 +21,8 @@ static const struct {
     [API_R_JOB_RETRY] = {"/v1/jobs/{id}/retry", API_M_POST},
     [API_R_JOB_OUTPUT] = {"/v1/jobs/{id}/outputs/{name}", API_M_GET | API_M_HEAD},
     [API_R_QUEUES] = {"/v1/queues", API_M_GET | API_M_HEAD},
+    [API_R_QUEUE_PAUSE] = {"/v1/queues/{name}/pause", API_M_POST},
+    [API_R_QUEUE_RESUME] = {"/v1/queues/{name}/resume", API_M_POST},
 };
 
 const char *api_route_label(api_route_id id)
@@ -67,6 +70,25 @@ static bool api__segment(const char **p, char *out, size_t cap)
     return true;
 }
 
+/* The routes under /v1/queues/{name}/, p just after that prefix. A name that is not a
+ * valid queue name is a bad_param (no such queue can exist). */
+static api_route_id api__queue_route(const char *p, api_route *out)
+{
+    char name[SP_QUEUE_MAX + 2];
+    bool name_ok = api__segment(&p, name, sizeof name) && sp_queue_name_valid(name);
+    if (strcmp(p, "/pause") == 0)
+        out->id = API_R_QUEUE_PAUSE;
+    else if (strcmp(p, "/resume") == 0)
+        out->id = API_R_QUEUE_RESUME;
+    else
+        return out->id;
+    if (name_ok)
+        memcpy(out->queue, name, strlen(name) + 1);
+    else
+        out->bad_param = true;
+    return out->id;
+}
+
 api_route_id api_route_parse(const char *path, api_route *out)
 {
     memset(out, 0, sizeof *out);
@@ -84,6 +106,9 @@ api_route_id api_route_parse(const char *path, api_route *out)
         if (strcmp(path, fixed[i].path) == 0)
             return out->id = fixed[i].id;
     }
+    static const char queues[] = "/v1/queues/";
+    if (strncmp(path, queues, sizeof queues - 1) == 0)
+        return api__queue_route(path + sizeof queues - 1, out);
     static const char jobs[] = "/v1/jobs/";
     if (strncmp(path, jobs, sizeof jobs - 1) != 0)
         return out->id;

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 
+#include "spool/job.h"
 #include "spool/util.h"
 
 typedef enum api_route_id {
@@ -20,6 +21,8 @@ typedef enum api_route_id {
     API_R_JOB_RETRY,  /* /v1/jobs/{id}/retry */
     API_R_JOB_OUTPUT, /* /v1/jobs/{id}/outputs/{name} */
     API_R_QUEUES,     /* /v1/queues */
+    API_R_QUEUE_PAUSE,  /* /v1/queues/{name}/pause */
+    API_R_QUEUE_RESUME, /* /v1/queues/{name}/resume */
     API_R_COUNT
 } api_route_id;
 
@@ -41,6 +44,7 @@ typedef struct api_route {
     bool bad_param;
     char job[SP_ID_LEN + 1];     /* job routes: the id */
     char name[API_NAME_MAX + 1]; /* API_R_JOB_OUTPUT: the output name */
+    char queue[SP_QUEUE_MAX + 1]; /* queue routes: the queue's name */
 } api_route;
 
 /* Parse a decoded request path (no query string). Fills *out and returns out->id;

@@ -36,6 +36,8 @@ static const api_handler api__table[] = {
     {API_R_READYZ, API_M_GET | API_M_HEAD, NULL, NULL, api_sys_readyz},
     {API_R_METRICS, API_M_GET | API_M_HEAD, NULL, NULL, api_sys_metrics},
     {API_R_QUEUES, API_M_GET | API_M_HEAD, NULL, NULL, api_sys_queues},
+    {API_R_QUEUE_PAUSE, API_M_POST, NULL, NULL, api_sys_queue_pause},
+    {API_R_QUEUE_RESUME, API_M_POST, NULL, NULL, api_sys_queue_pause},
     {API_R_VIDEOS, API_M_POST, api_videos_begin, api_videos_data, api_videos_end},
     {API_R_EXPORTS, API_M_POST, api_exports_begin, api_exports_data, api_exports_end},
     {API_R_JOBS, API_M_GET | API_M_HEAD, NULL, NULL, api_jobs_list},
@@ -129,7 +131,10 @@ static enum MHD_Result api__begin(api_req *r, const api_handler *h)
         return api_reply_error(r, API_E_UNAUTHORIZED,
                                "this route needs an Authorization: Bearer token");
     if (r->route.bad_param)
-        return api_reply_error(r, API_E_NOT_FOUND, "no such job");
+        return api_reply_error(r, API_E_NOT_FOUND,
+                               r->route.id == API_R_QUEUE_PAUSE || r->route.id == API_R_QUEUE_RESUME
+                                   ? "no such queue (not a valid queue name)"
+                                   : "no such job");
     return h->begin ? h->begin(r) : MHD_YES;
 }
 

@@ -19,6 +19,7 @@ int ctl_cmd_jobs(ctl_client *c);
 int ctl_cmd_queues(ctl_client *c);
 int ctl_cmd_retry(ctl_client *c);
 int ctl_cmd_health(ctl_client *c);
+int ctl_cmd_pause(ctl_client *c); /* pause and resume */
 
 /* Follow job id until it ends or c->o->timeout_ms runs out, printing progress as the
  * options say. 0 when it succeeded, CTL_EXIT_JOB when it failed or was cancelled,

@@ -33,6 +33,8 @@ enum ctl_cmd {
     CTL_CMD_QUEUES,
     CTL_CMD_RETRY,
     CTL_CMD_HEALTH,
+    CTL_CMD_PAUSE,
+    CTL_CMD_RESUME,
     CTL_CMD_COUNT
 };
 

@@ -111,26 +111,32 @@ static int sp__stat_one_once(sp_queue *q, const char *queue, sp_queue_stat *s, s
         return sp_err_set(err, SP_EINVAL, "bad queue name");
     snprintf(s->name, sizeof s->name, "%s", queue);
     const char *p = q->prefix;
-    sp_key k[5];
+    sp_key k[6];
     const char *c0[] = {"LLEN", sp__key_q(&k[0], p, queue, "ready")};
     const char *c1[] = {"ZCARD", sp__key_q(&k[1], p, queue, "leases")};
     const char *c2[] = {"ZCARD", sp__key_q(&k[2], p, queue, "delayed")};
     const char *c3[] = {"ZCARD", sp__key_q(&k[3], p, queue, "dead")};
     const char *c4[] = {"HGETALL", sp__key_q(&k[4], p, queue, "stats")};
-    const char *const *cmds[] = {c0, c1, c2, c3, c4};
+    const char *c5[] = {"GET", sp__key_q(&k[5], p, queue, "paused")};
+    const char *const *cmds[] = {c0, c1, c2, c3, c4, c5};
     int rc = 0;
-    for (int i = 0; i < 5 && rc == 0; i++)
+    for (int i = 0; i < 6 && rc == 0; i++)
         rc = sp_redis_append(q->r, err, 2, (const char **)cmds[i], NULL);
     int64_t *depth[] = {&s->ready, &s->running, &s->delayed, &s->dead};
-    for (int i = 0; i < 5 && rc == 0; i++) {
+    for (int i = 0; i < 6 && rc == 0; i++) {
         redisReply *rep;
         rc = sp_redis_read(q->r, &rep, err);
         if (rc < 0)
             break;
-        if (i < 4)
+        if (i < 4) {
             *depth[i] = sp_reply_int(rep, 0);
-        else
+        } else if (i == 4) {
             sp__stat_counters(s, rep);
+        } else {
+            const char *v = sp_reply_str(rep, NULL);
+            s->paused = v != NULL;
+            s->paused_at = v ? strtoll(v, NULL, 10) : 0;
+        }
         sp_redis_reply_free(rep);
     }
     return rc;
@@ -175,6 +181,20 @@ static int sp__stats_once(sp_queue *q, sp_queue_stat *out, size_t max, size_t *n
             (*n)++;
     }
     sp_free(names);
+    sp_redis_reply_free(rep);
+    return rc;
+}
+
+int sp_queue_pause(sp_queue *q, const char *queue, bool paused, sp_err *err)
+{
+    if (!sp_queue_name_valid(queue))
+        return sp_err_set(err, SP_EINVAL, "bad queue name");
+    sp_key k[2];
+    const char *p = q->prefix;
+    const char *keys[] = {sp__key_q(&k[0], p, queue, "paused"), sp__key(&k[1], p, "queues")};
+    const char *args[] = {queue, paused ? "1" : "0"};
+    redisReply *rep;
+    int rc = sp_redis_eval(q->r, SP_LUA_PAUSE, 2, keys, 2, args, NULL, &rep, err);
     sp_redis_reply_free(rep);
     return rc;
 }

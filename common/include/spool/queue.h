@@ -46,11 +46,8 @@ typedef struct sp_enqueue {
     int64_t queue_limit;       /* reject past this many ready jobs; 0: no limit */
     int64_t idem_ttl_ms;       /* how long the idempotency key is remembered */
     int64_t created_at;        /* ms since the epoch; 0: now, by this host's clock */
-    /* Webhooks: where the job's end is announced (NULL: nowhere), and max_attempts of
-     * that delivery (<= 0: 12). Stored as the record's callback_url and
-     * callback_attempts; the script that ends the job creates the delivery job. */
-    const char *callback_url;
-    int64_t callback_attempts;
+    const char *callback_url;  /* where the job's end is POSTed (a webhook), or NULL */
+    int64_t callback_attempts; /* attempts of that delivery; 0: 12 */
 } sp_enqueue;
 
 /* Record the job and queue it in one step.
@@ -115,6 +112,8 @@ typedef struct sp_queue_stat {
     int64_t ready, running, delayed, dead;                 /* current depths */
     int64_t enqueued, succeeded, failed, cancelled;        /* counters since creation */
     int64_t retried, expired, requeued;
+    bool paused;
+    int64_t paused_at; /* ms since the epoch (Redis's clock) when paused, 0 when not */
 } sp_queue_stat;
 
 /* Depths and counters of every queue that has seen a job, sorted by name, into
@@ -123,6 +122,13 @@ int sp_queue_stats(sp_queue *q, sp_queue_stat *out, size_t max, size_t *n, sp_er
 
 /* Depth and counters of one named queue (zeros when it never saw a job). */
 int sp_queue_stat_one(sp_queue *q, const char *queue, sp_queue_stat *out, sp_err *err);
+
+/* Pause a queue (paused true) or resume it. A paused queue still takes new jobs but its
+ * consumers start none: not the ones waiting, nor ids they claimed ahead (those go back
+ * to the queue's front); a job already running finishes. Consumers see a resume within
+ * about a second. The queue is listed by sp_queue_stats from then on. 0 or an error
+ * (SP_EINVAL for a bad name). Pausing a paused queue keeps its first pause time. */
+int sp_queue_pause(sp_queue *q, const char *queue, bool paused, sp_err *err);
 
 /* ---- workers ------------------------------------------------------------------ */
 
