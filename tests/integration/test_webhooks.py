@@ -8,9 +8,9 @@ Python's hmac from the documented recipe, the answer's status and excerpt on the
 delivery job, dead-lettering when attempts run out, SSRF refusals (loopback and metadata
 addresses in every notation, and a name that resolves to loopback) without
 SPOOL_OUTBOUND_ALLOW, the per-attempt timeout, redirects not followed, and the deliverer
-turned off with SPOOL_WEBHOOK_CONCURRENCY=0; and, once the step that ends a job creates
-its delivery (common/lua), a real PDF export, a failed one and a cancelled job each
-announced once.
+turned off with SPOOL_WEBHOOK_CONCURRENCY=0; and end to end, deliveries made by the
+step that ends a job (common/lua): a real PDF export, a failed one and a cancelled job
+each announced once, signed.
 
 The deliverer's own tests make their delivery jobs with qtool the way the contract
 describes them: type webhook.deliver on queue webhooks, params {"job_id","event","url"}.
@@ -627,15 +627,7 @@ def test_a_slow_receiver_holds_up_only_deliveries(ctx):
         eq(api.wait_delivery(d, ("succeeded",))["state"], "succeeded")
 
 
-# ---- end to end: jobs that end create their deliveries ------------------------------------
-
-def need_creation_side():
-    """Deliveries are created by the Lua step that ends a job (the lead's side of the
-    contract); until it is in common/lua, these tests say so and skip."""
-    lua = os.path.join(ROOT, "common", "lua")
-    if not any("webhook" in open(os.path.join(lua, f)).read() for f in os.listdir(lua)):
-        raise Skip("job ends do not create deliveries yet (common/lua has no webhook step)")
-
+# ---- end to end: jobs that end create their deliveries (common/lua) ------------------------
 
 def e2e_api(ctx):
     """Its own key prefix: the main API's queues hold the other tests' jobs."""
@@ -656,37 +648,44 @@ def delivery_of(api, req):
 
 @suite.test
 def test_a_real_pdf_export_with_callback_url_gets_one_signed_delivery(ctx):
-    need_creation_side()
+    """A real spool-pdf renders the export; its end makes the delivery, which a receiver
+    that fails twice accepts on the third attempt: one accepted delivery, one event id."""
     api, recv = e2e_api(ctx), ctx["recv"]
-    path = f"/e2e/{uuid.uuid4().hex[:8]}"
+    tag = uuid.uuid4().hex[:8]
+    ok_url, bad_url = recv.url(f"/flaky/2/e2e-{tag}"), recv.url(f"/e2e-{tag}/failed")
     env = {"SPOOL_REDIS_URL": ctx["redis"].url, "SPOOL_DATA_DIR": ctx["data"],
            "SPOOL_KEY_PREFIX": "e2e:", "SPOOL_LOG_FORMAT": "text",
            "SPOOL_OUTBOUND_ALLOW": "127.0.0.1"}
     worker = Proc([os.path.join(BIN, "spool-pdf")], env=env, name="spool-pdf", logdir=suite.tmp)
     try:
-        job = export(api, callback_url=recv.url(path + "/ok"))
+        job = export(api, callback_url=ok_url)
         failing = api.http.post("/v1/exports", {"title": "t", "format": "csv",
                                                 "source_url": recv.url("/missing.csv"),
-                                                "callback_url": recv.url(path + "/failed")})
+                                                "callback_url": bad_url})
         eq(failing.status, 202)
-        wait_until(lambda: len(recv.got(path)) >= 2, 60 * SLOW, 0.05,
-                   what="deliveries of the two exports")
+        wait_until(lambda: [r["status"] for r in recv.got(f"/flaky/2/e2e-{tag}")][-1:] == [200]
+                   and recv.got(f"/e2e-{tag}/failed"), 60 * SLOW, 0.05,
+                   what="the deliveries of the two exports")
     finally:
         worker.stop()
     time.sleep(1.5)  # and no more
-    ok, = recv.got(path + "/ok")
+    got = recv.got(f"/flaky/2/e2e-{tag}")
+    eq([r["status"] for r in got], [500, 500, 200], "attempts of the export's delivery")
+    eq(len({r["headers"]["Spool-Event-Id"] for r in got}), 1, "one event id for all")
+    ok = got[-1]
     body = json.loads(ok["body"])
     eq((body["id"], body["state"]), (job["id"], "succeeded"))
     eq([o["name"] for o in body["outputs"]], ["export.pdf"])
     eq(ok["body"], api.http.get(f"/v1/jobs/{job['id']}").body)
     eq(ok["headers"]["Spool-Event"], "job.succeeded")
-    assert verify_signature(SECRET, ok["headers"]["Spool-Signature"], ok["body"]), ok["headers"]
+    for r in got:
+        assert verify_signature(SECRET, r["headers"]["Spool-Signature"], r["body"]), r["headers"]
     d = delivery_of(api, ok)
-    eq(d["state"], "succeeded")
-    eq(d["params"], {"job_id": job["id"], "event": "job.succeeded", "url": recv.url(path + "/ok")})
+    eq((d["state"], d["attempts"]), ("succeeded", 3))
+    eq(d["params"], {"job_id": job["id"], "event": "job.succeeded", "url": ok_url})
     eq(d["max_attempts"], 6, "the job's callback_attempts (SPOOL_WEBHOOK_MAX_ATTEMPTS)")
     eq(d["metadata"]["status"], 200)
-    bad, = recv.got(path + "/failed")
+    bad, = recv.got(f"/e2e-{tag}/failed")
     eq(json.loads(bad["body"])["state"], "failed")
     eq(bad["headers"]["Spool-Event"], "job.failed")
     assert verify_signature(SECRET, bad["headers"]["Spool-Signature"], bad["body"])
@@ -694,7 +693,6 @@ def test_a_real_pdf_export_with_callback_url_gets_one_signed_delivery(ctx):
 
 @suite.test
 def test_a_cancelled_job_is_announced_and_a_job_without_callback_is_not(ctx):
-    need_creation_side()
     api, recv = e2e_api(ctx), ctx["recv"]
     path = f"/e2e-cancel/{uuid.uuid4().hex[:8]}"
     # No video worker runs here: the job waits in its queue until it is cancelled.
