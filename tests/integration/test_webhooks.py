@@ -609,6 +609,22 @@ def test_no_deliveries_with_concurrency_0(ctx):
 
 
 @suite.test
+def test_pausing_the_webhooks_queue_holds_deliveries(ctx):
+    api, recv = ctx["main"], ctx["recv"]
+    path = f"/ok/paused-{uuid.uuid4().hex[:8]}"
+    eq(api.http.post("/v1/queues/webhooks/pause").status, 200)
+    try:
+        did = api.deliver(export(api)["id"], recv.url(path))
+        time.sleep(1.5)
+        eq(api.job(did)["state"], "queued", "held while paused")
+        eq(recv.got(path), [])
+    finally:
+        eq(api.http.post("/v1/queues/webhooks/resume").status, 200)
+    eq(api.wait_delivery(did, ("succeeded",))["state"], "succeeded")
+    eq(len(recv.got(path)), 1)
+
+
+@suite.test
 def test_a_slow_receiver_holds_up_only_deliveries(ctx):
     """Two deliveries hanging on a receiver take the two delivery threads; the API keeps
     answering at once, and a third waits its turn instead of making a thread."""
