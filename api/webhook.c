@@ -125,7 +125,7 @@ static void api__post(api__slot *s, const sp_job *d, const char *jid, const char
         char v[SP_WEBHOOK_SIG_MAX];
         if (sp_webhook_sign(cfg->webhook_secret, secret_len, sp_now_ms() / 1000, body->data,
                             body->len, v, &err) < 0) {
-            api__end(a, SP_FINISH_RETRY, "internal", "cannot sign the delivery: %s", err.msg);
+            api__end(a, SP_FINISH_RETRY, "internal_error", "cannot sign the delivery: %s", err.msg);
             return;
         }
         snprintf(sig, sizeof sig, "Spool-Signature: %s", v);
@@ -210,7 +210,7 @@ static void api__deliver(api__slot *s, const sp_job *d, api__attempt *a)
         api__end(a, SP_FINISH_FAILED, "callback_unreachable", "%s", SP_OUTBOUND_UNREACHABLE_MSG);
     } else if (rc < 0) {
         api__end(a, rc == SP_EINVAL ? SP_FINISH_FAILED : SP_FINISH_RETRY,
-                 rc == SP_EINVAL ? "invalid_callback_url" : "internal", "the callback URL %s",
+                 rc == SP_EINVAL ? "invalid_callback_url" : "internal_error", "the callback URL %s",
                  err.msg);
     }
     sp_job job;
