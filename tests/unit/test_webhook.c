@@ -51,7 +51,8 @@ static void test_signature_header_matches_the_documented_recipe(void **state)
     (void)state;
     /* printf '%s' '1700000000.{"id":...}\n' | openssl dgst -sha256 -hmac 'whsec_...' */
     const char *secret = "whsec_5WbX5kEWLlfzsGNjH64I8lOOqUB6e8FH";
-    const char *body = "{\"id\":\"00d2a6fb3pqbj4xfgddxjbk1e4ven5332qha\",\"state\":\"succeeded\"}\n";
+    const char *body =
+        "{\"id\":\"00d2a6fb3pqbj4xfgddxjbk1e4ven5332qha\",\"state\":\"succeeded\"}\n";
     char sig[SP_WEBHOOK_SIG_MAX];
     sp_err err;
     assert_int_equal(sp_webhook_sign(secret, strlen(secret), 1700000000, body, strlen(body), sig,
