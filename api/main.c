@@ -13,7 +13,7 @@
 #include "validate.h"
 #include "spool/queue.h"
 
-#define API_OPTION_COUNT 33
+#define API_OPTION_COUNT 34
 
 int main(int argc, char **argv)
 {
@@ -113,6 +113,9 @@ int main(int argc, char **argv)
         {"webhook-retry-cap", "SPOOL_WEBHOOK_RETRY_CAP", SP_OPT_DURATION,
          &cfg.webhook_retry_cap_ms, "1h", "the longest wait between two delivery attempts", 1,
          7 * day},
+        {"history-interval", "SPOOL_HISTORY_INTERVAL", SP_OPT_DURATION, &cfg.history_interval_ms,
+         "5s", "how often each queue's counters are sampled (one read of Redis) for the "
+         "dashboard's throughput chart; the last 30 minutes are kept in memory", 1000, 60000},
     };
     memcpy(opts + SP_COMMON_OPTION_COUNT, extra, sizeof extra);
     size_t nopts = sizeof opts / sizeof *opts;

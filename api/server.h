@@ -10,6 +10,7 @@
 
 #include "conns.h"
 #include "gc.h"
+#include "history.h"
 #include "longpoll.h"
 #include "webhook.h"
 #include "spool/blob.h"
@@ -55,6 +56,7 @@ typedef struct api_config {
     int64_t webhook_retry_base_ms; /* backoff: rand(0, min(cap, base * 2^(attempt-1))) */
     int64_t webhook_retry_cap_ms;
     const struct sp_outbound *outbound; /* SPOOL_OUTBOUND_ALLOW, built by main */
+    int64_t history_interval_ms; /* how often queue counters are sampled for the charts */
 } api_config;
 
 #define API_MAX_TOKENS 64
@@ -70,6 +72,7 @@ typedef struct api_server {
     api_lp *lp;
     api_gc *gc;
     api_webhooks *webhooks; /* the deliverer; NULL when off */
+    api_history *history; /* queue counters sampled for /v1/queues/{name}/history */
     sp_cidrs *trusted;  /* SPOOL_TRUSTED_PROXIES */
     api_conns *conns;   /* per-address limit, header deadlines */
     pthread_key_t qkey; /* this thread's sp_queue */

@@ -106,27 +106,6 @@ static json_t *api__queue_json(const sp_queue_stat *s)
                      (json_int_t)s->requeued);
 }
 
-static json_t *api__worker(const sp_worker_info *w)
-{
-    json_t *cur = json_array();
-    char tmp[sizeof w->current];
-    memcpy(tmp, w->current, sizeof tmp);
-    char *save = NULL;
-    for (char *id = strtok_r(tmp, ",", &save); id && cur; id = strtok_r(NULL, ",", &save))
-        json_array_append_new(cur, json_string(id));
-    json_t *queues = json_array();
-    char qs[sizeof w->queues];
-    memcpy(qs, w->queues, sizeof qs);
-    for (char *q = strtok_r(qs, ",", &save); q && queues; q = strtok_r(NULL, ",", &save))
-        json_array_append_new(queues, json_string(q));
-    return json_pack("{s:s?, s:s?, s:s?, s:I, s:o?, s:I, s:o, s:o, s:o?, s:I, s:I}", "id", w->id,
-                     "kind", w->kind, "host", w->host, "pid", (json_int_t)w->pid, "queues",
-                     queues, "concurrency", (json_int_t)w->concurrency, "started_at",
-                     api__time_or_null(w->started_at), "last_seen",
-                     api__time_or_null(w->last_seen), "current", cur, "processed",
-                     (json_int_t)w->processed, "failed", (json_int_t)w->failed);
-}
-
 enum MHD_Result api_sys_queues(api_req *r)
 {
     sp_err err;
@@ -147,7 +126,7 @@ enum MHD_Result api_sys_queues(api_req *r)
         for (size_t i = 0; i < n && queues; i++)
             json_array_append_new(queues, api__queue_json(&st[i]));
         for (size_t i = 0; i < nw && workers; i++)
-            json_array_append_new(workers, api__worker(&w[i]));
+            json_array_append_new(workers, api_worker_json(&w[i]));
         /* Count the live workers that take each queue. */
         for (size_t i = 0; i < n && queues; i++) {
             json_int_t count = 0;

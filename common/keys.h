@@ -10,6 +10,7 @@
  *   cancel        J         ready, delayed, stats            events (+ webhooks)  -
  *   promote       J         delayed, ready                   events               -
  *   requeue       J         dead, ready, stats               events               -
+ *   purge         J         dead                             jobs                 -
  *   renew         J         leases                           events               -
  *   annotate      J         -                                -                    -
  *   expire        J         leases, ready, dead, stats       workers, watch, runs,-

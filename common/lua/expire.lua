@@ -21,7 +21,7 @@ local s = redis.call('ZSCORE', KEYS[2], id)
 if not s or tonumber(s) > now then return 'no' end
 local h = redis.call('HMGET', KEYS[1], 'state', 'lease_until', 'attempts', 'max_attempts',
   'cancel_requested', 'worker', 'renewed_at', 'worker_ttl', 'started_at', 'progress', 'queue',
-  'type', 'callback_url', 'callback_attempts')
+  'type', 'callback_url', 'callback_attempts', 'attempt_log')
 if h[1] ~= 'running' then
   redis.call('ZREM', KEYS[2], id)
   return 'no'
@@ -74,7 +74,10 @@ else
     redis.call('RPUSH', KEYS[3], id)
   end
 end
-redis.call('HSET', KEYS[1], 'state', outcome, 'updated_at', now_s)
+local set = {'state', outcome, 'updated_at', now_s}
+log_attempt(set, h[15], h[3], h[9], now, outcome, h[5] ~= '1' and 'lease_expired' or nil,
+  message)
+redis.call('HSET', KEYS[1], unpack(set))
 local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
 local evs = {}
 event(evs, id, outcome, h[10], h[11], h[12])

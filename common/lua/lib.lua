@@ -49,3 +49,19 @@ local function webhook(jobpfx, wk, evs, id, version, outcome, url, attempts, now
   redis.call('SADD', wk[4], 'webhooks')
   event(evs, did, 'queued', '0', 'webhooks', 'webhook.deliver')
 end
+
+-- Attempt log: an attempt that ends other than in success (retried, failed, cancelled,
+-- given back by a lease that ran out) is appended to the record's attempt_log, a JSON
+-- array of {attempt, started_at, ended_at (ms), outcome, error {code, message}}: the
+-- last LOG_KEEP of them. A success adds nothing (the record itself says how it went).
+local LOG_KEEP = 10
+local function log_attempt(set, log, attempt, started, now, outcome, code, message)
+  local l = (log and log ~= '' and cjson.decode(log)) or {}
+  if #l >= LOG_KEEP then table.remove(l, 1) end
+  local e = {attempt = tonumber(attempt or 0), started_at = tonumber(started or 0),
+    ended_at = now, outcome = outcome}
+  if code and code ~= '' then e.error = {code = code, message = message or ''} end
+  l[#l + 1] = e
+  set[#set + 1] = 'attempt_log'
+  set[#set + 1] = cjson.encode(l)
+end

@@ -91,7 +91,7 @@ for i = 1, F do
   local job = KEYS[base + i]
   local h = redis.call('HMGET', job, 'state', 'token', 'lease_until', 'version',
     'error_code', 'attempts', 'max_attempts', 'watched', 'progress', 'queue', 'type',
-    'callback_url', 'callback_attempts')
+    'callback_url', 'callback_attempts', 'started_at', 'attempt_log')
   local outcome
   if h[1] ~= 'running' or h[2] ~= token or tonumber(h[3] or 0) < now then
     outcome = 'lost'
@@ -143,6 +143,10 @@ for i = 1, F do
         outcome = 'failed'
         redis.call('ZADD', qkey(g, 5), now_s, id)
       end
+    end
+    if outcome ~= 'succeeded' and outcome ~= 'queued' then
+      local code = mode ~= 'cancelled' and ARGV[a + 6] or nil
+      log_attempt(set, h[15], h[6], h[14], now, outcome, code, ARGV[a + 7])
     end
     set[#set + 1] = 'state'
     set[#set + 1] = outcome

@@ -771,6 +771,12 @@ def test_failed_job_is_retried_from_the_dead_letter_list(ctx):
         eq(r.status, 202)
         eq(r.headers["location"], f"/v1/jobs/{job['id']}")
         eq((r.json()["state"], r.json()["attempts"], r.json()["error"]), ("queued", 0, None))
+        # The failed attempt stays in the job's attempt log after the retry.
+        log = r.json()["attempt_log"]
+        eq(len(log), 1, log)
+        eq((log[0]["attempt"], log[0]["outcome"], log[0]["error"]),
+           (1, "failed", {"code": "bad_dataset", "message": "the dataset has no rows"}))
+        assert log[0]["started_at"] <= log[0]["ended_at"] and log[0]["ended_at"].endswith("Z"), log
         r = api.http.post(f"/v1/jobs/{job['id']}/retry")
         eq(r.status, 409)
         eq(r.json()["error"]["code"], "job_not_failed")
@@ -782,6 +788,9 @@ def test_failed_job_is_retried_from_the_dead_letter_list(ctx):
         eq(got["state"], "retrying")
         assert got["next_attempt_at"], got
         eq(got["error"]["retryable"], True)
+        eq([(e["outcome"], e["error"]["code"]) for e in got["attempt_log"]],
+           [("retrying", "fetch_failed")])
+        eq(api.http.get(f"/v1/jobs/{job2['id']}").json()["attempt_log"][0]["attempt"], 1)
     finally:
         w.close()
 

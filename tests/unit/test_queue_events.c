@@ -95,6 +95,27 @@ static void test_events_follow_a_job_through_every_state(void **state)
     events_of(id, ev, sizeof ev, NULL);
     assert_string_equal(ev, "queued 0 ev test.noop|running 0 ev test.noop|retrying 0 ev test.noop|"
                             "queued 0 ev test.noop|running 0 ev test.noop|failed 0 ev test.noop");
+    /* Both attempts are in the record's attempt log, with their errors and times. */
+    redisContext *rx = raw();
+    redisReply *log = redisCommand(rx, "HGET %sjob:%s attempt_log", prefix, id);
+    json_t *l = json_loads(log->str, 0, NULL);
+    assert_int_equal(json_array_size(l), 2);
+    const char *want[] = {"retrying", "failed"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *e = json_array_get(l, i);
+        assert_int_equal(json_integer_value(json_object_get(e, "attempt")), (json_int_t)i + 1);
+        assert_string_equal(json_string_value(json_object_get(e, "outcome")), want[i]);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(e, "error"), "code")),
+                            "boom");
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(e, "error"), "message")), "it broke");
+        json_int_t t0 = json_integer_value(json_object_get(e, "started_at"));
+        json_int_t t1 = json_integer_value(json_object_get(e, "ended_at"));
+        assert_true(t0 > 1700000000000 && t1 >= t0 && t1 - t0 < 60000);
+    }
+    json_decref(l);
+    freeReplyObject(log);
+    redisFree(rx);
     sp_err err;
     assert_int_equal(sp_queue_requeue(q, id, &err), 0);
     job = take(c);
@@ -224,7 +245,7 @@ static void test_an_ended_job_with_a_callback_makes_one_delivery_job(void **stat
     /* A delivery is a job like another: a consumer of the webhooks queue takes it. */
     const char *wq[] = {"webhooks"};
     sp_consumer *wc = open_consumer(R.url, "hooks", wq, 1, 30000);
-    delivery_of(id, did);
+    json_decref(delivery_of(id, did));
     job = take(wc);
     assert_string_equal(job.id, did);
     assert_string_equal(job.type, "webhook.deliver");
@@ -302,6 +323,10 @@ static void test_a_lease_that_runs_out_on_the_last_attempt_makes_a_failed_delive
     assert_string_equal(ev, "queued 0 ce test.cb|running 0 ce test.cb|failed 0 ce test.cb");
     events_of(did, ev, sizeof ev, NULL);
     assert_string_equal(ev, "queued 0 webhooks webhook.deliver");
+    const char *log = sp_test_redis_cli(&R, "HGET %sjob:%s attempt_log", prefix, id);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "\"code\":\"lease_expired\""));
+    assert_non_null(strstr(log, "\"outcome\":\"failed\""));
     sp_job_clear(&job);
     sp_consumer_free(c);
     sp_queue_close(q);

@@ -58,6 +58,8 @@ typedef struct sp_job {
     char *metadata; /* JSON object: probe results, page counts */
     char *callback_url;        /* where its end is announced (webhooks), or NULL */
     int64_t callback_attempts; /* the delivery's max_attempts (0: not set) */
+    char *attempt_log; /* JSON array: attempts that ended other than in success, the last
+                        * 10: {attempt, started_at, ended_at (ms), outcome, error} */
 } sp_job;
 
 /* Zero a record (no heap fields). */
