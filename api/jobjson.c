@@ -181,6 +181,13 @@ int api_job_render(const sp_job *j, sp_buf *out)
     if (rc == 0)
         rc = sp_buf_addf(out, ",\"cancel_requested\":%s",
                          j->cancel_requested ? "true" : "false");
+    if (rc == 0 && j->callback_url == NULL)
+        rc = sp_buf_adds(out, ",\"callback_url\":null");
+    if (rc == 0 && j->callback_url != NULL) {
+        rc = sp_buf_adds(out, ",\"callback_url\":");
+        if (rc == 0)
+            rc = api__str(out, j->callback_url);
+    }
     if (rc == 0 && !j->has_error)
         rc = sp_buf_adds(out, ",\"error\":null");
     if (rc == 0 && j->has_error) {

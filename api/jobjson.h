@@ -1,7 +1,7 @@
 /* jobjson.h - the job as the API shows it (DESIGN.md): id, type, queue, state,
  * progress, attempts, max_attempts, priority, created_at, started_at, finished_at,
  * updated_at (RFC 3339 UTC or null), next_attempt_at (while retrying), cancel_requested,
- * error (null or {code,message,retryable}), outputs [{name,url,content_type,bytes,...}],
+ * callback_url (null when the job has none), error (null or {code,message,retryable}), outputs [{name,url,content_type,bytes,...}],
  * metadata, params and input. */
 #ifndef SPOOL_API_JOBJSON_H
 #define SPOOL_API_JOBJSON_H

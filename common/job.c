@@ -47,6 +47,7 @@ void sp_job_clear(sp_job *j)
     sp_free(j->input);
     sp_free(j->outputs);
     sp_free(j->metadata);
+    sp_free(j->callback_url);
     sp_free(j->attempt_log);
     sp_job_init(j);
 }
@@ -90,6 +91,10 @@ int sp_job_set_field(sp_job *j, const char *name, const char *v, size_t len)
             j->created_at = sp__num(v, len);
         else if (!strcmp(name, "cancel_requested"))
             j->cancel_requested = sp__num(v, len) != 0;
+        else if (!strcmp(name, "callback_url"))
+            return sp__dup(&j->callback_url, v, len);
+        else if (!strcmp(name, "callback_attempts"))
+            j->callback_attempts = sp__num(v, len);
         break;
     case 'e':
         if (!strcmp(name, "error_code")) {
