@@ -13,7 +13,7 @@
 #include "validate.h"
 #include "spool/queue.h"
 
-#define API_OPTION_COUNT 26
+#define API_OPTION_COUNT 28
 
 int main(int argc, char **argv)
 {
@@ -94,6 +94,12 @@ int main(int argc, char **argv)
         {"s3-public-endpoint", "SPOOL_S3_PUBLIC_ENDPOINT", SP_OPT_STR, &cfg.public_endpoint, "",
          "the object store's address as clients reach it, for presigned download URLs "
          "(empty: SPOOL_S3_ENDPOINT)", 0, 0},
+        {"sse-max-streams", "SPOOL_SSE_MAX_STREAMS", SP_OPT_INT, &cfg.sse_max_streams, "0",
+         "live event streams (GET /v1/events...) open at once, past which 503 (0: three "
+         "quarters of SPOOL_MAX_CONNECTIONS)", 0, 1000000},
+        {"sse-heartbeat", "SPOOL_SSE_HEARTBEAT", SP_OPT_DURATION, &cfg.sse_heartbeat_ms, "15s",
+         "how often an idle live event stream gets a comment line (keeps proxies from closing "
+         "it and notices clients that went away)", 100, 3600000},
     };
     memcpy(opts + SP_COMMON_OPTION_COUNT, extra, sizeof extra);
     size_t nopts = sizeof opts / sizeof *opts;

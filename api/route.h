@@ -20,6 +20,8 @@ typedef enum api_route_id {
     API_R_JOB_RETRY,  /* /v1/jobs/{id}/retry */
     API_R_JOB_OUTPUT, /* /v1/jobs/{id}/outputs/{name} */
     API_R_QUEUES,     /* /v1/queues */
+    API_R_EVENTS,     /* /v1/events */
+    API_R_JOB_EVENTS, /* /v1/jobs/{id}/events */
     API_R_COUNT
 } api_route_id;
 

@@ -43,6 +43,8 @@ static const api_handler api__table[] = {
     {API_R_JOB, API_M_DELETE, NULL, NULL, api_jobs_cancel},
     {API_R_JOB_RETRY, API_M_POST, NULL, NULL, api_jobs_retry},
     {API_R_JOB_OUTPUT, API_M_GET | API_M_HEAD, NULL, NULL, api_jobs_output},
+    {API_R_EVENTS, API_M_GET, NULL, NULL, api_events_all},
+    {API_R_JOB_EVENTS, API_M_GET, NULL, NULL, api_events_job},
 };
 
 static const api_handler *api__handler(const api_req *r)
@@ -330,9 +332,11 @@ static int64_t api__connection_budget(int64_t want)
 static void api__free(api_server *s)
 {
     api_lp_stop(s->lp);
+    api_sse_stop(s->sse);
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
     api_lp_free(s->lp);
+    api_sse_free(s->sse);
     api_conns_stop(s->conns);
     sp_cidrs_free(s->trusted);
     api_gc_stop(s->gc);
@@ -427,14 +431,21 @@ api_server *api_server_start(const api_config *cfg, sp_err *err)
      * overlap (measured: 4 per core serves 1.5-2x the requests of 1 per core). */
     unsigned threads = (unsigned)(cfg->threads > 0 ? cfg->threads : 4 * (cores > 0 ? cores : 1));
     unsigned timeout_s = (unsigned)((cfg->conn_timeout_ms + 999) / 1000);
+    int64_t budget = api__connection_budget(cfg->max_connections);
+    /* Streams stay open: leave a quarter of the connections to other requests. */
+    int64_t max_streams = cfg->sse_max_streams > 0 ? cfg->sse_max_streams : budget * 3 / 4;
+    if (max_streams > budget)
+        max_streams = budget;
+    if ((s->sse = api_sse_start(cfg->common.redis_url, cfg->common.prefix, (size_t)max_streams,
+                                cfg->sse_heartbeat_ms, err)) == NULL)
+        goto fail;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_SOCK_ADDR, 0, &addr},
-        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)api__connection_budget(cfg->max_connections),
-         NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)budget, NULL},
         {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)api_conns_notify, s->conns},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout_s, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL},
@@ -481,8 +492,9 @@ void api_server_stop(api_server *s)
         if (fd != MHD_INVALID_SOCKET)
             close(fd);
     }
-    /* Waiting long-polls answer now with what they have. */
+    /* Waiting long-polls answer now with what they have; event streams end. */
     api_lp_stop(s->lp);
+    api_sse_stop(s->sse);
     int64_t end = sp_mono_ms() + s->cfg->grace_ms;
     while (api_metrics_in_flight_now() > 0 && sp_mono_ms() < end)
         sp_sleep_ms(10, NULL);

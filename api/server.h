@@ -11,6 +11,7 @@
 #include "conns.h"
 #include "gc.h"
 #include "longpoll.h"
+#include "ssehub.h"
 #include "spool/blob.h"
 #include "spool/config.h"
 #include "spool/queue.h"
@@ -45,6 +46,8 @@ typedef struct api_config {
     char *downloads;         /* "stream" or "redirect" (to a presigned URL) */
     int64_t download_ttl_ms; /* how long a presigned download URL works */
     char *public_endpoint;   /* the object store's address for clients; empty: its own */
+    int64_t sse_max_streams; /* event streams open at once; 0: 3/4 of the connections */
+    int64_t sse_heartbeat_ms; /* a comment on every idle event stream this often */
 } api_config;
 
 #define API_MAX_TOKENS 64
@@ -58,6 +61,7 @@ typedef struct api_server {
     bool redirect_downloads; /* SPOOL_DOWNLOADS=redirect */
     struct MHD_Daemon *daemon;
     api_lp *lp;
+    api_sse *sse;       /* live event streams */
     api_gc *gc;
     sp_cidrs *trusted;  /* SPOOL_TRUSTED_PROXIES */
     api_conns *conns;   /* per-address limit, header deadlines */
