@@ -327,7 +327,7 @@ int sp_evstream_gap(sp_evstream *s, const sp_evid *after, sp_evid *oldest, sp_er
     redisReply *rep;
     sp_err e2;
     int rc = sp__read_cmd(s, &rep, &e2, 3, argv);
-    sp_evid first = {0, 0, -1}, maxdel = {0, 0, -1};
+    sp_evid first = {0, 0, -1};
     if (rc == SP_EPROTO && strstr(e2.msg, "no such key")) {
         *oldest = first; /* nothing written yet, nothing lost */
         return 0;
@@ -337,21 +337,38 @@ int sp_evstream_gap(sp_evstream *s, const sp_evid *after, sp_evid *oldest, sp_er
             *err = e2;
         return rc;
     }
+    int64_t length = -1, added = -1;
+    sp_evid lastgen = {0, 0, -1};
     size_t n = sp_reply_len(rep) / 2;
     for (size_t i = 0; i < n; i++) {
         const redisReply *name = sp_reply_elem(rep, 2 * i), *val = sp_reply_elem(rep, 2 * i + 1);
         size_t len;
         const char *v;
-        if (sp_reply_is(name, "max-deleted-entry-id") && (v = sp_reply_str(val, &len)))
-            sp__entry_parse(v, len, &maxdel);
-        else if (sp_reply_is(name, "first-entry") && (v = sp_reply_str(sp_reply_elem(val, 0), &len)))
+        if (sp_reply_is(name, "length"))
+            length = sp_reply_int(val, -1);
+        else if (sp_reply_is(name, "entries-added"))
+            added = sp_reply_int(val, -1);
+        else if (sp_reply_is(name, "last-generated-id") && (v = sp_reply_str(val, &len)))
+            sp__entry_parse(v, len, &lastgen);
+        else if (sp_reply_is(name, "first-entry") &&
+                 (v = sp_reply_str(sp_reply_elem(val, 0), &len)))
             sp__entry_parse(v, len, &first);
     }
     sp_redis_reply_free(rep);
     *oldest = first;
-    /* Trimming removes the oldest entries first: an entry deleted after `after` means
-     * events the client has not seen are gone. When `after` names a pair of the last
-     * deleted entry, that entry's later pairs may be gone too. */
-    int c = sp_evid_cmp_entry(after, &maxdel);
-    return c < 0 || (c == 0 && after->idx >= 0 && (maxdel.ms || maxdel.seq)) ? 1 : 0;
+    if (length < 0 || added < 0)
+        return sp_err_set(err, SP_EPROTO, "XINFO STREAM lacks length or entries-added "
+                          "(Redis 7 or later is needed)");
+    if (added <= length)
+        return 0; /* nothing was ever trimmed */
+    /* Trimming removes the oldest entries first, so what is gone lies before the first
+     * entry kept (or, with none kept, up to the last one written). A client whose last
+     * id is older than that missed some of it (a client that saw exactly the entry
+     * before the first kept one is told so too: the stream cannot say it is not). */
+    if (length == 0) {
+        /* the last entry is gone too: a client inside it may have missed its rest */
+        int c = sp_evid_cmp_entry(after, &lastgen);
+        return c < 0 || (c == 0 && after->idx >= 0) ? 1 : 0;
+    }
+    return sp_evid_cmp_entry(after, &first) < 0 ? 1 : 0;
 }

@@ -98,9 +98,9 @@ int sp_evstream_read(sp_evstream *s, const sp_evid *after, int64_t block_ms,
 int sp_evstream_range(sp_evstream *s, const sp_evid *after, size_t max_entries,
                       sp_evbatch *b, sp_err *err);
 
-/* Whether resuming after `after` misses events the stream no longer holds (trimmed:
- * an entry after it was deleted). *oldest gets the oldest entry kept (0-0 when empty).
- * 1 (gap), 0 (none) or an error. */
+/* Whether resuming after `after` misses events the stream no longer holds: entries
+ * were trimmed and `after` is older than the oldest entry kept (XINFO STREAM; Redis 7).
+ * *oldest gets the oldest entry kept (0-0 when empty). 1 (gap), 0 (none) or an error. */
 int sp_evstream_gap(sp_evstream *s, const sp_evid *after, sp_evid *oldest, sp_err *err);
 
 #endif
