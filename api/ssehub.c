@@ -10,7 +10,6 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "spool/alloc.h"
 #include "spool/buf.h"
@@ -37,7 +36,7 @@ struct api_sse_stream {
     size_t head;   /* before the response: bytes of out that api_sse_prepend put first */
     bool suspended;
     bool ending;   /* end once out is sent */
-    bool dropped;  /* too far behind, or the catch-up failed: close */
+    bool dropped;  /* out of memory: close */
 };
 
 struct api_sse {
@@ -54,6 +53,7 @@ struct api_sse {
     sp_evid last;                  /* the last entry fanned out */
     api_sse_stream *streams;
     size_t count;
+    uint64_t behind;               /* live streams that fell back to catching up */
 };
 
 /* ---- formatting --------------------------------------------------------------------- */
@@ -86,33 +86,15 @@ static bool api__wants(const api_sse_filter *f, const sp_event *ev)
 
 /* ---- streams ------------------------------------------------------------------------- */
 
-/* Shut the stream's socket: libmicrohttpd then closes it as if the client had. */
-static void api__shut(api_sse_stream *s)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(s->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (ci)
-        shutdown(ci->connect_fd, SHUT_RDWR);
-}
-
-/* Append to a stream's buffer (s->mu held). False when it is past the limit: the stream
- * is then dropped. */
+/* Append to a stream's buffer (s->mu held). False (nothing added) when that would put
+ * it past API_SSE_BUF_MAX unsent bytes, or out of memory. */
 static bool api__append(api_sse_stream *s, const char *text, size_t n)
 {
-    if (s->dropped)
-        return false;
     if (s->off > 0 && s->off == s->out.len) {
         sp_buf_reset(&s->out);
         s->off = 0;
     }
-    if (s->out.len - s->off + n > API_SSE_BUF_MAX || sp_buf_add(&s->out, text, n) < 0) {
-        s->dropped = true;
-        sp_buf_free(&s->out);
-        sp_buf_init(&s->out, SIZE_MAX);
-        s->off = 0;
-        return false;
-    }
-    return true;
+    return s->out.len - s->off + n <= API_SSE_BUF_MAX && sp_buf_add(&s->out, text, n) == 0;
 }
 
 /* Mark s to be resumed (s->mu held): true when the caller must resume it (unlocked). */
@@ -402,19 +384,27 @@ static void api__fan_out(api_sse *h, const sp_evbatch *b)
         sp_buf_reset(&text);
         bool formatted = false;
         for (api_sse_stream *s = h->streams; s; s = s->next) {
-            if (!s->live || sp_evid_cmp_entry(&ev->id, &s->cursor) <= 0 || !api__wants(&s->f, ev))
+            if (!s->live || sp_evid_cmp(&ev->id, &s->cursor) <= 0 || !api__wants(&s->f, ev))
                 continue;
             if (!formatted && api_sse_format(ev, &text) < 0)
                 break;
             formatted = true;
             pthread_mutex_lock(&s->mu);
-            if (!s->ending && !api__append(s, text.data, text.len)) {
-                sp_info(NULL, "event stream: a client fell %d KiB behind; dropping it",
-                        API_SSE_BUF_MAX / 1024);
-                api__shut(s);
+            if (s->ending || s->dropped) {
+                /* nothing more for it */
+            } else if (api__append(s, text.data, text.len)) {
+                s->cursor = ev->id;
+                if (s->f.job[0] && sp_state_terminal(ev->state))
+                    s->ending = true;
+            } else {
+                /* Its client is API_SSE_BUF_MAX behind: it leaves the live streams and
+                 * reads on from Redis at its own pace, after the last event it got. A
+                 * client that reads nothing at all is closed by the idle timeout. */
+                s->live = false;
+                h->behind++;
+                sp_debug(NULL, "event stream: a client fell %d KiB behind; it catches up "
+                         "from Redis", API_SSE_BUF_MAX / 1024);
             }
-            if (s->f.job[0] && sp_state_terminal(ev->state))
-                s->ending = true;
             bool w = api__take_suspended(s);
             pthread_mutex_unlock(&s->mu);
             if (w) {
@@ -465,12 +455,9 @@ static void api__each_resume(api_sse *h, bool (*fn)(api_sse_stream *s, void *ud)
 static bool api__beat(api_sse_stream *s, void *ud)
 {
     (void)ud;
-    if (!s->live || s->ending)
-        return false;
     static const char ping[] = ": ping\n\n";
-    if (!api__append(s, ping, sizeof ping - 1))
-        api__shut(s);
-    return true;
+    /* a full buffer has something to send already */
+    return s->live && !s->ending && !s->dropped && api__append(s, ping, sizeof ping - 1);
 }
 
 static bool api__end(api_sse_stream *s, void *ud)
@@ -578,14 +565,16 @@ api_sse *api_sse_start(const char *url, const char *prefix, size_t max_streams,
     return h;
 }
 
-size_t api_sse_count(api_sse *h)
+void api_sse_counts(api_sse *h, size_t *open, uint64_t *behind)
 {
+    *open = 0;
+    *behind = 0;
     if (h == NULL)
-        return 0;
+        return;
     pthread_mutex_lock(&h->mu);
-    size_t n = h->count;
+    *open = h->count;
+    *behind = h->behind;
     pthread_mutex_unlock(&h->mu);
-    return n;
 }
 
 void api_sse_stop(api_sse *h)

@@ -8,10 +8,13 @@
  *
  * A stream that resumes (Last-Event-ID) first catches up with XRANGE, a batch at a
  * time as the client reads, on the HTTP thread serving it; once it reaches what the
- * reader has fanned out it joins the live streams. Buffers are bounded: a client that
- * falls API_SSE_BUF_MAX behind is dropped (its socket shut). A heartbeat comment goes
- * to every live stream each heartbeat period (so idle proxies keep the connection and
- * a client that went away is noticed). */
+ * reader has fanned out it joins the live streams. Buffers are bounded: a live stream
+ * whose client falls API_SSE_BUF_MAX behind leaves the live streams and catches up the
+ * same way, at its client's pace, so a burst costs no memory and loses nothing; a
+ * client that reads nothing is closed by the connection idle timeout
+ * (SPOOL_CONN_TIMEOUT). A heartbeat comment goes to every live stream each heartbeat
+ * period (so idle proxies keep the connection and a client that went away is
+ * noticed). */
 #ifndef SPOOL_API_SSEHUB_H
 #define SPOOL_API_SSEHUB_H
 
@@ -51,8 +54,9 @@ void api_sse_stop(api_sse *h);
 /* Stop (if needed) and free. Call after libmicrohttpd has stopped. Accepts NULL. */
 void api_sse_free(api_sse *h);
 
-/* Open streams now. */
-size_t api_sse_count(api_sse *h);
+/* Streams open now, and how often a live stream fell API_SSE_BUF_MAX behind (and went
+ * back to catching up from Redis at its client's pace). */
+void api_sse_counts(api_sse *h, size_t *open, uint64_t *behind);
 
 /* Open a stream for connection conn with filter f. resume: the id the client saw last
  * (it catches up from there), or NULL to start with what the reader fans out next.
