@@ -62,7 +62,7 @@ fuzz: $(FUZZ_BINS)
 TEST_BINS += $(FUZZ_BINS)
 
 # ---- benchmark -----------------------------------------------------------------------
-.PHONY: bench-api bench-blob
+.PHONY: bench-api bench-blob bench-sse
 # make bench-api: spool-api beside Flask + Celery under gunicorn (sync and gthread
 # workers), inline and dataset-file POSTs and a GET, about 4 minutes
 # (tests/bench/bench_api.py; BENCH_REQUESTS=, BENCH_ROUNDS=, BENCH_API_SEARCH=1).
@@ -81,3 +81,9 @@ TEST_BINS += $(API_TEST_WORKER)
 $(API_TEST_WORKER): $(O)/api/tools/test_worker.o $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(COMMON_LIBS)
+
+# make bench-sse: 500 live event streams on one spool-api, its RSS, and the delay from
+# a state change (XADD to the event stream) to each client, p50/p99 against 50 ms
+# (tests/bench/bench_sse.py; BENCH_SSE_STREAMS=, BENCH_SSE_EVENTS=, ...).
+bench-sse: $(BIN)/spool-api
+	@SPOOL_BIN_DIR=$(abspath $(BIN)) python3 tests/bench/bench_sse.py
