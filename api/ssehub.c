@@ -19,7 +19,9 @@
 #define API_SSE_BLOCK_MS 500      /* longest XREAD wait: how soon the reader sees a stop */
 #define API_SSE_READ_MAX 512      /* entries per XREAD */
 #define API_SSE_CATCHUP_MAX 128   /* entries per catch-up XRANGE */
+#define API_SSE_CATCHUP_STEPS 8   /* XRANGEs in one call of the content callback */
 #define API_SSE_RETRY_DELAY_MS 500 /* after a failed read */
+#define API_SSE_KEEP 4096         /* buffer bytes a drained stream keeps allocated */
 
 struct api_sse_stream {
     api_sse *hub;
@@ -90,8 +92,11 @@ static bool api__wants(const api_sse_filter *f, const sp_event *ev)
  * it past API_SSE_BUF_MAX unsent bytes, or out of memory. */
 static bool api__append(api_sse_stream *s, const char *text, size_t n)
 {
-    if (s->off > 0 && s->off == s->out.len) {
-        sp_buf_reset(&s->out);
+    if (s->off > 0 && s->off >= s->out.len / 2) {
+        /* drop what was sent, so the buffer holds at most twice the unsent bytes */
+        memmove(s->out.data, s->out.data + s->off, s->out.len - s->off);
+        s->out.len -= s->off;
+        s->out.data[s->out.len] = '\0';
         s->off = 0;
     }
     return s->out.len - s->off + n <= API_SSE_BUF_MAX && sp_buf_add(&s->out, text, n) == 0;
@@ -302,6 +307,7 @@ static ssize_t api__read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     api_sse_stream *s = cls;
+    int steps = 0;
     for (;;) {
         pthread_mutex_lock(&s->mu);
         if (s->dropped) {
@@ -315,7 +321,11 @@ static ssize_t api__read(void *cls, uint64_t pos, char *buf, size_t max)
             memcpy(buf, s->out.data + s->off, n);
             s->off += n;
             if (s->off == s->out.len) {
-                sp_buf_reset(&s->out);
+                /* all sent: an idle stream keeps a small buffer, not its largest */
+                if (s->out.cap > API_SSE_KEEP)
+                    sp_buf_free(&s->out);
+                else
+                    sp_buf_reset(&s->out);
                 s->off = 0;
             }
             pthread_mutex_unlock(&s->mu);
@@ -331,6 +341,15 @@ static ssize_t api__read(void *cls, uint64_t pos, char *buf, size_t max)
         bool live = s->live;
         pthread_mutex_unlock(&s->hub->mu);
         if (!live) {
+            if (steps++ == API_SSE_CATCHUP_STEPS) {
+                /* A filter that matched nothing in a long stretch: hand the thread to
+                 * other connections (an empty comment) and come back. */
+                static const char empty[] = ":\n\n";
+                pthread_mutex_lock(&s->mu);
+                sp_buf_add(&s->out, empty, sizeof empty - 1);
+                pthread_mutex_unlock(&s->mu);
+                continue;
+            }
             api__catch_up(s);
             continue;
         }

@@ -222,6 +222,26 @@ def test_long_catch_up_while_events_keep_coming(ctx):
 
 
 @suite.test
+def test_job_stream_resumes_across_a_long_stretch_of_other_jobs(ctx):
+    api, pipe, redis = ctx["api"], ctx["pipe"], ctx["redis"]
+    jid = Queue(redis).enqueue("video", "video.transcode", {"preset": "mp4-720p"})
+    start = pipe.xadd(KEY, [(jid, "running", 1, "video", "video.transcode")])
+    for i in range(0, 4000, 500):
+        pipe.run([["XADD", KEY, "*", new_id(), "running 3 pdf pdf.export"] for _ in range(500)])
+    mid = pipe.xadd(KEY, [(new_id(), "queued", 0, "pdf", "pdf.export"),
+                          (jid, "running", 60, "video", "video.transcode")])
+    for i in range(0, 2000, 500):
+        pipe.run([["XADD", KEY, "*", new_id(), "running 3 pdf pdf.export"] for _ in range(500)])
+    s = open_stream(api, f"/v1/jobs/{jid}/events", headers={"Last-Event-ID": f"{start}/0"})
+    s.wait(lambda x: len(x.job_events()) >= 1, 10, "the job's event past 4000 others")
+    eq(ids(s.job_events()), [f"{mid}/1"], "only the job's event")
+    end = pipe.xadd(KEY, [(jid, "failed", 60, "video", "video.transcode")])
+    s.wait_end(10)
+    eq(ids(s.job_events()), [f"{mid}/1", f"{end}/0"], "then live, then the end")
+    s.close()
+
+
+@suite.test
 def test_a_trimmed_history_says_gap(ctx):
     redis = Redis()  # a stream of its own, to trim
     api = ApiServer(suite, redis, {"SPOOL_SSE_HEARTBEAT": "300ms"}, name="api-gap")
