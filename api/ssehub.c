@@ -66,11 +66,21 @@ static int api__event_text(const sp_evid *id, const char *job, sp_state state, i
     char ids[SP_EVID_LEN], at[SP_TIME_LEN];
     sp_evid_format(id, ids);
     sp_format_time(at_ms, at);
-    /* every field was validated to a plain charset: nothing to escape */
-    return sp_buf_addf(b,
-                       "id: %s\ndata: {\"id\":\"%s\",\"job_id\":\"%s\",\"state\":\"%s\","
-                       "\"progress\":%d,\"queue\":\"%s\",\"type\":\"%s\",\"at\":\"%s\"}\n\n",
-                       ids, ids, job, sp_state_name(state), progress, queue, type, at);
+    /* The stream's fields were checked to plain charsets when parsed; a job record's
+     * queue and type (the per-job stream's first event) are escaped all the same. */
+    int rc = sp_buf_addf(b,
+                         "id: %s\ndata: {\"id\":\"%s\",\"job_id\":\"%s\",\"state\":\"%s\","
+                         "\"progress\":%d,\"queue\":\"",
+                         ids, ids, job, sp_state_name(state), progress);
+    if (rc == 0)
+        rc = sp_buf_add_json_escaped(b, queue, strlen(queue));
+    if (rc == 0)
+        rc = sp_buf_adds(b, "\",\"type\":\"");
+    if (rc == 0)
+        rc = sp_buf_add_json_escaped(b, type, strlen(type));
+    if (rc == 0)
+        rc = sp_buf_addf(b, "\",\"at\":\"%s\"}\n\n", at);
+    return rc;
 }
 
 int api_sse_format(const sp_event *ev, sp_buf *b)
