@@ -377,7 +377,7 @@ def test_tokens_guard_both_routes(ctx):
 def test_stream_limit_and_per_address_limit(ctx):
     redis = ctx["redis"]
     api = ApiServer(suite, redis, {"SPOOL_SSE_MAX_STREAMS": "3", "SPOOL_SSE_HEARTBEAT": "200ms",
-                                   "SPOOL_MAX_CONNECTIONS_PER_IP": "5"}, name="api-limit")
+                                   "SPOOL_MAX_CONNECTIONS_PER_IP": "6"}, name="api-limit")
     try:
         streams = [open_stream(api) for _ in range(3)]
         eq([s.status for s in streams], [200] * 3, "up to the limit")
@@ -393,8 +393,8 @@ def test_stream_limit_and_per_address_limit(ctx):
         s = open_stream(api)
         eq(s.status, 200, "room again")
         streams.append(s)
-        # the per-address limit counts streams too: 3 open + 2 more, then refused
-        extra = [socket.create_connection(("127.0.0.1", api.port)) for _ in range(3)]
+        # the per-address limit (6) counts streams too: 3 open and 3 more, then refused
+        extra = [socket.create_connection(("127.0.0.1", api.port)) for _ in range(4)]
         time.sleep(0.3)
         cut = 0
         for x in extra:
