@@ -16,10 +16,13 @@ struct sp_evstream {
 
 /* ---- ids -------------------------------------------------------------------------- */
 
-/* Parse a run of 1-20 digits at *p into *out (no overflow); advance *p. */
+/* Parse a run of 1-20 digits at *p into *out (no overflow, no leading zero: one
+ * spelling per number); advance *p. */
 static bool sp__digits(const char **p, uint64_t *out)
 {
     const char *s = *p;
+    if (s[0] == '0' && s[1] >= '0' && s[1] <= '9')
+        return false;
     uint64_t v = 0;
     size_t n = 0;
     while (s[n] >= '0' && s[n] <= '9') {

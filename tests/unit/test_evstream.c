@@ -56,7 +56,7 @@ static void test_ids_parse_strictly_and_round_trip(void **state)
     }
     static const char *const bad[] = {"", "1", "1-", "-1", "1-0/", "1-0/x", "1-0/100001",
                                       " 1-0", "1-0 ", "+1-0", "1--0", "1-0/-1", "1-0/1/2",
-                                      "18446744073709551616-0", "1-0/99999999999",
+                                      "18446744073709551616-0", "1-0/99999999999", "01-0", "1-00", "1-0/01",
                                       "abc", "1-0\n"};
     sp_evid keep = {7, 7, 7};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {

@@ -30,8 +30,8 @@ typedef struct sp_evid {
 /* Highest pair index accepted in an id (an entry holds at most this many events). */
 #define SP_EVID_IDX_MAX 100000
 
-/* Parse "ms-seq/idx" or "ms-seq" (digits only, no signs or spaces). 0 or SP_EINVAL
- * (out unchanged). */
+/* Parse "ms-seq/idx" or "ms-seq" (digits only, no signs, spaces or leading zeros).
+ * 0 or SP_EINVAL (out unchanged). */
 int sp_evid_parse(const char *s, sp_evid *out);
 
 /* Format as "ms-seq/idx" ("ms-seq" when idx is -1). */
