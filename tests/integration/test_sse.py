@@ -281,6 +281,47 @@ def test_a_trimmed_history_says_gap(ctx):
         redis.destroy()
 
 
+@suite.test
+def test_redis_down_and_back(ctx):
+    """Open streams outlive a Redis restart (heartbeats go on; the reader reconnects and
+    reads on from where it was); what needs Redis to start answers 503 meanwhile."""
+    redis = Redis(aof=True)
+    api = ApiServer(suite, redis, {"SPOOL_SSE_HEARTBEAT": "300ms"}, name="api-redis")
+    try:
+        jid = Queue(redis).enqueue("video", "video.transcode", {"preset": "mp4-720p"})
+        pipe = RedisPipe(redis.port)
+        s = open_stream(api)
+        live(s, None)
+        e1 = pipe.xadd(KEY, [(jid, "running", 10, "video", "video.transcode")])
+        s.wait(lambda x: len(x.job_events()) >= 1, 5, "the first event")
+        pipe.close()
+        redis.stop()
+        n = len(s.events)
+        s.wait(lambda x: sum("ping" in e["comments"] for e in x.events[n:]) >= 2, 5,
+               "heartbeats while Redis is down")
+        for path, headers in ((f"/v1/jobs/{jid}/events", None),
+                              ("/v1/events", {"Last-Event-ID": e1})):
+            x = open_stream(api, path, headers=headers)
+            eq(x.status, 503, f"{path} {headers} while Redis is down")
+            eq(x.json["error"]["code"], "redis_unavailable", "code")
+            assert x.headers.get("retry-after"), "Retry-After"
+            x.close()
+        redis.start()
+        pipe = RedisPipe(redis.port)
+        e2 = pipe.xadd(KEY, [(jid, "running", 20, "video", "video.transcode")])
+        s.wait(lambda x: len(x.job_events()) >= 2, 10, "the event after the restart")
+        eq(ids(s.job_events()), [f"{e1}/0", f"{e2}/0"], "nothing lost, nothing twice")
+        x = open_stream(api, "/v1/events", headers={"Last-Event-ID": f"{e1}/0"})
+        x.wait(lambda y: len(y.job_events()) >= 1, 5, "a resume after the restart")
+        eq(ids(x.job_events()), [f"{e2}/0"], "resumed")
+        x.close()
+        s.close()
+        pipe.close()
+    finally:
+        eq(api.stop(), 0, "exit code")
+        redis.destroy()
+
+
 # ---- one job -------------------------------------------------------------------------------
 
 @suite.test
