@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,7 +30,8 @@ struct api_sse_stream {
     api_sse_stream *prev, *next; /* h->streams */
     api_sse_filter f;
     /* under h->mu */
-    bool live;     /* gets what the reader fans out */
+    _Atomic bool live; /* gets what the reader fans out (written under h->mu, read
+                        * without it by the HTTP thread that only needs a glance) */
     sp_evid cursor; /* the last entry it has (live), or read so far (catching up) */
     /* under s->mu */
     pthread_mutex_t mu;
@@ -346,11 +348,10 @@ static ssize_t api__read(void *cls, uint64_t pos, char *buf, size_t max)
             return MHD_CONTENT_READER_END_OF_STREAM;
         }
         pthread_mutex_unlock(&s->mu);
-        /* Live or not is the hub's to say; a stream that is not live reads on. */
-        pthread_mutex_lock(&s->hub->mu);
-        bool live = s->live;
-        pthread_mutex_unlock(&s->hub->mu);
-        if (!live) {
+        /* Live or not is the hub's to say (a stream only becomes not live with unsent
+         * bytes, seen above; it becomes live in api__catch_up, on this thread): a
+         * stream that is not live reads on. */
+        if (!atomic_load(&s->live)) {
             if (steps++ == API_SSE_CATCHUP_STEPS) {
                 /* A filter that matched nothing in a long stretch: hand the thread to
                  * other connections (an empty comment) and come back. */
