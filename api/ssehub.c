@@ -58,6 +58,7 @@ struct api_sse {
     api_sse_stream *streams;
     size_t count;
     uint64_t behind;               /* live streams that fell back to catching up */
+    sp_evstream *es;               /* the reader's handle (the thread's once started) */
 };
 
 /* ---- formatting --------------------------------------------------------------------- */
@@ -501,13 +502,11 @@ static void *api__reader(void *arg)
 {
     api_sse *h = arg;
     sp_err err;
-    sp_evstream *es = sp_evstream_open(h->url, h->prefix, &err);
-    if (es == NULL) {
-        sp_error(NULL, "event stream: %s", err.msg);
-        return NULL;
-    }
-    sp_evid pos = {0, 0, -1};
-    bool have_pos = false, warned = false;
+    sp_evstream *es = h->es;
+    pthread_mutex_lock(&h->mu);
+    sp_evid pos = h->last;
+    bool have_pos = h->ready, warned = false;
+    pthread_mutex_unlock(&h->mu);
     int64_t next_beat = sp_mono_ms() + h->heartbeat_ms;
     sp_evbatch b;
     sp_evbatch_init(&b);
@@ -554,7 +553,6 @@ static void *api__reader(void *arg)
         }
     }
     sp_evbatch_free(&b);
-    sp_evstream_close(es);
     return NULL;
 }
 
@@ -577,14 +575,27 @@ api_sse *api_sse_start(const char *url, const char *prefix, size_t max_streams,
     h->max_streams = max_streams;
     h->heartbeat_ms = heartbeat_ms > 0 ? heartbeat_ms : 15000;
     h->last.idx = -1;
+    if ((h->es = sp_evstream_open(url, prefix, err)) == NULL) {
+        sp_free(h);
+        return NULL;
+    }
+    /* Know the position before the server listens, so the first clients find the hub
+     * ready; when Redis is not there yet, the thread keeps trying. */
+    sp_err e2;
+    if (sp_evstream_tail(h->es, &h->last, &e2) == 0)
+        h->ready = true;
+    else
+        sp_warn(NULL, "event stream: cannot read it yet (%s); retrying", e2.msg);
     pthread_mutex_init(&h->mu, NULL);
     if (pthread_key_create(&h->tkey, api__tkey_dtor) != 0) {
+        sp_evstream_close(h->es);
         pthread_mutex_destroy(&h->mu);
         sp_free(h);
         sp_err_set(err, SP_ENOMEM, "cannot create a thread key");
         return NULL;
     }
     if (pthread_create(&h->thread, NULL, api__reader, h) != 0) {
+        sp_evstream_close(h->es);
         pthread_key_delete(h->tkey);
         pthread_mutex_destroy(&h->mu);
         sp_free(h);
@@ -629,6 +640,7 @@ void api_sse_free(api_sse *h)
     api_sse_stop(h);
     /* HTTP threads closed their handles as they ended (the key's destructor) */
     pthread_key_delete(h->tkey);
+    sp_evstream_close(h->es);
     pthread_mutex_destroy(&h->mu);
     sp_free(h);
 }
