@@ -3,7 +3,7 @@
 
 API_SRCS := $(filter-out api/main.c,$(wildcard api/*.c))
 API_OBJS := $(API_SRCS:%.c=$(O)/%.o)
-API_PKGS := libmicrohttpd jansson yajl
+API_PKGS := libmicrohttpd jansson yajl glib-2.0
 # The parsers and renderers that need no HTTP library (unit tests and fuzz targets).
 API_PURE := route hdr multipart validate dataset jobjson json rows exportbody
 API_PURE_OBJS := $(API_PURE:%=$(O)/api/%.o)
@@ -12,9 +12,22 @@ ALL_BINS += $(BIN)/spool-api
 
 $(O)/api/%.o: MODCFLAGS = $(call pc_cflags,$(API_PKGS))
 
-$(BIN)/spool-api: $(O)/api/main.o $(API_OBJS) $(COMMON_LIB)
+$(BIN)/spool-api: $(O)/api/main.o $(API_OBJS) $(O)/gen/ui_files.o $(COMMON_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(O)/api/main.o $(API_OBJS) $(COMMON_LIBS) $(call pc_libs,$(API_PKGS))
+	$(CC) $(LDFLAGS) -o $@ $(O)/api/main.o $(API_OBJS) $(O)/gen/ui_files.o $(COMMON_LIBS) \
+		$(call pc_libs,$(API_PKGS))
+
+# The dashboard (api/ui: HTML, CSS, JavaScript modules) and Chart.js from Debian's
+# libjs-chart.js, embedded into spool-api as byte arrays (scripts/embed-files.sh).
+UI_FILES := $(sort $(wildcard api/ui/*.html api/ui/*.css api/ui/*.js api/ui/*.svg))
+CHARTJS ?= /usr/share/javascript/chart.js/chart.min.js
+
+$(O)/gen/ui_files.c: $(UI_FILES) $(CHARTJS) scripts/embed-files.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed-files.sh $@ $(UI_FILES) chart.min.js=$(CHARTJS)
+
+$(O)/gen/ui_files.o: $(O)/gen/ui_files.c api/ui.h
+	$(CC) $(CPPFLAGS) -Iapi $(CFLAGS) -c $< -o $@
 
 # Unit tests: the pure modules, and the long-poll thread and blob GC against Redis.
 $(O)/tests/unit/test_api%.o: MODCFLAGS = $(call pc_cflags,cmocka hiredis jansson) -Iapi
@@ -22,6 +35,9 @@ test_api_parsers_OBJS := $(API_PURE_OBJS)
 test_api_parsers_LIBS = $(call pc_libs,jansson yajl)
 test_api_longpoll_OBJS := $(O)/api/longpoll.o $(O)/api/gc.o
 test_api_longpoll_LIBS = $(call pc_libs,jansson)
+test_api_history_OBJS := $(O)/api/history.o
+test_api_cron_OBJS := $(O)/api/cron.o
+test_api_cron_LIBS = $(call pc_libs,glib-2.0)
 
 # ---- fuzzing: one libFuzzer target per parser, built with clang into $(O)/fuzz ---------
 # Everything a target links is compiled by clang (a gcc sanitizer runtime would clash),
@@ -31,7 +47,7 @@ test_api_longpoll_LIBS = $(call pc_libs,jansson)
 FUZZ_CC ?= clang
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS = $(CPPFLAGS) -Iapi -std=c11 -g -O1 $(FUZZ_SAN) \
-	$(call pc_cflags,hiredis jansson libcurl yajl libcrypto libxml-2.0)
+	$(call pc_cflags,hiredis jansson libcurl yajl libcrypto libxml-2.0 glib-2.0)
 FUZZ_TARGETS := multipart request dataset path range config job outbound s3xml evstream
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(O)/fuzz/fuzz_%)
 FUZZ_OBJS := $(API_PURE:%=$(O)/fuzz/api/%.o)
@@ -56,6 +72,12 @@ $(FUZZ_LIB): $(COMMON_SRCS:%.c=$(O)/fuzz/%.o) $(O)/fuzz/gen/lua_scripts.o
 $(O)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) $(FUZZ_LIB)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -MF $@.d -MT $@ $< $(FUZZ_OBJS) $(FUZZ_LIB) \
 		$(call pc_libs,hiredis jansson libcurl yajl libcrypto libxml-2.0) -lm -o $@
+
+# Schedules: cron.c and GLib's time zones.
+FUZZ_BINS += $(O)/fuzz/fuzz_cron
+$(O)/fuzz/fuzz_cron: tests/fuzz/fuzz_cron.c $(O)/fuzz/api/cron.o $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -MF $@.d -MT $@ $< $(O)/fuzz/api/cron.o \
+		$(FUZZ_LIB) $(call pc_libs,glib-2.0 jansson libcurl libcrypto libxml-2.0) -lm -o $@
 
 fuzz: $(FUZZ_BINS)
 # make test runs every target briefly (tests/integration/test_fuzz.py).

@@ -1,10 +1,13 @@
 /* handlers.h - the route handlers, one group per resource: videos.c (POST
  * /v1/videos), exports.c (POST /v1/exports), jobs.c (/v1/jobs...), system.c (health,
- * readiness, metrics, queues). server.c dispatches to them through its route table.
+ * readiness, metrics, queues), workers.c (/v1/workers), dead.c (dead-letter sets),
+ * history_route.c (queue charts) and ui.c (the dashboard's files). server.c dispatches to
+ * them through its route table.
  * Each returns what a libmicrohttpd access handler returns. */
 #ifndef SPOOL_API_HANDLERS_H
 #define SPOOL_API_HANDLERS_H
 
+#include <jansson.h>
 #include <microhttpd.h>
 #include <stddef.h>
 
@@ -37,5 +40,25 @@ enum MHD_Result api_sys_healthz(api_req *r);
 enum MHD_Result api_sys_readyz(api_req *r);
 enum MHD_Result api_sys_metrics(api_req *r);
 enum MHD_Result api_sys_queues(api_req *r);
+enum MHD_Result api_sys_queue_pause(api_req *r);
+
+/* workers.c */
+enum MHD_Result api_workers_list(api_req *r); /* GET /v1/workers */
+/* A live worker as /v1/queues and /v1/workers show it (a new reference; NULL when out
+ * of memory). */
+json_t *api_worker_json(const sp_worker_info *w);
+
+/* dead.c: a queue's dead-letter set */
+enum MHD_Result api_dead_list(api_req *r);   /* GET /v1/queues/{name}/dead */
+enum MHD_Result api_dead_begin(api_req *r);  /* POST .../dead/retry and .../dead/purge */
+enum MHD_Result api_dead_data(api_req *r, const char *data, size_t n);
+enum MHD_Result api_dead_end(api_req *r);
+
+/* history_route.c */
+enum MHD_Result api_queue_history(api_req *r); /* GET /v1/queues/{name}/history */
+
+/* ui.c: the dashboard's files */
+enum MHD_Result api_ui_page(api_req *r);  /* GET /ui, /ui/... */
+enum MHD_Result api_ui_asset(api_req *r); /* GET /ui/assets/{name} */
 
 #endif

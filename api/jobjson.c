@@ -96,6 +96,48 @@ static int api__outputs(sp_buf *b, const sp_job *j)
     return rc == 0 ? sp_buf_addc(b, ']') : rc;
 }
 
+/* ,"attempt_log":[...]: the stored log with its times in RFC 3339 ([] without one). */
+static int api__attempt_log(sp_buf *b, const char *text)
+{
+    int rc = sp_buf_adds(b, ",\"attempt_log\":[");
+    json_t *stored = text && text[0] ? json_loads(text, 0, NULL) : NULL;
+    size_t i, k = 0;
+    json_t *e;
+    json_array_foreach(stored, i, e) {
+        if (rc < 0 || !json_is_object(e))
+            continue;
+        const char *outcome = json_string_value(json_object_get(e, "outcome"));
+        rc = sp_buf_addf(b, "%s{\"attempt\":%lld", k++ ? "," : "",
+                         (long long)json_integer_value(json_object_get(e, "attempt")));
+        if (rc == 0)
+            rc = api__time(b, "started_at", json_integer_value(json_object_get(e, "started_at")));
+        if (rc == 0)
+            rc = api__time(b, "ended_at", json_integer_value(json_object_get(e, "ended_at")));
+        if (rc == 0)
+            rc = sp_buf_adds(b, ",\"outcome\":");
+        if (rc == 0)
+            rc = api__str(b, outcome ? outcome : "");
+        const json_t *err = json_object_get(e, "error");
+        if (rc == 0 && !json_is_object(err))
+            rc = sp_buf_adds(b, ",\"error\":null");
+        if (rc == 0 && json_is_object(err)) {
+            rc = sp_buf_adds(b, ",\"error\":{\"code\":");
+            if (rc == 0)
+                rc = api__str(b, json_string_value(json_object_get(err, "code")));
+            if (rc == 0)
+                rc = sp_buf_adds(b, ",\"message\":");
+            if (rc == 0)
+                rc = api__str(b, json_string_value(json_object_get(err, "message")));
+            if (rc == 0)
+                rc = sp_buf_addc(b, '}');
+        }
+        if (rc == 0)
+            rc = sp_buf_addc(b, '}');
+    }
+    json_decref(stored);
+    return rc == 0 ? sp_buf_addc(b, ']') : rc;
+}
+
 int api_job_render(const sp_job *j, sp_buf *out)
 {
     size_t start = out->len;
@@ -143,6 +185,8 @@ int api_job_render(const sp_job *j, sp_buf *out)
         if (rc == 0)
             rc = sp_buf_addf(out, ",\"retryable\":%s}", j->error_retryable ? "true" : "false");
     }
+    if (rc == 0)
+        rc = api__attempt_log(out, j->attempt_log);
     if (rc == 0)
         rc = api__outputs(out, j);
     if (rc == 0)

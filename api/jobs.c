@@ -9,6 +9,7 @@
 #include "jobjson.h"
 #include "reply.h"
 #include "spool/alloc.h"
+#include "spool/config.h"
 #include "spool/log.h"
 
 #define API_LIST_DEFAULT 50
@@ -173,6 +174,8 @@ typedef struct api__list_args {
     api_req *r;
     sp_list_filter f;
     char type[SP_TYPE_MAX + 1];
+    char queue[SP_QUEUE_MAX + 1];
+    char before[SP_ID_LEN + 1];
 } api__list_args;
 
 static int api__list_arg(void *ud, const char *name, const char *value)
@@ -205,14 +208,32 @@ static int api__list_arg(void *ud, const char *name, const char *value)
             return 0;
         }
         api_invalid_set(&inv, name, "limit must be from 1 to %d", API_LIST_MAX);
+    } else if (strcmp(name, "queue") == 0) {
+        if (sp_queue_name_valid(value)) {
+            memcpy(a->queue, value, strlen(value) + 1);
+            a->f.queue = a->queue;
+            return 0;
+        }
+        api_invalid_set(&inv, name, "queue must be a queue name (1-64 of A-Z a-z 0-9 _ . -)");
+    } else if (strcmp(name, "before") == 0) {
+        if (sp_id_valid(value)) {
+            memcpy(a->before, value, SP_ID_LEN + 1);
+            a->f.before = a->before;
+            return 0;
+        }
+        api_invalid_set(&inv, name, "before must be a job id (the next cursor of a page)");
     } else {
-        api_invalid_set(&inv, name, "unknown parameter '%s' (expected state, type, limit)", name);
+        api_invalid_set(&inv, name,
+                        "unknown parameter '%s' (expected state, type, queue, limit, before)",
+                        name);
     }
     api_reply_invalid(a->r, &inv);
     return -1;
 }
 
-/* GET /v1/jobs?state=&type=&limit=: recent jobs, newest first. */
+/* GET /v1/jobs?state=&type=&queue=&limit=&before=: recent jobs, newest first, a page at
+ * a time: {"jobs":[...],"next":cursor|null}; the next page is ?before=cursor with the
+ * same filters. */
 enum MHD_Result api_jobs_list(api_req *r)
 {
     api__list_args a;
@@ -229,7 +250,14 @@ enum MHD_Result api_jobs_list(api_req *r)
     if (jobs == NULL)
         return api_reply_code(r, SP_ENOMEM, NULL);
     size_t n = 0;
-    int rc = sp_queue_list(q, &a.f, jobs, &n, &err);
+    char next[SP_ID_LEN + 1];
+    int rc = sp_queue_list_page(q, &a.f, jobs, &n, next, &err);
+    if (rc == SP_ENOTFOUND) {
+        sp_free(jobs);
+        api_invalid inv;
+        api_invalid_set(&inv, "before", "the cursor's job is no longer listed (expired)");
+        return api_reply_invalid(r, &inv);
+    }
     sp_buf b;
     sp_buf_init(&b, 256 * 1024 * 1024);
     if (rc == 0)
@@ -241,7 +269,8 @@ enum MHD_Result api_jobs_list(api_req *r)
             rc = api_job_render(&jobs[i], &b);
     }
     if (rc == 0)
-        rc = sp_buf_adds(&b, "]}\n");
+        rc = next[0] ? sp_buf_addf(&b, "],\"next\":\"%s\"}\n", next)
+                     : sp_buf_adds(&b, "],\"next\":null}\n");
     for (size_t i = 0; i < n; i++)
         sp_job_clear(&jobs[i]);
     sp_free(jobs);

@@ -13,7 +13,7 @@
 #include "validate.h"
 #include "spool/queue.h"
 
-#define API_OPTION_COUNT 28
+#define API_OPTION_COUNT 29
 
 int main(int argc, char **argv)
 {
@@ -100,6 +100,9 @@ int main(int argc, char **argv)
         {"sse-heartbeat", "SPOOL_SSE_HEARTBEAT", SP_OPT_DURATION, &cfg.sse_heartbeat_ms, "15s",
          "how often an idle live event stream gets a comment line (keeps proxies from closing "
          "it and notices clients that went away)", 100, 3600000},
+        {"history-interval", "SPOOL_HISTORY_INTERVAL", SP_OPT_DURATION, &cfg.history_interval_ms,
+         "5s", "how often each queue's counters are sampled (one read of Redis) for the "
+         "dashboard's throughput chart; the last 30 minutes are kept in memory", 1000, 60000},
     };
     memcpy(opts + SP_COMMON_OPTION_COUNT, extra, sizeof extra);
     size_t nopts = sizeof opts / sizeof *opts;

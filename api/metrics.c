@@ -157,6 +157,13 @@ int api_metrics_render_queues(sp_buf *b, int redis_up, const sp_queue_stat *st, 
                          (long long)st[i].running, st[i].name, (long long)st[i].delayed,
                          st[i].name, (long long)st[i].dead);
     if (rc == 0)
+        rc = sp_buf_adds(b, "# HELP spool_queue_paused Whether the queue is paused (its "
+                            "workers start no job).\n"
+                            "# TYPE spool_queue_paused gauge\n");
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = sp_buf_addf(b, "spool_queue_paused{queue=\"%s\"} %d\n", st[i].name,
+                         st[i].paused ? 1 : 0);
+    if (rc == 0)
         rc = sp_buf_adds(b, "# HELP spool_jobs_total Jobs by outcome since the queue was "
                             "created.\n"
                             "# TYPE spool_jobs_total counter\n");

@@ -121,10 +121,38 @@ static enum MHD_Result api__reply_raw(api_req *r, int status, const char *ctype,
     return off == out.len ? MHD_YES : MHD_NO;
 }
 
+/* The dashboard's page and files: scripts and styles from /ui/assets only (no inline
+ * code, no eval), data from this origin only, media and images also from blob: URLs
+ * (outputs fetched with the token), never inside a frame. */
+#define API_UI_CSP                                                                          \
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "       \
+    "media-src 'self' blob:; connect-src 'self'; font-src 'self'; base-uri 'none'; "        \
+    "form-action 'self'; frame-ancestors 'none'"
+
+static bool api__ui_headers(const api_req *r, struct MHD_Response *resp)
+{
+    static const api_hdr_kv h[] = {{"Content-Security-Policy", API_UI_CSP},
+                                   {"X-Content-Type-Options", "nosniff"},
+                                   {"X-Frame-Options", "DENY"},
+                                   {"Referrer-Policy", "no-referrer"},
+                                   {"Cross-Origin-Opener-Policy", "same-origin"}};
+    if (!api_path_is_ui(r->path))
+        return true;
+    for (size_t i = 0; i < sizeof h / sizeof *h; i++) {
+        if (MHD_add_response_header(resp, h[i].name, h[i].value) != MHD_YES)
+            return false;
+    }
+    return true;
+}
+
 enum MHD_Result api_reply_response(api_req *r, int status, struct MHD_Response *resp)
 {
     if (resp == NULL)
         return MHD_NO;
+    if (!api__ui_headers(r, resp)) {
+        MHD_destroy_response(resp);
+        return MHD_NO;
+    }
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     if (ret == MHD_YES)
@@ -170,6 +198,30 @@ enum MHD_Result api_reply_json(api_req *r, int status, sp_buf *body, const api_h
                                size_t nhdrs)
 {
     return api_reply_body(r, status, "application/json", body, hdrs, nhdrs);
+}
+
+enum MHD_Result api_reply_json_value(api_req *r, int status, json_t *v)
+{
+    sp_buf b;
+    sp_buf_init(&b, 64 * 1024 * 1024);
+    int rc = v ? api_json_append(&b, v) : SP_ENOMEM;
+    json_decref(v);
+    if (rc == 0)
+        rc = sp_buf_addc(&b, '\n');
+    if (rc < 0) {
+        sp_buf_free(&b);
+        return api_reply_code(r, rc, NULL);
+    }
+    return api_reply_json(r, status, &b, NULL, 0);
+}
+
+int api_query_none(void *ud, const char *name, const char *value)
+{
+    (void)value;
+    api_invalid inv;
+    api_invalid_set(&inv, name, "unknown parameter '%s' (this route takes none)", name);
+    api_reply_invalid(ud, &inv);
+    return -1;
 }
 
 /* 503s come in floods while Redis or the disk is away (or refuses our password): the

@@ -11,6 +11,7 @@
 #ifndef SPOOL_API_REPLY_H
 #define SPOOL_API_REPLY_H
 
+#include <jansson.h>
 #include <microhttpd.h>
 #include <stddef.h>
 
@@ -79,7 +80,16 @@ enum MHD_Result api_reply_json(api_req *r, int status, sp_buf *body, const api_h
 enum MHD_Result api_reply_body(api_req *r, int status, const char *content_type, sp_buf *body,
                                const api_hdr_kv *hdrs, size_t nhdrs);
 
-/* Queue a prepared response (destroyed here) with status. */
+/* Answer status with the JSON value v (its reference is taken), a newline after it. */
+enum MHD_Result api_reply_json_value(api_req *r, int status, json_t *v);
+
+/* A query-parameter callback (api_query_each, with the request as ud) for routes that
+ * take no parameters: answers 422 naming the first one and returns -1. */
+int api_query_none(void *ud, const char *name, const char *value);
+
+/* Queue a prepared response (destroyed here) with status. Under /ui (api_path_is_ui)
+ * it gets the dashboard's security headers (Content-Security-Policy,
+ * X-Content-Type-Options, X-Frame-Options, Referrer-Policy). */
 enum MHD_Result api_reply_response(api_req *r, int status, struct MHD_Response *resp);
 
 /* What the access handler returns after a helper answered (or tried to): MHD_YES when

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "spool/blob.h"
+#include "spool/config.h"
 
 static const struct {
     const char *label;
@@ -22,6 +23,15 @@ static const struct {
     [API_R_QUEUES] = {"/v1/queues", API_M_GET | API_M_HEAD},
     [API_R_EVENTS] = {"/v1/events", API_M_GET},
     [API_R_JOB_EVENTS] = {"/v1/jobs/{id}/events", API_M_GET},
+    [API_R_WORKERS] = {"/v1/workers", API_M_GET | API_M_HEAD},
+    [API_R_QUEUE_DEAD] = {"/v1/queues/{name}/dead", API_M_GET | API_M_HEAD},
+    [API_R_QUEUE_DEAD_RETRY] = {"/v1/queues/{name}/dead/retry", API_M_POST},
+    [API_R_QUEUE_DEAD_PURGE] = {"/v1/queues/{name}/dead/purge", API_M_POST},
+    [API_R_QUEUE_HISTORY] = {"/v1/queues/{name}/history", API_M_GET | API_M_HEAD},
+    [API_R_UI] = {"/ui", API_M_GET | API_M_HEAD},
+    [API_R_UI_ASSET] = {"/ui/assets/{name}", API_M_GET | API_M_HEAD},
+    [API_R_QUEUE_PAUSE] = {"/v1/queues/{name}/pause", API_M_POST},
+    [API_R_QUEUE_RESUME] = {"/v1/queues/{name}/resume", API_M_POST},
 };
 
 const char *api_route_label(api_route_id id)
@@ -51,7 +61,14 @@ unsigned api_method_bit(const char *m)
 
 bool api_route_needs_auth(api_route_id id)
 {
-    return id != API_R_HEALTHZ && id != API_R_READYZ && id != API_R_METRICS;
+    /* The dashboard's files carry no data: the data routes they call need the token. */
+    return id != API_R_HEALTHZ && id != API_R_READYZ && id != API_R_METRICS && id != API_R_UI &&
+           id != API_R_UI_ASSET;
+}
+
+bool api_path_is_ui(const char *path)
+{
+    return path && strncmp(path, "/ui", 3) == 0 && (path[3] == '\0' || path[3] == '/');
 }
 
 /* Copy the segment starting at *p (up to the next '/' or the end) into out (cap bytes
@@ -69,6 +86,69 @@ static bool api__segment(const char **p, char *out, size_t cap)
     return true;
 }
 
+/* The routes under /v1/queues/{name}/, p just after that prefix. A name that is not a
+ * valid queue name is a bad_param (no such queue can exist). */
+static api_route_id api__queue_route(const char *p, api_route *out)
+{
+    char name[SP_QUEUE_MAX + 2];
+    bool name_ok = api__segment(&p, name, sizeof name) && sp_queue_name_valid(name);
+    static const struct {
+        const char *rest;
+        api_route_id id;
+    } sub[] = {{"/dead", API_R_QUEUE_DEAD},
+               {"/dead/retry", API_R_QUEUE_DEAD_RETRY},
+               {"/dead/purge", API_R_QUEUE_DEAD_PURGE},
+               {"/history", API_R_QUEUE_HISTORY},
+               {"/pause", API_R_QUEUE_PAUSE},
+               {"/resume", API_R_QUEUE_RESUME}};
+    for (size_t i = 0; i < sizeof sub / sizeof *sub; i++) {
+        if (strcmp(p, sub[i].rest) != 0)
+            continue;
+        out->id = sub[i].id;
+        if (name_ok)
+            memcpy(out->queue, name, strlen(name) + 1);
+        else
+            out->bad_param = true;
+        return out->id;
+    }
+    return out->id;
+}
+
+static bool api__asset_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > API_NAME_MAX || s[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+/* /ui/...: p is past "/ui/". The dashboard's pages all get its one HTML file; its own
+ * script reads the path. */
+static api_route_id api__ui_route(const char *p, api_route *out)
+{
+    if (strncmp(p, "assets/", 7) == 0) {
+        if (api__asset_name_ok(p + 7)) {
+            out->id = API_R_UI_ASSET;
+            memcpy(out->name, p + 7, strlen(p + 7) + 1);
+        }
+        return out->id;
+    }
+    static const char *const pages[] = {"queues", "jobs", "workers", "dead"};
+    for (size_t i = 0; i < sizeof pages / sizeof *pages; i++) {
+        size_t n = strlen(pages[i]);
+        if (strncmp(p, pages[i], n) == 0 && (p[n] == '\0' || p[n] == '/') &&
+            strlen(p) <= 256)
+            return out->id = API_R_UI;
+    }
+    return out->id;
+}
+
 api_route_id api_route_parse(const char *path, api_route *out)
 {
     memset(out, 0, sizeof *out);
@@ -81,11 +161,16 @@ api_route_id api_route_parse(const char *path, api_route *out)
     } fixed[] = {{"/healthz", API_R_HEALTHZ}, {"/readyz", API_R_READYZ},
                  {"/metrics", API_R_METRICS}, {"/v1/videos", API_R_VIDEOS},
                  {"/v1/exports", API_R_EXPORTS}, {"/v1/jobs", API_R_JOBS},
-                 {"/v1/queues", API_R_QUEUES}, {"/v1/events", API_R_EVENTS}};
+                 {"/v1/queues", API_R_QUEUES}, {"/v1/workers", API_R_WORKERS},
+                 {"/v1/events", API_R_EVENTS}, {"/ui", API_R_UI}, {"/ui/", API_R_UI}};
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) {
         if (strcmp(path, fixed[i].path) == 0)
             return out->id = fixed[i].id;
     }
+    if (strncmp(path, "/v1/queues/", 11) == 0)
+        return api__queue_route(path + 11, out);
+    if (strncmp(path, "/ui/", 4) == 0)
+        return api__ui_route(path + 4, out);
     static const char jobs[] = "/v1/jobs/";
     if (strncmp(path, jobs, sizeof jobs - 1) != 0)
         return out->id;

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 
+#include "spool/job.h"
 #include "spool/util.h"
 
 typedef enum api_route_id {
@@ -22,6 +23,15 @@ typedef enum api_route_id {
     API_R_QUEUES,     /* /v1/queues */
     API_R_EVENTS,     /* /v1/events */
     API_R_JOB_EVENTS, /* /v1/jobs/{id}/events */
+    API_R_WORKERS,    /* /v1/workers */
+    API_R_QUEUE_DEAD, /* /v1/queues/{name}/dead */
+    API_R_QUEUE_DEAD_RETRY, /* /v1/queues/{name}/dead/retry */
+    API_R_QUEUE_DEAD_PURGE, /* /v1/queues/{name}/dead/purge */
+    API_R_QUEUE_HISTORY,    /* /v1/queues/{name}/history */
+    API_R_UI,         /* /ui and its pages (/ui/jobs/{id}...): the dashboard's HTML */
+    API_R_UI_ASSET,   /* /ui/assets/{name}: its scripts and styles */
+    API_R_QUEUE_PAUSE,  /* /v1/queues/{name}/pause */
+    API_R_QUEUE_RESUME, /* /v1/queues/{name}/resume */
     API_R_COUNT
 } api_route_id;
 
@@ -42,11 +52,17 @@ typedef struct api_route {
      * well-formed: such a job cannot exist, so the answer is 404 without a lookup. */
     bool bad_param;
     char job[SP_ID_LEN + 1];     /* job routes: the id */
-    char name[API_NAME_MAX + 1]; /* API_R_JOB_OUTPUT: the output name */
+    char name[API_NAME_MAX + 1]; /* API_R_JOB_OUTPUT: the output name; API_R_UI_ASSET: the
+                                  * asset's */
+    char queue[SP_QUEUE_MAX + 1]; /* queue routes: the queue's name */
 } api_route;
 
 /* Parse a decoded request path (no query string). Fills *out and returns out->id;
- * API_R_NONE for an unknown path. Never fails otherwise; out is always filled. */
+ * API_R_NONE for an unknown path. Never fails otherwise; out is always filled. A queue
+ * route with a malformed queue name, like a job route with a malformed id, sets
+ * bad_param. Dashboard pages are /ui, /ui/ and /ui/{queues,jobs,workers,dead}[/...];
+ * assets are /ui/assets/{name} with a name of letters, digits, '.', '-', '_'
+ * (whether it exists is the handler's question). */
 api_route_id api_route_parse(const char *path, api_route *out);
 
 /* True when the request target as sent (raw_uri: path and query, before decoding)
@@ -61,6 +77,10 @@ unsigned api_route_methods(api_route_id id);
 
 /* The method bit for an HTTP method name. */
 unsigned api_method_bit(const char *method);
+
+/* True when path is /ui or under /ui/: every answer there carries the dashboard's
+ * security headers (Content-Security-Policy...), errors included. */
+bool api_path_is_ui(const char *path);
 
 /* True for routes under /v1 (which need a bearer token when tokens are configured). */
 bool api_route_needs_auth(api_route_id id);

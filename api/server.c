@@ -36,6 +36,8 @@ static const api_handler api__table[] = {
     {API_R_READYZ, API_M_GET | API_M_HEAD, NULL, NULL, api_sys_readyz},
     {API_R_METRICS, API_M_GET | API_M_HEAD, NULL, NULL, api_sys_metrics},
     {API_R_QUEUES, API_M_GET | API_M_HEAD, NULL, NULL, api_sys_queues},
+    {API_R_QUEUE_PAUSE, API_M_POST, NULL, NULL, api_sys_queue_pause},
+    {API_R_QUEUE_RESUME, API_M_POST, NULL, NULL, api_sys_queue_pause},
     {API_R_VIDEOS, API_M_POST, api_videos_begin, api_videos_data, api_videos_end},
     {API_R_EXPORTS, API_M_POST, api_exports_begin, api_exports_data, api_exports_end},
     {API_R_JOBS, API_M_GET | API_M_HEAD, NULL, NULL, api_jobs_list},
@@ -45,6 +47,13 @@ static const api_handler api__table[] = {
     {API_R_JOB_OUTPUT, API_M_GET | API_M_HEAD, NULL, NULL, api_jobs_output},
     {API_R_EVENTS, API_M_GET, NULL, NULL, api_events_all},
     {API_R_JOB_EVENTS, API_M_GET, NULL, NULL, api_events_job},
+    {API_R_WORKERS, API_M_GET | API_M_HEAD, NULL, NULL, api_workers_list},
+    {API_R_QUEUE_DEAD, API_M_GET | API_M_HEAD, NULL, NULL, api_dead_list},
+    {API_R_QUEUE_DEAD_RETRY, API_M_POST, api_dead_begin, api_dead_data, api_dead_end},
+    {API_R_QUEUE_DEAD_PURGE, API_M_POST, api_dead_begin, api_dead_data, api_dead_end},
+    {API_R_QUEUE_HISTORY, API_M_GET | API_M_HEAD, NULL, NULL, api_queue_history},
+    {API_R_UI, API_M_GET | API_M_HEAD, NULL, NULL, api_ui_page},
+    {API_R_UI_ASSET, API_M_GET | API_M_HEAD, NULL, NULL, api_ui_asset},
 };
 
 static const api_handler *api__handler(const api_req *r)
@@ -131,7 +140,10 @@ static enum MHD_Result api__begin(api_req *r, const api_handler *h)
         return api_reply_error(r, API_E_UNAUTHORIZED,
                                "this route needs an Authorization: Bearer token");
     if (r->route.bad_param)
-        return api_reply_error(r, API_E_NOT_FOUND, "no such job");
+        return api_reply_error(r, API_E_NOT_FOUND, "%s",
+                               strncmp(r->path, "/v1/queues/", 11) == 0
+                                   ? "no such queue (a name is 1-64 of A-Z a-z 0-9 _ . -)"
+                                   : "no such job");
     return h->begin ? h->begin(r) : MHD_YES;
 }
 
@@ -340,6 +352,7 @@ static void api__free(api_server *s)
     api_conns_stop(s->conns);
     sp_cidrs_free(s->trusted);
     api_gc_stop(s->gc);
+    api_history_stop(s->history);
     sp_blobs_close(s->blobs);
     for (size_t i = 0; i < s->ntokens; i++)
         sp_free(s->tokens[i]);
@@ -469,6 +482,9 @@ api_server *api_server_start(const api_config *cfg, sp_err *err)
         (s->gc = api_gc_start(cfg->common.redis_url, cfg->common.prefix, s->blobs,
                               cfg->gc_interval_ms, cfg->gc_min_age_ms,
                               cfg->gc_staging_age_ms, err)) == NULL)
+        goto fail;
+    if ((s->history = api_history_start(cfg->common.redis_url, cfg->common.prefix,
+                                        cfg->history_interval_ms, err)) == NULL)
         goto fail;
     sp_info(NULL, "listening on %s (port %d, %u threads)", cfg->listen, s->port, threads);
     return s;

@@ -10,6 +10,7 @@
 
 #include "conns.h"
 #include "gc.h"
+#include "history.h"
 #include "longpoll.h"
 #include "ssehub.h"
 #include "spool/blob.h"
@@ -48,6 +49,7 @@ typedef struct api_config {
     char *public_endpoint;   /* the object store's address for clients; empty: its own */
     int64_t sse_max_streams; /* event streams open at once; 0: 3/4 of the connections */
     int64_t sse_heartbeat_ms; /* a comment on every idle event stream this often */
+    int64_t history_interval_ms; /* how often queue counters are sampled for the charts */
 } api_config;
 
 #define API_MAX_TOKENS 64
@@ -63,6 +65,7 @@ typedef struct api_server {
     api_lp *lp;
     api_sse *sse;       /* live event streams */
     api_gc *gc;
+    api_history *history; /* queue counters sampled for /v1/queues/{name}/history */
     sp_cidrs *trusted;  /* SPOOL_TRUSTED_PROXIES */
     api_conns *conns;   /* per-address limit, header deadlines */
     pthread_key_t qkey; /* this thread's sp_queue */

@@ -105,25 +105,19 @@ static json_t *api__time_or_null(int64_t ms)
     return json_string(t);
 }
 
-static json_t *api__worker(const sp_worker_info *w)
+/* One queue as GET /v1/queues lists it (workers counted by the caller). */
+static json_t *api__queue_json(const sp_queue_stat *s)
 {
-    json_t *cur = json_array();
-    char tmp[sizeof w->current];
-    memcpy(tmp, w->current, sizeof tmp);
-    char *save = NULL;
-    for (char *id = strtok_r(tmp, ",", &save); id && cur; id = strtok_r(NULL, ",", &save))
-        json_array_append_new(cur, json_string(id));
-    json_t *queues = json_array();
-    char qs[sizeof w->queues];
-    memcpy(qs, w->queues, sizeof qs);
-    for (char *q = strtok_r(qs, ",", &save); q && queues; q = strtok_r(NULL, ",", &save))
-        json_array_append_new(queues, json_string(q));
-    return json_pack("{s:s?, s:s?, s:s?, s:I, s:o?, s:I, s:o, s:o, s:o?, s:I, s:I}", "id", w->id,
-                     "kind", w->kind, "host", w->host, "pid", (json_int_t)w->pid, "queues",
-                     queues, "concurrency", (json_int_t)w->concurrency, "started_at",
-                     api__time_or_null(w->started_at), "last_seen",
-                     api__time_or_null(w->last_seen), "current", cur, "processed",
-                     (json_int_t)w->processed, "failed", (json_int_t)w->failed);
+    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, "
+                     "s:I}}",
+                     "name", s->name, "depth", (json_int_t)s->ready, "running",
+                     (json_int_t)s->running, "delayed", (json_int_t)s->delayed, "dead",
+                     (json_int_t)s->dead, "workers", (json_int_t)0, "paused", s->paused,
+                     "paused_at", api__time_or_null(s->paused_at), "totals", "enqueued",
+                     (json_int_t)s->enqueued, "succeeded", (json_int_t)s->succeeded, "failed",
+                     (json_int_t)s->failed, "cancelled", (json_int_t)s->cancelled, "retried",
+                     (json_int_t)s->retried, "expired", (json_int_t)s->expired, "requeued",
+                     (json_int_t)s->requeued);
 }
 
 enum MHD_Result api_sys_queues(api_req *r)
@@ -144,19 +138,9 @@ enum MHD_Result api_sys_queues(api_req *r)
     if (rc == 0) {
         json_t *queues = json_array(), *workers = json_array();
         for (size_t i = 0; i < n && queues; i++)
-            json_array_append_new(
-                queues,
-                json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
-                          "name", st[i].name, "depth", (json_int_t)st[i].ready, "running",
-                          (json_int_t)st[i].running, "delayed", (json_int_t)st[i].delayed,
-                          "dead", (json_int_t)st[i].dead, "workers",
-                          (json_int_t)0, "totals", "enqueued", (json_int_t)st[i].enqueued,
-                          "succeeded", (json_int_t)st[i].succeeded, "failed",
-                          (json_int_t)st[i].failed, "cancelled", (json_int_t)st[i].cancelled,
-                          "retried", (json_int_t)st[i].retried, "expired",
-                          (json_int_t)st[i].expired, "requeued", (json_int_t)st[i].requeued));
+            json_array_append_new(queues, api__queue_json(&st[i]));
         for (size_t i = 0; i < nw && workers; i++)
-            json_array_append_new(workers, api__worker(&w[i]));
+            json_array_append_new(workers, api_worker_json(&w[i]));
         /* Count the live workers that take each queue. */
         for (size_t i = 0; i < n && queues; i++) {
             json_int_t count = 0;
@@ -182,6 +166,39 @@ enum MHD_Result api_sys_queues(api_req *r)
     sp_buf b;
     sp_buf_init(&b, 64 * 1024 * 1024);
     rc = api_json_append(&b, out);
+    json_decref(out);
+    if (rc == 0)
+        rc = sp_buf_addc(&b, '\n');
+    if (rc < 0) {
+        sp_buf_free(&b);
+        return api_reply_code(r, rc, NULL);
+    }
+    return api_reply_json(r, 200, &b, NULL, 0);
+}
+
+/* POST /v1/queues/{name}/pause and .../resume: 200 with the queue as GET /v1/queues
+ * lists it (without its worker count). Pausing a paused queue changes nothing. */
+enum MHD_Result api_sys_queue_pause(api_req *r)
+{
+    sp_err err;
+    sp_queue *q = api_queue(r, &err);
+    if (q == NULL)
+        return api_reply_code(r, err.code, &err);
+    bool pause = r->route.id == API_R_QUEUE_PAUSE;
+    sp_queue_stat st;
+    int rc = sp_queue_pause(q, r->route.queue, pause, &err);
+    if (rc == 0)
+        rc = sp_queue_stat_one(q, r->route.queue, &st, &err);
+    if (rc < 0)
+        return api_reply_code(r, rc, &err);
+    sp_logctx lc = {NULL, r->route.queue, NULL};
+    sp_info(&lc, "queue %s", pause ? "paused" : "resumed");
+    json_t *out = api__queue_json(&st);
+    if (out)
+        json_object_del(out, "workers");
+    sp_buf b;
+    sp_buf_init(&b, 64 * 1024);
+    rc = out ? api_json_append(&b, out) : SP_ENOMEM;
     json_decref(out);
     if (rc == 0)
         rc = sp_buf_addc(&b, '\n');

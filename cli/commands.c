@@ -696,6 +696,35 @@ int ctl_cmd_queues(ctl_client *c)
     return rc;
 }
 
+/* pause QUEUE, resume QUEUE. */
+int ctl_cmd_pause(ctl_client *c)
+{
+    bool pause = c->o->cmd == CTL_CMD_PAUSE;
+    const char *name = c->o->target;
+    char path[128], what[96];
+    snprintf(path, sizeof path, "/v1/queues/%s/%s", name, pause ? "pause" : "resume");
+    snprintf(what, sizeof what, "%s queue %s", pause ? "pause" : "resume", name);
+    ctl_request rq;
+    ctl_request_init(&rq, "POST", path);
+    rq.timeout_ms = 60000;
+    ctl_response resp;
+    ctl_response_init(&resp);
+    json_t *q;
+    int rc = ctl_client_call(c, &rq, &resp, &q, what);
+    if (rc == 0) {
+        if (c->o->json)
+            rc = ctl_client_print_json(c, q);
+        else if (!c->o->quiet)
+            fprintf(c->out, pause ? "%s: paused (%lld waiting; running jobs finish, no new one "
+                                    "starts until `spoolctl resume %s`)\n"
+                                  : "%s: resumed (%lld waiting)\n",
+                    name, (long long)json_integer_value(json_object_get(q, "depth")), name);
+        json_decref(q);
+    }
+    ctl_response_free(&resp);
+    return rc;
+}
+
 int ctl_cmd_health(ctl_client *c)
 {
     const char *path = c->o->ready ? "/readyz" : "/healthz";

@@ -19,6 +19,7 @@ int ctl_cmd_jobs(ctl_client *c);
 int ctl_cmd_queues(ctl_client *c);
 int ctl_cmd_retry(ctl_client *c);
 int ctl_cmd_health(ctl_client *c);
+int ctl_cmd_pause(ctl_client *c); /* pause and resume */
 
 /* watch.c: the live event stream (GET /v1/events, /v1/jobs/{id}/events). */
 int ctl_cmd_watch(ctl_client *c);

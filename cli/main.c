@@ -30,6 +30,8 @@ int main(int argc, char **argv)
         [CTL_CMD_RETRY] = ctl_cmd_retry,
         [CTL_CMD_HEALTH] = ctl_cmd_health,
         [CTL_CMD_WATCH] = ctl_cmd_watch,
+        [CTL_CMD_PAUSE] = ctl_cmd_pause,
+        [CTL_CMD_RESUME] = ctl_cmd_pause,
     };
     json_set_alloc_funcs(sp_malloc, sp_free);
     ctl_opts o;

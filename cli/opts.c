@@ -39,6 +39,8 @@ static const struct {
     {"retry", CTL_CMD_RETRY, 1, 1},
     {"health", CTL_CMD_HEALTH, 0, 0},
     {"watch", CTL_CMD_WATCH, 0, 1},
+    {"pause", CTL_CMD_PAUSE, 1, 1},
+    {"resume", CTL_CMD_RESUME, 1, 1},
 };
 #define CTL__NCMDS (sizeof ctl__cmds / sizeof ctl__cmds[0])
 
@@ -147,6 +149,9 @@ void ctl_usage(FILE *f)
         "  jobs                     recent jobs, newest first\n"
         "      --state STATE  --type TYPE  --limit N (1-1000)\n"
         "  queues                   queue depths and live workers\n"
+        "  pause QUEUE              stop the queue's workers from starting jobs (it still takes\n"
+        "                           new ones; running jobs finish)\n"
+        "  resume QUEUE             let them start jobs again\n"
         "  retry ID                 run a failed job again with fresh attempts\n"
         "  watch [ID]               print live job events as they happen (one line each; --json:\n"
         "                           the event's JSON), reconnecting where it left off; with ID,\n"
@@ -362,6 +367,8 @@ static int ctl__check(ctl_opts *o, const char **pos, int npos, sp_err *err)
             return ctl__fail(err, "'%s' is not a job id (36 characters, as submit printed)",
                              o->target);
     }
+    if ((o->cmd == CTL_CMD_PAUSE || o->cmd == CTL_CMD_RESUME) && !sp_queue_name_valid(o->target))
+        return ctl__fail(err, "'%s' is not a queue name (such as video or pdf)", o->target);
     if (o->cmd == CTL_CMD_DOWNLOAD && o->name && !sp_blob_name_valid(o->name))
         return ctl__fail(err, "'%s' is not an output name (such as video.mp4)", o->name);
     if (o->cmd == CTL_CMD_DOWNLOAD && o->output && o->output[0] == '\0')

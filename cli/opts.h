@@ -34,6 +34,8 @@ enum ctl_cmd {
     CTL_CMD_RETRY,
     CTL_CMD_HEALTH,
     CTL_CMD_WATCH,
+    CTL_CMD_PAUSE,
+    CTL_CMD_RESUME,
     CTL_CMD_COUNT
 };
 

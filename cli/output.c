@@ -8,6 +8,7 @@
 
 #include "spool/alloc.h"
 #include "spool/err.h"
+#include "spool/job.h"
 
 #define CTL_TABLE_MAX_COLS 10
 
@@ -547,8 +548,10 @@ int ctl_out_queues(sp_buf *b, const json_t *q)
             snprintf(n[5], sizeof n[5], "%lld", ctl__int(tot, "succeeded"));
             snprintf(n[6], sizeof n[6], "%lld", ctl__int(tot, "failed"));
             snprintf(n[7], sizeof n[7], "%lld", ctl__int(tot, "cancelled"));
-            const char *row[] = {ctl__str(e, "name"), n[0], n[1], n[2], n[3], n[4], n[5], n[6],
-                                 n[7]};
+            char name[SP_QUEUE_MAX + 16];
+            snprintf(name, sizeof name, "%s%s", ctl__str(e, "name"),
+                     json_is_true(json_object_get(e, "paused")) ? " (paused)" : "");
+            const char *row[] = {name, n[0], n[1], n[2], n[3], n[4], n[5], n[6], n[7]};
             rc = ctl__table_row(&t, row);
         }
         if (rc == 0)

@@ -20,7 +20,21 @@
 #define SP_BATCH SP_CONSUMER_BATCH_MAX
 #define SP_DONE_MAX (2 * SP_BATCH + 1) /* held finishes plus give-backs of started jobs */
 
-enum { SP_QK_READY, SP_QK_CLAIM, SP_QK_LEASES, SP_QK_DELAYED, SP_QK_DEAD, SP_QK_STATS, SP_QK_N };
+enum {
+    SP_QK_READY,
+    SP_QK_CLAIM,
+    SP_QK_LEASES,
+    SP_QK_DELAYED,
+    SP_QK_DEAD,
+    SP_QK_STATS,
+    SP_QK_PAUSED,
+    SP_QK_N
+};
+/* After the queues' keys, step.lua takes the events stream and the webhooks keys. */
+enum { SP_GK_EVENTS, SP_GK_WH_READY, SP_GK_WH_STATS, SP_GK_JOBS, SP_GK_QUEUES, SP_GK_N };
+
+/* How long a consumer whose queues are all paused waits before it looks again. */
+#define SP_PAUSED_RECHECK_MS 1000
 
 /* An id on our claim list, not started yet. */
 typedef struct sp__claim {
@@ -45,6 +59,8 @@ struct sp_consumer {
     size_t nq;
     char queues[SP_CONSUMER_MAXQ][SP_QUEUE_MAX + 1];
     sp_key qk[SP_CONSUMER_MAXQ][SP_QK_N];
+    sp_key gk[SP_GK_N];
+    bool paused[SP_CONSUMER_MAXQ]; /* as the last step found them */
     char lease_ms[24];
     int64_t lease_n;
     char retention_ms[24];
@@ -104,8 +120,8 @@ sp_consumer *sp_consumer_new(const sp_consumer_opts *o, sp_err *err)
     pthread_mutex_init(&c->mu, NULL);
     snprintf(c->url, sizeof c->url, "%s", o->url);
     snprintf(c->worker, sizeof c->worker, "%s", o->worker_id);
-    static const char *const parts[SP_QK_N] = {"ready", NULL, "leases", "delayed", "dead",
-                                               "stats"};
+    static const char *const parts[SP_QK_N] = {"ready", NULL,    "leases", "delayed",
+                                               "dead",  "stats", "paused"};
     for (size_t i = 0; i < o->nqueues; i++) {
         if (!sp_queue_name_valid(o->queues[i])) {
             sp_err_set(err, SP_EINVAL, "bad queue name '%s'", o->queues[i]);
@@ -122,6 +138,11 @@ sp_consumer *sp_consumer_new(const sp_consumer_opts *o, sp_err *err)
         snprintf(c->gidx[i], sizeof c->gidx[i], "%zu", i + 1);
     }
     c->nq = o->nqueues;
+    sp__key(&c->gk[SP_GK_EVENTS], c->q.prefix, "events");
+    sp__key_q(&c->gk[SP_GK_WH_READY], c->q.prefix, SP_WEBHOOK_QUEUE, "ready");
+    sp__key_q(&c->gk[SP_GK_WH_STATS], c->q.prefix, SP_WEBHOOK_QUEUE, "stats");
+    sp__key(&c->gk[SP_GK_JOBS], c->q.prefix, "jobs");
+    sp__key(&c->gk[SP_GK_QUEUES], c->q.prefix, "queues");
     sp__key_job_prefix(&c->jobpfx, c->q.prefix);
     sp__chan_prefix(&c->chanpfx, c->q.prefix);
     c->lease_n = o->lease_ms > 0 ? o->lease_ms : 30000;
@@ -304,13 +325,15 @@ static int sp__step(sp_consumer *c, sp_redis *r, sp__step_req *req, sp_err *err)
     size_t nt = req->take > 0 ? (size_t)req->take : 0;
     if (ns + nt > SP_BATCH)
         nt = ns < SP_BATCH ? SP_BATCH - ns : 0;
-    const char *keys[SP_CONSUMER_MAXQ * SP_QK_N + SP_DONE_MAX + SP_BATCH];
+    const char *keys[SP_CONSUMER_MAXQ * SP_QK_N + SP_GK_N + SP_DONE_MAX + SP_BATCH];
     const char *args[12 + 10 * SP_DONE_MAX + 2 * SP_BATCH + 3 * SP_BATCH + SP_BATCH];
     char counts[6][24];
     int nk = 0, na = 0;
     for (size_t g = 0; g < c->nq; g++)
         for (int k = 0; k < SP_QK_N; k++)
             keys[nk++] = c->qk[g][k].s;
+    for (int k = 0; k < SP_GK_N; k++)
+        keys[nk++] = c->gk[k].s;
     snprintf(counts[0], sizeof counts[0], "%zu", c->nq);
     snprintf(counts[1], sizeof counts[1], "%zu", req->ngive);
     snprintf(counts[2], sizeof counts[2], "%zu", nf);
@@ -381,6 +404,13 @@ static int sp__step(sp_consumer *c, sp_redis *r, sp__step_req *req, sp_err *err)
     const redisReply *starts = sp_reply_elem(rep, 1);
     const redisReply *claims = sp_reply_elem(rep, 2);
     const redisReply *taken = sp_reply_elem(rep, 3);
+    const redisReply *paused = sp_reply_elem(rep, 4);
+    memset(c->paused, 0, sizeof c->paused);
+    for (size_t i = 0; i < sp_reply_len(paused); i++) {
+        int64_t g = sp_reply_int(sp_reply_elem(paused, i), 0);
+        if (g >= 1 && (size_t)g <= c->nq)
+            c->paused[g - 1] = true;
+    }
     /* The finishes are recorded: report them and drop them. */
     for (size_t i = 0; i < nf; i++) {
         const char *o = sp_reply_str(sp_reply_elem(outcomes, i), NULL);
@@ -512,15 +542,24 @@ static void sp__blmove_argv(sp_consumer *c, size_t i, char *timeout, int64_t ms,
     argv[5] = timeout;
 }
 
-/* Wait for a job on any of our queues for up to ms: 1 with id and *qi, 0 on timeout.
- * One queue blocks on the main connection; several block on one connection each and
- * unblock the others (CLIENT UNBLOCK) once one delivers. Called with c->mu released
- * (c holds nothing then), so a keeper is never stuck behind the wait. */
+/* Wait for a job on any of our queues that is not paused for up to ms: 1 with id and
+ * *qi, 0 on timeout. One queue blocks on the main connection; several block on one
+ * connection each and unblock the others (CLIENT UNBLOCK) once one delivers. With every
+ * queue paused it only sleeps. Called with c->mu released (c holds nothing then), so a
+ * keeper is never stuck behind the wait; reads c->paused, which only this thread's
+ * steps write. */
 static int sp__wait(sp_consumer *c, int64_t ms, char id[SP_ID_LEN + 1], size_t *qi,
                     sp_err *err)
 {
     const char *argv[6];
     char timeout[32];
+    size_t active = 0;
+    for (size_t i = 0; i < c->nq; i++)
+        active += !c->paused[i];
+    if (active == 0) {
+        poll(NULL, 0, (int)ms);
+        return 0;
+    }
     if (c->nq == 1) {
         sp__blmove_argv(c, 0, timeout, ms, argv);
         redisReply *rep;
@@ -534,6 +573,8 @@ static int sp__wait(sp_consumer *c, int64_t ms, char id[SP_ID_LEN + 1], size_t *
     }
     int rc = 0;
     for (size_t i = 0; i < c->nq && rc == 0; i++) {
+        if (c->paused[i])
+            continue;
         if (c->block[i] == NULL) {
             c->block[i] = sp__redis_open(c->url, err);
             if (c->block[i] == NULL)
@@ -543,18 +584,24 @@ static int sp__wait(sp_consumer *c, int64_t ms, char id[SP_ID_LEN + 1], size_t *
     }
     if (rc < 0)
         return rc;
+    bool done[SP_CONSUMER_MAXQ] = {false};
+    size_t ndone = 0;
     for (size_t i = 0; i < c->nq; i++) {
+        if (c->paused[i]) {
+            done[i] = true;
+            ndone++;
+            continue;
+        }
         sp__blmove_argv(c, i, timeout, ms, argv);
         rc = sp_redis_send(c->block[i], err, 6, argv, NULL);
         if (rc < 0) {
             /* Connections that did get a BLMOVE are dropped: cheaper than draining. */
             for (size_t j = 0; j < i; j++)
-                sp_redis_disconnect(c->block[j]);
+                if (!c->paused[j])
+                    sp_redis_disconnect(c->block[j]);
             return rc;
         }
     }
-    bool done[SP_CONSUMER_MAXQ] = {false};
-    size_t ndone = 0;
     int found = 0;
     bool unblocked = false;
     sp__claim extra[SP_CONSUMER_MAXQ];
@@ -710,14 +757,23 @@ static int sp__next(sp_consumer *c, int64_t block_ms, sp_job *job, sp_err *err)
         int64_t left = deadline - sp_mono_ms();
         if (left <= 0)
             return sp_err_set(err, SP_ETIMEDOUT, "no job arrived");
+        /* With a queue paused, look again now and then: a resume is a key going away,
+         * which no blocking wait sees. */
+        bool any_paused = false;
+        for (size_t i = 0; i < c->nq; i++)
+            any_paused |= c->paused[i];
+        if (any_paused && left > SP_PAUSED_RECHECK_MS)
+            left = SP_PAUSED_RECHECK_MS;
         sp__claim got;
         pthread_mutex_unlock(&c->mu);
         rc = sp__wait(c, left, got.id, &got.qi, err);
         pthread_mutex_lock(&c->mu);
         if (rc < 0)
             return rc;
-        if (rc == 0)
+        if (rc == 0 && (!any_paused || sp_mono_ms() >= deadline))
             return sp_err_set(err, SP_ETIMEDOUT, "no job arrived");
+        if (rc == 0)
+            continue;
         if (c->nclaimed < SP_BATCH)
             c->claimed[c->nclaimed++] = got;
     }

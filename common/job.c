@@ -47,6 +47,7 @@ void sp_job_clear(sp_job *j)
     sp_free(j->input);
     sp_free(j->outputs);
     sp_free(j->metadata);
+    sp_free(j->attempt_log);
     sp_job_init(j);
 }
 
@@ -81,6 +82,8 @@ int sp_job_set_field(sp_job *j, const char *name, const char *v, size_t len)
     case 'a':
         if (!strcmp(name, "attempts"))
             j->attempts = sp__num(v, len);
+        else if (!strcmp(name, "attempt_log"))
+            return sp__dup(&j->attempt_log, v, len);
         break;
     case 'c':
         if (!strcmp(name, "created_at"))

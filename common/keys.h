@@ -5,15 +5,21 @@
  * hash to one slot there). P = prefix, Q = a queue, J = a job, W = a worker:
  *
  *   script        job hash  queue keys (P q:Q:*)            global keys          worker keys
- *   enqueue       J         ready, stats                     jobs, queues, idem   -
- *   cancel        J         ready, delayed, stats            -                    -
- *   promote       J         delayed, ready                   -                    -
- *   requeue       J         dead, ready, stats               -                    -
- *   renew         J         leases                           -                    -
+ *   enqueue       J         ready, stats                     jobs, queues, events,-
+ *                                                            idem
+ *   cancel        J         ready, delayed, stats            events (+ webhooks)  -
+ *   promote       J         delayed, ready                   events               -
+ *   requeue       J         dead, ready, stats               events               -
+ *   purge         J         dead                             jobs                 -
+ *   renew         J         leases                           events               -
  *   annotate      J         -                                -                    -
- *   expire        J         leases, ready, dead, stats       workers, watch, runs -
- *   step          F+S jobs  all 6 of each of G queues        -                    claim:Q
+ *   expire        J         leases, ready, dead, stats       workers, watch, runs,-
+ *                                                            events (+ webhooks)
+ *   step          F+S jobs  all 7 of each of G queues        events (+ webhooks)  claim:Q
+ *   pause         -         paused                           queues               -
  *                 (+ taken jobs: named from a job hash prefix in ARGV, see below)
+ *   (+ webhooks): the webhooks queue's ready and stats, jobs, queues; and delivery job
+ *                 hashes named from the job hash prefix (lib.lua's webhook())
  *   scan          -         delayed, leases, dead of each Q  jobs, workers        -
  *   worker_beat   -         -                                workers, watch, runs W
  *   worker_leave  -         ready of each Q                  workers, runs        W, claim:Q
@@ -35,6 +41,10 @@
 #include <stdio.h>
 
 #define SP_KEY_MAX 384
+
+/* The events stream ("<prefix>events") keeps about this many entries (XADD MAXLEN ~);
+ * lib.lua's EVENTS_KEEP says the same for the scripts. */
+#define SP_EVENTS_KEEP "100000"
 typedef struct sp_key {
     char s[SP_KEY_MAX];
 } sp_key;
@@ -49,7 +59,8 @@ static inline const char *sp__key_job(sp_key *k, const char *p, const char *id)
 /* "<prefix>q:<queue>:<part>": ready (list), leases (zset of running jobs by when
  * maintenance looks at them next: the lease's end, or sooner when a renewal is due
  * within the worker's heartbeat TTL), delayed (zset by due time), dead (zset by failure
- * time), stats (hash of counters). */
+ * time), stats (hash of counters), paused (string: when the queue was paused; absent
+ * while it runs). */
 static inline const char *sp__key_q(sp_key *k, const char *p, const char *queue,
                                     const char *part)
 {
@@ -72,7 +83,8 @@ static inline const char *sp__key_worker(sp_key *k, const char *p, const char *w
     return k->s;
 }
 
-/* "<prefix><name>": jobs (index zset by creation), queues (set of names), workers
+/* "<prefix><name>": jobs (index zset by creation), queues (set of names), events (the
+ * stream of job events, see SP_EVENTS_KEEP and lib.lua's event()), workers
  * (zset by heartbeat deadline), runs (zset of worker ids by when their current process
  * first beat), watch (hash: last, the latest heartbeat of any worker, and since, when
  * heartbeats were last heard again after a gap). */
@@ -81,6 +93,9 @@ static inline const char *sp__key(sp_key *k, const char *p, const char *name)
     snprintf(k->s, sizeof k->s, "%s%s", p, name);
     return k->s;
 }
+
+/* The webhooks queue's name: deliveries of jobs' callbacks are jobs on it. */
+#define SP_WEBHOOK_QUEUE "webhooks"
 
 /* "<prefix>idem:<sha256 of the client's key>": "<job id> <fingerprint>". */
 static inline const char *sp__key_idem(sp_key *k, const char *p, const char *digest)
@@ -91,8 +106,9 @@ static inline const char *sp__key_idem(sp_key *k, const char *p, const char *dig
 
 /* "<prefix>job:": what a job's hash name is before its id. step.lua starts jobs it pops
  * off a ready list in the same call, before their ids are known to the caller: it names
- * their hashes as this prefix followed by the id (the one script that names a key not
- * in KEYS). Under either Cluster plan above the hash shares the slot of its queue's
+ * their hashes as this prefix followed by the id; and a job with a callback that ends
+ * (step, cancel, expire) makes a delivery job whose id only the script derives (the
+ * keys the scripts name that are not in KEYS). Under either Cluster plan above the hash shares the slot of its queue's
  * keys (one tag for the whole prefix; or the queue's tag, which this prefix then
  * carries). */
 static inline const char *sp__key_job_prefix(sp_key *k, const char *p)

@@ -180,15 +180,16 @@ int sp_queue_cancel(sp_queue *q, const char *id, int64_t retention_ms, sp_err *e
     if (rc < 0)
         return rc;
     const char *p = q->prefix;
-    sp_key k[5];
-    const char *keys[] = {sp__key_job(&k[0], p, id), sp__key_q(&k[1], p, queue, "ready"),
-                          sp__key_q(&k[2], p, queue, "delayed"),
-                          sp__key_q(&k[3], p, queue, "stats")};
+    sp_key k[11];
+    const char *keys[9] = {sp__key_job(&k[0], p, id), sp__key_q(&k[1], p, queue, "ready"),
+                           sp__key_q(&k[2], p, queue, "delayed"),
+                           sp__key_q(&k[3], p, queue, "stats"), sp__key(&k[4], p, "events")};
+    sp__webhook_keys(&k[5], p, &keys[5]);
     char ret[24];
     snprintf(ret, sizeof ret, "%lld", (long long)(retention_ms > 0 ? retention_ms : 604800000));
-    const char *args[] = {id, ret, sp__chan_job(&k[4], p, id)};
+    const char *args[] = {id, ret, sp__chan_job(&k[9], p, id), sp__key_job_prefix(&k[10], p)};
     redisReply *rep;
-    rc = sp_redis_eval(q->r, SP_LUA_CANCEL, 4, keys, 3, args, NULL, &rep, err);
+    rc = sp_redis_eval(q->r, SP_LUA_CANCEL, 9, keys, 4, args, NULL, &rep, err);
     if (rc < 0)
         return rc;
     const redisReply *st = sp_reply_elem(rep, 0);
@@ -214,13 +215,13 @@ int sp_queue_requeue(sp_queue *q, const char *id, sp_err *err)
     if (rc < 0)
         return rc;
     const char *p = q->prefix;
-    sp_key k[5];
+    sp_key k[6];
     const char *keys[] = {sp__key_job(&k[0], p, id), sp__key_q(&k[1], p, queue, "dead"),
                           sp__key_q(&k[2], p, queue, "ready"),
-                          sp__key_q(&k[3], p, queue, "stats")};
+                          sp__key_q(&k[3], p, queue, "stats"), sp__key(&k[5], p, "events")};
     const char *args[] = {id, sp__chan_job(&k[4], p, id)};
     redisReply *rep;
-    rc = sp_redis_eval(q->r, SP_LUA_REQUEUE, 4, keys, 2, args, NULL, &rep, err);
+    rc = sp_redis_eval(q->r, SP_LUA_REQUEUE, 5, keys, 2, args, NULL, &rep, err);
     if (rc < 0)
         return rc;
     const redisReply *st = sp_reply_elem(rep, 0);

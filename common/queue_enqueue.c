@@ -11,8 +11,8 @@
 #include "spool/sha256.h"
 #include "spool/util.h"
 
-#define SP_ENQ_KEYS 6
-#define SP_ENQ_ARGS 22
+#define SP_ENQ_KEYS 7
+#define SP_ENQ_ARGS 26
 
 typedef struct sp__enq_call {
     sp_key k[SP_ENQ_KEYS];
@@ -20,7 +20,7 @@ typedef struct sp__enq_call {
     int nkeys;
     const char *args[SP_ENQ_ARGS];
     int nargs;
-    char limit[24], ttl[24], maxatt[24], base[24], cap[24], created[24];
+    char limit[24], ttl[24], maxatt[24], base[24], cap[24], created[24], cbatt[24];
 } sp__enq_call;
 
 static int sp__enq_build(sp_queue *q, const sp_enqueue *e, sp__enq_call *c, sp_err *err)
@@ -39,14 +39,15 @@ static int sp__enq_build(sp_queue *q, const sp_enqueue *e, sp__enq_call *c, sp_e
     c->keys[2] = sp__key(&c->k[2], p, "jobs");
     c->keys[3] = sp__key_q(&c->k[3], p, e->queue, "stats");
     c->keys[4] = sp__key(&c->k[4], p, "queues");
-    c->nkeys = 5;
+    c->keys[5] = sp__key(&c->k[5], p, "events");
+    c->nkeys = 6;
     if (e->idem_key) {
         char digest[65];
         int rc = sp_sha256_hex_of(e->idem_key, strlen(e->idem_key), digest, err);
         if (rc < 0)
             return rc;
-        c->keys[5] = sp__key_idem(&c->k[5], p, digest);
-        c->nkeys = 6;
+        c->keys[6] = sp__key_idem(&c->k[6], p, digest);
+        c->nkeys = 7;
     }
     snprintf(c->limit, sizeof c->limit, "%lld", (long long)(e->queue_limit > 0 ? e->queue_limit : 0));
     snprintf(c->ttl, sizeof c->ttl, "%lld",
@@ -86,6 +87,14 @@ static int sp__enq_build(sp_queue *q, const sp_enqueue *e, sp__enq_call *c, sp_e
         c->args[n++] = "input";
         c->args[n++] = e->input_json;
     }
+    if (e->callback_url) {
+        snprintf(c->cbatt, sizeof c->cbatt, "%lld",
+                 (long long)(e->callback_attempts > 0 ? e->callback_attempts : 12));
+        c->args[n++] = "callback_url";
+        c->args[n++] = e->callback_url;
+        c->args[n++] = "callback_attempts";
+        c->args[n++] = c->cbatt;
+    }
     c->nargs = n;
     return 0;
 }
@@ -123,7 +132,8 @@ static size_t sp__enq_group_of(sp__enq_group *g, size_t *ng, const char *queue)
 static int sp__enq_append_batch(sp_queue *q, const sp_enqueue *e, size_t m,
                                 const sp__enq_call *calls, size_t *nreplies, sp_err *err)
 {
-    const char *one[2 + 2 * SP_ENQ_BATCH];
+    const char *one[6 + 2 * SP_ENQ_BATCH];
+    char evbuf[SP_ENQ_BATCH][SP_QUEUE_MAX + SP_TYPE_MAX + 16];
     sp__enq_group groups[SP_ENQ_BATCH];
     size_t group[SP_ENQ_BATCH]; /* each job's group */
     size_t ng = 0, sent = 0;
@@ -132,7 +142,7 @@ static int sp__enq_append_batch(sp_queue *q, const sp_enqueue *e, size_t m,
     sent++;
     for (size_t i = 0; i < m && rc == 0; i++, sent++) {
         const sp__enq_call *c = &calls[i];
-        const char *hset[2 + 2 * 12];
+        const char *hset[2 + 8 + SP_ENQ_ARGS];
         int n = 0;
         hset[n++] = "HSET";
         hset[n++] = c->keys[0];
@@ -173,6 +183,25 @@ static int sp__enq_append_batch(sp_queue *q, const sp_enqueue *e, size_t m,
         for (size_t i = 0; i < m; i++) {
             one[n++] = calls[i].created;
             one[n++] = e[i].id;
+        }
+        rc = sp_redis_append(q->r, err, n, one, NULL);
+        sent++;
+    }
+    if (rc == 0) {
+        /* One entry of the events stream for the batch (lib.lua's event()). */
+        sp_key k;
+        int n = 0;
+        one[n++] = "XADD";
+        one[n++] = sp__key(&k, q->prefix, "events");
+        one[n++] = "MAXLEN";
+        one[n++] = "~";
+        one[n++] = SP_EVENTS_KEEP;
+        one[n++] = "*";
+        for (size_t i = 0; i < m; i++) {
+            char *v = evbuf[i];
+            snprintf(v, sizeof evbuf[i], "queued 0 %s %s", e[i].queue, e[i].type);
+            one[n++] = e[i].id;
+            one[n++] = v;
         }
         rc = sp_redis_append(q->r, err, n, one, NULL);
         sent++;

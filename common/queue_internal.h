@@ -33,6 +33,16 @@ void sp__queue_fini(sp_queue *q);
  * second try. */
 bool sp__retry_read(const sp_queue *q, int rc);
 
+/* Fill k[0..3] with what lib.lua's webhook() takes in KEYS: the webhooks queue's ready
+ * list and stats, the jobs index and the queues set; return keys pointing at them. */
+static inline void sp__webhook_keys(sp_key k[4], const char *p, const char *keys[4])
+{
+    keys[0] = sp__key_q(&k[0], p, SP_WEBHOOK_QUEUE, "ready");
+    keys[1] = sp__key_q(&k[1], p, SP_WEBHOOK_QUEUE, "stats");
+    keys[2] = sp__key(&k[2], p, "jobs");
+    keys[3] = sp__key(&k[3], p, "queues");
+}
+
 /* Read just the queue job id is on into queue. 0, SP_ENOTFOUND or SP_EREDIS. */
 int sp__job_queue(sp_queue *q, const char *id, char queue[SP_QUEUE_MAX + 1], sp_err *err);
 

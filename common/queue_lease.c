@@ -124,14 +124,15 @@ int sp_queue_renew(sp_queue *q, const char *id, const char *token, int64_t lease
     if (rc < 0)
         return rc;
     const char *p = q->prefix;
-    sp_key k[3];
-    const char *keys[] = {sp__key_job(&k[0], p, id), sp__key_q(&k[1], p, queue, "leases")};
+    sp_key k[4];
+    const char *keys[] = {sp__key_job(&k[0], p, id), sp__key_q(&k[1], p, queue, "leases"),
+                          sp__key(&k[3], p, "events")};
     char lease[24], prog[24];
     snprintf(lease, sizeof lease, "%lld", (long long)lease_ms);
     snprintf(prog, sizeof prog, "%d", progress < -1 ? -1 : progress > 100 ? 100 : progress);
     const char *args[] = {id, token, lease, prog, sp__chan_job(&k[2], p, id)};
     redisReply *rep;
-    rc = sp_redis_eval(q->r, SP_LUA_RENEW, 2, keys, 5, args, NULL, &rep, err);
+    rc = sp_redis_eval(q->r, SP_LUA_RENEW, 3, keys, 5, args, NULL, &rep, err);
     if (rc < 0)
         return rc;
     if (sp_reply_is(sp_reply_elem(rep, 0), "ok")) {
@@ -178,21 +179,23 @@ static int sp__maint_each(sp_queue *q, const redisReply *ids, const char *queue,
         const char *id = sp_reply_str(sp_reply_elem(ids, i), NULL);
         if (id == NULL || !sp_id_valid(id))
             continue;
-        sp_key k[9];
+        sp_key k[15];
         if (script == SP_LUA_PROMOTE) {
             const char *keys[] = {sp__key_job(&k[0], p, id), sp__key_q(&k[1], p, queue, "delayed"),
-                                  sp__key_q(&k[2], p, queue, "ready")};
+                                  sp__key_q(&k[2], p, queue, "ready"), sp__key(&k[4], p, "events")};
             const char *args[] = {id, sp__chan_job(&k[3], p, id)};
-            rc = sp_redis_append_eval(q->r, SP_LUA_PROMOTE, 3, keys, 2, args, NULL, err);
+            rc = sp_redis_append_eval(q->r, SP_LUA_PROMOTE, 4, keys, 2, args, NULL, err);
         } else {
-            const char *keys[] = {sp__key_job(&k[0], p, id), sp__key_q(&k[1], p, queue, "leases"),
-                                  sp__key_q(&k[2], p, queue, "ready"),
-                                  sp__key_q(&k[3], p, queue, "dead"),
-                                  sp__key_q(&k[4], p, queue, "stats"),
-                                  sp__key(&k[5], p, "workers"), sp__key(&k[6], p, "watch"),
-                                  sp__key(&k[7], p, "runs")};
-            const char *args[] = {id, retention, sp__chan_job(&k[8], p, id)};
-            rc = sp_redis_append_eval(q->r, SP_LUA_EXPIRE, 8, keys, 3, args, NULL, err);
+            const char *keys[13] = {sp__key_job(&k[0], p, id), sp__key_q(&k[1], p, queue, "leases"),
+                                    sp__key_q(&k[2], p, queue, "ready"),
+                                    sp__key_q(&k[3], p, queue, "dead"),
+                                    sp__key_q(&k[4], p, queue, "stats"),
+                                    sp__key(&k[5], p, "workers"), sp__key(&k[6], p, "watch"),
+                                    sp__key(&k[7], p, "runs"), sp__key(&k[8], p, "events")};
+            sp__webhook_keys(&k[9], p, &keys[9]);
+            const char *args[] = {id, retention, sp__chan_job(&k[13], p, id),
+                                  sp__key_job_prefix(&k[14], p)};
+            rc = sp_redis_append_eval(q->r, SP_LUA_EXPIRE, 13, keys, 4, args, NULL, err);
         }
         if (rc == 0)
             sent++;

@@ -17,6 +17,8 @@ enum sp_lua {
     SP_LUA_WORKER_BEAT,
     SP_LUA_WORKER_LEAVE,
     SP_LUA_WATCH,
+    SP_LUA_PURGE,
+    SP_LUA_PAUSE,
     SP_LUA_COUNT
 };
 

@@ -1,13 +1,13 @@
 -- enqueue: record a new job and put its id on its queue, in one step.
 -- KEYS: 1 job hash, 2 ready list, 3 jobs index, 4 queue stats, 5 queue set,
---       6 idempotency key (optional)
+--       6 events stream, 7 idempotency key (optional)
 -- ARGV: 1 id, 2 queue, 3 length limit (0: none), 4 priority (high|normal),
 --       5 idempotency ttl ms, 6 request fingerprint, 7 created_at (ms, the producer's
---       clock, as for plain enqueues), 8.. field, value pairs
+--       clock, as for plain enqueues), 8.. field, value pairs, the first 'type', type
 -- Returns {'ok', id} | {'exists', id} | {'conflict', id} | {'full', length}
 local now = ARGV[7]
-if KEYS[6] then
-  local v = redis.call('GET', KEYS[6])
+if KEYS[7] then
+  local v = redis.call('GET', KEYS[7])
   if v then
     local sp = string.find(v, ' ', 1, true)
     local jid, fp = string.sub(v, 1, sp - 1), string.sub(v, sp + 1)
@@ -31,7 +31,10 @@ end
 redis.call('ZADD', KEYS[3], now, ARGV[1])
 redis.call('HINCRBY', KEYS[4], 'enqueued', 1)
 redis.call('SADD', KEYS[5], ARGV[2])
-if KEYS[6] then
-  redis.call('SET', KEYS[6], ARGV[1] .. ' ' .. ARGV[6], 'PX', ARGV[5])
+local evs = {}
+event(evs, ARGV[1], 'queued', '0', ARGV[2], ARGV[9])
+emit(KEYS[6], evs)
+if KEYS[7] then
+  redis.call('SET', KEYS[7], ARGV[1] .. ' ' .. ARGV[6], 'PX', ARGV[5])
 end
 return {'ok', ARGV[1]}

@@ -11,15 +11,17 @@
 -- A job that is still renewed never moves, whatever its worker's heartbeat says. When
 -- the job stays, its place in the leases zset says when to look again.
 -- KEYS: 1 job hash, 2 leases zset, 3 ready list, 4 dead zset, 5 queue stats,
---       6 workers zset, 7 watch hash, 8 runs zset
--- ARGV: 1 id, 2 retention ms, 3 event channel
+--       6 workers zset, 7 watch hash, 8 runs zset, 9 events stream, 10-13 the webhooks
+--       keys (lib.lua's webhook())
+-- ARGV: 1 id, 2 retention ms, 3 event channel, 4 job hash prefix
 -- Returns the job's new state, or 'no' when it stays.
-local now = now_ms()
+local now_s, now = clock()
 local id = ARGV[1]
 local s = redis.call('ZSCORE', KEYS[2], id)
 if not s or tonumber(s) > now then return 'no' end
 local h = redis.call('HMGET', KEYS[1], 'state', 'lease_until', 'attempts', 'max_attempts',
-  'cancel_requested', 'worker', 'renewed_at', 'worker_ttl', 'started_at')
+  'cancel_requested', 'worker', 'renewed_at', 'worker_ttl', 'started_at', 'progress', 'queue',
+  'type', 'callback_url', 'callback_attempts', 'attempt_log')
 if h[1] ~= 'running' then
   redis.call('ZREM', KEYS[2], id)
   return 'no'
@@ -72,12 +74,22 @@ else
     redis.call('RPUSH', KEYS[3], id)
   end
 end
-redis.call('HSET', KEYS[1], 'state', outcome, 'updated_at', now)
-redis.call('HINCRBY', KEYS[1], 'version', 1)
+local set = {'state', outcome, 'updated_at', now_s}
+log_attempt(set, h[15], h[3], h[9], now, outcome, h[5] ~= '1' and 'lease_expired' or nil,
+  message)
+redis.call('HSET', KEYS[1], unpack(set))
+local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
+local evs = {}
+event(evs, id, outcome, h[10], h[11], h[12])
 if outcome ~= 'queued' then
-  redis.call('HSET', KEYS[1], 'finished_at', now)
+  redis.call('HSET', KEYS[1], 'finished_at', now_s)
   redis.call('HINCRBY', KEYS[5], outcome, 1)
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  if h[13] then
+    webhook(ARGV[4], {KEYS[10], KEYS[11], KEYS[12], KEYS[13]}, evs, id, version, outcome, h[13],
+      h[14], now_s)
+  end
 end
+emit(KEYS[9], evs)
 redis.call('PUBLISH', ARGV[3], outcome)
 return outcome

@@ -1,10 +1,11 @@
 -- requeue: run a failed job again from the dead-letter set, with a fresh set of
 -- attempts.
--- KEYS: 1 job hash, 2 dead zset, 3 ready list, 4 queue stats
+-- KEYS: 1 job hash, 2 dead zset, 3 ready list, 4 queue stats, 5 events stream
 -- ARGV: 1 id, 2 event channel
 -- Returns {'queued'} | {'notfound'} | {'state', state} (not failed)
 local now = now_ms()
-local st = redis.call('HGET', KEYS[1], 'state')
+local h = redis.call('HMGET', KEYS[1], 'state', 'queue', 'type')
+local st = h[1]
 if not st then
   redis.call('ZREM', KEYS[2], ARGV[1])
   return {'notfound'}
@@ -20,4 +21,7 @@ redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('LPUSH', KEYS[3], ARGV[1])
 redis.call('HINCRBY', KEYS[4], 'requeued', 1)
 redis.call('PUBLISH', ARGV[2], 'queued')
+local evs = {}
+event(evs, ARGV[1], 'queued', '0', h[2], h[3])
+emit(KEYS[5], evs)
 return {'queued'}

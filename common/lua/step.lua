@@ -4,10 +4,11 @@
 -- ready lists and starts them, and claims ids for the time after. A consumer running
 -- short jobs (prefetch) finishes and starts a whole batch at once and claims the next
 -- batch; one running long jobs finishes one job and takes the next.
--- KEYS: for each of the consumer's G queues, in its order of preference, 6 keys: ready
+-- KEYS: for each of the consumer's G queues, in its order of preference, 7 keys: ready
 --       list, this worker's claim list, leases zset, delayed zset, dead zset, stats
---       hash; then the hashes of the F jobs to finish; then the hashes of the S claimed
---       jobs to start
+--       hash, paused flag; then the events stream; then the webhooks queue's ready list
+--       and stats, the jobs index and the queues set (lib.lua's webhook()); then the
+--       hashes of the F jobs to finish; then the hashes of the S claimed jobs to start
 -- ARGV: 1 G, 2 U, 3 F, 4 S, 5 how many ids to claim, 6 how many jobs to take (T),
 --       7 worker id, 8 lease ms, 9 retention ms, 10 the worker's heartbeat TTL ms (0:
 --       it has none; see expire.lua), 11 event channel prefix (a job's channel is it ..
@@ -23,16 +24,20 @@
 -- the ones before it: pass them newest first to keep their order.
 -- mode: succeeded | retry (retryable failure) | failed (permanent) | cancelled
 --       | release (give the job back at once without counting the attempt)
--- Returns {outcomes, starts, claimed, taken}: outcomes holds each finish's new state
+-- A paused queue (its flag key exists) gives nothing: no take, no claim, and ids claimed
+-- from it before the pause go back to its ready list instead of starting ('paused').
+-- Returns {outcomes, starts, claimed, taken, paused}: outcomes holds each finish's new state
 -- (succeeded, retrying, failed, cancelled, queued) or 'lost' when the lease is no
 -- longer ours (expired, or another attempt owns the job: nothing is changed then);
 -- starts holds each start's result: ok | lost (not on our claim list any more) | gone
--- (no such job) | skip (cancelled or already done), and the caller reads the started
+-- (no such job) | skip (cancelled or already done) | paused (given back), and the caller reads the started
 -- records with HGETALLs pipelined after the script (cheaper for Redis than returning
 -- them from Lua); claimed is a flat list of (queue index, id) pairs; taken holds
 -- (queue index, id, record) triples for the jobs taken and started, each record the
 -- job's hash as HGETALL gives it followed by the fields the start set (a later field
--- overrides an earlier one). Ids taken that are no longer queued are dropped.
+-- overrides an earlier one). Ids taken that are no longer queued are dropped. paused
+-- lists the indexes of the consumer's queues that are paused.
+-- Every state change goes into one entry of the events stream (lib.lua's event()).
 -- Events (PUBLISH on the job's channel) go out only for jobs someone watches: the
 -- long-poll marks the record (watched, see watch.lua) when it subscribes.
 local now_s, now = clock()
@@ -41,7 +46,18 @@ local G, U, F, S = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
 local want, ntake = tonumber(ARGV[5]), tonumber(ARGV[6])
 local worker, lease_ms, retention, ttl = ARGV[7], tonumber(ARGV[8]), ARGV[9], ARGV[10]
 local chan, jobpfx = ARGV[11], ARGV[12]
-local function qkey(g, part) return KEYS[(g - 1) * 6 + part] end
+local function qkey(g, part) return KEYS[(g - 1) * 7 + part] end
+local stream = KEYS[G * 7 + 1]
+local wk = {KEYS[G * 7 + 2], KEYS[G * 7 + 3], KEYS[G * 7 + 4], KEYS[G * 7 + 5]}
+local base = G * 7 + 5
+local evs = {}
+local paused, pausedl = {}, {}
+for g = 1, G do
+  if redis.call('EXISTS', qkey(g, 7)) == 1 then
+    paused[g] = true
+    pausedl[#pausedl + 1] = g
+  end
+end
 -- Lease removals, new leases and counters are gathered per queue and written once.
 local unlease, leased, counts = {}, {}, {}
 local function append(lists, g, x, y)
@@ -72,16 +88,19 @@ end
 local outcomes = {}
 for i = 1, F do
   local g, id, token, mode = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local job = KEYS[G * 6 + i]
+  local job = KEYS[base + i]
   local h = redis.call('HMGET', job, 'state', 'token', 'lease_until', 'version',
-    'error_code', 'attempts', 'max_attempts', 'watched')
+    'error_code', 'attempts', 'max_attempts', 'watched', 'progress', 'queue', 'type',
+    'callback_url', 'callback_attempts', 'started_at', 'attempt_log')
   local outcome
   if h[1] ~= 'running' or h[2] ~= token or tonumber(h[3] or 0) < now then
     outcome = 'lost'
   else
     -- One HSET for every change. The lease fields stay: once the state is no longer
     -- 'running' no script honours them. updated_at is implied by finished_at.
-    local set = {'version', tonumber(h[4] or 0) + 1}
+    local version = tonumber(h[4] or 0) + 1
+    local progress = h[9]
+    local set = {'version', version}
     if ARGV[a + 5] ~= '' then
       set[#set + 1] = 'metadata'
       set[#set + 1] = ARGV[a + 5]
@@ -93,6 +112,7 @@ for i = 1, F do
       set[#set + 1] = ARGV[a + 4]
       set[#set + 1] = 'progress'
       set[#set + 1] = '100'
+      progress = '100'
       if h[5] then
         redis.call('HDEL', job, 'error_code', 'error_message', 'error_retryable')
       end
@@ -124,6 +144,10 @@ for i = 1, F do
         redis.call('ZADD', qkey(g, 5), now_s, id)
       end
     end
+    if outcome ~= 'succeeded' and outcome ~= 'queued' then
+      local code = mode ~= 'cancelled' and ARGV[a + 6] or nil
+      log_attempt(set, h[15], h[6], h[14], now, outcome, code, ARGV[a + 7])
+    end
     set[#set + 1] = 'state'
     set[#set + 1] = outcome
     if terminal then
@@ -138,6 +162,10 @@ for i = 1, F do
     append(unlease, g, id)
     redis.call('HSET', job, unpack(set))
     if h[8] then redis.call('PUBLISH', chan .. id, outcome) end
+    event(evs, id, outcome, progress, h[10], h[11])
+    if terminal and h[12] then
+      webhook(jobpfx, wk, evs, id, version, outcome, h[12], h[13], now_s)
+    end
   end
   outcomes[i] = outcome
   a = a + 10
@@ -148,20 +176,41 @@ end
 -- and the same time in the leases zset: when maintenance looks at it next, the lease's
 -- end or, with a heartbeat TTL, when it has gone that long without a renewal
 -- (expire.lua).
-local starts = {}
+-- Each claim list is read once (LRANGE) and written once after the starts, rather than
+-- an LREM per id: ids started leave it, any others stay in their order.
+local claims = {}
+local function unclaim(g, id)
+  local c = claims[g]
+  if not c then
+    local ids = redis.call('LRANGE', qkey(g, 2), 0, -1)
+    local left = {}
+    for k = 1, #ids do left[ids[k]] = (left[ids[k]] or 0) + 1 end
+    c = {ids = ids, left = left, n = 0}
+    claims[g] = c
+  end
+  local n = c.left[id]
+  if not n or n == 0 then return false end
+  c.left[id] = n - 1
+  c.n = c.n + 1
+  return true
+end
+local starts, back = {}, {}
 local lease = string.format('%d', now + lease_ms)
 local ttl_n = tonumber(ttl)
 local look = lease
 if ttl_n > 0 and ttl_n < lease_ms then look = string.format('%d', now + ttl_n) end
 for i = 1, S do
   local g, id, token = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2]
-  local job = KEYS[G * 6 + F + i]
+  local job = KEYS[base + F + i]
   local r
-  if redis.call('LREM', qkey(g, 2), -1, id) == 0 then
+  if not unclaim(g, id) then
     r = 'lost'
+  elseif paused[g] then
+    r = 'paused'
+    append(back, g, id)
   else
     local h = redis.call('HMGET', job, 'state', 'attempts', 'version', 'next_attempt_at',
-      'watched')
+      'watched', 'progress', 'queue', 'type')
     if not h[1] then
       r = 'gone'
     elseif h[1] ~= 'queued' then
@@ -174,10 +223,29 @@ for i = 1, S do
       if h[4] then redis.call('HDEL', job, 'next_attempt_at') end
       append(leased, g, look, id)
       if h[5] then redis.call('PUBLISH', chan .. id, 'running') end
+      event(evs, id, 'running', h[6], h[7], h[8])
     end
   end
   starts[i] = r
   a = a + 3
+end
+-- Ids of paused queues go back to the front, the oldest (started first) frontmost.
+for g, ids in pairs(back) do
+  for k = #ids, 1, -1 do redis.call('RPUSH', qkey(g, 1), ids[k]) end
+end
+for g, c in pairs(claims) do
+  if c.n > 0 then
+    local keep = {}
+    for k = 1, #c.ids do
+      local id = c.ids[k]
+      if c.left[id] > 0 then
+        c.left[id] = c.left[id] - 1
+        keep[#keep + 1] = id
+      end
+    end
+    redis.call('DEL', qkey(g, 2))
+    if #keep > 0 then redis.call('RPUSH', qkey(g, 2), unpack(keep)) end
+  end
 end
 
 -- Take: pop up to T ids from the right (oldest) end of the ready lists, in the order
@@ -185,7 +253,7 @@ end
 local taken = {}
 local function take(g, id, job)
   local t = redis.call('HGETALL', job)
-  local state, attempts, version, watched
+  local state, attempts, version, watched, progress, queue, jtype
   local n = #t
   for k = 1, n, 2 do
     local f = t[k]
@@ -193,6 +261,9 @@ local function take(g, id, job)
     elseif f == 'attempts' then attempts = t[k + 1]
     elseif f == 'version' then version = t[k + 1]
     elseif f == 'watched' then watched = true
+    elseif f == 'progress' then progress = t[k + 1]
+    elseif f == 'queue' then queue = t[k + 1]
+    elseif f == 'type' then jtype = t[k + 1]
     elseif f == 'next_attempt_at' then
       redis.call('HDEL', job, 'next_attempt_at')
       t[k + 1] = '0'
@@ -217,10 +288,11 @@ local function take(g, id, job)
   taken[#taken + 1] = id
   taken[#taken + 1] = t
   if watched then redis.call('PUBLISH', chan .. id, 'running') end
+  event(evs, id, 'running', progress, queue, jtype)
 end
 for g = 1, G do
   if ntake <= 0 then break end
-  local ids = redis.call('RPOP', qkey(g, 1), ntake)
+  local ids = not paused[g] and redis.call('RPOP', qkey(g, 1), ntake)
   if ids then
     ntake = ntake - #ids
     for k = 1, #ids do take(g, ids[k], jobpfx .. ids[k]) end
@@ -241,7 +313,9 @@ local claimed = {}
 for g = 1, G do
   if want <= 0 then break end
   local ready, claim = qkey(g, 1), qkey(g, 2)
-  if want == 1 then
+  if paused[g] then
+    -- nothing from a paused queue
+  elseif want == 1 then
     local id = redis.call('LMOVE', ready, claim, 'RIGHT', 'LEFT')
     if id then
       claimed[#claimed + 1] = g
@@ -252,8 +326,7 @@ for g = 1, G do
     local ids = redis.call('LRANGE', ready, -want, -1)
     if #ids > 0 then
       redis.call('LTRIM', ready, 0, -#ids - 1)
-      -- Oldest first, as LMOVE would: the oldest ends at the claim list's tail, where
-      -- the start's LREM looks first.
+      -- Oldest first, as LMOVE would: the oldest ends at the claim list's tail.
       local oldest = {}
       for k = #ids, 1, -1 do
         oldest[#oldest + 1] = ids[k]
@@ -265,4 +338,5 @@ for g = 1, G do
     end
   end
 end
-return {outcomes, starts, claimed, taken}
+emit(stream, evs)
+return {outcomes, starts, claimed, taken, pausedl}

@@ -1,11 +1,13 @@
 /* fuzz_path.c - request paths and ids: route parsing must classify any path, and a
- * route that carries an id or an output name only ever carries valid ones. */
+ * route that carries an id, an output or asset name or a queue name only ever carries
+ * valid ones. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "route.h"
 #include "spool/blob.h"
+#include "spool/config.h"
 #include "spool/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -25,7 +27,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (id == API_R_JOB_OUTPUT && !r.bad_param && !sp_blob_name_valid(r.name))
         abort();
-    if (!job_route && (r.bad_param || r.job[0] || r.name[0]))
+    bool queue_route = id == API_R_QUEUE_DEAD || id == API_R_QUEUE_DEAD_RETRY ||
+                       id == API_R_QUEUE_DEAD_PURGE || id == API_R_QUEUE_HISTORY ||
+                       id == API_R_QUEUE_PAUSE || id == API_R_QUEUE_RESUME;
+    if (queue_route && !r.bad_param && !sp_queue_name_valid(r.queue))
+        abort();
+    /* an asset's name is one path segment that is not hidden (nor . or ..) */
+    if (id == API_R_UI_ASSET && (r.name[0] == '\0' || r.name[0] == '.' || strchr(r.name, '/')))
+        abort();
+    if ((!job_route && !queue_route && r.bad_param) || (!job_route && r.job[0]) ||
+        (!job_route && id != API_R_UI_ASSET && r.name[0]) || (!queue_route && r.queue[0]))
+        abort();
+    if (api_path_is_ui(path) != (strncmp(path, "/ui", 3) == 0 && (path[3] == '\0' || path[3] == '/')))
         abort();
     (void)api_route_label(id);
     (void)api_route_methods(id);

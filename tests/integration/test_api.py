@@ -771,6 +771,12 @@ def test_failed_job_is_retried_from_the_dead_letter_list(ctx):
         eq(r.status, 202)
         eq(r.headers["location"], f"/v1/jobs/{job['id']}")
         eq((r.json()["state"], r.json()["attempts"], r.json()["error"]), ("queued", 0, None))
+        # The failed attempt stays in the job's attempt log after the retry.
+        log = r.json()["attempt_log"]
+        eq(len(log), 1, log)
+        eq((log[0]["attempt"], log[0]["outcome"], log[0]["error"]),
+           (1, "failed", {"code": "bad_dataset", "message": "the dataset has no rows"}))
+        assert log[0]["started_at"] <= log[0]["ended_at"] and log[0]["ended_at"].endswith("Z"), log
         r = api.http.post(f"/v1/jobs/{job['id']}/retry")
         eq(r.status, 409)
         eq(r.json()["error"]["code"], "job_not_failed")
@@ -782,6 +788,9 @@ def test_failed_job_is_retried_from_the_dead_letter_list(ctx):
         eq(got["state"], "retrying")
         assert got["next_attempt_at"], got
         eq(got["error"]["retryable"], True)
+        eq([(e["outcome"], e["error"]["code"]) for e in got["attempt_log"]],
+           [("retrying", "fetch_failed")])
+        eq(api.http.get(f"/v1/jobs/{job2['id']}").json()["attempt_log"][0]["attempt"], 1)
     finally:
         w.close()
 
@@ -820,6 +829,52 @@ def test_queues_show_depths_per_queue(ctx):
     for k in ("depth", "running", "delayed", "dead", "workers", "totals"):
         assert k in q["pdf"], k
     eq(body["workers"], [])
+
+
+@suite.test
+def test_a_paused_queue_holds_its_jobs_until_resumed(ctx):
+    api = ctx["api"]
+    w = Worker(api, queues="pdf")
+    try:
+        r = api.http.post("/v1/queues/pdf/pause")
+        eq(r.status, 200, r.body)
+        eq(r.json()["name"], "pdf")
+        eq(r.json()["paused"], True)
+        assert r.json()["paused_at"].endswith("Z"), r.json()
+        eq(api.http.post("/v1/queues/pdf/pause").status, 200, "pausing twice")
+        job = export(api)
+        eq(job.status, 202, "a paused queue still takes jobs")
+        eq(w.cmd("take 1500"), "none no job arrived", "a worker of a paused queue")
+        eq(api.http.get(f"/v1/jobs/{job.json()['id']}").json()["state"], "queued")
+        q = {q["name"]: q for q in api.http.get("/v1/queues").json()["queues"]}
+        eq(q["pdf"]["paused"], True)
+        assert all(not v["paused"] for k, v in q.items() if k != "pdf"), q
+        text = api.http.get("/metrics").body.decode()
+        assert re.search(r'^spool_queue_paused\{queue="pdf"\} 1$', text, re.M), text[:3000]
+        r = api.http.post("/v1/queues/pdf/resume")
+        eq(r.status, 200, r.body)
+        eq(r.json()["paused"], False)
+        eq(r.json()["paused_at"], None)
+        w.take(job.json()["id"])
+        text = api.http.get("/metrics").body.decode()
+        assert re.search(r'^spool_queue_paused\{queue="pdf"\} 0$', text, re.M)
+        # A queue that never saw a job can be paused ahead, and is listed from then on.
+        eq(api.http.post("/v1/queues/later/pause").json()["depth"], 0)
+        q = {q["name"]: q for q in api.http.get("/v1/queues").json()["queues"]}
+        eq(q["later"]["paused"], True)
+        eq(api.http.post("/v1/queues/later/resume").status, 200)
+        for bad in ("/v1/queues/a%20b/pause", "/v1/queues/" + "q" * 65 + "/pause",
+                    "/v1/queues/%00/pause", "/v1/queues//pause"):
+            r = api.http.post(bad)
+            assert r.status in (400, 404), (bad, r.status)
+            assert r.json()["error"]["code"], r.body
+        r = api.http.get("/v1/queues/pdf/pause")
+        eq(r.status, 405)
+        eq(r.headers["allow"], "POST")
+        eq(api.http.post("/v1/queues/pdf/stop").status, 404)
+    finally:
+        api.http.post("/v1/queues/pdf/resume")
+        w.close()
 
 
 @suite.test

@@ -463,6 +463,13 @@ def test_jobs_and_queues_show_what_runs(ctx):
     text = ok(ctl("queues", server=url), "queues table")
     assert re.search(r"^pdf\s+\d+\s+0\s+0\s+0\s+0\s", text, re.M), text
     assert "no live workers" in text, text  # nothing serves the idle: prefix
+    out = ok(ctl("pause", "pdf", server=url), "pause")
+    assert out.startswith("pdf: paused ("), out
+    assert re.search(r"^pdf \(paused\)\s+\d+", ok(ctl("queues", server=url), "queues"), re.M)
+    eq(json.loads(ok(ctl("--json", "resume", "pdf", server=url), "resume"))["paused"], False)
+    rc, _, err = ctl("pause", "no such", server=url)
+    eq(rc, 2, "exit for a bad queue name")
+    assert "not a queue name" in err, err
     ok(ctl("cancel", jid, server=url), "cancel")
     if len(ctx["workers"]) == 2:
         text = ok(ctl("queues", server=ctx["apis"]["main"].url), "queues with workers")

@@ -77,6 +77,76 @@ static void test_route_job_paths_validate_ids(void **state)
     assert_true(r.bad_param);
 }
 
+static void test_route_queue_paths_validate_names(void **state)
+{
+    (void)state;
+    api_route r;
+    assert_int_equal(api_route_parse("/v1/workers", &r), API_R_WORKERS);
+    assert_int_equal(api_route_parse("/v1/queues/video/dead", &r), API_R_QUEUE_DEAD);
+    assert_false(r.bad_param);
+    assert_string_equal(r.queue, "video");
+    assert_int_equal(api_route_parse("/v1/queues/v.i-d_0/dead/retry", &r), API_R_QUEUE_DEAD_RETRY);
+    assert_string_equal(r.queue, "v.i-d_0");
+    assert_int_equal(api_route_parse("/v1/queues/pdf/dead/purge", &r), API_R_QUEUE_DEAD_PURGE);
+    assert_int_equal(api_route_parse("/v1/queues/pdf/history", &r), API_R_QUEUE_HISTORY);
+    /* 64 characters is a name, 65 is not (the route is known, the queue cannot exist) */
+    char path[256];
+    char name[66];
+    memset(name, 'q', 64);
+    name[64] = '\0';
+    snprintf(path, sizeof path, "/v1/queues/%s/dead", name);
+    assert_int_equal(api_route_parse(path, &r), API_R_QUEUE_DEAD);
+    assert_false(r.bad_param);
+    assert_string_equal(r.queue, name);
+    name[64] = 'q';
+    name[65] = '\0';
+    snprintf(path, sizeof path, "/v1/queues/%s/dead", name);
+    assert_int_equal(api_route_parse(path, &r), API_R_QUEUE_DEAD);
+    assert_true(r.bad_param);
+    assert_string_equal(r.queue, "");
+    assert_int_equal(api_route_parse("/v1/queues/a b/dead", &r), API_R_QUEUE_DEAD);
+    assert_true(r.bad_param);
+    assert_int_equal(api_route_parse("/v1/queues//dead", &r), API_R_QUEUE_DEAD);
+    assert_true(r.bad_param);
+    assert_int_equal(api_route_parse("/v1/queues/video", &r), API_R_NONE);
+    assert_int_equal(api_route_parse("/v1/queues/video/", &r), API_R_NONE);
+    assert_int_equal(api_route_parse("/v1/queues/video/dead/", &r), API_R_NONE);
+    assert_int_equal(api_route_parse("/v1/queues/video/dead/x", &r), API_R_NONE);
+    /* ".." is a queue name like any other (it only ever names Redis keys, no file) */
+    assert_int_equal(api_route_parse("/v1/queues/../dead", &r), API_R_QUEUE_DEAD);
+    assert_string_equal(r.queue, "..");
+    assert_int_equal(api_route_parse("/v1/workers/", &r), API_R_NONE);
+}
+
+static void test_route_ui_paths(void **state)
+{
+    (void)state;
+    api_route r;
+    const char *pages[] = {"/ui", "/ui/", "/ui/jobs", "/ui/jobs/", "/ui/jobs/00d2a6ghw02rtpqfe4rae3n080zkmvrknkqa",
+                           "/ui/queues/video", "/ui/workers", "/ui/dead", "/ui/dead/pdf"};
+    for (size_t i = 0; i < sizeof pages / sizeof *pages; i++) {
+        assert_int_equal(api_route_parse(pages[i], &r), API_R_UI);
+        assert_true(api_path_is_ui(pages[i]));
+    }
+    assert_int_equal(api_route_parse("/ui/assets/app.js", &r), API_R_UI_ASSET);
+    assert_string_equal(r.name, "app.js");
+    assert_int_equal(api_route_parse("/ui/assets/chart.min.js", &r), API_R_UI_ASSET);
+    const char *none[] = {"/uix", "/ui/nope", "/ui/jobsx", "/ui/assets/", "/ui/assets/.hidden",
+                          "/ui/assets/a/b.js", "/ui/assets/..", "/ui/assets/a b.js", "/UI"};
+    for (size_t i = 0; i < sizeof none / sizeof *none; i++)
+        assert_int_equal(api_route_parse(none[i], &r), API_R_NONE);
+    assert_false(api_path_is_ui("/uix"));
+    assert_false(api_path_is_ui("/v1/ui"));
+    assert_false(api_path_is_ui(NULL));
+    assert_true(api_path_is_ui("/ui/nope")); /* its 404 carries the headers too */
+    /* no token for the dashboard's files; every /v1 route still needs one */
+    assert_false(api_route_needs_auth(API_R_UI));
+    assert_false(api_route_needs_auth(API_R_UI_ASSET));
+    assert_true(api_route_needs_auth(API_R_WORKERS));
+    assert_true(api_route_needs_auth(API_R_QUEUE_DEAD_PURGE));
+    assert_true(api_route_needs_auth(API_R_QUEUE_HISTORY));
+}
+
 static void test_route_methods_and_auth(void **state)
 {
     (void)state;
@@ -1093,6 +1163,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_route_fixed_paths),
         cmocka_unit_test(test_route_job_paths_validate_ids),
+        cmocka_unit_test(test_route_queue_paths_validate_names),
+        cmocka_unit_test(test_route_ui_paths),
         cmocka_unit_test(test_route_methods_and_auth),
         cmocka_unit_test(test_media_type_parses_parameters),
         cmocka_unit_test(test_range_forms),

@@ -56,6 +56,8 @@ typedef struct sp_job {
     char *input;    /* JSON object: {"blob":name,...} or {"url":...} */
     char *outputs;  /* JSON array of {"name","content_type","bytes"} */
     char *metadata; /* JSON object: probe results, page counts */
+    char *attempt_log; /* JSON array: attempts that ended other than in success, the last
+                        * 10: {attempt, started_at, ended_at (ms), outcome, error} */
 } sp_job;
 
 /* Zero a record (no heap fields). */

@@ -46,6 +46,8 @@ typedef struct sp_enqueue {
     int64_t queue_limit;       /* reject past this many ready jobs; 0: no limit */
     int64_t idem_ttl_ms;       /* how long the idempotency key is remembered */
     int64_t created_at;        /* ms since the epoch; 0: now, by this host's clock */
+    const char *callback_url;  /* where the job's end is POSTed (a webhook), or NULL */
+    int64_t callback_attempts; /* attempts of that delivery; 0: 12 */
 } sp_enqueue;
 
 /* Record the job and queue it in one step.
@@ -99,17 +101,29 @@ typedef struct sp_list_filter {
     sp_state state;
     const char *type;  /* exact type or NULL */
     size_t limit;      /* at most this many results */
+    const char *queue; /* exact queue or NULL */
+    const char *before; /* a page's cursor: only jobs after this one (older); NULL: from
+                         * the newest */
 } sp_list_filter;
 
 /* The most recent jobs (newest first, by creation millisecond) matching f, into out[0..*n-1] (each to be
  * sp_job_clear'ed). Looks at no more than 10000 recent jobs. */
 int sp_queue_list(sp_queue *q, const sp_list_filter *f, sp_job *out, size_t *n, sp_err *err);
 
+/* The same, a page at a time: next gets the cursor of the following page (pass it as
+ * f->before), "" when the index has nothing older. A page looks at no more than 10000
+ * jobs: it may be short (even empty) with a cursor when few jobs match. SP_ENOTFOUND
+ * when f->before is no longer in the index (expired). */
+int sp_queue_list_page(sp_queue *q, const sp_list_filter *f, sp_job *out, size_t *n,
+                       char next[SP_ID_LEN + 1], sp_err *err);
+
 typedef struct sp_queue_stat {
     char name[SP_QUEUE_MAX + 1];
     int64_t ready, running, delayed, dead;                 /* current depths */
     int64_t enqueued, succeeded, failed, cancelled;        /* counters since creation */
     int64_t retried, expired, requeued;
+    bool paused;
+    int64_t paused_at; /* ms since the epoch (Redis's clock) when paused, 0 when not */
 } sp_queue_stat;
 
 /* Depths and counters of every queue that has seen a job, sorted by name, into
@@ -118,6 +132,38 @@ int sp_queue_stats(sp_queue *q, sp_queue_stat *out, size_t max, size_t *n, sp_er
 
 /* Depth and counters of one named queue (zeros when it never saw a job). */
 int sp_queue_stat_one(sp_queue *q, const char *queue, sp_queue_stat *out, sp_err *err);
+
+/* ---- the dead-letter set of a queue ------------------------------------------- */
+
+/* One page of queue's dead-letter set, the latest failure first: the jobs from rank
+ * offset on, at most max, into out[0..*n-1] (each to be sp_job_clear'ed; a job whose
+ * record is gone is left out); *total gets the size of the set. */
+int sp_queue_dead_list(sp_queue *q, const char *queue, size_t offset, size_t max, sp_job *out,
+                       size_t *n, int64_t *total, sp_err *err);
+
+/* The first max ids of queue's dead-letter set (the latest failure first) into
+ * ids[0..*n-1]. */
+int sp_queue_dead_ids(sp_queue *q, const char *queue, size_t max, char (*ids)[SP_ID_LEN + 1],
+                      size_t *n, sp_err *err);
+
+enum sp_dead_action {
+    SP_DEAD_RETRY, /* back on the queue with fresh attempts (sp_queue_requeue) */
+    SP_DEAD_PURGE  /* deleted for good: record, dead-set entry, index entry */
+};
+
+/* Apply action to each of ids[0..n-1] that is in queue's dead-letter set: results[i]
+ * gets 0 (done), SP_ENOTFOUND (not in this queue's dead set, or the id is malformed)
+ * or SP_ESTATE (no longer failed: retried meanwhile). Returns 0, or the first Redis
+ * error (results of the ids before it stand; the others are SP_EREDIS). */
+int sp_queue_dead_apply(sp_queue *q, const char *queue, int action, const char *const *ids,
+                        size_t n, int *results, sp_err *err);
+
+/* Pause a queue (paused true) or resume it. A paused queue still takes new jobs but its
+ * consumers start none: not the ones waiting, nor ids they claimed ahead (those go back
+ * to the queue's front); a job already running finishes. Consumers see a resume within
+ * about a second. The queue is listed by sp_queue_stats from then on. 0 or an error
+ * (SP_EINVAL for a bad name). Pausing a paused queue keeps its first pause time. */
+int sp_queue_pause(sp_queue *q, const char *queue, bool paused, sp_err *err);
 
 /* ---- workers ------------------------------------------------------------------ */
 
