@@ -392,6 +392,65 @@ def test_job_stream_404_for_unknown_or_malformed_ids(ctx):
     s.close()
 
 
+@suite.test
+def test_real_jobs_from_enqueue_to_the_end(ctx):
+    """The scripts' own events (common/lua): a job submitted through the API, run by a
+    worker of the shared runtime with progress steps, and one cancelled through the
+    API; the all-jobs stream, the per-job stream and spoolctl watch see them."""
+    api, redis = ctx["api"], ctx["redis"]
+    every = open_stream(api, "/v1/events?queue=test")
+    live(every, None)
+    q = Queue(redis)
+    jid = q.enqueue("test", "test.noop", {"sleep_ms": 1500})
+    one = open_stream(api, f"/v1/jobs/{jid}/events")
+    one.wait(lambda x: len(x.job_events()) >= 1, 5, "the job's state")
+    watch = spoolctl(api, "--json", "watch", jid)
+    worker = subprocess.Popen(
+        [os.path.join(os.environ.get("SPOOL_TEST_BIN_DIR", os.path.join(
+            os.path.dirname(BIN), "build/release/tests")), "spool-test-worker")],
+        env=dict(os.environ, SPOOL_REDIS_URL=redis.url, SPOOL_QUEUES="test",
+                 SPOOL_DATA_DIR=os.path.join(suite.tmp, "worker-data")),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        one.wait_end(20)
+        states = [e["data"]["state"] for e in one.job_events()]
+        eq(states[0], "queued", "the state first")
+        eq(states[-1], "succeeded", "ends with the end")
+        assert "running" in states, states
+        running = [e["data"]["progress"] for e in one.job_events()
+                   if e["data"]["state"] == "running"]
+        eq(running, sorted(running), "progress only goes up")
+        assert any(0 < p < 100 for p in running), f"progress steps: {running}"
+        out, _ = watch.communicate(timeout=10)
+        eq(watch.returncode, 0, "spoolctl watch exit code")
+        eq([json.loads(x)["state"] for x in out.decode().splitlines()][-1], "succeeded",
+           "spoolctl watch's last line")
+        every.wait(lambda x: any(e["data"]["state"] == "succeeded" for e in x.job_events()), 5,
+                   "the end on the all-jobs stream")
+        mine = [e["data"] for e in every.job_events() if e["data"]["job_id"] == jid]
+        eq([d["state"] for d in mine][0], "queued", "enqueue wrote an event")
+        eq({(d["queue"], d["type"]) for d in mine}, {("test", "test.noop")}, "queue and type")
+        eq(ids(every.job_events()), sorted(ids(every.job_events()),
+                                           key=lambda i: tuple(map(int, re.split("[-/]", i)))),
+           "ids in order")
+    finally:
+        worker.terminate()
+        worker.wait(10)
+        every.close()
+        one.close()
+    # cancelled through the API while queued (no worker now)
+    r = api.http.post("/v1/exports", json.dumps({"title": "t", "rows": [{"a": 1}]}).encode(),
+                      headers={"Content-Type": "application/json"})
+    eq(r.status, 202, "export accepted")
+    pid = r.json()["id"]
+    s = open_stream(api, f"/v1/jobs/{pid}/events")
+    s.wait(lambda x: len(x.job_events()) >= 1, 5, "the state")
+    eq(api.http.delete(f"/v1/jobs/{pid}").status, 200, "cancel")
+    s.wait_end(5)
+    eq([e["data"]["state"] for e in s.job_events()], ["queued", "cancelled"], "then the end")
+    s.close()
+
+
 # ---- auth and limits ------------------------------------------------------------------------
 
 @suite.test
