@@ -77,31 +77,34 @@ static enum MHD_Result api__open_failed(api_req *r, const sp_err *err)
     return api_reply_code(r, err->code, err);
 }
 
-/* Tell the client its resume point was trimmed away (it continues from the oldest kept
- * entry). 0, -1 after an answer (503). */
-static int api__gap(api_req *r, api_sse_stream *s, const sp_evid *after, bool *gap)
+/* Whether events after `after` were trimmed away: 0 (none), 1 (*oldest set), or -1
+ * after an answer (503). */
+static int api__gap(api_req *r, const sp_evid *after, sp_evid *oldest)
 {
     sp_err err;
-    sp_evid oldest;
     sp_evstream *es = api_sse_thread_stream(r->srv->sse, &err);
-    int rc = es ? sp_evstream_gap(es, after, &oldest, &err) : err.code;
+    int rc = es ? sp_evstream_gap(es, after, oldest, &err) : err.code;
     if (rc < 0) {
         api_reply_code(r, rc, &err);
         return -1;
     }
-    *gap = rc == 1;
-    if (!*gap)
-        return 0;
-    char ids[SP_EVID_LEN], text[256];
-    sp_evid_format(&oldest, ids);
-    int n = snprintf(text, sizeof text,
-                     "event: gap\ndata: {\"message\":\"events after the given Last-Event-ID were "
-                     "trimmed from the history; continuing from the oldest kept\","
-                     "\"oldest\":\"%s\"}\n\n", ids);
-    if (api_sse_prepend(s, text, (size_t)n) < 0) {
-        api_reply_code(r, SP_ENOMEM, NULL);
+    return rc;
+}
+
+/* Put the gap notice first in s; 0 or -1 after an answer. */
+static int api__tell_gap(api_req *r, api_sse_stream *s, const sp_evid *oldest)
+{
+    sp_buf b;
+    sp_buf_init(&b, 4096);
+    int rc = api_sse_gap_text(oldest, &b);
+    if (rc == 0)
+        rc = api_sse_prepend(s, b.data, b.len);
+    sp_buf_free(&b);
+    if (rc < 0) {
+        api_reply_code(r, rc, NULL);
         return -1;
     }
+    api_sse_gap_told(s, oldest);
     return 0;
 }
 
@@ -131,8 +134,11 @@ enum MHD_Result api_events_all(api_req *r)
     api_sse_stream *s = api_sse_open(r->srv->sse, r->conn, &f, resume ? &last : NULL, &pos, &err);
     if (s == NULL)
         return api__open_failed(r, &err);
-    bool gap = false;
-    if (resume && api__gap(r, s, &last, &gap) < 0) {
+    /* The gap is told here (and the catch-up goes on from the oldest kept): a Redis
+     * that cannot answer is a 503 now rather than a stream that ends at once. */
+    sp_evid oldest;
+    int gap = resume ? api__gap(r, &last, &oldest) : 0;
+    if (gap < 0 || (gap == 1 && api__tell_gap(r, s, &oldest) < 0)) {
         api_sse_cancel(s);
         return api_replied(r);
     }
@@ -173,13 +179,19 @@ enum MHD_Result api_events_job(api_req *r)
             MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
         return api_reply_response(r, 204, resp);
     }
+    /* Events the client missed that are gone: tell it, then its state now and what
+     * comes from here (replaying what is left of its history after the state would
+     * show it older states last). */
+    sp_evid oldest;
+    int gap = resume && !terminal ? api__gap(r, &last, &oldest) : 0;
+    if (gap < 0)
+        return api_replied(r);
     sp_evid pos;
     api_sse_stream *s = api_sse_open(r->srv->sse, r->conn, &f,
-                                     resume && !terminal ? &last : NULL, &pos, &err);
+                                     resume && !terminal && !gap ? &last : NULL, &pos, &err);
     if (s == NULL)
         return api__open_failed(r, &err);
-    bool gap = false;
-    if (resume && !terminal && api__gap(r, s, &last, &gap) < 0) {
+    if (gap == 1 && api__tell_gap(r, s, &oldest) < 0) {
         api_sse_cancel(s);
         return api_replied(r);
     }

@@ -41,6 +41,9 @@ struct api_sse_stream {
     bool suspended;
     bool ending;   /* end once out is sent */
     bool dropped;  /* out of memory: close */
+    /* the catch-up's (HTTP thread's) own */
+    bool gap_told;     /* a gap notice went out ... */
+    sp_evid gap_oldest; /* ... naming this oldest entry */
 };
 
 struct api_sse {
@@ -235,6 +238,22 @@ int api_sse_prepend(api_sse_stream *s, const char *text, size_t n)
     return rc;
 }
 
+void api_sse_gap_told(api_sse_stream *s, const sp_evid *oldest)
+{
+    s->gap_told = true;
+    s->gap_oldest = *oldest;
+}
+
+int api_sse_gap_text(const sp_evid *oldest, sp_buf *b)
+{
+    char ids[SP_EVID_LEN];
+    sp_evid_format(oldest, ids);
+    return sp_buf_addf(b, "event: gap\ndata: {\"message\":\"events after the last one this "
+                          "client saw were trimmed from the history; continuing from the "
+                          "oldest kept\",\"oldest\":\"%s\"}\n\n",
+                       ids);
+}
+
 void api_sse_end_after(api_sse_stream *s)
 {
     pthread_mutex_lock(&s->mu);
@@ -278,16 +297,25 @@ static void api__catch_up(api_sse_stream *s)
     sp_evbatch b;
     sp_evbatch_init(&b);
     sp_evstream *es = api_sse_thread_stream(h, &err);
-    int n = es ? sp_evstream_range(es, &s->cursor, API_SSE_CATCHUP_MAX, &b, &err) : err.code;
+    sp_buf text;
+    sp_buf_init(&text, SIZE_MAX);
+    /* A catch-up slower than the writers can be overtaken by trimming: say so. */
+    sp_evid oldest;
+    int n = es ? sp_evstream_gap(es, &s->cursor, &oldest, &err) : err.code;
+    if (n == 1 && (!s->gap_told || sp_evid_cmp_entry(&oldest, &s->gap_oldest) != 0)) {
+        api_sse_gap_told(s, &oldest);
+        api_sse_gap_text(&oldest, &text);
+    }
+    if (n >= 0)
+        n = sp_evstream_range(es, &s->cursor, API_SSE_CATCHUP_MAX, &b, &err);
     if (n < 0) {
+        sp_buf_free(&text);
         sp_warn(NULL, "event stream: a resuming client's catch-up failed: %s", err.msg);
         pthread_mutex_lock(&s->mu);
         s->ending = true; /* it will come back with its Last-Event-ID */
         pthread_mutex_unlock(&s->mu);
         return;
     }
-    sp_buf text;
-    sp_buf_init(&text, SIZE_MAX);
     bool end = false;
     for (size_t i = 0; i < b.n && !end; i++) {
         if (!api__wants(&s->f, &b.ev[i]))

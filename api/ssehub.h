@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "spool/buf.h"
 #include "spool/err.h"
 #include "spool/evstream.h"
 #include "spool/job.h"
@@ -73,13 +74,21 @@ api_sse_stream *api_sse_open(api_sse *h, struct MHD_Connection *conn, const api_
  * SP_ENOMEM. */
 int api_sse_prepend(api_sse_stream *s, const char *text, size_t n);
 
+/* Before api_sse_response: the client was told (a gap notice, api_sse_gap_text) that
+ * events before oldest are gone; the catch-up says so again only if trimming passes it
+ * by once more. */
+void api_sse_gap_told(api_sse_stream *s, const sp_evid *oldest);
+
+/* The gap notice ("event: gap" with {"message","oldest"}) appended to b. 0 or an
+ * error. */
+int api_sse_gap_text(const sp_evid *oldest, sp_buf *b);
+
 /* End the stream once what it holds is sent (a per-job stream whose job has ended). */
 void api_sse_end_after(api_sse_stream *s);
 
 /* Append the SSE text of event ev (id: line and a JSON data: line) to b. 0 or an
  * error. */
-struct sp_buf;
-int api_sse_format(const sp_event *ev, struct sp_buf *b);
+int api_sse_format(const sp_event *ev, sp_buf *b);
 
 /* The response that streams s (text/event-stream); the response owns s from here and
  * closes it when libmicrohttpd is done with it. NULL when out of memory (s closed). */
