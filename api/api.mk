@@ -32,7 +32,7 @@ $(O)/gen/ui_files.o: $(O)/gen/ui_files.c api/ui.h
 # Unit tests: the pure modules, and the long-poll thread and blob GC against Redis.
 $(O)/tests/unit/test_api%.o: MODCFLAGS = $(call pc_cflags,cmocka hiredis jansson) -Iapi
 test_api_parsers_OBJS := $(API_PURE_OBJS)
-test_api_parsers_LIBS = $(call pc_libs,jansson yajl)
+test_api_parsers_LIBS = $(call pc_libs,jansson yajl glib-2.0)
 test_api_longpoll_OBJS := $(O)/api/longpoll.o $(O)/api/gc.o
 test_api_longpoll_LIBS = $(call pc_libs,jansson)
 test_api_history_OBJS := $(O)/api/history.o
@@ -71,7 +71,7 @@ $(FUZZ_LIB): $(COMMON_SRCS:%.c=$(O)/fuzz/%.o) $(O)/fuzz/gen/lua_scripts.o
 
 $(O)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) $(FUZZ_LIB)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -MF $@.d -MT $@ $< $(FUZZ_OBJS) $(FUZZ_LIB) \
-		$(call pc_libs,hiredis jansson libcurl yajl libcrypto libxml-2.0) -lm -o $@
+		$(call pc_libs,hiredis jansson libcurl yajl libcrypto libxml-2.0 glib-2.0) -lm -o $@
 
 # Schedules: cron.c and GLib's time zones.
 FUZZ_BINS += $(O)/fuzz/fuzz_cron

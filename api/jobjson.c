@@ -179,6 +179,8 @@ int api_job_render(const sp_job *j, sp_buf *out)
         rc = api__time(out, "next_attempt_at",
                        j->state == SP_STATE_RETRYING ? j->next_attempt_at : 0);
     if (rc == 0)
+        rc = api__time(out, "run_at", j->run_at);
+    if (rc == 0)
         rc = sp_buf_addf(out, ",\"cancel_requested\":%s",
                          j->cancel_requested ? "true" : "false");
     if (rc == 0 && j->callback_url == NULL)

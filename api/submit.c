@@ -194,7 +194,7 @@ static enum MHD_Result api__accepted(api_req *r, const sp_job *j, bool replayed)
 }
 
 enum MHD_Result api_submit(api_req *r, const char *type, const char *params, const char *input,
-                           bool high_priority, const char *callback_url)
+                           bool high_priority, const char *callback_url, const api_when *when)
 {
     api_server *s = r->srv;
     sp_err err;
@@ -225,6 +225,8 @@ enum MHD_Result api_submit(api_req *r, const char *type, const char *params, con
         .created_at = now,
         .callback_url = callback_url,
         .callback_attempts = s->cfg->webhook_max_attempts,
+        .run_at_ms = when ? when->run_at_ms : 0,
+        .delay_ms = when ? when->delay_ms : 0,
     };
     sp_queue *q = api_queue(r, &err);
     char existing[SP_ID_LEN + 1] = "";
@@ -252,6 +254,18 @@ enum MHD_Result api_submit(api_req *r, const char *type, const char *params, con
     if (rc == 0 && api__replicated(r, q, r->id, &ret) < 0) {
         r->job_created = true; /* its blobs stay: the job may exist */
         return ret;
+    }
+    if (rc == 0 && when && when->given) {
+        /* A delayed job: whether it is scheduled, and until when, Redis's clock decided;
+         * answer with the record. */
+        r->job_created = true;
+        sp_job j;
+        if (sp_queue_get(q, r->id, &j, &err) == 0) {
+            ret = api__accepted(r, &j, false);
+            sp_job_clear(&j);
+            return ret;
+        }
+        return api_reply_code(r, err.code, &err);
     }
     if (rc == 0) {
         r->job_created = true;

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "request.h"
+#include "validate.h"
 
 /* Blobs at least this large are fsynced before the job is created; smaller ones
  * (inline export rows, small bodies) are not, see README ("Durability"). */
@@ -48,6 +49,7 @@ int api_submit_blob_commit(api_req *r, int64_t *bytes);
  * are removed. callback_url (checked already; NULL or "": SPOOL_WEBHOOK_URL, if set)
  * goes on the record with SPOOL_WEBHOOK_MAX_ATTEMPTS as its callback_attempts. */
 enum MHD_Result api_submit(api_req *r, const char *type, const char *params,
-                           const char *input, bool high_priority, const char *callback_url);
+                           const char *input, bool high_priority, const char *callback_url,
+                           const api_when *when);
 
 #endif

@@ -1,6 +1,8 @@
 /* validate.c - validation of video and export requests (see validate.h). */
 #include "validate.h"
 
+#include <glib.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -132,6 +134,74 @@ static int api__callback_json(const json_t *v, char out[API_CALLBACK_MAX + 1], a
     return api_callback_url(json_string_value(v), json_string_length(v), out, inv);
 }
 
+/* ---- run_at / delay ------------------------------------------------------------- */
+
+static int api__when_ms(api_when *w, const char *name, int64_t run_at, int64_t delay,
+                        api_invalid *inv)
+{
+    if (w->given)
+        return api_invalid_set(inv, name, "give run_at or delay once, not both");
+    int64_t ahead = run_at > 0 ? run_at - sp_now_ms() : delay;
+    if (ahead > API_WHEN_MAX_MS)
+        return api_invalid_set(inv, name, "%s is more than 366 days ahead", name);
+    w->run_at_ms = run_at;
+    w->delay_ms = delay;
+    w->given = true;
+    return 1;
+}
+
+static int api__run_at(api_when *w, const char *s, api_invalid *inv)
+{
+    /* GLib's ISO 8601 parser; NULL default zone: the text must carry its own. */
+    GDateTime *t = strlen(s) <= 64 ? g_date_time_new_from_iso8601(s, NULL) : NULL;
+    if (t == NULL)
+        return api_invalid_set(inv, "run_at", "run_at must be an RFC 3339 time with a zone, "
+                                              "such as 2026-12-24T06:00:00Z or "
+                                              "2026-12-24T07:00:00+01:00");
+    int64_t ms = (int64_t)g_date_time_to_unix(t) * 1000 + g_date_time_get_microsecond(t) / 1000;
+    g_date_time_unref(t);
+    if (ms <= 0)
+        return api_invalid_set(inv, "run_at", "run_at must be after 1970");
+    return api__when_ms(w, "run_at", ms, 0, inv);
+}
+
+static int api__delay(api_when *w, const char *s, api_invalid *inv)
+{
+    int64_t ms;
+    if (s[0] == '-' || sp_parse_duration_ms(s, &ms) < 0)
+        return api_invalid_set(inv, "delay", "delay must be seconds or a duration such as 90s, "
+                                             "5m or 2h");
+    return api__when_ms(w, "delay", 0, ms, inv);
+}
+
+int api_when_json(api_when *w, const char *name, const json_t *v, api_invalid *inv)
+{
+    if (strcmp(name, "run_at") == 0) {
+        if (!json_is_string(v))
+            return api_invalid_set(inv, name, "run_at must be a string (RFC 3339)");
+        return api__run_at(w, json_string_value(v), inv);
+    }
+    if (strcmp(name, "delay") != 0)
+        return 0;
+    if (json_is_string(v))
+        return api__delay(w, json_string_value(v), inv);
+    double d = json_is_number(v) ? json_number_value(v) : -1;
+    if (!(d >= 0 && d <= (double)API_WHEN_MAX_MS / 1000 + 1))
+        return api_invalid_set(inv, name, d > 0 ? "delay is more than 366 days ahead"
+                                                : "delay must be a number of seconds (0 or "
+                                                  "more) or a duration such as 90s");
+    return api__when_ms(w, name, 0, (int64_t)(d * 1000), inv);
+}
+
+int api_when_text(api_when *w, const char *name, const char *v, api_invalid *inv)
+{
+    if (strcmp(name, "run_at") == 0)
+        return api__run_at(w, v, inv);
+    if (strcmp(name, "delay") == 0)
+        return api__delay(w, v, inv);
+    return 0;
+}
+
 /* ---- video.transcode ------------------------------------------------------------ */
 
 enum {
@@ -204,10 +274,12 @@ int api_video_from_json(api_video_req *v, const json_t *req, api_invalid *inv)
             rc = api__priority(json_string_value(val), &v->high_priority, inv);
         } else if (strcmp(key, "callback_url") == 0) {
             rc = api__callback_json(val, v->callback_url, inv);
+        } else if ((rc = api_when_json(&v->when, key, val, inv)) != 0) {
+            rc = rc < 0 ? rc : 0;
         } else {
             return api_invalid_set(inv, key,
                                    "unknown field '%s' (expected source_url, preset, thumbnail, "
-                                   "priority, callback_url)",
+                                   "priority, callback_url, run_at, delay)",
                                    key);
         }
         if (rc < 0)
@@ -246,6 +318,8 @@ int api_video_field(api_video_req *v, const char *name, const char *value, bool 
             return rc;
         return api_callback_url(value, strlen(value), v->callback_url, inv);
     }
+    if ((rc = api_when_text(&v->when, name, value, inv)) != 0)
+        return rc < 0 ? rc : 0;
     if (allow_filename && strcmp(name, "filename") == 0) {
         if ((rc = api__once(&v->seen, API_V_FILENAME, name, inv)) < 0)
             return rc;
@@ -265,7 +339,7 @@ int api_video_field(api_video_req *v, const char *name, const char *value, bool 
     }
     return api_invalid_set(inv, name,
                            "unknown parameter '%s' (expected preset, thumbnail, priority, "
-                           "callback_url%s)",
+                           "callback_url, run_at, delay%s)",
                            name, allow_filename ? ", filename" : "");
 }
 
@@ -511,6 +585,10 @@ static int api__export(api_export_req *x, const json_t *req, bool inline_ok, boo
                 break;
         } else if (strcmp(key, "callback_url") == 0) {
             callback = val;
+        } else if ((rc = api_when_json(&x->when, key, val, inv)) != 0) {
+            if (rc < 0)
+                break;
+            rc = 0;
         } else if (inline_ok && strcmp(key, "source_url") == 0) {
             url = val;
         } else if (inline_ok && strcmp(key, "format") == 0) {
@@ -518,7 +596,8 @@ static int api__export(api_export_req *x, const json_t *req, bool inline_ok, boo
         } else {
             rc = api_invalid_set(inv, key,
                                  "unknown field '%s' (expected title, author, columns, page_size, "
-                                 "orientation, font, compression, priority, callback_url%s)",
+                                 "orientation, font, compression, priority, callback_url, run_at, "
+                                 "delay%s)",
                                  key, inline_ok ? ", rows, source_url, format" : "");
             break;
         }
@@ -604,7 +683,7 @@ int api_export_field(api_export_req *x, const char *name, const char *value, api
     static const char *const names[] = {"title",    "author",      "columns",
                                         "page_size", "orientation", "font",
                                         "compression", "priority", "callback_url",
-                                        NULL};
+                                        "run_at", "delay", NULL};
     bool known = false;
     for (size_t i = 0; names[i]; i++)
         known = known || strcmp(name, names[i]) == 0;
@@ -612,7 +691,7 @@ int api_export_field(api_export_req *x, const char *name, const char *value, api
         return api_invalid_set(inv, name,
                                "unknown parameter '%s' (expected title, author, columns, "
                                "page_size, orientation, font, compression, priority, "
-                               "callback_url)",
+                               "callback_url, run_at, delay)",
                                name);
     if (x->fields == NULL && (x->fields = json_object()) == NULL)
         return SP_ENOMEM;

@@ -36,6 +36,23 @@ void api_validate_set_outbound(const struct sp_outbound *g);
  * "callback_url". */
 int api_callback_url(const char *s, size_t n, char out[API_CALLBACK_MAX + 1], api_invalid *inv);
 
+/* When a job runs, from run_at (RFC 3339 with a zone: "2026-12-24T06:00:00+01:00") or
+ * delay (seconds, or a duration such as "90s", "5m", "2h"; in JSON also a number of
+ * seconds), at most API_WHEN_MAX_MS ahead; one of them, not both. A time already past
+ * runs the job at once. */
+#define API_WHEN_MAX_MS (366LL * 86400 * 1000)
+typedef struct api_when {
+    int64_t run_at_ms; /* > 0: given (ms since the epoch) */
+    int64_t delay_ms;  /* > 0: given */
+    bool given;        /* run_at or delay was given (refuses the other, or a repeat) */
+} api_when;
+
+/* A request member (api_when_json: a JSON value) or text parameter (api_when_text) named
+ * name: 1 when it is run_at or delay and was applied to w, 0 when it is neither,
+ * SP_EINVAL with inv naming it. */
+int api_when_json(api_when *w, const char *name, const json_t *v, api_invalid *inv);
+int api_when_text(api_when *w, const char *name, const char *v, api_invalid *inv);
+
 /* ---- video.transcode ------------------------------------------------------------ */
 
 typedef struct api_video_req {
@@ -45,6 +62,7 @@ typedef struct api_video_req {
     char source_url[API_URL_MAX + 1];  /* JSON requests: the URL to fetch */
     char filename[API_FILENAME_MAX + 1]; /* raw uploads: ?filename= ("" if none) */
     char callback_url[API_CALLBACK_MAX + 1]; /* "" if none */
+    api_when when;                     /* run_at / delay */
     unsigned seen;                     /* fields given so far (to refuse repeats) */
 } api_video_req;
 
@@ -75,6 +93,7 @@ typedef struct api_export_req {
     char source_url[API_URL_MAX + 1];
     char format[8];      /* source_url: csv, ndjson or json */
     char callback_url[API_CALLBACK_MAX + 1]; /* "" if none */
+    api_when when;       /* run_at / delay */
     json_t *fields;      /* text parameters collected by api_export_field (owned) */
 } api_export_req;
 

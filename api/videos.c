@@ -307,7 +307,7 @@ enum MHD_Result api_videos_end(api_req *r)
         ret = api_reply_code(r, rc, NULL);
     else
         ret = api_submit(r, "video.transcode", sp_buf_cstr(&params), sp_buf_cstr(&input),
-                         st->v.high_priority, st->v.callback_url);
+                         st->v.high_priority, st->v.callback_url, &st->v.when);
 out:
     sp_buf_free(&params);
     sp_buf_free(&input);

@@ -295,8 +295,8 @@ static int ctl__check(ctl_opts *o, const char **pos, int npos, sp_err *err)
 {
     static const char *const prio[] = {"high", "normal", NULL};
     static const char *const formats[] = {"csv", "ndjson", "json", NULL};
-    static const char *const states[] = {"queued", "running", "retrying", "succeeded",
-                                         "failed", "cancelled", NULL};
+    static const char *const states[] = {"scheduled", "queued", "running", "retrying",
+                                         "succeeded", "failed", "cancelled", NULL};
     if (!ctl__is_url(o->server) || strlen(o->server) > 1024)
         return ctl__fail(err, "the server must be an http:// or https:// URL, not '%s'",
                          o->server);
@@ -346,8 +346,8 @@ static int ctl__check(ctl_opts *o, const char **pos, int npos, sp_err *err)
         __attribute__((fallthrough)); /* --type as for jobs */
     case CTL_CMD_JOBS:
         if (o->state && !ctl__one_of(o->state, states))
-            return ctl__fail(err, "--state must be queued, running, retrying, succeeded, failed "
-                                  "or cancelled, not '%s'", o->state);
+            return ctl__fail(err, "--state must be scheduled, queued, running, retrying, "
+                                  "succeeded, failed or cancelled, not '%s'", o->state);
         if (o->type) {
             size_t n = strlen(o->type);
             bool ok = n > 0 && n <= SP_TYPE_MAX;

@@ -2,6 +2,7 @@
  * s3sign.h). The steps and their names follow AWS's "Authenticating Requests: Using
  * Query Parameters": canonical request, string to sign, signing key, signature. */
 #include "s3sign.h"
+#include "sha256_internal.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -323,27 +324,7 @@ static int sp__check(const sp_s3_presign *p, sp__endpoint *ep, char amz_date[17]
     return 0;
 }
 
-/* ---- HMAC-SHA256 (libcrypto) ------------------------------------------------------- */
-
-/* HMAC from libcrypto's default provider, fetched once and kept for the process (as
- * sha256.c keeps its digest). A fetch that fails is tried again on the next call. */
-static _Atomic(EVP_MAC *) sp__mac;
-
-static EVP_MAC *sp__hmac(void)
-{
-    EVP_MAC *mac = atomic_load(&sp__mac);
-    if (mac != NULL)
-        return mac;
-    mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    if (mac == NULL)
-        return NULL;
-    EVP_MAC *none = NULL;
-    if (!atomic_compare_exchange_strong(&sp__mac, &none, mac)) {
-        EVP_MAC_free(mac); /* another thread's fetch won */
-        return none;
-    }
-    return mac;
-}
+/* ---- HMAC-SHA256 (libcrypto; the HMAC fetched by sha256.c) ------------------------ */
 
 /* Report libcrypto's failure: every queued error is taken off this thread's queue (the
  * first is the root cause); SP_ENOMEM when one of them says so, SP_ECRYPTO otherwise. */

@@ -1,5 +1,6 @@
 /* sha256.c - SHA-256 and HMAC-SHA256 through libcrypto's EVP interface (see spool/sha256.h). */
 #include "spool/sha256.h"
+#include "sha256_internal.h"
 
 #include <openssl/err.h>
 #include <openssl/core_names.h>
@@ -126,10 +127,11 @@ int sp_sha256_hex_of(const void *data, size_t n, char out[65], sp_err *err)
 
 /* ---- HMAC-SHA256 --------------------------------------------------------------------- */
 
-/* HMAC from libcrypto's default provider, fetched once like the digest above. */
+/* HMAC from libcrypto's default provider, fetched once like the digest above (and kept
+ * for the process; s3sign.c uses it too: sha256_internal.h). */
 static _Atomic(EVP_MAC *) sp__mac;
 
-static EVP_MAC *sp__hmac(void)
+EVP_MAC *sp__hmac(void)
 {
     EVP_MAC *mac = atomic_load(&sp__mac);
     if (mac != NULL)

@@ -90,7 +90,7 @@ $(O)/fuzz/workers/pdf/%.o: workers/pdf/%.c
 $(O)/fuzz/fuzz_dataset_agree: tests/fuzz/fuzz_dataset_agree.c $(FUZZ_OBJS) $(FUZZ_PDF_READER) \
 		$(FUZZ_LIB)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I. -fsanitize=fuzzer -MMD -MP -MF $@.d -MT $@ $< $(FUZZ_OBJS) \
-		$(FUZZ_PDF_READER) $(FUZZ_LIB) $(call pc_libs,hiredis jansson libcurl yajl libcrypto libxml-2.0) \
+		$(FUZZ_PDF_READER) $(FUZZ_LIB) $(call pc_libs,hiredis jansson libcurl yajl libcrypto libxml-2.0 glib-2.0) \
 		-lcsv -lm -o $@
 fuzz: $(O)/fuzz/fuzz_dataset_agree
 TEST_BINS += $(O)/fuzz/fuzz_dataset_agree

@@ -8,6 +8,8 @@
  *   progress <0-100>            -> "ok" | "error <msg>"
  *   output <name> <type> <n>    -> "ok": a committed blob of n bytes (byte i = i % 251)
  *   succeed | fail <code> <msg> | retry <code> <msg>   -> "ok <new state>"
+ *   maintain                    -> "ok <promoted> <expired>": one maintenance pass over
+ *                                  its queues (what a real worker does every 250 ms)
  *   quit */
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,7 +64,16 @@ int main(int argc, char **argv)
             continue;
         if (strcmp(cmd, "quit") == 0)
             break;
-        if (strcmp(cmd, "take") == 0) {
+        if (strcmp(cmd, "maintain") == 0) {
+            sp_maint_report m;
+            char counts[64];
+            if (sp_queue_maintain(q, queues, nq, 60000, &m, &err) == 0) {
+                snprintf(counts, sizeof counts, "%d %d", m.promoted, m.expired);
+                reply("ok", counts);
+            } else {
+                reply("error", err.msg);
+            }
+        } else if (strcmp(cmd, "take") == 0) {
             char *ms = strtok_r(NULL, " ", &save);
             sp_job_clear(&job);
             int rc = sp_consumer_next(c, ms ? atoll(ms) : 5000, &job, &err);

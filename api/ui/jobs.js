@@ -6,7 +6,7 @@ import { api } from './api.js';
 import { jobActions } from './actions.js';
 import { el, fill, jobLink, jobTitle, progressBar, stateBadge, table, throttle, time } from './dom.js';
 
-const STATES = ['', 'queued', 'running', 'retrying', 'succeeded', 'failed', 'cancelled'];
+const STATES = ['', 'scheduled', 'queued', 'running', 'retrying', 'succeeded', 'failed', 'cancelled'];
 const PAGE = 25;
 const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 

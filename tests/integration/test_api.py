@@ -880,6 +880,64 @@ def test_a_paused_queue_holds_its_jobs_until_resumed(ctx):
 
 
 @suite.test
+def test_delayed_jobs_are_scheduled_until_due_and_can_be_cancelled(ctx):
+    import datetime
+    api = ctx["api"]
+    w = Worker(api, queues="pdf")
+    try:
+        # delay in seconds (a JSON number), as a duration string, or in a query string.
+        t0 = time.time()
+        job = export(api, {"title": "later", "rows": [{"a": 1}], "delay": 1.5}).json()
+        eq(job["state"], "scheduled")
+        run_at = datetime.datetime.fromisoformat(job["run_at"].replace("Z", "+00:00")).timestamp()
+        assert 1.0 < run_at - t0 < 3.0, (job["run_at"], t0)
+        eq(w.cmd("maintain"), "ok 0 0", "nothing due yet")
+        eq(w.cmd("take 300"), "none no job arrived", "a scheduled job is not taken")
+        while time.time() < run_at + 0.05:
+            time.sleep(0.05)
+        eq(w.cmd("maintain"), "ok 1 0", "due: promoted")
+        w.take(job["id"])
+        assert time.time() >= run_at, "ran before its time"
+        eq(w.cmd("succeed"), "ok succeeded")
+        got = api.http.get(f"/v1/jobs/{job['id']}").json()
+        eq((got["state"], got["run_at"]), ("succeeded", job["run_at"]))
+        # run_at an hour ahead, with an offset; cancelled while scheduled it never runs.
+        at = (datetime.datetime.now(datetime.timezone(datetime.timedelta(hours=1)))
+              + datetime.timedelta(hours=1)).replace(microsecond=0)
+        later = export(api, {"title": "l", "rows": [{"a": 1}], "run_at": at.isoformat()}).json()
+        eq(later["state"], "scheduled")
+        eq(datetime.datetime.fromisoformat(later["run_at"].replace("Z", "+00:00")), at)
+        r = api.http.delete(f"/v1/jobs/{later['id']}")
+        eq((r.status, r.json()["state"]), (200, "cancelled"))
+        # Text forms: CSV body with ?delay=, and a duration string in JSON.
+        status, body = post_raw(api, "/v1/exports?title=t&delay=90s", b"a\n1\n", "text/csv")
+        eq((status, body["state"]), (202, "scheduled"))
+        eq(api.http.delete(f"/v1/jobs/{body['id']}").status, 200)
+        r = api.http.post("/v1/videos", {"source_url": "https://example.com/v.mp4", "delay": "5m"})
+        eq((r.status, r.json()["state"]), (202, "scheduled"))
+        eq(api.http.delete(f"/v1/jobs/{r.json()['id']}").status, 200)
+        # A time already past runs at once.
+        past = export(api, {"title": "p", "rows": [{"a": 1}],
+                            "run_at": "2020-01-01T00:00:00Z"}).json()
+        eq(past["state"], "queued")
+        w.take(past["id"])
+        eq(w.cmd("succeed"), "ok succeeded")
+        # At the limit and past it; bad forms name the field.
+        eq(export(api, {"title": "x", "rows": [{"a": 1}], "delay": 366 * 86400}).status, 202)
+        for body, field in (({"delay": 366 * 86400 + 2}, "delay"), ({"delay": -1}, "delay"),
+                            ({"delay": "soon"}, "delay"), ({"delay": True}, "delay"),
+                            ({"run_at": "2026-12-24T06:00:00"}, "run_at"),
+                            ({"run_at": "tomorrow"}, "run_at"), ({"run_at": 1765000000}, "run_at"),
+                            ({"run_at": "2999-01-01T00:00:00Z"}, "run_at"),
+                            ({"run_at": "2026-12-24T06:00:00Z", "delay": 5}, "delay")):
+            r = export(api, dict({"title": "b", "rows": [{"a": 1}]}, **body))
+            eq(r.status, 422, body)
+            eq(r.json()["error"]["field"], field, body)
+    finally:
+        w.close()
+
+
+@suite.test
 def test_metrics_count_requests_and_show_queues(ctx):
     api = ctx["api"]
     export(api)

@@ -194,7 +194,7 @@ static void test_bad_command_lines_are_refused_with_a_reason(void **state)
         {{"jobs", "--limit", "0"}, "--limit wants a whole number from 1 to 1000, not '0'"},
         {{"jobs", "--limit", "1001"}, "not '1001'"},
         {{"jobs", "--limit", "ten"}, "not 'ten'"},
-        {{"jobs", "--state", "done"}, "--state must be queued, running"},
+        {{"jobs", "--state", "done"}, "--state must be scheduled, queued, running"},
         {{"jobs", "--type", "Video Transcode"}, "--type must be a job type"},
         {{"wait", ID, "--timeout", "soon"}, "--timeout wants a duration"},
         {{"queues", "--server", "ftp://h"}, "the server must be an http:// or https:// URL"},

@@ -219,7 +219,8 @@ int sp_queue_annotate(sp_queue *q, const char *id, const char *token, const char
 /* ---- maintenance (run by every worker, a few times a second) ------------------- */
 
 typedef struct sp_maint_report {
-    int promoted;        /* retrying jobs whose delay passed, back on their queue */
+    int promoted;        /* retrying jobs whose delay passed, and scheduled jobs whose
+                          * run_at came, back on (or onto) their queue */
     int expired;         /* running jobs whose lease ran out or whose worker went silent */
     int workers_reaped;  /* dead workers whose claimed jobs were given back */
     int reclaimed;       /* jobs those workers had claimed */
