@@ -93,9 +93,14 @@ class Spec:
         if "$ref" in s:
             name = s["$ref"].rsplit("/", 1)[-1]
             return f'<a href="#{anchor("schema", name)}">{esc(name)}</a>'
+        if set(s) <= {"required", "description"} and s.get("required"):
+            # a part of an allOf that only makes fields required: "Worker with `jobs`"
+            return "with " + ", ".join(f"<code>{esc(r)}</code>" for r in s["required"])
         for key, word in (("oneOf", " or "), ("anyOf", " or "), ("allOf", " and ")):
             if key in s:
-                return word.join(self.type_of(x) for x in s[key])
+                parts = [self.type_of(x) for x in s[key]]
+                return "".join((" " if p.startswith("with ") else word) + p if i else p
+                               for i, p in enumerate(parts))
         t = s.get("type", "any")
         t = " or ".join(t) if isinstance(t, list) else t
         if t == "array":

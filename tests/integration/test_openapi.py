@@ -4,15 +4,17 @@
 pinned @redocly/cli in deps/npm, every rule an error) passes it and fails a broken
 copy; the routes it describes are exactly the routes api/route.c's table serves, with
 the same methods, and each answers; the error codes are api/reply.c's; real answers
-(jobs, lists, queues, errors) validate against its schemas with Debian's
-python3-jsonschema; /docs/api serves api/openapi.html, which is what
-scripts/openapi-html.py makes of the description now, under a CSP that allows nothing
-from elsewhere, and headless Chromium draws it without a console message.
+(jobs, lists, queues, dead-letter sets, history, errors, and the workers list with a
+real spool-pdf running a job) validate against its schemas with Debian's
+python3-jsonschema; every dashboard address the description names serves the
+dashboard; /docs/api serves api/openapi.html, which is what scripts/openapi-html.py
+makes of the description now, under a CSP that allows nothing from elsewhere, and
+headless Chromium draws it without a console message.
 
-Routes other branches add (SSE, dashboard, dead-letter and workers routes) are
-described already; UNLANDED lists them until the router serves them.
+Routes other branches add (the SSE routes) are described already; UNLANDED lists them
+until the router serves them.
 """
-import http.server
+import http.server as http_server
 import json
 import os
 import re
@@ -24,7 +26,7 @@ import threading
 from urllib.parse import urlencode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ROOT, Http, Redis, Suite, eq  # noqa: E402
+from harness import BIN, LOOPBACK_ALLOW, ROOT, Http, Proc, Redis, Suite, eq, wait_until  # noqa: E402
 from test_api import ApiServer, Worker  # noqa: E402
 
 suite = Suite("openapi")
@@ -41,16 +43,12 @@ METHODS = ("get", "head", "post", "put", "patch", "delete", "options", "trace")
 UNLANDED = {
     "/v1/events": {"GET"},
     "/v1/jobs/{id}/events": {"GET"},
-    "/v1/workers": {"GET"},
-    "/v1/queues/{name}/dead": {"GET", "DELETE"},
-    "/v1/queues/{name}/dead/retry": {"POST"},
-    "/v1/queues/{name}/history": {"GET"},
-    "/ui": {"GET"},
-    "/ui/{path}": {"GET"},
 }
 
-# A value for each path parameter: well-formed, naming nothing that exists.
-SAMPLE = {"{id}": "0" + "a" * 35, "{name}": "video", "{path}": "jobs"}
+# A value for each path parameter: well-formed, naming nothing that exists (but the
+# dashboard's files, which are all there is under /ui/assets).
+SAMPLE = {"{id}": "0" + "a" * 35, "{name}": "video"}
+SAMPLE_FOR = {"/ui/assets/{name}": {"{name}": "app.js"}}
 
 
 def spec():
@@ -78,10 +76,11 @@ def router_table():
 
 
 def concrete(path):
-    for k, v in SAMPLE.items():
-        path = path.replace(k, v)
-    assert "{" not in path, f"no sample value for a parameter of {path}"
-    return path
+    out = path
+    for k, v in dict(SAMPLE, **SAMPLE_FOR.get(path, {})).items():
+        out = out.replace(k, v)
+    assert "{" not in out, f"no sample value for a parameter of {path}"
+    return out
 
 
 def validate(pairs):
@@ -125,7 +124,8 @@ def redocly(*args, cwd=None):
 
 def setup():
     redis = Redis()
-    api = ApiServer(suite, redis, env={"SPOOL_API_TOKENS": TOKEN})
+    # loopback source_urls: a local server holds a job running for the workers test
+    api = ApiServer(suite, redis, env={"SPOOL_API_TOKENS": TOKEN, **LOOPBACK_ALLOW})
     authed = Http("127.0.0.1", api.port, token=TOKEN)
     return {"redis": redis, "api": api, "http": authed, "anon": api.http}
 
@@ -238,7 +238,8 @@ UNLANDED_FIELDS = {"callback_url"}
 VALUES = {"preset": "mp4-480p", "thumbnail": "on", "priority": "high", "filename": "clip.mp4",
           "title": "T", "author": "A", "columns": '[{"key":"a"}]', "page_size": "Letter",
           "orientation": "landscape", "font": "mono", "compression": "fast",
-          "state": "queued", "type": "pdf.export", "limit": "3", "wait": "0"}
+          "state": "queued", "type": "pdf.export", "queue": "pdf", "limit": "3", "wait": "0",
+          "offset": "1"}
 
 
 def query_params(path, method):
@@ -302,8 +303,21 @@ def test_every_described_body_form_and_parameter_is_accepted(ctx):
                   headers={"Content-Type": "text/csv"})
     eq(r.status, 202, f"a CSV export with {xq}: {r}")
     eq(r.json()["params"]["page_size"], "Letter")
+    # before: a cursor must be a job the list holds (this CSV export)
+    values = dict(VALUES, before=r.json()["id"])
     lq = query_params("/v1/jobs", "get")
-    eq(http.get("/v1/jobs?" + urlencode({k: VALUES[k] for k in lq})).status, 200, f"GET /v1/jobs {lq}")
+    r = http.get("/v1/jobs?" + urlencode({k: values[k] for k in lq}))
+    eq(r.status, 200, f"GET /v1/jobs {lq}: {r}")
+    dq = query_params("/v1/queues/{name}/dead", "get")
+    r = http.get("/v1/queues/pdf/dead?" + urlencode({k: values[k] for k in dq}))
+    eq(r.status, 200, f"GET /v1/queues/{{name}}/dead {dq}: {r}")
+    for path in ("/v1/workers", "/v1/queues/{name}/history", "/v1/queues/{name}/dead/retry",
+                 "/v1/queues/{name}/dead/purge"):
+        method = "post" if path.endswith(("retry", "purge")) else "get"
+        eq(query_params(path, method), [], f"{path} describes no query parameter")
+        r = http.request(method.upper(), concrete(path) + "?x=1",
+                         body={"all": True} if method == "post" else None)
+        eq(r.status, 422, f"{path} with a parameter: {r}")
     r = http.get(f"/v1/jobs/{SAMPLE['{id}']}?" + urlencode({k: VALUES[k] for k in
                                                            query_params("/v1/jobs/{id}", "get")}))
     eq(r.status, 404, f"GET /v1/jobs/{{id}} with its parameters: {r}")
@@ -338,6 +352,15 @@ def test_every_described_body_form_and_parameter_is_accepted(ctx):
     eq(r.status, 202, f"an export with rows and every other member: {r}")
     r = http.post("/v1/exports", body=dict(export, source_url="https://example.com/d", format="csv"))
     eq(r.status, 202, f"an export with source_url and format: {r}")
+    # each form of the dead-letter actions' body
+    forms = doc["components"]["schemas"]["DeadSelection"]["oneOf"]
+    eq(sorted(m for f in forms for m in f["properties"]), ["all", "ids"], "dead-letter body forms")
+    for path in ("/v1/queues/pdf/dead/retry", "/v1/queues/pdf/dead/purge"):
+        for body in ({"ids": [SAMPLE["{id}"]]}, {"all": True}):
+            r = http.post(path, body=body)
+            eq(r.status, 200, f"POST {path} {body}: {r}")
+        eq(http.post(path, body=b"{}", headers={"Content-Type": "text/plain"}).status, 415,
+           f"POST {path} as text/plain")
 
 
 @suite.test
@@ -381,6 +404,16 @@ def test_real_answers_validate_against_the_schemas(ctx):
     want(200, http.get(f"/v1/jobs/{job}"), "Job")
     want(200, http.get("/v1/jobs?limit=5"), "JobList")
     want(200, http.get("/v1/jobs?state=queued&type=pdf.export"), "JobList")
+    page = http.get("/v1/jobs?queue=pdf&limit=1")
+    want(200, page, "JobList")
+    assert page.json()["next"], f"a page of one of several jobs has a cursor: {page.json()}"
+    want(200, http.get(f"/v1/jobs?queue=pdf&limit=1&before={page.json()['next']}"), "JobList")
+    want(200, http.get("/v1/queues/pdf/dead?limit=2"), "DeadList")
+    want(200, http.get("/v1/queues/never-used/dead"), "DeadList")
+    want(200, http.post("/v1/queues/pdf/dead/retry", body={"ids": [job]}), "DeadRetried")
+    want(200, http.post("/v1/queues/pdf/dead/purge", body={"ids": [SAMPLE["{id}"]]}), "DeadPurged")
+    want(200, http.get("/v1/queues/pdf/history"), "QueueHistory")
+    want(200, http.get("/v1/workers"), "WorkerList")
     want(200, http.delete(f"/v1/jobs/{job}"), "Job")
     want(200, http.post("/v1/queues/pdf/pause"), "QueueState")
     want(200, http.get("/v1/queues"), "QueueList")
@@ -400,9 +433,17 @@ def test_real_answers_validate_against_the_schemas(ctx):
     want(400, http.post("/v1/exports", body=b"{nope", headers={"Content-Type": "application/json"}),
          "Error")
     want(405, http.delete("/v1/queues"), "Error")
+    want(405, http.delete("/v1/queues/pdf/dead"), "Error")
+    want(404, http.get("/v1/queues/" + "q" * 65 + "/history"), "Error")
+    want(422, http.post("/v1/queues/pdf/dead/retry", body={"ids": [], "all": True}), "Error")
+    want(415, http.post("/v1/queues/pdf/dead/purge", body=b'{"all":true}',
+                        headers={"Content-Type": "text/plain"}), "Error")
+    want(413, http.post("/v1/queues/pdf/dead/purge", body=b'{"ids":["' + b"a" * 70000 + b'"]}',
+                        headers={"Content-Type": "application/json"}), "Error")
+    want(404, anon.get("/ui/assets/nope.js"), "Error")
     assert_valid(pairs)
     codes = {p[1]["error"]["code"] for p in pairs if p[0] == "Error"}
-    eq(len(codes), 9, f"distinct error codes checked: {sorted(codes)}")
+    eq(len(codes), 10, f"distinct error codes checked: {sorted(codes)}")
 
 
 def documented_headers(path, method, status):
@@ -417,8 +458,9 @@ def documented_headers(path, method, status):
 @suite.test
 def test_jobs_through_the_queue_match_the_description(ctx):
     """Through the real queue (api-test-worker): a running job, one that succeeded with
-    an output, a failed one retried: each answer validates, and carries the headers the
-    description names (ETag, Location, Content-Range...)."""
+    an output, a failed one (its attempt_log, the dead-letter set) retried, one retrying,
+    one purged from the dead-letter set: each answer validates, and carries the headers
+    the description names (ETag, Location, Content-Range...)."""
     http = ctx["http"]
     pairs = []
 
@@ -465,12 +507,136 @@ def test_jobs_through_the_queue_match_the_description(ctx):
         r = http.get(f"/v1/jobs/{failed}")
         check("/v1/jobs/{id}", "get", 200, r, "Job")
         eq(r.json()["error"]["code"], "invalid_input")
+        log = r.json()["attempt_log"]
+        eq([(e["attempt"], e["outcome"], e["error"]["code"]) for e in log],
+           [(1, "failed", "invalid_input")], f"attempt_log {log}")
+        r = http.get("/v1/queues/pdf/dead")
+        check("/v1/queues/{name}/dead", "get", 200, r, "DeadList")
+        assert failed in [j["id"] for j in r.json()["jobs"]], r.json()
         check("/v1/jobs/{id}/retry", "post", 202, http.post(f"/v1/jobs/{failed}/retry"), "Job")
         check("/v1/jobs/{id}/retry", "post", 409, http.post(f"/v1/jobs/{failed}/retry"), "Error")
+        r = http.get(f"/v1/jobs/{failed}")
+        check("/v1/jobs/{id}", "get", 200, r, "Job")
+        eq((r.json()["state"], len(r.json()["attempt_log"])), ("queued", 1), "the log survives a retry")
         check("/v1/jobs", "get", 401, ctx["anon"].get("/v1/jobs"), "Error")
+        # an attempt that will be retried: retrying, next_attempt_at, a log entry
+        again = w.take()  # the retried job (the only one queued on pdf)
+        eq(again, failed, "the retried job is taken again")
+        eq(w.cmd("retry fetch_failed try later"), "ok retrying")
+        r = http.get(f"/v1/jobs/{failed}")
+        check("/v1/jobs/{id}", "get", 200, r, "Job")
+        eq((r.json()["state"], [e["outcome"] for e in r.json()["attempt_log"]]),
+           ("retrying", ["failed", "retrying"]), "a retrying job and its log")
+        assert r.json()["next_attempt_at"], r.json()
+        # a dead job purged by id, then retry-all and purge-all on an empty set
+        r = http.post("/v1/exports", body={"title": "dead", "rows": [{"a": 1}]})
+        dead = r.json()["id"]
+        w.take(dead)
+        eq(w.cmd("fail invalid_input for good"), "ok failed")
+        r = http.post("/v1/queues/pdf/dead/purge", body={"ids": [dead, failed]})
+        check("/v1/queues/{name}/dead/purge", "post", 200, r, "DeadPurged")
+        eq((r.json()["purged"], r.json()["not_found"]), (1, [failed]), f"purge {r.json()}")
+        eq(http.get(f"/v1/jobs/{dead}").status, 404, "a purged job")
+        check("/v1/queues/{name}/dead/retry", "post", 200,
+              http.post("/v1/queues/pdf/dead/retry", body={"all": True}), "DeadRetried")
+        check("/v1/queues/{name}/dead/purge", "post", 200,
+              http.post("/v1/queues/pdf/dead/purge", body={"all": True}), "DeadPurged")
     finally:
         w.close()
     assert_valid(pairs)
+
+
+@suite.test
+def test_workers_with_a_real_worker_running_a_job_match_the_description(ctx):
+    """A real spool-pdf (SPOOL_QUEUES=pdf) heartbeats while it runs an export whose
+    source_url a local server holds open: GET /v1/workers lists it with that job in
+    `current` and `jobs`, GET /v1/queues with it among the workers; both validate."""
+    http = ctx["http"]
+    release = threading.Event()
+
+    class Held(http_server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            release.wait(30)
+            body = b"a,b\n1,2\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/csv")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+    srv = http_server.ThreadingHTTPServer(("127.0.0.1", 0), Held)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    api = ctx["api"]
+    api.redis.cli("DEL", f"{api.prefix}q:pdf:ready")  # earlier tests' exports: never run
+    pdf = Proc([os.path.join(BIN, "spool-pdf")], env={
+        "SPOOL_REDIS_URL": api.redis.url, **api.blobs.env(), "SPOOL_QUEUES": "pdf",
+        "SPOOL_LOG_LEVEL": "info", **LOOPBACK_ALLOW}, name="spool-pdf", logdir=suite.tmp)
+    try:
+        r = http.post("/v1/exports", body={"title": "held", "source_url":
+                                           f"http://127.0.0.1:{srv.server_address[1]}/d.csv"})
+        eq(r.status, 202, f"{r}")
+        job = r.json()["id"]
+
+        def running():
+            r = http.get("/v1/workers")
+            eq(r.status, 200, f"{r}")
+            ws = [w for w in r.json()["workers"] if job in w["current"]]
+            return (r, ws[0]) if ws else None
+        r, w = wait_until(running, 20, 0.1, what="spool-pdf to list the held job in /v1/workers")
+        eq((w["kind"], w["queues"]), ("pdf", ["pdf"]), f"the worker {w}")
+        eq([(j["id"], j["state"]) for j in w["jobs"]], [(job, "running")], f"its jobs {w['jobs']}")
+        queues = http.get("/v1/queues")
+        eq(queues.status, 200, f"{queues}")
+        assert [x for x in queues.json()["workers"] if x["id"] == w["id"]], queues.json()
+        pdfq = [q for q in queues.json()["queues"] if q["name"] == "pdf"]
+        assert pdfq and pdfq[0]["workers"] >= 1, queues.json()
+        assert_valid([("WorkerList", r.json()), ("QueueList", queues.json())])
+        eq(http.request("HEAD", "/v1/workers").status, 200, "HEAD /v1/workers")
+        release.set()
+        wait_until(lambda: http.get(f"/v1/jobs/{job}").json()["state"] == "succeeded", 30, 0.1,
+                   what="the held export to finish")
+    finally:
+        release.set()
+        pdf.stop()
+        srv.shutdown()
+        srv.server_close()
+
+
+@suite.test
+def test_dashboard_addresses_the_description_names_serve_the_page(ctx):
+    """Each address /ui's description lists answers the dashboard's page (no token);
+    an address it does not list is 404 no_such_route; each file the page loads is
+    under /ui/assets/{name}."""
+    anon = ctx["anon"]
+    op = spec()["paths"]["/ui"]["get"]
+    named = sorted(set(re.findall(r"`(/ui[^`?]*)`", op["description"])))
+    assert len(named) >= 7, named
+    page = anon.get("/ui")
+    eq((page.status, page.headers.get("content-type")), (200, "text/html; charset=utf-8"))
+    for addr in named:
+        r = anon.get(concrete(addr))
+        eq((r.status, r.body), (200, page.body), f"GET {addr}")
+        assert "frame-ancestors 'none'" in r.headers.get("content-security-policy", ""), addr
+    for addr in ("/ui/nope", "/uix", "/ui/assets/", "/ui/assets/.hidden"):
+        r = anon.get(addr)
+        eq((r.status, r.json()["error"]["code"]), (404, "no_such_route"), f"GET {addr}")
+    loaded = re.findall(r'(?:src|href)="(/ui/assets/[^"]+)"', page.body.decode())
+    assert len(loaded) >= 3, loaded
+    for path in loaded:
+        r = anon.get(path)
+        eq(r.status, 200, path)
+        assert r.headers["content-type"].split(";")[0] in op_types("/ui/assets/{name}"), r.headers
+
+
+def op_types(path):
+    """The media types the 200 of GET path describes."""
+    doc = spec()
+    resp = doc["paths"][path]["get"]["responses"]["200"]
+    if "$ref" in resp:
+        resp = doc["components"]["responses"][resp["$ref"].rsplit("/", 1)[-1]]
+    return set(resp["content"])
 
 
 @suite.test
@@ -565,7 +731,7 @@ def test_docs_page_renders_in_chromium_within_its_csp(ctx):
         assert 'id="op-submitExport"' in dom and "</article>" in dom, dom[:500]
         page = open(PAGE_PATH, "rb").read()
 
-        class Strict(http.server.BaseHTTPRequestHandler):
+        class Strict(http_server.BaseHTTPRequestHandler):
             def do_GET(self):
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -576,7 +742,7 @@ def test_docs_page_renders_in_chromium_within_its_csp(ctx):
 
             def log_message(self, *args):
                 pass
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Strict)
+        srv = http_server.ThreadingHTTPServer(("127.0.0.1", 0), Strict)
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         try:
             _, console = chromium_console(f"http://127.0.0.1:{srv.server_address[1]}/",
