@@ -67,16 +67,12 @@ enum MHD_Result api_dead_list(api_req *r)
     sp_buf b;
     sp_buf_init(&b, 256 * 1024 * 1024);
     if (rc == 0)
-        rc = sp_buf_addf(&b, "{\"queue\":\"%s\",\"total\":%lld,\"offset\":%lld,\"jobs\":[",
+        rc = sp_buf_addf(&b, "{\"queue\":\"%s\",\"total\":%lld,\"offset\":%lld,\"jobs\":",
                          r->route.queue, (long long)total, (long long)a.offset);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if (i > 0)
-            rc = sp_buf_addc(&b, ',');
-        if (rc == 0)
-            rc = api_job_render(&jobs[i], &b);
-    }
     if (rc == 0)
-        rc = sp_buf_adds(&b, "]}\n");
+        rc = api_job_render_list(jobs, n, &b);
+    if (rc == 0)
+        rc = sp_buf_adds(&b, "}\n");
     for (size_t i = 0; i < n; i++)
         sp_job_clear(&jobs[i]);
     sp_free(jobs);

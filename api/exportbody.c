@@ -15,7 +15,7 @@
 /* The members a JSON export request may have. */
 static const char *const api__members[] = {
     "title", "author", "columns", "page_size", "orientation", "font", "compression",
-    "priority", "rows",  "source_url", "format", NULL,
+    "priority", "rows",  "source_url", "format", "callback_url", NULL,
 };
 
 struct api_xbody {
@@ -183,7 +183,8 @@ static int api__member(api_xbody *b, const char *s, size_t n)
             return api__fail(b, SP_EPROTO, "body", "a key has a NUL character");
         return api__fail(b, SP_EINVAL, name,
                          "unknown field '%s' (expected title, author, columns, page_size, "
-                         "orientation, font, compression, priority, rows, source_url, format)",
+                         "orientation, font, compression, priority, rows, source_url, format, "
+                         "callback_url)",
                          name);
     }
     if (json_object_get(b->fields, known) || (b->has_rows && strcmp(known, "rows") == 0))

@@ -289,7 +289,7 @@ enum MHD_Result api_exports_end(api_req *r)
         int rc = api_export_params(&st->x, &params);
         ret = rc < 0 ? api_reply_code(r, rc, NULL)
                      : api_submit(r, "pdf.export", sp_buf_cstr(&params), sp_buf_cstr(&input),
-                                  st->x.high_priority);
+                                  st->x.high_priority, st->x.callback_url);
     }
     sp_buf_free(&params);
     sp_buf_free(&input);

@@ -43,6 +43,15 @@ static int api__str(sp_buf *b, const char *s)
     return rc == 0 ? sp_buf_addc(b, '"') : rc;
 }
 
+json_t *api_json_time(int64_t ms)
+{
+    if (ms <= 0)
+        return json_null();
+    char t[SP_TIME_LEN];
+    sp_format_time(ms, t);
+    return json_string(t);
+}
+
 /* "name":"<time>" or "name":null. */
 static int api__time(sp_buf *b, const char *name, int64_t ms)
 {
@@ -172,6 +181,13 @@ int api_job_render(const sp_job *j, sp_buf *out)
     if (rc == 0)
         rc = sp_buf_addf(out, ",\"cancel_requested\":%s",
                          j->cancel_requested ? "true" : "false");
+    if (rc == 0 && j->callback_url == NULL)
+        rc = sp_buf_adds(out, ",\"callback_url\":null");
+    if (rc == 0 && j->callback_url != NULL) {
+        rc = sp_buf_adds(out, ",\"callback_url\":");
+        if (rc == 0)
+            rc = api__str(out, j->callback_url);
+    }
     if (rc == 0 && !j->has_error)
         rc = sp_buf_adds(out, ",\"error\":null");
     if (rc == 0 && j->has_error) {
@@ -203,6 +219,18 @@ int api_job_render(const sp_job *j, sp_buf *out)
             out->data[start] = '\0';
     }
     return rc;
+}
+
+int api_job_render_list(const sp_job *jobs, size_t n, sp_buf *out)
+{
+    int rc = sp_buf_addc(out, '[');
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (i > 0)
+            rc = sp_buf_addc(out, ',');
+        if (rc == 0)
+            rc = api_job_render(&jobs[i], out);
+    }
+    return rc == 0 ? sp_buf_addc(out, ']') : rc;
 }
 
 void api_job_etag(const sp_job *j, char out[32])

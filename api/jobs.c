@@ -261,16 +261,12 @@ enum MHD_Result api_jobs_list(api_req *r)
     sp_buf b;
     sp_buf_init(&b, 256 * 1024 * 1024);
     if (rc == 0)
-        rc = sp_buf_adds(&b, "{\"jobs\":[");
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if (i > 0)
-            rc = sp_buf_addc(&b, ',');
-        if (rc == 0)
-            rc = api_job_render(&jobs[i], &b);
-    }
+        rc = sp_buf_adds(&b, "{\"jobs\":");
     if (rc == 0)
-        rc = next[0] ? sp_buf_addf(&b, "],\"next\":\"%s\"}\n", next)
-                     : sp_buf_adds(&b, "],\"next\":null}\n");
+        rc = api_job_render_list(jobs, n, &b);
+    if (rc == 0)
+        rc = next[0] ? sp_buf_addf(&b, ",\"next\":\"%s\"}\n", next)
+                     : sp_buf_adds(&b, ",\"next\":null}\n");
     for (size_t i = 0; i < n; i++)
         sp_job_clear(&jobs[i]);
     sp_free(jobs);

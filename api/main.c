@@ -13,7 +13,7 @@
 #include "validate.h"
 #include "spool/queue.h"
 
-#define API_OPTION_COUNT 27
+#define API_OPTION_COUNT 34
 
 int main(int argc, char **argv)
 {
@@ -94,6 +94,25 @@ int main(int argc, char **argv)
         {"s3-public-endpoint", "SPOOL_S3_PUBLIC_ENDPOINT", SP_OPT_STR, &cfg.public_endpoint, "",
          "the object store's address as clients reach it, for presigned download URLs "
          "(empty: SPOOL_S3_ENDPOINT)", 0, 0},
+        {"webhook-url", "SPOOL_WEBHOOK_URL", SP_OPT_STR, &cfg.webhook_url, "",
+         "callback_url of every job submitted without one: spool POSTs the job there when it "
+         "ends (empty: none)", 0, 0},
+        {"webhook-secret", "SPOOL_WEBHOOK_SECRET", SP_OPT_STR, &cfg.webhook_secret, "",
+         "signs every delivery (Spool-Signature: t=..,v1=HMAC-SHA256); empty: unsigned", 0, 0},
+        {"webhook-max-attempts", "SPOOL_WEBHOOK_MAX_ATTEMPTS", SP_OPT_INT,
+         &cfg.webhook_max_attempts, "12", "attempts of one delivery before it is dead-lettered",
+         1, 100},
+        {"webhook-concurrency", "SPOOL_WEBHOOK_CONCURRENCY", SP_OPT_INT, &cfg.webhook_concurrency,
+         "2", "threads of this process that deliver webhooks (0: none here)", 0, 64},
+        {"webhook-timeout", "SPOOL_WEBHOOK_TIMEOUT", SP_OPT_DURATION, &cfg.webhook_timeout_ms,
+         "10s", "one delivery attempt, from connecting to the receiver's answer", 100, 300000},
+        {"webhook-retry-base", "SPOOL_WEBHOOK_RETRY_BASE", SP_OPT_DURATION,
+         &cfg.webhook_retry_base_ms, "1m",
+         "backoff after a failed delivery: a random wait up to base * 2^(attempt-1), at most "
+         "the cap", 1, day},
+        {"webhook-retry-cap", "SPOOL_WEBHOOK_RETRY_CAP", SP_OPT_DURATION,
+         &cfg.webhook_retry_cap_ms, "1h", "the longest wait between two delivery attempts", 1,
+         7 * day},
         {"history-interval", "SPOOL_HISTORY_INTERVAL", SP_OPT_DURATION, &cfg.history_interval_ms,
          "5s", "how often each queue's counters are sampled (one read of Redis) for the "
          "dashboard's throughput chart; the last 30 minutes are kept in memory", 1000, 60000},
@@ -126,6 +145,7 @@ int main(int argc, char **argv)
         return 2;
     }
     api_validate_set_outbound(outbound);
+    cfg.outbound = outbound;
 
     /* Signals are taken by sigwait below; every thread started from here blocks them. */
     sigset_t set;

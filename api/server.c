@@ -350,6 +350,7 @@ static void api__free(api_server *s)
     api_conns_stop(s->conns);
     sp_cidrs_free(s->trusted);
     api_gc_stop(s->gc);
+    api_webhooks_stop(s->webhooks, 0);
     api_history_stop(s->history);
     sp_blobs_close(s->blobs);
     for (size_t i = 0; i < s->ntokens; i++)
@@ -402,7 +403,7 @@ api_server *api_server_start(const api_config *cfg, sp_err *err)
     socklen_t alen = 0;
     static const char *const types[] = {"video.transcode", "pdf.export"};
     if (sp_routes_parse(&s->routes, cfg->routes, cfg->retry, err) < 0 ||
-        api__tokens(s, cfg->tokens, err) < 0 ||
+        api__tokens(s, cfg->tokens, err) < 0 || api_webhooks_check(cfg, err) < 0 ||
         api__listen_addr(cfg->listen, &addr, &alen, err) < 0)
         goto fail;
     for (size_t i = 0; i < 2; i++) {
@@ -474,6 +475,8 @@ api_server *api_server_start(const api_config *cfg, sp_err *err)
                               cfg->gc_interval_ms, cfg->gc_min_age_ms,
                               cfg->gc_staging_age_ms, err)) == NULL)
         goto fail;
+    if (cfg->webhook_concurrency > 0 && (s->webhooks = api_webhooks_start(cfg, err)) == NULL)
+        goto fail;
     if ((s->history = api_history_start(cfg->common.redis_url, cfg->common.prefix,
                                         cfg->history_interval_ms, err)) == NULL)
         goto fail;
@@ -499,13 +502,17 @@ void api_server_stop(api_server *s)
         if (fd != MHD_INVALID_SOCKET)
             close(fd);
     }
-    /* Waiting long-polls answer now with what they have. */
+    /* Waiting long-polls answer now with what they have; the deliverer takes no more. */
     api_lp_stop(s->lp);
+    api_webhooks_drain(s->webhooks);
     int64_t end = sp_mono_ms() + s->cfg->grace_ms;
     while (api_metrics_in_flight_now() > 0 && sp_mono_ms() < end)
         sp_sleep_ms(10, NULL);
     if (api_metrics_in_flight_now() > 0)
         sp_warn(NULL, "stopping with %lld requests still in flight",
                 (long long)api_metrics_in_flight_now());
+    /* Deliveries under way finish within what is left of the grace period. */
+    api_webhooks_stop(s->webhooks, end - sp_mono_ms());
+    s->webhooks = NULL;
     api__free(s);
 }

@@ -12,6 +12,7 @@
 #include "gc.h"
 #include "history.h"
 #include "longpoll.h"
+#include "webhook.h"
 #include "spool/blob.h"
 #include "spool/config.h"
 #include "spool/queue.h"
@@ -46,6 +47,15 @@ typedef struct api_config {
     char *downloads;         /* "stream" or "redirect" (to a presigned URL) */
     int64_t download_ttl_ms; /* how long a presigned download URL works */
     char *public_endpoint;   /* the object store's address for clients; empty: its own */
+    /* webhooks (webhook.h) */
+    char *webhook_url;       /* default callback_url of every job; empty: none */
+    char *webhook_secret;    /* signs deliveries (Spool-Signature); empty: unsigned */
+    int64_t webhook_max_attempts; /* a delivery's attempts */
+    int64_t webhook_concurrency;  /* delivery threads; 0: no deliverer in this process */
+    int64_t webhook_timeout_ms;   /* one delivery attempt, connect to answer */
+    int64_t webhook_retry_base_ms; /* backoff: rand(0, min(cap, base * 2^(attempt-1))) */
+    int64_t webhook_retry_cap_ms;
+    const struct sp_outbound *outbound; /* SPOOL_OUTBOUND_ALLOW, built by main */
     int64_t history_interval_ms; /* how often queue counters are sampled for the charts */
 } api_config;
 
@@ -61,6 +71,7 @@ typedef struct api_server {
     struct MHD_Daemon *daemon;
     api_lp *lp;
     api_gc *gc;
+    api_webhooks *webhooks; /* the deliverer; NULL when off */
     api_history *history; /* queue counters sampled for /v1/queues/{name}/history */
     sp_cidrs *trusted;  /* SPOOL_TRUSTED_PROXIES */
     api_conns *conns;   /* per-address limit, header deadlines */
@@ -70,7 +81,7 @@ typedef struct api_server {
 } api_server;
 
 /* Start the server: open the blob store, parse routes and tokens, start the HTTP
- * threads, the long-poll thread and the blob GC. cfg must outlive the server. NULL
+ * threads, the long-poll thread, the blob GC and the webhook deliverer. cfg must outlive the server. NULL
  * with err set on failure. */
 api_server *api_server_start(const api_config *cfg, sp_err *err);
 

@@ -194,10 +194,12 @@ static enum MHD_Result api__accepted(api_req *r, const sp_job *j, bool replayed)
 }
 
 enum MHD_Result api_submit(api_req *r, const char *type, const char *params, const char *input,
-                           bool high_priority)
+                           bool high_priority, const char *callback_url)
 {
     api_server *s = r->srv;
     sp_err err;
+    if (callback_url == NULL || callback_url[0] == '\0')
+        callback_url = s->cfg->webhook_url && s->cfg->webhook_url[0] ? s->cfg->webhook_url : NULL;
     if (r->id[0] == '\0' && sp_id_new(r->id) < 0)
         return api_reply_error(r, API_E_INTERNAL, "cannot make a job id: no randomness");
     const char *queue = sp_routes_queue(&s->routes, type);
@@ -221,6 +223,8 @@ enum MHD_Result api_submit(api_req *r, const char *type, const char *params, con
         .queue_limit = s->cfg->queue_limit,
         .idem_ttl_ms = s->cfg->idem_ttl_ms,
         .created_at = now,
+        .callback_url = callback_url,
+        .callback_attempts = s->cfg->webhook_max_attempts,
     };
     sp_queue *q = api_queue(r, &err);
     char existing[SP_ID_LEN + 1] = "";
@@ -264,6 +268,8 @@ enum MHD_Result api_submit(api_req *r, const char *type, const char *params, con
         j.created_at = j.updated_at = now;
         j.params = (char *)params;
         j.input = (char *)input;
+        j.callback_url = (char *)callback_url;
+        j.callback_attempts = s->cfg->webhook_max_attempts;
         sp_logctx lc = {r->id, queue, NULL};
         sp_debug(&lc, "created %s job", type);
         return api__accepted(r, &j, false);

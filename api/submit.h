@@ -45,8 +45,9 @@ int api_submit_blob_commit(api_req *r, int64_t *bytes);
  * Location and the job; for a repeated Idempotency-Key with the same request, 202 with
  * the job the first request created; 409 for the same key with another request; 429
  * when the queue is full; 503 when Redis is down. Whatever goes wrong, the job's blobs
- * are removed. */
+ * are removed. callback_url (checked already; NULL or "": SPOOL_WEBHOOK_URL, if set)
+ * goes on the record with SPOOL_WEBHOOK_MAX_ATTEMPTS as its callback_attempts. */
 enum MHD_Result api_submit(api_req *r, const char *type, const char *params,
-                           const char *input, bool high_priority);
+                           const char *input, bool high_priority, const char *callback_url);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "handlers.h"
+#include "jobjson.h"
 #include "metrics.h"
 #include "reply.h"
 #include "spool/alloc.h"
@@ -82,15 +83,6 @@ enum MHD_Result api_sys_metrics(api_req *r)
     return api_reply_body(r, 200, "text/plain; version=0.0.4; charset=utf-8", &b, NULL, 0);
 }
 
-static json_t *api__time_or_null(int64_t ms)
-{
-    if (ms <= 0)
-        return json_null();
-    char t[SP_TIME_LEN];
-    sp_format_time(ms, t);
-    return json_string(t);
-}
-
 /* One queue as GET /v1/queues lists it (workers counted by the caller). */
 static json_t *api__queue_json(const sp_queue_stat *s)
 {
@@ -99,7 +91,7 @@ static json_t *api__queue_json(const sp_queue_stat *s)
                      "name", s->name, "depth", (json_int_t)s->ready, "running",
                      (json_int_t)s->running, "delayed", (json_int_t)s->delayed, "dead",
                      (json_int_t)s->dead, "workers", (json_int_t)0, "paused", s->paused,
-                     "paused_at", api__time_or_null(s->paused_at), "totals", "enqueued",
+                     "paused_at", api_json_time(s->paused_at), "totals", "enqueued",
                      (json_int_t)s->enqueued, "succeeded", (json_int_t)s->succeeded, "failed",
                      (json_int_t)s->failed, "cancelled", (json_int_t)s->cancelled, "retried",
                      (json_int_t)s->retried, "expired", (json_int_t)s->expired, "requeued",
@@ -149,17 +141,7 @@ enum MHD_Result api_sys_queues(api_req *r)
     if (rc < 0)
         return rc == SP_ENOMEM ? api_reply_code(r, rc, NULL)
                                : api_reply_code(r, rc, &err);
-    sp_buf b;
-    sp_buf_init(&b, 64 * 1024 * 1024);
-    rc = api_json_append(&b, out);
-    json_decref(out);
-    if (rc == 0)
-        rc = sp_buf_addc(&b, '\n');
-    if (rc < 0) {
-        sp_buf_free(&b);
-        return api_reply_code(r, rc, NULL);
-    }
-    return api_reply_json(r, 200, &b, NULL, 0);
+    return api_reply_json_value(r, 200, out);
 }
 
 /* POST /v1/queues/{name}/pause and .../resume: 200 with the queue as GET /v1/queues
@@ -182,15 +164,5 @@ enum MHD_Result api_sys_queue_pause(api_req *r)
     json_t *out = api__queue_json(&st);
     if (out)
         json_object_del(out, "workers");
-    sp_buf b;
-    sp_buf_init(&b, 64 * 1024);
-    rc = out ? api_json_append(&b, out) : SP_ENOMEM;
-    json_decref(out);
-    if (rc == 0)
-        rc = sp_buf_addc(&b, '\n');
-    if (rc < 0) {
-        sp_buf_free(&b);
-        return api_reply_code(r, rc, NULL);
-    }
-    return api_reply_json(r, 200, &b, NULL, 0);
+    return api_reply_json_value(r, 200, out);
 }

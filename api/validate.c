@@ -12,6 +12,7 @@
 #include "spool/outbound.h"
 #include "spool/presets.h"
 #include "spool/utf8.h"
+#include "spool/webhook.h"
 
 #define API_TEXT_MAX 1000 /* title, author, label */
 #define API_KEY_MAX 256   /* a column key */
@@ -105,9 +106,42 @@ static int api__url(const char *s, char out[API_URL_MAX + 1], api_invalid *inv)
     return 0;
 }
 
+int api_callback_url(const char *s, size_t n, char out[API_CALLBACK_MAX + 1], api_invalid *inv)
+{
+    _Static_assert(API_CALLBACK_MAX == SP_WEBHOOK_URL_MAX, "one limit");
+    sp_err err;
+    int rc = sp_webhook_url_check(api__outbound, s, n, &err);
+    if (rc == SP_ENOMEM) {
+        api_invalid_set(inv, "callback_url", "out of memory checking callback_url");
+        return rc;
+    }
+    if (rc == SP_EUNREACHABLE) /* the deliverer's guard would refuse it: say so now */
+        return api_invalid_set(inv, "callback_url", "callback_url is refused: %s", err.msg);
+    if (rc < 0)
+        return api_invalid_set(inv, "callback_url", "callback_url %s", err.msg);
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return 0;
+}
+
+/* A callback_url given as a JSON value. */
+static int api__callback_json(const json_t *v, char out[API_CALLBACK_MAX + 1], api_invalid *inv)
+{
+    if (!json_is_string(v))
+        return api_invalid_set(inv, "callback_url", "callback_url must be a string");
+    return api_callback_url(json_string_value(v), json_string_length(v), out, inv);
+}
+
 /* ---- video.transcode ------------------------------------------------------------ */
 
-enum { API_V_PRESET = 1, API_V_THUMB = 2, API_V_PRIO = 4, API_V_URL = 8, API_V_FILENAME = 16 };
+enum {
+    API_V_PRESET = 1,
+    API_V_THUMB = 2,
+    API_V_PRIO = 4,
+    API_V_URL = 8,
+    API_V_FILENAME = 16,
+    API_V_CALLBACK = 32
+};
 
 void api_video_init(api_video_req *v)
 {
@@ -168,10 +202,12 @@ int api_video_from_json(api_video_req *v, const json_t *req, api_invalid *inv)
             if (!json_is_string(val))
                 return api_invalid_set(inv, key, "priority must be high or normal");
             rc = api__priority(json_string_value(val), &v->high_priority, inv);
+        } else if (strcmp(key, "callback_url") == 0) {
+            rc = api__callback_json(val, v->callback_url, inv);
         } else {
             return api_invalid_set(inv, key,
                                    "unknown field '%s' (expected source_url, preset, thumbnail, "
-                                   "priority)",
+                                   "priority, callback_url)",
                                    key);
         }
         if (rc < 0)
@@ -205,6 +241,11 @@ int api_video_field(api_video_req *v, const char *name, const char *value, bool 
             return rc;
         return api__priority(value, &v->high_priority, inv);
     }
+    if (strcmp(name, "callback_url") == 0) {
+        if ((rc = api__once(&v->seen, API_V_CALLBACK, name, inv)) < 0)
+            return rc;
+        return api_callback_url(value, strlen(value), v->callback_url, inv);
+    }
     if (allow_filename && strcmp(name, "filename") == 0) {
         if ((rc = api__once(&v->seen, API_V_FILENAME, name, inv)) < 0)
             return rc;
@@ -222,7 +263,9 @@ int api_video_field(api_video_req *v, const char *name, const char *value, bool 
         memcpy(v->filename, value, n + 1);
         return 0;
     }
-    return api_invalid_set(inv, name, "unknown parameter '%s' (expected preset, thumbnail, priority%s)",
+    return api_invalid_set(inv, name,
+                           "unknown parameter '%s' (expected preset, thumbnail, priority, "
+                           "callback_url%s)",
                            name, allow_filename ? ", filename" : "");
 }
 
@@ -429,6 +472,7 @@ static int api__export(api_export_req *x, const json_t *req, bool inline_ok, boo
     const char *page_size = "A4", *orientation = "portrait", *font = "sans";
     const char *compression = NULL; /* the worker's default (SPOOL_PDF_COMPRESSION) */
     const json_t *title = NULL, *author = NULL, *columns = NULL, *url = NULL, *format = NULL;
+    const json_t *callback = NULL;
     bool rows = inline_ok && rows_given;
     const char *key;
     json_t *val;
@@ -465,6 +509,8 @@ static int api__export(api_export_req *x, const json_t *req, bool inline_ok, boo
                 rc = api__priority(json_string_value(val), &x->high_priority, inv);
             if (rc < 0)
                 break;
+        } else if (strcmp(key, "callback_url") == 0) {
+            callback = val;
         } else if (inline_ok && strcmp(key, "source_url") == 0) {
             url = val;
         } else if (inline_ok && strcmp(key, "format") == 0) {
@@ -472,7 +518,7 @@ static int api__export(api_export_req *x, const json_t *req, bool inline_ok, boo
         } else {
             rc = api_invalid_set(inv, key,
                                  "unknown field '%s' (expected title, author, columns, page_size, "
-                                 "orientation, font, compression, priority%s)",
+                                 "orientation, font, compression, priority, callback_url%s)",
                                  key, inline_ok ? ", rows, source_url, format" : "");
             break;
         }
@@ -483,6 +529,8 @@ static int api__export(api_export_req *x, const json_t *req, bool inline_ok, boo
         rc = api__text(title, "title", API_TEXT_MAX, true, inv);
     if (rc == 0 && author)
         rc = api__text(author, "author", API_TEXT_MAX, false, inv);
+    if (rc == 0 && callback)
+        rc = api__callback_json(callback, x->callback_url, inv);
     json_t *cols = NULL;
     if (rc == 0 && columns)
         rc = api__columns(columns, &cols, inv);
@@ -536,6 +584,7 @@ static int api__export(api_export_req *x, const json_t *req, bool inline_ok, boo
         json_decref(params);
         x->source_url[0] = '\0';
         x->format[0] = '\0';
+        x->callback_url[0] = '\0';
         return rc;
     }
     json_decref(x->params);
@@ -552,8 +601,9 @@ int api_export_from_json(api_export_req *x, const json_t *fields, bool rows_give
 
 int api_export_field(api_export_req *x, const char *name, const char *value, api_invalid *inv)
 {
-    static const char *const names[] = {"title", "author",   "columns",     "page_size",
-                                        "orientation", "font", "compression", "priority",
+    static const char *const names[] = {"title",    "author",      "columns",
+                                        "page_size", "orientation", "font",
+                                        "compression", "priority", "callback_url",
                                         NULL};
     bool known = false;
     for (size_t i = 0; names[i]; i++)
@@ -561,7 +611,8 @@ int api_export_field(api_export_req *x, const char *name, const char *value, api
     if (!known)
         return api_invalid_set(inv, name,
                                "unknown parameter '%s' (expected title, author, columns, "
-                               "page_size, orientation, font, compression, priority)",
+                               "page_size, orientation, font, compression, priority, "
+                               "callback_url)",
                                name);
     if (x->fields == NULL && (x->fields = json_object()) == NULL)
         return SP_ENOMEM;

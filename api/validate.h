@@ -29,6 +29,12 @@ struct sp_outbound;
  * the server starts; until then only public addresses pass. Not owned. */
 void api_validate_set_outbound(const struct sp_outbound *g);
 #define API_FILENAME_MAX 255
+#define API_CALLBACK_MAX 2048 /* SP_WEBHOOK_URL_MAX */
+
+/* Check a callback_url of n bytes (webhook.h's sp_webhook_url_check, with the guard set
+ * above) and copy it into out. 0, or SP_EINVAL / SP_ENOMEM with inv naming
+ * "callback_url". */
+int api_callback_url(const char *s, size_t n, char out[API_CALLBACK_MAX + 1], api_invalid *inv);
 
 /* ---- video.transcode ------------------------------------------------------------ */
 
@@ -38,13 +44,15 @@ typedef struct api_video_req {
     bool high_priority;
     char source_url[API_URL_MAX + 1];  /* JSON requests: the URL to fetch */
     char filename[API_FILENAME_MAX + 1]; /* raw uploads: ?filename= ("" if none) */
+    char callback_url[API_CALLBACK_MAX + 1]; /* "" if none */
     unsigned seen;                     /* fields given so far (to refuse repeats) */
 } api_video_req;
 
 /* Defaults: preset mp4-720p, thumbnail on, normal priority. */
 void api_video_init(api_video_req *v);
 
-/* Validate a JSON request {"source_url", "preset", "thumbnail", "priority"}.
+/* Validate a JSON request {"source_url", "preset", "thumbnail", "priority",
+ * "callback_url"}.
  * Returns 0 or SP_EINVAL with inv naming the field. */
 int api_video_from_json(api_video_req *v, const json_t *req, api_invalid *inv);
 
@@ -66,6 +74,7 @@ typedef struct api_export_req {
     bool letter, landscape; /* the page, once the fields are valid */
     char source_url[API_URL_MAX + 1];
     char format[8];      /* source_url: csv, ndjson or json */
+    char callback_url[API_CALLBACK_MAX + 1]; /* "" if none */
     json_t *fields;      /* text parameters collected by api_export_field (owned) */
 } api_export_req;
 
@@ -73,7 +82,7 @@ void api_export_init(api_export_req *x);
 void api_export_free(api_export_req *x); /* accepts NULL; x can be reused after init */
 
 /* Validate the members of a JSON request: title, author, columns, page_size,
- * orientation, font, compression, priority, and either rows (inline: they are not in fields, which
+ * orientation, font, compression, priority, callback_url, and either rows (inline: they are not in fields, which
  * has every other member; rows_given says whether the body had them, and rows.h judges
  * them) or source_url (with format). 0, SP_EINVAL or SP_ENOMEM; on error x holds no
  * params (what else it holds is not to be used). */

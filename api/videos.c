@@ -14,7 +14,9 @@
 #include "submit.h"
 #include "validate.h"
 
-#define API_FIELD_MAX 1024 /* a form field's value */
+#define API_FIELD_MAX (API_CALLBACK_MAX + 1) /* a form field's value (the longest:
+                                                 * callback_url, and one byte to tell
+                                                 * a longer one) */
 /* A JSON request is a source_url (at most API_URL_MAX) and three short fields: a body
  * past this is refused before it is read, whatever SPOOL_MAX_JSON_BYTES allows. */
 #define API_VIDEO_JSON_MAX (64 * 1024)
@@ -305,7 +307,7 @@ enum MHD_Result api_videos_end(api_req *r)
         ret = api_reply_code(r, rc, NULL);
     else
         ret = api_submit(r, "video.transcode", sp_buf_cstr(&params), sp_buf_cstr(&input),
-                         st->v.high_priority);
+                         st->v.high_priority, st->v.callback_url);
 out:
     sp_buf_free(&params);
     sp_buf_free(&input);

@@ -12,15 +12,6 @@
 /* The most running jobs looked up for one answer (one read each). */
 #define API_WORKER_JOBS_MAX 256
 
-static json_t *api__time_or_null(int64_t ms)
-{
-    if (ms <= 0)
-        return json_null();
-    char t[SP_TIME_LEN];
-    sp_format_time(ms, t);
-    return json_string(t);
-}
-
 /* The comma-separated list s as a JSON array of strings. */
 static json_t *api__split(const char *s, size_t cap)
 {
@@ -39,8 +30,8 @@ json_t *api_worker_json(const sp_worker_info *w)
     return json_pack("{s:s?, s:s?, s:s?, s:I, s:o?, s:I, s:o, s:o, s:o?, s:I, s:I}", "id", w->id,
                      "kind", w->kind, "host", w->host, "pid", (json_int_t)w->pid, "queues",
                      api__split(w->queues, sizeof w->queues), "concurrency",
-                     (json_int_t)w->concurrency, "started_at", api__time_or_null(w->started_at),
-                     "last_seen", api__time_or_null(w->last_seen), "current",
+                     (json_int_t)w->concurrency, "started_at", api_json_time(w->started_at),
+                     "last_seen", api_json_time(w->last_seen), "current",
                      api__split(w->current, sizeof w->current), "processed",
                      (json_int_t)w->processed, "failed", (json_int_t)w->failed);
 }
@@ -65,7 +56,7 @@ static int api__current_jobs(sp_queue *q, json_t *ids, json_t *out, size_t *budg
         json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:o}", "id", j.id, "type", j.type,
                               "queue", j.queue, "state", sp_state_name(j.state), "progress",
                               (json_int_t)j.progress, "started_at",
-                              api__time_or_null(j.started_at));
+                              api_json_time(j.started_at));
         sp_job_clear(&j);
         if (o == NULL || json_array_append_new(out, o) < 0)
             return SP_ENOMEM;

@@ -82,6 +82,7 @@ static const ctl__optdef ctl__optdefs[] = {
     {"retries", 0, K_INT, CTL__SUBMIT, F(retries), NULL, 0, 20, 0},
     {"idempotency-key", 0, K_STR, CTL__SUBMIT, F(idem_key), NULL, 0, 0, 0},
     {"priority", 0, K_STR, CTL__SUBMIT, F(priority), NULL, 0, 0, 0},
+    {"callback-url", 0, K_STR, CTL__SUBMIT, F(callback_url), NULL, 0, 0, 0},
     {"preset", 0, K_STR, B(CTL_CMD_SUBMIT_VIDEO), F(preset), NULL, 0, 0, 0},
     {"thumbnail", 0, K_CONST, B(CTL_CMD_SUBMIT_VIDEO), F(thumbnail), "true", 0, 0, 0},
     {"no-thumbnail", 0, K_CONST, B(CTL_CMD_SUBMIT_VIDEO), F(thumbnail), "false", 0, 0, 0},
@@ -133,6 +134,7 @@ void ctl_usage(FILE *f)
         "    both submit commands:\n"
         "      --priority high|normal --idempotency-key KEY (default: a random key, so retries\n"
         "      never create a second job) --retries N (after 429/503, default 3)\n"
+        "      --callback-url URL     POST the job there when it ends (docs/webhooks.md)\n"
         "      --wait                 then wait for the job, as `wait` does\n"
         "  status ID                the job's state, progress, error and outputs\n"
         "  wait ID                  follow the job until it ends (long-poll): a progress bar on a\n"

@@ -60,6 +60,7 @@ typedef struct ctl_opts {
     const char *output;      /* download -o PATH|DIR|- */
     const char *idem_key;    /* --idempotency-key (default: a random one per command) */
     const char *priority;    /* high|normal */
+    const char *callback_url; /* --callback-url: a webhook when the job ends */
     /* submit-video */
     const char *preset;
     const char *thumbnail;   /* "true"/"false" */

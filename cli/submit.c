@@ -317,6 +317,8 @@ int ctl_cmd_submit_video(ctl_client *c)
             json_object_set_new(req, "thumbnail", json_boolean(strcmp(o->thumbnail, "true") == 0));
         if (req && o->priority)
             json_object_set_new(req, "priority", json_string(o->priority));
+        if (req && o->callback_url)
+            json_object_set_new(req, "callback_url", json_string(o->callback_url));
         char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
         json_decref(req);
         if (text == NULL)
@@ -337,8 +339,9 @@ int ctl_cmd_submit_video(ctl_client *c)
         const ctl__param q[] = {{"preset", o->preset},
                                 {"thumbnail", o->thumbnail},
                                 {"priority", o->priority},
+                                {"callback_url", o->callback_url},
                                 {"filename", filename && filename[0] ? filename : NULL}};
-        rc = ctl__post_file(c, "/v1/videos", q, sizeof q / sizeof *q, 8192, &b, &job);
+        rc = ctl__post_file(c, "/v1/videos", q, sizeof q / sizeof *q, 16 * 1024, &b, &job);
     }
     if (rc == 0)
         rc = ctl__submitted(c, job);
@@ -384,7 +387,7 @@ static int ctl__export_fields(ctl_client *c, json_t *req, const char *title)
         const char *key, *value;
     } f[] = {{"author", o->author},           {"page_size", o->page_size},
              {"orientation", o->orientation}, {"font", o->font},
-             {"priority", o->priority}};
+             {"priority", o->priority},           {"callback_url", o->callback_url}};
     if (o->title || json_object_get(req, "title") == NULL) {
         if (json_object_set_new(req, "title", json_string(o->title ? o->title : title)) < 0)
             return ctl_client_fail(c, CTL_EXIT_USAGE, "invalid_argument",
@@ -484,7 +487,8 @@ int ctl_cmd_export(ctl_client *c)
                                 {"page_size", o->page_size},
                                 {"orientation", o->orientation},
                                 {"font", o->font},
-                                {"priority", o->priority}};
+                                {"priority", o->priority},
+                                {"callback_url", o->callback_url}};
         rc = ctl__post_file(c, "/v1/exports", q, sizeof q / sizeof *q, 64 * 1024, &b, &job);
     }
     if (rc == 0)

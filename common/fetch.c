@@ -1,5 +1,5 @@
-/* fetch.c - source_url downloads into the blob store with libcurl, through the
- * outbound guard (see fetch.h and outbound.h). */
+/* fetch.c - source_url downloads into the blob store and webhook POSTs with libcurl,
+ * through the outbound guard (see fetch.h and outbound.h). */
 #include "spool/fetch.h"
 
 #include <curl/curl.h>
@@ -43,7 +43,9 @@ bool sp_fetch_url_valid(const char *url)
 }
 
 typedef struct sp__fetch {
-    sp_blob_writer *w;
+    sp_blob_writer *w;      /* downloads */
+    sp_fetch_reply *reply;  /* POSTs */
+    bool full;              /* POSTs: reply->body is full, the transfer was stopped */
     const sp_fetch_opts *o;
     int rc;             /* first error seen in a callback */
     sp_err *err;
@@ -226,4 +228,109 @@ int sp_fetch_to_blob(sp_blobs *b, const char *job_id, const char *name, const ch
         return rc;
     }
     return sp_blob_commit(f.w, true, bytes, err);
+}
+
+/* ---- POST (webhooks) ----------------------------------------------------------------- */
+
+static size_t sp__on_reply(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    sp__fetch *f = ud;
+    size_t n = size * nmemb;
+    sp_fetch_reply *r = f->reply;
+    size_t room = sizeof r->body - r->body_len;
+    size_t take = n < room ? n : room;
+    memcpy(r->body + r->body_len, ptr, take);
+    r->body_len += take;
+    if (take < n || r->body_len == sizeof r->body) {
+        f->full = true;
+        return take == n ? n : 0; /* stop: the rest is not wanted */
+    }
+    return n;
+}
+
+int sp_fetch_post(const char *url, const char *const *headers, size_t nheaders,
+                  const void *body, size_t n, const sp_fetch_opts *o, sp_fetch_reply *reply,
+                  sp_err *err)
+{
+    static const sp_fetch_opts defaults = {.max_redirects = -1};
+    if (o == NULL)
+        o = &defaults;
+    memset(reply, 0, sizeof *reply);
+    if (!sp_fetch_url_valid(url))
+        return sp_err_set(err, SP_EINVAL, "'%.200s' is not an http or https URL", url ? url : "");
+    sp_err_clear(o->detail);
+    sp_err chk;
+    int rc = sp_outbound_check_url(o->outbound, url, &chk);
+    if (rc == SP_EUNREACHABLE) {
+        sp_err_set(o->detail, rc, "refused before connecting: %s", chk.msg);
+        reply->refused = true;
+        return sp_outbound_unreachable(err);
+    }
+    if (rc < 0)
+        return sp_err_set(err, rc, "'%.200s': %s", url, chk.msg);
+    pthread_once(&sp__curl_once, sp__curl_init);
+    CURL *c = curl_easy_init();
+    struct curl_slist *hl = NULL;
+    /* No "Expect: 100-continue" wait before a large body: the answer comes after it. */
+    for (size_t i = 0; c && i <= nheaders; i++) {
+        struct curl_slist *next = curl_slist_append(hl, i < nheaders ? headers[i] : "Expect:");
+        if (next == NULL) {
+            curl_slist_free_all(hl);
+            curl_easy_cleanup(c);
+            c = NULL;
+            break;
+        }
+        hl = next;
+    }
+    if (c == NULL)
+        return sp_err_set(err, SP_ENOMEM, "out of memory starting a POST");
+    sp__fetch f = {.o = o, .err = err, .reply = reply};
+    rc = sp_outbound_curl_setup(&f.x, o->outbound, c, err);
+    if (rc < 0) {
+        curl_slist_free_all(hl);
+        curl_easy_cleanup(c);
+        return rc;
+    }
+    int64_t total = o->total_timeout_ms > 0 ? o->total_timeout_ms : 10000;
+    int64_t connect = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000;
+    char errbuf[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)n);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect < total ? connect : total));
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)total);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_FAILONERROR, 0L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "spool/" SPOOL_VERSION);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sp__on_reply);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, sp__on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &f);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, sp__on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &f);
+
+    CURLcode cc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    if (f.rc == SP_ECANCELLED)
+        rc = sp_err_set(err, SP_ECANCELLED, "POST to %.200s cancelled", url);
+    else if (status > 0 && f.answered != 0)
+        rc = 0; /* answered: the status says how it went, whatever happened after it */
+    else if (cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_URL_MALFORMAT)
+        rc = sp_err_set(err, SP_EINVAL, "'%.200s' is not an http or https URL", url);
+    else {
+        reply->refused = f.x.refused > 0 && f.x.refused == f.x.sockets &&
+                         cc == CURLE_COULDNT_CONNECT;
+        rc = sp__unreachable(&f, cc == CURLE_OK ? CURLE_RECV_ERROR : cc, errbuf, err);
+    }
+    if (rc == 0)
+        reply->status = status;
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    return rc;
 }

@@ -8,7 +8,7 @@
 #include "spool/err.h"
 
 static const char *const sp__state_names[SP_STATE_COUNT] = {
-    "queued", "running", "retrying", "succeeded", "failed", "cancelled"};
+    "queued", "running", "retrying", "succeeded", "failed", "cancelled", "scheduled"};
 
 const char *sp_state_name(sp_state s)
 {
@@ -47,6 +47,7 @@ void sp_job_clear(sp_job *j)
     sp_free(j->input);
     sp_free(j->outputs);
     sp_free(j->metadata);
+    sp_free(j->callback_url);
     sp_free(j->attempt_log);
     sp_job_init(j);
 }
@@ -90,6 +91,10 @@ int sp_job_set_field(sp_job *j, const char *name, const char *v, size_t len)
             j->created_at = sp__num(v, len);
         else if (!strcmp(name, "cancel_requested"))
             j->cancel_requested = sp__num(v, len) != 0;
+        else if (!strcmp(name, "callback_url"))
+            return sp__dup(&j->callback_url, v, len);
+        else if (!strcmp(name, "callback_attempts"))
+            j->callback_attempts = sp__num(v, len);
         break;
     case 'e':
         if (!strcmp(name, "error_code")) {
@@ -146,6 +151,8 @@ int sp_job_set_field(sp_job *j, const char *name, const char *v, size_t len)
             j->retry_base_ms = sp__num(v, len);
         else if (!strcmp(name, "retry_cap_ms"))
             j->retry_cap_ms = sp__num(v, len);
+        else if (!strcmp(name, "run_at"))
+            j->run_at = sp__num(v, len);
         break;
     case 's':
         if (!strcmp(name, "state")) {

@@ -11,8 +11,9 @@
 #include "spool/sha256.h"
 #include "spool/util.h"
 
-#define SP_ENQ_KEYS 7
-#define SP_ENQ_ARGS 26
+#define SP_ENQ_KEYS 8
+#define SP_ENQ_ARGS 27
+#define SP_ENQ_FIELDS 8 /* args[SP_ENQ_FIELDS..] are the record's field, value pairs */
 
 typedef struct sp__enq_call {
     sp_key k[SP_ENQ_KEYS];
@@ -20,7 +21,7 @@ typedef struct sp__enq_call {
     int nkeys;
     const char *args[SP_ENQ_ARGS];
     int nargs;
-    char limit[24], ttl[24], maxatt[24], base[24], cap[24], created[24], cbatt[24];
+    char limit[24], ttl[24], maxatt[24], base[24], cap[24], created[24], cbatt[24], due[24];
 } sp__enq_call;
 
 static int sp__enq_build(sp_queue *q, const sp_enqueue *e, sp__enq_call *c, sp_err *err)
@@ -40,15 +41,22 @@ static int sp__enq_build(sp_queue *q, const sp_enqueue *e, sp__enq_call *c, sp_e
     c->keys[3] = sp__key_q(&c->k[3], p, e->queue, "stats");
     c->keys[4] = sp__key(&c->k[4], p, "queues");
     c->keys[5] = sp__key(&c->k[5], p, "events");
-    c->nkeys = 6;
+    c->keys[6] = sp__key_q(&c->k[6], p, e->queue, "delayed");
+    c->nkeys = 7;
     if (e->idem_key) {
         char digest[65];
         int rc = sp_sha256_hex_of(e->idem_key, strlen(e->idem_key), digest, err);
         if (rc < 0)
             return rc;
-        c->keys[6] = sp__key_idem(&c->k[6], p, digest);
-        c->nkeys = 7;
+        c->keys[7] = sp__key_idem(&c->k[7], p, digest);
+        c->nkeys = 8;
     }
+    if (e->run_at_ms > 0)
+        snprintf(c->due, sizeof c->due, "%lld", (long long)e->run_at_ms);
+    else if (e->delay_ms > 0)
+        snprintf(c->due, sizeof c->due, "+%lld", (long long)e->delay_ms);
+    else
+        c->due[0] = '\0';
     snprintf(c->limit, sizeof c->limit, "%lld", (long long)(e->queue_limit > 0 ? e->queue_limit : 0));
     snprintf(c->ttl, sizeof c->ttl, "%lld",
              (long long)(e->idem_ttl_ms > 0 ? e->idem_ttl_ms : 86400000));
@@ -67,6 +75,7 @@ static int sp__enq_build(sp_queue *q, const sp_enqueue *e, sp__enq_call *c, sp_e
     c->args[n++] = c->ttl;
     c->args[n++] = e->fingerprint ? e->fingerprint : "";
     c->args[n++] = c->created;
+    c->args[n++] = c->due;
     c->args[n++] = "type";
     c->args[n++] = e->type;
     c->args[n++] = "max_attempts";
@@ -108,7 +117,7 @@ static int sp__enq_build(sp_queue *q, const sp_enqueue *e, sp__enq_call *c, sp_e
 
 static bool sp__enq_plain(const sp_enqueue *e)
 {
-    return e->idem_key == NULL && e->queue_limit <= 0;
+    return e->idem_key == NULL && e->queue_limit <= 0 && e->run_at_ms <= 0 && e->delay_ms <= 0;
 }
 
 /* The queues of a batch, each with its pushes to either end of its ready list. */
@@ -154,7 +163,7 @@ static int sp__enq_append_batch(sp_queue *q, const sp_enqueue *e, size_t m,
         hset[n++] = "1";
         hset[n++] = "created_at";
         hset[n++] = c->created;
-        for (int a = 7; a < c->nargs; a++) /* the field, value pairs */
+        for (int a = SP_ENQ_FIELDS; a < c->nargs; a++) /* the field, value pairs */
             hset[n++] = c->args[a];
         rc = sp_redis_append(q->r, err, n, hset, NULL);
         group[i] = sp__enq_group_of(groups, &ng, e[i].queue);

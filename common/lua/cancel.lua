@@ -1,4 +1,4 @@
--- cancel: a queued or retrying job is cancelled at once and never starts; a running
+-- cancel: a queued, scheduled or retrying job is cancelled at once and never starts; a running
 -- job gets a cancel request that its worker sees on its next lease renewal.
 -- KEYS: 1 job hash, 2 ready list, 3 delayed zset, 4 queue stats, 5 events stream,
 --       6-9 the webhooks keys (lib.lua's webhook())
@@ -9,7 +9,7 @@ local h = redis.call('HMGET', KEYS[1], 'state', 'version', 'progress', 'queue', 
   'callback_url', 'callback_attempts')
 local st = h[1]
 if not st then return {'notfound'} end
-if st == 'queued' or st == 'retrying' then
+if st == 'queued' or st == 'retrying' or st == 'scheduled' then
   redis.call('LREM', KEYS[2], 0, ARGV[1])
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('HSET', KEYS[1], 'state', 'cancelled', 'cancel_requested', 1,

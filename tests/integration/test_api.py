@@ -828,7 +828,9 @@ def test_queues_show_depths_per_queue(ctx):
     eq(q["pdf"]["depth"], before["pdf"]["depth"] + 1)
     for k in ("depth", "running", "delayed", "dead", "workers", "totals"):
         assert k in q["pdf"], k
-    eq(body["workers"], [])
+    # No worker runs here; the API's own webhook deliverer is the one in the registry.
+    eq([w["kind"] for w in body["workers"]], ["webhook"])
+    eq(body["workers"][0]["queues"], ["webhooks"])
 
 
 @suite.test

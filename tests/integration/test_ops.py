@@ -838,8 +838,10 @@ def test_make_run_tags_logs_and_ctrl_c_stops_workers_then_api_then_redis(ctx):
     try:
         mr.wait_up()
         eq(api_get(mr.url, "/healthz")[0], 200, "healthz")
-        wait_until(lambda: len(api_get(mr.url, "/v1/queues")[1]["workers"]) == 4, 30,
-                   what="four workers in the registry")
+        # The two video and two PDF workers, and the API's webhook deliverer.
+        wait_until(lambda: sorted(w["kind"] for w in api_get(mr.url, "/v1/queues")[1]["workers"])
+                   == ["pdf", "pdf", "video", "video", "webhook"], 30,
+                   what="four workers and the webhook deliverer in the registry")
         conf = {}
         for k in ("appendonly", "maxmemory-policy", "dir", "bind"):
             out = subprocess.run(["redis-cli", "-p", str(redis_port), "CONFIG", "GET", k],

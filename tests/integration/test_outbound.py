@@ -24,8 +24,8 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BIN, ROOT, SANITIZED, Http, Proc, Redis, Skip, Suite, eq, free_port,  # noqa: E402
-                     wait_until)
+from harness import (BIN, ROOT, SANITIZED, Http, Proc, Queue, Redis, Skip, Suite, eq,  # noqa: E402
+                     free_port, wait_until)
 
 TEST_BIN = os.environ.get("SPOOL_TEST_BIN_DIR", os.path.join(ROOT, "build/release/tests"))
 PDFQ = os.path.join(TEST_BIN, "pdfq")
@@ -104,6 +104,14 @@ class Server:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def do_POST(self):  # a webhook receiver
+                outer.hits["POST " + self.path] = outer.hits.get("POST " + self.path, 0) + 1
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self.send_response(200)
+                self.send_header("Content-Length", "6")
+                self.end_headers()
+                self.wfile.write(b"got it")
 
             def log_message(self, *a):
                 pass
@@ -429,6 +437,54 @@ def test_allow_list_names_and_redirects_in_a_private_network(ctx):
     # The name is allowed, not its address.
     expect_uniform(outcome(ctx, "named:", export(ctx, "named:", f"http://127.0.0.1:{port}/s")),
                    "the allowed name's address, by number")
+
+
+@suite.test
+def test_webhooks_reach_public_receivers_and_never_internal_ones(ctx):
+    """Deliveries go through the same guard: spool-api without an allow-list delivers to
+    public receivers (addresses and names, IPv4 and IPv6), accepts a callback_url whose
+    name needs DNS at submit, and refuses the delivery once the name resolves to loopback
+    (permanently, with the uniform message), never connecting there."""
+    need_ns()
+    p = Proc([os.path.join(BIN, "spool-api")],
+             env=ctx.env("hook:", SPOOL_LISTEN="127.0.0.1:0", SPOOL_WEBHOOK_RETRY_BASE="50ms",
+                         SPOOL_WEBHOOK_RETRY_CAP="100ms"), name="api-hooks", logdir=suite.tmp)
+    ctx.procs.append(p)
+    m = wait_until(lambda: re.search(r"\(port (\d+),", p.output()), 20 * SLOW,
+                   what="spool-api to listen")
+    api = Http("127.0.0.1", int(m.group(1)))
+    port, port6, iport = ctx.public.port, ctx.public6.port, ctx.internal.port
+    rebound = f"http://rebind.test:{iport}/hook"
+    r = api.post("/v1/exports", json.dumps({"title": "t", "rows": [{"a": 1}],
+                                            "callback_url": rebound}),
+                 headers={"Content-Type": "application/json"})
+    eq(r.status, 202, f"a name is judged when the delivery connects ({r.body[:200]!r})")
+    job = r.json()["id"]
+    q = Queue(ctx.redis, "hook:")
+    public = {"v4": f"{ctx.public.url}/hook-v4", "name": f"http://public.test:{port}/hook-name",
+              "v6": f"{ctx.public6.url}/hook-v6",
+              "v6 name": f"http://public6.test:{port6}/hook-v6name"}
+    before = ctx.internal.conns
+
+    def ended(did):
+        j = json.loads(api.get(f"/v1/jobs/{did}").body)
+        return j if j["state"] in ("succeeded", "failed") else None
+
+    for k, url in public.items():
+        did = q.enqueue("webhooks", "webhook.deliver",
+                        {"job_id": job, "event": "job.succeeded", "url": url}, 3)
+        d = wait_until(lambda: ended(did), 20 * SLOW, 0.05, what=f"delivery to {k}")
+        eq((d["state"], d["metadata"]["status"]), ("succeeded", 200), f"{k}: {d['error']}")
+    eq(sum(v for h, v in ctx.public.hits.items() if h.startswith("POST /hook-")) +
+       sum(v for h, v in ctx.public6.hits.items() if h.startswith("POST /hook-")), 4,
+       "deliveries the public receivers got")
+    did = q.enqueue("webhooks", "webhook.deliver",
+                    {"job_id": job, "event": "job.succeeded", "url": rebound}, 3)
+    d = wait_until(lambda: ended(did), 20 * SLOW, 0.05, what="the rebound delivery")
+    eq((d["state"], d["attempts"]), ("failed", 1), "refused at once")
+    eq(d["error"], {"code": "callback_unreachable", "message": UNIFORM, "retryable": False})
+    eq(ctx.internal.conns - before, 0, "connections to the loopback server")
+    assert "refused by the outbound guard" in p.output(), p.output()[-2000:]
 
 
 @suite.test

@@ -135,7 +135,7 @@ def setup():
     if os.access(API, os.X_OK):
         # "spool:" has the real workers; "idle:" has none, so its jobs stay queued.
         ctx["apis"]["main"] = Api(ctx, "spool:")
-        ctx["apis"]["idle"] = Api(ctx, "idle:")
+        ctx["apis"]["idle"] = Api(ctx, "idle:", env={"SPOOL_WEBHOOK_CONCURRENCY": "0"})
         base = {"SPOOL_REDIS_URL": ctx["redis"].url, "SPOOL_DATA_DIR": ctx["data"],
                 "SPOOL_KEY_PREFIX": "spool:", "SPOOL_LOG_FORMAT": "text", **LOOPBACK_ALLOW}
         for b in (VIDEO, PDF):

@@ -332,6 +332,69 @@ static void test_a_lease_that_runs_out_on_the_last_attempt_makes_a_failed_delive
     sp_queue_close(q);
 }
 
+static void test_a_delayed_job_is_scheduled_until_its_time_then_runs(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    const char *queues[] = {"dl"};
+    sp_consumer *c = open_consumer(R.url, "w1", queues, 1, 30000);
+    char id[SP_ID_LEN + 1], id2[SP_ID_LEN + 1], past[SP_ID_LEN + 1], ev[256];
+    sp_err err;
+    sp_id_new(id);
+    sp_enqueue e = {.id = id, .type = "test.later", .queue = "dl", .max_attempts = 1,
+                    .delay_ms = 700};
+    int64_t t0 = sp_test_ms();
+    assert_int_equal(sp_queue_enqueue(q, &e, NULL, &err), 0);
+    sp_job got;
+    assert_int_equal(sp_queue_get(q, id, &got, &err), 0);
+    assert_int_equal(got.state, SP_STATE_SCHEDULED);
+    assert_true(got.run_at > 0);
+    sp_job_clear(&got);
+    sp_queue_stat st;
+    assert_int_equal(sp_queue_stat_one(q, "dl", &st, &err), 0);
+    assert_int_equal(st.ready, 0);
+    assert_int_equal(st.delayed, 1);
+    /* Not before its time: maintenance leaves it, a consumer finds nothing. */
+    sp_maint_report r;
+    maintain(q, "dl", &r);
+    assert_int_equal(sp_consumer_next(c, 200, &got, &err), SP_ETIMEDOUT);
+    /* After it: maintenance queues it, and it runs. */
+    while (sp_test_ms() - t0 < 750)
+        usleep(20000);
+    maintain(q, "dl", &r);
+    sp_job job = take(c);
+    assert_string_equal(job.id, id);
+    assert_true(sp_test_ms() - t0 >= 700);
+    finish(c, &job, SP_FINISH_SUCCEEDED, -1);
+    events_of(id, ev, sizeof ev, NULL);
+    assert_string_equal(ev, "scheduled 0 dl test.later|queued 0 dl test.later|"
+                            "running 0 dl test.later|succeeded 100 dl test.later");
+    /* Cancelled while scheduled: it never runs. */
+    sp_id_new(id2);
+    e.id = id2;
+    e.delay_ms = 0;
+    e.run_at_ms = sp_now_ms() + 60000;
+    assert_int_equal(sp_queue_enqueue(q, &e, NULL, &err), 0);
+    assert_int_equal(state_of(q, id2, NULL), SP_STATE_SCHEDULED);
+    assert_int_equal(sp_queue_cancel(q, id2, 60000, &err), 0);
+    assert_int_equal(state_of(q, id2, NULL), SP_STATE_CANCELLED);
+    assert_int_equal(sp_queue_stat_one(q, "dl", &st, &err), 0);
+    assert_int_equal(st.delayed, 0);
+    /* A time already past queues it at once; so does an idempotent repeat's first. */
+    sp_id_new(past);
+    e.id = past;
+    e.run_at_ms = sp_now_ms() - 1000;
+    e.idem_key = "delayed-1";
+    e.fingerprint = "fp";
+    assert_int_equal(sp_queue_enqueue(q, &e, NULL, &err), 0);
+    assert_int_equal(state_of(q, past, NULL), SP_STATE_QUEUED);
+    job = take(c);
+    assert_string_equal(job.id, past);
+    finish(c, &job, SP_FINISH_SUCCEEDED, -1);
+    sp_consumer_free(c);
+    sp_queue_close(q);
+}
+
 static void test_a_paused_queue_keeps_its_jobs_until_resumed(void **state)
 {
     (void)state;
@@ -430,6 +493,7 @@ int main(void)
         cmocka_unit_test_setup(test_a_job_failed_then_rerun_makes_a_second_delivery, setup_test),
         cmocka_unit_test_setup(test_a_lease_that_runs_out_on_the_last_attempt_makes_a_failed_delivery,
                                setup_test),
+        cmocka_unit_test_setup(test_a_delayed_job_is_scheduled_until_its_time_then_runs, setup_test),
         cmocka_unit_test_setup(test_a_paused_queue_keeps_its_jobs_until_resumed, setup_test),
         cmocka_unit_test_setup(test_ids_claimed_before_a_pause_go_back_to_the_queue, setup_test),
     };

@@ -1,5 +1,6 @@
-/* test_sha256.c - SHA-256 through libcrypto (common/sha256.c): known vectors, input fed
- * in odd chunk sizes, and libcrypto's allocation failures reported as errors. Its own
+/* test_sha256.c - SHA-256 and HMAC-SHA256 through libcrypto (common/sha256.c): known
+ * vectors, input fed in odd chunk sizes, and libcrypto's allocation failures reported as
+ * errors. Its own
  * binary, because libcrypto's allocator can only be replaced before its first use. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -162,6 +163,42 @@ static void test_sha256_allocation_failures_are_errors(void **state)
     assert_true(failures > 0);
 }
 
+/* The same for HMAC-SHA256 (webhook signatures): every allocation failure is an error
+ * with a message and an empty out, and the next MAC is right again. RFC 4231 case 2. */
+static void test_hmac_allocation_failures_are_errors(void **state)
+{
+    (void)state;
+    static const char want[] = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+    const char *data = "what do ya want for nothing?";
+    int failures = 0;
+    for (long k = 0;; k++) {
+        assert_true(k < 1000);
+        alloc_count = 0;
+        fail_from = k;
+        sp_err err = {0};
+        char hex[65] = "x";
+        int rc = sp_hmac_sha256_hex("Jefe", 4, data, 10, data + 10, strlen(data) - 10, hex, &err);
+        long used = alloc_count;
+        fail_from = -1;
+        if (rc == 0) {
+            assert_string_equal(hex, want);
+            if (used <= k)
+                break;
+            continue;
+        }
+        failures++;
+        if (rc != SP_ENOMEM && rc != SP_ECRYPTO)
+            fail_msg("allocation %ld failed: code %d (%s)", k, rc, err.msg);
+        assert_string_equal(hex, "");
+        assert_int_equal(err.code, rc);
+        assert_non_null(strstr(err.msg, "HMAC-SHA256"));
+        assert_int_equal(sp_hmac_sha256_hex("Jefe", 4, data, strlen(data), NULL, 0, hex, &err),
+                         0);
+        assert_string_equal(hex, want);
+    }
+    assert_true(failures > 0);
+}
+
 int main(void)
 {
     if (CRYPTO_set_mem_functions(t_malloc, t_realloc, t_free) != 1) {
@@ -173,6 +210,7 @@ int main(void)
         cmocka_unit_test(test_sha256_same_digest_whatever_the_chunk_sizes),
         cmocka_unit_test(test_sha256_finish_twice_or_unstarted_is_an_error),
         cmocka_unit_test(test_sha256_allocation_failures_are_errors),
+        cmocka_unit_test(test_hmac_allocation_failures_are_errors),
     };
     return cmocka_run_group_tests_name("sha256", tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@ typedef enum sp_state {
     SP_STATE_SUCCEEDED,
     SP_STATE_FAILED,
     SP_STATE_CANCELLED,
+    SP_STATE_SCHEDULED, /* waiting for its run_at (a delayed job), then queued */
     SP_STATE_COUNT
 } sp_state;
 
@@ -46,6 +47,7 @@ typedef struct sp_job {
     bool cancel_requested;
     int64_t version;       /* bumped on every visible change (ETags, long-poll) */
     int64_t created_at, started_at, finished_at, updated_at, next_attempt_at, lease_until;
+    int64_t run_at; /* a delayed job: when it is due (ms, Redis's clock); 0: at once */
     char worker[128];
     char token[SP_TOKEN_LEN + 1]; /* the current attempt's lease token, while running */
     bool has_error;
@@ -56,6 +58,8 @@ typedef struct sp_job {
     char *input;    /* JSON object: {"blob":name,...} or {"url":...} */
     char *outputs;  /* JSON array of {"name","content_type","bytes"} */
     char *metadata; /* JSON object: probe results, page counts */
+    char *callback_url;        /* where its end is announced (webhooks), or NULL */
+    int64_t callback_attempts; /* the delivery's max_attempts (0: not set) */
     char *attempt_log; /* JSON array: attempts that ended other than in success, the last
                         * 10: {attempt, started_at, ended_at (ms), outcome, error} */
 } sp_job;

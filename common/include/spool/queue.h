@@ -48,6 +48,10 @@ typedef struct sp_enqueue {
     int64_t created_at;        /* ms since the epoch; 0: now, by this host's clock */
     const char *callback_url;  /* where the job's end is POSTed (a webhook), or NULL */
     int64_t callback_attempts; /* attempts of that delivery; 0: 12 */
+    int64_t run_at_ms;         /* > 0: scheduled until then (ms since the epoch) */
+    int64_t delay_ms;          /* > 0: scheduled until this long from now by Redis's clock
+                                * (run_at_ms wins when both are set); a due time already
+                                * past queues the job at once */
 } sp_enqueue;
 
 /* Record the job and queue it in one step.

@@ -1,6 +1,6 @@
-/* sha256.h - SHA-256 digests through libcrypto (OpenSSL's EVP interface), for
- * Idempotency-Key digests and request fingerprints. The project computes no hash of
- * its own; this is the one place that calls libcrypto's digests. */
+/* sha256.h - SHA-256 digests and HMAC-SHA256 through libcrypto (OpenSSL's EVP
+ * interface), for Idempotency-Key digests, request fingerprints and webhook
+ * signatures. The project computes no hash of its own. */
 #ifndef SPOOL_SHA256_H
 #define SPOOL_SHA256_H
 
@@ -35,5 +35,11 @@ void sp_sha256_free(sp_sha256 *s);
 /* The digest of n bytes at data, as sp_sha256_hex writes it. Returns 0 or an error
  * as sp_sha256_hex does. */
 int sp_sha256_hex_of(const void *data, size_t n, char out[65], sp_err *err);
+
+/* HMAC-SHA256 under key (klen bytes, any length) of the a_n bytes at a followed by the
+ * b_n bytes at b (either may be empty), as 64 lowercase hex characters and a NUL in
+ * out. Returns 0, or SP_ENOMEM or SP_ECRYPTO with err set and out "". */
+int sp_hmac_sha256_hex(const void *key, size_t klen, const void *a, size_t a_n, const void *b,
+                       size_t b_n, char out[65], sp_err *err);
 
 #endif
