@@ -15,6 +15,8 @@ Routes other branches add (the SSE routes) are described already; UNLANDED lists
 until the router serves them.
 """
 import http.server as http_server
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -36,6 +38,7 @@ NPM_DIR = os.environ.get("SPOOL_NPM_DIR", os.path.join(ROOT, "build", "npm"))
 REDOCLY = os.path.join(NPM_DIR, "node_modules", "@redocly", "cli", "bin", "cli.js")
 SYS_PYTHON = "/usr/bin/python3"  # Debian's, with python3-jsonschema (deps/debian.txt)
 TOKEN = "openapi-test-token"
+WEBHOOK_SECRET = "openapi-webhook-secret"
 METHODS = ("get", "head", "post", "put", "patch", "delete", "options", "trace")
 
 # Described, and served by branches not merged yet: path -> methods. Each must answer
@@ -85,16 +88,18 @@ def concrete(path):
 
 def validate(pairs):
     """Validate each (schema name, instance) against the description's schemas with
-    Debian's python3-jsonschema (Draft 2020-12, OpenAPI 3.1's dialect). Returns one
-    error message (or None) per pair."""
+    Debian's python3-jsonschema (Draft 2020-12, OpenAPI 3.1's dialect); a schema given
+    as an object rather than a name may refer to the named ones. Returns one error
+    message (or None) per pair."""
     code = r"""
 import json, sys
 import jsonschema
 doc, pairs = json.load(sys.stdin)
 out = []
 for name, inst in pairs:
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
-              "components": doc["components"], "$ref": "#/components/schemas/" + name}
+    own = name if isinstance(name, dict) else {"$ref": "#/components/schemas/" + name}
+    schema = dict(own, **{"$schema": "https://json-schema.org/draft/2020-12/schema",
+                          "components": doc["components"]})
     v = jsonschema.Draft202012Validator(schema)
     errs = sorted(v.iter_errors(inst), key=lambda e: list(e.absolute_path))
     out.append("; ".join(f"{list(e.absolute_path)}: {e.message}" for e in errs[:3]) or None)
@@ -109,7 +114,7 @@ print(json.dumps(out))
 
 def assert_valid(pairs):
     for (name, inst), err in zip(pairs, validate(pairs)):
-        assert err is None, f"{name} does not describe {json.dumps(inst)[:400]}: {err}"
+        assert err is None, f"{json.dumps(name)[:200]} does not describe {json.dumps(inst)[:400]}: {err}"
 
 
 def redocly(*args, cwd=None):
@@ -125,7 +130,10 @@ def redocly(*args, cwd=None):
 def setup():
     redis = Redis()
     # loopback source_urls: a local server holds a job running for the workers test
-    api = ApiServer(suite, redis, env={"SPOOL_API_TOKENS": TOKEN, **LOOPBACK_ALLOW})
+    api = ApiServer(suite, redis, env={"SPOOL_API_TOKENS": TOKEN, **LOOPBACK_ALLOW,
+                                       "SPOOL_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                                       "SPOOL_WEBHOOK_RETRY_BASE": "50ms",
+                                       "SPOOL_WEBHOOK_RETRY_CAP": "200ms"})
     authed = Http("127.0.0.1", api.port, token=TOKEN)
     return {"redis": redis, "api": api, "http": authed, "anon": api.http}
 
@@ -233,13 +241,13 @@ def test_every_described_route_is_served(ctx):
 
 
 # Parameters and body fields described before their branch lands: not sent below.
-UNLANDED_FIELDS = {"callback_url"}
+UNLANDED_FIELDS = set()
 # A valid value for each query parameter and form field the POSTs and lists describe.
 VALUES = {"preset": "mp4-480p", "thumbnail": "on", "priority": "high", "filename": "clip.mp4",
           "title": "T", "author": "A", "columns": '[{"key":"a"}]', "page_size": "Letter",
           "orientation": "landscape", "font": "mono", "compression": "fast",
           "state": "queued", "type": "pdf.export", "queue": "pdf", "limit": "3", "wait": "0",
-          "offset": "1"}
+          "offset": "1", "callback_url": "https://example.com/hooks/spool"}
 
 
 def query_params(path, method):
@@ -297,7 +305,8 @@ def test_every_described_body_form_and_parameter_is_accepted(ctx):
     r = http.post("/v1/videos?" + urlencode({k: VALUES[k] for k in raw}), body=b"\x00" * 64,
                   headers={"Content-Type": "video/mp4"})
     eq(r.status, 202, f"a raw video with {raw}: {r}")
-    eq((r.json()["params"]["preset"], r.json()["priority"]), ("mp4-480p", "high"))
+    eq((r.json()["params"]["preset"], r.json()["priority"], r.json()["callback_url"]),
+       ("mp4-480p", "high", VALUES["callback_url"]))
     xq = query_params("/v1/exports", "post")
     r = http.post("/v1/exports?" + urlencode({k: VALUES[k] for k in xq}), body=b"a\n1\n",
                   headers={"Content-Type": "text/csv"})
@@ -333,8 +342,9 @@ def test_every_described_body_form_and_parameter_is_accepted(ctx):
     r = http.post("/v1/videos", body=parts,
                   headers={"Content-Type": "multipart/form-data; boundary=XyZ"})
     eq(r.status, 202, f"multipart with {fields}: {r}")
+    eq(r.json()["callback_url"], VALUES["callback_url"], "callback_url as a form field")
     video = {"source_url": "https://example.com/a.mp4", "preset": "webm-720p", "thumbnail": False,
-             "priority": "high"}
+             "priority": "high", "callback_url": VALUES["callback_url"]}
     eq(sorted(video), sorted(f for f in doc["components"]["schemas"]["VideoJsonRequest"]["properties"]
                              if f not in UNLANDED_FIELDS), "members of a video JSON request")
     eq(http.post("/v1/videos", body=video).status, 202, "a video JSON request with every member")
@@ -342,7 +352,7 @@ def test_every_described_body_form_and_parameter_is_accepted(ctx):
                                                        "align": "right", "format": "number",
                                                        "decimals": 2, "thousands": False}],
               "page_size": "A4", "orientation": "portrait", "font": "serif",
-              "compression": "default", "priority": "normal"}
+              "compression": "default", "priority": "normal", "callback_url": VALUES["callback_url"]}
     members = doc["components"]["schemas"]["ExportJsonRequest"]["properties"]
     eq(sorted(list(export) + ["rows", "source_url", "format"]),
        sorted(f for f in members if f not in UNLANDED_FIELDS), "members of an export JSON request")
@@ -350,6 +360,7 @@ def test_every_described_body_form_and_parameter_is_accepted(ctx):
        "members of a column")
     r = http.post("/v1/exports", body=dict(export, rows=[{"a": 1}]))
     eq(r.status, 202, f"an export with rows and every other member: {r}")
+    assert_valid([("Job", r.json())])
     r = http.post("/v1/exports", body=dict(export, source_url="https://example.com/d", format="csv"))
     eq(r.status, 202, f"an export with source_url and format: {r}")
     # each form of the dead-letter actions' body
@@ -605,6 +616,74 @@ def test_workers_with_a_real_worker_running_a_job_match_the_description(ctx):
 
 
 @suite.test
+def test_a_real_webhook_delivery_matches_the_description(ctx):
+    """A job with a callback_url at a local receiver ends (api-test-worker): what
+    spool-api POSTs there carries each header the jobEnded webhook describes, each
+    valid against its schema (the signature checks out with the secret), and a body
+    that is the job (the Job schema, as GET /v1/jobs/{id} shows it); the receiver's
+    500 is retried, as described, until it answers 2xx."""
+    http = ctx["http"]
+    got, answers = [], [500, 204]
+
+    class Receiver(http_server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append((dict(self.headers), body))
+            self.send_response(answers[min(len(got), len(answers)) - 1])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+    srv = http_server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    w = Worker(ctx["api"], queues="pdf")
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/hook?k=1"
+        r = http.post("/v1/exports", body={"title": "hooked", "rows": [{"a": 1}],
+                                           "callback_url": url})
+        eq((r.status, r.json()["callback_url"]), (202, url), f"{r}")
+        job = r.json()["id"]
+        w.take(job)
+        eq(w.cmd("succeed"), "ok succeeded")
+        # the 500 is retried after a backoff (SPOOL_WEBHOOK_RETRY_BASE: 50ms here)
+        wait_until(lambda: len(got) >= 2, 20, 0.05, what="the first delivery and its retry")
+        deliveries = http.get("/v1/jobs?type=webhook.deliver&queue=webhooks").json()["jobs"]
+        mine = [d for d in deliveries if d["params"]["job_id"] == job]
+        eq(len(mine), 1, f"one delivery job for {job}: {deliveries}")
+        wait_until(lambda: http.get(f"/v1/jobs/{mine[0]['id']}").json()["state"] == "succeeded",
+                   10, 0.05, what="the delivery to end succeeded on a 204")
+    finally:
+        w.close()
+        srv.shutdown()
+        srv.server_close()
+    hook = spec()["webhooks"]["jobEnded"]["post"]
+    now = http.get(f"/v1/jobs/{job}")
+    pairs = []
+    for headers, body in got:
+        h = {k.lower(): v for k, v in headers.items()}
+        eq(h.get("content-type"), "application/json", "Content-Type")
+        for p in hook["parameters"]:
+            v = h.get(p["name"].lower())
+            if v is None:
+                assert not p.get("required"), f"{p['name']} missing: {headers}"
+                continue
+            pairs.append((p["schema"], v))
+        eq(h["spool-event"], "job.succeeded", "Spool-Event")
+        eq(h["spool-event-id"], mine[0]["id"], "Spool-Event-Id: the delivery's id")
+        sig = dict(part.split("=", 1) for part in h["spool-signature"].split(","))
+        mac = hmac.new(WEBHOOK_SECRET.encode(), sig["t"].encode() + b"." + body,
+                       hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(mac, sig["v1"]), f"bad signature {h['spool-signature']}"
+        pairs.append((hook["requestBody"]["content"]["application/json"]["schema"],
+                      json.loads(body)))
+        eq(json.loads(body), now.json(), "the body is the job as GET /v1/jobs/{id} shows it")
+    eq(len(got), 2, "one delivery refused with 500, then one taken")
+    assert_valid(pairs)
+    assert_valid([("Job", http.get(f"/v1/jobs/{mine[0]['id']}").json())])
+
+
+@suite.test
 def test_dashboard_addresses_the_description_names_serve_the_page(ctx):
     """Each address /ui's description lists answers the dashboard's page (no token);
     an address it does not list is 404 no_such_route; each file the page loads is
@@ -697,6 +776,9 @@ def test_docs_page_is_served_and_loads_nothing_from_elsewhere(ctx):
         for m, op in item.items():
             if m in METHODS:
                 assert f'id="op-{op["operationId"]}"' in page, f"{m} {path} is not on the page"
+    for name, item in doc.get("webhooks", {}).items():
+        for m, op in item.items():
+            assert f'id="op-{op["operationId"]}"' in page, f"webhook {name} is not on the page"
     for name in doc["components"]["schemas"]:
         assert f'id="schema-{name}"' in page, f"schema {name} is not on the page"
     # text from the description is escaped, never markup
