@@ -8,7 +8,7 @@
 #                   ends "soak: accepted N, succeeded N, failed N, lost N, run twice N...";
 #                   SOAK_JOBS=, SOAK_SECONDS=, ... (tests/soak/soak.py lists them)
 #   make bench      every benchmark (bench-queue, bench-api, bench-video, bench-pdf,
-#                   bench-blob, bench-video-input)
+#                   bench-blob, bench-video-input, bench-sse)
 #   make fuzz       build the libFuzzer targets
 #   make fuzz-run   run each libFuzzer target for SECS seconds (tests/tests.mk)
 #   make test-compose   the images built, docker-compose up with the object store and
@@ -64,7 +64,7 @@ include tests/tests.mk
 all: $(ALL_BINS)
 
 # Every benchmark, one after the other (each prints its own comparison).
-bench: bench-queue bench-api bench-video bench-pdf bench-blob bench-video-input
+bench: bench-queue bench-api bench-video bench-pdf bench-blob bench-video-input bench-sse
 
 deps:
 	@sh scripts/deps.sh

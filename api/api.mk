@@ -48,7 +48,7 @@ FUZZ_CC ?= clang
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS = $(CPPFLAGS) -Iapi -std=c11 -g -O1 $(FUZZ_SAN) \
 	$(call pc_cflags,hiredis jansson libcurl yajl libcrypto libxml-2.0 glib-2.0)
-FUZZ_TARGETS := multipart request dataset path range config job outbound s3xml
+FUZZ_TARGETS := multipart request dataset path range config job outbound s3xml evstream
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(O)/fuzz/fuzz_%)
 FUZZ_OBJS := $(API_PURE:%=$(O)/fuzz/api/%.o)
 FUZZ_LIB := $(O)/fuzz/libspool.a
@@ -84,7 +84,7 @@ fuzz: $(FUZZ_BINS)
 TEST_BINS += $(FUZZ_BINS)
 
 # ---- benchmark -----------------------------------------------------------------------
-.PHONY: bench-api bench-blob
+.PHONY: bench-api bench-blob bench-sse
 # make bench-api: spool-api beside Flask + Celery under gunicorn (sync and gthread
 # workers), inline and dataset-file POSTs and a GET, about 4 minutes
 # (tests/bench/bench_api.py; BENCH_REQUESTS=, BENCH_ROUNDS=, BENCH_API_SEARCH=1).
@@ -118,3 +118,9 @@ $(O)/gen/api_assets.o: $(O)/gen/api_assets.c
 .PHONY: openapi-docs
 openapi-docs:
 	python3 scripts/openapi-html.py api/openapi.json api/openapi.html
+
+# make bench-sse: 500 live event streams on one spool-api, its RSS, and the delay from
+# a state change (XADD to the event stream) to each client, p50/p99 against 50 ms
+# (tests/bench/bench_sse.py; BENCH_SSE_STREAMS=, BENCH_SSE_EVENTS=, ...).
+bench-sse: $(BIN)/spool-api
+	@SPOOL_BIN_DIR=$(abspath $(BIN)) python3 tests/bench/bench_sse.py

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "request.h"
+#include "ssehub.h"
 
 /* videos.c */
 enum MHD_Result api_videos_begin(api_req *r);
@@ -29,6 +30,10 @@ enum MHD_Result api_jobs_cancel(api_req *r); /* DELETE /v1/jobs/{id} */
 enum MHD_Result api_jobs_retry(api_req *r);  /* POST /v1/jobs/{id}/retry */
 enum MHD_Result api_jobs_list(api_req *r);   /* GET /v1/jobs */
 enum MHD_Result api_jobs_output(api_req *r); /* GET /v1/jobs/{id}/outputs/{name} */
+
+/* events.c (Server-Sent Events through the hub, ssehub.h) */
+enum MHD_Result api_events_all(api_req *r); /* GET /v1/events */
+enum MHD_Result api_events_job(api_req *r); /* GET /v1/jobs/{id}/events */
 
 /* system.c */
 enum MHD_Result api_sys_healthz(api_req *r);

@@ -13,7 +13,7 @@
 #include "validate.h"
 #include "spool/queue.h"
 
-#define API_OPTION_COUNT 34
+#define API_OPTION_COUNT 36
 
 int main(int argc, char **argv)
 {
@@ -113,6 +113,12 @@ int main(int argc, char **argv)
         {"webhook-retry-cap", "SPOOL_WEBHOOK_RETRY_CAP", SP_OPT_DURATION,
          &cfg.webhook_retry_cap_ms, "1h", "the longest wait between two delivery attempts", 1,
          7 * day},
+        {"sse-max-streams", "SPOOL_SSE_MAX_STREAMS", SP_OPT_INT, &cfg.sse_max_streams, "0",
+         "live event streams (GET /v1/events...) open at once, past which 503 (0: three "
+         "quarters of SPOOL_MAX_CONNECTIONS)", 0, 1000000},
+        {"sse-heartbeat", "SPOOL_SSE_HEARTBEAT", SP_OPT_DURATION, &cfg.sse_heartbeat_ms, "15s",
+         "how often an idle live event stream gets a comment line (keeps proxies from closing "
+         "it and notices clients that went away)", 100, 3600000},
         {"history-interval", "SPOOL_HISTORY_INTERVAL", SP_OPT_DURATION, &cfg.history_interval_ms,
          "5s", "how often each queue's counters are sampled (one read of Redis) for the "
          "dashboard's throughput chart; the last 30 minutes are kept in memory", 1000, 60000},

@@ -40,6 +40,7 @@ static const struct {
     [API_E_NOT_READY] = {503, "not_ready", 2},
     [API_E_NO_MEMORY] = {503, "out_of_memory", 5},
     [API_E_NOT_REPLICATED] = {503, "not_replicated", 1},
+    [API_E_TOO_MANY_STREAMS] = {503, "too_many_streams", 5},
 };
 
 enum MHD_Result api_replied(const api_req *r)

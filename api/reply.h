@@ -43,6 +43,7 @@ enum api_error {
     API_E_NOT_READY,       /* 503 not_ready, Retry-After */
     API_E_NO_MEMORY,       /* 503 out_of_memory, Retry-After */
     API_E_NOT_REPLICATED,  /* 503 not_replicated, Retry-After */
+    API_E_TOO_MANY_STREAMS, /* 503 too_many_streams, Retry-After */
     API_E_COUNT
 };
 

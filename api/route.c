@@ -21,6 +21,8 @@ static const struct {
     [API_R_JOB_RETRY] = {"/v1/jobs/{id}/retry", API_M_POST},
     [API_R_JOB_OUTPUT] = {"/v1/jobs/{id}/outputs/{name}", API_M_GET | API_M_HEAD},
     [API_R_QUEUES] = {"/v1/queues", API_M_GET | API_M_HEAD},
+    [API_R_EVENTS] = {"/v1/events", API_M_GET},
+    [API_R_JOB_EVENTS] = {"/v1/jobs/{id}/events", API_M_GET},
     [API_R_WORKERS] = {"/v1/workers", API_M_GET | API_M_HEAD},
     [API_R_QUEUE_DEAD] = {"/v1/queues/{name}/dead", API_M_GET | API_M_HEAD},
     [API_R_QUEUE_DEAD_RETRY] = {"/v1/queues/{name}/dead/retry", API_M_POST},
@@ -162,8 +164,8 @@ api_route_id api_route_parse(const char *path, api_route *out)
                  {"/metrics", API_R_METRICS}, {"/v1/videos", API_R_VIDEOS},
                  {"/v1/exports", API_R_EXPORTS}, {"/v1/jobs", API_R_JOBS},
                  {"/v1/queues", API_R_QUEUES}, {"/v1/workers", API_R_WORKERS},
-                 {"/ui", API_R_UI}, {"/ui/", API_R_UI}, {"/openapi.json", API_R_OPENAPI},
-                 {"/docs/api", API_R_DOCS_API}};
+                 {"/v1/events", API_R_EVENTS}, {"/ui", API_R_UI}, {"/ui/", API_R_UI},
+                 {"/openapi.json", API_R_OPENAPI}, {"/docs/api", API_R_DOCS_API}};
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) {
         if (strcmp(path, fixed[i].path) == 0)
             return out->id = fixed[i].id;
@@ -183,6 +185,8 @@ api_route_id api_route_parse(const char *path, api_route *out)
         route = API_R_JOB;
     } else if (strcmp(p, "/retry") == 0) {
         route = API_R_JOB_RETRY;
+    } else if (strcmp(p, "/events") == 0) {
+        route = API_R_JOB_EVENTS;
     } else if (strncmp(p, "/outputs/", 9) == 0) {
         p += 9;
         char name[API_NAME_MAX + 2];

@@ -21,6 +21,8 @@ typedef enum api_route_id {
     API_R_JOB_RETRY,  /* /v1/jobs/{id}/retry */
     API_R_JOB_OUTPUT, /* /v1/jobs/{id}/outputs/{name} */
     API_R_QUEUES,     /* /v1/queues */
+    API_R_EVENTS,     /* /v1/events */
+    API_R_JOB_EVENTS, /* /v1/jobs/{id}/events */
     API_R_WORKERS,    /* /v1/workers */
     API_R_QUEUE_DEAD, /* /v1/queues/{name}/dead */
     API_R_QUEUE_DEAD_RETRY, /* /v1/queues/{name}/dead/retry */

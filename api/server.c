@@ -47,6 +47,8 @@ static const api_handler api__table[] = {
     {API_R_JOB, API_M_DELETE, NULL, NULL, api_jobs_cancel},
     {API_R_JOB_RETRY, API_M_POST, NULL, NULL, api_jobs_retry},
     {API_R_JOB_OUTPUT, API_M_GET | API_M_HEAD, NULL, NULL, api_jobs_output},
+    {API_R_EVENTS, API_M_GET, NULL, NULL, api_events_all},
+    {API_R_JOB_EVENTS, API_M_GET, NULL, NULL, api_events_job},
     {API_R_WORKERS, API_M_GET | API_M_HEAD, NULL, NULL, api_workers_list},
     {API_R_QUEUE_DEAD, API_M_GET | API_M_HEAD, NULL, NULL, api_dead_list},
     {API_R_QUEUE_DEAD_RETRY, API_M_POST, api_dead_begin, api_dead_data, api_dead_end},
@@ -344,9 +346,11 @@ static int64_t api__connection_budget(int64_t want)
 static void api__free(api_server *s)
 {
     api_lp_stop(s->lp);
+    api_sse_stop(s->sse);
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
     api_lp_free(s->lp);
+    api_sse_free(s->sse);
     api_conns_stop(s->conns);
     sp_cidrs_free(s->trusted);
     api_gc_stop(s->gc);
@@ -443,14 +447,21 @@ api_server *api_server_start(const api_config *cfg, sp_err *err)
      * overlap (measured: 4 per core serves 1.5-2x the requests of 1 per core). */
     unsigned threads = (unsigned)(cfg->threads > 0 ? cfg->threads : 4 * (cores > 0 ? cores : 1));
     unsigned timeout_s = (unsigned)((cfg->conn_timeout_ms + 999) / 1000);
+    int64_t budget = api__connection_budget(cfg->max_connections);
+    /* Streams stay open: leave a quarter of the connections to other requests. */
+    int64_t max_streams = cfg->sse_max_streams > 0 ? cfg->sse_max_streams : budget * 3 / 4;
+    if (max_streams > budget)
+        max_streams = budget;
+    if ((s->sse = api_sse_start(cfg->common.redis_url, cfg->common.prefix, (size_t)max_streams,
+                                cfg->sse_heartbeat_ms, err)) == NULL)
+        goto fail;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_SOCK_ADDR, 0, &addr},
-        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)api__connection_budget(cfg->max_connections),
-         NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)budget, NULL},
         {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)api_conns_notify, s->conns},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout_s, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL},
@@ -502,8 +513,10 @@ void api_server_stop(api_server *s)
         if (fd != MHD_INVALID_SOCKET)
             close(fd);
     }
-    /* Waiting long-polls answer now with what they have; the deliverer takes no more. */
+    /* Waiting long-polls answer now with what they have; event streams end; the
+     * deliverer takes no more. */
     api_lp_stop(s->lp);
+    api_sse_stop(s->sse);
     api_webhooks_drain(s->webhooks);
     int64_t end = sp_mono_ms() + s->cfg->grace_ms;
     while (api_metrics_in_flight_now() > 0 && sp_mono_ms() < end)

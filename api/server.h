@@ -13,6 +13,7 @@
 #include "history.h"
 #include "longpoll.h"
 #include "webhook.h"
+#include "ssehub.h"
 #include "spool/blob.h"
 #include "spool/config.h"
 #include "spool/queue.h"
@@ -56,6 +57,8 @@ typedef struct api_config {
     int64_t webhook_retry_base_ms; /* backoff: rand(0, min(cap, base * 2^(attempt-1))) */
     int64_t webhook_retry_cap_ms;
     const struct sp_outbound *outbound; /* SPOOL_OUTBOUND_ALLOW, built by main */
+    int64_t sse_max_streams; /* event streams open at once; 0: 3/4 of the connections */
+    int64_t sse_heartbeat_ms; /* a comment on every idle event stream this often */
     int64_t history_interval_ms; /* how often queue counters are sampled for the charts */
 } api_config;
 
@@ -70,6 +73,7 @@ typedef struct api_server {
     bool redirect_downloads; /* SPOOL_DOWNLOADS=redirect */
     struct MHD_Daemon *daemon;
     api_lp *lp;
+    api_sse *sse;       /* live event streams */
     api_gc *gc;
     api_webhooks *webhooks; /* the deliverer; NULL when off */
     api_history *history; /* queue counters sampled for /v1/queues/{name}/history */

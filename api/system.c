@@ -75,6 +75,20 @@ enum MHD_Result api_sys_metrics(api_req *r)
                          "spool_api_connections_cut_total{reason=\"per_address_limit\"} %llu\n"
                          "spool_api_connections_cut_total{reason=\"header_timeout\"} %llu\n",
                          (unsigned long long)over, (unsigned long long)late);
+    size_t streams;
+    uint64_t behind;
+    api_sse_counts(r->srv->sse, &streams, &behind);
+    if (rc == 0)
+        rc = sp_buf_addf(&b,
+                         "# HELP spool_api_event_streams Live event streams (SSE) open now.\n"
+                         "# TYPE spool_api_event_streams gauge\n"
+                         "spool_api_event_streams %zu\n"
+                         "# HELP spool_api_event_streams_behind_total Times a live event "
+                         "stream's client fell 64 KiB behind and the stream went back to "
+                         "reading from Redis at the client's pace.\n"
+                         "# TYPE spool_api_event_streams_behind_total counter\n"
+                         "spool_api_event_streams_behind_total %llu\n",
+                         streams, (unsigned long long)behind);
     sp_free(st);
     if (rc < 0) {
         sp_buf_free(&b);

@@ -21,6 +21,9 @@ int ctl_cmd_retry(ctl_client *c);
 int ctl_cmd_health(ctl_client *c);
 int ctl_cmd_pause(ctl_client *c); /* pause and resume */
 
+/* watch.c: the live event stream (GET /v1/events, /v1/jobs/{id}/events). */
+int ctl_cmd_watch(ctl_client *c);
+
 /* Follow job id until it ends or c->o->timeout_ms runs out, printing progress as the
  * options say. 0 when it succeeded, CTL_EXIT_JOB when it failed or was cancelled,
  * CTL_EXIT_TIMEOUT, CTL_EXIT_NOTFOUND, CTL_EXIT_SERVER, CTL_EXIT_INTERRUPTED. */

@@ -306,7 +306,10 @@ int ctl_http_do(ctl_http *h, const ctl_request *rq, ctl_response *resp, sp_err *
     bool ok = true;
     if (h->auth)
         ok = (headers = curl_slist_append(headers, h->auth)) != NULL;
-    ok = ok && ctl__add_header(&headers, &tmp, "Accept", "application/json") == 0;
+    ok = ok && ctl__add_header(&headers, &tmp, "Accept",
+                               rq->accept ? rq->accept : "application/json") == 0;
+    if (ok && rq->last_event_id && rq->last_event_id[0])
+        ok = ctl__add_header(&headers, &tmp, "Last-Event-ID", rq->last_event_id) == 0;
     if (ok && rq->content_type)
         ok = ctl__add_header(&headers, &tmp, "Content-Type", rq->content_type) == 0;
     if (ok && rq->if_none_match && rq->if_none_match[0])
@@ -330,6 +333,10 @@ int ctl_http_do(ctl_http *h, const ctl_request *rq, ctl_response *resp, sp_err *
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CTL_CONNECT_TIMEOUT_MS);
     if (rq->timeout_ms > 0)
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)rq->timeout_ms);
+    if (rq->stall_ms > 0) {
+        curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)((rq->stall_ms + 999) / 1000));
+    }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, ctl__on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);

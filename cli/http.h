@@ -41,6 +41,9 @@ typedef struct ctl_request {
     const char *if_none_match;   /* ETag from an earlier answer, or NULL */
     const char *idempotency_key; /* or NULL */
     int64_t timeout_ms;          /* the whole exchange; 0: no limit */
+    const char *accept;          /* Accept (default application/json) */
+    const char *last_event_id;   /* Last-Event-ID, or NULL */
+    int64_t stall_ms;            /* give up when no byte comes for this long; 0: never */
     /* When set, the body of a 2xx answer goes to sink instead of the response buffer.
      * sink returns 0 or a negative code with err set, which ends the transfer. */
     int (*sink)(void *ud, const void *data, size_t n, sp_err *err);

@@ -29,6 +29,7 @@ int main(int argc, char **argv)
         [CTL_CMD_QUEUES] = ctl_cmd_queues,
         [CTL_CMD_RETRY] = ctl_cmd_retry,
         [CTL_CMD_HEALTH] = ctl_cmd_health,
+        [CTL_CMD_WATCH] = ctl_cmd_watch,
         [CTL_CMD_PAUSE] = ctl_cmd_pause,
         [CTL_CMD_RESUME] = ctl_cmd_pause,
     };

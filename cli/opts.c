@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "spool/blob.h"
+#include "spool/config.h"
 #include "spool/job.h"
 #include "spool/util.h"
 
@@ -37,6 +38,7 @@ static const struct {
     {"queues", CTL_CMD_QUEUES, 0, 0},
     {"retry", CTL_CMD_RETRY, 1, 1},
     {"health", CTL_CMD_HEALTH, 0, 0},
+    {"watch", CTL_CMD_WATCH, 0, 1},
     {"pause", CTL_CMD_PAUSE, 1, 1},
     {"resume", CTL_CMD_RESUME, 1, 1},
 };
@@ -97,7 +99,8 @@ static const ctl__optdef ctl__optdefs[] = {
     {"format", 0, K_STR, B(CTL_CMD_EXPORT), F(format), NULL, 0, 0, 0},
     {"output", 'o', K_STR, B(CTL_CMD_DOWNLOAD), F(output), NULL, 0, 0, 0},
     {"state", 0, K_STR, B(CTL_CMD_JOBS), F(state), NULL, 0, 0, 0},
-    {"type", 0, K_STR, B(CTL_CMD_JOBS), F(type), NULL, 0, 0, 0},
+    {"type", 0, K_STR, B(CTL_CMD_JOBS) | B(CTL_CMD_WATCH), F(type), NULL, 0, 0, 0},
+    {"queue", 0, K_STR, B(CTL_CMD_WATCH), F(queue), NULL, 0, 0, 0},
     {"limit", 0, K_INT, B(CTL_CMD_JOBS), F(limit), NULL, 1, 1000, 0},
     {"ready", 0, K_FLAG, B(CTL_CMD_HEALTH), F(ready), NULL, 0, 0, 0},
 };
@@ -152,6 +155,10 @@ void ctl_usage(FILE *f)
         "                           new ones; running jobs finish)\n"
         "  resume QUEUE             let them start jobs again\n"
         "  retry ID                 run a failed job again with fresh attempts\n"
+        "  watch [ID]               print live job events as they happen (one line each; --json:\n"
+        "                           the event's JSON), reconnecting where it left off; with ID,\n"
+        "                           that job's, ending when it ends (exit as for wait)\n"
+        "      --queue NAME  --type TYPE   only events of that queue or job type (without ID)\n"
         "  health                   check that the API answers (/healthz; --ready: /readyz, which\n"
         "                           also checks Redis and the blob store)\n"
         "\n"
@@ -327,6 +334,16 @@ static int ctl__check(ctl_opts *o, const char **pos, int npos, sp_err *err)
                                       "--format csv, ndjson or json", o->target);
         }
         break;
+    case CTL_CMD_WATCH:
+        if (o->target && !sp_id_valid(o->target))
+            return ctl__fail(err, "'%s' is not a job id (36 characters, as submit printed)",
+                             o->target);
+        if (o->target && (o->queue || o->type))
+            return ctl__fail(err, "--queue and --type apply to watching every job, not one");
+        if (o->queue && !sp_queue_name_valid(o->queue))
+            return ctl__fail(err, "--queue must be 1-64 of A-Z a-z 0-9 _ . -, not '%s'",
+                             o->queue);
+        __attribute__((fallthrough)); /* --type as for jobs */
     case CTL_CMD_JOBS:
         if (o->state && !ctl__one_of(o->state, states))
             return ctl__fail(err, "--state must be queued, running, retrying, succeeded, failed "

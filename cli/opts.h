@@ -33,6 +33,7 @@ enum ctl_cmd {
     CTL_CMD_QUEUES,
     CTL_CMD_RETRY,
     CTL_CMD_HEALTH,
+    CTL_CMD_WATCH,
     CTL_CMD_PAUSE,
     CTL_CMD_RESUME,
     CTL_CMD_COUNT
@@ -70,6 +71,8 @@ typedef struct ctl_opts {
     const char *title, *author, *columns, *page_size, *orientation, *font, *format;
     /* jobs */
     const char *state, *type;
+    /* watch */
+    const char *queue;
     int64_t limit;           /* 0: the server's default */
 } ctl_opts;
 

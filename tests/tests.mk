@@ -13,6 +13,7 @@ QFIXTURE_OBJS := $(O)/tests/support/qfixture.o
 test_queue_OBJS := $(QFIXTURE_OBJS)
 test_lease_OBJS := $(QFIXTURE_OBJS)
 test_redis_OBJS := $(QFIXTURE_OBJS)
+test_evstream_OBJS := $(QFIXTURE_OBJS)
 test_queue_events_OBJS := $(QFIXTURE_OBJS)
 
 # Unit tests may also link a module's objects: set <test>_OBJS and <test>_LIBS in its .mk.

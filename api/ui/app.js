@@ -23,6 +23,7 @@ let stream = null;
 const LIVE_TEXT = {
   on: ['live', 'on'],
   connecting: ['connecting…', 'off'],
+  ended: ['job ended', 'off'],
   unavailable: ['live updates unavailable', 'down'],
   unauthorized: ['live updates need a token', 'down'],
   none: ['', 'off'],

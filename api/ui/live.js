@@ -52,7 +52,8 @@ export class SseParser {
 
 // A stream that stays open until stop(): onEvent(data, type) for each event whose data
 // is JSON (the job event {"id","job_id","state","progress","queue","type","at"}),
-// onStatus('on' | 'connecting' | 'unavailable' | 'unauthorized') as it goes.
+// onStatus('on' | 'connecting' | 'ended' | 'unavailable' | 'unauthorized') as it goes
+// ('ended': a job's stream answered 204, the job ended before the last event seen).
 export class LiveStream {
   constructor(path, onEvent, onStatus) {
     this.path = path;
@@ -90,6 +91,10 @@ export class LiveStream {
       if (this.stopped) return;
       if (r && (r.status === 404 || r.status === 405 || r.status === 501)) {
         this.onStatus('unavailable');
+        return;
+      }
+      if (r && r.status === 204) {
+        this.onStatus('ended');
         return;
       }
       if (r && r.status === 401) {

@@ -21,7 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     api_route_id id = api_route_parse(path, &r);
     if (id != r.id || (unsigned)id >= API_R_COUNT)
         abort();
-    bool job_route = id == API_R_JOB || id == API_R_JOB_RETRY || id == API_R_JOB_OUTPUT;
+    bool job_route = id == API_R_JOB || id == API_R_JOB_RETRY || id == API_R_JOB_OUTPUT ||
+                     id == API_R_JOB_EVENTS;
     if (job_route && !r.bad_param && !sp_id_valid(r.job))
         abort();
     if (id == API_R_JOB_OUTPUT && !r.bad_param && !sp_blob_name_valid(r.name))

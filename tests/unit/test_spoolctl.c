@@ -161,6 +161,16 @@ static void test_other_commands_take_their_arguments(void **state)
     assert_int_equal(PARSE(&o, &err, "cancel", ID), 0);
     assert_int_equal(PARSE(&o, &err, "retry", ID), 0);
     assert_int_equal(o.cmd, CTL_CMD_RETRY);
+    assert_int_equal(PARSE(&o, &err, "watch"), 0);
+    assert_int_equal(o.cmd, CTL_CMD_WATCH);
+    assert_null(o.target);
+    assert_int_equal(PARSE(&o, &err, "watch", "--queue", "video", "--type", "video.transcode",
+                           "--json"),
+                     0);
+    assert_string_equal(o.queue, "video");
+    assert_string_equal(o.type, "video.transcode");
+    assert_int_equal(PARSE(&o, &err, "watch", ID), 0);
+    assert_string_equal(o.target, ID);
 }
 
 static void test_bad_command_lines_are_refused_with_a_reason(void **state)
@@ -200,6 +210,13 @@ static void test_bad_command_lines_are_refused_with_a_reason(void **state)
         {{"export", "a.csv", "--idempotency-key", ""}, "--idempotency-key must be 1 to 255"},
         {{"download", ID, "../x"}, "'../x' is not an output name"},
         {{"download", ID, "-o", ""}, "--output must not be empty"},
+        {{"watch", "abc"}, "'abc' is not a job id"},
+        {{"watch", ID, "extra"}, "too many arguments for watch"},
+        {{"watch", ID, "--queue", "video"}, "apply to watching every job, not one"},
+        {{"watch", "--queue", "a b"}, "--queue must be 1-64 of"},
+        {{"watch", "--type", "Video"}, "--type must be a job type"},
+        {{"watch", "--timeout", "5"}, "option --timeout does not apply to watch"},
+        {{"jobs", "--queue", "video"}, "option --queue does not apply to jobs"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *argv[10] = {"spoolctl"};
