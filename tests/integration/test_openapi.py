@@ -11,8 +11,10 @@ dashboard; /docs/api serves api/openapi.html, which is what scripts/openapi-html
 makes of the description now, under a CSP that allows nothing from elsewhere, and
 headless Chromium draws it without a console message.
 
-Routes other branches add (the SSE routes) are described already; UNLANDED lists them
-until the router serves them.
+The event streams (SSE) are read as a client reads them: their events, gap notice and
+heartbeats validate too, and a real webhook delivery matches the webhook described.
+A route described before its branch lands goes on UNLANDED (a field on UNLANDED_FIELDS)
+until the router serves it.
 """
 import http.server as http_server
 import hashlib
@@ -29,6 +31,7 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import BIN, LOOPBACK_ALLOW, ROOT, Http, Proc, Redis, Suite, eq, wait_until  # noqa: E402
+from sse_client import Sse  # noqa: E402
 from test_api import ApiServer, Worker  # noqa: E402
 
 suite = Suite("openapi")
@@ -43,10 +46,7 @@ METHODS = ("get", "head", "post", "put", "patch", "delete", "options", "trace")
 
 # Described, and served by branches not merged yet: path -> methods. Each must answer
 # 404 no_such_route here; when its branch lands, take it off this list.
-UNLANDED = {
-    "/v1/events": {"GET"},
-    "/v1/jobs/{id}/events": {"GET"},
-}
+UNLANDED = {}
 
 # A value for each path parameter: well-formed, naming nothing that exists (but the
 # dashboard's files, which are all there is under /ui/assets).
@@ -133,7 +133,8 @@ def setup():
     api = ApiServer(suite, redis, env={"SPOOL_API_TOKENS": TOKEN, **LOOPBACK_ALLOW,
                                        "SPOOL_WEBHOOK_SECRET": WEBHOOK_SECRET,
                                        "SPOOL_WEBHOOK_RETRY_BASE": "50ms",
-                                       "SPOOL_WEBHOOK_RETRY_CAP": "200ms"})
+                                       "SPOOL_WEBHOOK_RETRY_CAP": "200ms",
+                                       "SPOOL_SSE_HEARTBEAT": "300ms"})
     authed = Http("127.0.0.1", api.port, token=TOKEN)
     return {"redis": redis, "api": api, "http": authed, "anon": api.http}
 
@@ -225,11 +226,28 @@ def test_every_served_route_is_described_with_its_methods(ctx):
         eq(sorted(desc.get(path, set())), sorted(methods), f"methods described for {path}")
 
 
+def streams(path, method):
+    """Whether the operation's 200 is an event stream (which does not end)."""
+    op = spec()["paths"][path][method.lower()]
+    return op["responses"].get("200", {}).get("$ref", "").endswith("/EventStream")
+
+
+def open_stream(ctx, path, headers=None):
+    """An event stream as a client opens it: its answer's head read."""
+    return Sse(ctx["api"].port, path, headers=headers, token=TOKEN).read_head()
+
+
 @suite.test
 def test_every_described_route_is_served(ctx):
     http = ctx["http"]
     for path, methods in described().items():
         for m in sorted(methods):
+            if streams(path, m):
+                s = open_stream(ctx, concrete(path))
+                s.close()
+                code = s.json["error"]["code"] if s.json else None
+                assert code != "no_such_route" and s.status != 405, f"{m} {path}: {s.status}"
+                continue
             r = http.request(m, concrete(path))
             code = r.json()["error"]["code"] if r.body.startswith(b'{"error"') else None
             if path in UNLANDED:
@@ -681,6 +699,74 @@ def test_a_real_webhook_delivery_matches_the_description(ctx):
     eq(len(got), 2, "one delivery refused with 500, then one taken")
     assert_valid(pairs)
     assert_valid([("Job", http.get(f"/v1/jobs/{mine[0]['id']}").json())])
+
+
+@suite.test
+def test_event_streams_match_the_description(ctx):
+    """A job cancelled while a per-job stream and a filtered all-jobs stream follow it:
+    the retry hint, each event (Event), the heartbeat and the headers are as described;
+    the per-job stream ends after the end, and a resume after it is 204; a resume into a
+    trimmed history starts with a gap notice (EventGap); bad requests are 404 and 422."""
+    http = ctx["http"]
+    r = http.post("/v1/exports", body={"title": "watched", "rows": [{"a": 1}]})
+    job = r.json()["id"]
+    one = open_stream(ctx, f"/v1/jobs/{job}/events")
+    every = open_stream(ctx, "/v1/events?queue=pdf&type=pdf.export")
+    pairs = []
+    try:
+        for s, path in ((one, "/v1/jobs/{id}/events"), (every, "/v1/events")):
+            eq(s.status, 200, path)
+            eq(s.headers.get("content-type"), "text/event-stream", path)
+            want = documented_headers(path, "get", 200)
+            eq(sorted(h for h in want if h.lower() not in s.headers), [], f"{path} headers")
+            eq((s.headers["cache-control"], s.headers["x-accel-buffering"]), ("no-cache", "no"))
+        eq(http.delete(f"/v1/jobs/{job}").status, 200, "cancel")
+        one.wait_end(10)
+        every.wait(lambda x: any(e["data"] and e["data"].get("state") == "cancelled"
+                                 and e["data"]["job_id"] == job for e in x.job_events()),
+                   10, "the cancel on the all-jobs stream")
+        every.wait(lambda x: any("ping" in e["comments"] for e in x.events), 5, "a heartbeat")
+        for s in (one, every):
+            eq(s.events[0]["retry"], "3000", "the retry hint first")
+            for e in s.job_events():
+                eq(e["id"], e["data"]["id"], "the SSE id is the event's id")
+                pairs.append(("Event", e["data"]))
+        eq([(e["data"]["job_id"], e["data"]["state"]) for e in one.job_events()],
+           [(job, "queued"), (job, "cancelled")], "the state first, then the end")
+        last = one.job_events()[-1]["id"]
+    finally:
+        one.close()
+        every.close()
+    # a resume after the end: 204
+    s = open_stream(ctx, f"/v1/jobs/{job}/events", headers={"Last-Event-ID": last})
+    s.close()
+    eq(s.status, 204, "a per-job resume after its end")
+    eq(s.headers.get("cache-control"), "no-cache")
+    # a resume into a trimmed history: the gap notice first
+    ctx["redis"].cli("XTRIM", "spool:events", "MAXLEN", "1")
+    s = open_stream(ctx, "/v1/events", headers={"Last-Event-ID": "1-0/0"})
+    try:
+        s.wait(lambda x: any(e["event"] == "gap" for e in x.events), 5, "the gap notice")
+        gap = [e for e in s.events if e["event"] == "gap"][0]
+        pairs.append(("EventGap", gap["data"]))
+    finally:
+        s.close()
+    assert_valid(pairs)
+    assert_valid([("EventId", last), ("EventId", gap["data"]["oldest"])])
+    # refusals
+    errors = []
+    for path, headers, status in (
+            (f"/v1/jobs/{SAMPLE['{id}']}/events", None, 404),
+            (f"/v1/jobs/{job}/events?queue=pdf", None, 422),
+            ("/v1/events?colour=red", None, 422),
+            ("/v1/events?queue=bad%20name", None, 422),
+            ("/v1/events", {"Last-Event-ID": "yesterday"}, 422)):
+        s = open_stream(ctx, path, headers=headers)
+        s.close()
+        eq(s.status, status, f"{path} {headers}: {s.body[:200]}")
+        errors.append(("Error", s.json))
+    assert_valid(errors)
+    assert all(validate([("EventId", "yesterday"), ("EventId", "1-0/x")])), "EventId refuses"
 
 
 @suite.test
