@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Render spool's OpenAPI description (api/openapi.json) as one static HTML page: every
-operation by tag with its parameters, bodies and responses, then every schema. No
+operation by tag with its parameters, bodies and responses, the webhooks spool-api
+sends, then every schema. No
 scripts, no fonts or files from elsewhere, styles inline: spool-api serves it at
 /docs/api under a CSP that allows nothing else. The output depends on the input only
 (no dates), so test_openapi can check that the committed page is current.
@@ -93,9 +94,14 @@ class Spec:
         if "$ref" in s:
             name = s["$ref"].rsplit("/", 1)[-1]
             return f'<a href="#{anchor("schema", name)}">{esc(name)}</a>'
+        if set(s) <= {"required", "description"} and s.get("required"):
+            # a part of an allOf that only makes fields required: "Worker with `jobs`"
+            return "with " + ", ".join(f"<code>{esc(r)}</code>" for r in s["required"])
         for key, word in (("oneOf", " or "), ("anyOf", " or "), ("allOf", " and ")):
             if key in s:
-                return word.join(self.type_of(x) for x in s[key])
+                parts = [self.type_of(x) for x in s[key]]
+                return "".join((" " if p.startswith("with ") else word) + p if i else p
+                               for i, p in enumerate(parts))
         t = s.get("type", "any")
         t = " or ".join(t) if isinstance(t, list) else t
         if t == "array":
@@ -185,11 +191,14 @@ class Spec:
                     ops.append(((op.get("tags") or ["other"])[0], m, path, op, item))
         return ops
 
-    def operation(self, m, path, op, item):
+    def operation(self, m, path, op, item, sent=False):
+        """One operation; sent: a webhook, which spool-api sends rather than serves."""
         sec = op.get("security", self.doc.get("security", []))
         open_ = not sec or sec == [{}]
         who = ('<span class="open">no token needed</span>' if open_ else
                '<span class="auth">bearer token when SPOOL_API_TOKENS is set</span>')
+        if sent:
+            who = '<span class="auth">sent by spool-api</span>'
         out = [f'<section class="op" id="{anchor("op", op["operationId"])}">',
                f'<h3><span class="m {m}">{m.upper()}</span><code>{esc(path)}</code></h3>',
                f"<p><b>{inline(op.get('summary', ''))}</b> · {who}</p>",
@@ -221,6 +230,14 @@ class Spec:
                 f'{m.upper()}</span>{esc(path)}</a></li>' for _, m, path, op, _ in mine) + "</ul>")
             body.append(f'<h2 id="{anchor("tag", tag)}">{esc(tag)}</h2>{prose(desc)}')
             body.extend(self.operation(m, path, op, item) for _, m, path, op, item in mine)
+        hooks = [(name, m, item[m], item) for name, item in self.doc.get("webhooks", {}).items()
+                 for m in METHODS if m in item]
+        if hooks:
+            nav.append("<b>webhooks</b><ul>" + "".join(
+                f'<li><a href="#{anchor("op", op["operationId"])}"><span class="m {m}">'
+                f'{m.upper()}</span>{esc(name)}</a></li>' for name, m, op, _ in hooks) + "</ul>")
+            body.append('<h2 id="webhooks">webhooks</h2><p>Requests spool-api sends.</p>')
+            body.extend(self.operation(m, name, op, item, sent=True) for name, m, op, item in hooks)
         schemas = self.doc.get("components", {}).get("schemas", {})
         nav.append("<b>schemas</b><ul>" + "".join(
             f'<li><a href="#{anchor("schema", n)}">{esc(n)}</a></li>' for n in schemas) + "</ul>")

@@ -404,6 +404,30 @@ def test_malicious_title_renders_as_text(c):
 
 
 @suite.test
+def test_every_page_links_to_the_api_reference(c):
+    """Each page's header links to /docs/api (the token prompt's too); following the
+    link leaves the dashboard for the reference page, which draws without a console
+    error under its own CSP."""
+    job_id = export(c, "Linked")
+    for path in ("/ui", "/ui/queues/pdf", "/ui/jobs", f"/ui/jobs/{job_id}", "/ui/workers",
+                 "/ui/dead", "/ui/dead/pdf", "/ui/workers/nope"):
+        open_page(c, path)
+        links = css(c, 'header.top a[href="/docs/api"]')
+        eq([a.text for a in links], ["API reference"], f"{path}: the link in the header")
+    no_console_errors(c)
+    c.d.get(url(c, "/ui", c.tok))
+    until(c, lambda d: d.find_element(By.ID, "token").is_displayed(), "the token prompt")
+    assert css(c, 'header.top a[href="/docs/api"]')[0].is_displayed(), "the link, before a token"
+    no_console_errors(c, allow=("401",))  # the page's first look, without a token
+    open_page(c, "/ui/workers")
+    css(c, 'header.top a[href="/docs/api"]')[0].click()
+    until(c, lambda d: d.current_url == url(c, "/docs/api") and css(c, "#op-listWorkers"),
+          "the reference page")
+    assert css(c, 'a[href="#op-submitExport"]'), "the reference's own index"
+    no_console_errors(c)
+
+
+@suite.test
 def test_with_tokens_no_data_shows_without_one(c):
     secret_job = video_job(c)
     c.d.get(url(c, "/ui", c.tok))
