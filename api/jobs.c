@@ -188,8 +188,8 @@ static int api__list_arg(void *ud, const char *name, const char *value)
             a->f.has_state = true;
             return 0;
         }
-        api_invalid_set(&inv, name, "state must be queued, running, retrying, succeeded, failed "
-                                    "or cancelled");
+        api_invalid_set(&inv, name, "state must be scheduled, queued, running, retrying, "
+                                    "succeeded, failed or cancelled");
     } else if (strcmp(name, "type") == 0) {
         size_t n = strlen(value);
         bool ok = n > 0 && n <= SP_TYPE_MAX;

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from urllib.parse import urlencode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -265,7 +266,11 @@ VALUES = {"preset": "mp4-480p", "thumbnail": "on", "priority": "high", "filename
           "title": "T", "author": "A", "columns": '[{"key":"a"}]', "page_size": "Letter",
           "orientation": "landscape", "font": "mono", "compression": "fast",
           "state": "queued", "type": "pdf.export", "queue": "pdf", "limit": "3", "wait": "0",
-          "offset": "1", "callback_url": "https://example.com/hooks/spool"}
+          "offset": "1", "callback_url": "https://example.com/hooks/spool", "delay": "90s",
+          "run_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 86400))}
+# run_at and delay exclude each other: every query parameter is sent with run_at, and
+# delay in a request of its own.
+ALONE = ("delay",)
 
 
 def query_params(path, method):
@@ -319,17 +324,25 @@ def test_every_described_body_form_and_parameter_is_accepted(ctx):
         r = http.post(path, body=b"x", headers={"Content-Type": "text/plain"})
         eq(r.status, 415, f"POST {path} as text/plain: {r}")
     # every query parameter, on the form that takes it
-    raw = query_params("/v1/videos", "post")
+    raw = [k for k in query_params("/v1/videos", "post") if k not in ALONE]
     r = http.post("/v1/videos?" + urlencode({k: VALUES[k] for k in raw}), body=b"\x00" * 64,
                   headers={"Content-Type": "video/mp4"})
     eq(r.status, 202, f"a raw video with {raw}: {r}")
-    eq((r.json()["params"]["preset"], r.json()["priority"], r.json()["callback_url"]),
-       ("mp4-480p", "high", VALUES["callback_url"]))
-    xq = query_params("/v1/exports", "post")
+    eq((r.json()["params"]["preset"], r.json()["priority"], r.json()["callback_url"],
+        r.json()["state"]), ("mp4-480p", "high", VALUES["callback_url"], "scheduled"))
+    for k in ALONE:
+        r = http.post(f"/v1/videos?{k}={VALUES[k]}", body=b"\x00" * 64,
+                      headers={"Content-Type": "video/mp4"})
+        eq((r.status, r.json()["state"]), (202, "scheduled"), f"a raw video with {k}")
+    xq = [k for k in query_params("/v1/exports", "post") if k not in ALONE]
     r = http.post("/v1/exports?" + urlencode({k: VALUES[k] for k in xq}), body=b"a\n1\n",
                   headers={"Content-Type": "text/csv"})
     eq(r.status, 202, f"a CSV export with {xq}: {r}")
-    eq(r.json()["params"]["page_size"], "Letter")
+    eq((r.json()["params"]["page_size"], r.json()["state"]), ("Letter", "scheduled"))
+    for k in ALONE:
+        r = http.post(f"/v1/exports?title=t&{k}={VALUES[k]}", body=b"a\n1\n",
+                      headers={"Content-Type": "text/csv"})
+        eq((r.status, r.json()["state"]), (202, "scheduled"), f"a CSV export with {k}")
     # before: a cursor must be a job the list holds (this CSV export)
     values = dict(VALUES, before=r.json()["id"])
     lq = query_params("/v1/jobs", "get")
@@ -352,7 +365,7 @@ def test_every_described_body_form_and_parameter_is_accepted(ctx):
        422, "an undescribed parameter")
     # every multipart field, and every member of the JSON bodies
     fields = [f for f in doc["components"]["schemas"]["VideoMultipart"]["properties"]
-              if f not in UNLANDED_FIELDS and f != "file"]
+              if f not in UNLANDED_FIELDS and f != "file" and f not in ALONE]
     parts = b"".join(b'--XyZ\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
                      % (f.encode(), VALUES[f].encode()) for f in fields)
     parts += (b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n'
@@ -361,18 +374,24 @@ def test_every_described_body_form_and_parameter_is_accepted(ctx):
                   headers={"Content-Type": "multipart/form-data; boundary=XyZ"})
     eq(r.status, 202, f"multipart with {fields}: {r}")
     eq(r.json()["callback_url"], VALUES["callback_url"], "callback_url as a form field")
+    eq(r.json()["state"], "scheduled", "run_at as a form field")
     video = {"source_url": "https://example.com/a.mp4", "preset": "webm-720p", "thumbnail": False,
-             "priority": "high", "callback_url": VALUES["callback_url"]}
-    eq(sorted(video), sorted(f for f in doc["components"]["schemas"]["VideoJsonRequest"]["properties"]
-                             if f not in UNLANDED_FIELDS), "members of a video JSON request")
+             "priority": "high", "callback_url": VALUES["callback_url"], "run_at": VALUES["run_at"]}
+    eq(sorted(list(video) + list(ALONE)),
+       sorted(f for f in doc["components"]["schemas"]["VideoJsonRequest"]["properties"]
+              if f not in UNLANDED_FIELDS), "members of a video JSON request")
     eq(http.post("/v1/videos", body=video).status, 202, "a video JSON request with every member")
+    for k in ALONE:
+        r = http.post("/v1/videos", body={"source_url": video["source_url"], k: VALUES[k]})
+        eq((r.status, r.json()["state"]), (202, "scheduled"), f"a video JSON request with {k}")
     export = {"title": "t", "author": "a", "columns": [{"key": "a", "label": "A", "width": 80,
                                                        "align": "right", "format": "number",
                                                        "decimals": 2, "thousands": False}],
               "page_size": "A4", "orientation": "portrait", "font": "serif",
-              "compression": "default", "priority": "normal", "callback_url": VALUES["callback_url"]}
+              "compression": "default", "priority": "normal", "callback_url": VALUES["callback_url"],
+              "run_at": VALUES["run_at"]}
     members = doc["components"]["schemas"]["ExportJsonRequest"]["properties"]
-    eq(sorted(list(export) + ["rows", "source_url", "format"]),
+    eq(sorted(list(export) + ["rows", "source_url", "format"] + list(ALONE)),
        sorted(f for f in members if f not in UNLANDED_FIELDS), "members of an export JSON request")
     eq(sorted(export["columns"][0]), sorted(doc["components"]["schemas"]["ExportColumn"]["properties"]),
        "members of a column")
