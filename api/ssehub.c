@@ -198,7 +198,12 @@ api_sse_stream *api_sse_open(api_sse *h, struct MHD_Connection *conn, const api_
         return NULL;
     }
     *pos = h->last;
-    if (resume) {
+    if (resume && sp_evid_cmp_entry(resume, &h->last) > 0) {
+        /* An id past anything the stream holds (made up, or from before Redis lost its
+         * tail): nothing to resume, the stream starts from now. */
+        s->cursor = h->last;
+        s->live = true;
+    } else if (resume) {
         s->cursor = *resume;
         s->live = false;
     } else {
@@ -327,7 +332,14 @@ static void api__catch_up(api_sse_stream *s)
     if (n > 0)
         s->cursor = b.last;
     pthread_mutex_lock(&h->mu);
-    if (!end && (size_t)n < API_SSE_CATCHUP_MAX && sp_evid_cmp_entry(&h->last, &s->cursor) <= 0) {
+    /* Caught up: Redis has nothing after the cursor, or no more than the reader fanned
+     * out. Redis may hold less than the reader saw (entries lost to a crash or a
+     * failover): then there is nothing to read, and the stream goes on from the
+     * reader's position rather than reading empty ranges forever. */
+    if (!end && (size_t)n < API_SSE_CATCHUP_MAX &&
+        (n == 0 || sp_evid_cmp_entry(&h->last, &s->cursor) <= 0)) {
+        if (sp_evid_cmp_entry(&h->last, &s->cursor) > 0)
+            s->cursor = h->last;
         s->cursor.idx = -1;
         s->live = true; /* from here the reader brings what comes after cursor */
     }
@@ -481,7 +493,8 @@ static void api__fan_out(api_sse *h, const sp_evbatch *b)
         }
     }
     for (api_sse_stream *s = h->streams; s; s = s->next) {
-        if (s->live)
+        /* Only forward: a catch-up may have joined with a cursor past this batch. */
+        if (s->live && sp_evid_cmp_entry(&b->last, &s->cursor) > 0)
             s->cursor = b->last;
     }
     h->last = b->last;
