@@ -326,7 +326,8 @@ static int sp__step(sp_consumer *c, sp_redis *r, sp__step_req *req, sp_err *err)
     if (ns + nt > SP_BATCH)
         nt = ns < SP_BATCH ? SP_BATCH - ns : 0;
     const char *keys[SP_CONSUMER_MAXQ * SP_QK_N + SP_GK_N + SP_DONE_MAX + SP_BATCH];
-    const char *args[12 + 10 * SP_DONE_MAX + 2 * SP_BATCH + 3 * SP_BATCH + SP_BATCH];
+    const char *args[12 + SP_CONSUMER_MAXQ + 10 * SP_DONE_MAX + 2 * SP_BATCH + 3 * SP_BATCH +
+                     SP_BATCH];
     char counts[6][24];
     int nk = 0, na = 0;
     for (size_t g = 0; g < c->nq; g++)
@@ -348,6 +349,8 @@ static int sp__step(sp_consumer *c, sp_redis *r, sp__step_req *req, sp_err *err)
     args[na++] = c->ttl_ms;
     args[na++] = c->chanpfx.s;
     args[na++] = c->jobpfx.s;
+    for (size_t g = 0; g < c->nq; g++)
+        args[na++] = c->queues[g];
     for (size_t i = 0; i < req->ngive; i++) {
         args[na++] = c->gidx[req->give[i].qi];
         args[na++] = req->give[i].id;

@@ -12,7 +12,8 @@
 -- ARGV: 1 G, 2 U, 3 F, 4 S, 5 how many ids to claim, 6 how many jobs to take (T),
 --       7 worker id, 8 lease ms, 9 retention ms, 10 the worker's heartbeat TTL ms (0:
 --       it has none; see expire.lua), 11 event channel prefix (a job's channel is it ..
---       id), 12 job hash prefix (the hash of a taken job is it .. id); then 2 per
+--       id), 12 job hash prefix (the hash of a taken job is it .. id); then the G queue
+--       names (for the events); then 2 per
 --       give-back: queue index (1-based), id; then 10 per finish: queue index, id,
 --       token, mode, outputs JSON, metadata JSON ('' keeps), error code, error message,
 --       retryable (1|0), retry delay ms; then 3 per start: queue index, id, lease token;
@@ -46,16 +47,20 @@ local G, U, F, S = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
 local want, ntake = tonumber(ARGV[5]), tonumber(ARGV[6])
 local worker, lease_ms, retention, ttl = ARGV[7], tonumber(ARGV[8]), ARGV[9], ARGV[10]
 local chan, jobpfx = ARGV[11], ARGV[12]
+local qname = {}
+for g = 1, G do qname[g] = ARGV[12 + g] end
 local function qkey(g, part) return KEYS[(g - 1) * 7 + part] end
 local stream = KEYS[G * 7 + 1]
 local wk = {KEYS[G * 7 + 2], KEYS[G * 7 + 3], KEYS[G * 7 + 4], KEYS[G * 7 + 5]}
 local base = G * 7 + 5
 local evs = {}
 local paused, pausedl = {}, {}
-for g = 1, G do
-  if redis.call('EXISTS', qkey(g, 7)) == 1 then
-    paused[g] = true
-    pausedl[#pausedl + 1] = g
+if want > 0 or ntake > 0 or S > 0 then -- a step that only records finishes needs not know
+  for g = 1, G do
+    if redis.call('EXISTS', qkey(g, 7)) == 1 then
+      paused[g] = true
+      pausedl[#pausedl + 1] = g
+    end
   end
 end
 -- Lease removals, new leases and counters are gathered per queue and written once.
@@ -78,7 +83,7 @@ local function count(g, field)
   c[field] = (c[field] or 0) + 1
 end
 
-local a = 13
+local a = 13 + G
 for _ = 1, U do
   local g, id = tonumber(ARGV[a]), ARGV[a + 1]
   if redis.call('LREM', qkey(g, 2), -1, id) == 1 then redis.call('RPUSH', qkey(g, 1), id) end
@@ -90,8 +95,7 @@ for i = 1, F do
   local g, id, token, mode = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local job = KEYS[base + i]
   local h = redis.call('HMGET', job, 'state', 'token', 'lease_until', 'version',
-    'error_code', 'attempts', 'max_attempts', 'watched', 'progress', 'queue', 'type',
-    'callback_url', 'callback_attempts', 'started_at', 'attempt_log')
+    'error_code', 'attempts', 'max_attempts', 'watched', 'type', 'callback_url')
   local outcome
   if h[1] ~= 'running' or h[2] ~= token or tonumber(h[3] or 0) < now then
     outcome = 'lost'
@@ -99,7 +103,14 @@ for i = 1, F do
     -- One HSET for every change. The lease fields stay: once the state is no longer
     -- 'running' no script honours them. updated_at is implied by finished_at.
     local version = tonumber(h[4] or 0) + 1
-    local progress = h[9]
+    -- What only an attempt that did not succeed needs is read only then (a success's
+    -- progress is 100 and it logs nothing).
+    local more = {}
+    if mode ~= 'succeeded' then
+      more = redis.call('HMGET', job, 'progress', 'started_at', 'attempt_log',
+        'callback_attempts')
+    end
+    local progress = more[1]
     local set = {'version', version}
     if ARGV[a + 5] ~= '' then
       set[#set + 1] = 'metadata'
@@ -146,7 +157,7 @@ for i = 1, F do
     end
     if outcome ~= 'succeeded' and outcome ~= 'queued' then
       local code = mode ~= 'cancelled' and ARGV[a + 6] or nil
-      log_attempt(set, h[15], h[6], h[14], now, outcome, code, ARGV[a + 7])
+      log_attempt(set, more[3], h[6], more[2], now, outcome, code, ARGV[a + 7])
     end
     set[#set + 1] = 'state'
     set[#set + 1] = outcome
@@ -162,9 +173,11 @@ for i = 1, F do
     append(unlease, g, id)
     redis.call('HSET', job, unpack(set))
     if h[8] then redis.call('PUBLISH', chan .. id, outcome) end
-    event(evs, id, outcome, progress, h[10], h[11])
-    if terminal and h[12] then
-      webhook(jobpfx, wk, evs, id, version, outcome, h[12], h[13], now_s)
+    event(evs, id, outcome, progress, qname[g], h[9])
+    if terminal and h[10] then
+      local attempts = more[4]
+      if mode == 'succeeded' then attempts = redis.call('HGET', job, 'callback_attempts') end
+      webhook(jobpfx, wk, evs, id, version, outcome, h[10], attempts, now_s)
     end
   end
   outcomes[i] = outcome
@@ -210,7 +223,7 @@ for i = 1, S do
     append(back, g, id)
   else
     local h = redis.call('HMGET', job, 'state', 'attempts', 'version', 'next_attempt_at',
-      'watched', 'progress', 'queue', 'type')
+      'watched', 'progress', 'type')
     if not h[1] then
       r = 'gone'
     elseif h[1] ~= 'queued' then
@@ -223,7 +236,7 @@ for i = 1, S do
       if h[4] then redis.call('HDEL', job, 'next_attempt_at') end
       append(leased, g, look, id)
       if h[5] then redis.call('PUBLISH', chan .. id, 'running') end
-      event(evs, id, 'running', h[6], h[7], h[8])
+      event(evs, id, 'running', h[6], qname[g], h[7])
     end
   end
   starts[i] = r
