@@ -198,12 +198,7 @@ api_sse_stream *api_sse_open(api_sse *h, struct MHD_Connection *conn, const api_
         return NULL;
     }
     *pos = h->last;
-    if (resume && sp_evid_cmp_entry(resume, &h->last) > 0) {
-        /* An id past anything the stream holds (made up, or from before Redis lost its
-         * tail): nothing to resume, the stream starts from now. */
-        s->cursor = h->last;
-        s->live = true;
-    } else if (resume) {
+    if (resume) {
         s->cursor = *resume;
         s->live = false;
     } else {
@@ -333,9 +328,11 @@ static void api__catch_up(api_sse_stream *s)
         s->cursor = b.last;
     pthread_mutex_lock(&h->mu);
     /* Caught up: Redis has nothing after the cursor, or no more than the reader fanned
-     * out. Redis may hold less than the reader saw (entries lost to a crash or a
-     * failover): then there is nothing to read, and the stream goes on from the
-     * reader's position rather than reading empty ranges forever. */
+     * out. With nothing after it the stream joins at once: at the reader's position when
+     * Redis holds less than the reader saw (entries lost to a crash or a failover), rather
+     * than reading empty ranges forever; at its own cursor when that is ahead of the
+     * reader (the reader has yet to fan out what the client saw, or the id is made up),
+     * so the fan-out skips what the client has. */
     if (!end && (size_t)n < API_SSE_CATCHUP_MAX &&
         (n == 0 || sp_evid_cmp_entry(&h->last, &s->cursor) <= 0)) {
         if (sp_evid_cmp_entry(&h->last, &s->cursor) > 0)
