@@ -96,6 +96,24 @@ static int sp__on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_
     return 0;
 }
 
+/* What every transfer sets: no signals, errors read from the answer (not curl's), the
+ * user agent, the error text into errbuf, the body to on_body, headers and progress (the
+ * cancel check and limits) to f's callbacks. */
+static void sp__curl_common(CURL *c, char *errbuf, curl_write_callback on_body, sp__fetch *f)
+{
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_FAILONERROR, 0L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "spool/" SPOOL_VERSION);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, sp__on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, f);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, sp__on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, f);
+}
+
 /* The uniform error for a destination refused or not reached, with the real cause in
  * the caller's detail (for its log only). */
 static int sp__unreachable(const sp__fetch *f, CURLcode cc, const char *errbuf, sp_err *err)
@@ -198,18 +216,8 @@ int sp_fetch_to_blob(sp_blobs *b, const char *job_id, const char *name, const ch
                      (long)(o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000));
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
                      (long)(o->total_timeout_ms > 0 ? o->total_timeout_ms : 600000));
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_FAILONERROR, 0L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "spool/" SPOOL_VERSION);
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, ""); /* gzip/deflate, decoded */
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sp__on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, sp__on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &f);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, sp__on_progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &f);
+    sp__curl_common(c, errbuf, sp__on_data, &f);
     if (o->max_bytes > 0)
         curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_bytes);
 
@@ -302,17 +310,7 @@ int sp_fetch_post(const char *url, const char *const *headers, size_t nheaders,
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect < total ? connect : total));
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)total);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_FAILONERROR, 0L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "spool/" SPOOL_VERSION);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sp__on_reply);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, sp__on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &f);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, sp__on_progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &f);
+    sp__curl_common(c, errbuf, sp__on_reply, &f);
 
     CURLcode cc = curl_easy_perform(c);
     long status = 0;
