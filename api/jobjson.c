@@ -110,6 +110,15 @@ static int api__attempt_log(sp_buf *b, const char *text)
 {
     int rc = sp_buf_adds(b, ",\"attempt_log\":[");
     json_t *stored = text && text[0] ? json_loads(text, 0, NULL) : NULL;
+    if (stored == NULL && text && text[0] && !sp_utf8_valid(text, strlen(text))) {
+        /* cjson stores an error message's bytes as they are: repair them (U+FFFD) rather
+         * than lose the whole log to jansson's strict UTF-8. */
+        sp_buf fixed;
+        sp_buf_init(&fixed, strlen(text) * 3 + 1);
+        if (sp_utf8_add_repaired(&fixed, text, strlen(text)) == 0)
+            stored = json_loads(sp_buf_cstr(&fixed), 0, NULL);
+        sp_buf_free(&fixed);
+    }
     size_t i, k = 0;
     json_t *e;
     json_array_foreach(stored, i, e) {

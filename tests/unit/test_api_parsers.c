@@ -1130,10 +1130,22 @@ static void test_job_render_shape(void **state)
     j.outputs = strdup("[{\"name\":\"video.mp4\",\"content_type\":\"video/mp4\",\"bytes\":10,"
                        "\"width\":640},{\"name\":\"../x\"}]");
     j.metadata = strdup("{not json");
+    /* An attempt log as cjson stores it, with an error message that is not UTF-8. */
+    j.attempt_log = strdup("[{\"attempt\":1,\"started_at\":1700000000000,\"ended_at\":"
+                           "1700000001000,\"outcome\":\"retrying\",\"error\":{\"code\":"
+                           "\"fetch_failed\",\"message\":\"bad \xff byte\"}}]");
     sp_buf b;
     sp_buf_init(&b, 1 << 20);
     assert_int_equal(api_job_render(&j, &b), 0);
     json_t *o = J(sp_buf_cstr(&b));
+    json_t *log = json_object_get(o, "attempt_log");
+    assert_int_equal(json_array_size(log), 1);
+    json_t *l0 = json_array_get(log, 0);
+    assert_string_equal(json_string_value(json_object_get(l0, "outcome")), "retrying");
+    assert_string_equal(json_string_value(json_object_get(l0, "ended_at")),
+                        "2023-11-14T22:13:21.000Z");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(l0, "error"), "message")),
+                        "bad \xef\xbf\xbd byte");
     assert_string_equal(json_string_value(json_object_get(o, "state")), "retrying");
     assert_string_equal(json_string_value(json_object_get(o, "created_at")),
                         "2023-11-14T22:13:20.123Z");
@@ -1163,6 +1175,7 @@ static void test_job_render_shape(void **state)
     free(j.error_message);
     free(j.outputs);
     free(j.metadata);
+    free(j.attempt_log);
 }
 
 int main(void)
