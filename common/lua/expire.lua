@@ -60,12 +60,15 @@ end
 redis.call('ZREM', KEYS[2], id)
 redis.call('HDEL', KEYS[1], 'lease_until', 'token')
 redis.call('HINCRBY', KEYS[5], 'expired', 1)
+-- Every field the change sets goes in one HSET.
+local set = {'updated_at', now_s}
 local outcome
 if h[5] == '1' then
   outcome = 'cancelled'
 else
-  redis.call('HSET', KEYS[1], 'error_code', 'lease_expired', 'error_message', message,
-    'error_retryable', 1)
+  set[#set + 1], set[#set + 2] = 'error_code', 'lease_expired'
+  set[#set + 1], set[#set + 2] = 'error_message', message
+  set[#set + 1], set[#set + 2] = 'error_retryable', 1
   if tonumber(h[3] or 0) >= tonumber(h[4] or 1) then
     outcome = 'failed'
     redis.call('ZADD', KEYS[4], now, id)
@@ -74,7 +77,10 @@ else
     redis.call('RPUSH', KEYS[3], id)
   end
 end
-local set = {'state', outcome, 'updated_at', now_s}
+set[#set + 1], set[#set + 2] = 'state', outcome
+if outcome ~= 'queued' then
+  set[#set + 1], set[#set + 2] = 'finished_at', now_s
+end
 log_attempt(set, h[15], h[3], h[9], now, outcome, h[5] ~= '1' and 'lease_expired' or nil,
   message)
 redis.call('HSET', KEYS[1], unpack(set))
@@ -82,7 +88,6 @@ local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
 local evs = {}
 event(evs, id, outcome, h[10], h[11], h[12])
 if outcome ~= 'queued' then
-  redis.call('HSET', KEYS[1], 'finished_at', now_s)
   redis.call('HINCRBY', KEYS[5], outcome, 1)
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   if h[13] then
