@@ -16,16 +16,6 @@ typedef struct api__ev_args {
     bool per_job; /* no parameters on the per-job route */
 } api__ev_args;
 
-static bool api__type_ok(const char *v)
-{
-    size_t n = strlen(v);
-    bool ok = n > 0 && n <= SP_TYPE_MAX;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (v[i] >= 'a' && v[i] <= 'z') || (v[i] >= '0' && v[i] <= '9') || v[i] == '.' ||
-             v[i] == '_' || v[i] == '-';
-    return ok;
-}
-
 static int api__ev_arg(void *ud, const char *name, const char *value)
 {
     api__ev_args *a = ud;
@@ -37,7 +27,7 @@ static int api__ev_arg(void *ud, const char *name, const char *value)
         }
         api_invalid_set(&inv, name, "queue must be 1-64 of A-Z a-z 0-9 _ . -");
     } else if (!a->per_job && strcmp(name, "type") == 0) {
-        if (api__type_ok(value)) {
+        if (sp_job_type_valid(value)) {
             snprintf(a->f->type, sizeof a->f->type, "%s", value);
             return 0;
         }

@@ -191,13 +191,8 @@ static int api__list_arg(void *ud, const char *name, const char *value)
         api_invalid_set(&inv, name, "state must be scheduled, queued, running, retrying, "
                                     "succeeded, failed or cancelled");
     } else if (strcmp(name, "type") == 0) {
-        size_t n = strlen(value);
-        bool ok = n > 0 && n <= SP_TYPE_MAX;
-        for (size_t i = 0; ok && i < n; i++)
-            ok = (value[i] >= 'a' && value[i] <= 'z') || (value[i] >= '0' && value[i] <= '9') ||
-                 value[i] == '.' || value[i] == '_' || value[i] == '-';
-        if (ok) {
-            memcpy(a->type, value, n + 1);
+        if (sp_job_type_valid(value)) {
+            memcpy(a->type, value, strlen(value) + 1);
             a->f.type = a->type;
             return 0;
         }

@@ -348,18 +348,9 @@ static int ctl__check(ctl_opts *o, const char **pos, int npos, sp_err *err)
         if (o->state && !ctl__one_of(o->state, states))
             return ctl__fail(err, "--state must be scheduled, queued, running, retrying, "
                                   "succeeded, failed or cancelled, not '%s'", o->state);
-        if (o->type) {
-            size_t n = strlen(o->type);
-            bool ok = n > 0 && n <= SP_TYPE_MAX;
-            for (size_t i = 0; ok && i < n; i++) {
-                char c = o->type[i];
-                ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-                     c == '-';
-            }
-            if (!ok)
-                return ctl__fail(err, "--type must be a job type such as video.transcode, not "
-                                      "'%s'", o->type);
-        }
+        if (o->type && !sp_job_type_valid(o->type))
+            return ctl__fail(err, "--type must be a job type such as video.transcode, not '%s'",
+                             o->type);
         break;
     default:
         break;

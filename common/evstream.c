@@ -122,16 +122,6 @@ static bool sp__word(const char **p, const char *end, char *out, size_t cap)
     return true;
 }
 
-static bool sp__type_valid(const char *t)
-{
-    for (const char *c = t; *c; c++) {
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' ||
-              *c == '-'))
-            return false;
-    }
-    return *t != '\0';
-}
-
 int sp_event_parse(const sp_evid *entry, int32_t idx, const char *field, size_t flen,
                    const char *value, size_t vlen, sp_event *out)
 {
@@ -149,7 +139,7 @@ int sp_event_parse(const sp_evid *entry, int32_t idx, const char *field, size_t 
     if (!sp__word(&p, end, state, sizeof state) || sp_state_parse(state, &ev.state) < 0 ||
         !sp__word(&p, end, prog, sizeof prog) || sp_parse_i64(prog, 0, 100, &progress) < 0 ||
         !sp__word(&p, end, ev.queue, sizeof ev.queue) || !sp_queue_name_valid(ev.queue) ||
-        !sp__word(&p, end, ev.type, sizeof ev.type) || !sp__type_valid(ev.type) || p != end ||
+        !sp__word(&p, end, ev.type, sizeof ev.type) || !sp_job_type_valid(ev.type) || p != end ||
         value[vlen - 1] == ' ')
         return SP_EINVAL;
     ev.progress = (int)progress;

@@ -28,6 +28,16 @@ int sp_state_parse(const char *name, sp_state *out)
     return SP_EINVAL;
 }
 
+bool sp_job_type_valid(const char *t)
+{
+    size_t n = t ? strlen(t) : 0;
+    bool ok = n > 0 && n <= SP_TYPE_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (t[i] >= 'a' && t[i] <= 'z') || (t[i] >= '0' && t[i] <= '9') || t[i] == '.' ||
+             t[i] == '_' || t[i] == '-';
+    return ok;
+}
+
 bool sp_state_terminal(sp_state s)
 {
     return s == SP_STATE_SUCCEEDED || s == SP_STATE_FAILED || s == SP_STATE_CANCELLED;

@@ -29,6 +29,9 @@ bool sp_state_terminal(sp_state s);
 
 #define SP_TYPE_MAX 64
 #define SP_QUEUE_MAX 64
+
+/* True when t can be a job type: 1 to SP_TYPE_MAX of a-z 0-9 . _ - ("video.transcode"). */
+bool sp_job_type_valid(const char *t);
 #define SP_TOKEN_LEN 32
 
 /* A job record. Times are ms since the epoch, 0 when not (yet) known. The JSON fields
