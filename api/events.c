@@ -98,6 +98,17 @@ static int api__tell_gap(api_req *r, api_sse_stream *s, const sp_evid *oldest)
     return 0;
 }
 
+/* What both routes read first: the query parameters into f (per_job: none allowed),
+ * and Last-Event-ID into *last (*resume says whether it came). 0, or -1 after an answer. */
+static int api__ev_request(api_req *r, api_sse_filter *f, bool per_job, sp_evid *last,
+                           bool *resume)
+{
+    api__ev_args a = {r, f, per_job};
+    if (api_query_each(r, api__ev_arg, &a) != 0)
+        return -1;
+    return api__last_id(r, last, resume);
+}
+
 /* Answer with the stream. */
 static enum MHD_Result api__start(api_req *r, api_sse_stream *s)
 {
@@ -112,12 +123,9 @@ enum MHD_Result api_events_all(api_req *r)
 {
     api_sse_filter f;
     memset(&f, 0, sizeof f);
-    api__ev_args a = {r, &f, false};
-    if (api_query_each(r, api__ev_arg, &a) != 0)
-        return api_replied(r);
     sp_evid last;
     bool resume;
-    if (api__last_id(r, &last, &resume) < 0)
+    if (api__ev_request(r, &f, false, &last, &resume) < 0)
         return api_replied(r);
     sp_err err;
     sp_evid pos;
@@ -141,12 +149,9 @@ enum MHD_Result api_events_job(api_req *r)
     api_sse_filter f;
     memset(&f, 0, sizeof f);
     memcpy(f.job, r->route.job, sizeof f.job);
-    api__ev_args a = {r, &f, true};
-    if (api_query_each(r, api__ev_arg, &a) != 0)
-        return api_replied(r);
     sp_evid last;
     bool resume;
-    if (api__last_id(r, &last, &resume) < 0)
+    if (api__ev_request(r, &f, true, &last, &resume) < 0)
         return api_replied(r);
     sp_err err;
     sp_queue *q = api_queue(r, &err);

@@ -34,12 +34,7 @@ static int sp__dead_list_once(sp_queue *q, const char *queue, size_t offset, siz
     if (rc < 0)
         return rc;
     size_t m = sp_reply_len(ids);
-    for (size_t i = 0; i < m && rc == 0; i++) {
-        const char *id = sp_reply_str(sp_reply_elem(ids, i), NULL);
-        sp_key jk;
-        const char *hv[] = {"HGETALL", sp__key_job(&jk, q->prefix, id ? id : "")};
-        rc = sp_redis_append(q->r, err, 2, hv, NULL);
-    }
+    rc = sp__append_records(q, ids, err);
     for (size_t i = 0; i < m && rc == 0; i++) {
         rc = sp_redis_read(q->r, &rep, err);
         if (rc < 0)

@@ -23,6 +23,11 @@ int sp__prefix_copy(char out[SP_PREFIX_MAX + 1], const char *prefix, sp_err *err
  * SP_EPROTO or SP_ENOMEM. On error job is cleared. */
 int sp__job_from_reply(const redisReply *r, const char *id, sp_job *job, sp_err *err);
 
+/* Pipeline an HGETALL of the record of each id in ids (an array reply; an element that
+ * is not a string reads as an empty record), one reply each to read with sp_redis_read.
+ * 0, or an error after part of them was appended. */
+int sp__append_records(sp_queue *q, const redisReply *ids, sp_err *err);
+
 /* Open the sp_queue a consumer uses for its own calls. */
 int sp__queue_init(sp_queue *q, const char *url, const char *prefix, sp_err *err);
 void sp__queue_fini(sp_queue *q);

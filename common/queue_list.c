@@ -71,12 +71,7 @@ static int sp__list_once(sp_queue *q, const sp_list_filter *f, sp_job *out, size
             break;
         size_t m = sp_reply_len(ids);
         more = m == SP_LIST_BATCH;
-        for (size_t i = 0; i < m && rc == 0; i++) {
-            const char *id = sp_reply_str(sp_reply_elem(ids, i), NULL);
-            sp_key jk;
-            const char *hv[] = {"HGETALL", sp__key_job(&jk, q->prefix, id ? id : "")};
-            rc = sp_redis_append(q->r, err, 2, hv, NULL);
-        }
+        rc = sp__append_records(q, ids, err);
         for (size_t i = 0; i < m && rc == 0; i++) {
             redisReply *rep;
             rc = sp_redis_read(q->r, &rep, err);
@@ -157,6 +152,18 @@ static void sp__stat_counters(sp_queue_stat *s, const redisReply *h)
         else if (!strcmp(name, "requeued"))
             s->requeued = v;
     }
+}
+
+int sp__append_records(sp_queue *q, const redisReply *ids, sp_err *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < sp_reply_len(ids) && rc == 0; i++) {
+        const char *id = sp_reply_str(sp_reply_elem(ids, i), NULL);
+        sp_key jk;
+        const char *hv[] = {"HGETALL", sp__key_job(&jk, q->prefix, id ? id : "")};
+        rc = sp_redis_append(q->r, err, 2, hv, NULL);
+    }
+    return rc;
 }
 
 static int sp__stat_one_once(sp_queue *q, const char *queue, sp_queue_stat *s, sp_err *err)
