@@ -82,19 +82,7 @@ class FastParser(SseParser):
         self.real = []  # entry times (ms) of the real jobs' events
 
     def feed(self, data):
-        self.raw += data
-        while not self.ended:
-            nl = self.raw.find(b"\r\n")
-            if nl < 0:
-                break
-            size = int(self.raw[:nl].split(b";")[0], 16)
-            if size == 0:
-                self.ended = True
-                break
-            if len(self.raw) < nl + 2 + size + 2:
-                break
-            self.text += self.raw[nl + 2:nl + 2 + size]
-            self.raw = self.raw[nl + 2 + size + 2:]
+        self.take(data)
         end = self.text.rfind(b"\n\n")
         if end >= 0:
             self.sent += [int(m) for m in TYPE_RE.findall(self.text, 0, end)]

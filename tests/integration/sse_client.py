@@ -99,7 +99,8 @@ class SseParser:
         self.events = []
         self.received_at = []  # time.monotonic() when each event was complete
 
-    def feed(self, data):
+    def take(self, data):
+        """Add data to the body text (decoding the chunks as they complete)."""
         self.raw += data
         if self.chunked:
             while not self.ended:
@@ -117,6 +118,9 @@ class SseParser:
         else:
             self.text += self.raw
             self.raw = b""
+
+    def feed(self, data):
+        self.take(data)
         now = time.monotonic()
         while b"\n\n" in self.text:
             block, self.text = self.text.split(b"\n\n", 1)
