@@ -4,6 +4,8 @@
  *   bench_queue --redis-url URL [--jobs N] [--consumers K] [--latency-samples M]
  *               [--cost CMD]     (run as "CMD reset" before and "CMD report JOBS LABEL"
  *                                 after each measured phase: tests/bench/redis_cost.py)
+ *               [--phases LIST]  (comma list of phases to run: enqueue_one, enqueue_batch,
+ *                                 e2e_prefetch, e2e_noprefetch, latency; default all)
  *   bench_queue --redis-url URL --work-only N [--prefetch-ms MS]
  *       enqueue N jobs, then take and finish them in this process, and exit: a fixed
  *       amount of queue work for measuring Redis's cost per job (callgrind).
@@ -38,6 +40,19 @@ static char url[128];
 static int64_t prefetch_ms = 50;
 static const char *prefix = "bench:";
 static const char *cost_cmd; /* NULL: no Redis cost figures */
+static const char *phases;   /* NULL: every phase */
+
+/* Whether --phases names this phase (a whole item of its comma list). */
+static bool phase(const char *name)
+{
+    if (phases == NULL)
+        return true;
+    size_t n = strlen(name);
+    for (const char *p = phases; (p = strstr(p, name)) != NULL; p += n)
+        if ((p == phases || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+            return true;
+    return false;
+}
 static char done_path[256];
 
 /* Run the cost helper (outside the timed windows). */
@@ -205,68 +220,10 @@ static void e2e(sp_queue *q, const char *queue, int n, int consumers, int64_t pr
     unlink(done_path);
 }
 
-int main(int argc, char **argv)
+/* Phase 4: start latency with an idle consumer. */
+static void latency(sp_queue *q, int samples)
 {
-    int jobs = 10000, consumers = 4, samples = 200;
-    const char *given_url = NULL;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--jobs"))
-            jobs = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--consumers"))
-            consumers = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--latency-samples"))
-            samples = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--redis-url"))
-            given_url = argv[i + 1];
-        else if (!strcmp(argv[i], "--prefetch-ms"))
-            prefetch_ms = atoll(argv[i + 1]);
-        else if (!strcmp(argv[i], "--cost"))
-            cost_cmd = argv[i + 1];
-    }
-    if (given_url == NULL) {
-        fprintf(stderr, "bench_queue: --redis-url is required (make bench-queue starts one)\n");
-        return 2;
-    }
-    snprintf(url, sizeof url, "%s", given_url);
-    for (int i = 1; i + 1 < argc; i += 2)
-        if (!strcmp(argv[i], "--work-only"))
-            return work_only(atoi(argv[i + 1]));
-    if (samples < 1)
-        samples = 1;
     sp_err err;
-    sp_queue *q = sp_queue_open(url, prefix, &err);
-    if (q == NULL || sp_queue_ping(q, &err) < 0)
-        die("redis", &err);
-
-    /* 1. one at a time */
-    cost("reset", 0, NULL);
-    double t0 = now_s();
-    for (int i = 0; i < jobs; i++) {
-        char id[SP_ID_LEN + 1];
-        sp_id_new(id);
-        sp_enqueue e = {id, "bench.noop", "one", 3, 1000, 60000, false, NULL, NULL, NULL, NULL,
-                        0, 0};
-        if (sp_queue_enqueue(q, &e, NULL, &err) != 0)
-            die("enqueue", &err);
-    }
-    double t1 = now_s();
-    printf("enqueue_one_jobs_per_s %.0f jobs/s\n", jobs / (t1 - t0));
-    cost("report", jobs, "enqueue_one");
-
-    /* 2. batched */
-    cost("reset", 0, NULL);
-    t0 = now_s();
-    enqueue_batch(q, "enq", jobs);
-    t1 = now_s();
-    printf("enqueue_batch_jobs_per_s %.0f jobs/s\n", jobs / (t1 - t0));
-    cost("report", jobs, "enqueue_batch");
-
-    /* 3. end to end */
-    e2e(q, "e2e1", jobs, consumers, 50, "e2e_prefetch");
-    e2e(q, "e2e0", jobs, consumers, 0, "e2e_noprefetch");
-    prefetch_ms = 50;
-
-    /* 4. start latency with an idle consumer */
     int pfd[2];
     if (pipe(pfd) < 0)
         die("pipe", NULL);
@@ -298,6 +255,73 @@ int main(int argc, char **argv)
     printf("latency_p50 %.3f ms\n", d[samples / 2]);
     printf("latency_p99 %.3f ms\n", d[samples * 99 / 100]);
     free(d);
+}
+
+int main(int argc, char **argv)
+{
+    int jobs = 10000, consumers = 4, samples = 200;
+    const char *given_url = NULL;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--jobs"))
+            jobs = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--consumers"))
+            consumers = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--latency-samples"))
+            samples = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--redis-url"))
+            given_url = argv[i + 1];
+        else if (!strcmp(argv[i], "--prefetch-ms"))
+            prefetch_ms = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--cost"))
+            cost_cmd = argv[i + 1];
+        else if (!strcmp(argv[i], "--phases"))
+            phases = argv[i + 1];
+    }
+    if (given_url == NULL) {
+        fprintf(stderr, "bench_queue: --redis-url is required (make bench-queue starts one)\n");
+        return 2;
+    }
+    snprintf(url, sizeof url, "%s", given_url);
+    for (int i = 1; i + 1 < argc; i += 2)
+        if (!strcmp(argv[i], "--work-only"))
+            return work_only(atoi(argv[i + 1]));
+    if (samples < 1)
+        samples = 1;
+    sp_err err;
+    sp_queue *q = sp_queue_open(url, prefix, &err);
+    if (q == NULL || sp_queue_ping(q, &err) < 0)
+        die("redis", &err);
+
+    if (phase("enqueue_one")) {
+        cost("reset", 0, NULL);
+        double t0 = now_s();
+        for (int i = 0; i < jobs; i++) {
+            char id[SP_ID_LEN + 1];
+            sp_id_new(id);
+            sp_enqueue e = {id, "bench.noop", "one", 3, 1000, 60000, false, NULL, NULL, NULL,
+                            NULL, 0, 0};
+            if (sp_queue_enqueue(q, &e, NULL, &err) != 0)
+                die("enqueue", &err);
+        }
+        double t1 = now_s();
+        printf("enqueue_one_jobs_per_s %.0f jobs/s\n", jobs / (t1 - t0));
+        cost("report", jobs, "enqueue_one");
+    }
+    if (phase("enqueue_batch")) {
+        cost("reset", 0, NULL);
+        double t0 = now_s();
+        enqueue_batch(q, "enq", jobs);
+        double t1 = now_s();
+        printf("enqueue_batch_jobs_per_s %.0f jobs/s\n", jobs / (t1 - t0));
+        cost("report", jobs, "enqueue_batch");
+    }
+    if (phase("e2e_prefetch"))
+        e2e(q, "e2e1", jobs, consumers, 50, "e2e_prefetch");
+    if (phase("e2e_noprefetch"))
+        e2e(q, "e2e0", jobs, consumers, 0, "e2e_noprefetch");
+    prefetch_ms = 50;
+    if (phase("latency"))
+        latency(q, samples);
     sp_queue_close(q);
     return 0;
 }

@@ -61,7 +61,12 @@ for label, sk, pk in ROWS:
     print(f"{label:{w}}" + "".join(f"{c:>28}" for c in cells))
 
 print("\n== spool against the queue targets (median of rounds)")
-TARGETS = [("e2e_prefetch_redis_cmd_us", "<=", 30, "Redis cmd us/job, prefetch on"),
+# The issue states the Redis targets as "Redis CPU per job"; both of bench-queue's
+# measures of it are judged: the main thread's CPU time, and the commandstats sum (which
+# counts a command run by a script twice, see redis_cost.py).
+TARGETS = [("e2e_prefetch_redis_cpu_us", "<=", 30, "Redis CPU us/job, prefetch on"),
+           ("e2e_prefetch_redis_cmd_us", "<=", 30, "Redis cmd us/job, prefetch on"),
+           ("e2e_noprefetch_redis_cpu_us", "<=", 50, "Redis CPU us/job, prefetch off"),
            ("e2e_noprefetch_redis_cmd_us", "<=", 50, "Redis cmd us/job, prefetch off"),
            ("e2e_prefetch_jobs_per_s", ">=", 30000, "e2e jobs/s, prefetch on"),
            ("e2e_noprefetch_jobs_per_s", ">=", 15000, "e2e jobs/s, prefetch off")]
