@@ -41,16 +41,28 @@ static int sp__set_speed(AVCodecContext *c, const sp_preset *p)
     return av_opt_set_int(c, "global_quality", p->crf, 0);
 }
 
+/* Find the encoder called name and allocate its context into *ctx. */
+static int sp__encoder_alloc(const char *name, const AVCodec **codec, AVCodecContext **ctx,
+                             sp_err *err)
+{
+    *codec = avcodec_find_encoder_by_name(name);
+    if (*codec == NULL)
+        return sp_err_set(err, SP_EIO, "the %s encoder is not available in this FFmpeg build",
+                          name);
+    *ctx = avcodec_alloc_context3(*codec);
+    if (*ctx == NULL)
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
+    return 0;
+}
+
 int sp__video_encoder_open(sp__tx *t, sp_err *err)
 {
-    const AVCodec *codec = avcodec_find_encoder_by_name(t->p->video_codec);
-    if (codec == NULL)
-        return sp_err_set(err, SP_EIO, "the %s encoder is not available in this FFmpeg build",
-                          t->p->video_codec);
-    AVCodecContext *c = t->venc = avcodec_alloc_context3(codec);
-    if (c == NULL)
-        return sp_err_set(err, SP_ENOMEM, "out of memory");
     const AVCodecParameters *par = t->in.vst->codecpar;
+    const AVCodec *codec;
+    int rc = sp__encoder_alloc(t->p->video_codec, &codec, &t->venc, err);
+    if (rc < 0)
+        return rc;
+    AVCodecContext *c = t->venc;
     c->width = t->out_w;
     c->height = t->out_h;
     c->pix_fmt = AV_PIX_FMT_YUV420P;
@@ -67,7 +79,7 @@ int sp__video_encoder_open(sp__tx *t, sp_err *err)
     c->thread_count = t->o ? t->o->threads : 0;
     if (t->oc->oformat->flags & AVFMT_GLOBALHEADER)
         c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
-    int rc = sp__set_speed(c, t->p);
+    rc = sp__set_speed(c, t->p);
     if (rc >= 0)
         rc = avcodec_open2(c, codec, NULL);
     if (rc < 0) {
@@ -116,15 +128,13 @@ static int sp__pick_sample_rate(const AVCodec *codec, int want)
 
 int sp__video_audio_encoder_open(sp__tx *t, sp_err *err)
 {
-    const AVCodec *codec = avcodec_find_encoder_by_name(t->p->audio_codec);
-    if (codec == NULL)
-        return sp_err_set(err, SP_EIO, "the %s encoder is not available in this FFmpeg build",
-                          t->p->audio_codec);
-    AVCodecContext *c = t->aenc = avcodec_alloc_context3(codec);
-    if (c == NULL)
-        return sp_err_set(err, SP_ENOMEM, "out of memory");
     /* Mono stays mono; stereo, 5.1 and the rest are mixed down to stereo. */
     int channels = t->in.ast->codecpar->ch_layout.nb_channels >= 2 ? 2 : 1;
+    const AVCodec *codec;
+    int rc = sp__encoder_alloc(t->p->audio_codec, &codec, &t->aenc, err);
+    if (rc < 0)
+        return rc;
+    AVCodecContext *c = t->aenc;
     av_channel_layout_default(&c->ch_layout, channels);
     c->sample_rate = sp__pick_sample_rate(codec, t->p->audio_rate);
     c->sample_fmt = sp__pick_sample_fmt(codec);
@@ -133,7 +143,7 @@ int sp__video_audio_encoder_open(sp__tx *t, sp_err *err)
     c->thread_count = 1;
     if (t->oc->oformat->flags & AVFMT_GLOBALHEADER)
         c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
-    int rc = avcodec_open2(c, codec, NULL);
+    rc = avcodec_open2(c, codec, NULL);
     if (rc < 0) {
         char b[AV_ERROR_MAX_STRING_SIZE];
         return sp_err_set(err, rc == AVERROR(ENOMEM) ? SP_ENOMEM : SP_EIO,
