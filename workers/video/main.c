@@ -1,5 +1,6 @@
 /* main.c - spool-video: takes video.transcode jobs from its queues and transcodes them
- * (the worker runtime is common/worker.c, the work is job.c and transcode.c). */
+ * (the worker runtime is common/worker.c; the work is job.c and the transcoder behind
+ * transcode.h). */
 #include <stdio.h>
 
 #include "job.h"
