@@ -5,7 +5,7 @@ API_SRCS := $(filter-out api/main.c,$(wildcard api/*.c))
 API_OBJS := $(API_SRCS:%.c=$(O)/%.o) $(O)/gen/api_assets.o
 API_PKGS := libmicrohttpd jansson yajl glib-2.0
 # The parsers and renderers that need no HTTP library (unit tests and fuzz targets).
-API_PURE := route hdr multipart validate dataset jobjson json rows exportbody
+API_PURE := route hdr multipart validate dataset jobjson json rows exportbody schedjob
 API_PURE_OBJS := $(API_PURE:%=$(O)/api/%.o)
 
 ALL_BINS += $(BIN)/spool-api
