@@ -159,7 +159,7 @@ static int api__fields_read(api_req *r, const json_t *body, bool create, api__fi
     }
     sp_err err;
     if (f->cron && api_cron_parse(f->cron, &f->c, &err) < 0) {
-        api_invalid_set(&inv, "cron", "%s", err.msg);
+        api_invalid_set(&inv, "cron", "cron: %s", err.msg);
         goto refuse;
     }
     if (f->timezone && (strlen(f->timezone) > SP_SCHED_TZ_MAX ||
@@ -220,7 +220,7 @@ static int api__next(api_req *r, const api_cron *c, const api_tz *tz, int64_t no
     if (api_cron_next(c, tz, now_ms, next, &err) == 0)
         return 0;
     api_invalid inv;
-    api_invalid_set(&inv, "cron", "%s", err.msg);
+    api_invalid_set(&inv, "cron", "cron: %s", err.msg);
     api_reply_invalid(r, &inv);
     return -1;
 }
