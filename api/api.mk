@@ -38,6 +38,8 @@ test_api_longpoll_LIBS = $(call pc_libs,jansson)
 test_api_history_OBJS := $(O)/api/history.o
 test_api_cron_OBJS := $(O)/api/cron.o
 test_api_cron_LIBS = $(call pc_libs,glib-2.0)
+test_api_schedjob_OBJS := $(API_PURE_OBJS)
+test_api_schedjob_LIBS = $(call pc_libs,jansson yajl glib-2.0)
 
 # ---- fuzzing: one libFuzzer target per parser, built with clang into $(O)/fuzz ---------
 # Everything a target links is compiled by clang (a gcc sanitizer runtime would clash),
