@@ -50,7 +50,7 @@ FUZZ_CC ?= clang
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS = $(CPPFLAGS) -Iapi -std=c11 -g -O1 $(FUZZ_SAN) \
 	$(call pc_cflags,hiredis jansson libcurl yajl libcrypto libxml-2.0 glib-2.0)
-FUZZ_TARGETS := multipart request dataset path range config job outbound s3xml evstream
+FUZZ_TARGETS := multipart request dataset path range config job outbound s3xml evstream schedjob
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(O)/fuzz/fuzz_%)
 FUZZ_OBJS := $(API_PURE:%=$(O)/fuzz/api/%.o)
 FUZZ_LIB := $(O)/fuzz/libspool.a
