@@ -115,8 +115,12 @@ static void api__fire(api_sched_loop *l, const char *name, int64_t now)
         (tz = api_tz_open(s.timezone, &err)) == NULL ||
         (rc = api_cron_due(&c, tz, s.last_tick, now, l->cfg->sched_grace_ms, s.run_once, ticks,
                            API_SCHED_TICKS, &n, &next, &passed, &err)) < 0) {
-        sp_error(NULL, "schedule %s: cannot work out its ticks: %s", name, err.msg);
+        sp_error(NULL, "schedule %s: cannot work out its ticks (tried again in a minute): %s",
+                 name, err.msg);
         atomic_fetch_add(&l->errors, 1);
+        /* Not again every round: the same ticks, looked at again a minute from now. */
+        sp_sched_step later = {.read = &s, .last_tick = s.last_tick, .next_at = now + 60000};
+        sp_sched_advance(l->h, &later, &err);
         goto out;
     }
     if (n > 0 && api__template(l, &s, &j) < 0) {
