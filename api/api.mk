@@ -5,7 +5,7 @@ API_SRCS := $(filter-out api/main.c,$(wildcard api/*.c))
 API_OBJS := $(API_SRCS:%.c=$(O)/%.o) $(O)/gen/api_assets.o
 API_PKGS := libmicrohttpd jansson yajl glib-2.0
 # The parsers and renderers that need no HTTP library (unit tests and fuzz targets).
-API_PURE := route hdr multipart validate dataset jobjson json rows exportbody
+API_PURE := route hdr multipart validate dataset jobjson json rows exportbody schedjob
 API_PURE_OBJS := $(API_PURE:%=$(O)/api/%.o)
 
 ALL_BINS += $(BIN)/spool-api
@@ -38,6 +38,8 @@ test_api_longpoll_LIBS = $(call pc_libs,jansson)
 test_api_history_OBJS := $(O)/api/history.o
 test_api_cron_OBJS := $(O)/api/cron.o
 test_api_cron_LIBS = $(call pc_libs,glib-2.0)
+test_api_schedjob_OBJS := $(API_PURE_OBJS)
+test_api_schedjob_LIBS = $(call pc_libs,jansson yajl glib-2.0)
 
 # ---- fuzzing: one libFuzzer target per parser, built with clang into $(O)/fuzz ---------
 # Everything a target links is compiled by clang (a gcc sanitizer runtime would clash),
@@ -48,7 +50,7 @@ FUZZ_CC ?= clang
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS = $(CPPFLAGS) -Iapi -std=c11 -g -O1 $(FUZZ_SAN) \
 	$(call pc_cflags,hiredis jansson libcurl yajl libcrypto libxml-2.0 glib-2.0)
-FUZZ_TARGETS := multipart request dataset path range config job outbound s3xml evstream
+FUZZ_TARGETS := multipart request dataset path range config job outbound s3xml evstream schedjob
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(O)/fuzz/fuzz_%)
 FUZZ_OBJS := $(API_PURE:%=$(O)/fuzz/api/%.o)
 FUZZ_LIB := $(O)/fuzz/libspool.a

@@ -414,9 +414,10 @@ int api_cron_next(const api_cron *c, const api_tz *tz, int64_t after_ms, int64_t
 
 int api_cron_due(const api_cron *c, const api_tz *tz, int64_t last_ms, int64_t now_ms,
                  int64_t grace_ms, bool run_missed, int64_t *ticks, size_t max, size_t *n,
-                 int64_t *next_ms, sp_err *err)
+                 int64_t *next_ms, int64_t *passed, sp_err *err)
 {
     *n = 0;
+    int64_t count = 0;
     int64_t t;
     int rc = api_cron_next(c, tz, last_ms, &t, err);
     if (rc < 0)
@@ -428,10 +429,12 @@ int api_cron_due(const api_cron *c, const api_tz *tz, int64_t last_ms, int64_t n
             missed = (edge - 1) / c->every_ms * c->every_ms;
             if (missed < t)
                 missed = t;
+            count = (missed - t) / c->every_ms + 1;
             t = missed + c->every_ms;
         } else {
             for (int i = 0; t < edge && i < 600000; i++) {
                 missed = t;
+                count++;
                 rc = api_cron_next(c, tz, t, &t, err);
                 if (rc < 0)
                     return rc;
@@ -443,8 +446,12 @@ int api_cron_due(const api_cron *c, const api_tz *tz, int64_t last_ms, int64_t n
             }
         }
     }
-    if (missed > 0 && run_missed && *n < max)
+    if (missed > 0 && run_missed && *n < max) {
         ticks[(*n)++] = missed;
+        count--;
+    }
+    if (passed)
+        *passed = count;
     while (t <= now_ms && *n < max) {
         ticks[(*n)++] = t;
         rc = api_cron_next(c, tz, t, &t, err);

@@ -61,9 +61,11 @@ int api_cron_next(const api_cron *c, const api_tz *tz, int64_t after_ms, int64_t
  * fires; older ones were missed (the service was down): they are passed over, except
  * that with run_missed the latest of them fires once. Into ticks[0..*n) (oldest first, at
  * most max; past max the rest wait for the next call) and *next_ms the first tick not
- * returned. 0, or an error of api_cron_next. */
+ * returned; *passed (when not NULL) how many missed ticks were passed over (not the one
+ * run_missed fires; an expression behind by more than 600,000 ticks counts that many).
+ * 0, or an error of api_cron_next. */
 int api_cron_due(const api_cron *c, const api_tz *tz, int64_t last_ms, int64_t now_ms,
                  int64_t grace_ms, bool run_missed, int64_t *ticks, size_t max, size_t *n,
-                 int64_t *next_ms, sp_err *err);
+                 int64_t *next_ms, int64_t *passed, sp_err *err);
 
 #endif

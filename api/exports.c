@@ -195,28 +195,6 @@ enum MHD_Result api_exports_data(api_req *r, const char *data, size_t n)
     return rc < 0 ? api__refuse(r, rc, &inv) : MHD_YES;
 }
 
-/* {"inline":"...","format":"ndjson","bytes":N}: rows small enough to travel in the job
- * record, so a small export costs no file. */
-static int api__input_inline(const sp_buf *rows, sp_buf *out)
-{
-    json_t *in = json_pack("{s:s%, s:s, s:I}", "inline", sp_buf_cstr(rows), rows->len, "format",
-                           "ndjson", "bytes", (json_int_t)rows->len);
-    int rc = in ? api_json_append(out, in) : SP_ENOMEM;
-    json_decref(in);
-    return rc;
-}
-
-/* {"blob":"dataset","format":...,"bytes":N} or {"url":...,"format":...} into out. */
-static int api__input(const char *format, int64_t bytes, const char *url, sp_buf *out)
-{
-    json_t *in = url ? json_pack("{s:s, s:s}", "url", url, "format", format)
-                     : json_pack("{s:s, s:s, s:I}", "blob", "dataset", "format", format, "bytes",
-                                 (json_int_t)bytes);
-    int rc = in ? api_json_append(out, in) : SP_ENOMEM;
-    json_decref(in);
-    return rc;
-}
-
 /* The body has ended: its last checks, its rows committed, and its input object. 0, or
  * -1 when it answered. */
 static int api__finish(api_req *r, api_export_state *st, sp_buf *input)
@@ -257,14 +235,14 @@ static int api__finish(api_req *r, api_export_state *st, sp_buf *input)
         return -1;
     }
     if (st->kind == API_EXPORT_JSON && !api_xbody_has_rows(st->xb))
-        rc = api__input(st->x.format, 0, st->x.source_url, input);
+        rc = api_export_input(st->x.format, 0, st->x.source_url, input);
     else if (!st->to_blob)
-        rc = api__input_inline(&st->inline_rows, input);
+        rc = api_export_input_inline(&st->inline_rows, input);
     else {
         int64_t bytes;
         if (api__flush(r, st) < 0 || api_submit_blob_commit(r, &bytes) < 0)
             return -1;
-        rc = api__input(st->kind == API_EXPORT_CSV ? "csv" : "ndjson", bytes, NULL, input);
+        rc = api_export_input(st->kind == API_EXPORT_CSV ? "csv" : "ndjson", bytes, NULL, input);
     }
     if (rc < 0) {
         api_reply_code(r, rc, NULL);

@@ -1,7 +1,7 @@
 /* handlers.h - the route handlers, one group per resource: videos.c (POST
  * /v1/videos), exports.c (POST /v1/exports), jobs.c (/v1/jobs...), system.c (health,
  * readiness, metrics, queues), workers.c (/v1/workers), dead.c (dead-letter sets),
- * history_route.c (queue charts), ui.c (the dashboard's files) and apidoc.c (the API's
+ * history_route.c (queue charts), schedules.c (/v1/schedules...), ui.c (the dashboard's files) and apidoc.c (the API's
  * own description). server.c dispatches to them through its route table.
  * Each returns what a libmicrohttpd access handler returns. */
 #ifndef SPOOL_API_HANDLERS_H
@@ -56,6 +56,16 @@ enum MHD_Result api_dead_end(api_req *r);
 
 /* history_route.c */
 enum MHD_Result api_queue_history(api_req *r); /* GET /v1/queues/{name}/history */
+
+/* schedules.c */
+enum MHD_Result api_schedules_begin(api_req *r);  /* POST and PATCH: a JSON body */
+enum MHD_Result api_schedules_data(api_req *r, const char *data, size_t n);
+enum MHD_Result api_schedules_create(api_req *r); /* POST /v1/schedules */
+enum MHD_Result api_schedules_list(api_req *r);   /* GET /v1/schedules */
+enum MHD_Result api_schedules_get(api_req *r);    /* GET /v1/schedules/{name} */
+enum MHD_Result api_schedules_patch(api_req *r);  /* PATCH /v1/schedules/{name} */
+enum MHD_Result api_schedules_delete(api_req *r); /* DELETE /v1/schedules/{name} */
+enum MHD_Result api_schedules_runs(api_req *r);   /* GET /v1/schedules/{name}/runs */
 
 /* ui.c: the dashboard's files */
 enum MHD_Result api_ui_page(api_req *r);  /* GET /ui, /ui/... */

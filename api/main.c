@@ -13,7 +13,7 @@
 #include "validate.h"
 #include "spool/queue.h"
 
-#define API_OPTION_COUNT 36
+#define API_OPTION_COUNT 39
 
 int main(int argc, char **argv)
 {
@@ -122,6 +122,14 @@ int main(int argc, char **argv)
         {"history-interval", "SPOOL_HISTORY_INTERVAL", SP_OPT_DURATION, &cfg.history_interval_ms,
          "5s", "how often each queue's counters are sampled (one read of Redis) for the "
          "dashboard's throughput chart; the last 30 minutes are kept in memory", 1000, 60000},
+        {"scheduler", "SPOOL_SCHEDULER", SP_OPT_STR, &cfg.scheduler, "on",
+         "on: this process fires due schedules (every API process may: each tick makes one "
+         "job however many fire it); off: it does not", 0, 0},
+        {"schedule-grace", "SPOOL_SCHEDULE_GRACE", SP_OPT_DURATION, &cfg.sched_grace_ms, "1m",
+         "a schedule's tick this late still fires; older ticks were missed (no process could "
+         "fire them) and follow the schedule's missed policy (skip, run_once)", 1000, day},
+        {"max-schedules", "SPOOL_MAX_SCHEDULES", SP_OPT_INT, &cfg.max_schedules, "1000",
+         "schedules that may exist; POST /v1/schedules past it answers 409", 1, 1000000},
     };
     memcpy(opts + SP_COMMON_OPTION_COUNT, extra, sizeof extra);
     size_t nopts = sizeof opts / sizeof *opts;

@@ -4,7 +4,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-static const int api__statuses[] = {200, 202, 206, 304, 400, 401, 404, 405, 409,
+static const int api__statuses[] = {200, 201, 202, 206, 304, 400, 401, 404, 405, 409,
                                     413, 415, 416, 422, 429, 499, 500, 503};
 #define API_NSTATUS (sizeof api__statuses / sizeof *api__statuses + 1) /* + "other" */
 

@@ -41,6 +41,9 @@ static const struct {
     [API_E_NO_MEMORY] = {503, "out_of_memory", 5},
     [API_E_NOT_REPLICATED] = {503, "not_replicated", 1},
     [API_E_TOO_MANY_STREAMS] = {503, "too_many_streams", 5},
+    [API_E_SCHEDULE_EXISTS] = {409, "schedule_exists", 0},
+    [API_E_TOO_MANY_SCHEDULES] = {409, "too_many_schedules", 0},
+    [API_E_SCHEDULE_CHANGED] = {409, "schedule_changed", 0},
 };
 
 enum MHD_Result api_replied(const api_req *r)

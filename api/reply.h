@@ -44,6 +44,9 @@ enum api_error {
     API_E_NO_MEMORY,       /* 503 out_of_memory, Retry-After */
     API_E_NOT_REPLICATED,  /* 503 not_replicated, Retry-After */
     API_E_TOO_MANY_STREAMS, /* 503 too_many_streams, Retry-After */
+    API_E_SCHEDULE_EXISTS, /* 409 schedule_exists */
+    API_E_TOO_MANY_SCHEDULES, /* 409 too_many_schedules */
+    API_E_SCHEDULE_CHANGED, /* 409 schedule_changed */
     API_E_COUNT
 };
 

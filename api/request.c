@@ -22,6 +22,21 @@ sp_queue *api_queue(api_req *r, sp_err *err)
     return q;
 }
 
+sp_scheds *api_scheds(api_req *r, sp_err *err)
+{
+    api_server *s = r->srv;
+    sp_scheds *h = pthread_getspecific(s->skey);
+    if (h)
+        return h;
+    h = sp_scheds_open(s->cfg->common.redis_url, s->cfg->common.prefix, err);
+    if (h && pthread_setspecific(s->skey, h) != 0) {
+        sp_scheds_close(h);
+        sp_err_set(err, SP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    return h;
+}
+
 /* ---- request helpers ---------------------------------------------------------------- */
 
 const char *api_header(api_req *r, const char *name)

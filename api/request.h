@@ -21,6 +21,7 @@
 #include "spool/blob.h"
 #include "spool/buf.h"
 #include "spool/queue.h"
+#include "spool/schedule.h"
 #include "spool/util.h"
 
 enum api_phase {
@@ -75,6 +76,10 @@ typedef struct api_req {
 /* This thread's queue handle (opened on first use; closed when the thread ends).
  * NULL with err set when it cannot be opened. */
 sp_queue *api_queue(api_req *r, sp_err *err);
+
+/* This thread's handle on the schedules (opened on first use; closed when the thread
+ * ends). NULL with err set when it cannot be opened. */
+sp_scheds *api_scheds(api_req *r, sp_err *err);
 
 /* A request header's value, or NULL. */
 const char *api_header(api_req *r, const char *name);

@@ -34,6 +34,10 @@ static const struct {
     [API_R_QUEUE_RESUME] = {"/v1/queues/{name}/resume", API_M_POST},
     [API_R_OPENAPI] = {"/openapi.json", API_M_GET | API_M_HEAD},
     [API_R_DOCS_API] = {"/docs/api", API_M_GET | API_M_HEAD},
+    [API_R_SCHEDULES] = {"/v1/schedules", API_M_GET | API_M_HEAD | API_M_POST},
+    [API_R_SCHEDULE] = {"/v1/schedules/{name}",
+                        API_M_GET | API_M_HEAD | API_M_PATCH | API_M_DELETE},
+    [API_R_SCHEDULE_RUNS] = {"/v1/schedules/{name}/runs", API_M_GET | API_M_HEAD},
 };
 
 const char *api_route_label(api_route_id id)
@@ -58,6 +62,8 @@ unsigned api_method_bit(const char *m)
         return API_M_POST;
     if (strcmp(m, "DELETE") == 0)
         return API_M_DELETE;
+    if (strcmp(m, "PATCH") == 0)
+        return API_M_PATCH;
     return API_M_OTHER;
 }
 
@@ -116,6 +122,24 @@ static api_route_id api__queue_route(const char *p, api_route *out)
     return out->id;
 }
 
+/* /v1/schedules/{name}[/runs]: p is past "/v1/schedules/". */
+static api_route_id api__schedule_route(const char *p, api_route *out)
+{
+    char name[SP_SCHED_NAME_MAX + 2];
+    bool name_ok = api__segment(&p, name, sizeof name) && sp_sched_name_valid(name);
+    if (*p == '\0')
+        out->id = API_R_SCHEDULE;
+    else if (strcmp(p, "/runs") == 0)
+        out->id = API_R_SCHEDULE_RUNS;
+    else
+        return out->id;
+    if (name_ok)
+        memcpy(out->schedule, name, strlen(name) + 1);
+    else
+        out->bad_param = true;
+    return out->id;
+}
+
 static bool api__asset_name_ok(const char *s)
 {
     size_t n = strlen(s);
@@ -165,7 +189,8 @@ api_route_id api_route_parse(const char *path, api_route *out)
                  {"/v1/exports", API_R_EXPORTS}, {"/v1/jobs", API_R_JOBS},
                  {"/v1/queues", API_R_QUEUES}, {"/v1/workers", API_R_WORKERS},
                  {"/v1/events", API_R_EVENTS}, {"/ui", API_R_UI}, {"/ui/", API_R_UI},
-                 {"/openapi.json", API_R_OPENAPI}, {"/docs/api", API_R_DOCS_API}};
+                 {"/openapi.json", API_R_OPENAPI}, {"/docs/api", API_R_DOCS_API},
+                 {"/v1/schedules", API_R_SCHEDULES}};
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) {
         if (strcmp(path, fixed[i].path) == 0)
             return out->id = fixed[i].id;
@@ -174,6 +199,8 @@ api_route_id api_route_parse(const char *path, api_route *out)
         return api__queue_route(path + 11, out);
     if (strncmp(path, "/ui/", 4) == 0)
         return api__ui_route(path + 4, out);
+    if (strncmp(path, "/v1/schedules/", 14) == 0)
+        return api__schedule_route(path + 14, out);
     static const char jobs[] = "/v1/jobs/";
     if (strncmp(path, jobs, sizeof jobs - 1) != 0)
         return out->id;

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "spool/job.h"
+#include "spool/schedule.h"
 #include "spool/util.h"
 
 typedef enum api_route_id {
@@ -34,6 +35,9 @@ typedef enum api_route_id {
     API_R_QUEUE_RESUME, /* /v1/queues/{name}/resume */
     API_R_OPENAPI,    /* /openapi.json */
     API_R_DOCS_API,   /* /docs/api */
+    API_R_SCHEDULES,  /* /v1/schedules */
+    API_R_SCHEDULE,   /* /v1/schedules/{name} */
+    API_R_SCHEDULE_RUNS, /* /v1/schedules/{name}/runs */
     API_R_COUNT
 } api_route_id;
 
@@ -43,7 +47,8 @@ enum api_method {
     API_M_HEAD = 2,
     API_M_POST = 4,
     API_M_DELETE = 8,
-    API_M_OTHER = 16
+    API_M_PATCH = 16,
+    API_M_OTHER = 32
 };
 
 #define API_NAME_MAX 64
@@ -57,12 +62,13 @@ typedef struct api_route {
     char name[API_NAME_MAX + 1]; /* API_R_JOB_OUTPUT: the output name; API_R_UI_ASSET: the
                                   * asset's */
     char queue[SP_QUEUE_MAX + 1]; /* queue routes: the queue's name */
+    char schedule[SP_SCHED_NAME_MAX + 1]; /* schedule routes: the schedule's name */
 } api_route;
 
 /* Parse a decoded request path (no query string). Fills *out and returns out->id;
  * API_R_NONE for an unknown path. Never fails otherwise; out is always filled. A queue
- * route with a malformed queue name, like a job route with a malformed id, sets
- * bad_param. Dashboard pages are /ui, /ui/ and /ui/{queues,jobs,workers,dead}[/...];
+ * route with a malformed queue name, a schedule route with a malformed schedule name
+ * (spool/schedule.h), like a job route with a malformed id, set bad_param. Dashboard pages are /ui, /ui/ and /ui/{queues,jobs,workers,dead}[/...];
  * assets are /ui/assets/{name} with a name of letters, digits, '.', '-', '_'
  * (whether it exists is the handler's question). */
 api_route_id api_route_parse(const char *path, api_route *out);

@@ -56,6 +56,12 @@ static const api_handler api__table[] = {
     {API_R_QUEUE_HISTORY, API_M_GET | API_M_HEAD, NULL, NULL, api_queue_history},
     {API_R_UI, API_M_GET | API_M_HEAD, NULL, NULL, api_ui_page},
     {API_R_UI_ASSET, API_M_GET | API_M_HEAD, NULL, NULL, api_ui_asset},
+    {API_R_SCHEDULES, API_M_GET | API_M_HEAD, NULL, NULL, api_schedules_list},
+    {API_R_SCHEDULES, API_M_POST, api_schedules_begin, api_schedules_data, api_schedules_create},
+    {API_R_SCHEDULE, API_M_GET | API_M_HEAD, NULL, NULL, api_schedules_get},
+    {API_R_SCHEDULE, API_M_PATCH, api_schedules_begin, api_schedules_data, api_schedules_patch},
+    {API_R_SCHEDULE, API_M_DELETE, NULL, NULL, api_schedules_delete},
+    {API_R_SCHEDULE_RUNS, API_M_GET | API_M_HEAD, NULL, NULL, api_schedules_runs},
 };
 
 static const api_handler *api__handler(const api_req *r)
@@ -78,6 +84,12 @@ static int64_t api__now_ns(void)
 static void api__queue_dtor(void *q)
 {
     sp_queue_close(q);
+}
+
+/* Close a thread's schedules handle (api_scheds) when the thread ends. */
+static void api__scheds_dtor(void *h)
+{
+    sp_scheds_close(h);
 }
 
 /* Resume a long-poll the long-poll thread woke. */
@@ -109,7 +121,7 @@ static void api__allow(unsigned methods, char *out, size_t n)
         unsigned bit;
         const char *name;
     } m[] = {{API_M_GET, "GET"}, {API_M_HEAD, "HEAD"}, {API_M_POST, "POST"},
-             {API_M_DELETE, "DELETE"}};
+             {API_M_PATCH, "PATCH"}, {API_M_DELETE, "DELETE"}};
     size_t used = 0;
     out[0] = '\0';
     for (size_t i = 0; i < sizeof m / sizeof *m; i++) {
@@ -145,6 +157,9 @@ static enum MHD_Result api__begin(api_req *r, const api_handler *h)
         return api_reply_error(r, API_E_NOT_FOUND, "%s",
                                strncmp(r->path, "/v1/queues/", 11) == 0
                                    ? "no such queue (a name is 1-64 of A-Z a-z 0-9 _ . -)"
+                               : strncmp(r->path, "/v1/schedules/", 14) == 0
+                                   ? "no such schedule (a name is 1-64 of A-Z a-z 0-9 _ . -, "
+                                     "not starting with . or -)"
                                    : "no such job");
     return h->begin ? h->begin(r) : MHD_YES;
 }
@@ -249,6 +264,7 @@ static void api__completed(void *cls, struct MHD_Connection *c, void **con_cls,
                  r->method == API_M_GET      ? "GET"
                  : r->method == API_M_POST   ? "POST"
                  : r->method == API_M_DELETE ? "DELETE"
+                 : r->method == API_M_PATCH  ? "PATCH"
                  : r->method == API_M_HEAD   ? "HEAD"
                                              : "?",
                  r->path, status, (double)ns / 1e6,
@@ -356,10 +372,12 @@ static void api__free(api_server *s)
     api_gc_stop(s->gc);
     api_webhooks_stop(s->webhooks, 0);
     api_history_stop(s->history);
+    api_sched_stop(s->sched);
     sp_blobs_close(s->blobs);
     for (size_t i = 0; i < s->ntokens; i++)
         sp_free(s->tokens[i]);
     pthread_key_delete(s->qkey);
+    pthread_key_delete(s->skey);
     sp_free(s);
 }
 
@@ -399,6 +417,12 @@ api_server *api_server_start(const api_config *cfg, sp_err *err)
     }
     s->cfg = cfg;
     if (pthread_key_create(&s->qkey, api__queue_dtor) != 0) {
+        sp_free(s);
+        sp_err_set(err, SP_ENOMEM, "cannot create a thread key");
+        return NULL;
+    }
+    if (pthread_key_create(&s->skey, api__scheds_dtor) != 0) {
+        pthread_key_delete(s->qkey);
         sp_free(s);
         sp_err_set(err, SP_ENOMEM, "cannot create a thread key");
         return NULL;
@@ -490,6 +514,13 @@ api_server *api_server_start(const api_config *cfg, sp_err *err)
         goto fail;
     if ((s->history = api_history_start(cfg->common.redis_url, cfg->common.prefix,
                                         cfg->history_interval_ms, err)) == NULL)
+        goto fail;
+    bool sched_on = strcmp(cfg->scheduler, "on") == 0;
+    if (!sched_on && strcmp(cfg->scheduler, "off") != 0) {
+        sp_err_set(err, SP_EINVAL, "SPOOL_SCHEDULER must be on or off, not '%s'", cfg->scheduler);
+        goto fail;
+    }
+    if (sched_on && (s->sched = api_sched_start(cfg, &s->routes, err)) == NULL)
         goto fail;
     sp_info(NULL, "listening on %s (port %d, %u threads)", cfg->listen, s->port, threads);
     return s;

@@ -11,6 +11,7 @@
 #include "conns.h"
 #include "gc.h"
 #include "history.h"
+#include "schedloop.h"
 #include "longpoll.h"
 #include "webhook.h"
 #include "ssehub.h"
@@ -60,6 +61,10 @@ typedef struct api_config {
     int64_t sse_max_streams; /* event streams open at once; 0: 3/4 of the connections */
     int64_t sse_heartbeat_ms; /* a comment on every idle event stream this often */
     int64_t history_interval_ms; /* how often queue counters are sampled for the charts */
+    /* schedules (sched.h) */
+    char *scheduler;         /* "on": this process fires due schedules; "off": it does not */
+    int64_t sched_grace_ms;  /* a tick this late still fires; older ones were missed */
+    int64_t max_schedules;   /* schedules that may exist (POST answers 409 past it) */
 } api_config;
 
 #define API_MAX_TOKENS 64
@@ -80,6 +85,8 @@ typedef struct api_server {
     sp_cidrs *trusted;  /* SPOOL_TRUSTED_PROXIES */
     api_conns *conns;   /* per-address limit, header deadlines */
     pthread_key_t qkey; /* this thread's sp_queue */
+    pthread_key_t skey; /* this thread's sp_scheds */
+    api_sched_loop *sched; /* the schedules' firing loop; NULL when SPOOL_SCHEDULER=off */
     atomic_bool stopping;
     int port;
 } api_server;

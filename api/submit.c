@@ -193,41 +193,48 @@ static enum MHD_Result api__accepted(api_req *r, const sp_job *j, bool replayed)
     return api_reply_json(r, 202, &b, h, replayed ? 3 : 2);
 }
 
+void api_enqueue_defaults(const api_config *cfg, const sp_routes *routes, const char *type,
+                          const char *callback_url, sp_enqueue *e)
+{
+    if (callback_url == NULL || callback_url[0] == '\0')
+        callback_url = cfg->webhook_url && cfg->webhook_url[0] ? cfg->webhook_url : NULL;
+    sp_retry_policy pol = sp_routes_retry(routes, type);
+    e->type = type;
+    e->queue = sp_routes_queue(routes, type);
+    e->max_attempts = pol.max_attempts;
+    e->retry_base_ms = pol.base_ms;
+    e->retry_cap_ms = pol.cap_ms;
+    e->queue_limit = cfg->queue_limit;
+    e->idem_ttl_ms = cfg->idem_ttl_ms;
+    e->callback_url = callback_url;
+    e->callback_attempts = cfg->webhook_max_attempts;
+}
+
 enum MHD_Result api_submit(api_req *r, const char *type, const char *params, const char *input,
                            bool high_priority, const char *callback_url, const api_when *when)
 {
     api_server *s = r->srv;
     sp_err err;
-    if (callback_url == NULL || callback_url[0] == '\0')
-        callback_url = s->cfg->webhook_url && s->cfg->webhook_url[0] ? s->cfg->webhook_url : NULL;
     if (r->id[0] == '\0' && sp_id_new(r->id) < 0)
         return api_reply_error(r, API_E_INTERNAL, "cannot make a job id: no randomness");
-    const char *queue = sp_routes_queue(&s->routes, type);
-    sp_retry_policy pol = sp_routes_retry(&s->routes, type);
     char fp[65];
     if (r->idem && sp_sha256_hex(&r->fp, fp, &err) < 0)
         return api_reply_code(r, err.code, &err);
     int64_t now = sp_now_ms();
     sp_enqueue e = {
         .id = r->id,
-        .type = type,
-        .queue = queue,
-        .max_attempts = pol.max_attempts,
-        .retry_base_ms = pol.base_ms,
-        .retry_cap_ms = pol.cap_ms,
         .high_priority = high_priority,
         .params_json = params,
         .input_json = input,
         .idem_key = r->idem ? r->idem_key : NULL,
         .fingerprint = r->idem ? fp : NULL,
-        .queue_limit = s->cfg->queue_limit,
-        .idem_ttl_ms = s->cfg->idem_ttl_ms,
         .created_at = now,
-        .callback_url = callback_url,
-        .callback_attempts = s->cfg->webhook_max_attempts,
         .run_at_ms = when ? when->run_at_ms : 0,
         .delay_ms = when ? when->delay_ms : 0,
     };
+    api_enqueue_defaults(s->cfg, &s->routes, type, callback_url, &e);
+    const char *queue = e.queue;
+    callback_url = e.callback_url;
     sp_queue *q = api_queue(r, &err);
     char existing[SP_ID_LEN + 1] = "";
     int rc = q ? sp_queue_enqueue(q, &e, existing, &err) : err.code;
@@ -276,7 +283,7 @@ enum MHD_Result api_submit(api_req *r, const char *type, const char *params, con
         snprintf(j.type, sizeof j.type, "%s", type);
         snprintf(j.queue, sizeof j.queue, "%s", queue);
         j.state = SP_STATE_QUEUED;
-        j.max_attempts = pol.max_attempts;
+        j.max_attempts = e.max_attempts;
         j.high_priority = high_priority;
         j.version = 1;
         j.created_at = j.updated_at = now;

@@ -42,6 +42,14 @@ int api_submit_blob_write(api_req *r, const char *data, size_t n);
 /* Commit the open blob (fsynced when large). *bytes gets its size. 0 or -1 (replied). */
 int api_submit_blob_commit(api_req *r, int64_t *bytes);
 
+/* What every producer (these routes, the schedules' firing loop) sets on a new job of
+ * type: its queue and retry policy (SPOOL_ROUTES, SPOOL_RETRY), the queue limit, how
+ * long an idempotency key is remembered, and its callback (callback_url, or
+ * SPOOL_WEBHOOK_URL when that is NULL or "") with SPOOL_WEBHOOK_MAX_ATTEMPTS. The other
+ * fields of e (id, params, input, idempotency, when) are the caller's. */
+void api_enqueue_defaults(const api_config *cfg, const sp_routes *routes, const char *type,
+                          const char *callback_url, sp_enqueue *e);
+
 /* Create the job of type with params and input (JSON texts) and answer: 202 with
  * Location and the job; for a repeated Idempotency-Key with the same request, 202 with
  * the job the first request created; 409 for the same key with another request; 429

@@ -749,3 +749,22 @@ int api_export_params(const api_export_req *x, sp_buf *out)
 {
     return api_json_append(out, x->params);
 }
+
+int api_export_input_inline(const sp_buf *rows, sp_buf *out)
+{
+    json_t *in = json_pack("{s:s%, s:s, s:I}", "inline", sp_buf_cstr(rows), rows->len, "format",
+                           "ndjson", "bytes", (json_int_t)rows->len);
+    int rc = in ? api_json_append(out, in) : SP_ENOMEM;
+    json_decref(in);
+    return rc;
+}
+
+int api_export_input(const char *format, int64_t bytes, const char *url, sp_buf *out)
+{
+    json_t *in = url ? json_pack("{s:s, s:s}", "url", url, "format", format)
+                     : json_pack("{s:s, s:s, s:I}", "blob", "dataset", "format", format, "bytes",
+                                 (json_int_t)bytes);
+    int rc = in ? api_json_append(out, in) : SP_ENOMEM;
+    json_decref(in);
+    return rc;
+}

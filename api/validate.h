@@ -128,6 +128,13 @@ const char *api_export_column_key(const api_export_req *x, size_t i);
 /* The job's params object appended to out as JSON. */
 int api_export_params(const api_export_req *x, sp_buf *out);
 
+/* An export's input object appended to out: {"inline":rows,"format":"ndjson","bytes":N}
+ * for rows small enough to travel in the job record (a small export costs no file);
+ * else {"url":url,"format":format} when url is not NULL, or {"blob":"dataset",
+ * "format":format,"bytes":bytes}. 0, SP_ENOMEM or SP_ETOOBIG. */
+int api_export_input_inline(const sp_buf *rows, sp_buf *out);
+int api_export_input(const char *format, int64_t bytes, const char *url, sp_buf *out);
+
 /* Append a JSON value to out in compact form. 0, SP_ENOMEM or SP_ETOOBIG. */
 int api_json_append(sp_buf *out, const json_t *v);
 

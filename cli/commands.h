@@ -21,6 +21,10 @@ int ctl_cmd_retry(ctl_client *c);
 int ctl_cmd_health(ctl_client *c);
 int ctl_cmd_pause(ctl_client *c); /* pause and resume */
 
+/* schedules.c: schedules and schedule ACTION NAME */
+int ctl_cmd_schedules(ctl_client *c);
+int ctl_cmd_schedule(ctl_client *c);
+
 /* watch.c: the live event stream (GET /v1/events, /v1/jobs/{id}/events). */
 int ctl_cmd_watch(ctl_client *c);
 

@@ -302,7 +302,8 @@ int ctl_http_do(ctl_http *h, const ctl_request *rq, ctl_response *resp, sp_err *
         goto out;
     }
     curl_easy_reset(c); /* keeps the connection cache */
-    bool post = strcmp(rq->method, "POST") == 0;
+    /* PATCH sends its body as POST does */
+    bool post = strcmp(rq->method, "POST") == 0 || strcmp(rq->method, "PATCH") == 0;
     bool ok = true;
     if (h->auth)
         ok = (headers = curl_slist_append(headers, h->auth)) != NULL;
@@ -347,6 +348,8 @@ int ctl_http_do(ctl_http *h, const ctl_request *rq, ctl_response *resp, sp_err *
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, &x);
     if (post) {
         curl_easy_setopt(c, CURLOPT_POST, 1L);
+        if (strcmp(rq->method, "POST") != 0)
+            curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
         if (rq->upload_fd >= 0) {
             curl_easy_setopt(c, CURLOPT_READFUNCTION, ctl__on_read);
             curl_easy_setopt(c, CURLOPT_READDATA, &x);

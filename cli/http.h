@@ -31,7 +31,7 @@ void ctl_http_free(ctl_http *h); /* accepts NULL */
 const char *ctl_http_server(const ctl_http *h);
 
 typedef struct ctl_request {
-    const char *method;          /* "GET", "POST", "DELETE" */
+    const char *method;          /* "GET", "POST", "PATCH", "DELETE" */
     const char *path;            /* "/v1/jobs/ID?wait=30": starts with '/', already escaped */
     const char *content_type;    /* of the body, or NULL */
     const char *data;            /* an in-memory body (may be NULL) ... */

@@ -32,6 +32,8 @@ int main(int argc, char **argv)
         [CTL_CMD_WATCH] = ctl_cmd_watch,
         [CTL_CMD_PAUSE] = ctl_cmd_pause,
         [CTL_CMD_RESUME] = ctl_cmd_pause,
+        [CTL_CMD_SCHEDULES] = ctl_cmd_schedules,
+        [CTL_CMD_SCHEDULE] = ctl_cmd_schedule,
     };
     json_set_alloc_funcs(sp_malloc, sp_free);
     ctl_opts o;

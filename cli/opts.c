@@ -11,6 +11,7 @@
 #include "spool/blob.h"
 #include "spool/config.h"
 #include "spool/job.h"
+#include "spool/schedule.h"
 #include "spool/util.h"
 
 #ifndef SPOOL_VERSION
@@ -41,6 +42,8 @@ static const struct {
     {"watch", CTL_CMD_WATCH, 0, 1},
     {"pause", CTL_CMD_PAUSE, 1, 1},
     {"resume", CTL_CMD_RESUME, 1, 1},
+    {"schedules", CTL_CMD_SCHEDULES, 0, 0},
+    {"schedule", CTL_CMD_SCHEDULE, 2, 2},
 };
 #define CTL__NCMDS (sizeof ctl__cmds / sizeof ctl__cmds[0])
 
@@ -101,7 +104,12 @@ static const ctl__optdef ctl__optdefs[] = {
     {"state", 0, K_STR, B(CTL_CMD_JOBS), F(state), NULL, 0, 0, 0},
     {"type", 0, K_STR, B(CTL_CMD_JOBS) | B(CTL_CMD_WATCH), F(type), NULL, 0, 0, 0},
     {"queue", 0, K_STR, B(CTL_CMD_WATCH), F(queue), NULL, 0, 0, 0},
-    {"limit", 0, K_INT, B(CTL_CMD_JOBS), F(limit), NULL, 1, 1000, 0},
+    {"limit", 0, K_INT, B(CTL_CMD_JOBS) | B(CTL_CMD_SCHEDULE), F(limit), NULL, 1, 1000, 0},
+    {"cron", 0, K_STR, B(CTL_CMD_SCHEDULE), F(cron), NULL, 0, 0, 0},
+    {"timezone", 0, K_STR, B(CTL_CMD_SCHEDULE), F(timezone), NULL, 0, 0, 0},
+    {"missed", 0, K_STR, B(CTL_CMD_SCHEDULE), F(missed), NULL, 0, 0, 0},
+    {"job", 0, K_STR, B(CTL_CMD_SCHEDULE), F(job), NULL, 0, 0, 0},
+    {"paused", 0, K_FLAG, B(CTL_CMD_SCHEDULE), F(paused), NULL, 0, 0, 0},
     {"ready", 0, K_FLAG, B(CTL_CMD_HEALTH), F(ready), NULL, 0, 0, 0},
 };
 #define CTL__NOPTS (sizeof ctl__optdefs / sizeof ctl__optdefs[0])
@@ -159,6 +167,13 @@ void ctl_usage(FILE *f)
         "                           the event's JSON), reconnecting where it left off; with ID,\n"
         "                           that job's, ending when it ends (exit as for wait)\n"
         "      --queue NAME  --type TYPE   only events of that queue or job type (without ID)\n"
+        "  schedules                the schedules (name, cron, zone, state, next run)\n"
+        "  schedule ACTION NAME     ACTION: create, show, pause, resume, delete, runs (the jobs\n"
+        "                           it made, newest first; --limit N)\n"
+        "      --cron EXPR            create: five cron fields, @daily..., or @every 30s\n"
+        "      --job JSON|@FILE       create: {\"type\": \"pdf.export\"|\"video.transcode\",\n"
+        "                             \"params\": the JSON body of POST /v1/exports|videos}\n"
+        "      --timezone ZONE  --missed skip|run_once  --paused\n"
         "  health                   check that the API answers (/healthz; --ready: /readyz, which\n"
         "                           also checks Redis and the blob store)\n"
         "\n"
@@ -362,6 +377,24 @@ static int ctl__check(ctl_opts *o, const char **pos, int npos, sp_err *err)
     }
     if ((o->cmd == CTL_CMD_PAUSE || o->cmd == CTL_CMD_RESUME) && !sp_queue_name_valid(o->target))
         return ctl__fail(err, "'%s' is not a queue name (such as video or pdf)", o->target);
+    if (o->cmd == CTL_CMD_SCHEDULE) {
+        static const char *const actions[] = {"create", "show", "pause", "resume",
+                                              "delete", "runs", NULL};
+        if (!ctl__one_of(o->target, actions))
+            return ctl__fail(err, "schedule %s: the action is create, show, pause, resume, "
+                                  "delete or runs", o->target);
+        if (!sp_sched_name_valid(o->name))
+            return ctl__fail(err, "'%s' is not a schedule name (1-64 of A-Z a-z 0-9 _ . -)",
+                             o->name);
+        bool create = strcmp(o->target, "create") == 0;
+        if (create && (o->cron == NULL || o->job == NULL))
+            return ctl__fail(err, "schedule create needs --cron and --job");
+        if (!create && (o->cron || o->job || o->timezone || o->missed || o->paused))
+            return ctl__fail(err, "--cron, --job, --timezone, --missed and --paused are for "
+                                  "schedule create");
+        if (o->limit && strcmp(o->target, "runs") != 0)
+            return ctl__fail(err, "--limit is for schedule runs");
+    }
     if (o->cmd == CTL_CMD_DOWNLOAD && o->name && !sp_blob_name_valid(o->name))
         return ctl__fail(err, "'%s' is not an output name (such as video.mp4)", o->name);
     if (o->cmd == CTL_CMD_DOWNLOAD && o->output && o->output[0] == '\0')

@@ -36,6 +36,8 @@ enum ctl_cmd {
     CTL_CMD_WATCH,
     CTL_CMD_PAUSE,
     CTL_CMD_RESUME,
+    CTL_CMD_SCHEDULES, /* schedules */
+    CTL_CMD_SCHEDULE,  /* schedule create|show|pause|resume|delete|runs NAME */
     CTL_CMD_COUNT
 };
 
@@ -74,6 +76,10 @@ typedef struct ctl_opts {
     /* watch */
     const char *queue;
     int64_t limit;           /* 0: the server's default */
+    /* schedule create (target: the action, name: the schedule) */
+    const char *cron, *timezone, *missed;
+    const char *job;         /* the job template: JSON text, or @FILE */
+    bool paused;             /* create it paused */
 } ctl_opts;
 
 /* Parse argv (argv[0] is the program) into o, defaults and environment first.

@@ -24,6 +24,14 @@
  *   worker_beat   -         -                                workers, watch, runs W
  *   worker_leave  -         ready of each Q                  workers, runs        W, claim:Q
  *
+ * Schedules (spool/schedule.h, common/schedule.c), S = a schedule's name:
+ *   sched_create  sched:S, sched:S:runs, schedules, schedules:due
+ *   sched_update  sched:S, schedules:due
+ *   sched_delete  sched:S, sched:S:runs, schedules, schedules:due
+ *   sched_advance sched:S, sched:S:runs, schedules:due, schedules:stats
+ * The jobs a tick makes go through enqueue like any other (their idempotency key is
+ * "sched:<S>:<generation>:<tick ms>").
+ *
  * Today every key of a deployment may live on one Redis (or one Sentinel-managed
  * master). On Cluster, the smallest change that keeps every script legal is one hash
  * tag for the whole prefix ("{spool}:...", SPOOL_KEY_PREFIX="{spool}:"): correct, but
@@ -103,6 +111,23 @@ static inline const char *sp__key_idem(sp_key *k, const char *p, const char *dig
     snprintf(k->s, sizeof k->s, "%sidem:%s", p, digest);
     return k->s;
 }
+
+/* Schedules. "<prefix>sched:<name>": one schedule's hash (name, cron, timezone,
+ * missed, job (the template, JSON), paused "0"/"1", generation, version, created_at,
+ * updated_at, last_tick, next_at, last_fired (ms), fired, passed); "<prefix>sched:<name>:runs"
+ * (part "runs"): zset of the ids of the jobs it made by tick (ms), the latest
+ * SP_SCHED_RUNS_KEEP. Names have no ':', so the two cannot meet. part NULL: the hash. */
+static inline const char *sp__key_sched(sp_key *k, const char *p, const char *name,
+                                        const char *part)
+{
+    snprintf(k->s, sizeof k->s, "%ssched:%.64s%s%s", p, name, part ? ":" : "", part ? part : "");
+    return k->s;
+}
+
+/* "<prefix>schedules" (zset of every schedule's name, score 0: listed by name),
+ * "<prefix>schedules:due" (zset of the unpaused ones by next_at, ms) and
+ * "<prefix>schedules:stats" (hash: fired, passed: ticks of all schedules since the
+ * first) are sp__key(k, p, "schedules"...). */
 
 /* "<prefix>job:": what a job's hash name is before its id. step.lua starts jobs it pops
  * off a ready list in the same call, before their ids are known to the caller: it names

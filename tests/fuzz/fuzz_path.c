@@ -1,6 +1,6 @@
 /* fuzz_path.c - request paths and ids: route parsing must classify any path, and a
- * route that carries an id, an output or asset name or a queue name only ever carries
- * valid ones. */
+ * route that carries an id, an output or asset name, a queue or schedule name only ever
+ * carries valid ones. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +8,7 @@
 #include "route.h"
 #include "spool/blob.h"
 #include "spool/config.h"
+#include "spool/schedule.h"
 #include "spool/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -32,10 +33,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        id == API_R_QUEUE_PAUSE || id == API_R_QUEUE_RESUME;
     if (queue_route && !r.bad_param && !sp_queue_name_valid(r.queue))
         abort();
+    bool sched_route = id == API_R_SCHEDULE || id == API_R_SCHEDULE_RUNS;
+    if (sched_route && !r.bad_param && !sp_sched_name_valid(r.schedule))
+        abort();
+    if (!sched_route && r.schedule[0])
+        abort();
     /* an asset's name is one path segment that is not hidden (nor . or ..) */
     if (id == API_R_UI_ASSET && (r.name[0] == '\0' || r.name[0] == '.' || strchr(r.name, '/')))
         abort();
-    if ((!job_route && !queue_route && r.bad_param) || (!job_route && r.job[0]) ||
+    if ((!job_route && !queue_route && !sched_route && r.bad_param) || (!job_route && r.job[0]) ||
         (!job_route && id != API_R_UI_ASSET && r.name[0]) || (!queue_route && r.queue[0]))
         abort();
     if (api_path_is_ui(path) != (strncmp(path, "/ui", 3) == 0 && (path[3] == '\0' || path[3] == '/')))

@@ -494,6 +494,47 @@ def test_real_answers_validate_against_the_schemas(ctx):
     eq(len(codes), 10, f"distinct error codes checked: {sorted(codes)}")
 
 
+@suite.test
+def test_schedule_answers_validate_against_the_schemas(ctx):
+    """Schedules: created (201 with Location), listed, read, changed, their runs (jobs
+    made by the real firing loop), deleted, and their errors, each against its schema."""
+    http = ctx["http"]
+    pairs = []
+
+    def want(status, r, schema):
+        eq(r.status, status, f"{r}")
+        pairs.append((schema, r.json()))
+    body = {"name": "oa-every", "cron": "@every 1s", "timezone": "Europe/Berlin",
+            "missed": "run_once", "job": {"type": "pdf.export",
+                                          "params": {"title": "t", "rows": [{"a": 1}]}}}
+    r = http.post("/v1/schedules", body=body)
+    want(201, r, "Schedule")
+    for h in documented_headers("/v1/schedules", "post", 201):
+        assert h.lower() in r.headers, f"POST /v1/schedules 201 lacks {h}: {r.headers}"
+    want(201, http.post("/v1/schedules", body={
+        "name": "oa-video", "cron": "0 3 * * MON-FRI", "paused": True,
+        "job": {"type": "video.transcode", "params": {"source_url": "https://example.com/v.mp4"}}}),
+        "Schedule")
+    wait_until(lambda: len(http.get("/v1/schedules/oa-every/runs").json()["runs"]) >= 2, 10, 0.1,
+               what="two runs")
+    want(200, http.get("/v1/schedules/oa-every/runs?limit=1"), "ScheduleRuns")
+    nxt = pairs[-1][1]["next"]
+    assert nxt, pairs[-1][1]
+    want(200, http.get(f"/v1/schedules/oa-every/runs?limit=1&before={nxt}"), "ScheduleRuns")
+    want(200, http.get("/v1/schedules?limit=1"), "ScheduleList")
+    want(200, http.get("/v1/schedules?after=oa-every"), "ScheduleList")
+    want(200, http.get("/v1/schedules/oa-every"), "Schedule")
+    want(200, http.request("PATCH", "/v1/schedules/oa-every", body={"paused": True}), "Schedule")
+    want(200, http.request("PATCH", "/v1/schedules/oa-video", body={"paused": False,
+                                                                   "cron": "@hourly"}), "Schedule")
+    want(409, http.post("/v1/schedules", body=body), "Error")
+    want(422, http.post("/v1/schedules", body=dict(body, name="x", cron="99 * * * *")), "Error")
+    want(404, http.get("/v1/schedules/none"), "Error")
+    want(200, http.delete("/v1/schedules/oa-every"), "Schedule")
+    want(200, http.delete("/v1/schedules/oa-video"), "Schedule")
+    assert_valid(pairs)
+
+
 def documented_headers(path, method, status):
     """The response headers the description gives for an operation's status."""
     doc = spec()

@@ -255,28 +255,30 @@ static void test_due_ticks_fire_recent_ones_and_pass_over_or_run_once_the_missed
     /* Every second: last tick 10:00:00, now 10:00:03.5: three ticks due, next 10:00:04. */
     assert_int_equal(api_cron_parse("@every 1s", &c, &err), 0);
     int64_t t0 = utc(2026, 12, 7, 10, 0);
-    assert_int_equal(api_cron_due(&c, tz, t0, t0 + 3500, 60000, false, ticks, 8, &n, &next, &err), 0);
+    assert_int_equal(api_cron_due(&c, tz, t0, t0 + 3500, 60000, false, ticks, 8, &n, &next, NULL, &err), 0);
     assert_int_equal(n, 3);
     assert_int_equal(ticks[0], t0 + 1000);
     assert_int_equal(ticks[2], t0 + 3000);
     assert_int_equal(next, t0 + 4000);
     /* Nothing due yet. */
-    assert_int_equal(api_cron_due(&c, tz, t0, t0 + 999, 60000, false, ticks, 8, &n, &next, &err), 0);
+    assert_int_equal(api_cron_due(&c, tz, t0, t0 + 999, 60000, false, ticks, 8, &n, &next, NULL, &err), 0);
     assert_int_equal(n, 0);
     assert_int_equal(next, t0 + 1000);
     /* More due than max: the rest wait. */
-    assert_int_equal(api_cron_due(&c, tz, t0, t0 + 20000, 60000, false, ticks, 8, &n, &next, &err), 0);
+    assert_int_equal(api_cron_due(&c, tz, t0, t0 + 20000, 60000, false, ticks, 8, &n, &next, NULL, &err), 0);
     assert_int_equal(n, 8);
     assert_int_equal(next, t0 + 9000);
     /* Down for a day: with skip only the ticks within the grace (10 s) fire; with run_once
      * the latest missed one fires first. */
-    int64_t now = t0 + 86400000 + 500;
-    assert_int_equal(api_cron_due(&c, tz, t0, now, 3000, false, ticks, 8, &n, &next, &err), 0);
+    int64_t now = t0 + 86400000 + 500, passed = -1;
+    assert_int_equal(api_cron_due(&c, tz, t0, now, 3000, false, ticks, 8, &n, &next, &passed, &err), 0);
     assert_int_equal(n, 3);
+    assert_int_equal(passed, 86397); /* 10:00:01 to the edge, 3 s before now */
     assert_int_equal(ticks[0], now - 500 - 2000);
     assert_int_equal(next, now + 500);
-    assert_int_equal(api_cron_due(&c, tz, t0, now, 3000, true, ticks, 8, &n, &next, &err), 0);
+    assert_int_equal(api_cron_due(&c, tz, t0, now, 3000, true, ticks, 8, &n, &next, &passed, &err), 0);
     assert_int_equal(n, 4);
+    assert_int_equal(passed, 86396); /* the one run_once fires is not passed over */
     assert_int_equal(ticks[0], now - 500 - 3000);
     assert_int_equal(ticks[1], now - 500 - 2000);
     /* A daily export at 03:00 Berlin, down from Monday to Thursday noon: skip fires nothing
@@ -284,16 +286,19 @@ static void test_due_ticks_fire_recent_ones_and_pass_over_or_run_once_the_missed
     api_tz *berlin = zone("Europe/Berlin");
     assert_int_equal(api_cron_parse("0 3 * * *", &c, &err), 0);
     int64_t mon = utc(2026, 12, 7, 2, 0), thu = utc(2026, 12, 10, 11, 0);
-    assert_int_equal(api_cron_due(&c, berlin, mon, thu, 60000, false, ticks, 8, &n, &next, &err), 0);
+    assert_int_equal(api_cron_due(&c, berlin, mon, thu, 60000, false, ticks, 8, &n, &next, &passed, &err), 0);
     assert_int_equal(n, 0);
+    assert_int_equal(passed, 3); /* Tuesday, Wednesday, Thursday */
     assert_int_equal(next, utc(2026, 12, 11, 2, 0));
-    assert_int_equal(api_cron_due(&c, berlin, mon, thu, 60000, true, ticks, 8, &n, &next, &err), 0);
+    assert_int_equal(api_cron_due(&c, berlin, mon, thu, 60000, true, ticks, 8, &n, &next, &passed, &err), 0);
     assert_int_equal(n, 1);
+    assert_int_equal(passed, 2);
     assert_int_equal(ticks[0], utc(2026, 12, 10, 2, 0));
     /* Within the grace the 03:00 tick fires normally. */
     assert_int_equal(api_cron_due(&c, berlin, utc(2026, 12, 9, 2, 0), utc(2026, 12, 10, 2, 0) + 30000,
-                                  60000, false, ticks, 8, &n, &next, &err), 0);
+                                  60000, false, ticks, 8, &n, &next, &passed, &err), 0);
     assert_int_equal(n, 1);
+    assert_int_equal(passed, 0);
     assert_int_equal(ticks[0], utc(2026, 12, 10, 2, 0));
     api_tz_free(berlin);
     api_tz_free(tz);

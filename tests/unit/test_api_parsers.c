@@ -156,7 +156,9 @@ static void test_route_methods_and_auth(void **state)
     (void)state;
     assert_true(api_route_methods(API_R_JOB) & API_M_DELETE);
     assert_false(api_route_methods(API_R_JOBS) & API_M_POST);
-    assert_int_equal(api_method_bit("PATCH"), API_M_OTHER);
+    assert_int_equal(api_method_bit("PATCH"), API_M_PATCH); /* schedules */
+    assert_int_equal(api_method_bit("PUT"), API_M_OTHER);
+    assert_true(api_route_needs_auth(API_R_SCHEDULE_RUNS));
     assert_false(api_route_needs_auth(API_R_HEALTHZ));
     assert_false(api_route_needs_auth(API_R_OPENAPI));
     assert_false(api_route_needs_auth(API_R_DOCS_API));
