@@ -1,12 +1,12 @@
 # workers/video: spool-video, the transcoding worker (FFmpeg's libraries), its unit
 # tests, a tool that drives the transcoder directly, and `make bench-video`.
 
-VIDEO_PKGS := libavformat libavcodec libavfilter libswresample libavutil
+VIDEO_PKGS := libavformat libavcodec libavfilter libswresample libswscale libavutil
 VIDEO_CFLAGS = $(call pc_cflags,$(VIDEO_PKGS) jansson)
 VIDEO_LIBS = $(call pc_libs,$(VIDEO_PKGS))
 # The transcoder alone (no worker runtime): what the unit tests and the tool link.
 VIDEO_CORE_OBJS := $(addprefix $(O)/workers/video/,\
-	avlog.o probe.o filter.o encode.o mux.o transcode.o poster.o)
+	avlog.o probe.o filter.o encode.o mux.o transcode.o ladder.o hls.o poster.o)
 
 VIDEO_OBJS := $(VIDEO_CORE_OBJS) $(O)/workers/video/job.o $(O)/workers/video/main.o
 
