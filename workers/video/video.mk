@@ -8,7 +8,8 @@ VIDEO_LIBS = $(call pc_libs,$(VIDEO_PKGS))
 VIDEO_CORE_OBJS := $(addprefix $(O)/workers/video/,\
 	avlog.o probe.o filter.o encode.o mux.o transcode.o ladder.o hls.o poster.o)
 
-VIDEO_OBJS := $(VIDEO_CORE_OBJS) $(O)/workers/video/job.o $(O)/workers/video/main.o
+VIDEO_OBJS := $(VIDEO_CORE_OBJS) $(O)/workers/video/job.o $(O)/workers/video/publish.o \
+	$(O)/workers/video/main.o
 
 $(O)/workers/video/%.o: MODCFLAGS = $(VIDEO_CFLAGS)
 
