@@ -36,3 +36,5 @@ $(VIDEO_TOOL): $(O)/tests/bench/bench_video_tool.o $(VIDEO_CORE_OBJS) $(COMMON_L
 bench-video: $(ALL_BINS) $(VIDEO_TOOL)
 	@SPOOL_BIN_DIR=$(abspath $(BIN)) SPOOL_TEST_BIN_DIR=$(abspath $(O)/tests) \
 		python3 tests/bench/bench_video.py
+	@SPOOL_BIN_DIR=$(abspath $(BIN)) SPOOL_TEST_BIN_DIR=$(abspath $(O)/tests) \
+		python3 tests/bench/bench_video_ladder.py
