@@ -249,6 +249,17 @@ void api_job_etag(const sp_job *j, char out[32])
     snprintf(out, 32, "\"%lld\"", (long long)j->version);
 }
 
+/* Whether output `listed` lists the folder that name is in: "hls/master.m3u8" lists
+ * every file under "hls/". */
+static bool api__in_folder(const char *listed, const char *name)
+{
+    const char *slash = strrchr(listed, '/');
+    if (slash == NULL)
+        return false;
+    size_t n = (size_t)(slash - listed) + 1;
+    return strncmp(listed, name, n) == 0 && name[n] != '\0';
+}
+
 int api_job_output(const sp_job *j, const char *name, char *ctype, size_t cap)
 {
     json_t *stored = j->outputs ? json_loads(j->outputs, 0, NULL) : NULL;
@@ -264,6 +275,10 @@ int api_job_output(const sp_job *j, const char *name, char *ctype, size_t cap)
             snprintf(ctype, cap, "%s", t);
             rc = 0;
             break;
+        }
+        if (n && api__in_folder(n, name)) { /* a file of a listed set: typed by its name */
+            snprintf(ctype, cap, "%s", sp_blob_content_type(name));
+            rc = 0;
         }
     }
     json_decref(stored);

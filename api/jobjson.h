@@ -25,7 +25,9 @@ int api_job_render_list(const sp_job *jobs, size_t n, sp_buf *out);
 void api_job_etag(const sp_job *j, char out[32]);
 
 /* Find output name among the job's outputs: 0 with its content type copied into
- * ctype (cap bytes; "application/octet-stream" when it has none), or SP_ENOTFOUND. */
+ * ctype (cap bytes; "application/octet-stream" when it has none), or SP_ENOTFOUND. A
+ * listed output in a folder ("hls/master.m3u8") stands for its whole set: every name
+ * under that folder ("hls/720p/seg_00001.m4s") is found too, typed by its extension. */
 int api_job_output(const sp_job *j, const char *name, char *ctype, size_t cap);
 
 /* ms since the epoch as a JSON RFC 3339 string, or JSON null when ms <= 0 (a new

@@ -366,7 +366,27 @@ static enum MHD_Result api__redirect(api_req *r, const char *ctype, const char *
     return api_reply_response(r, 307, resp);
 }
 
-/* GET /v1/jobs/{id}/outputs/{name}: the file, with Range for players that seek. */
+static bool api__is_playlist(const char *ctype)
+{
+    return strcmp(ctype, "application/vnd.apple.mpegurl") == 0;
+}
+
+/* Cache-Control for an output: a streaming set's media never change once listed
+ * (immutable, a year); its playlists are looked at again soon (a few seconds), since a
+ * retried or deleted job changes them. Private when the API takes tokens, so a shared
+ * cache never hands one client's files to another. NULL: none (single files). */
+static const char *api__output_cache(const api_req *r, const char *ctype)
+{
+    bool auth = r->srv->ntokens > 0;
+    if (strchr(r->route.name, '/') == NULL)
+        return NULL;
+    if (api__is_playlist(ctype))
+        return auth ? "private, max-age=5" : "public, max-age=5";
+    return auth ? "private, max-age=31536000, immutable" : "public, max-age=31536000, immutable";
+}
+
+/* GET /v1/jobs/{id}/outputs/{name}: the file, with Range for players that seek. A name
+ * may be a path into a listed set (hls/720p/seg_00001.m4s). */
 enum MHD_Result api_jobs_output(api_req *r)
 {
     sp_job j;
@@ -379,9 +399,17 @@ enum MHD_Result api_jobs_output(api_req *r)
         return api_reply_error(r, API_E_NOT_FOUND, "the job has no output named %s",
                                r->route.name);
     sp_err err;
-    char disp[128];
-    snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", r->route.name);
-    if (r->srv->redirect_downloads)
+    /* Files of a streaming set (in a folder) play in place; others download under their
+     * own name. */
+    const char *base = strrchr(r->route.name, '/');
+    bool in_set = base != NULL;
+    char disp[128 + SP_BLOB_NAME_MAX];
+    snprintf(disp, sizeof disp, "%s; filename=\"%s\"", in_set ? "inline" : "attachment",
+             in_set ? base + 1 : r->route.name);
+    const char *cache = api__output_cache(r, ctype);
+    /* Playlists name their files relative to themselves, so they are always answered
+     * here: a redirect would resolve those names against the store's URL. */
+    if (r->srv->redirect_downloads && !api__is_playlist(ctype))
         return api__redirect(r, ctype, disp);
     sp_blob_reader *reader;
     int64_t size;
@@ -406,7 +434,9 @@ enum MHD_Result api_jobs_output(api_req *r)
         return api_reply_code(r, SP_ENOMEM, NULL);
     bool ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) == MHD_YES &&
               MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disp) == MHD_YES &&
-              MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes") == MHD_YES;
+              MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes") == MHD_YES &&
+              (cache == NULL ||
+               MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, cache) == MHD_YES);
     if (ok && range == API_RANGE_PARTIAL) {
         snprintf(crange, sizeof crange, "bytes %lld-%lld/%lld", (long long)start,
                  (long long)(start + len - 1), (long long)size);

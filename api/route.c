@@ -215,14 +215,10 @@ api_route_id api_route_parse(const char *path, api_route *out)
     } else if (strcmp(p, "/events") == 0) {
         route = API_R_JOB_EVENTS;
     } else if (strncmp(p, "/outputs/", 9) == 0) {
-        p += 9;
-        char name[API_NAME_MAX + 2];
-        bool name_ok = api__segment(&p, name, sizeof name) && *p == '\0';
-        if (*p != '\0')
-            return out->id; /* deeper paths do not exist */
+        p += 9; /* the rest is the name: a blob name, which may have folders */
         route = API_R_JOB_OUTPUT;
-        if (name_ok && sp_blob_name_valid(name))
-            memcpy(out->name, name, strlen(name) + 1);
+        if (sp_blob_name_valid(p))
+            memcpy(out->name, p, strlen(p) + 1);
         else
             out->bad_param = true;
     } else {

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 
+#include "spool/blob.h"
 #include "spool/job.h"
 #include "spool/schedule.h"
 #include "spool/util.h"
@@ -59,8 +60,9 @@ typedef struct api_route {
      * well-formed: such a job cannot exist, so the answer is 404 without a lookup. */
     bool bad_param;
     char job[SP_ID_LEN + 1];     /* job routes: the id */
-    char name[API_NAME_MAX + 1]; /* API_R_JOB_OUTPUT: the output name; API_R_UI_ASSET: the
-                                  * asset's */
+    char name[SP_BLOB_NAME_MAX + 1]; /* API_R_JOB_OUTPUT: the output name, a blob name
+                                      * (may be a folder path: hls/720p/seg_00001.m4s);
+                                      * API_R_UI_ASSET: the asset's */
     char queue[SP_QUEUE_MAX + 1]; /* queue routes: the queue's name */
     char schedule[SP_SCHED_NAME_MAX + 1]; /* schedule routes: the schedule's name */
 } api_route;

@@ -16,18 +16,38 @@
 #include "spool/alloc.h"
 #include "spool/util.h"
 
-bool sp_blob_name_valid(const char *name)
+/* One part of a name: 1-SP_BLOB_PART_MAX of [A-Za-z0-9._-], not starting with '.' (so
+ * never "." or ".."). */
+static bool sp__part_valid(const char *s, size_t n)
 {
-    size_t n = name ? strlen(name) : 0;
-    if (n == 0 || n > 64 || name[0] == '.')
+    if (n == 0 || n > SP_BLOB_PART_MAX || s[0] == '.')
         return false;
     for (size_t i = 0; i < n; i++) {
-        char c = name[i];
+        char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '.' || c == '_' || c == '-'))
             return false;
     }
     return true;
+}
+
+bool sp_blob_name_valid(const char *name)
+{
+    if (name == NULL)
+        return false;
+    size_t n = strnlen(name, SP_BLOB_NAME_MAX + 1);
+    if (n == 0 || n > SP_BLOB_NAME_MAX)
+        return false;
+    int parts = 0;
+    for (const char *p = name;;) {
+        const char *slash = memchr(p, '/', n - (size_t)(p - name));
+        size_t len = slash ? (size_t)(slash - p) : n - (size_t)(p - name);
+        if (!sp__part_valid(p, len) || ++parts > SP_BLOB_DEPTH_MAX)
+            return false;
+        if (slash == NULL)
+            return true;
+        p = slash + 1;
+    }
 }
 
 const char *sp_blob_content_type(const char *name)
@@ -39,8 +59,11 @@ const char *sp_blob_content_type(const char *name)
         {".mov", "video/quicktime"}, {".jpg", "image/jpeg"},   {".jpeg", "image/jpeg"},
         {".png", "image/png"},       {".pdf", "application/pdf"}, {".csv", "text/csv"},
         {".json", "application/json"}, {".ndjson", "application/x-ndjson"},
+        {".m3u8", "application/vnd.apple.mpegurl"}, {".m4s", "video/mp4"},
+        {".ts", "video/mp2t"},       {".vtt", "text/vtt"},
     };
-    const char *dot = strrchr(name, '.');
+    const char *base = strrchr(name, '/');
+    const char *dot = strrchr(base ? base + 1 : name, '.');
     for (size_t i = 0; dot && i < sizeof types / sizeof types[0]; i++)
         if (strcasecmp(dot, types[i].ext) == 0)
             return types[i].type;
@@ -140,17 +163,44 @@ sp_blobs *sp_blobs_open_at(const char *dir_or_url, sp_err *err)
     return sp_blobs_open(&c, err);
 }
 
-/* Remove dir and the files in it (one level: scratch directories have no others). */
+void sp_blob_flat_name(const char *name, char out[SP_BLOB_NAME_MAX + 1])
+{
+    size_t i = 0;
+    for (; name[i] && i < SP_BLOB_NAME_MAX; i++)
+        out[i] = name[i] == '/' ? '+' : name[i];
+    out[i] = '\0';
+}
+
+int sp_blob_rm_tree(int parent, const char *name)
+{
+    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : unlinkat(parent, name, 0);
+    DIR *d = fdopendir(fd);
+    if (d == NULL) {
+        close(fd);
+        return -1;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (unlinkat(fd, e->d_name, 0) == 0 || errno == ENOENT)
+            continue;
+        if ((errno != EISDIR && errno != EPERM) || sp_blob_rm_tree(fd, e->d_name) < 0)
+            rc = -1;
+    }
+    closedir(d);
+    if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+        rc = -1;
+    return rc;
+}
+
+/* Remove dir and everything in it (a job's work directory may have folders). */
 static void sp__rm_dir(const char *dir)
 {
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            unlinkat(dirfd(d), e->d_name, 0);
-    if (d)
-        closedir(d);
-    rmdir(dir);
+    sp_blob_rm_tree(AT_FDCWD, dir);
 }
 
 void sp_blobs_close(sp_blobs *b)
@@ -251,7 +301,9 @@ int sp_blob_scratch_file(sp_blobs *b, const char *id, const char *name, char *ou
     int rc = sp__scratch_dir(b, err);
     if (rc < 0)
         return rc;
-    int len = snprintf(out, n, "%s/%s.%s.%016llx", b->scratch, id, name,
+    char flat[SP_BLOB_NAME_MAX + 1];
+    sp_blob_flat_name(name, flat);
+    int len = snprintf(out, n, "%s/%s.%s.%016llx", b->scratch, id, flat,
                        (unsigned long long)sp_random_below(UINT64_MAX));
     if (len < 0 || (size_t)len >= n)
         return sp_err_set(err, SP_ETOOBIG, "scratch path too long");
@@ -259,6 +311,62 @@ int sp_blob_scratch_file(sp_blobs *b, const char *id, const char *name, char *ou
     if (*fd < 0)
         return sp_err_set(err, SP_EIO, "cannot create %s: %s", out, strerror(errno));
     return 0;
+}
+
+int sp_blobs_work_dir(sp_blobs *b, const char *job_id, char *out, size_t n, sp_err *err)
+{
+    if (!sp_id_valid(job_id))
+        return sp_err_set(err, SP_EINVAL, "bad job id");
+    int rc = sp__scratch_dir(b, err);
+    if (rc < 0)
+        return rc;
+    int len = snprintf(out, n, "%s/%s.work.%016llx", b->scratch, job_id,
+                       (unsigned long long)sp_random_below(UINT64_MAX));
+    if (len < 0 || (size_t)len >= n)
+        return sp_err_set(err, SP_ETOOBIG, "scratch path too long");
+    if (mkdir(out, 0700) < 0)
+        return sp_err_set(err, SP_EIO, "cannot create %s: %s", out, strerror(errno));
+    return 0;
+}
+
+void sp_blobs_work_dir_remove(const char *dir)
+{
+    if (dir && dir[0])
+        sp__rm_dir(dir);
+}
+
+int sp_blob_put_file(sp_blobs *b, const char *job_id, const char *name, const char *path,
+                     bool durable, int64_t *size, sp_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return sp_err_set(err, SP_EIO, "open %s: %s", path, strerror(errno));
+    sp_blob_writer *w;
+    int rc = sp_blob_create(b, job_id, name, 0, &w, err);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    char *buf = sp_malloc(256 * 1024);
+    if (buf == NULL)
+        rc = sp_err_set(err, SP_ENOMEM, "out of memory");
+    while (rc == 0) {
+        ssize_t k = read(fd, buf, 256 * 1024);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            rc = sp_err_set(err, SP_EIO, "read %s: %s", path, strerror(errno));
+        if (k <= 0)
+            break;
+        rc = sp_blob_write(w, buf, (size_t)k, err);
+    }
+    sp_free(buf);
+    close(fd);
+    if (rc < 0) {
+        sp_blob_abort(w);
+        return rc;
+    }
+    return sp_blob_commit(w, durable, size, err);
 }
 
 /* ---- writing ------------------------------------------------------------------- */

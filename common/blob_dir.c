@@ -136,19 +136,23 @@ static int sp__dir_create(sp_blobs *b, const char *id, const char *name, sp_blob
                           sp_err *err)
 {
     char dir[PATH_MAX];
-    int rc = sp__job_dir(b, id, dir, sizeof dir, err);
-    if (rc == 0)
-        rc = sp__mkdirs(dir, err);
-    if (rc == 0)
-        rc = sp__blob_path(b, id, name, w->final, sizeof w->final, err);
+    int rc = sp__blob_path(b, id, name, w->final, sizeof w->final, err);
+    if (rc < 0)
+        return rc;
+    /* The blob's folder (the job's directory for a plain name). */
+    memcpy(dir, w->final, sizeof dir);
+    *strrchr(dir, '/') = '\0';
+    rc = sp__mkdirs(dir, err);
     if (rc < 0)
         return rc;
     unsigned long long r = (unsigned long long)sp_random_below(UINT64_MAX);
     int len = snprintf(w->staging, sizeof w->staging, "%s.tmp-%016llx", w->final, r);
     if (len < 0 || (size_t)len >= sizeof w->staging)
         return sp_err_set(err, SP_ETOOBIG, "blob path too long");
+    char flat[SP_BLOB_NAME_MAX + 1];
+    sp_blob_flat_name(name, flat);
     len = snprintf(w->marker, sizeof w->marker, "%s/staging/%s.%s.tmp-%016llx", b->root, id,
-                   name, r);
+                   flat, r);
     if (len < 0 || (size_t)len >= sizeof w->marker)
         return sp_err_set(err, SP_ETOOBIG, "blob path too long");
     /* The marker first, so every staging file has one (a crash in between leaves a
@@ -313,28 +317,51 @@ static void sp__unlink_markers(sp_blobs *b, const char *id)
     closedir(d);
 }
 
+/* Unlink the staging files under directory fd (and its folders). */
+static int sp__unlink_staging(int fd, const char *dir, sp_err *err)
+{
+    DIR *d = fdopendir(fd);
+    if (d == NULL) {
+        close(fd);
+        return sp_err_set(err, SP_EIO, "open %s: %s", dir, strerror(errno));
+    }
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (strstr(e->d_name, ".tmp-") != NULL) {
+            if (unlinkat(fd, e->d_name, 0) < 0 && errno != ENOENT)
+                rc = sp_err_set(err, SP_EIO, "remove %s/%s: %s", dir, e->d_name,
+                                strerror(errno));
+            continue;
+        }
+        int sub = openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub >= 0 && sp__unlink_staging(sub, dir, err) < 0)
+            rc = err ? err->code : SP_EIO;
+    }
+    closedir(d);
+    return rc;
+}
+
+/* Remove job id's directory (or, with staging_only, the staging files in it and its
+ * folders) and its markers. The path of the directory goes to dir. 0 also when the
+ * directory does not exist. */
 static int sp__dir_unlink(sp_blobs *b, const char *id, bool staging_only, char dir[PATH_MAX],
                           sp_err *err)
 {
     int rc = sp__job_dir(b, id, dir, PATH_MAX, err);
     if (rc < 0)
         return rc;
-    DIR *d = opendir(dir);
-    if (d == NULL && errno != ENOENT)
-        return sp_err_set(err, SP_EIO, "open %s: %s", dir, strerror(errno));
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        if (staging_only && strstr(e->d_name, ".tmp-") == NULL)
-            continue;
-        char path[PATH_MAX + 256];
-        int len = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (len > 0 && (size_t)len < sizeof path && unlink(path) < 0 && errno != ENOENT)
-            rc = sp_err_set(err, SP_EIO, "remove %s: %s", path, strerror(errno));
+    if (staging_only) {
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 && errno != ENOENT)
+            rc = sp_err_set(err, SP_EIO, "open %s: %s", dir, strerror(errno));
+        else if (fd >= 0)
+            rc = sp__unlink_staging(fd, dir, err);
+    } else if (sp_blob_rm_tree(AT_FDCWD, dir) < 0) {
+        rc = sp_err_set(err, SP_EIO, "remove %s: %s", dir, strerror(errno));
     }
-    if (d)
-        closedir(d);
     sp__unlink_markers(b, id);
     return rc;
 }
@@ -342,10 +369,7 @@ static int sp__dir_unlink(sp_blobs *b, const char *id, bool staging_only, char d
 static int sp__dir_remove_job(sp_blobs *b, const char *id, sp_err *err)
 {
     char dir[PATH_MAX];
-    int rc = sp__dir_unlink(b, id, false, dir, err);
-    if (rc == 0 && rmdir(dir) < 0 && errno != ENOENT)
-        rc = sp_err_set(err, SP_EIO, "remove %s: %s", dir, strerror(errno));
-    return rc;
+    return sp__dir_unlink(b, id, false, dir, err);
 }
 
 static int sp__dir_remove_staging(sp_blobs *b, const char *id, sp_err *err)
@@ -464,6 +488,9 @@ static int sp__sweep_one(sp_blobs *b, int mdir, const char *marker, int64_t now,
     int len = snprintf(path, sizeof path, "%s/%s", dir, marker + SP_ID_LEN + 1);
     if (len < 0 || (size_t)len >= sizeof path)
         return 0;
+    for (char *c = path + strlen(dir); *c; c++) /* '+' stands for '/' (sp_blob_flat_name) */
+        if (*c == '+')
+            *c = '/';
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         /* Committed, aborted or removed already, and the marker outlived it (a crash
@@ -507,7 +534,7 @@ static int sp__dir_sweep(sp_blobs *b, int64_t stale_ms, int *removed, sp_err *er
     return 0;
 }
 
-/* Remove staging files older than min_age_ms in dir. */
+/* Remove staging files older than min_age_ms in dir and its folders. */
 static void sp__gc_staging(const char *dir, int64_t min_age_ms, int64_t now)
 {
     DIR *d = opendir(dir);
@@ -515,13 +542,16 @@ static void sp__gc_staging(const char *dir, int64_t min_age_ms, int64_t now)
         return;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (strstr(e->d_name, ".tmp-") == NULL)
+        if (e->d_name[0] == '.')
             continue;
         char path[PATH_MAX];
         struct stat st;
         int len = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (len > 0 && (size_t)len < sizeof path && stat(path, &st) == 0 &&
-            sp__age_ms(&st, now) >= min_age_ms)
+        if (len < 0 || (size_t)len >= sizeof path || lstat(path, &st) < 0)
+            continue;
+        if (S_ISDIR(st.st_mode))
+            sp__gc_staging(path, min_age_ms, now);
+        else if (strstr(e->d_name, ".tmp-") != NULL && sp__age_ms(&st, now) >= min_age_ms)
             unlink(path);
     }
     closedir(d);

@@ -70,7 +70,7 @@ struct sp_blob_writer {
     int64_t written;
     int64_t max_bytes;
     bool by_path; /* from sp_blob_create_file */
-    char name[72];
+    char name[SP_BLOB_NAME_MAX + 1];
     sp_blob_writer *prev, *next; /* in store->writers while listed */
     bool listed;
     char staging[PATH_MAX];
@@ -112,7 +112,14 @@ int sp_blob_s3_init(sp_blobs *b, const char *url, const sp_blob_config *c, sp_er
 int sp_blob_scratch_file(sp_blobs *b, const char *id, const char *name, char *out,
                          size_t n, int *fd, sp_err *err);
 
-/* A content type for an object, from the blob's name ("video.mp4" -> "video/mp4"). */
-const char *sp_blob_content_type(const char *name);
+
+/* name with each '/' turned into '+' (which no name holds), for one flat file name:
+ * staging markers, scratch files. */
+void sp_blob_flat_name(const char *name, char out[SP_BLOB_NAME_MAX + 1]);
+
+/* Remove name (a file, or a directory and everything under it) in directory parent (a
+ * descriptor, or AT_FDCWD). Symbolic links are removed, never followed. 0, or -1 when
+ * something could not be removed (an absent name is not an error). */
+int sp_blob_rm_tree(int parent, const char *name);
 
 #endif

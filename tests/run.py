@@ -23,7 +23,7 @@ JOBS = int(os.environ.get("SPOOL_TEST_JOBS", "2"))
 # Integration suites that keep jobs' blobs through harness.blob_store: each runs once
 # with the directory store and once with the S3 one (s3rver behind the proxy that
 # checks every signature), and ends by cross-checking the store against the jobs.
-BOTH_BLOB_STORES = ("test_api", "test_api_uploads", "test_pdf_worker", "test_video")
+BOTH_BLOB_STORES = ("test_api", "test_api_uploads", "test_hls", "test_pdf_worker", "test_video")
 
 
 def suites():

@@ -5,6 +5,7 @@
  *   bench_video_tool probe IN
  *   bench_video_tool transcode IN OUT [PRESET [THREADS]]
  *   bench_video_tool poster IN OUT [PRESET]
+ *   bench_video_tool ladder IN DIR [PRESET [THREADS]]   (DIR: an empty directory)
  *   bench_video_tool enqueue (FILE | --url URL) [--params JSON] [--max-attempts N]
  *   bench_video_tool get ID
  *   bench_video_tool cancel ID
@@ -33,6 +34,7 @@ static int usage(void)
     fprintf(stderr, "usage: bench_video_tool probe IN\n"
                     "       bench_video_tool transcode IN OUT [PRESET [THREADS]]\n"
                     "       bench_video_tool poster IN OUT [PRESET]\n"
+                    "       bench_video_tool ladder IN DIR [PRESET [THREADS]]\n"
                     "       bench_video_tool enqueue (FILE | --url URL) [--params JSON] "
                     "[--max-attempts N]\n"
                     "       bench_video_tool get ID\n"
@@ -223,6 +225,31 @@ int main(int argc, char **argv)
         if (rc == 0)
             printf("%s\n", json);
         sp_free(json);
+    } else if (strcmp(cmd, "ladder") == 0 && argc >= 4) {
+        const sp_preset *p = sp_preset_find(argc > 4 ? argv[4] : "hls");
+        if (p == NULL || p->ladder == NULL) {
+            fprintf(stderr, "not a ladder preset: %s\n", argv[4]);
+            return 2;
+        }
+        if (argc > 5)
+            o.threads = atoi(argv[5]);
+        sp_video_ladder_result r;
+        rc = sp_video_ladder(argv[2], argv[3], p, &o, &r, &err);
+        if (rc == 0) {
+            printf("{\"frames\":%lld,\"duration\":%.3f,\"gop\":%d,\"has_audio\":%s,"
+                   "\"seconds\":%.3f,\"renditions\":[",
+                   (long long)r.frames, r.duration, r.gop, r.has_audio ? "true" : "false",
+                   r.seconds);
+            for (int i = 0; i < r.count; i++)
+                printf("%s{\"name\":\"%s\",\"width\":%d,\"height\":%d,\"threads\":%d,"
+                       "\"frames\":%lld,\"segments\":%d,\"bytes\":%lld,\"peak_bps\":%lld,"
+                       "\"average_bps\":%lld,\"frame_rate\":%.3f,\"codecs\":\"%s\"}",
+                       i ? "," : "", r.r[i].name, r.r[i].width, r.r[i].height, r.r[i].threads,
+                       (long long)r.r[i].frames, r.r[i].segments, (long long)r.r[i].bytes,
+                       (long long)r.r[i].peak_bps, (long long)r.r[i].average_bps,
+                       r.r[i].frame_rate, r.r[i].codecs);
+            printf("]}\n");
+        }
     } else if ((strcmp(cmd, "transcode") == 0 || strcmp(cmd, "poster") == 0) && argc >= 4) {
         const sp_preset *p = sp_preset_find(argc > 4 ? argv[4] : SP_PRESET_DEFAULT);
         if (p == NULL) {

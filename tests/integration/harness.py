@@ -438,8 +438,12 @@ class DirBlobs(_Blobs):
         return os.path.join(self.root, "jobs", job_id[-2:], job_id)
 
     def _files(self, job_id):
-        d = self.job_dir(job_id)
-        return sorted(os.listdir(d)) if os.path.isdir(d) else []
+        """The job's files as names: paths under its directory ("hls/720p/seg_00001.m4s")."""
+        d, out = self.job_dir(job_id), []
+        for dirpath, _, files in os.walk(d):
+            rel = os.path.relpath(dirpath, d)
+            out += [f if rel == "." else os.path.join(rel, f) for f in files]
+        return sorted(out)
 
     def names(self, job_id):
         """The job's committed blobs, sorted."""
@@ -462,7 +466,8 @@ class DirBlobs(_Blobs):
         root = os.path.join(self.root, "jobs")
         out = []
         for dirpath, _, files in os.walk(root):
-            out += [os.path.join(os.path.basename(dirpath), f) for f in files]
+            rel = os.path.relpath(dirpath, root).split(os.sep)[1:]  # <id>[/folders], no shard
+            out += [os.path.join(*rel, f) for f in files if rel]
         return sorted(out)
 
     def exists(self, job_id, name):

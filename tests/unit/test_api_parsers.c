@@ -72,8 +72,29 @@ static void test_route_job_paths_validate_ids(void **state)
     snprintf(path, sizeof path, "/v1/jobs/%s/outputs/..", ID);
     assert_int_equal(api_route_parse(path, &r), API_R_JOB_OUTPUT);
     assert_true(r.bad_param);
-    snprintf(path, sizeof path, "/v1/jobs/%s/outputs/a/b", ID);
-    assert_int_equal(api_route_parse(path, &r), API_R_NONE);
+    /* Names may be folder paths (files of a set: hls/720p/seg_00001.m4s)... */
+    snprintf(path, sizeof path, "/v1/jobs/%s/outputs/hls/720p/seg_00001.m4s", ID);
+    assert_int_equal(api_route_parse(path, &r), API_R_JOB_OUTPUT);
+    assert_false(r.bad_param);
+    assert_string_equal(r.name, "hls/720p/seg_00001.m4s");
+    /* ...never ones that climb out, are empty, absolute or too long. */
+    const char *hostile[] = {"hls/../input", "hls/..", "../input", "hls//x", "hls/", "/hls/x",
+                             "hls/./x", "hls\\x", ".", "hls/.x", ""};
+    for (size_t i = 0; i < sizeof hostile / sizeof *hostile; i++) {
+        snprintf(path, sizeof path, "/v1/jobs/%s/outputs/%s", ID, hostile[i]);
+        assert_int_equal(api_route_parse(path, &r), API_R_JOB_OUTPUT);
+        if (!r.bad_param)
+            fail_msg("output name '%s' taken", hostile[i]);
+    }
+    char longname[SP_BLOB_NAME_MAX + 2], lpath[512];
+    for (int len = SP_BLOB_NAME_MAX; len <= SP_BLOB_NAME_MAX + 1; len++) {
+        for (int i = 0; i < len; i++)
+            longname[i] = i % 50 == 49 ? '/' : 'n';
+        longname[len] = '\0';
+        snprintf(lpath, sizeof lpath, "/v1/jobs/%s/outputs/%s", ID, longname);
+        assert_int_equal(api_route_parse(lpath, &r), API_R_JOB_OUTPUT);
+        assert_int_equal(r.bad_param, len > SP_BLOB_NAME_MAX);
+    }
     snprintf(path, sizeof path, "/v1/jobs/%sX", ID);
     assert_int_equal(api_route_parse(path, &r), API_R_JOB);
     assert_true(r.bad_param);

@@ -341,6 +341,116 @@ static int keep_none(const char *id, void *ud)
     return 0;
 }
 
+/* Blob names may be folder paths, never ones that leave the job's folder. */
+static void test_blob_names_allow_folders_never_escapes(void **state)
+{
+    (void)state;
+    const char *good[] = {"video.mp4", "hls/master.m3u8", "hls/720p/seg_00001.m4s", "a/b/c/d/e/f/g/h",
+                          "x", "a-b_c.d/e"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        assert_true(sp_blob_name_valid(good[i]));
+    const char *bad[] = {"", "/", "/abs", "abs/", "a//b", ".", "..", "../x", "a/../b", "a/./b",
+                         "hls/..", ".hidden", "a/.hidden", "a\\b", "a b", "%2e%2e", "a/%2e%2e",
+                         "a:b", "a/b/c/d/e/f/g/h/i", "\xc3\xa9", "a\nb"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (sp_blob_name_valid(bad[i]))
+            fail_msg("'%s' taken as a blob name", bad[i]);
+    }
+    assert_false(sp_blob_name_valid(NULL));
+    const char nul[] = "a\0/../b"; /* what follows a NUL is not looked at: "a" */
+    assert_true(sp_blob_name_valid(nul));
+    /* A part: 64 bytes at most. */
+    char part[SP_BLOB_PART_MAX + 2];
+    memset(part, 'p', sizeof part);
+    part[SP_BLOB_PART_MAX] = '\0';
+    assert_true(sp_blob_name_valid(part));
+    part[SP_BLOB_PART_MAX] = 'p';
+    part[SP_BLOB_PART_MAX + 1] = '\0';
+    assert_false(sp_blob_name_valid(part));
+    /* The whole name: SP_BLOB_NAME_MAX - 1, SP_BLOB_NAME_MAX, SP_BLOB_NAME_MAX + 1. */
+    char name[SP_BLOB_NAME_MAX + 2];
+    for (int len = SP_BLOB_NAME_MAX - 1; len <= SP_BLOB_NAME_MAX + 1; len++) {
+        for (int i = 0; i < len; i++)
+            name[i] = (i % 40 == 39) ? '/' : 'n'; /* parts of 39 */
+        name[len] = '\0';
+        if (name[len - 1] == '/')
+            name[len - 1] = 'n';
+        assert_int_equal(sp_blob_name_valid(name), len <= SP_BLOB_NAME_MAX);
+    }
+}
+
+/* In the directory store a folder name is a folder: written, read, swept and removed
+ * with the job. */
+static void test_blob_store_keeps_folder_names(void **state)
+{
+    (void)state;
+    char dirbuf[64];
+    snprintf(dirbuf, sizeof dirbuf, "/tmp/spool-test-blobs-XXXXXX");
+    assert_non_null(mkdtemp(dirbuf));
+    sp_err err;
+    sp_blobs *b = sp_blobs_open_at(dirbuf, &err);
+    assert_non_null(b);
+    char id[SP_ID_LEN + 1];
+    assert_int_equal(sp_id_new(id), 0);
+    sp_blob_writer *w;
+    assert_int_equal(sp_blob_create(b, id, "hls/720p/seg_00001.m4s", 0, &w, &err), 0);
+    assert_int_equal(sp_blob_write(w, "seg", 3, &err), 0);
+    /* its marker is flat: '+' for '/' */
+    char marker_dir[512];
+    snprintf(marker_dir, sizeof marker_dir, "%s/staging", dirbuf);
+    DIR *d = opendir(marker_dir);
+    assert_non_null(d);
+    struct dirent *e;
+    int markers = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        markers++;
+        assert_non_null(strstr(e->d_name, ".hls+720p+seg_00001.m4s.tmp-"));
+    }
+    closedir(d);
+    assert_int_equal(markers, 1);
+    /* a staging file in a folder is a staging file: remove_staging finds it */
+    assert_int_equal(sp_blobs_remove_staging(b, id, &err), 0);
+    sp_blob_abort(w);
+    assert_int_equal(count_files(marker_dir), 0);
+    assert_int_equal(sp_blob_create(b, id, "hls/720p/seg_00001.m4s", 0, &w, &err), 0);
+    assert_int_equal(sp_blob_write(w, "seg", 3, &err), 0);
+    assert_int_equal(sp_blob_commit(w, true, NULL, &err), 0);
+    int fd;
+    int64_t size;
+    assert_int_equal(sp_blob_open_read(b, id, "hls/720p/seg_00001.m4s", 0, &fd, &size, &err), 0);
+    assert_int_equal(size, 3);
+    close(fd);
+    /* a folder is not a blob */
+    assert_int_equal(sp_blob_open_read(b, id, "hls/720p", 0, &fd, &size, &err), SP_ENOTFOUND);
+    assert_int_equal(sp_blob_open_read(b, id, "hls", 0, &fd, &size, &err), SP_ENOTFOUND);
+    /* a file of the work directory published as a blob */
+    char work[512], file[600];
+    assert_int_equal(sp_blobs_work_dir(b, id, work, sizeof work, &err), 0);
+    snprintf(file, sizeof file, "%s/master.m3u8", work);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fputs("#EXTM3U\n", f);
+    fclose(f);
+    assert_int_equal(sp_blob_put_file(b, id, "hls/master.m3u8", file, true, &size, &err), 0);
+    assert_int_equal(size, 8);
+    sp_blobs_work_dir_remove(work);
+    assert_int_equal(access(work, F_OK), -1);
+    assert_string_equal(sp_blob_content_type("hls/master.m3u8"), "application/vnd.apple.mpegurl");
+    assert_string_equal(sp_blob_content_type("hls/720p/seg_00001.m4s"), "video/mp4");
+    assert_string_equal(sp_blob_content_type("hls.d/x"), "application/octet-stream");
+    /* removing the job removes its folders */
+    assert_int_equal(sp_blobs_remove_job(b, id, &err), 0);
+    char jobdir[512];
+    snprintf(jobdir, sizeof jobdir, "%s/jobs/%s/%s", dirbuf, id + SP_ID_LEN - 2, id);
+    assert_int_equal(access(jobdir, F_OK), -1);
+    sp_blobs_close(b);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dirbuf);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_blob_store_commits_atomically(void **state)
 {
     (void)state;
@@ -734,6 +844,8 @@ int main(void)
         cmocka_unit_test(test_options_defaults_env_and_flags),
         cmocka_unit_test(test_routes_and_retry_policies),
         cmocka_unit_test(test_job_fields_and_states),
+        cmocka_unit_test(test_blob_names_allow_folders_never_escapes),
+        cmocka_unit_test(test_blob_store_keeps_folder_names),
         cmocka_unit_test(test_blob_store_commits_atomically),
         cmocka_unit_test(test_blob_sweep_takes_dead_writers_staging_files_only),
         cmocka_unit_test_setup_teardown(test_fetch_downloads_and_classifies_failures,

@@ -13,10 +13,13 @@
 #include "spool/buf.h"
 #include "spool/fetch.h"
 #include "spool/presets.h"
+#include "publish.h"
 #include "transcode.h"
 
 #define SP__SOURCE_BLOB "source"
 #define SP__POSTER_BLOB "poster.jpg"
+#define SP__HLS_DIR "hls"
+#define SP__HLS_MASTER "master.m3u8"
 
 typedef struct sp__params {
     const sp_preset *preset;
@@ -205,6 +208,99 @@ static int sp__store_metadata(sp_job_ctx *ctx, const char *in, const char *out)
     return 0;
 }
 
+/* The ladder's measures as JSON: {"duration":..,"gop":..,"renditions":[...]}. */
+static int sp__ladder_json(sp_buf *b, const sp_video_ladder_result *res, int files,
+                           int64_t bytes)
+{
+    int rc = sp_buf_addf(b, "{\"duration\":%.3f,\"gop\":%d,\"files\":%d,\"bytes_total\":%lld,"
+                            "\"audio\":%s,\"renditions\":[",
+                         res->duration, res->gop, files, (long long)bytes,
+                         res->has_audio ? "true" : "false");
+    for (int i = 0; rc == 0 && i < res->count; i++) {
+        const sp_video_rendition *r = &res->r[i];
+        rc = sp_buf_addf(b,
+                         "%s{\"name\":\"%s\",\"playlist\":\"" SP__HLS_DIR "/%s/index.m3u8\","
+                         "\"width\":%d,\"height\":%d,\"bandwidth\":%lld,"
+                         "\"average_bandwidth\":%lld,\"codecs\":\"%s\",\"frame_rate\":%.3f,"
+                         "\"segments\":%d,\"bytes\":%lld}",
+                         i ? "," : "", r->name, r->name, r->width, r->height,
+                         (long long)r->peak_bps, (long long)r->average_bps, r->codecs,
+                         r->frame_rate, r->segments, (long long)r->bytes);
+    }
+    return rc == 0 ? sp_buf_adds(b, "]}") : rc;
+}
+
+/* An HLS preset: the ladder into a work directory, its measures into the metadata, the
+ * poster (staged already, may be NULL) and the whole set published, master last. The
+ * job lists hls/master.m3u8 (spool-api serves the files under hls/ through it). */
+static int sp__hls(sp_job_ctx *ctx, const char *in_path, const sp_preset *p,
+                   const sp_video_opts *vo, const char *in_meta, sp_blob_writer **poster,
+                   int pw, int ph)
+{
+    const sp_job *job = sp_job_ctx_job(ctx);
+    sp_blobs *blobs = sp_job_ctx_blobs(ctx);
+    char dir[PATH_MAX] = "";
+    sp_err err;
+    sp_buf meta;
+    sp_buf_init(&meta, 64 * 1024);
+    sp_video_ladder_result res;
+    int files = 0;
+    int64_t bytes = 0, poster_bytes = 0;
+    int rc = sp_blobs_work_dir(blobs, job->id, dir, sizeof dir, &err);
+    if (rc == 0)
+        rc = sp_video_ladder(in_path, dir, p, vo, &res, &err);
+    if (rc < 0) {
+        rc = sp__fail(ctx, rc, &err);
+        goto out;
+    }
+    sp_info(sp_job_ctx_log(ctx), "encoded %d renditions of %lld frames (%.2f s) in %.2f s",
+            res.count, (long long)res.frames, res.duration, res.seconds);
+    if (*poster) {
+        rc = sp_blob_commit(*poster, true, &poster_bytes, &err);
+        *poster = NULL;
+        if (rc < 0) {
+            rc = sp__fail(ctx, rc, &err);
+            goto out;
+        }
+    }
+    rc = sp_video_publish_dir(blobs, job->id, dir, SP__HLS_DIR, SP__HLS_MASTER,
+                              sp_job_ctx_stop_flag(ctx), &files, &bytes, &err);
+    if (rc < 0) {
+        rc = sp__fail(ctx, rc, &err);
+        goto out;
+    }
+    rc = sp__ladder_json(&meta, &res, files, bytes);
+    if (rc == 0)
+        rc = sp__store_metadata(ctx, in_meta, sp_buf_cstr(&meta));
+    if (rc == 0 && sp_job_ctx_stopping(ctx))
+        rc = sp__stopped(ctx);
+    if (rc < 0) {
+        sp_video_unpublish_dir(blobs, job->id, dir, SP__HLS_DIR); /* all or nothing */
+        goto out;
+    }
+    struct stat st;
+    char master[PATH_MAX + 32];
+    snprintf(master, sizeof master, "%s/%s", dir, SP__HLS_MASTER);
+    rc = sp_job_ctx_add_output(ctx, SP__HLS_DIR "/" SP__HLS_MASTER, p->content_type,
+                               stat(master, &st) == 0 ? (int64_t)st.st_size : 0,
+                               sp_buf_cstr(&meta));
+    if (rc == 0 && poster_bytes > 0) {
+        char extra[128];
+        int n = snprintf(extra, sizeof extra, "{\"width\":%d,\"height\":%d}", pw, ph);
+        rc = sp_job_ctx_add_output(ctx, SP__POSTER_BLOB, "image/jpeg", poster_bytes,
+                                   n > 0 && (size_t)n < sizeof extra ? extra : NULL);
+    }
+    if (rc < 0) {
+        sp_video_unpublish_dir(blobs, job->id, dir, SP__HLS_DIR);
+        rc = sp_job_ctx_fail(ctx, rc, true, "internal_error", "cannot list the outputs: %s",
+                             sp_strerror(rc));
+    }
+out:
+    sp_blobs_work_dir_remove(dir);
+    sp_buf_free(&meta);
+    return rc;
+}
+
 int sp_video_job_handle(sp_job_ctx *ctx, void *userdata, int slot)
 {
     (void)slot;
@@ -258,6 +354,10 @@ int sp_video_job_handle(sp_job_ctx *ctx, void *userdata, int slot)
             rc = sp__fail(ctx, rc, &err);
             goto out;
         }
+    }
+    if (p->ladder) {
+        rc = sp__hls(ctx, in_path, p, &vo, in_meta, &poster, pw, ph);
+        goto out;
     }
     rc = sp_blob_create_file(blobs, job->id, video_name, &video, &err);
     if (rc == 0)

@@ -21,7 +21,7 @@
 
 #define SP__PROGRESS_EVERY_MS 250
 
-static void sp__tx_free(sp__tx *t)
+void sp__video_tx_free(sp__tx *t)
 {
     sp__video_graph_free(&t->graph);
     avcodec_free_context(&t->venc);
@@ -46,7 +46,7 @@ static void sp__tx_free(sp__tx *t)
     sp__video_input_close(&t->in);
 }
 
-static void sp__progress(sp__tx *t, int percent, bool force)
+void sp__video_progress(sp__tx *t, int percent, bool force)
 {
     if (t->o == NULL || t->o->progress == NULL)
         return;
@@ -73,7 +73,7 @@ static void sp__progress_at(sp__tx *t, double seconds)
     if (pct < 0)
         pct = 0;
     if (pct > t->last_percent)
-        sp__progress(t, pct, false);
+        sp__video_progress(t, pct, false);
 }
 
 static int sp__pull_video(sp__tx *t, sp_err *err)
@@ -90,14 +90,16 @@ static int sp__pull_video(sp__tx *t, sp_err *err)
                               "the picture filters failed: %s", sp__video_why(rc, b, sizeof b));
         }
         AVRational stb = av_buffersink_get_time_base(t->graph.sink);
+        AVRational tb = t->venc ? t->venc->time_base : av_inv_q(t->in.rate);
         if (t->filtered->pts != AV_NOPTS_VALUE)
-            t->filtered->pts = av_rescale_q(t->filtered->pts, stb, t->venc->time_base);
+            t->filtered->pts = av_rescale_q(t->filtered->pts, stb, tb);
         /* Encode what comes, not the input's frame types: keyframes are the encoder's
          * choice (as with the ffmpeg command). */
         t->filtered->pict_type = AV_PICTURE_TYPE_NONE;
         if (t->filtered->pts != AV_NOPTS_VALUE)
-            t->last_t = (t->filtered->pts + 1) * av_q2d(t->venc->time_base);
-        rc = sp__video_encode(t, t->venc, t->vout, t->filtered, err);
+            t->last_t = (t->filtered->pts + 1) * av_q2d(tb);
+        rc = t->picture ? t->picture(t->picture_ud, t->filtered, err)
+                        : sp__video_encode(t, t->venc, t->vout, t->filtered, err);
         av_frame_unref(t->filtered);
         if (rc < 0)
             return rc;
@@ -213,9 +215,9 @@ static int sp__finish(sp__tx *t, sp_err *err)
         else
             rc = sp__pull_video(t, err);
     }
-    if (rc == 0)
+    if (rc == 0 && t->venc)
         rc = sp__video_encode(t, t->venc, t->vout, NULL, err);
-    if (rc == 0 && t->in.adec) {
+    if (rc == 0 && t->in.adec && t->aenc) {
         rc = sp__decode(t, t->in.adec, NULL, err);
         if (rc == 0 && t->swr)
             rc = sp__video_convert_audio(t, NULL, 0, err);
@@ -275,6 +277,27 @@ static int sp__loop(sp__tx *t, sp_err *err)
     }
 }
 
+int sp__video_tx_run(sp__tx *t, sp_err *err)
+{
+    sp__video_progress(t, 0, true);
+    int rc = sp__loop(t, err);
+    if (rc == 0)
+        rc = sp__finish(t, err);
+    if (rc == 0 && t->frames == 0)
+        rc = sp_err_set(err, SP_EINVAL,
+                        "input file has no decodable video frames (truncated or corrupt)");
+    if (rc == 0) {
+        double got, stated;
+        sp__input_reach(t, &got, &stated);
+        if (stated > 0 && got < 0.8 * stated - 1.0)
+            rc = sp_err_set(err, SP_EINVAL,
+                            "input file is truncated: it ends at %.1f s of the %.1f s "
+                            "its header announces",
+                            got, stated);
+    }
+    return rc;
+}
+
 int sp_video_transcode(const char *in_path, const char *out_path, const sp_preset *p,
                        const sp_video_opts *o, sp_video_result *res, sp_err *err)
 {
@@ -306,24 +329,8 @@ int sp_video_transcode(const char *in_path, const char *out_path, const sp_prese
     t->vstart = av_rescale_q(t->in.start_us, AV_TIME_BASE_Q, t->in.vst->time_base);
     if (rc == 0)
         rc = sp__video_mux_open(t, out_path, err);
-    if (rc == 0) {
-        sp__progress(t, 0, true);
-        rc = sp__loop(t, err);
-    }
     if (rc == 0)
-        rc = sp__finish(t, err);
-    if (rc == 0 && t->frames == 0)
-        rc = sp_err_set(err, SP_EINVAL,
-                        "input file has no decodable video frames (truncated or corrupt)");
-    if (rc == 0) {
-        double got, stated;
-        sp__input_reach(t, &got, &stated);
-        if (stated > 0 && got < 0.8 * stated - 1.0)
-            rc = sp_err_set(err, SP_EINVAL,
-                            "input file is truncated: it ends at %.1f s of the %.1f s "
-                            "its header announces",
-                            got, stated);
-    }
+        rc = sp__video_tx_run(t, err);
     if (rc == 0)
         rc = sp__video_mux_finish(t, err);
     if (rc == 0) {
@@ -341,9 +348,9 @@ int sp_video_transcode(const char *in_path, const char *out_path, const sp_prese
             res->bytes = stat(out_path, &sb) == 0 ? (int64_t)sb.st_size : 0;
             res->seconds = (sp_mono_ms() - t0) / 1000.0;
         }
-        sp__progress(t, 100, true);
+        sp__video_progress(t, 100, true);
     }
-    sp__tx_free(t);
+    sp__video_tx_free(t);
     sp_free(t);
     if (rc < 0)
         unlink(out_path);

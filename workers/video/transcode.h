@@ -72,6 +72,46 @@ void sp_video_output_size(int in_w, int in_h, int preset_height, int *out_w, int
 int sp_video_transcode(const char *in_path, const char *out_path, const sp_preset *p,
                        const sp_video_opts *o, sp_video_result *res, sp_err *err);
 
+/* One rendition of a ladder as written and measured (from its media playlist and its
+ * files, not from settings). */
+#define SP_VIDEO_MAX_RENDITIONS 4
+typedef struct sp_video_rendition {
+    char name[16];          /* its folder: "720p" (the short side) */
+    int width, height;
+    int threads;            /* the x264 threads it had */
+    int64_t frames;         /* pictures written */
+    int segments;
+    double duration;        /* seconds: the sum of its segments' durations */
+    double frame_rate;      /* frames / duration */
+    int64_t bytes;          /* init segment and media segments */
+    int64_t peak_bps;       /* the largest segment's bits / its duration, with audio */
+    int64_t average_bps;    /* all segments' bits / duration, with audio */
+    char codecs[48];        /* "avc1.64001f,mp4a.40.2" */
+} sp_video_rendition;
+
+typedef struct sp_video_ladder_result {
+    int count;
+    sp_video_rendition r[SP_VIDEO_MAX_RENDITIONS];
+    bool has_audio;         /* an audio rendition "audio/" was written */
+    int64_t audio_bytes;
+    double duration;        /* seconds of video (the top rendition's) */
+    int64_t frames;         /* pictures decoded and filtered once, then encoded N times */
+    int gop;                /* frames between keyframes, the same in every rendition */
+    double seconds;         /* wall time spent */
+} sp_video_ladder_result;
+
+/* Write preset p's HLS ladder (p->ladder) of in_path into the existing, empty
+ * directory dir: master.m3u8; for each rendition <name>/index.m3u8, <name>/init.mp4
+ * and <name>/seg_NNNNN.m4s (fMP4); and audio/... when the input has sound. One demux,
+ * one decode and one filter pass (frame rate, rotation, pixel format, the top
+ * rendition's size) feed every rendition; each scales and encodes (libx264, keyframes
+ * every gop frames in all of them) on a thread of its own. The renditions are the
+ * ladder's rungs no taller than the input, or one at the input's size when it is
+ * shorter than all of them. On error dir may hold partial files (the caller removes
+ * it). res (may be NULL) gets what was written. */
+int sp_video_ladder(const char *in_path, const char *dir, const sp_preset *p,
+                    const sp_video_opts *o, sp_video_ladder_result *res, sp_err *err);
+
 /* Write a JPEG poster frame of in_path to out_path: a frame from about 10% into the
  * video, skipping black or flat frames for up to a few seconds after that point,
  * upright and at the size p gives the video. On failure out_path is removed.

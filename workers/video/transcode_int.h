@@ -8,6 +8,8 @@
  *   encode.c     the video and audio encoders; the audio resampler and FIFO
  *   mux.c        the output file: container, header, packets, trailer
  *   transcode.c  the read-decode loop that drives them (sp_video_transcode)
+ *   ladder.c     an HLS ladder from that loop: N renditions on their own threads
+ *   hls.c        the ladder's playlists: measuring media playlists, the master
  *   poster.c     the JPEG poster frame (sp_video_poster)
  *
  * Errors follow transcode.h: 0 or a negative SP_E* code, with err filled in. */
@@ -50,8 +52,11 @@ typedef struct sp__graph {
     AVFilterContext *src, *sink;
 } sp__graph;
 
+typedef struct sp__ladder sp__tx_ud;
+
 /* One transcode (transcode.c): the input, the graph, the encoders and the output. */
-typedef struct sp__tx {
+typedef struct sp__tx sp__tx;
+struct sp__tx {
     const sp_video_opts *o;
     const sp_preset *p;
     sp__input in;
@@ -83,13 +88,29 @@ typedef struct sp__tx {
     int64_t last_report;
     int64_t vbad;          /* packets the video decoder rejected */
     int64_t vpackets;
-} sp__tx;
+
+    /* Where filtered pictures go (pts in 1/rate): NULL encodes them with venc into oc
+     * (sp_video_transcode); the ladder hands them to its renditions (ladder.c). */
+    int (*picture)(sp__tx_ud *ud, AVFrame *f, sp_err *err);
+    sp__tx_ud *picture_ud;
+};
 
 /* Whether *stop asks the work to end (stop may be NULL). */
 static inline bool sp__video_stopped(const sp_flag *stop)
 {
     return stop && *stop;
 }
+
+/* ---- transcode.c: the loop ---- */
+
+/* Read, decode, filter and encode (or hand to t->picture) the whole input, drain
+ * everything, and check the input was whole (frames, truncation). t->in, t->pkt,
+ * t->frame, t->filtered, t->out_w/out_h, t->vstart and the outputs must be set up. */
+int sp__video_tx_run(sp__tx *t, sp_err *err);
+/* Free what t holds (not t); safe on a partly set up one. */
+void sp__video_tx_free(sp__tx *t);
+/* Report progress (at most every 250 ms unless force). */
+void sp__video_progress(sp__tx *t, int percent, bool force);
 
 /* ---- avlog.c: libav's messages and errors ---- */
 

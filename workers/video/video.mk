@@ -1,14 +1,15 @@
 # workers/video: spool-video, the transcoding worker (FFmpeg's libraries), its unit
 # tests, a tool that drives the transcoder directly, and `make bench-video`.
 
-VIDEO_PKGS := libavformat libavcodec libavfilter libswresample libavutil
+VIDEO_PKGS := libavformat libavcodec libavfilter libswresample libswscale libavutil
 VIDEO_CFLAGS = $(call pc_cflags,$(VIDEO_PKGS) jansson)
 VIDEO_LIBS = $(call pc_libs,$(VIDEO_PKGS))
 # The transcoder alone (no worker runtime): what the unit tests and the tool link.
 VIDEO_CORE_OBJS := $(addprefix $(O)/workers/video/,\
-	avlog.o probe.o filter.o encode.o mux.o transcode.o poster.o)
+	avlog.o probe.o filter.o encode.o mux.o transcode.o ladder.o hls.o poster.o)
 
-VIDEO_OBJS := $(VIDEO_CORE_OBJS) $(O)/workers/video/job.o $(O)/workers/video/main.o
+VIDEO_OBJS := $(VIDEO_CORE_OBJS) $(O)/workers/video/job.o $(O)/workers/video/publish.o \
+	$(O)/workers/video/main.o
 
 $(O)/workers/video/%.o: MODCFLAGS = $(VIDEO_CFLAGS)
 
@@ -35,3 +36,5 @@ $(VIDEO_TOOL): $(O)/tests/bench/bench_video_tool.o $(VIDEO_CORE_OBJS) $(COMMON_L
 bench-video: $(ALL_BINS) $(VIDEO_TOOL)
 	@SPOOL_BIN_DIR=$(abspath $(BIN)) SPOOL_TEST_BIN_DIR=$(abspath $(O)/tests) \
 		python3 tests/bench/bench_video.py
+	@SPOOL_BIN_DIR=$(abspath $(BIN)) SPOOL_TEST_BIN_DIR=$(abspath $(O)/tests) \
+		python3 tests/bench/bench_video_ladder.py

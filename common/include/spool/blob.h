@@ -98,8 +98,33 @@ const char *sp_blobs_kind(const sp_blobs *b);
  * SP_EIO with the reason. For readiness probes. */
 int sp_blobs_check(sp_blobs *b, sp_err *err);
 
-/* True for a valid blob name: 1-64 of [A-Za-z0-9._-], not starting with '.'. */
+/* A blob name is a path of 1 to SP_BLOB_DEPTH_MAX parts joined by '/' ("video.mp4",
+ * "hls/720p/seg_00001.m4s"), at most SP_BLOB_NAME_MAX bytes in all; each part is 1 to
+ * SP_BLOB_PART_MAX of [A-Za-z0-9._-] and does not start with '.'. So no name is
+ * absolute, empty, ".", "..", holds an empty part ("a//b", "a/") or a backslash, and
+ * every store can map it to a file or key as it is. (The limit keeps a staging marker,
+ * "<id>.<name with '+' for '/'>.tmp-<16 hex>", within one file name of 255 bytes.) */
+#define SP_BLOB_NAME_MAX 192
+#define SP_BLOB_PART_MAX 64
+#define SP_BLOB_DEPTH_MAX 8
 bool sp_blob_name_valid(const char *name);
+
+/* The Content-Type for a blob, from its name's extension ("hls/master.m3u8" ->
+ * "application/vnd.apple.mpegurl"); "application/octet-stream" when unknown. */
+const char *sp_blob_content_type(const char *name);
+
+/* A new empty directory for job id's files while it works (a ladder's segments and
+ * playlists, written by a library), in this process's scratch directory (so a process
+ * that dies leaves nothing that the next one does not sweep). Its path goes to out.
+ * Remove it with sp_blobs_work_dir_remove. */
+int sp_blobs_work_dir(sp_blobs *b, const char *job_id, char *out, size_t n, sp_err *err);
+void sp_blobs_work_dir_remove(const char *dir); /* it and everything in it; accepts NULL */
+
+/* Copy the local file at path into blob name of job id and commit it (see
+ * sp_blob_commit): a file a library wrote in a work directory. *size (may be NULL) gets
+ * its size. On error nothing new is visible. */
+int sp_blob_put_file(sp_blobs *b, const char *job_id, const char *name, const char *path,
+                     bool durable, int64_t *size, sp_err *err);
 
 /* Start writing blob name of job id with sp_blob_write. max_bytes caps the size (0: no
  * cap). On 0, *out is a writer to finish with sp_blob_commit or sp_blob_abort. */

@@ -5,6 +5,16 @@
 
 #include <stdint.h>
 
+/* One rendition of an HLS ladder: its height (the short side; never upscaled) and its
+ * x264 rate control, constant quality capped by a VBV (maxrate/bufsize), so a
+ * rendition's peak bandwidth is bounded as players expect. */
+typedef struct sp_rung {
+    int height;                /* 0 ends a ladder */
+    int crf;
+    int maxrate;               /* bits/s */
+    int bufsize;               /* bits */
+} sp_rung;
+
 typedef struct sp_preset {
     const char *name;          /* "mp4-720p" */
     const char *container;     /* "mp4" or "webm" */
@@ -18,6 +28,10 @@ typedef struct sp_preset {
     int audio_bitrate;         /* bits/s */
     int audio_rate;            /* Hz */
     int64_t time_limit_ms;     /* default per-job time limit */
+    /* HLS presets: the renditions, tallest first, ended by a rung of height 0, and the
+     * segment length; NULL for a preset that writes one file. */
+    const sp_rung *ladder;
+    int segment_seconds;
 } sp_preset;
 
 /* The preset called name, or NULL. */
