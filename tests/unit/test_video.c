@@ -504,7 +504,20 @@ static void test_playlists_and_scripts_are_refused(void **state)
 static void test_audio_only_is_not_a_video(void **state)
 {
     (void)state;
-    expect_failure(path("audioonly.m4a"), SP_EUNSUPPORTED, "no decodable video stream");
+    expect_failure(path("audioonly.m4a"), SP_EUNSUPPORTED, "input is audio only (aac sound");
+    /* The probe still says what it is (the job's metadata). */
+    char *json = NULL;
+    sp_err err = {0};
+    assert_int_equal(sp_video_probe(path("audioonly.m4a"), NULL, &json, &err), 0);
+    json_error_t jerr;
+    json_t *root = json_loads(json, 0, &jerr);
+    assert_non_null(root);
+    assert_true(json_is_null(json_object_get(root, "video")));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(root, "audio"),
+                                                          "codec")),
+                        "aac");
+    json_decref(root);
+    sp_free(json);
 }
 
 static void test_missing_input_or_unwritable_output_is_io(void **state)

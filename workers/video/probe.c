@@ -355,11 +355,12 @@ int sp__video_input_open(sp__input *in, const char *path, const sp_video_opts *o
     in->vst = in->fmt->streams[in->vidx];
     const AVCodecParameters *vpar = in->vst->codecpar;
     if (vpar->width > SP__MAX_SIDE || vpar->height > SP__MAX_SIDE) {
+        rc = sp_err_set(err, SP_EUNSUPPORTED,
+                        "input's pictures are %dx%d: spool-video takes at most %d pixels a "
+                        "side (8K)",
+                        vpar->width, vpar->height, SP__MAX_SIDE);
         sp__video_input_close(in);
-        return sp_err_set(err, SP_EUNSUPPORTED,
-                          "input's pictures are %dx%d: spool-video takes at most %d pixels a "
-                          "side (8K)",
-                          vpar->width, vpar->height, SP__MAX_SIDE);
+        return rc;
     }
     sp__picture_needs(in);
     in->matrix = (const int32_t *)av_stream_get_side_data(in->vst, AV_PKT_DATA_DISPLAYMATRIX,
