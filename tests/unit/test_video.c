@@ -237,6 +237,15 @@ static int make_clips(void **state)
               "320x240", 25, 4.0, path("long_fs.mp4"), path("long_fs.mp4"),
               path("cut_faststart.mp4"));
     rc |= run("printf 'hello, this is not a video\\n' > '%s'", path("text.mp4"));
+    /* Names that lie: MPEG-TS called .mp4, WebM called .mov, MP4 called .ts. */
+    rc |= run(FF SRC " -c:v libx264 -preset ultrafast -pix_fmt yuv420p -f mpegts '%s'", "320x240",
+              25, 1.0, path("ts_named.mp4"));
+    rc |= run(FF SRC " -c:v libvpx-vp9 -deadline realtime -cpu-used 8 -f webm '%s'", "320x240", 25,
+              1.0, path("webm_named.mov"));
+    rc |= run("cp '%s' '%s'", path("noaudio.mp4"), path("mp4_named.ts"));
+    /* Empty, and an MPEG-TS cut inside a packet. */
+    rc |= run(": > '%s'", path("empty.mp4"));
+    rc |= run("head -c 50001 '%s' > '%s'", path("ts_named.mp4"), path("cut.ts"));
     /* Inputs that make libavformat open other files or the network. */
     rc |= run("printf '#EXTM3U\\n#EXT-X-TARGETDURATION:2\\n#EXTINF:2,\\nfile://%s\\n"
               "#EXT-X-ENDLIST\\n' > '%s'",
@@ -504,7 +513,50 @@ static void test_playlists_and_scripts_are_refused(void **state)
 static void test_audio_only_is_not_a_video(void **state)
 {
     (void)state;
-    expect_failure(path("audioonly.m4a"), SP_EUNSUPPORTED, "no decodable video stream");
+    expect_failure(path("audioonly.m4a"), SP_EUNSUPPORTED, "input is audio only (aac sound");
+    /* The probe still says what it is (the job's metadata). */
+    char *json = NULL;
+    sp_err err = {0};
+    assert_int_equal(sp_video_probe(path("audioonly.m4a"), NULL, &json, &err), 0);
+    json_error_t jerr;
+    json_t *root = json_loads(json, 0, &jerr);
+    assert_non_null(root);
+    assert_true(json_is_null(json_object_get(root, "video")));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(root, "audio"),
+                                                          "codec")),
+                        "aac");
+    json_decref(root);
+    sp_free(json);
+}
+
+static void test_names_that_lie_are_probed_by_content(void **state)
+{
+    (void)state;
+    const char *cases[][2] = {{"ts_named.mp4", "mpegts"}, {"webm_named.mov", "webm"},
+                              {"mp4_named.ts", "mp4"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *json = NULL;
+        sp_err err = {0};
+        assert_int_equal(sp_video_probe(path(cases[i][0]), NULL, &json, &err), 0);
+        json_error_t jerr;
+        json_t *root = json_loads(json, 0, &jerr);
+        assert_non_null(root);
+        assert_string_equal(json_string_value(json_object_get(root, "container")), cases[i][1]);
+        json_decref(root);
+        sp_free(json);
+        sp_video_result res;
+        assert_int_equal(sp_video_transcode(path(cases[i][0]), path("lie_out.mp4"),
+                                            sp_preset_find("mp4-480p"), NULL, &res, &err),
+                         0);
+        assert_int_equal(res.width, 320);
+    }
+}
+
+static void test_empty_and_cut_ts_are_permanent_errors(void **state)
+{
+    (void)state;
+    expect_failure(path("empty.mp4"), SP_EINVAL, "input file is empty (0 bytes)");
+    expect_failure(path("cut.ts"), SP_EINVAL, "ends inside a packet");
 }
 
 static void test_missing_input_or_unwritable_output_is_io(void **state)
@@ -629,6 +681,8 @@ int main(void)
         cmocka_unit_test(test_text_file_is_not_a_video),
         cmocka_unit_test(test_playlists_and_scripts_are_refused),
         cmocka_unit_test(test_audio_only_is_not_a_video),
+        cmocka_unit_test(test_names_that_lie_are_probed_by_content),
+        cmocka_unit_test(test_empty_and_cut_ts_are_permanent_errors),
         cmocka_unit_test(test_missing_input_or_unwritable_output_is_io),
         cmocka_unit_test(test_stop_flag_cancels_within_a_second_and_removes_output),
         cmocka_unit_test(test_poster_skips_black_frames),

@@ -73,9 +73,9 @@ int sp__video_encoder_open(sp__tx *t, sp_err *err)
     if (fabs(t->in.rotation - 90) < 1.0 || fabs(t->in.rotation - 270) < 1.0)
         c->sample_aspect_ratio = av_inv_q(c->sample_aspect_ratio);
     c->color_range = AVCOL_RANGE_MPEG;
-    c->color_primaries = par->color_primaries;
-    c->color_trc = par->color_trc;
-    c->colorspace = par->color_space;
+    c->color_primaries = t->in.out_primaries;
+    c->color_trc = t->in.out_trc;
+    c->colorspace = t->in.out_space;
     c->thread_count = t->o ? t->o->threads : 0;
     if (t->oc->oformat->flags & AVFMT_GLOBALHEADER)
         c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;

@@ -1,12 +1,11 @@
 /* filter.c - the picture filter graph of the transcoder (transcode_int.h): libavfilter
- * makes the frame rate constant, turns the picture upright from the display matrix,
- * scales it and converts its pixel format, with the code the `ffmpeg` command runs (its
- * scale filter is libswscale with the same flags), so no hand-written pixel loops are
- * needed and the benchmark compares like for like. */
+ * runs the input's filters (picture.c: deinterlace, constant frame rate, upright, tone
+ * map), scales the picture and converts its pixel format, with the code the `ffmpeg`
+ * command runs (its scale filter is libswscale with the same flags), so no hand-written
+ * pixel loops are needed and the benchmark compares like for like. */
 #include "transcode_int.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,26 +20,8 @@ void sp__video_graph_free(sp__graph *g)
     g->src = g->sink = NULL;
 }
 
-/* Filters that turn the picture upright, as the ffmpeg command inserts them. */
-static int sp__add_rotation(sp_buf *b, const sp__input *in)
-{
-    const int32_t *m = in->matrix;
-    double t = in->rotation;
-    if (m == NULL)
-        return 0;
-    if (fabs(t - 90) < 1.0)
-        return sp_buf_addf(b, "transpose=%s,", m[3] > 0 ? "cclock_flip" : "clock");
-    if (fabs(t - 180) < 1.0)
-        return sp_buf_addf(b, "%s%s", m[0] < 0 ? "hflip," : "", m[4] < 0 ? "vflip," : "");
-    if (fabs(t - 270) < 1.0)
-        return sp_buf_addf(b, "transpose=%s,", m[3] < 0 ? "clock_flip" : "cclock");
-    if (fabs(t) > 1.0)
-        return sp_buf_addf(b, "rotate=%f*PI/180,", t);
-    return m[4] < 0 ? sp_buf_adds(b, "vflip,") : 0;
-}
-
-/* Build buffer -> [fps] -> [rotation] -> scale -> format -> buffersink for frames like
- * first. fps: a constant output rate, or {0,0} for none. */
+/* Build buffer -> the input's filters (picture.c) -> scale -> format -> buffersink for
+ * frames like first. fps: a constant output rate, or {0,0} for none. */
 int sp__video_graph_init(sp__graph *gr, const sp__input *in, const AVFrame *first,
                          AVRational fps, int out_w, int out_h, enum AVPixelFormat pix_fmt,
                          int threads, sp_err *err)
@@ -79,9 +60,7 @@ int sp__video_graph_init(sp__graph *gr, const sp__input *in, const AVFrame *firs
     if (rc < 0)
         goto done;
 
-    if (fps.num > 0 && sp_buf_addf(&chain, "fps=fps=%d/%d,", fps.num, fps.den) < 0)
-        rc = AVERROR(ENOMEM);
-    if (rc >= 0 && sp__add_rotation(&chain, in) < 0)
+    if (sp__video_input_chain(&chain, in, first, fps) < 0)
         rc = AVERROR(ENOMEM);
     if (rc >= 0 && sp_buf_addf(&chain, "scale=w=%d:h=%d:flags=bicubic,format=pix_fmts=%s",
                                out_w, out_h, av_get_pix_fmt_name(pix_fmt)) < 0)

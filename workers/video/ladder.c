@@ -199,9 +199,10 @@ static int sp__rend_open(sp__rend *r, sp_err *err)
     if (fabs(in->rotation - 90) < 1.0 || fabs(in->rotation - 270) < 1.0)
         c->sample_aspect_ratio = av_inv_q(c->sample_aspect_ratio);
     c->color_range = AVCOL_RANGE_MPEG;
-    c->color_primaries = par->color_primaries;
-    c->color_trc = par->color_trc;
-    c->colorspace = par->color_space;
+    /* As the input filters leave the picture (BT.709 after a tone map; probe.c). */
+    c->color_primaries = in->out_primaries;
+    c->color_trc = in->out_trc;
+    c->colorspace = in->out_space;
     c->thread_count = r->out->threads;
     c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER; /* fMP4 keeps SPS/PPS in its init segment */
     /* Keyframes every gop frames and nowhere else, in every rendition: segments of

@@ -97,8 +97,9 @@ static int sp__encode_jpeg(AVFrame *pic, const char *path, sp_err *err)
     return code;
 }
 
-/* Decode from about 10% in and keep the first interesting picture in best. */
-static int sp__pick_poster(sp__input *in, AVFrame *best, sp_err *err)
+/* Decode from `at` (a fraction of the duration, 0: the start, no seek) and keep the
+ * first interesting picture in best. */
+static int sp__pick_poster(sp__input *in, double at, AVFrame *best, sp_err *err)
 {
     AVPacket *pkt = av_packet_alloc();
     AVFrame *f = av_frame_alloc();
@@ -108,7 +109,7 @@ static int sp__pick_poster(sp__input *in, AVFrame *best, sp_err *err)
         return sp_err_set(err, SP_ENOMEM, "out of memory");
     }
     AVRational tb = in->vst->time_base;
-    double target_s = in->duration * 0.10;
+    double target_s = in->duration * at;
     int64_t start = av_rescale_q(in->start_us, AV_TIME_BASE_Q, tb);
     int64_t target = start + (int64_t)(target_s / av_q2d(tb));
     if (target_s > 0) {
@@ -215,8 +216,18 @@ int sp_video_poster(const char *in_path, const char *out_path, const sp_preset *
     int w = 0, h = 0;
     if (best == NULL || pic == NULL)
         rc = sp_err_set(err, SP_ENOMEM, "out of memory");
-    if (rc == 0)
-        rc = sp__pick_poster(&in, best, err);
+    if (rc == 0) {
+        rc = sp__pick_poster(&in, 0.10, best, err);
+        if (rc == SP_EINVAL) {
+            /* Nothing decodable after the seek: a file without an index (MPEG-TS) whose
+             * keyframes are far apart lands where the decoder cannot start. Again from
+             * the start, with the input opened afresh. */
+            sp__video_input_close(&in);
+            rc = sp__video_input_open(&in, in_path, o, true, false, err);
+            if (rc == 0)
+                rc = sp__pick_poster(&in, 0, best, err);
+        }
+    }
     if (rc == 0) {
         int dw, dh;
         sp__video_display_size(&in, &dw, &dh);

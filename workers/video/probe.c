@@ -1,12 +1,16 @@
 /* probe.c - the transcoder's input (transcode_int.h): opening an untrusted file with
- * libavformat, picking its video and audio streams, opening their decoders, the
- * output size a preset gives it, and its metadata as JSON (sp_video_probe). */
+ * libavformat (by its content, whatever its name says), refusing what cannot be a
+ * whole video (empty, a cut MPEG-TS, pictures past SP__MAX_SIDE, sound alone),
+ * picking its video and audio streams, what its pictures need (deinterlace, tone map),
+ * opening their decoders, the output size a preset gives it, and its metadata as JSON
+ * (sp_video_probe). */
 #include "transcode_int.h"
 
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <libavutil/display.h>
 #include <libavutil/pixdesc.h>
@@ -82,6 +86,41 @@ static bool sp__recognised(const char *path)
     return fmt != NULL && score > AVPROBE_SCORE_RETRY;
 }
 
+/* Whether the MPEG-TS file at path ends inside a packet: a download or an upload cut
+ * at any byte but a packet boundary (187 in 188). MPEG-TS states no duration, so this
+ * and a last packet cut short (sp__video_input_whole) are what tell a cut file from a
+ * short one. The packet size (188, 192 for M2TS, 204 with FEC) is found from the sync
+ * bytes at its start; *psize gets it. */
+static bool sp__ts_cut(const char *path, int64_t *size, int *psize)
+{
+    static const int sizes[] = {188, 192, 204};
+    unsigned char h[6 * 204];
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return false;
+    size_t n = fread(h, 1, sizeof h, f);
+    bool seek = fseeko(f, 0, SEEK_END) == 0;
+    *size = seek ? (int64_t)ftello(f) : -1;
+    fclose(f);
+    if (*size <= 0)
+        return false;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        int p = sizes[i];
+        for (int off = 0; off < p; off++) {
+            bool sync = true;
+            for (int k = 0; k < 5 && sync; k++)
+                sync = (size_t)(off + k * p) < n && h[off + k * p] == 0x47;
+            if (!sync)
+                continue;
+            /* An M2TS packet is a 4-byte time code, then the 188 bytes. */
+            int start = p == 192 ? (off >= 4 ? off - 4 : off + 188) : off;
+            *psize = p;
+            return (*size - start) % p != 0;
+        }
+    }
+    return false;
+}
+
 /* Rotation from the display matrix, as the ffmpeg command reads it: degrees clockwise,
  * normalised to [0, 360). */
 static double sp__rotation(const int32_t *m)
@@ -122,6 +161,73 @@ static int sp__pick_video(AVFormatContext *fmt)
         }
     }
     return best;
+}
+
+/* Pick the audio stream: the one marked default, else the first; among those with a
+ * decoder, channels and a sample rate. (libav's best stream would take the highest
+ * bitrate among several without a default, where players take the first.) */
+static int sp__pick_audio(const AVFormatContext *fmt)
+{
+    int first = -1;
+    for (unsigned i = 0; i < fmt->nb_streams; i++) {
+        const AVStream *st = fmt->streams[i];
+        const AVCodecParameters *par = st->codecpar;
+        if (par->codec_type != AVMEDIA_TYPE_AUDIO || avcodec_find_decoder(par->codec_id) == NULL ||
+            par->ch_layout.nb_channels <= 0 || par->sample_rate <= 0)
+            continue;
+        if (st->disposition & AV_DISPOSITION_DEFAULT)
+            return (int)i;
+        if (first < 0)
+            first = (int)i;
+    }
+    return first;
+}
+
+/* The HDR transfer of a stream that needs a tone map, or AVCOL_TRC_UNSPECIFIED. */
+static enum AVColorTransferCharacteristic sp__hdr(const AVCodecParameters *par)
+{
+    if (par->color_trc == AVCOL_TRC_SMPTE2084 || par->color_trc == AVCOL_TRC_ARIB_STD_B67)
+        return par->color_trc;
+    return AVCOL_TRC_UNSPECIFIED;
+}
+
+/* What the pictures need and the colour they leave the input's filters with. */
+static void sp__picture_needs(sp__input *in)
+{
+    const AVCodecParameters *par = in->vst->codecpar;
+    in->interlaced = par->field_order == AV_FIELD_TT || par->field_order == AV_FIELD_BB ||
+                     par->field_order == AV_FIELD_TB || par->field_order == AV_FIELD_BT;
+    in->hdr = sp__hdr(par);
+    if (in->hdr != AVCOL_TRC_UNSPECIFIED) {
+        in->out_primaries = AVCOL_PRI_BT709;
+        in->out_trc = AVCOL_TRC_BT709;
+        in->out_space = AVCOL_SPC_BT709;
+    } else {
+        in->out_primaries = par->color_primaries;
+        in->out_trc = par->color_trc;
+        in->out_space = par->color_space;
+    }
+}
+
+/* The input has no video stream to take: say what it is instead. */
+static int sp__no_video(const AVFormatContext *fmt, sp_err *err)
+{
+    bool pictures = false;
+    int audio = sp__pick_audio(fmt);
+    for (unsigned i = 0; i < fmt->nb_streams; i++)
+        pictures |= fmt->streams[i]->codecpar->codec_type == AVMEDIA_TYPE_VIDEO &&
+                    !(fmt->streams[i]->disposition & AV_DISPOSITION_ATTACHED_PIC);
+    if (pictures)
+        return sp_err_set(err, SP_EUNSUPPORTED,
+                          "input's video stream cannot be decoded (unsupported codec or "
+                          "no picture size)");
+    if (audio >= 0)
+        return sp_err_set(err, SP_EUNSUPPORTED,
+                          "input is audio only (%s sound in a %s file, no video stream): the "
+                          "video presets make pictures, so there is nothing to encode",
+                          avcodec_get_name(fmt->streams[audio]->codecpar->codec_id),
+                          fmt->iformat->name);
+    return sp_err_set(err, SP_EUNSUPPORTED, "input is not a video file (no decodable video stream)");
 }
 
 /* A sensible constant frame rate for the output: what the ffmpeg command would pick
@@ -172,10 +278,15 @@ int sp__video_input_open(sp__input *in, const char *path, const sp_video_opts *o
 {
     memset(in, 0, sizeof *in);
     in->vidx = in->aidx = -1;
+    in->hdr = AVCOL_TRC_UNSPECIFIED;
     in->stop = o ? o->stop : NULL;
     int threads = o ? o->threads : 0;
     char b[AV_ERROR_MAX_STRING_SIZE];
 
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0)
+        return sp_err_set(err, SP_EINVAL, "input file is empty (0 bytes): the upload or the "
+                                          "download carried no data");
     in->fmt = avformat_alloc_context();
     if (in->fmt == NULL)
         return sp_err_set(err, SP_ENOMEM, "out of memory");
@@ -209,6 +320,15 @@ int sp__video_input_open(sp__input *in, const char *path, const sp_video_opts *o
         }
         return sp_err_set(err, SP_EIO, "cannot open the input: %s", sp__video_why(rc, b, sizeof b));
     }
+    int64_t size;
+    int psize;
+    if (strcmp(in->fmt->iformat->name, "mpegts") == 0 && sp__ts_cut(path, &size, &psize)) {
+        sp__video_input_close(in);
+        return sp_err_set(err, SP_EINVAL,
+                          "input file is truncated: the MPEG-TS stream ends inside a packet "
+                          "(%lld bytes is not a whole number of %d-byte packets)",
+                          (long long)size, psize);
+    }
     rc = avformat_find_stream_info(in->fmt, NULL);
     if (rc < 0) {
         int code = sp__video_read_error(rc, 0, err);
@@ -216,31 +336,33 @@ int sp__video_input_open(sp__input *in, const char *path, const sp_video_opts *o
         return code;
     }
     in->vidx = sp__pick_video(in->fmt);
+    in->aidx = sp__pick_audio(in->fmt);
+    if (in->aidx >= 0)
+        in->ast = in->fmt->streams[in->aidx];
     if (in->vidx < 0) {
-        bool any = false;
-        for (unsigned i = 0; i < in->fmt->nb_streams; i++)
-            any |= in->fmt->streams[i]->codecpar->codec_type == AVMEDIA_TYPE_VIDEO &&
-                   !(in->fmt->streams[i]->disposition & AV_DISPOSITION_ATTACHED_PIC);
+        /* The probe describes a sound file (its metadata says what it is); the
+         * transcoder and the poster have no pictures to make. */
+        if (!decoders && in->aidx >= 0) {
+            in->start_us = in->fmt->start_time != AV_NOPTS_VALUE ? in->fmt->start_time : 0;
+            if (in->fmt->duration > 0)
+                in->duration = in->fmt->duration / (double)AV_TIME_BASE;
+            return 0;
+        }
+        rc = sp__no_video(in->fmt, err);
         sp__video_input_close(in);
-        if (any)
-            return sp_err_set(err, SP_EUNSUPPORTED,
-                              "input's video stream cannot be decoded (unsupported codec or "
-                              "no picture size)");
-        return sp_err_set(err, SP_EUNSUPPORTED,
-                          "input is not a video file (no decodable video stream)");
+        return rc;
     }
     in->vst = in->fmt->streams[in->vidx];
-    in->aidx = av_find_best_stream(in->fmt, AVMEDIA_TYPE_AUDIO, -1, in->vidx, NULL, 0);
-    if (in->aidx >= 0) {
-        in->ast = in->fmt->streams[in->aidx];
-        if (avcodec_find_decoder(in->ast->codecpar->codec_id) == NULL ||
-            in->ast->codecpar->ch_layout.nb_channels <= 0 || in->ast->codecpar->sample_rate <= 0) {
-            in->aidx = -1;
-            in->ast = NULL;
-        }
-    } else {
-        in->aidx = -1;
+    const AVCodecParameters *vpar = in->vst->codecpar;
+    if (vpar->width > SP__MAX_SIDE || vpar->height > SP__MAX_SIDE) {
+        rc = sp_err_set(err, SP_EUNSUPPORTED,
+                        "input's pictures are %dx%d: spool-video takes at most %d pixels a "
+                        "side (8K)",
+                        vpar->width, vpar->height, SP__MAX_SIDE);
+        sp__video_input_close(in);
+        return rc;
     }
+    sp__picture_needs(in);
     in->matrix = (const int32_t *)av_stream_get_side_data(in->vst, AV_PKT_DATA_DISPLAYMATRIX,
                                                           NULL);
     in->rotation = sp__rotation(in->matrix);
@@ -253,6 +375,10 @@ int sp__video_input_open(sp__input *in, const char *path, const sp_video_opts *o
 
     if (!decoders)
         return 0;
+    if ((rc = sp__video_input_filters_check(in, err)) < 0) {
+        sp__video_input_close(in);
+        return rc;
+    }
     for (unsigned i = 0; i < in->fmt->nb_streams; i++) {
         if ((int)i != in->vidx && (int)i != (want_audio ? in->aidx : -1))
             in->fmt->streams[i]->discard = AVDISCARD_ALL;
@@ -270,6 +396,40 @@ int sp__video_input_open(sp__input *in, const char *path, const sp_video_opts *o
     if (rc < 0)
         sp__video_input_close(in);
     return rc;
+}
+
+void sp__video_input_saw(sp__input *in, const AVPacket *pkt)
+{
+    bool cut = (pkt->flags & AV_PKT_FLAG_CORRUPT) != 0;
+    if (pkt->stream_index == in->vidx)
+        in->vtail_cut = cut;
+    else if (pkt->stream_index == in->aidx)
+        in->atail_cut = cut;
+}
+
+void sp__video_input_decoded(sp__input *in, const AVCodecContext *dec, const AVFrame *f,
+                             int averr)
+{
+    bool bad = averr < 0 || f->decode_error_flags || (f->flags & AV_FRAME_FLAG_CORRUPT);
+    if (dec == in->vdec)
+        in->vtail_bad = bad;
+    else
+        in->atail_bad = bad;
+}
+
+int sp__video_input_whole(const sp__input *in, bool length_known, sp_err *err)
+{
+    if (in->vtail_cut || in->atail_cut)
+        return sp_err_set(err, SP_EINVAL,
+                          "input file is truncated: its last %s packet is cut short (the file "
+                          "ends before the data its packet header announces)",
+                          in->vtail_cut ? "video" : "audio");
+    if (!length_known && (in->vtail_bad || in->atail_bad))
+        return sp_err_set(err, SP_EINVAL,
+                          "input file is truncated: its last %s is incomplete (the file ends "
+                          "inside it)",
+                          in->vtail_bad ? "picture" : "sound frame");
+    return 0;
 }
 
 /* The picture's size once turned upright. */
@@ -332,23 +492,19 @@ static const char *sp__container_name(const AVFormatContext *fmt, const sp__inpu
     return name;
 }
 
-static int sp__probe_json(const sp__input *in, sp_buf *b)
+/* The "video" object of the probe (the stream in->vst), without its key. */
+static int sp__probe_video_json(const sp__input *in, sp_buf *b)
 {
-    const AVFormatContext *fmt = in->fmt;
-    int64_t size = fmt->pb ? avio_size(fmt->pb) : -1;
-    int rc = sp_buf_addc(b, '{');
-    rc = rc ? rc : sp__json_str(b, "container", sp__container_name(fmt, in));
-    rc = rc ? rc : sp_buf_adds(b, ",");
-    rc = rc ? rc : sp__json_str(b, "format", fmt->iformat->name);
-    rc = rc ? rc : sp_buf_addf(b, ",\"duration\":%.3f,\"bitrate\":%lld,\"size\":%lld,"
-                                  "\"streams\":%u",
-                               in->duration, (long long)(fmt->bit_rate > 0 ? fmt->bit_rate : 0),
-                               (long long)(size > 0 ? size : 0), fmt->nb_streams);
     const AVCodecParameters *v = in->vst->codecpar;
     int dw, dh;
     sp__video_display_size(in, &dw, &dh);
-    const char *pix = av_get_pix_fmt_name(v->format);
-    rc = rc ? rc : sp_buf_adds(b, ",\"video\":{");
+    const AVPixFmtDescriptor *desc = av_pix_fmt_desc_get(v->format);
+    const char *trc = v->color_trc == AVCOL_TRC_UNSPECIFIED ? NULL
+                                                            : av_color_transfer_name(v->color_trc);
+    const char *hdr = in->hdr == AVCOL_TRC_SMPTE2084     ? "pq"
+                      : in->hdr == AVCOL_TRC_ARIB_STD_B67 ? "hlg"
+                                                          : NULL;
+    int rc = sp_buf_addc(b, '{');
     rc = rc ? rc : sp__json_str(b, "codec", avcodec_get_name(v->codec_id));
     rc = rc ? rc : sp_buf_adds(b, ",");
     rc = rc ? rc : sp__json_str(b, "profile", avcodec_profile_name(v->codec_id, v->profile));
@@ -360,8 +516,31 @@ static int sp__probe_json(const sp__input *in, sp_buf *b)
                           v->width, v->height, dw, dh, av_q2d(in->rate),
                           in->vst->avg_frame_rate.den ? av_q2d(in->vst->avg_frame_rate) : 0.0,
                           (int)in->rotation);
-    rc = rc ? rc : sp__json_str(b, "pix_fmt", pix);
-    rc = rc ? rc : sp_buf_addf(b, ",\"bitrate\":%lld}", (long long)v->bit_rate);
+    rc = rc ? rc : sp__json_str(b, "pix_fmt", av_get_pix_fmt_name(v->format));
+    rc = rc ? rc : sp_buf_addf(b, ",\"bit_depth\":%d,\"interlaced\":%s,",
+                               desc ? desc->comp[0].depth : 0, in->interlaced ? "true" : "false");
+    rc = rc ? rc : sp__json_str(b, "color_transfer", trc);
+    rc = rc ? rc : sp_buf_adds(b, ",");
+    rc = rc ? rc : sp__json_str(b, "hdr", hdr);
+    return rc ? rc : sp_buf_addf(b, ",\"bitrate\":%lld}", (long long)v->bit_rate);
+}
+
+static int sp__probe_json(const sp__input *in, sp_buf *b)
+{
+    const AVFormatContext *fmt = in->fmt;
+    int64_t size = fmt->pb ? avio_size(fmt->pb) : -1;
+    int rc = sp_buf_addc(b, '{');
+    rc = rc ? rc : sp__json_str(b, "container", sp__container_name(fmt, in));
+    rc = rc ? rc : sp_buf_adds(b, ",");
+    rc = rc ? rc : sp__json_str(b, "format", fmt->iformat->name);
+    rc = rc ? rc : sp_buf_addf(b, ",\"duration\":%.3f,\"bitrate\":%lld,\"size\":%lld,"
+                                  "\"streams\":%u,\"video\":",
+                               in->duration, (long long)(fmt->bit_rate > 0 ? fmt->bit_rate : 0),
+                               (long long)(size > 0 ? size : 0), fmt->nb_streams);
+    if (in->vst)
+        rc = rc ? rc : sp__probe_video_json(in, b);
+    else
+        rc = rc ? rc : sp_buf_adds(b, "null");
     if (in->ast) {
         const AVCodecParameters *a = in->ast->codecpar;
         char layout[64] = "";

@@ -143,6 +143,7 @@ static int sp__receive_video(sp__tx *t, sp_err *err)
         int rc = avcodec_receive_frame(t->in.vdec, t->frame);
         if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF)
             return 0;
+        sp__video_input_decoded(&t->in, t->in.vdec, t->frame, rc);
         if (rc < 0) { /* a damaged picture: skip it, as players do */
             t->vbad++;
             if (++errors >= SP__MAX_DECODE_ERRORS || rc == AVERROR(ENOMEM))
@@ -162,6 +163,7 @@ static int sp__receive_audio(sp__tx *t, sp_err *err)
         int rc = avcodec_receive_frame(t->in.adec, t->frame);
         if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF)
             return 0;
+        sp__video_input_decoded(&t->in, t->in.adec, t->frame, rc);
         if (rc < 0) { /* a damaged audio frame: skip it */
             if (++errors >= SP__MAX_DECODE_ERRORS || rc == AVERROR(ENOMEM))
                 return sp__video_decode_failed(rc, t->read_t, err);
@@ -196,6 +198,7 @@ static int sp__decode(sp__tx *t, AVCodecContext *dec, const AVPacket *pkt, sp_er
     if (rc < 0 && rc != AVERROR_EOF) {
         if (rc == AVERROR(ENOMEM))
             return sp_err_set(err, SP_ENOMEM, "out of memory");
+        sp__video_input_decoded(&t->in, dec, NULL, rc);
         if (dec == t->in.vdec)
             t->vbad++; /* a damaged packet: carry on as players do */
     }
@@ -263,6 +266,7 @@ static int sp__loop(sp__tx *t, sp_err *err)
         if (rc < 0)
             return sp__video_read_error(rc, t->read_t, err);
         AVStream *st = t->in.fmt->streams[t->pkt->stream_index];
+        sp__video_input_saw(&t->in, t->pkt);
         if (t->pkt->pts != AV_NOPTS_VALUE)
             t->read_t = t->pkt->pts * av_q2d(st->time_base) - t->in.start_us / 1e6;
         if (t->pkt->stream_index == t->in.vidx) {
@@ -289,7 +293,11 @@ int sp__video_tx_run(sp__tx *t, sp_err *err)
     if (rc == 0) {
         double got, stated;
         sp__input_reach(t, &got, &stated);
-        if (stated > 0 && got < 0.8 * stated - 1.0)
+        /* MPEG-TS states no length: libav measures it from the timestamps there are. */
+        bool stated_by_header = stated > 0 && t->in.fmt->duration_estimation_method ==
+                                                  AVFMT_DURATION_FROM_STREAM;
+        rc = sp__video_input_whole(&t->in, stated_by_header, err);
+        if (rc == 0 && stated > 0 && got < 0.8 * stated - 1.0)
             rc = sp_err_set(err, SP_EINVAL,
                             "input file is truncated: it ends at %.1f s of the %.1f s "
                             "its header announces",

@@ -4,7 +4,9 @@
  *
  *   avlog.c      libav's messages into sp_log; libav errors mapped to spool's codes
  *   probe.c      opening an input, picking its streams, its metadata (sp_video_probe)
- *   filter.c     the picture filter graph: fps, rotation, scale, pixel format
+ *   picture.c    the input's half of the picture filters: deinterlace, fps, rotation,
+ *                HDR tone map; and whether this FFmpeg has the filters an input needs
+ *   filter.c     the picture filter graph: the input's filters, scale, pixel format
  *   encode.c     the video and audio encoders; the audio resampler and FIFO
  *   mux.c        the output file: container, header, packets, trailer
  *   transcode.c  the read-decode loop that drives them (sp_video_transcode)
@@ -27,10 +29,14 @@
 #include <libavutil/channel_layout.h>
 #include <libswresample/swresample.h>
 
+#include "spool/buf.h"
 #include "transcode.h"
 
 /* A decoder that fails this many times in a row will not recover. */
 #define SP__MAX_DECODE_ERRORS 100
+/* The largest picture side taken (8K UHD is 7680x4320, DCI 8K 8192x4320): a header
+ * that claims more is a decoder's memory bomb, not a video anyone uploads. */
+#define SP__MAX_SIDE 8192
 
 /* An opened input (probe.c): its demuxer, the streams picked and their decoders. */
 typedef struct sp__input {
@@ -44,6 +50,21 @@ typedef struct sp__input {
     int64_t start_us;      /* the file's start time (AV_TIME_BASE), 0 if unknown */
     double duration;       /* seconds, 0 if unknown */
     AVRational rate;       /* the frame rate to encode at */
+    bool interlaced;       /* the stream says its pictures are interlaced: deinterlace */
+    /* The transfer of an HDR input to tone-map to SDR (AVCOL_TRC_SMPTE2084: PQ,
+     * AVCOL_TRC_ARIB_STD_B67: HLG), else AVCOL_TRC_UNSPECIFIED. */
+    enum AVColorTransferCharacteristic hdr;
+    /* The colour the pictures have when the input's filters are done (the input's
+     * own, or BT.709 after a tone map): what the encoder must tag them with. */
+    enum AVColorPrimaries out_primaries;
+    enum AVColorTransferCharacteristic out_trc;
+    enum AVColorSpace out_space;
+    /* The last packet read of the video (audio) stream was cut short (the demuxer
+     * flagged it corrupt): at the end of the file, that means the file is truncated. */
+    bool vtail_cut, atail_cut;
+    /* The last picture (sound frame) decoded was damaged or failed to decode: in a
+     * file that states no length (MPEG-TS), the sign of a cut inside it. */
+    bool vtail_bad, atail_bad;
 } sp__input;
 
 /* One picture filter graph: frames go into src and come out of sink. */
@@ -140,10 +161,33 @@ void sp__video_input_close(sp__input *in);
 /* The picture's size once turned upright. */
 void sp__video_display_size(const sp__input *in, int *w, int *h);
 
+/* The input's packet pkt was read: keep what the end-of-file checks need. */
+void sp__video_input_saw(sp__input *in, const AVPacket *pkt);
+/* The decoder dec (in->vdec or in->adec) gave f (averr 0) or failed (averr < 0). */
+void sp__video_input_decoded(sp__input *in, const AVCodecContext *dec, const AVFrame *f,
+                             int averr);
+/* After the last packet: SP_EINVAL with a reason if the input turned out truncated
+ * in a way its length cannot show, else 0: a stream's last packet cut short, or (when
+ * length_known is false: nothing states how long the file should be) its last picture
+ * damaged. */
+int sp__video_input_whole(const sp__input *in, bool length_known, sp_err *err);
+
+/* ---- picture.c: the input's half of the picture filters ---- */
+
+/* 0 if this FFmpeg has every filter in needs (tone map: zscale and tonemap; deinterlace:
+ * bwdif or yadif); else SP_EUNSUPPORTED, with err naming the input and the filter. */
+int sp__video_input_filters_check(const sp__input *in, sp_err *err);
+/* Append to b the filters that make pictures like first ready to scale, each followed
+ * by ',': deinterlace (bwdif, only the pictures flagged interlaced) when the input is
+ * interlaced, fps (a constant rate) when fps.num > 0, the rotation that turns them
+ * upright, and an HDR to SDR BT.709 tone map. Returns 0 or SP_ENOMEM / SP_ETOOBIG. */
+int sp__video_input_chain(sp_buf *b, const sp__input *in, const AVFrame *first,
+                          AVRational fps);
+
 /* ---- filter.c: the picture filter graph ---- */
 
-/* Build buffer -> [fps] -> [rotation] -> scale -> format -> buffersink for frames like
- * first; fps {0,0} for none. On error gr holds nothing to free. */
+/* Build buffer -> the input's filters (picture.c) -> scale -> format -> buffersink for
+ * frames like first; fps {0,0} for none. On error gr holds nothing to free. */
 int sp__video_graph_init(sp__graph *gr, const sp__input *in, const AVFrame *first,
                          AVRational fps, int out_w, int out_h, enum AVPixelFormat pix_fmt,
                          int threads, sp_err *err);

@@ -6,7 +6,7 @@ VIDEO_CFLAGS = $(call pc_cflags,$(VIDEO_PKGS) jansson)
 VIDEO_LIBS = $(call pc_libs,$(VIDEO_PKGS))
 # The transcoder alone (no worker runtime): what the unit tests and the tool link.
 VIDEO_CORE_OBJS := $(addprefix $(O)/workers/video/,\
-	avlog.o probe.o filter.o encode.o mux.o transcode.o ladder.o hls.o poster.o)
+	avlog.o probe.o picture.o filter.o encode.o mux.o transcode.o ladder.o hls.o poster.o)
 
 VIDEO_OBJS := $(VIDEO_CORE_OBJS) $(O)/workers/video/job.o $(O)/workers/video/publish.o \
 	$(O)/workers/video/main.o
