@@ -29,7 +29,10 @@ end
 local lease = tonumber(h[2] or 0)
 local message = 'the worker stopped renewing its lease (it crashed, was killed or lost Redis)'
 if lease > now then
-  local ttl, renewed = tonumber(h[8] or 0), tonumber(h[7] or 0)
+  -- The start writes no renewed_at: the last sign of life is the later of the last
+  -- renewal and the start (a renewal of an earlier attempt is older than the start).
+  local ttl = tonumber(h[8] or 0)
+  local renewed = math.max(tonumber(h[7] or 0), tonumber(h[9] or 0))
   local again = lease
   local silent = false
   if ttl > 0 then

@@ -95,22 +95,22 @@ for i = 1, F do
   local g, id, token, mode = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local job = KEYS[base + i]
   local h = redis.call('HMGET', job, 'state', 'token', 'lease_until', 'version',
-    'error_code', 'attempts', 'max_attempts', 'watched', 'type', 'callback_url')
+    'error_code', 'watched', 'type', 'callback_url')
   local outcome
   if h[1] ~= 'running' or h[2] ~= token or tonumber(h[3] or 0) < now then
     outcome = 'lost'
   else
     -- One HSET for every change. The lease fields stay: once the state is no longer
     -- 'running' no script honours them. updated_at is implied by finished_at.
-    local version = tonumber(h[4] or 0) + 1
+    local version = string.format('%d', tonumber(h[4] or 0) + 1)
     -- What only an attempt that did not succeed needs is read only then (a success's
-    -- progress is 100 and it logs nothing).
+    -- progress is 100, it logs nothing and its attempts count stays).
     local more = {}
     if mode ~= 'succeeded' then
       more = redis.call('HMGET', job, 'progress', 'started_at', 'attempt_log',
-        'callback_attempts')
+        'callback_attempts', 'attempts', 'max_attempts')
     end
-    local progress = more[1]
+    local progress, attempts = more[1], more[5]
     local set = {'version', version}
     if ARGV[a + 5] ~= '' then
       set[#set + 1] = 'metadata'
@@ -131,7 +131,7 @@ for i = 1, F do
       outcome = 'queued'
       terminal = false
       set[#set + 1] = 'attempts'
-      set[#set + 1] = tonumber(h[6] or 1) - 1
+      set[#set + 1] = string.format('%d', tonumber(attempts or 1) - 1)
       redis.call('RPUSH', qkey(g, 1), id)
     elseif mode == 'cancelled' then
       outcome = 'cancelled'
@@ -142,7 +142,7 @@ for i = 1, F do
       set[#set + 1] = ARGV[a + 7]
       set[#set + 1] = 'error_retryable'
       set[#set + 1] = ARGV[a + 8]
-      if mode == 'retry' and tonumber(h[6] or 0) < tonumber(h[7] or 1) then
+      if mode == 'retry' and tonumber(attempts or 0) < tonumber(more[6] or 1) then
         outcome = 'retrying'
         terminal = false
         local due = string.format('%d', now + tonumber(ARGV[a + 9]))
@@ -157,7 +157,7 @@ for i = 1, F do
     end
     if outcome ~= 'succeeded' and outcome ~= 'queued' then
       local code = mode ~= 'cancelled' and ARGV[a + 6] or nil
-      log_attempt(set, more[3], h[6], more[2], now, outcome, code, ARGV[a + 7])
+      log_attempt(set, more[3], attempts, more[2], now, outcome, code, ARGV[a + 7])
     end
     set[#set + 1] = 'state'
     set[#set + 1] = outcome
@@ -172,12 +172,12 @@ for i = 1, F do
     end
     append(unlease, g, id)
     redis.call('HSET', job, unpack(set))
-    if h[8] then redis.call('PUBLISH', chan .. id, outcome) end
-    event(evs, id, outcome, progress, qname[g], h[9])
-    if terminal and h[10] then
-      local attempts = more[4]
-      if mode == 'succeeded' then attempts = redis.call('HGET', job, 'callback_attempts') end
-      webhook(jobpfx, wk, evs, id, version, outcome, h[10], attempts, now_s)
+    if h[6] then redis.call('PUBLISH', chan .. id, outcome) end
+    event(evs, id, outcome, progress, qname[g], h[7])
+    if terminal and h[8] then
+      local cb = more[4]
+      if mode == 'succeeded' then cb = redis.call('HGET', job, 'callback_attempts') end
+      webhook(jobpfx, wk, evs, id, version, outcome, h[8], cb, now_s)
     end
   end
   outcomes[i] = outcome
@@ -207,6 +207,9 @@ local function unclaim(g, id)
   c.n = c.n + 1
   return true
 end
+-- A count plus one, as the string Redis stores: formatting an integer is cheaper than
+-- the conversion redis.call applies to a Lua number.
+local function incr(v) return string.format('%d', tonumber(v or 0) + 1) end
 local starts, back = {}, {}
 local lease = string.format('%d', now + lease_ms)
 local ttl_n = tonumber(ttl)
@@ -230,9 +233,9 @@ for i = 1, S do
       r = 'skip'
     else
       r = 'ok'
-      redis.call('HSET', job, 'state', 'running', 'attempts', tonumber(h[2] or 0) + 1,
-        'version', tonumber(h[3] or 0) + 1, 'worker', worker, 'token', token,
-        'lease_until', lease, 'renewed_at', now_s, 'worker_ttl', ttl, 'started_at', now_s)
+      redis.call('HSET', job, 'state', 'running', 'attempts', incr(h[2]),
+        'version', incr(h[3]), 'worker', worker, 'token', token, 'lease_until', lease,
+        'worker_ttl', ttl, 'started_at', now_s)
       if h[4] then redis.call('HDEL', job, 'next_attempt_at') end
       append(leased, g, look, id)
       if h[5] then redis.call('PUBLISH', chan .. id, 'running') end
@@ -285,17 +288,16 @@ local function take(g, id, job)
   if state ~= 'queued' then return end
   local token = ARGV[a]
   a = a + 1
-  attempts = tonumber(attempts or 0) + 1
-  version = tonumber(version or 0) + 1
+  attempts = incr(attempts)
+  version = incr(version)
   redis.call('HSET', job, 'state', 'running', 'attempts', attempts, 'version', version,
-    'worker', worker, 'token', token, 'lease_until', lease, 'renewed_at', now_s,
-    'worker_ttl', ttl, 'started_at', now_s)
+    'worker', worker, 'token', token, 'lease_until', lease, 'worker_ttl', ttl,
+    'started_at', now_s)
   t[n + 1], t[n + 2], t[n + 3], t[n + 4], t[n + 5], t[n + 6] = 'state', 'running',
     'attempts', attempts, 'version', version
   t[n + 7], t[n + 8], t[n + 9], t[n + 10], t[n + 11], t[n + 12] = 'worker', worker,
     'token', token, 'lease_until', lease
-  t[n + 13], t[n + 14], t[n + 15], t[n + 16], t[n + 17], t[n + 18] = 'renewed_at', now_s,
-    'worker_ttl', ttl, 'started_at', now_s
+  t[n + 13], t[n + 14], t[n + 15], t[n + 16] = 'worker_ttl', ttl, 'started_at', now_s
   append(leased, g, look, id)
   taken[#taken + 1] = g
   taken[#taken + 1] = id

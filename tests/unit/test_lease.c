@@ -451,6 +451,51 @@ static void test_silent_worker_job_goes_back_after_the_ttl_not_the_lease(void **
     sp_queue_close(q);
 }
 
+/* The start writes no renewed_at (expire.lua takes the later of it and started_at): a
+ * renewal left from an earlier attempt must not stand for the new attempt's last sign
+ * of life. */
+static void test_new_attempts_silence_counts_from_its_start_not_an_old_renewal(void **state)
+{
+    (void)state;
+    const int64_t ttl = 400;
+    sp_queue *q = open_q();
+    char id[SP_ID_LEN + 1];
+    enqueue(q, "na", 3, 100, 1000, id);
+    const char *queues[] = {"na"};
+    beat(q, "watcher", "na", ttl);
+    beat(q, "first", "na", ttl);
+    sp_consumer *c1 = open_consumer_ttl("first", queues, 1, 30000, ttl);
+    sp_job job;
+    sp_err err;
+    bool cancel;
+    assert_int_equal(sp_consumer_next(c1, 1000, &job, &err), 0);
+    assert_int_equal(sp_queue_renew(q, job.id, job.token, 30000, 10, &cancel, &err), 0);
+    sp_outcome rel = {SP_FINISH_RELEASE, NULL, NULL, NULL, NULL, -1};
+    assert_int_equal(sp_consumer_finish(c1, &job, &rel, false, NULL, &err), 0);
+    sp_job_clear(&job);
+    /* Every heartbeat stops for two TTLs (a gap), then the watcher is heard again: the
+     * silence since the old renewal spans the gap, the new attempt's does not. */
+    usleep((useconds_t)(2 * ttl * 1000));
+    beat(q, "watcher", "na", ttl);
+    usleep(20000);
+
+    /* "second" never beats (it dies right after the start): only the start vouches. */
+    sp_consumer *c2 = open_consumer_ttl("second", queues, 1, 30000, ttl);
+    assert_int_equal(sp_consumer_next(c2, 1000, &job, &err), 0);
+    int64_t started = sp_test_ms();
+    assert_string_equal(job.id, id);
+    /* The job goes back a TTL after its start, not at once. */
+    assert_int_equal(watch_until(q, "na", id, ttl, started + 5000, NULL), SP_STATE_QUEUED);
+    int64_t took = sp_test_ms() - started;
+    if (took < ttl - 50 || took > 3000)
+        fail_msg("went back %lld ms after the attempt started (TTL %lld ms)", (long long)took,
+                 (long long)ttl);
+    sp_job_clear(&job);
+    sp_consumer_free(c2);
+    sp_consumer_free(c1);
+    sp_queue_close(q);
+}
+
 static void test_renewed_job_stays_when_only_its_worker_heartbeat_stops(void **state)
 {
     (void)state;
@@ -631,6 +676,8 @@ int main(void)
         cmocka_unit_test_setup(test_finish_takes_the_next_job, setup_test),
         cmocka_unit_test_setup(test_metadata_annotation_is_fenced, setup_test),
         cmocka_unit_test_setup(test_silent_worker_job_goes_back_after_the_ttl_not_the_lease,
+                               setup_test),
+        cmocka_unit_test_setup(test_new_attempts_silence_counts_from_its_start_not_an_old_renewal,
                                setup_test),
         cmocka_unit_test_setup(test_renewed_job_stays_when_only_its_worker_heartbeat_stops,
                                setup_test),
