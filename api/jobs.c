@@ -371,6 +371,13 @@ static bool api__is_playlist(const char *ctype)
     return strcmp(ctype, "application/vnd.apple.mpegurl") == 0;
 }
 
+/* Files that name other files of their set relative to their own URL: playlists, and
+ * a sprite sheet's WebVTT cues ("sprite.jpg#xywh=..."). */
+static bool api__names_relatives(const char *ctype)
+{
+    return api__is_playlist(ctype) || strcmp(ctype, "text/vtt") == 0;
+}
+
 /* Cache-Control for an output: a streaming set's media never change once listed
  * (immutable, a year); its playlists are looked at again soon (a few seconds), since a
  * retried or deleted job changes them. Private when the API takes tokens, so a shared
@@ -407,9 +414,10 @@ enum MHD_Result api_jobs_output(api_req *r)
     snprintf(disp, sizeof disp, "%s; filename=\"%s\"", in_set ? "inline" : "attachment",
              in_set ? base + 1 : r->route.name);
     const char *cache = api__output_cache(r, ctype);
-    /* Playlists name their files relative to themselves, so they are always answered
-     * here: a redirect would resolve those names against the store's URL. */
-    if (r->srv->redirect_downloads && !api__is_playlist(ctype))
+    /* Playlists and WebVTT cues name their files relative to themselves, so they are
+     * always answered here: a redirect would resolve those names against the store's
+     * URL, where they have no signature. */
+    if (r->srv->redirect_downloads && !api__names_relatives(ctype))
         return api__redirect(r, ctype, disp);
     sp_blob_reader *reader;
     int64_t size;

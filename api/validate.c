@@ -210,7 +210,8 @@ enum {
     API_V_PRIO = 4,
     API_V_URL = 8,
     API_V_FILENAME = 16,
-    API_V_CALLBACK = 32
+    API_V_CALLBACK = 32,
+    API_V_SPRITE = 64
 };
 
 void api_video_init(api_video_req *v)
@@ -268,6 +269,11 @@ int api_video_from_json(api_video_req *v, const json_t *req, api_invalid *inv)
             if (!json_is_boolean(val))
                 return api_invalid_set(inv, key, "thumbnail must be true or false");
             v->thumbnail = json_is_true(val);
+        } else if (strcmp(key, "sprite") == 0) {
+            if (!json_is_boolean(val))
+                return api_invalid_set(inv, key, "sprite must be true or false");
+            v->sprite = json_is_true(val);
+            v->seen |= API_V_SPRITE;
         } else if (strcmp(key, "priority") == 0) {
             if (!json_is_string(val))
                 return api_invalid_set(inv, key, "priority must be high or normal");
@@ -279,7 +285,7 @@ int api_video_from_json(api_video_req *v, const json_t *req, api_invalid *inv)
         } else {
             return api_invalid_set(inv, key,
                                    "unknown field '%s' (expected source_url, preset, thumbnail, "
-                                   "priority, callback_url, run_at, delay)",
+                                   "sprite, priority, callback_url, run_at, delay)",
                                    key);
         }
         if (rc < 0)
@@ -289,6 +295,15 @@ int api_video_from_json(api_video_req *v, const json_t *req, api_invalid *inv)
         return api_invalid_set(inv, "source_url",
                                "source_url is required in a JSON request (to upload a file, send "
                                "multipart/form-data or a video/* body)");
+    return api_video_check(v, inv);
+}
+
+int api_video_check(const api_video_req *v, api_invalid *inv)
+{
+    const sp_preset *p = sp_preset_find(v->preset);
+    if ((v->seen & API_V_SPRITE) && v->sprite && (p == NULL || p->ladder == NULL))
+        return api_invalid_set(inv, "sprite",
+                               "sprite needs an HLS preset (hls, hls-720p), not %s", v->preset);
     return 0;
 }
 
@@ -306,6 +321,13 @@ int api_video_field(api_video_req *v, const char *name, const char *value, bool 
             return rc;
         if (api_hdr_bool(value, &v->thumbnail) < 0)
             return api_invalid_set(inv, name, "thumbnail must be true or false");
+        return 0;
+    }
+    if (strcmp(name, "sprite") == 0) {
+        if ((rc = api__once(&v->seen, API_V_SPRITE, name, inv)) < 0)
+            return rc;
+        if (api_hdr_bool(value, &v->sprite) < 0)
+            return api_invalid_set(inv, name, "sprite must be true or false");
         return 0;
     }
     if (strcmp(name, "priority") == 0) {
@@ -338,15 +360,20 @@ int api_video_field(api_video_req *v, const char *name, const char *value, bool 
         return 0;
     }
     return api_invalid_set(inv, name,
-                           "unknown parameter '%s' (expected preset, thumbnail, priority, "
+                           "unknown parameter '%s' (expected preset, thumbnail, sprite, priority, "
                            "callback_url, run_at, delay%s)",
                            name, allow_filename ? ", filename" : "");
 }
 
 int api_video_params(const api_video_req *v, sp_buf *out)
 {
-    return sp_buf_addf(out, "{\"preset\":\"%s\",\"thumbnail\":%s}", v->preset,
-                       v->thumbnail ? "true" : "false");
+    const sp_preset *p = sp_preset_find(v->preset);
+    if (p == NULL || p->ladder == NULL)
+        return sp_buf_addf(out, "{\"preset\":\"%s\",\"thumbnail\":%s}", v->preset,
+                           v->thumbnail ? "true" : "false");
+    bool sprite = (v->seen & API_V_SPRITE) ? v->sprite : true;
+    return sp_buf_addf(out, "{\"preset\":\"%s\",\"thumbnail\":%s,\"sprite\":%s}", v->preset,
+                       v->thumbnail ? "true" : "false", sprite ? "true" : "false");
 }
 
 /* ---- pdf.export ------------------------------------------------------------------- */

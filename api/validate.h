@@ -58,6 +58,7 @@ int api_when_text(api_when *w, const char *name, const char *v, api_invalid *inv
 typedef struct api_video_req {
     char preset[32];                   /* a preset name from presets.h */
     bool thumbnail;
+    bool sprite;                       /* HLS presets: the sprite sheet (default on) */
     bool high_priority;
     char source_url[API_URL_MAX + 1];  /* JSON requests: the URL to fetch */
     char filename[API_FILENAME_MAX + 1]; /* raw uploads: ?filename= ("" if none) */
@@ -66,11 +67,12 @@ typedef struct api_video_req {
     unsigned seen;                     /* fields given so far (to refuse repeats) */
 } api_video_req;
 
-/* Defaults: preset mp4-720p, thumbnail on, normal priority. */
+/* Defaults: preset mp4-720p, thumbnail on, sprite as the preset says, normal
+ * priority. */
 void api_video_init(api_video_req *v);
 
-/* Validate a JSON request {"source_url", "preset", "thumbnail", "priority",
- * "callback_url"}.
+/* Validate a JSON request {"source_url", "preset", "thumbnail", "sprite", "priority",
+ * "callback_url"} (api_video_check included).
  * Returns 0 or SP_EINVAL with inv naming the field. */
 int api_video_from_json(api_video_req *v, const json_t *req, api_invalid *inv);
 
@@ -80,7 +82,12 @@ int api_video_from_json(api_video_req *v, const json_t *req, api_invalid *inv);
 int api_video_field(api_video_req *v, const char *name, const char *value, bool allow_filename,
                     api_invalid *inv);
 
-/* The job's params object, {"preset":...,"thumbnail":...}, appended to out as JSON. */
+/* Once every parameter is in: refuse sprite true with a preset that makes no HLS
+ * ladder. 0 or SP_EINVAL with inv naming "sprite". */
+int api_video_check(const api_video_req *v, api_invalid *inv);
+
+/* The job's params object, {"preset":...,"thumbnail":...} and, for an HLS preset,
+ * "sprite" (given, or true), appended to out as JSON. */
 int api_video_params(const api_video_req *v, sp_buf *out);
 
 /* ---- pdf.export ------------------------------------------------------------------- */

@@ -187,6 +187,9 @@ enum MHD_Result api_videos_begin(api_req *r)
     api_video_init(&st->v);
     if (api_submit_begin(r) < 0 || api_query_each(r, api__query_field, r) != 0)
         return api_replied(r);
+    api_invalid inv;
+    if (kind == API_VIDEO_RAW && api_video_check(&st->v, &inv) < 0) /* all of it is here */
+        return api_reply_invalid(r, &inv);
     if (kind == API_VIDEO_JSON) {
         sp_buf_init(&r->text, (size_t)limit);
         return MHD_YES;
@@ -281,6 +284,10 @@ enum MHD_Result api_videos_end(api_req *r)
         sp_err err;
         if (st->kind == API_VIDEO_MULTIPART && api_mp_finish(st->mp, &err) < 0) {
             ret = api_reply_error(r, API_E_BAD_MULTIPART, "%s", err.msg);
+            goto out;
+        }
+        if (api_video_check(&st->v, &inv) < 0) {
+            ret = api_reply_invalid(r, &inv);
             goto out;
         }
         if (st->kind == API_VIDEO_MULTIPART && !st->have_file) {

@@ -5,7 +5,7 @@
  *   bench_video_tool probe IN
  *   bench_video_tool transcode IN OUT [PRESET [THREADS]]
  *   bench_video_tool poster IN OUT [PRESET]
- *   bench_video_tool ladder IN DIR [PRESET [THREADS]]   (DIR: an empty directory)
+ *   bench_video_tool ladder IN DIR [PRESET [THREADS [sprite]]]   (DIR: an empty directory)
  *   bench_video_tool enqueue (FILE | --url URL) [--params JSON] [--max-attempts N]
  *   bench_video_tool get ID
  *   bench_video_tool cancel ID
@@ -34,7 +34,7 @@ static int usage(void)
     fprintf(stderr, "usage: bench_video_tool probe IN\n"
                     "       bench_video_tool transcode IN OUT [PRESET [THREADS]]\n"
                     "       bench_video_tool poster IN OUT [PRESET]\n"
-                    "       bench_video_tool ladder IN DIR [PRESET [THREADS]]\n"
+                    "       bench_video_tool ladder IN DIR [PRESET [THREADS [sprite]]]\n"
                     "       bench_video_tool enqueue (FILE | --url URL) [--params JSON] "
                     "[--max-attempts N]\n"
                     "       bench_video_tool get ID\n"
@@ -234,7 +234,8 @@ int main(int argc, char **argv)
         if (argc > 5)
             o.threads = atoi(argv[5]);
         sp_video_ladder_result r;
-        rc = sp_video_ladder(argv[2], argv[3], p, &o, &r, &err);
+        bool sprite = argc > 6 && strcmp(argv[6], "sprite") == 0;
+        rc = sp_video_ladder(argv[2], argv[3], p, &o, sprite, &r, &err);
         if (rc == 0) {
             printf("{\"frames\":%lld,\"duration\":%.3f,\"gop\":%d,\"has_audio\":%s,"
                    "\"seconds\":%.3f,\"renditions\":[",
@@ -248,7 +249,9 @@ int main(int argc, char **argv)
                        (long long)r.r[i].frames, r.r[i].segments, (long long)r.r[i].bytes,
                        (long long)r.r[i].peak_bps, (long long)r.r[i].average_bps,
                        r.r[i].frame_rate, r.r[i].codecs);
-            printf("]}\n");
+            printf("],\"sprite\":{\"tiles\":%d,\"interval\":%d,\"width\":%d,"
+                   "\"height\":%d}}\n",
+                   r.sprite.tiles, r.sprite.interval, r.sprite.width, r.sprite.height);
         }
     } else if ((strcmp(cmd, "transcode") == 0 || strcmp(cmd, "poster") == 0) && argc >= 4) {
         const sp_preset *p = sp_preset_find(argc > 4 ? argv[4] : SP_PRESET_DEFAULT);

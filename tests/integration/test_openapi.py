@@ -262,7 +262,7 @@ def test_every_described_route_is_served(ctx):
 # Parameters and body fields described before their branch lands: not sent below.
 UNLANDED_FIELDS = set()
 # A valid value for each query parameter and form field the POSTs and lists describe.
-VALUES = {"preset": "mp4-480p", "thumbnail": "on", "priority": "high", "filename": "clip.mp4",
+VALUES = {"preset": "mp4-480p", "thumbnail": "on", "sprite": "off", "priority": "high", "filename": "clip.mp4",
           "title": "T", "author": "A", "columns": '[{"key":"a"}]', "page_size": "Letter",
           "orientation": "landscape", "font": "mono", "compression": "fast",
           "state": "queued", "type": "pdf.export", "queue": "pdf", "limit": "3", "wait": "0",
@@ -376,7 +376,7 @@ def test_every_described_body_form_and_parameter_is_accepted(ctx):
     eq(r.json()["callback_url"], VALUES["callback_url"], "callback_url as a form field")
     eq(r.json()["state"], "scheduled", "run_at as a form field")
     video = {"source_url": "https://example.com/a.mp4", "preset": "webm-720p", "thumbnail": False,
-             "priority": "high", "callback_url": VALUES["callback_url"], "run_at": VALUES["run_at"]}
+             "sprite": False, "priority": "high", "callback_url": VALUES["callback_url"], "run_at": VALUES["run_at"]}
     eq(sorted(list(video) + list(ALONE)),
        sorted(f for f in doc["components"]["schemas"]["VideoJsonRequest"]["properties"]
               if f not in UNLANDED_FIELDS), "members of a video JSON request")

@@ -20,10 +20,13 @@
 #define SP__POSTER_BLOB "poster.jpg"
 #define SP__HLS_DIR "hls"
 #define SP__HLS_MASTER "master.m3u8"
+#define SP__SPRITE_JPG "sprite.jpg"
+#define SP__SPRITE_VTT "sprite.vtt"
 
 typedef struct sp__params {
     const sp_preset *preset;
     bool thumbnail;
+    bool sprite; /* HLS presets only; on unless params.sprite is false */
 } sp__params;
 
 /* The job was asked to stop (cancel, lease lost, time limit, shutdown): the runtime
@@ -56,6 +59,7 @@ static int sp__parse_params(sp_job_ctx *ctx, sp__params *p)
     const sp_job *job = sp_job_ctx_job(ctx);
     p->preset = sp_preset_find(SP_PRESET_DEFAULT);
     p->thumbnail = true;
+    p->sprite = false;
     if (job->params == NULL || job->params[0] == '\0')
         return 0;
     json_error_t jerr;
@@ -68,6 +72,7 @@ static int sp__parse_params(sp_job_ctx *ctx, sp__params *p)
     int rc = 0;
     json_t *preset = json_object_get(root, "preset");
     json_t *thumb = json_object_get(root, "thumbnail");
+    json_t *sprite = json_object_get(root, "sprite");
     if (preset && !json_is_null(preset)) {
         const char *name = json_string_value(preset);
         p->preset = sp_preset_find(name);
@@ -88,6 +93,17 @@ static int sp__parse_params(sp_job_ctx *ctx, sp__params *p)
                                  "params.thumbnail must be true or false");
         else
             p->thumbnail = json_is_true(thumb);
+    }
+    p->sprite = p->preset && p->preset->ladder != NULL;
+    if (rc == 0 && sprite && !json_is_null(sprite)) {
+        if (!json_is_boolean(sprite))
+            rc = sp_job_ctx_fail(ctx, SP_EINVAL, false, "invalid_params",
+                                 "params.sprite must be true or false");
+        else if (json_is_true(sprite) && !p->sprite)
+            rc = sp_job_ctx_fail(ctx, SP_EINVAL, false, "invalid_params",
+                                 "params.sprite needs an HLS preset (hls, hls-720p)");
+        else
+            p->sprite = json_is_true(sprite);
     }
     json_decref(root);
     return rc;
@@ -208,6 +224,18 @@ static int sp__store_metadata(sp_job_ctx *ctx, const char *in, const char *out)
     return 0;
 }
 
+/* The sprite sheet as JSON: its files, grid, tile size and interval. */
+static int sp__sprite_json(sp_buf *b, const sp_video_sprite *s)
+{
+    return sp_buf_addf(b,
+                       "{\"image\":\"" SP__HLS_DIR "/" SP__SPRITE_JPG "\",\"vtt\":\"" SP__HLS_DIR
+                       "/" SP__SPRITE_VTT "\",\"interval\":%d,\"tiles\":%d,\"columns\":%d,"
+                       "\"rows\":%d,\"tile_width\":%d,\"tile_height\":%d,\"width\":%d,"
+                       "\"height\":%d}",
+                       s->interval, s->tiles, s->columns, s->rows, s->tile_width, s->tile_height,
+                       s->width, s->height);
+}
+
 /* The ladder's measures as JSON: {"duration":..,"gop":..,"renditions":[...]}. */
 static int sp__ladder_json(sp_buf *b, const sp_video_ladder_result *res, int files,
                            int64_t bytes)
@@ -227,17 +255,49 @@ static int sp__ladder_json(sp_buf *b, const sp_video_ladder_result *res, int fil
                          (long long)r->peak_bps, (long long)r->average_bps, r->codecs,
                          r->frame_rate, r->segments, (long long)r->bytes);
     }
-    return rc == 0 ? sp_buf_adds(b, "]}") : rc;
+    if (rc == 0)
+        rc = sp_buf_adds(b, "],\"sprite\":");
+    if (rc == 0 && res->sprite.tiles > 0)
+        rc = sp__sprite_json(b, &res->sprite);
+    else if (rc == 0)
+        rc = sp_buf_adds(b, "null");
+    return rc == 0 ? sp_buf_addc(b, '}') : rc;
+}
+
+/* List the sprite sheet's two files (published with the set) as outputs. */
+static int sp__sprite_outputs(sp_job_ctx *ctx, const char *dir, const sp_video_sprite *s)
+{
+    struct stat st;
+    char path[PATH_MAX + 32], extra[256];
+    snprintf(path, sizeof path, "%s/" SP__SPRITE_VTT, dir);
+    int n = snprintf(extra, sizeof extra,
+                     "{\"interval\":%d,\"tiles\":%d,\"image\":\"" SP__HLS_DIR
+                     "/" SP__SPRITE_JPG "\"}",
+                     s->interval, s->tiles);
+    int rc = sp_job_ctx_add_output(ctx, SP__HLS_DIR "/" SP__SPRITE_VTT, "text/vtt",
+                                   stat(path, &st) == 0 ? (int64_t)st.st_size : 0,
+                                   n > 0 && (size_t)n < sizeof extra ? extra : NULL);
+    if (rc < 0)
+        return rc;
+    snprintf(path, sizeof path, "%s/" SP__SPRITE_JPG, dir);
+    n = snprintf(extra, sizeof extra,
+                 "{\"width\":%d,\"height\":%d,\"columns\":%d,\"rows\":%d,"
+                 "\"tile_width\":%d,\"tile_height\":%d}",
+                 s->width, s->height, s->columns, s->rows, s->tile_width, s->tile_height);
+    return sp_job_ctx_add_output(ctx, SP__HLS_DIR "/" SP__SPRITE_JPG, "image/jpeg",
+                                 stat(path, &st) == 0 ? (int64_t)st.st_size : 0,
+                                 n > 0 && (size_t)n < sizeof extra ? extra : NULL);
 }
 
 /* An HLS preset: the ladder into a work directory, its measures into the metadata, the
  * poster (staged already, may be NULL) and the whole set published, master last. The
  * job lists hls/master.m3u8 (spool-api serves the files under hls/ through it). */
-static int sp__hls(sp_job_ctx *ctx, const char *in_path, const sp_preset *p,
+static int sp__hls(sp_job_ctx *ctx, const char *in_path, const sp__params *params,
                    const sp_video_opts *vo, const char *in_meta, sp_blob_writer **poster,
                    int pw, int ph)
 {
     const sp_job *job = sp_job_ctx_job(ctx);
+    const sp_preset *p = params->preset;
     sp_blobs *blobs = sp_job_ctx_blobs(ctx);
     char dir[PATH_MAX] = "";
     sp_err err;
@@ -248,7 +308,7 @@ static int sp__hls(sp_job_ctx *ctx, const char *in_path, const sp_preset *p,
     int64_t bytes = 0, poster_bytes = 0;
     int rc = sp_blobs_work_dir(blobs, job->id, dir, sizeof dir, &err);
     if (rc == 0)
-        rc = sp_video_ladder(in_path, dir, p, vo, &res, &err);
+        rc = sp_video_ladder(in_path, dir, p, vo, params->sprite, &res, &err);
     if (rc < 0) {
         rc = sp__fail(ctx, rc, &err);
         goto out;
@@ -284,6 +344,8 @@ static int sp__hls(sp_job_ctx *ctx, const char *in_path, const sp_preset *p,
     rc = sp_job_ctx_add_output(ctx, SP__HLS_DIR "/" SP__HLS_MASTER, p->content_type,
                                stat(master, &st) == 0 ? (int64_t)st.st_size : 0,
                                sp_buf_cstr(&meta));
+    if (rc == 0 && res.sprite.tiles > 0)
+        rc = sp__sprite_outputs(ctx, dir, &res.sprite);
     if (rc == 0 && poster_bytes > 0) {
         char extra[128];
         int n = snprintf(extra, sizeof extra, "{\"width\":%d,\"height\":%d}", pw, ph);
@@ -356,7 +418,7 @@ int sp_video_job_handle(sp_job_ctx *ctx, void *userdata, int slot)
         }
     }
     if (p->ladder) {
-        rc = sp__hls(ctx, in_path, p, &vo, in_meta, &poster, pw, ph);
+        rc = sp__hls(ctx, in_path, &params, &vo, in_meta, &poster, pw, ph);
         goto out;
     }
     rc = sp_blob_create_file(blobs, job->id, video_name, &video, &err);

@@ -6,7 +6,8 @@
  * (libswscale, bicubic, as the scale filter), encodes (libx264 with its own threads)
  * and muxes (libavformat's hls muxer, fMP4 segments), so the renditions run side by
  * side instead of one after the other on the reading thread. hls.c measures what was
- * written and writes the master playlist. */
+ * written and writes the master playlist. With a sprite sheet, the reading thread
+ * also offers each picture to sprite.c, which keeps one small tile every few seconds. */
 #include "transcode_int.h"
 
 #include <errno.h>
@@ -23,6 +24,7 @@
 #include <libswscale/swscale.h>
 
 #include "hls.h"
+#include "sprite.h"
 #include "spool/alloc.h"
 
 /* Pictures a rendition may have waiting: enough to ride out one encoder's stall
@@ -66,6 +68,7 @@ struct sp__ladder {
     int gop;
     double hls_time;
     const char *dir;
+    sp__sprite *sprite; /* NULL: no sprite sheet */
 };
 
 /* ---- choosing the renditions ---------------------------------------------------- */
@@ -347,6 +350,11 @@ static void *sp__rend_main(void *arg)
 static int sp__ladder_picture(sp__ladder *l, AVFrame *f, sp_err *err)
 {
     const sp_flag *stop = l->o ? l->o->stop : NULL;
+    if (l->sprite && f->pts != AV_NOPTS_VALUE) {
+        int rc = sp__sprite_add(l->sprite, f, f->pts * av_q2d(av_inv_q(l->t.in.rate)), err);
+        if (rc < 0)
+            return rc;
+    }
     for (int i = 0; i < l->n; i++) {
         sp__rend *r = &l->r[i];
         AVFrame *ref = av_frame_clone(f);
@@ -446,8 +454,8 @@ static int sp__audio_open(sp__ladder *l, sp_err *err)
 }
 
 /* Set everything up, run the loop, finish every output. */
-static int sp__ladder_run(sp__ladder *l, const char *in_path, sp_video_ladder_result *res,
-                          sp_err *err)
+static int sp__ladder_run(sp__ladder *l, const char *in_path, bool want_sprite,
+                          sp_video_ladder_result *res, sp_err *err)
 {
     sp__tx *t = &l->t;
     int rc = sp__video_input_open(&t->in, in_path, l->o, true, true, err);
@@ -461,6 +469,8 @@ static int sp__ladder_run(sp__ladder *l, const char *in_path, sp_video_ladder_re
     int dw, dh;
     sp__video_display_size(&t->in, &dw, &dh);
     l->n = sp__pick(l, dw, dh);
+    if (want_sprite && (l->sprite = sp__sprite_new(t->in.duration)) == NULL)
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
     res->count = l->n;
     sp__share_threads(l);
     /* The shared pass ends at the top rendition's size: the others scale from it. */
@@ -523,11 +533,16 @@ static int sp__ladder_run(sp__ladder *l, const char *in_path, sp_video_ladder_re
             rc = sp__hls_codecs(r->enc->extradata, r->enc->extradata_size, res->has_audio,
                                 r->out->codecs, sizeof r->out->codecs, err);
     }
+    /* The last cue ends with the last picture. */
+    if (rc == 0 && l->sprite)
+        rc = sp__sprite_write(l->sprite, l->dir, t->frames / av_q2d(t->in.rate), &res->sprite,
+                              err);
     return rc;
 }
 
 int sp_video_ladder(const char *in_path, const char *dir, const sp_preset *p,
-                    const sp_video_opts *o, sp_video_ladder_result *res, sp_err *err)
+                    const sp_video_opts *o, bool sprite, sp_video_ladder_result *res,
+                    sp_err *err)
 {
     if (p->ladder == NULL || p->ladder[0].height <= 0)
         return sp_err_set(err, SP_EINVAL, "preset %s has no ladder", p->name);
@@ -551,7 +566,7 @@ int sp_video_ladder(const char *in_path, const char *dir, const sp_preset *p,
         pthread_mutex_init(&l->r[i].mu, NULL);
         pthread_cond_init(&l->r[i].cv, NULL);
     }
-    int rc = sp__ladder_run(l, in_path, res, err);
+    int rc = sp__ladder_run(l, in_path, sprite, res, err);
     if (rc == 0)
         rc = sp__hls_finish(dir, res, err);
     if (rc == 0) {
@@ -562,6 +577,7 @@ int sp_video_ladder(const char *in_path, const char *dir, const sp_preset *p,
     for (int i = 0; i < SP_VIDEO_MAX_RENDITIONS; i++)
         sp__rend_free(&l->r[i]);
     sp__video_tx_free(&l->t);
+    sp__sprite_free(l->sprite);
     sp_free(l);
     sp__video_scope_end();
     return rc;

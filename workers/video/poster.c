@@ -54,8 +54,7 @@ static int sp__write_file(const char *path, const uint8_t *data, size_t n, sp_er
     return 0;
 }
 
-/* Encode pic (already upright, scaled, yuvj420p) as a JPEG into path. */
-static int sp__encode_jpeg(AVFrame *pic, const char *path, sp_err *err)
+int sp__video_jpeg_write(AVFrame *pic, int qscale, const char *path, sp_err *err)
 {
     const AVCodec *codec = avcodec_find_encoder(AV_CODEC_ID_MJPEG);
     if (codec == NULL)
@@ -71,7 +70,7 @@ static int sp__encode_jpeg(AVFrame *pic, const char *path, sp_err *err)
         c->sample_aspect_ratio = pic->sample_aspect_ratio;
         c->color_range = AVCOL_RANGE_JPEG;
         c->flags |= AV_CODEC_FLAG_QSCALE;
-        c->global_quality = FF_QP2LAMBDA * 3;
+        c->global_quality = FF_QP2LAMBDA * qscale;
         rc = avcodec_open2(c, codec, NULL);
     }
     if (rc >= 0) {
@@ -88,7 +87,7 @@ static int sp__encode_jpeg(AVFrame *pic, const char *path, sp_err *err)
     if (rc < 0) {
         char b[AV_ERROR_MAX_STRING_SIZE];
         code = sp_err_set(err, rc == AVERROR(ENOMEM) ? SP_ENOMEM : SP_EIO,
-                          "cannot encode the poster frame: %s", sp__video_why(rc, b, sizeof b));
+                          "cannot encode a JPEG picture: %s", sp__video_why(rc, b, sizeof b));
     } else {
         code = sp__write_file(path, pkt->data, (size_t)pkt->size, err);
     }
@@ -249,7 +248,7 @@ int sp_video_poster(const char *in_path, const char *out_path, const sp_preset *
         }
     }
     if (rc == 0)
-        rc = sp__encode_jpeg(pic, out_path, err);
+        rc = sp__video_jpeg_write(pic, 3, out_path, err);
     sp__video_graph_free(&g);
     av_frame_free(&best);
     av_frame_free(&pic);

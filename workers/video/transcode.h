@@ -89,6 +89,15 @@ typedef struct sp_video_rendition {
     char codecs[48];        /* "avc1.64001f,mp4a.40.2" */
 } sp_video_rendition;
 
+/* The ladder's sprite sheet (sprite.jpg and sprite.vtt), when one was asked for. */
+typedef struct sp_video_sprite {
+    int tiles;              /* 0: none written */
+    int columns, rows;
+    int tile_width, tile_height;
+    int width, height;      /* the JPEG's size: columns x tile_width, rows x tile_height */
+    int interval;           /* seconds between tiles */
+} sp_video_sprite;
+
 typedef struct sp_video_ladder_result {
     int count;
     sp_video_rendition r[SP_VIDEO_MAX_RENDITIONS];
@@ -98,6 +107,7 @@ typedef struct sp_video_ladder_result {
     int64_t frames;         /* pictures decoded and filtered once, then encoded N times */
     int gop;                /* frames between keyframes, the same in every rendition */
     double seconds;         /* wall time spent */
+    sp_video_sprite sprite;
 } sp_video_ladder_result;
 
 /* Write preset p's HLS ladder (p->ladder) of in_path into the existing, empty
@@ -107,10 +117,13 @@ typedef struct sp_video_ladder_result {
  * rendition's size) feed every rendition; each scales and encodes (libx264, keyframes
  * every gop frames in all of them) on a thread of its own. The renditions are the
  * ladder's rungs no taller than the input, or one at the input's size when it is
- * shorter than all of them. On error dir may hold partial files (the caller removes
- * it). res (may be NULL) gets what was written. */
+ * shorter than all of them. With sprite, also sprite.jpg, a grid of small thumbnails
+ * taken every few seconds from the same filtered pictures, and sprite.vtt, the WebVTT
+ * cues that map each time range to its tile (sprite.h). On error dir may hold partial
+ * files (the caller removes it). res (may be NULL) gets what was written. */
 int sp_video_ladder(const char *in_path, const char *dir, const sp_preset *p,
-                    const sp_video_opts *o, sp_video_ladder_result *res, sp_err *err);
+                    const sp_video_opts *o, bool sprite, sp_video_ladder_result *res,
+                    sp_err *err);
 
 /* Write a JPEG poster frame of in_path to out_path: a frame from about 10% into the
  * video, skipping black or flat frames for up to a few seconds after that point,

@@ -12,7 +12,8 @@
  *   transcode.c  the read-decode loop that drives them (sp_video_transcode)
  *   ladder.c     an HLS ladder from that loop: N renditions on their own threads
  *   hls.c        the ladder's playlists: measuring media playlists, the master
- *   poster.c     the JPEG poster frame (sp_video_poster)
+ *   sprite.c     the ladder's sprite sheet of seek previews and its WebVTT cues
+ *   poster.c     the JPEG poster frame (sp_video_poster); JPEG pictures for sprite.c
  *
  * Errors follow transcode.h: 0 or a negative SP_E* code, with err filled in. */
 #ifndef SPOOL_VIDEO_TRANSCODE_INT_H
@@ -218,5 +219,11 @@ int sp__video_mux_open(sp__tx *t, const char *path, sp_err *err);
 int sp__video_mux_packet(sp__tx *t, const AVCodecContext *enc, AVStream *st, sp_err *err);
 /* Write the trailer and close the file. */
 int sp__video_mux_finish(sp__tx *t, sp_err *err);
+
+/* ---- poster.c: JPEG pictures ---- */
+
+/* Encode pic (yuvj420p) as one JPEG picture at MJPEG quality qscale (2 best .. 31)
+ * into the file path. */
+int sp__video_jpeg_write(AVFrame *pic, int qscale, const char *path, sp_err *err);
 
 #endif

@@ -6,7 +6,8 @@ VIDEO_CFLAGS = $(call pc_cflags,$(VIDEO_PKGS) jansson)
 VIDEO_LIBS = $(call pc_libs,$(VIDEO_PKGS))
 # The transcoder alone (no worker runtime): what the unit tests and the tool link.
 VIDEO_CORE_OBJS := $(addprefix $(O)/workers/video/,\
-	avlog.o probe.o picture.o filter.o encode.o mux.o transcode.o ladder.o hls.o poster.o)
+	avlog.o probe.o picture.o filter.o encode.o mux.o transcode.o ladder.o hls.o sprite.o \
+	poster.o)
 
 VIDEO_OBJS := $(VIDEO_CORE_OBJS) $(O)/workers/video/job.o $(O)/workers/video/publish.o \
 	$(O)/workers/video/main.o
@@ -22,6 +23,10 @@ $(BIN)/spool-video: $(VIDEO_OBJS) $(COMMON_LIB)
 $(O)/tests/unit/test_video.o: MODCFLAGS = $(call pc_cflags,cmocka hiredis jansson $(VIDEO_PKGS)) -Iworkers/video
 test_video_OBJS := $(VIDEO_CORE_OBJS)
 test_video_LIBS = $(VIDEO_LIBS)
+# tests/unit/test_video_sprite.c: the ladder's sprite sheet (sprite.c) on its own.
+$(O)/tests/unit/test_video_sprite.o: MODCFLAGS = $(call pc_cflags,cmocka jansson $(VIDEO_PKGS)) -Iworkers/video
+test_video_sprite_OBJS := $(VIDEO_CORE_OBJS)
+test_video_sprite_LIBS = $(VIDEO_LIBS)
 
 # bench_video_tool: probe / transcode / poster from the command line, for the benchmark
 # and for profiling (perf, callgrind) without Redis.
