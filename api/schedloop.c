@@ -47,7 +47,7 @@ static int api__tick_key(const sp_sched *s, int64_t tick, char key[256], char fp
 }
 
 /* Make the job of one tick: 0 with id set (the job this call made, or the one another
- * process made for the tick), or an error (SP_EFULL, SP_EREDIS...). */
+ * process made for the tick: the same id), or an error (SP_EFULL, SP_EREDIS...). */
 static int api__make(api_sched_loop *l, const sp_sched *s, const api_sched_job *j, int64_t tick,
                      char id[SP_ID_LEN + 1], sp_err *err)
 {
@@ -55,8 +55,11 @@ static int api__make(api_sched_loop *l, const sp_sched *s, const api_sched_job *
     int rc = api__tick_key(s, tick, key, fp, err);
     if (rc < 0)
         return rc;
-    if (sp_id_new(id) < 0)
-        return sp_err_set(err, SP_EIO, "cannot make a job id: no randomness");
+    /* The tick's own id, refused when its job exists: one job per tick even once the
+     * idempotency key has expired (a process that died between making the job and
+     * moving the schedule on leaves the tick due). */
+    if ((rc = sp_sched_tick_id(s, tick, id, err)) < 0)
+        return rc;
     sp_enqueue e = {
         .id = id,
         .high_priority = j->high_priority,
@@ -65,6 +68,7 @@ static int api__make(api_sched_loop *l, const sp_sched *s, const api_sched_job *
         .idem_key = key,
         .fingerprint = fp,
         .created_at = sp_now_ms(),
+        .new_id = true,
     };
     api_enqueue_defaults(l->cfg, l->routes, j->type, j->callback_url, &e);
     char existing[SP_ID_LEN + 1] = "";

@@ -8,6 +8,7 @@
 
 #include "queue_internal.h"
 #include "spool/alloc.h"
+#include "spool/sha256.h"
 #include "spool/util.h"
 
 extern const char sp_lua_sched_create[], sp_lua_sched_update[], sp_lua_sched_delete[],
@@ -41,6 +42,26 @@ bool sp_sched_name_valid(const char *s)
             return false;
     }
     return true;
+}
+
+int sp_sched_tick_id(const sp_sched *s, int64_t tick, char out[SP_ID_LEN + 1], sp_err *err)
+{
+    out[0] = '\0';
+    char text[SP_SCHED_NAME_MAX + SP_ID_LEN + 32], hex[65];
+    int n = snprintf(text, sizeof text, "%s:%s:%lld", s->name, s->generation, (long long)tick);
+    if (n < 0 || (size_t)n >= sizeof text)
+        return sp_err_set(err, SP_EINVAL, "schedule name or generation too long");
+    int rc = sp_sha256_hex_of(text, (size_t)n, hex, err);
+    if (rc < 0)
+        return rc;
+    unsigned char rest[16]; /* the digest's first 128 bits (its hex is lowercase) */
+    for (int i = 0; i < 32; i++) {
+        char c = hex[i];
+        unsigned v = (unsigned)(c <= '9' ? c - '0' : c - 'a' + 10);
+        rest[i / 2] = (unsigned char)(i % 2 ? rest[i / 2] | v : v << 4);
+    }
+    sp_id_make(tick, rest, out);
+    return 0;
 }
 
 void sp_sched_clear(sp_sched *s)

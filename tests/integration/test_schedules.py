@@ -174,6 +174,74 @@ def test_after_every_api_was_down_skip_fires_none_of_the_missed_and_run_once_one
         api.stop()
 
 
+@suite.test
+def test_a_tick_fired_again_after_its_idempotency_key_expired_makes_no_second_job(ctx):
+    """A process that dies between making a tick's job and moving the schedule on
+    leaves the tick due; the next firer, after the idempotency key expired, finds the
+    job by the tick's own id."""
+    prefix = "crash:"
+    env = {"SPOOL_IDEMPOTENCY_TTL": "1s", "SPOOL_SCHEDULE_GRACE": "1s"}
+    r = ctx["redis"]
+    api = api_on(ctx, prefix, env)
+    try:
+        eq(create(api.http, "crashy", cron="@every 5s", missed="run_once").status, 201)
+        wait_until(lambda: runs_via_redis(ctx, prefix, "crashy"), 8, 0.02, what="a first tick")
+    finally:
+        api.stop(signal.SIGKILL)
+    got = runs_via_redis(ctx, prefix, "crashy")
+    eq(len(got), 1, f"{got}")
+    tick = tick_ms(got[0]["tick_at"])
+    job = got[0]["job_id"]
+    # The crash before the advance: the schedule as it was before tick was fired.
+    r.cli("HSET", f"{prefix}sched:crashy", "last_tick", str(tick - 1), "next_at", str(tick))
+    r.cli("ZADD", f"{prefix}schedules:due", str(tick), "crashy")
+    fired = int(r.cli("HGET", f"{prefix}sched:crashy", "fired").strip())
+    time.sleep(1.6)  # the tick's idempotency key expires
+    keys = r.cli("KEYS", f"{prefix}idem:*").split()
+    eq(keys, [], "the idempotency key expired")
+    api = api_on(ctx, prefix, env)
+    try:
+        wait_until(lambda: int(r.cli("HGET", f"{prefix}sched:crashy", "fired").strip()) > fired,
+                   8, 0.02, what="the tick fired again")
+        eq(patch(api.http, "crashy", {"paused": True}).status, 200)
+        index = r.cli("ZRANGE", f"{prefix}jobs", "0", "-1").split()
+        ticks = sorted(tick_ms(x["tick_at"]) for x in runs_via_redis(ctx, prefix, "crashy"))
+        eq(ticks[0], tick, "the tick fired again is the first one")
+        eq(len(ticks), len(set(ticks)), f"one run per tick: {ticks}")
+        eq(len(index), len(ticks), f"one job per tick: jobs {index}, ticks {ticks}")
+        assert job in index, (job, index)
+        ready = r.cli("LRANGE", f"{prefix}q:pdf:ready", "0", "-1").split()
+        eq(sorted(ready), sorted(index), "each job queued once")
+    finally:
+        api.stop()
+
+
+@suite.test
+def test_an_idempotency_ttl_shorter_than_the_grace_is_refused_at_start(ctx):
+    base = {"SPOOL_REDIS_URL": ctx["redis"].url, "SPOOL_LISTEN": "127.0.0.1:0",
+            "SPOOL_KEY_PREFIX": "ttl:"}
+    for ttl, grace, sched, ok in (("59s", "1m", "on", False), ("1m", "1m", "on", True),
+                                  ("1s", "1m", "off", True)):
+        env = dict(os.environ, **base, SPOOL_IDEMPOTENCY_TTL=ttl, SPOOL_SCHEDULE_GRACE=grace,
+                   SPOOL_SCHEDULER=sched)
+        p = subprocess.Popen([os.path.join(BIN, "spool-api")], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            if ok:
+                time.sleep(1)
+                eq(p.poll(), None, f"ttl {ttl} grace {grace} scheduler {sched}: still running")
+                p.send_signal(signal.SIGTERM)
+                p.wait(15)
+            else:
+                eq(p.wait(10), 2, f"ttl {ttl} grace {grace}")
+                err = p.stderr.read()
+                assert "SPOOL_IDEMPOTENCY_TTL" in err and "SPOOL_SCHEDULE_GRACE" in err, err
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def runs_via_redis(ctx, prefix, name):
     out = ctx["redis"].cli("ZRANGE", f"{prefix}sched:{name}:runs", "0", "-1", "WITHSCORES").split()
     from datetime import datetime, timezone

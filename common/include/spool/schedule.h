@@ -48,6 +48,11 @@ typedef struct sp_sched {
     int64_t passed;      /* ticks passed over (missed while no process could fire) */
 } sp_sched;
 
+/* The job id of s's tick (ms): the tick's time, then 128 bits of the SHA-256 of
+ * "name:generation:tick", so every process that fires the tick names the same job and
+ * ids still sort by time. 0 or an error (libcrypto's) with out "". */
+int sp_sched_tick_id(const sp_sched *s, int64_t tick, char out[SP_ID_LEN + 1], sp_err *err);
+
 /* Free s's job template and zero it. Accepts NULL. */
 void sp_sched_clear(sp_sched *s);
 
