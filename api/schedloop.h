@@ -30,8 +30,8 @@ api_sched_loop *api_sched_start(const struct api_config *cfg, const sp_routes *r
 void api_sched_stop(api_sched_loop *l);
 
 /* This process's count of ticks that could not make their job (the template no longer
- * valid, Redis or the queue refusing: a refused tick is tried again while within the
- * grace). 0 for NULL. */
+ * valid, Redis or the queue refusing: a refused tick is tried again after a backoff
+ * while within the grace). 0 for NULL. */
 uint64_t api_sched_errors(const api_sched_loop *l);
 
 #endif

@@ -415,17 +415,19 @@ int sp_sched_delete(sp_scheds *h, const char *name, sp_err *err)
     return rc;
 }
 
-static int sp__due_once(sp_scheds *h, int64_t now_ms, char (*names)[SP_SCHED_NAME_MAX + 1],
-                        size_t max, size_t *n, int64_t *earliest, sp_err *err)
+static int sp__due_once(sp_scheds *h, int64_t now_ms, size_t skip,
+                        char (*names)[SP_SCHED_NAME_MAX + 1], size_t max, size_t *n,
+                        int64_t *earliest, sp_err *err)
 {
     *n = 0;
     *earliest = 0;
     sp_key k;
     const char *due = sp__key(&k, h->prefix, "schedules:due");
-    char now[24], lim[24];
+    char now[24], off[24], lim[24];
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    snprintf(off, sizeof off, "%zu", skip);
     snprintf(lim, sizeof lim, "%zu", max);
-    const char *c0[] = {"ZRANGEBYSCORE", due, "-inf", now, "LIMIT", "0", lim};
+    const char *c0[] = {"ZRANGEBYSCORE", due, "-inf", now, "LIMIT", off, lim};
     char after[26];
     snprintf(after, sizeof after, "(%lld", (long long)now_ms);
     const char *c1[] = {"ZRANGEBYSCORE", due, after, "+inf", "WITHSCORES", "LIMIT", "0", "1"};
@@ -450,10 +452,11 @@ static int sp__due_once(sp_scheds *h, int64_t now_ms, char (*names)[SP_SCHED_NAM
     return rc;
 }
 
-int sp_sched_due(sp_scheds *h, int64_t now_ms, char (*names)[SP_SCHED_NAME_MAX + 1],
-                 size_t max, size_t *n, int64_t *earliest, sp_err *err)
+int sp_sched_due(sp_scheds *h, int64_t now_ms, size_t skip,
+                 char (*names)[SP_SCHED_NAME_MAX + 1], size_t max, size_t *n,
+                 int64_t *earliest, sp_err *err)
 {
-    SP__READ(h, sp__due_once(h, now_ms, names, max, n, earliest, err));
+    SP__READ(h, sp__due_once(h, now_ms, skip, names, max, n, earliest, err));
 }
 
 int sp_sched_advance(sp_scheds *h, const sp_sched_step *st, sp_err *err)

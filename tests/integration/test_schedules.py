@@ -242,6 +242,64 @@ def test_an_idempotency_ttl_shorter_than_the_grace_is_refused_at_start(ctx):
                 p.wait()
 
 
+def cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def redis_calls(ctx, cmd):
+    for line in ctx["redis"].cli("INFO", "commandstats").splitlines():
+        if line.startswith(f"cmdstat_{cmd}:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+@suite.test
+def test_a_full_queue_neither_spins_the_loop_nor_starves_other_schedules(ctx):
+    """70 schedules whose queue is full (more than a round's batch of 64) and one on
+    another queue: the healthy one fires every tick; the stuck ones are tried again
+    after a backoff, not every round; the warnings are rate-limited."""
+    prefix = "full:"
+    r = ctx["redis"]
+    r.cli("RPUSH", f"{prefix}q:pdf:ready", *[f"filler{i}" for i in range(20)])
+    api = api_on(ctx, prefix, {"SPOOL_QUEUE_LIMIT": "20", "SPOOL_LOG_LEVEL": "info"})
+    video = {"type": "video.transcode", "params": {"source_url": "https://example.com/v.mp4"}}
+    try:
+        for i in range(70):
+            eq(create(api.http, f"stuck{i:02d}").status, 201)
+        eq(create(api.http, "zz-healthy", job=video).status, 201)
+        time.sleep(2)  # every stuck schedule has failed once
+        cpu0, t0 = cpu_s(api.proc.pid), time.time()
+        hget0, lines0 = redis_calls(ctx, "hgetall"), api.proc.output().count("not made")
+        time.sleep(8)
+        window = time.time() - t0
+        cpu = cpu_s(api.proc.pid) - cpu0
+        hget = redis_calls(ctx, "hgetall") - hget0
+        lines = api.proc.output().count("not made") - lines0
+        eq(patch(api.http, "zz-healthy", {"paused": True}).status, 200)
+        ticks = sorted(tick_ms(x["tick_at"]) for x in runs(api.http, "zz-healthy"))
+        assert len(ticks) >= 9, f"the healthy schedule fired {len(ticks)} ticks in 10 s"
+        eq([b - a for a, b in zip(ticks, ticks[1:])], [1000] * (len(ticks) - 1),
+           "the healthy schedule fired every tick")
+        eq(runs(api.http, "stuck00"), [], "a full queue takes no job")
+        # Each stuck schedule is read at most about once a second (no spinning).
+        assert hget <= 71 * (window + 2), f"{hget} HGETALLs in {window:.1f} s"
+        assert cpu <= 0.1 * window, f"spool-api used {cpu:.2f} s of CPU in {window:.1f} s"
+        assert lines <= window / 10 + 2, f"{lines} warnings in {window:.1f} s"
+        assert api_sched_errors(api) > 70, "the failures are counted"
+    finally:
+        api.stop()
+
+
+def api_sched_errors(api):
+    m = api.http.get("/metrics").body.decode()
+    for line in m.splitlines():
+        if line.startswith("spool_schedule_errors_total"):
+            return float(line.split()[-1])
+    raise AssertionError(m)
+
+
 def runs_via_redis(ctx, prefix, name):
     out = ctx["redis"].cli("ZRANGE", f"{prefix}sched:{name}:runs", "0", "-1", "WITHSCORES").split()
     from datetime import datetime, timezone

@@ -100,10 +100,11 @@ int sp_sched_update(sp_scheds *h, sp_sched *s, int timing, sp_err *err);
 int sp_sched_delete(sp_scheds *h, const char *name, sp_err *err);
 
 /* The names of the unpaused schedules due at now_ms (next_at <= now_ms), earliest
- * first, at most max, into names[0..*n); *earliest gets the next_at of the first
- * schedule not due (0 when none). */
-int sp_sched_due(sp_scheds *h, int64_t now_ms, char (*names)[SP_SCHED_NAME_MAX + 1],
-                 size_t max, size_t *n, int64_t *earliest, sp_err *err);
+ * first, from the skip-th of them on, at most max, into names[0..*n); *earliest gets
+ * the next_at of the first schedule not due (0 when none). */
+int sp_sched_due(sp_scheds *h, int64_t now_ms, size_t skip,
+                 char (*names)[SP_SCHED_NAME_MAX + 1], size_t max, size_t *n,
+                 int64_t *earliest, sp_err *err);
 
 /* A firing loop's outcome for one schedule as it was read (sp_sched_advance). */
 typedef struct sp_sched_step {
