@@ -376,6 +376,9 @@ def test_validation_names_the_field_and_limits_hold_at_the_edges(ctx):
             ({"name": "a", "cron": "@every 0s", "job": EXPORT}, "cron"),
             ({"name": "a", "cron": "@daily", "timezone": "Mars/Olympus", "job": EXPORT}, "timezone"),
             ({"name": "a", "cron": "@daily", "timezone": "../../etc/passwd", "job": EXPORT}, "timezone"),
+            *[({"name": "a", "cron": "@daily", "timezone": tz, "job": EXPORT}, "timezone")
+              for tz in ("localtime", "posixrules", "right/UTC", "posix/Europe/Berlin", "Factory",
+                         "XYZ-3", "+01", "EST+5", "utc")],
             ({"name": "a", "cron": "@daily", "missed": "sometimes", "job": EXPORT}, "missed"),
             ({"name": "a", "cron": "@daily", "paused": "yes", "job": EXPORT}, "paused"),
             ({"name": "a", "cron": "@daily", "job": EXPORT, "colour": 1}, "colour"),
@@ -452,6 +455,10 @@ def test_validation_names_the_field_and_limits_hold_at_the_edges(ctx):
         # PATCH: the same checks; a schedule that does not exist
         eq(create(http, "p", cron="@daily", job=video).status, 201)
         refused(patch(http, "p", {"cron": "* * *"}), 422, "cron")
+        refused(patch(http, "p", {"timezone": "localtime"}), 422, "timezone")
+        for tz in ("Etc/GMT-14", "US/Eastern", "UTC"):
+            r = patch(http, "p", {"timezone": tz})
+            eq((r.status, r.json().get("timezone")), (200, tz), f"{r}")
         refused(patch(http, "p", {"name": "q"}), 422, "name")
         refused(patch(http, "p", {"job": {"type": "video.transcode", "params": {"preset": "x"}}}),
                 422, "job.params.preset")
