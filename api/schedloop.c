@@ -33,6 +33,7 @@ struct api_sched_loop {
     pthread_mutex_t mu;
     pthread_cond_t cond; /* on CLOCK_MONOTONIC */
     bool stop;
+    bool joined; /* api_sched_halt took the thread (one caller: the server's stop) */
     sp_scheds *h;
     sp_queue *q;
     atomic_uint_least64_t errors;
@@ -290,15 +291,25 @@ api_sched_loop *api_sched_start(const api_config *cfg, const sp_routes *routes, 
     return l;
 }
 
-void api_sched_stop(api_sched_loop *l)
+void api_sched_halt(api_sched_loop *l)
 {
     if (l == NULL)
         return;
     pthread_mutex_lock(&l->mu);
+    bool joined = l->joined;
     l->stop = true;
+    l->joined = true;
     pthread_cond_signal(&l->cond);
     pthread_mutex_unlock(&l->mu);
-    pthread_join(l->thread, NULL);
+    if (!joined)
+        pthread_join(l->thread, NULL);
+}
+
+void api_sched_stop(api_sched_loop *l)
+{
+    if (l == NULL)
+        return;
+    api_sched_halt(l);
     pthread_cond_destroy(&l->cond);
     pthread_mutex_destroy(&l->mu);
     sp_queue_close(l->q);

@@ -26,7 +26,12 @@ typedef struct api_sched_loop api_sched_loop;
 api_sched_loop *api_sched_start(const struct api_config *cfg, const sp_routes *routes,
                                 sp_err *err);
 
-/* Stop the thread (a schedule being fired is finished first) and free. Accepts NULL. */
+/* Stop the thread (a schedule being fired is finished first; no tick fires after this
+ * returns) and keep the rest (api_sched_errors still answers). From the thread that
+ * stops the server; again is harmless. Accepts NULL. */
+void api_sched_halt(api_sched_loop *l);
+
+/* Halt and free. Accepts NULL. */
 void api_sched_stop(api_sched_loop *l);
 
 /* This process's count of ticks that could not make their job (the template no longer

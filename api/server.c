@@ -547,6 +547,8 @@ void api_server_stop(api_server *s)
     if (s == NULL)
         return;
     atomic_store(&s->stopping, true);
+    /* No tick fires once the stop began (the drain below may take the whole grace). */
+    api_sched_halt(s->sched);
     if (s->daemon) {
         MHD_socket fd = MHD_quiesce_daemon(s->daemon);
         if (fd != MHD_INVALID_SOCKET)

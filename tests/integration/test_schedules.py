@@ -300,6 +300,33 @@ def api_sched_errors(api):
     raise AssertionError(m)
 
 
+@suite.test
+def test_after_sigterm_no_tick_fires_while_requests_drain(ctx):
+    import socket
+    prefix = "term:"
+    api = api_on(ctx, prefix)
+    sock = None
+    try:
+        eq(create(api.http, "every", cron="@every 1s").status, 201)
+        wait_until(lambda: len(runs_via_redis(ctx, prefix, "every")) >= 1, 5, 0.05,
+                   what="a first tick")
+        # A request in flight: the stop waits for it (up to SPOOL_SHUTDOWN_GRACE).
+        sock = socket.create_connection(("127.0.0.1", api.port))
+        sock.sendall(b"POST /v1/exports HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                     b"\r\nContent-Length: 100\r\n\r\n{\"title\":")
+        wait_until(lambda: api.in_flight() >= 1, 5, 0.05, what="the request in flight")
+        api.proc.signal(signal.SIGTERM)
+        t_term = time.time() * 1000
+        time.sleep(3)
+        assert api.proc.alive(), "spool-api still drains the request"
+        late = [x for x in runs_via_redis(ctx, prefix, "every") if tick_ms(x["tick_at"]) > t_term]
+        eq(late, [], "no tick fired after SIGTERM")
+    finally:
+        if sock:
+            sock.close()
+        api.stop(signal.SIGKILL)
+
+
 def runs_via_redis(ctx, prefix, name):
     out = ctx["redis"].cli("ZRANGE", f"{prefix}sched:{name}:runs", "0", "-1", "WITHSCORES").split()
     from datetime import datetime, timezone
