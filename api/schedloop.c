@@ -128,7 +128,7 @@ static bool api__fire(api_sched_loop *l, const char *name, int64_t now)
     }
     api_cron c;
     api_tz *tz = NULL;
-    int64_t ticks[API_SCHED_TICKS], next = 0, passed = 0;
+    int64_t ticks[API_SCHED_TICKS], next = 0, passed = 0, invalid = 0;
     size_t n = 0, made = 0;
     char ids[API_SCHED_TICKS][SP_ID_LEN + 1];
     api_sched_job j;
@@ -149,7 +149,7 @@ static bool api__fire(api_sched_loop *l, const char *name, int64_t now)
     }
     if (n > 0 && api__template(l, &s, &j) < 0) {
         atomic_fetch_add(&l->errors, n);
-        passed += (int64_t)n; /* nothing fires: pass over them */
+        invalid = (int64_t)n; /* nothing fires: pass over them, as invalid (not missed) */
         n = 0;
     }
     for (; made < n; made++) {
@@ -179,6 +179,7 @@ static bool api__fire(api_sched_loop *l, const char *name, int64_t now)
         .last_tick = made < n ? ticks[made] - 1 : next - 1,
         .next_at = made < n ? now + api__backoff(now - ticks[made]) : next,
         .passed = passed,
+        .invalid = invalid,
         .nruns = made,
         .run_ids = (const char(*)[SP_ID_LEN + 1])ids,
         .run_ticks = ticks,

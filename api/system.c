@@ -65,17 +65,19 @@ static int api__schedule_metrics(api_req *r, int up, sp_buf *b)
                        "spool_schedules{paused=\"false\"} %lld\n"
                        "spool_schedules{paused=\"true\"} %lld\n"
                        "# HELP spool_schedule_ticks_total Schedule ticks since the first, by "
-                       "outcome: fired (made a job) or missed (passed over: no process could fire "
-                       "it within SPOOL_SCHEDULE_GRACE; see the schedule's missed policy).\n"
+                       "outcome: fired (made a job), missed (passed over: no process could fire "
+                       "it within SPOOL_SCHEDULE_GRACE; see the schedule's missed policy) or "
+                       "invalid (passed over: the stored job template no longer validates).\n"
                        "# TYPE spool_schedule_ticks_total counter\n"
                        "spool_schedule_ticks_total{outcome=\"fired\"} %lld\n"
                        "spool_schedule_ticks_total{outcome=\"missed\"} %lld\n"
+                       "spool_schedule_ticks_total{outcome=\"invalid\"} %lld\n"
                        "# HELP spool_schedule_errors_total Ticks this process could not make "
                        "a job for (a template no longer valid, Redis or the queue refusing).\n"
                        "# TYPE spool_schedule_errors_total counter\n"
                        "spool_schedule_errors_total %llu\n",
                        (long long)(c.schedules - c.paused), (long long)c.paused,
-                       (long long)c.fired, (long long)c.passed,
+                       (long long)c.fired, (long long)c.passed, (long long)c.invalid,
                        (unsigned long long)api_sched_errors(r->srv->sched));
 }
 

@@ -185,6 +185,8 @@ static int sp__sched_from_reply(const redisReply *rep, sp_sched *s, sp_err *err)
             s->fired = num;
         else if (strcmp(f, "passed") == 0)
             s->passed = num;
+        else if (strcmp(f, "invalid") == 0)
+            s->invalid = num;
     }
     if (!sp_sched_name_valid(s->name)) {
         sp_sched_clear(s);
@@ -468,9 +470,9 @@ int sp_sched_advance(sp_scheds *h, const sp_sched_step *st, sp_err *err)
                           sp__key(&k[1], p, "schedules:due"),
                           sp__key_sched(&k[2], p, s->name, "runs"),
                           sp__key(&k[3], p, "schedules:stats")};
-    size_t na = 10 + 2 * st->nruns;
+    size_t na = 11 + 2 * st->nruns;
     const char **args = sp_calloc(na, sizeof *args);
-    char(*nums)[24] = sp_calloc(8 + st->nruns, sizeof *nums);
+    char(*nums)[24] = sp_calloc(9 + st->nruns, sizeof *nums);
     if (args == NULL || nums == NULL) {
         sp_free(args);
         sp_free(nums);
@@ -481,17 +483,18 @@ int sp_sched_advance(sp_scheds *h, const sp_sched_step *st, sp_err *err)
         if (st->run_ticks[i] > last_fired)
             last_fired = st->run_ticks[i];
     int64_t v[] = {s->version, s->last_tick, st->last_tick, st->next_at,
-                   (int64_t)st->nruns, st->passed, SP_SCHED_RUNS_KEEP, last_fired};
-    for (size_t i = 0; i < 8; i++)
+                   (int64_t)st->nruns, st->passed, SP_SCHED_RUNS_KEEP, last_fired,
+                   st->invalid};
+    for (size_t i = 0; i < 9; i++)
         snprintf(nums[i], sizeof nums[i], "%lld", (long long)v[i]);
     args[0] = s->name;
     args[1] = s->generation;
-    for (size_t i = 0; i < 8; i++)
+    for (size_t i = 0; i < 9; i++)
         args[2 + i] = nums[i];
     for (size_t i = 0; i < st->nruns; i++) {
-        snprintf(nums[8 + i], sizeof nums[8 + i], "%lld", (long long)st->run_ticks[i]);
-        args[10 + 2 * i] = nums[8 + i];
-        args[11 + 2 * i] = st->run_ids[i];
+        snprintf(nums[9 + i], sizeof nums[9 + i], "%lld", (long long)st->run_ticks[i]);
+        args[11 + 2 * i] = nums[9 + i];
+        args[12 + 2 * i] = st->run_ids[i];
     }
     redisReply *rep;
     int rc = sp_redis_eval(h->r, SP__S_ADVANCE, 4, keys, (int)na, args, NULL, &rep, err);
@@ -590,12 +593,13 @@ static int sp__counts_once(sp_scheds *h, sp_sched_counts *out, sp_err *err)
     const char *p = h->prefix;
     const char *c0[] = {"ZCARD", sp__key(&k[0], p, "schedules")};
     const char *c1[] = {"ZCARD", sp__key(&k[1], p, "schedules:due")};
-    const char *c2[] = {"HMGET", sp__key(&k[2], p, "schedules:stats"), "fired", "passed"};
+    const char *c2[] = {"HMGET", sp__key(&k[2], p, "schedules:stats"), "fired", "passed",
+                        "invalid"};
     int rc = sp_redis_append(h->r, err, 2, c0, NULL);
     if (rc == 0)
         rc = sp_redis_append(h->r, err, 2, c1, NULL);
     if (rc == 0)
-        rc = sp_redis_append(h->r, err, 4, c2, NULL);
+        rc = sp_redis_append(h->r, err, 5, c2, NULL);
     redisReply *rep[3] = {NULL, NULL, NULL};
     for (int i = 0; i < 3 && rc == 0; i++)
         rc = sp_redis_read(h->r, &rep[i], err);
@@ -606,6 +610,7 @@ static int sp__counts_once(sp_scheds *h, sp_sched_counts *out, sp_err *err)
             out->paused = 0;
         out->fired = sp_reply_int(sp_reply_elem(rep[2], 0), 0);
         out->passed = sp_reply_int(sp_reply_elem(rep[2], 1), 0);
+        out->invalid = sp_reply_int(sp_reply_elem(rep[2], 2), 0);
     }
     for (int i = 0; i < 3; i++)
         sp_redis_reply_free(rep[i]);

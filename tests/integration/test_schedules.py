@@ -327,6 +327,30 @@ def test_after_sigterm_no_tick_fires_while_requests_drain(ctx):
         api.stop(signal.SIGKILL)
 
 
+@suite.test
+def test_ticks_of_a_template_that_no_longer_validates_count_as_invalid_not_missed(ctx):
+    prefix = "invalid:"
+    api = api_on(ctx, prefix)
+    try:
+        eq(create(api.http, "broken").status, 201)
+        wait_until(lambda: runs(api.http, "broken"), 5, 0.05, what="a first tick")
+        # What a stored template that today's validation refuses looks like.
+        ctx["redis"].cli("HSET", f"{prefix}sched:broken", "job",
+                         json.dumps({"type": "pdf.export", "params": {"rows": [{"a": 1}]}}))
+        n = len(runs(api.http, "broken"))
+        wait_until(lambda: api.http.get("/v1/schedules/broken").json()["invalid_total"] >= 2, 6,
+                   0.1, what="ticks passed over as invalid")
+        s = api.http.get("/v1/schedules/broken").json()
+        eq(s["missed_total"], 0, f"{s}")
+        assert len(runs(api.http, "broken")) <= n + 1, "no job for the invalid ticks"
+        m = api.http.get("/metrics").body.decode()
+        assert 'spool_schedule_ticks_total{outcome="missed"} 0' in m, m
+        inv = [ln for ln in m.splitlines() if ln.startswith('spool_schedule_ticks_total{outcome="invalid"}')]
+        assert inv and int(inv[0].split()[-1]) >= 2, inv
+    finally:
+        api.stop()
+
+
 def runs_via_redis(ctx, prefix, name):
     out = ctx["redis"].cli("ZRANGE", f"{prefix}sched:{name}:runs", "0", "-1", "WITHSCORES").split()
     from datetime import datetime, timezone

@@ -46,6 +46,7 @@ typedef struct sp_sched {
     int64_t last_fired;  /* the latest tick that made a job */
     int64_t fired;       /* ticks that made a job */
     int64_t passed;      /* ticks passed over (missed while no process could fire) */
+    int64_t invalid;     /* ticks passed over because the job template no longer validates */
 } sp_sched;
 
 /* The job id of s's tick (ms): the tick's time, then 128 bits of the SHA-256 of
@@ -111,7 +112,8 @@ typedef struct sp_sched_step {
     const sp_sched *read;     /* the schedule as read: its generation, version, last_tick */
     int64_t last_tick;        /* the new last tick (fired or passed over) */
     int64_t next_at;          /* the tick after it */
-    int64_t passed;           /* ticks passed over */
+    int64_t passed;           /* ticks passed over (missed) */
+    int64_t invalid;          /* ticks passed over: the template no longer validates */
     size_t nruns;             /* jobs made for ticks: run_ids[i] for run_ticks[i] */
     const char (*run_ids)[SP_ID_LEN + 1];
     const int64_t *run_ticks;
@@ -136,10 +138,11 @@ typedef struct sp_sched_run {
 int sp_sched_runs(sp_scheds *h, const char *name, const char *before, size_t max,
                   sp_sched_run *out, size_t *n, char next[SP_ID_LEN + 1], sp_err *err);
 
-/* Numbers for metrics: schedules, how many are paused, ticks fired and passed over
- * since the store was first used (all processes together). */
+/* Numbers for metrics: schedules, how many are paused, ticks fired, missed and passed
+ * over for an invalid template since the store was first used (all processes
+ * together). */
 typedef struct sp_sched_counts {
-    int64_t schedules, paused, fired, passed;
+    int64_t schedules, paused, fired, passed, invalid;
 } sp_sched_counts;
 int sp_sched_counts_get(sp_scheds *h, sp_sched_counts *out, sp_err *err);
 
