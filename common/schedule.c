@@ -8,6 +8,7 @@
 
 #include "queue_internal.h"
 #include "spool/alloc.h"
+#include "spool/config.h"
 #include "spool/sha256.h"
 #include "spool/util.h"
 
@@ -30,18 +31,13 @@ struct sp_scheds {
     char prefix[SP_PREFIX_MAX + 1];
 };
 
+_Static_assert(SP_SCHED_NAME_MAX == SP_QUEUE_MAX, "a schedule name is a queue name's length");
+
 bool sp_sched_name_valid(const char *s)
 {
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > SP_SCHED_NAME_MAX || s[0] == '.' || s[0] == '-')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == '-'))
-            return false;
-    }
-    return true;
+    /* A queue name's alphabet and length (SP_SCHED_NAME_MAX is SP_QUEUE_MAX), not
+     * starting with '.' or '-'. */
+    return s != NULL && s[0] != '.' && s[0] != '-' && sp_queue_name_valid(s);
 }
 
 int sp_sched_tick_id(const sp_sched *s, int64_t tick, char out[SP_ID_LEN + 1], sp_err *err)
@@ -95,47 +91,24 @@ void sp_scheds_close(sp_scheds *h)
     sp_free(h);
 }
 
-/* Reads are made twice when the first finds the connection broken (Redis restarted
- * while it was idle), as the queue's are. */
-#define SP__READ(h, call)                                                                     \
-    do {                                                                                      \
-        int rc_ = (call);                                                                     \
-        if (rc_ == SP_EREDIS && sp_redis_stale_error((h)->r))                                 \
-            rc_ = (call);                                                                     \
-        return rc_;                                                                           \
-    } while (0)
-
-static int sp__time_once(sp_scheds *h, int64_t *now_ms, sp_err *err)
+/* A pipeline left with replies unread (an error part way) would hand them to the next
+ * command on this handle: drop the connection instead (the next call reconnects). */
+static int sp__pipeline_end(sp_scheds *h, int rc)
 {
-    const char *argv[] = {"TIME"};
-    redisReply *rep;
-    int rc = sp_redis_cmd(h->r, &rep, err, 1, argv, NULL);
     if (rc < 0)
-        return rc;
-    const char *s = sp_reply_str(sp_reply_elem(rep, 0), NULL);
-    const char *us = sp_reply_str(sp_reply_elem(rep, 1), NULL);
-    if (s == NULL || us == NULL)
-        rc = sp_err_set(err, SP_EPROTO, "TIME: unexpected reply");
-    else
-        *now_ms = strtoll(s, NULL, 10) * 1000 + strtoll(us, NULL, 10) / 1000;
-    sp_redis_reply_free(rep);
+        sp_redis_disconnect(h->r);
     return rc;
 }
 
+/* Reads are made twice when the first finds the connection broken (Redis restarted
+ * while it was idle), as the queue's are. */
 int sp_scheds_time(sp_scheds *h, int64_t *now_ms, sp_err *err)
 {
-    SP__READ(h, sp__time_once(h, now_ms, err));
+    int rc = sp_redis_time_ms(h->r, now_ms, err);
+    return sp_redis_retry_read(h->r, rc) ? sp_redis_time_ms(h->r, now_ms, err) : rc;
 }
 
 /* ---- a record from and to Redis -------------------------------------------------------- */
-
-static void sp__copy(char *dst, size_t cap, const char *v, size_t len)
-{
-    if (len >= cap)
-        len = cap - 1;
-    memcpy(dst, v, len);
-    dst[len] = '\0';
-}
 
 /* Fill *s from an HGETALL reply. 0, SP_ENOTFOUND (empty), SP_ENOMEM. */
 static int sp__sched_from_reply(const redisReply *rep, sp_sched *s, sp_err *err)
@@ -303,7 +276,8 @@ static int sp__get_once(sp_scheds *h, const char *name, sp_sched *out, sp_err *e
 
 int sp_sched_get(sp_scheds *h, const char *name, sp_sched *out, sp_err *err)
 {
-    SP__READ(h, sp__get_once(h, name, out, err));
+    int rc = sp__get_once(h, name, out, err);
+    return sp_redis_retry_read(h->r, rc) ? sp__get_once(h, name, out, err) : rc;
 }
 
 static int sp__list_once(sp_scheds *h, const char *after, size_t max, sp_sched *out, size_t *n,
@@ -351,13 +325,15 @@ static int sp__list_once(sp_scheds *h, const char *after, size_t max, sp_sched *
             sp_sched_clear(&out[i]);
         *n = 0;
     }
-    return rc;
+    return sp__pipeline_end(h, rc);
 }
 
 int sp_sched_list(sp_scheds *h, const char *after, size_t max, sp_sched *out, size_t *n,
                   bool *more, sp_err *err)
 {
-    SP__READ(h, sp__list_once(h, after, max, out, n, more, err));
+    int rc = sp__list_once(h, after, max, out, n, more, err);
+    return sp_redis_retry_read(h->r, rc) ? sp__list_once(h, after, max, out, n, more, err)
+                                          : rc;
 }
 
 int sp_sched_update(sp_scheds *h, sp_sched *s, int timing, sp_err *err)
@@ -451,14 +427,17 @@ static int sp__due_once(sp_scheds *h, int64_t now_ms, size_t skip,
         *earliest = sp__score(sp_reply_elem(b, 1));
     sp_redis_reply_free(a);
     sp_redis_reply_free(b);
-    return rc;
+    return sp__pipeline_end(h, rc);
 }
 
 int sp_sched_due(sp_scheds *h, int64_t now_ms, size_t skip,
                  char (*names)[SP_SCHED_NAME_MAX + 1], size_t max, size_t *n,
                  int64_t *earliest, sp_err *err)
 {
-    SP__READ(h, sp__due_once(h, now_ms, skip, names, max, n, earliest, err));
+    int rc = sp__due_once(h, now_ms, skip, names, max, n, earliest, err);
+    return sp_redis_retry_read(h->r, rc)
+               ? sp__due_once(h, now_ms, skip, names, max, n, earliest, err)
+               : rc;
 }
 
 int sp_sched_advance(sp_scheds *h, const sp_sched_step *st, sp_err *err)
@@ -577,13 +556,16 @@ static int sp__runs_once(sp_scheds *h, const char *name, const char *before, siz
         *n = 0;
         next[0] = '\0';
     }
-    return rc;
+    return sp__pipeline_end(h, rc);
 }
 
 int sp_sched_runs(sp_scheds *h, const char *name, const char *before, size_t max,
                   sp_sched_run *out, size_t *n, char next[SP_ID_LEN + 1], sp_err *err)
 {
-    SP__READ(h, sp__runs_once(h, name, before, max, out, n, next, err));
+    int rc = sp__runs_once(h, name, before, max, out, n, next, err);
+    return sp_redis_retry_read(h->r, rc)
+               ? sp__runs_once(h, name, before, max, out, n, next, err)
+               : rc;
 }
 
 static int sp__counts_once(sp_scheds *h, sp_sched_counts *out, sp_err *err)
@@ -614,10 +596,11 @@ static int sp__counts_once(sp_scheds *h, sp_sched_counts *out, sp_err *err)
     }
     for (int i = 0; i < 3; i++)
         sp_redis_reply_free(rep[i]);
-    return rc;
+    return sp__pipeline_end(h, rc);
 }
 
 int sp_sched_counts_get(sp_scheds *h, sp_sched_counts *out, sp_err *err)
 {
-    SP__READ(h, sp__counts_once(h, out, err));
+    int rc = sp__counts_once(h, out, err);
+    return sp_redis_retry_read(h->r, rc) ? sp__counts_once(h, out, err) : rc;
 }
