@@ -479,7 +479,7 @@ enum MHD_Result api_schedules_delete(api_req *r)
     int rc = h ? sp_sched_get(h, r->route.schedule, &s, &err) : err.code;
     if (rc < 0)
         return api__refused(r, rc, &err);
-    rc = sp_sched_delete(h, r->route.schedule, &err);
+    rc = sp_sched_delete(h, r->route.schedule, s.generation, &err); /* the one read */
     enum MHD_Result ret;
     if (rc < 0) {
         ret = api__refused(r, rc, &err);

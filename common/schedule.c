@@ -374,7 +374,7 @@ int sp_sched_update(sp_scheds *h, sp_sched *s, int timing, sp_err *err)
     return rc;
 }
 
-int sp_sched_delete(sp_scheds *h, const char *name, sp_err *err)
+int sp_sched_delete(sp_scheds *h, const char *name, const char *generation, sp_err *err)
 {
     if (!sp_sched_name_valid(name))
         return sp_err_set(err, SP_ENOTFOUND, "no such schedule");
@@ -382,9 +382,9 @@ int sp_sched_delete(sp_scheds *h, const char *name, sp_err *err)
     const char *p = h->prefix;
     const char *keys[] = {sp__key_sched(&k[0], p, name, NULL), sp__key(&k[1], p, "schedules"),
                           sp__key(&k[2], p, "schedules:due"), sp__key_sched(&k[3], p, name, "runs")};
-    const char *args[] = {name};
+    const char *args[] = {name, generation ? generation : ""};
     redisReply *rep;
-    int rc = sp_redis_eval(h->r, SP__S_DELETE, 4, keys, 1, args, NULL, &rep, err);
+    int rc = sp_redis_eval(h->r, SP__S_DELETE, 4, keys, 2, args, NULL, &rep, err);
     if (rc < 0)
         return rc;
     if (sp_reply_int(rep, 0) != 1)

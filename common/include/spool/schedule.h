@@ -97,8 +97,9 @@ enum sp_sched_timing {
  * (changed since it was read: read it again and retry); or an error. */
 int sp_sched_update(sp_scheds *h, sp_sched *s, int timing, sp_err *err);
 
-/* Delete schedule name with its runs. 0 or SP_ENOTFOUND, or an error. */
-int sp_sched_delete(sp_scheds *h, const char *name, sp_err *err);
+/* Delete schedule name with its runs, if it is still the given generation (NULL: any).
+ * 0 or SP_ENOTFOUND (none, or another generation: nothing deleted), or an error. */
+int sp_sched_delete(sp_scheds *h, const char *name, const char *generation, sp_err *err);
 
 /* The names of the unpaused schedules due at now_ms (next_at <= now_ms), earliest
  * first, from the skip-th of them on, at most max, into names[0..*n); *earliest gets
