@@ -564,5 +564,42 @@ def test_spoolctl_creates_shows_pauses_resumes_lists_runs_and_deletes(ctx):
         api.stop()
 
 
+@suite.test
+def test_spoolctl_lists_every_page_and_caps_the_job_file(ctx):
+    api = api_on(ctx, "ctlpages:", {"SPOOL_SCHEDULER": "off", "SPOOL_MAX_SCHEDULES": "2000"})
+    ctl = os.path.join(BIN, "spoolctl")
+    env = dict(os.environ, SPOOL_SERVER=f"http://127.0.0.1:{api.port}")
+
+    def run(*args):
+        return subprocess.run([ctl, *args], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    try:
+        names = [f"p{i:04d}" for i in range(1002)]  # past one page of 1000
+        for n in names:
+            eq(create(api.http, n, cron="@daily").status, 201, n)
+        p = run("schedules", "-q")
+        eq(p.returncode, 0, p.stderr)
+        eq(p.stdout.split(), names, "every schedule, in order, once")
+        p = run("schedules", "--json")
+        eq(p.returncode, 0, p.stderr)
+        got = json.loads(p.stdout)
+        eq(([s["name"] for s in got["schedules"]], got["next"]), (names, None))
+        # --job @FILE: at most 1 MiB (limit-1 and limit go to the API, limit+1 does not)
+        tmpl = json.dumps(EXPORT)
+        for size, ok in ((1024 * 1024 - 1, True), (1024 * 1024, True), (1024 * 1024 + 1, False)):
+            path = os.path.join(suite.tmp, f"job-{size}.json")
+            with open(path, "w") as f:
+                f.write(tmpl + " " * (size - len(tmpl)))
+            eq(os.path.getsize(path), size)
+            p = run("schedule", "create", f"f{size}", "--cron", "@daily", "--job", "@" + path)
+            if ok:
+                eq(p.returncode, 0, f"{size}: {p.stderr}")
+            else:
+                assert p.returncode != 0 and "larger than" in p.stderr, (p.returncode, p.stderr)
+                eq(api.http.get(f"/v1/schedules/f{size}").status, 404)
+    finally:
+        api.stop()
+
+
 if __name__ == "__main__":
     sys.exit(suite.run(setup, teardown))
