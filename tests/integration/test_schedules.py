@@ -135,8 +135,14 @@ def test_a_delayed_job_starts_not_before_run_at_and_within_a_second(ctx):
 
 @suite.test
 def test_after_every_api_was_down_skip_fires_none_of_the_missed_and_run_once_one(ctx):
+    """Each schedule judged on its own (the two need not fire in the same round), with a
+    grace that a loaded machine's late rounds stay within: skip's first tick after the
+    restart was not missed and those before it were passed over; run_once's first was
+    a missed tick (made more than the grace after it) and only those before it were
+    passed over."""
     prefix = "missed:"
-    env = {"SPOOL_SCHEDULE_GRACE": "1s"}
+    grace = 2000
+    env = {"SPOOL_SCHEDULE_GRACE": "2s"}
     apis = [api_on(ctx, prefix, env) for _ in range(2)]
     http = apis[0].http
     for name, policy in (("skipper", "skip"), ("catcher", "run_once")):
@@ -148,26 +154,33 @@ def test_after_every_api_was_down_skip_fires_none_of_the_missed_and_run_once_one
         a.proc.wait(10)
     last = {n: max(tick_ms(x["tick_at"]) for x in runs_via_redis(ctx, prefix, n))
             for n in ("skipper", "catcher")}
-    time.sleep(4.5)  # about four ticks go by with no process to fire them
+    time.sleep(6)  # about six ticks go by with no process to fire them
     api = api_on(ctx, prefix, env)
     try:
-        time.sleep(2.5)
+        def fired_after(n):
+            return sorted((tick_ms(x["tick_at"]), tick_ms(x["job"]["created_at"]))
+                          for x in runs(api.http, n) if tick_ms(x["tick_at"]) > last[n])
+        wait_until(lambda: all(len(fired_after(n)) >= 2 for n in ("skipper", "catcher")), 15,
+                   0.1, what="both schedules to fire after the restart")
         for n in ("skipper", "catcher"):
             eq(patch(api.http, n, {"paused": True}).status, 200)
-        after, missed = {}, {}
+        missed = {}
         for n in ("skipper", "catcher"):
-            ticks = sorted(tick_ms(x["tick_at"]) for x in runs(api.http, n))
-            after[n] = [t for t in ticks if t > last[n]]
-            assert after[n], f"{n} fired after the restart"
-            eq([b - a for a, b in zip(after[n], after[n][1:])], [1000] * (len(after[n]) - 1),
+            after = fired_after(n)
+            ticks = [t for t, _ in after]
+            eq([b - a for a, b in zip(ticks, ticks[1:])], [1000] * (len(ticks) - 1),
                f"{n}: consecutive after the restart")
             missed[n] = api.http.get(f"/v1/schedules/{n}").json()["missed_total"]
-            eq(missed[n], (after[n][0] - last[n]) // 1000 - 1, f"{n}: the ticks passed over")
+            eq(missed[n], (ticks[0] - last[n]) // 1000 - 1, f"{n}: the ticks passed over")
+            first_tick, first_made = after[0]
+            if n == "skipper":
+                assert first_made - first_tick <= grace + 500, \
+                    f"skip fired a missed tick: made {first_made - first_tick} ms after it"
+            else:
+                assert first_made - first_tick > grace, \
+                    f"run_once fired no missed tick: made {first_made - first_tick} ms after it"
         assert missed["skipper"] >= 3, missed
-        # Both were fired in the same round: run_once fired the latest missed tick, one
-        # before the first that skip fired, and passed over one fewer.
-        eq(after["skipper"][0] - after["catcher"][0], 1000, "run_once fired one missed tick")
-        eq(missed["catcher"], missed["skipper"] - 1, "run_once passed over one fewer")
+        assert missed["catcher"] >= 2, missed
         m = api.http.get("/metrics").body.decode()
         assert f'spool_schedule_ticks_total{{outcome="missed"}} {missed["skipper"] + missed["catcher"]}' in m, m
     finally:
