@@ -141,10 +141,10 @@ static int ctl__run_ids(sp_buf *b, const json_t *r)
     return rc;
 }
 
-/* One request and its answer printed with fmt (quiet: qfmt, or nothing when NULL). */
-static int ctl__call(ctl_client *c, const char *method, const char *path, const char *body,
-                     const char *what, int (*fmt)(sp_buf *, const json_t *),
-                     int (*qfmt)(sp_buf *, const json_t *))
+/* One request (a JSON body or none): its JSON answer into *v (a new reference), or
+ * an exit code after reporting. */
+static int ctl__fetch(ctl_client *c, const char *method, const char *path, const char *body,
+                      const char *what, json_t **v)
 {
     ctl_request rq;
     ctl_request_init(&rq, method, path);
@@ -156,8 +156,18 @@ static int ctl__call(ctl_client *c, const char *method, const char *path, const 
     }
     ctl_response resp;
     ctl_response_init(&resp);
+    int rc = ctl_client_call(c, &rq, &resp, v, what);
+    ctl_response_free(&resp);
+    return rc;
+}
+
+/* One request and its answer printed with fmt (quiet: qfmt, or nothing when NULL). */
+static int ctl__call(ctl_client *c, const char *method, const char *path, const char *body,
+                     const char *what, int (*fmt)(sp_buf *, const json_t *),
+                     int (*qfmt)(sp_buf *, const json_t *))
+{
     json_t *v;
-    int rc = ctl_client_call(c, &rq, &resp, &v, what);
+    int rc = ctl__fetch(c, method, path, body, what, &v);
     if (rc == 0) {
         if (c->o->quiet && !c->o->json)
             rc = qfmt ? ctl__print(c, v, qfmt) : 0;
@@ -165,7 +175,6 @@ static int ctl__call(ctl_client *c, const char *method, const char *path, const 
             rc = ctl__print(c, v, fmt);
         json_decref(v);
     }
-    ctl_response_free(&resp);
     return rc;
 }
 
@@ -177,14 +186,8 @@ int ctl_cmd_schedules(ctl_client *c)
     int rc = all ? 0 : ctl_client_fail(c, CTL_EXIT_SERVER, "out_of_memory", "out of memory");
     char path[128] = "/v1/schedules?limit=1000";
     while (rc == 0) {
-        ctl_request rq;
-        ctl_request_init(&rq, "GET", path);
-        rq.timeout_ms = 60000;
-        ctl_response resp;
-        ctl_response_init(&resp);
         json_t *page;
-        rc = ctl_client_call(c, &rq, &resp, &page, "schedules");
-        ctl_response_free(&resp);
+        rc = ctl__fetch(c, "GET", path, NULL, "schedules", &page);
         if (rc != 0)
             break;
         json_array_extend(all, json_object_get(page, "schedules"));
