@@ -2,9 +2,11 @@
  * that wakes at least every 250 ms, takes the schedules due by Redis's clock, works out
  * each one's ticks (cron.h: those within SPOOL_SCHEDULE_GRACE fire, older ones are passed
  * over, or with the run_once policy the latest of them fires) and makes each tick's job
- * through the enqueue every POST uses, with the idempotency key
- * "sched:<name>:<generation>:<tick ms>": processes that fire the same tick make one
- * job. The schedule then moves on by a compare-and-set (spool/schedule.h), and the job
+ * through the enqueue every POST uses, under the tick's own job id (sp_sched_tick_id,
+ * refused once its job exists) and the idempotency key
+ * "sched:<name>:<generation>:<tick ms>": processes that fire the same tick, however far
+ * apart, make one job. A tick whose job cannot be made is tried again after a backoff.
+ * The schedule then moves on by a compare-and-set (spool/schedule.h), and the job
  * joins its runs. */
 #ifndef SPOOL_API_SCHEDLOOP_H
 #define SPOOL_API_SCHEDLOOP_H
