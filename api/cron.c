@@ -6,6 +6,8 @@
 
 #include <ctype.h>
 #include <glib.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -232,6 +234,67 @@ int api_cron_parse(const char *expr, api_cron *out, sp_err *err)
 
 /* ---- time zones --------------------------------------------------------------------- */
 
+/* The IANA names the system's tz database lists: its tzdata.zi's Zone ("Z NAME ...")
+ * and Link ("L TARGET NAME") lines, read once, sorted. Names that are files in
+ * /usr/share/zoneinfo but not zones (localtime, posixrules, right/..., posix/...) are
+ * not among them; Factory (a zone meaning "not set") is left out. */
+static struct {
+    pthread_once_t once;
+    char **names;
+    size_t n;
+} api__iana = {PTHREAD_ONCE_INIT, NULL, 0};
+
+static int api__strp_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void api__iana_load(void)
+{
+    const char *dir = getenv("TZDIR");
+    char path[512];
+    snprintf(path, sizeof path, "%s/tzdata.zi", dir && dir[0] ? dir : "/usr/share/zoneinfo");
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    char line[512];
+    size_t cap = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *save, *kind = strtok_r(line, " \t\n", &save);
+        if (kind == NULL || (strcmp(kind, "Z") != 0 && strcmp(kind, "L") != 0))
+            continue;
+        char *name = strtok_r(NULL, " \t\n", &save);
+        if (kind[0] == 'L')
+            name = strtok_r(NULL, " \t\n", &save);
+        if (name == NULL || strcmp(name, "Factory") == 0)
+            continue;
+        if (api__iana.n == cap) {
+            size_t ncap = cap ? cap * 2 : 1024;
+            char **m = sp_realloc(api__iana.names, ncap * sizeof *m);
+            if (m == NULL)
+                break;
+            api__iana.names = m;
+            cap = ncap;
+        }
+        if ((api__iana.names[api__iana.n] = sp_strdup(name)) == NULL)
+            break;
+        api__iana.n++;
+    }
+    fclose(f);
+    if (api__iana.n > 0)
+        qsort(api__iana.names, api__iana.n, sizeof *api__iana.names, api__strp_cmp);
+}
+
+/* True when name is an IANA zone the system's tz database lists, or UTC. */
+static bool api__iana_known(const char *name)
+{
+    if (strcmp(name, "UTC") == 0)
+        return true;
+    pthread_once(&api__iana.once, api__iana_load);
+    return api__iana.n > 0 && bsearch(&name, api__iana.names, api__iana.n,
+                                      sizeof *api__iana.names, api__strp_cmp) != NULL;
+}
+
 api_tz *api_tz_open(const char *name, sp_err *err)
 {
     /* IANA names: letters, digits and "/_-+"; no "..", no leading '/'. */
@@ -243,6 +306,13 @@ api_tz *api_tz_open(const char *name, sp_err *err)
         return sp_err_set(err, SP_EINVAL, "'%.64s' is not a time zone name such as "
                                           "Europe/Berlin", name ? name : ""),
                NULL;
+    /* Only names every host reads alike: not this host's localtime, not a POSIX TZ rule
+     * or an offset (which glib would take too). */
+    if (!api__iana_known(name)) {
+        sp_err_set(err, SP_EINVAL, "unknown time zone '%s': an IANA name the system's tz "
+                                   "database lists (Europe/Berlin, UTC) is needed", name);
+        return NULL;
+    }
     GTimeZone *z = g_time_zone_new_identifier(name);
     if (z == NULL) {
         sp_err_set(err, SP_EINVAL, "unknown time zone '%s' (the system's tz database does not "

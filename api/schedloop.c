@@ -22,6 +22,9 @@
 
 #define API_SCHED_BATCH 64 /* schedules taken from the due index per round */
 #define API_SCHED_TICKS 16 /* ticks of one schedule fired per round (the rest next round) */
+#define API_SCHED_BACKOFF_MIN_MS 1000  /* a tick whose job could not be made is tried again */
+#define API_SCHED_BACKOFF_MAX_MS 30000 /* after half its age, within these bounds */
+#define API_SCHED_WARN_MS 10000        /* at most one such warning per this long */
 
 struct api_sched_loop {
     const api_config *cfg;
@@ -30,10 +33,24 @@ struct api_sched_loop {
     pthread_mutex_t mu;
     pthread_cond_t cond; /* on CLOCK_MONOTONIC */
     bool stop;
+    bool joined; /* api_sched_halt took the thread (one caller: the server's stop) */
     sp_scheds *h;
     sp_queue *q;
     atomic_uint_least64_t errors;
+    int64_t warn_next;  /* the loop's thread only: when the next warning may be logged */
+    uint64_t unlogged;  /* and the failures not logged since the last one */
 };
+
+/* How long a schedule whose tick (age ms old) could not make its job waits before it is
+ * tried again: half the tick's age within the bounds, so a queue that stays full (or a
+ * Redis that errs) costs a few tries per schedule, not one every round. */
+static int64_t api__backoff(int64_t age)
+{
+    int64_t b = age / 2;
+    return b < API_SCHED_BACKOFF_MIN_MS   ? API_SCHED_BACKOFF_MIN_MS
+           : b > API_SCHED_BACKOFF_MAX_MS ? API_SCHED_BACKOFF_MAX_MS
+                                          : b;
+}
 
 /* The idempotency key of a tick's job, and the fingerprint that goes with it (the key's
  * digest: every process that fires the tick sends the same request). */
@@ -47,7 +64,7 @@ static int api__tick_key(const sp_sched *s, int64_t tick, char key[256], char fp
 }
 
 /* Make the job of one tick: 0 with id set (the job this call made, or the one another
- * process made for the tick), or an error (SP_EFULL, SP_EREDIS...). */
+ * process made for the tick: the same id), or an error (SP_EFULL, SP_EREDIS...). */
 static int api__make(api_sched_loop *l, const sp_sched *s, const api_sched_job *j, int64_t tick,
                      char id[SP_ID_LEN + 1], sp_err *err)
 {
@@ -55,8 +72,11 @@ static int api__make(api_sched_loop *l, const sp_sched *s, const api_sched_job *
     int rc = api__tick_key(s, tick, key, fp, err);
     if (rc < 0)
         return rc;
-    if (sp_id_new(id) < 0)
-        return sp_err_set(err, SP_EIO, "cannot make a job id: no randomness");
+    /* The tick's own id, refused when its job exists: one job per tick even once the
+     * idempotency key has expired (a process that died between making the job and
+     * moving the schedule on leaves the tick due). */
+    if ((rc = sp_sched_tick_id(s, tick, id, err)) < 0)
+        return rc;
     sp_enqueue e = {
         .id = id,
         .high_priority = j->high_priority,
@@ -65,6 +85,7 @@ static int api__make(api_sched_loop *l, const sp_sched *s, const api_sched_job *
         .idem_key = key,
         .fingerprint = fp,
         .created_at = sp_now_ms(),
+        .new_id = true,
     };
     api_enqueue_defaults(l->cfg, l->routes, j->type, j->callback_url, &e);
     char existing[SP_ID_LEN + 1] = "";
@@ -91,20 +112,23 @@ static int api__template(api_sched_loop *l, const sp_sched *s, api_sched_job *j)
     return rc;
 }
 
-/* Fire what is due of one schedule at now (Redis's clock). */
-static void api__fire(api_sched_loop *l, const char *name, int64_t now)
+/* Fire what is due of one schedule at now (Redis's clock). Returns false when the
+ * schedule is still due as it was (it could not be read or moved on: the next round
+ * takes it again), true when it moved on, went, or another process moved it. */
+static bool api__fire(api_sched_loop *l, const char *name, int64_t now)
 {
     sp_err err;
     sp_sched s;
+    bool moved = true;
     int rc = sp_sched_get(l->h, name, &s, &err);
     if (rc < 0) {
         if (rc != SP_ENOTFOUND)
             sp_warn(NULL, "schedule %s: cannot read it: %s", name, err.msg);
-        return;
+        return rc == SP_ENOTFOUND;
     }
     api_cron c;
     api_tz *tz = NULL;
-    int64_t ticks[API_SCHED_TICKS], next = 0, passed = 0;
+    int64_t ticks[API_SCHED_TICKS], next = 0, passed = 0, invalid = 0;
     size_t n = 0, made = 0;
     char ids[API_SCHED_TICKS][SP_ID_LEN + 1];
     api_sched_job j;
@@ -120,38 +144,48 @@ static void api__fire(api_sched_loop *l, const char *name, int64_t now)
         atomic_fetch_add(&l->errors, 1);
         /* Not again every round: the same ticks, looked at again a minute from now. */
         sp_sched_step later = {.read = &s, .last_tick = s.last_tick, .next_at = now + 60000};
-        sp_sched_advance(l->h, &later, &err);
+        moved = sp_sched_advance(l->h, &later, &err) >= 0;
         goto out;
     }
     if (n > 0 && api__template(l, &s, &j) < 0) {
         atomic_fetch_add(&l->errors, n);
-        passed += (int64_t)n; /* nothing fires: pass over them */
+        invalid = (int64_t)n; /* nothing fires: pass over them, as invalid (not missed) */
         n = 0;
     }
     for (; made < n; made++) {
         if ((rc = api__make(l, &s, &j, ticks[made], ids[made], &err)) < 0) {
             atomic_fetch_add(&l->errors, 1);
-            sp_warn(NULL, "schedule %s: the job of tick %lld not made (tried again while within "
-                          "SPOOL_SCHEDULE_GRACE): %s",
-                    name, (long long)ticks[made], err.msg);
+            int64_t t = sp_mono_ms();
+            if (t >= l->warn_next) {
+                sp_warn(NULL, "schedule %s: the job of tick %lld not made (tried again in %lld "
+                              "ms while within SPOOL_SCHEDULE_GRACE): %s (%llu other failures "
+                              "not logged since the last line)",
+                        name, (long long)ticks[made], (long long)api__backoff(now - ticks[made]),
+                        err.msg, (unsigned long long)l->unlogged);
+                l->warn_next = t + API_SCHED_WARN_MS;
+                l->unlogged = 0;
+            } else {
+                l->unlogged++;
+            }
             break;
         }
         sp_logctx lc = {ids[made], NULL, NULL};
         sp_debug(&lc, "schedule %s: tick %lld", name, (long long)ticks[made]);
     }
-    if (made == 0 && passed == 0)
-        goto out; /* nothing happened (the first tick failed): as it was */
     sp_sched_step st = {
         .read = &s,
-        /* The first tick after last_tick is the next one: everything before is done. */
+        /* The first tick after last_tick is the next one: everything before is done. A
+         * tick that failed is looked at again after a backoff, not in the next round. */
         .last_tick = made < n ? ticks[made] - 1 : next - 1,
-        .next_at = made < n ? ticks[made] : next,
+        .next_at = made < n ? now + api__backoff(now - ticks[made]) : next,
         .passed = passed,
+        .invalid = invalid,
         .nruns = made,
         .run_ids = (const char(*)[SP_ID_LEN + 1])ids,
         .run_ticks = ticks,
     };
     rc = sp_sched_advance(l->h, &st, &err);
+    moved = rc >= 0;
     if (rc < 0)
         sp_warn(NULL, "schedule %s: cannot move it on (another round will): %s", name, err.msg);
     else if (rc == 1 && passed > 0)
@@ -161,18 +195,22 @@ out:
     api_sched_job_free(&j);
     api_tz_free(tz);
     sp_sched_clear(&s);
+    return moved;
 }
 
-/* One round: fire every due schedule. Returns how long to sleep (ms). */
-static int64_t api__round(api_sched_loop *l)
+/* One round: fire every due schedule, from the skip-th on (*skip: the due schedules that
+ * stay due whatever is tried, ahead in the index, which the next round steps over).
+ * Returns how long to sleep (ms). */
+static int64_t api__round(api_sched_loop *l, size_t *skip)
 {
     sp_err err;
     int64_t now, earliest = 0;
     char names[API_SCHED_BATCH][SP_SCHED_NAME_MAX + 1];
-    size_t n = 0;
+    size_t n = 0, stuck = 0;
     if (sp_scheds_time(l->h, &now, &err) < 0 ||
-        sp_sched_due(l->h, now, names, API_SCHED_BATCH, &n, &earliest, &err) < 0) {
+        sp_sched_due(l->h, now, *skip, names, API_SCHED_BATCH, &n, &earliest, &err) < 0) {
         sp_debug(NULL, "scheduler: %s", err.msg);
+        *skip = 0;
         return API_SCHED_WAKE_MS;
     }
     for (size_t i = 0; i < n; i++) {
@@ -181,10 +219,18 @@ static int64_t api__round(api_sched_loop *l)
         pthread_mutex_unlock(&l->mu);
         if (stop)
             break;
-        api__fire(l, names[i], now);
+        if (!api__fire(l, names[i], now))
+            stuck++;
     }
-    if (n == API_SCHED_BATCH)
-        return 0; /* more are due */
+    if (n == API_SCHED_BATCH) {
+        /* More are due: at once, past the ones that stayed due; but a batch where nothing
+         * moved waits as any round does. */
+        *skip += stuck;
+        if (stuck < n)
+            return 0;
+    } else {
+        *skip = 0;
+    }
     int64_t wait = earliest > 0 ? earliest - now : API_SCHED_WAKE_MS;
     return wait < 1 ? 1 : wait > API_SCHED_WAKE_MS ? API_SCHED_WAKE_MS : wait;
 }
@@ -192,10 +238,11 @@ static int64_t api__round(api_sched_loop *l)
 static void *api__main(void *arg)
 {
     api_sched_loop *l = arg;
+    size_t skip = 0;
     pthread_mutex_lock(&l->mu);
     while (!l->stop) {
         pthread_mutex_unlock(&l->mu);
-        int64_t wait = api__round(l);
+        int64_t wait = api__round(l, &skip);
         pthread_mutex_lock(&l->mu);
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -245,15 +292,25 @@ api_sched_loop *api_sched_start(const api_config *cfg, const sp_routes *routes, 
     return l;
 }
 
-void api_sched_stop(api_sched_loop *l)
+void api_sched_halt(api_sched_loop *l)
 {
     if (l == NULL)
         return;
     pthread_mutex_lock(&l->mu);
+    bool joined = l->joined;
     l->stop = true;
+    l->joined = true;
     pthread_cond_signal(&l->cond);
     pthread_mutex_unlock(&l->mu);
-    pthread_join(l->thread, NULL);
+    if (!joined)
+        pthread_join(l->thread, NULL);
+}
+
+void api_sched_stop(api_sched_loop *l)
+{
+    if (l == NULL)
+        return;
+    api_sched_halt(l);
     pthread_cond_destroy(&l->cond);
     pthread_mutex_destroy(&l->mu);
     sp_queue_close(l->q);

@@ -45,13 +45,14 @@ enum MHD_Result api_schedules_data(api_req *r, const char *data, size_t n)
 static json_t *api__sched_json(const sp_sched *s)
 {
     json_t *job = json_loads(s->job ? s->job : "null", JSON_DECODE_ANY, NULL);
-    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:b, s:o, s:o, s:I, s:I, s:o, s:o}", "name",
+    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:b, s:o, s:o, s:I, s:I, s:I, s:o, s:o}", "name",
                      s->name, "cron", s->cron, "timezone", s->timezone, "missed",
                      s->run_once ? "run_once" : "skip", "job", job ? job : json_null(),
                      "paused", s->paused, "next_run_at",
                      api_json_time(s->paused ? 0 : s->next_at), "last_run_at",
                      api_json_time(s->last_fired), "runs_total", (json_int_t)s->fired,
-                     "missed_total", (json_int_t)s->passed, "created_at",
+                     "missed_total", (json_int_t)s->passed, "invalid_total",
+                     (json_int_t)s->invalid, "created_at",
                      api_json_time(s->created_at), "updated_at", api_json_time(s->updated_at));
 }
 
@@ -478,7 +479,7 @@ enum MHD_Result api_schedules_delete(api_req *r)
     int rc = h ? sp_sched_get(h, r->route.schedule, &s, &err) : err.code;
     if (rc < 0)
         return api__refused(r, rc, &err);
-    rc = sp_sched_delete(h, r->route.schedule, &err);
+    rc = sp_sched_delete(h, r->route.schedule, s.generation, &err); /* the one read */
     enum MHD_Result ret;
     if (rc < 0) {
         ret = api__refused(r, rc, &err);

@@ -520,6 +520,14 @@ api_server *api_server_start(const api_config *cfg, sp_err *err)
         sp_err_set(err, SP_EINVAL, "SPOOL_SCHEDULER must be on or off, not '%s'", cfg->scheduler);
         goto fail;
     }
+    /* A tick is fired again while within the grace (a process that died after making its
+     * job and before moving the schedule on): its idempotency key must outlive that. */
+    if (sched_on && cfg->idem_ttl_ms < cfg->sched_grace_ms) {
+        sp_err_set(err, SP_EINVAL, "SPOOL_IDEMPOTENCY_TTL (%lld ms) must be at least "
+                   "SPOOL_SCHEDULE_GRACE (%lld ms) when SPOOL_SCHEDULER=on",
+                   (long long)cfg->idem_ttl_ms, (long long)cfg->sched_grace_ms);
+        goto fail;
+    }
     if (sched_on && (s->sched = api_sched_start(cfg, &s->routes, err)) == NULL)
         goto fail;
     sp_info(NULL, "listening on %s (port %d, %u threads)", cfg->listen, s->port, threads);
@@ -539,6 +547,8 @@ void api_server_stop(api_server *s)
     if (s == NULL)
         return;
     atomic_store(&s->stopping, true);
+    /* No tick fires once the stop began (the drain below may take the whole grace). */
+    api_sched_halt(s->sched);
     if (s->daemon) {
         MHD_socket fd = MHD_quiesce_daemon(s->daemon);
         if (fd != MHD_INVALID_SOCKET)

@@ -48,35 +48,42 @@ enum MHD_Result api_sys_readyz(api_req *r)
                            redis == 0 ? "ok" : rerr.msg, storage == 0 ? "ok" : serr.msg);
 }
 
-/* Schedules: how many, paused, their ticks fired and passed over (every process
- * together, from Redis), and this process's ticks that could not make their job. No
+/* Schedules: how many, paused, their ticks by outcome (every process together, from
+ * Redis; left out when Redis cannot be read, as the queues' series are: zeros would be
+ * a counter reset), and this process's ticks that could not make their job. No
  * per-schedule labels: their number is the operator's. */
 static int api__schedule_metrics(api_req *r, int up, sp_buf *b)
 {
     sp_err err;
     sp_sched_counts c;
     sp_scheds *h = up ? api_scheds(r, &err) : NULL;
-    if (h == NULL || sp_sched_counts_get(h, &c, &err) < 0)
-        memset(&c, 0, sizeof c);
-    return sp_buf_addf(b,
-                       "# HELP spool_schedules Schedules that exist, by whether they are "
-                       "paused.\n"
-                       "# TYPE spool_schedules gauge\n"
-                       "spool_schedules{paused=\"false\"} %lld\n"
-                       "spool_schedules{paused=\"true\"} %lld\n"
-                       "# HELP spool_schedule_ticks_total Schedule ticks since the first, by "
-                       "outcome: fired (made a job) or missed (passed over: no process could fire "
-                       "it within SPOOL_SCHEDULE_GRACE; see the schedule's missed policy).\n"
-                       "# TYPE spool_schedule_ticks_total counter\n"
-                       "spool_schedule_ticks_total{outcome=\"fired\"} %lld\n"
-                       "spool_schedule_ticks_total{outcome=\"missed\"} %lld\n"
-                       "# HELP spool_schedule_errors_total Ticks this process could not make "
-                       "a job for (a template no longer valid, Redis or the queue refusing).\n"
-                       "# TYPE spool_schedule_errors_total counter\n"
-                       "spool_schedule_errors_total %llu\n",
-                       (long long)(c.schedules - c.paused), (long long)c.paused,
-                       (long long)c.fired, (long long)c.passed,
-                       (unsigned long long)api_sched_errors(r->srv->sched));
+    int rc = 0;
+    if (h != NULL && sp_sched_counts_get(h, &c, &err) == 0)
+        rc = sp_buf_addf(b,
+                         "# HELP spool_schedules Schedules that exist, by whether they are "
+                         "paused.\n"
+                         "# TYPE spool_schedules gauge\n"
+                         "spool_schedules{paused=\"false\"} %lld\n"
+                         "spool_schedules{paused=\"true\"} %lld\n"
+                         "# HELP spool_schedule_ticks_total Schedule ticks since the first, by "
+                         "outcome: fired (made a job), missed (passed over: no process could "
+                         "fire it within SPOOL_SCHEDULE_GRACE; see the schedule's missed policy) "
+                         "or invalid (passed over: the stored job template no longer "
+                         "validates).\n"
+                         "# TYPE spool_schedule_ticks_total counter\n"
+                         "spool_schedule_ticks_total{outcome=\"fired\"} %lld\n"
+                         "spool_schedule_ticks_total{outcome=\"missed\"} %lld\n"
+                         "spool_schedule_ticks_total{outcome=\"invalid\"} %lld\n",
+                         (long long)(c.schedules - c.paused), (long long)c.paused,
+                         (long long)c.fired, (long long)c.passed, (long long)c.invalid);
+    if (rc == 0)
+        rc = sp_buf_addf(b,
+                         "# HELP spool_schedule_errors_total Ticks this process could not make "
+                         "a job for (a template no longer valid, Redis or the queue refusing).\n"
+                         "# TYPE spool_schedule_errors_total counter\n"
+                         "spool_schedule_errors_total %llu\n",
+                         (unsigned long long)api_sched_errors(r->srv->sched));
+    return rc;
 }
 
 enum MHD_Result api_sys_metrics(api_req *r)

@@ -1,6 +1,7 @@
 /* schedules.c - spoolctl's schedule commands over /v1/schedules: `schedules` (the list)
  * and `schedule create|show|pause|resume|delete|runs NAME`. */
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -8,7 +9,7 @@
 #include "output.h"
 #include "spool/alloc.h"
 
-#define CTL_SCHED_JOB_FILE_MAX (1024 * 1024)
+#define CTL_SCHED_JOB_FILE_MAX (1024 * 1024) /* bytes of a --job @FILE */
 
 /* A string member of o, or "-". */
 static const char *ctl__s(const json_t *o, const char *k)
@@ -140,10 +141,10 @@ static int ctl__run_ids(sp_buf *b, const json_t *r)
     return rc;
 }
 
-/* One request and its answer printed with fmt (quiet: qfmt, or nothing when NULL). */
-static int ctl__call(ctl_client *c, const char *method, const char *path, const char *body,
-                     const char *what, int (*fmt)(sp_buf *, const json_t *),
-                     int (*qfmt)(sp_buf *, const json_t *))
+/* One request (a JSON body or none): its JSON answer into *v (a new reference), or
+ * an exit code after reporting. */
+static int ctl__fetch(ctl_client *c, const char *method, const char *path, const char *body,
+                      const char *what, json_t **v)
 {
     ctl_request rq;
     ctl_request_init(&rq, method, path);
@@ -155,8 +156,18 @@ static int ctl__call(ctl_client *c, const char *method, const char *path, const 
     }
     ctl_response resp;
     ctl_response_init(&resp);
+    int rc = ctl_client_call(c, &rq, &resp, v, what);
+    ctl_response_free(&resp);
+    return rc;
+}
+
+/* One request and its answer printed with fmt (quiet: qfmt, or nothing when NULL). */
+static int ctl__call(ctl_client *c, const char *method, const char *path, const char *body,
+                     const char *what, int (*fmt)(sp_buf *, const json_t *),
+                     int (*qfmt)(sp_buf *, const json_t *))
+{
     json_t *v;
-    int rc = ctl_client_call(c, &rq, &resp, &v, what);
+    int rc = ctl__fetch(c, method, path, body, what, &v);
     if (rc == 0) {
         if (c->o->quiet && !c->o->json)
             rc = qfmt ? ctl__print(c, v, qfmt) : 0;
@@ -164,14 +175,43 @@ static int ctl__call(ctl_client *c, const char *method, const char *path, const 
             rc = ctl__print(c, v, fmt);
         json_decref(v);
     }
-    ctl_response_free(&resp);
     return rc;
 }
 
+/* Every schedule: the pages of GET /v1/schedules followed by their `next`, printed
+ * together (--json: one {"schedules": [...], "next": null}). */
 int ctl_cmd_schedules(ctl_client *c)
 {
-    return ctl__call(c, "GET", "/v1/schedules?limit=1000", NULL, "schedules", ctl__list_text,
-                     ctl__names);
+    json_t *all = json_array(), *next = NULL;
+    int rc = all ? 0 : ctl_client_fail(c, CTL_EXIT_SERVER, "out_of_memory", "out of memory");
+    char path[128] = "/v1/schedules?limit=1000";
+    while (rc == 0) {
+        json_t *page;
+        rc = ctl__fetch(c, "GET", path, NULL, "schedules", &page);
+        if (rc != 0)
+            break;
+        json_array_extend(all, json_object_get(page, "schedules"));
+        next = json_object_get(page, "next");
+        const char *after = json_string_value(next);
+        /* Names are 1-64 of A-Z a-z 0-9 _ . -: nothing to escape in a query. */
+        bool more = after && after[0] && strlen(after) <= 64 && strspn(after,
+                        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") ==
+                        strlen(after);
+        if (more)
+            snprintf(path, sizeof path, "/v1/schedules?limit=1000&after=%s", after);
+        json_decref(page);
+        if (!more)
+            break;
+    }
+    if (rc == 0) {
+        json_t *v = json_pack("{s:O, s:n}", "schedules", all, "next");
+        rc = v == NULL ? ctl_client_fail(c, CTL_EXIT_SERVER, "out_of_memory", "out of memory")
+             : c->o->quiet && !c->o->json ? ctl__print(c, v, ctl__names)
+                                           : ctl__print(c, v, ctl__list_text);
+        json_decref(v);
+    }
+    json_decref(all);
+    return rc;
 }
 
 /* --job: JSON text, or @FILE. A new reference, or NULL after reporting (exit code in
@@ -183,12 +223,22 @@ static json_t *ctl__job(ctl_client *c, int *rc)
     json_t *job;
     if (spec[0] == '@') {
         FILE *f = fopen(spec + 1, "rb");
-        if (f == NULL) {
-            *rc = ctl_client_fail(c, CTL_EXIT_USAGE, "usage", "cannot read %s", spec + 1);
+        char *text = f ? sp_malloc(CTL_SCHED_JOB_FILE_MAX + 1) : NULL;
+        size_t n = text ? fread(text, 1, CTL_SCHED_JOB_FILE_MAX + 1, f) : 0;
+        bool bad = f == NULL || text == NULL || ferror(f);
+        if (f)
+            fclose(f);
+        if (bad || n > CTL_SCHED_JOB_FILE_MAX) {
+            sp_free(text);
+            *rc = bad ? ctl_client_fail(c, CTL_EXIT_USAGE, "usage", "cannot read %s", spec + 1)
+                      : ctl_client_fail(c, CTL_EXIT_USAGE, "usage",
+                                        "%s is larger than %d bytes (a job template is at "
+                                        "most 64 KiB as compact JSON)",
+                                        spec + 1, CTL_SCHED_JOB_FILE_MAX);
             return NULL;
         }
-        job = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
-        fclose(f);
+        job = json_loadb(text, n, JSON_REJECT_DUPLICATES, &jerr);
+        sp_free(text);
     } else {
         job = json_loads(spec, JSON_REJECT_DUPLICATES, &jerr);
     }

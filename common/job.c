@@ -1,5 +1,6 @@
 /* job.c - job states and the record's fields (see job.h). */
 #include "spool/job.h"
+#include "queue_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,7 @@ void sp_job_clear(sp_job *j)
     sp_job_init(j);
 }
 
-static void sp__copy(char *dst, size_t cap, const char *v, size_t len)
+void sp__copy(char *dst, size_t cap, const char *v, size_t len)
 {
     if (len >= cap)
         len = cap - 1;

@@ -29,8 +29,9 @@
  *   sched_update  sched:S, schedules:due
  *   sched_delete  sched:S, sched:S:runs, schedules, schedules:due
  *   sched_advance sched:S, sched:S:runs, schedules:due, schedules:stats
- * The jobs a tick makes go through enqueue like any other (their idempotency key is
- * "sched:<S>:<generation>:<tick ms>").
+ * The jobs a tick makes go through enqueue like any other, under an id derived from
+ * the tick (sp_sched_tick_id; the enqueue refuses it once its job exists) and with the
+ * idempotency key "sched:<S>:<generation>:<tick ms>".
  *
  * Today every key of a deployment may live on one Redis (or one Sentinel-managed
  * master). On Cluster, the smallest change that keeps every script legal is one hash

@@ -26,7 +26,7 @@ int sp__prefix_copy(char out[SP_PREFIX_MAX + 1], const char *prefix, sp_err *err
 
 bool sp__retry_read(const sp_queue *q, int rc)
 {
-    return rc == SP_EREDIS && sp_redis_stale_error(q->r);
+    return sp_redis_retry_read(q->r, rc);
 }
 
 int sp__queue_init(sp_queue *q, const char *url, const char *prefix, sp_err *err)

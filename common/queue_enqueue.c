@@ -12,8 +12,8 @@
 #include "spool/util.h"
 
 #define SP_ENQ_KEYS 8
-#define SP_ENQ_ARGS 27
-#define SP_ENQ_FIELDS 8 /* args[SP_ENQ_FIELDS..] are the record's field, value pairs */
+#define SP_ENQ_ARGS 28
+#define SP_ENQ_FIELDS 9 /* args[SP_ENQ_FIELDS..] are the record's field, value pairs */
 
 typedef struct sp__enq_call {
     sp_key k[SP_ENQ_KEYS];
@@ -76,6 +76,7 @@ static int sp__enq_build(sp_queue *q, const sp_enqueue *e, sp__enq_call *c, sp_e
     c->args[n++] = e->fingerprint ? e->fingerprint : "";
     c->args[n++] = c->created;
     c->args[n++] = c->due;
+    c->args[n++] = e->new_id ? "1" : "";
     c->args[n++] = "type";
     c->args[n++] = e->type;
     c->args[n++] = "max_attempts";
@@ -117,7 +118,8 @@ static int sp__enq_build(sp_queue *q, const sp_enqueue *e, sp__enq_call *c, sp_e
 
 static bool sp__enq_plain(const sp_enqueue *e)
 {
-    return e->idem_key == NULL && e->queue_limit <= 0 && e->run_at_ms <= 0 && e->delay_ms <= 0;
+    return e->idem_key == NULL && e->queue_limit <= 0 && e->run_at_ms <= 0 &&
+           e->delay_ms <= 0 && !e->new_id;
 }
 
 /* The queues of a batch, each with its pushes to either end of its ready list. */

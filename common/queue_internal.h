@@ -18,6 +18,9 @@ struct sp_queue {
 /* Check and copy a key prefix. 0 or SP_EINVAL. */
 int sp__prefix_copy(char out[SP_PREFIX_MAX + 1], const char *prefix, sp_err *err);
 
+/* Copy the len bytes at v into dst (cap bytes) as a string, cut to fit. */
+void sp__copy(char *dst, size_t cap, const char *v, size_t len);
+
 /* Fill job (whose id is id) from a flat field/value array reply (HGETALL; a field
  * repeated later overrides its earlier value). 0, SP_ENOTFOUND when the array is empty,
  * SP_EPROTO or SP_ENOMEM. On error job is cleared. */

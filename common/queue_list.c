@@ -110,6 +110,7 @@ static int sp__list_once(sp_queue *q, const sp_list_filter *f, sp_job *out, size
         for (size_t i = 0; i < *n; i++)
             sp_job_clear(&out[i]);
         *n = 0;
+        sp_redis_disconnect(q->r); /* replies a pipeline left unread must not be read later */
         return rc;
     }
     if (more)
@@ -201,6 +202,8 @@ static int sp__stat_one_once(sp_queue *q, const char *queue, sp_queue_stat *s, s
         }
         sp_redis_reply_free(rep);
     }
+    if (rc < 0)
+        sp_redis_disconnect(q->r); /* replies a pipeline left unread must not be read later */
     return rc;
 }
 
@@ -298,14 +301,11 @@ static int sp__workers_once(sp_queue *q, sp_worker_info *out, size_t max, size_t
     *n = 0;
     const char *p = q->prefix;
     sp_key k;
-    const char *t[] = {"TIME"};
-    redisReply *rep;
-    int rc = sp_redis_cmd(q->r, &rep, err, 1, t, NULL);
+    int64_t now;
+    int rc = sp_redis_time_ms(q->r, &now, err);
     if (rc < 0)
         return rc;
-    int64_t now = sp_reply_int(sp_reply_elem(rep, 0), 0) * 1000 +
-                  sp_reply_int(sp_reply_elem(rep, 1), 0) / 1000;
-    sp_redis_reply_free(rep);
+    redisReply *rep;
     char min[24];
     snprintf(min, sizeof min, "%lld", (long long)now);
     const char *argv[] = {"ZRANGEBYSCORE", sp__key(&k, p, "workers"), min, "+inf"};
@@ -340,6 +340,8 @@ static int sp__workers_once(sp_queue *q, sp_worker_info *out, size_t max, size_t
         sp_redis_reply_free(h);
     }
     sp_redis_reply_free(rep);
+    if (rc < 0)
+        sp_redis_disconnect(q->r); /* replies a pipeline left unread must not be read later */
     return rc;
 }
 

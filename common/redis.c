@@ -734,6 +734,28 @@ bool sp_redis_stale_error(const sp_redis *r)
     return r->stale_error;
 }
 
+bool sp_redis_retry_read(const sp_redis *r, int rc)
+{
+    return rc == SP_EREDIS && r->stale_error;
+}
+
+int sp_redis_time_ms(sp_redis *r, int64_t *now_ms, sp_err *err)
+{
+    const char *argv[] = {"TIME"};
+    redisReply *rep;
+    int rc = sp_redis_cmd(r, &rep, err, 1, argv, NULL);
+    if (rc < 0)
+        return rc;
+    const char *s = sp_reply_str(sp_reply_elem(rep, 0), NULL);
+    const char *us = sp_reply_str(sp_reply_elem(rep, 1), NULL);
+    if (s == NULL || us == NULL)
+        rc = sp_err_set(err, SP_EPROTO, "TIME: unexpected reply");
+    else
+        *now_ms = strtoll(s, NULL, 10) * 1000 + strtoll(us, NULL, 10) / 1000;
+    sp_redis_reply_free(rep);
+    return rc;
+}
+
 bool sp_redis_unanswered(const sp_redis *r)
 {
     return r->unanswered;

@@ -101,6 +101,14 @@ int sp_redis_try_read(sp_redis *r, redisReply **out, sp_err *err);
  * Redis restarted or dropped us while idle, and a reconnect is worth one try. */
 bool sp_redis_stale_error(const sp_redis *r);
 
+/* True when a read that failed with rc is worth one more try (sp_redis_stale_error):
+ * reads are made twice when the first finds the connection broken. */
+bool sp_redis_retry_read(const sp_redis *r, int rc);
+
+/* Redis's clock (TIME) in ms since the epoch into *now_ms. 0 or an error (SP_EPROTO
+ * for an unexpected reply; *now_ms unchanged). */
+int sp_redis_time_ms(sp_redis *r, int64_t *now_ms, sp_err *err);
+
 /* True when the last command failed after it was sent (no answer came, or it came from
  * a master a failover has replaced): it may have run, and what it wrote may still
  * appear. False when it failed before anything was sent, or succeeded. */

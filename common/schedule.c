@@ -8,6 +8,8 @@
 
 #include "queue_internal.h"
 #include "spool/alloc.h"
+#include "spool/config.h"
+#include "spool/sha256.h"
 #include "spool/util.h"
 
 extern const char sp_lua_sched_create[], sp_lua_sched_update[], sp_lua_sched_delete[],
@@ -29,18 +31,33 @@ struct sp_scheds {
     char prefix[SP_PREFIX_MAX + 1];
 };
 
+_Static_assert(SP_SCHED_NAME_MAX == SP_QUEUE_MAX, "a schedule name is a queue name's length");
+
 bool sp_sched_name_valid(const char *s)
 {
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > SP_SCHED_NAME_MAX || s[0] == '.' || s[0] == '-')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == '-'))
-            return false;
+    /* A queue name's alphabet and length (SP_SCHED_NAME_MAX is SP_QUEUE_MAX), not
+     * starting with '.' or '-'. */
+    return s != NULL && s[0] != '.' && s[0] != '-' && sp_queue_name_valid(s);
+}
+
+int sp_sched_tick_id(const sp_sched *s, int64_t tick, char out[SP_ID_LEN + 1], sp_err *err)
+{
+    out[0] = '\0';
+    char text[SP_SCHED_NAME_MAX + SP_ID_LEN + 32], hex[65];
+    int n = snprintf(text, sizeof text, "%s:%s:%lld", s->name, s->generation, (long long)tick);
+    if (n < 0 || (size_t)n >= sizeof text)
+        return sp_err_set(err, SP_EINVAL, "schedule name or generation too long");
+    int rc = sp_sha256_hex_of(text, (size_t)n, hex, err);
+    if (rc < 0)
+        return rc;
+    unsigned char rest[16]; /* the digest's first 128 bits (its hex is lowercase) */
+    for (int i = 0; i < 32; i++) {
+        char c = hex[i];
+        unsigned v = (unsigned)(c <= '9' ? c - '0' : c - 'a' + 10);
+        rest[i / 2] = (unsigned char)(i % 2 ? rest[i / 2] | v : v << 4);
     }
-    return true;
+    sp_id_make(tick, rest, out);
+    return 0;
 }
 
 void sp_sched_clear(sp_sched *s)
@@ -74,47 +91,24 @@ void sp_scheds_close(sp_scheds *h)
     sp_free(h);
 }
 
-/* Reads are made twice when the first finds the connection broken (Redis restarted
- * while it was idle), as the queue's are. */
-#define SP__READ(h, call)                                                                     \
-    do {                                                                                      \
-        int rc_ = (call);                                                                     \
-        if (rc_ == SP_EREDIS && sp_redis_stale_error((h)->r))                                 \
-            rc_ = (call);                                                                     \
-        return rc_;                                                                           \
-    } while (0)
-
-static int sp__time_once(sp_scheds *h, int64_t *now_ms, sp_err *err)
+/* A pipeline left with replies unread (an error part way) would hand them to the next
+ * command on this handle: drop the connection instead (the next call reconnects). */
+static int sp__pipeline_end(sp_scheds *h, int rc)
 {
-    const char *argv[] = {"TIME"};
-    redisReply *rep;
-    int rc = sp_redis_cmd(h->r, &rep, err, 1, argv, NULL);
     if (rc < 0)
-        return rc;
-    const char *s = sp_reply_str(sp_reply_elem(rep, 0), NULL);
-    const char *us = sp_reply_str(sp_reply_elem(rep, 1), NULL);
-    if (s == NULL || us == NULL)
-        rc = sp_err_set(err, SP_EPROTO, "TIME: unexpected reply");
-    else
-        *now_ms = strtoll(s, NULL, 10) * 1000 + strtoll(us, NULL, 10) / 1000;
-    sp_redis_reply_free(rep);
+        sp_redis_disconnect(h->r);
     return rc;
 }
 
+/* Reads are made twice when the first finds the connection broken (Redis restarted
+ * while it was idle), as the queue's are. */
 int sp_scheds_time(sp_scheds *h, int64_t *now_ms, sp_err *err)
 {
-    SP__READ(h, sp__time_once(h, now_ms, err));
+    int rc = sp_redis_time_ms(h->r, now_ms, err);
+    return sp_redis_retry_read(h->r, rc) ? sp_redis_time_ms(h->r, now_ms, err) : rc;
 }
 
 /* ---- a record from and to Redis -------------------------------------------------------- */
-
-static void sp__copy(char *dst, size_t cap, const char *v, size_t len)
-{
-    if (len >= cap)
-        len = cap - 1;
-    memcpy(dst, v, len);
-    dst[len] = '\0';
-}
 
 /* Fill *s from an HGETALL reply. 0, SP_ENOTFOUND (empty), SP_ENOMEM. */
 static int sp__sched_from_reply(const redisReply *rep, sp_sched *s, sp_err *err)
@@ -164,6 +158,8 @@ static int sp__sched_from_reply(const redisReply *rep, sp_sched *s, sp_err *err)
             s->fired = num;
         else if (strcmp(f, "passed") == 0)
             s->passed = num;
+        else if (strcmp(f, "invalid") == 0)
+            s->invalid = num;
     }
     if (!sp_sched_name_valid(s->name)) {
         sp_sched_clear(s);
@@ -280,7 +276,8 @@ static int sp__get_once(sp_scheds *h, const char *name, sp_sched *out, sp_err *e
 
 int sp_sched_get(sp_scheds *h, const char *name, sp_sched *out, sp_err *err)
 {
-    SP__READ(h, sp__get_once(h, name, out, err));
+    int rc = sp__get_once(h, name, out, err);
+    return sp_redis_retry_read(h->r, rc) ? sp__get_once(h, name, out, err) : rc;
 }
 
 static int sp__list_once(sp_scheds *h, const char *after, size_t max, sp_sched *out, size_t *n,
@@ -328,13 +325,15 @@ static int sp__list_once(sp_scheds *h, const char *after, size_t max, sp_sched *
             sp_sched_clear(&out[i]);
         *n = 0;
     }
-    return rc;
+    return sp__pipeline_end(h, rc);
 }
 
 int sp_sched_list(sp_scheds *h, const char *after, size_t max, sp_sched *out, size_t *n,
                   bool *more, sp_err *err)
 {
-    SP__READ(h, sp__list_once(h, after, max, out, n, more, err));
+    int rc = sp__list_once(h, after, max, out, n, more, err);
+    return sp_redis_retry_read(h->r, rc) ? sp__list_once(h, after, max, out, n, more, err)
+                                          : rc;
 }
 
 int sp_sched_update(sp_scheds *h, sp_sched *s, int timing, sp_err *err)
@@ -375,7 +374,7 @@ int sp_sched_update(sp_scheds *h, sp_sched *s, int timing, sp_err *err)
     return rc;
 }
 
-int sp_sched_delete(sp_scheds *h, const char *name, sp_err *err)
+int sp_sched_delete(sp_scheds *h, const char *name, const char *generation, sp_err *err)
 {
     if (!sp_sched_name_valid(name))
         return sp_err_set(err, SP_ENOTFOUND, "no such schedule");
@@ -383,9 +382,9 @@ int sp_sched_delete(sp_scheds *h, const char *name, sp_err *err)
     const char *p = h->prefix;
     const char *keys[] = {sp__key_sched(&k[0], p, name, NULL), sp__key(&k[1], p, "schedules"),
                           sp__key(&k[2], p, "schedules:due"), sp__key_sched(&k[3], p, name, "runs")};
-    const char *args[] = {name};
+    const char *args[] = {name, generation ? generation : ""};
     redisReply *rep;
-    int rc = sp_redis_eval(h->r, SP__S_DELETE, 4, keys, 1, args, NULL, &rep, err);
+    int rc = sp_redis_eval(h->r, SP__S_DELETE, 4, keys, 2, args, NULL, &rep, err);
     if (rc < 0)
         return rc;
     if (sp_reply_int(rep, 0) != 1)
@@ -394,17 +393,19 @@ int sp_sched_delete(sp_scheds *h, const char *name, sp_err *err)
     return rc;
 }
 
-static int sp__due_once(sp_scheds *h, int64_t now_ms, char (*names)[SP_SCHED_NAME_MAX + 1],
-                        size_t max, size_t *n, int64_t *earliest, sp_err *err)
+static int sp__due_once(sp_scheds *h, int64_t now_ms, size_t skip,
+                        char (*names)[SP_SCHED_NAME_MAX + 1], size_t max, size_t *n,
+                        int64_t *earliest, sp_err *err)
 {
     *n = 0;
     *earliest = 0;
     sp_key k;
     const char *due = sp__key(&k, h->prefix, "schedules:due");
-    char now[24], lim[24];
+    char now[24], off[24], lim[24];
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    snprintf(off, sizeof off, "%zu", skip);
     snprintf(lim, sizeof lim, "%zu", max);
-    const char *c0[] = {"ZRANGEBYSCORE", due, "-inf", now, "LIMIT", "0", lim};
+    const char *c0[] = {"ZRANGEBYSCORE", due, "-inf", now, "LIMIT", off, lim};
     char after[26];
     snprintf(after, sizeof after, "(%lld", (long long)now_ms);
     const char *c1[] = {"ZRANGEBYSCORE", due, after, "+inf", "WITHSCORES", "LIMIT", "0", "1"};
@@ -426,13 +427,17 @@ static int sp__due_once(sp_scheds *h, int64_t now_ms, char (*names)[SP_SCHED_NAM
         *earliest = sp__score(sp_reply_elem(b, 1));
     sp_redis_reply_free(a);
     sp_redis_reply_free(b);
-    return rc;
+    return sp__pipeline_end(h, rc);
 }
 
-int sp_sched_due(sp_scheds *h, int64_t now_ms, char (*names)[SP_SCHED_NAME_MAX + 1],
-                 size_t max, size_t *n, int64_t *earliest, sp_err *err)
+int sp_sched_due(sp_scheds *h, int64_t now_ms, size_t skip,
+                 char (*names)[SP_SCHED_NAME_MAX + 1], size_t max, size_t *n,
+                 int64_t *earliest, sp_err *err)
 {
-    SP__READ(h, sp__due_once(h, now_ms, names, max, n, earliest, err));
+    int rc = sp__due_once(h, now_ms, skip, names, max, n, earliest, err);
+    return sp_redis_retry_read(h->r, rc)
+               ? sp__due_once(h, now_ms, skip, names, max, n, earliest, err)
+               : rc;
 }
 
 int sp_sched_advance(sp_scheds *h, const sp_sched_step *st, sp_err *err)
@@ -444,9 +449,9 @@ int sp_sched_advance(sp_scheds *h, const sp_sched_step *st, sp_err *err)
                           sp__key(&k[1], p, "schedules:due"),
                           sp__key_sched(&k[2], p, s->name, "runs"),
                           sp__key(&k[3], p, "schedules:stats")};
-    size_t na = 10 + 2 * st->nruns;
+    size_t na = 11 + 2 * st->nruns;
     const char **args = sp_calloc(na, sizeof *args);
-    char(*nums)[24] = sp_calloc(8 + st->nruns, sizeof *nums);
+    char(*nums)[24] = sp_calloc(9 + st->nruns, sizeof *nums);
     if (args == NULL || nums == NULL) {
         sp_free(args);
         sp_free(nums);
@@ -457,17 +462,18 @@ int sp_sched_advance(sp_scheds *h, const sp_sched_step *st, sp_err *err)
         if (st->run_ticks[i] > last_fired)
             last_fired = st->run_ticks[i];
     int64_t v[] = {s->version, s->last_tick, st->last_tick, st->next_at,
-                   (int64_t)st->nruns, st->passed, SP_SCHED_RUNS_KEEP, last_fired};
-    for (size_t i = 0; i < 8; i++)
+                   (int64_t)st->nruns, st->passed, SP_SCHED_RUNS_KEEP, last_fired,
+                   st->invalid};
+    for (size_t i = 0; i < 9; i++)
         snprintf(nums[i], sizeof nums[i], "%lld", (long long)v[i]);
     args[0] = s->name;
     args[1] = s->generation;
-    for (size_t i = 0; i < 8; i++)
+    for (size_t i = 0; i < 9; i++)
         args[2 + i] = nums[i];
     for (size_t i = 0; i < st->nruns; i++) {
-        snprintf(nums[8 + i], sizeof nums[8 + i], "%lld", (long long)st->run_ticks[i]);
-        args[10 + 2 * i] = nums[8 + i];
-        args[11 + 2 * i] = st->run_ids[i];
+        snprintf(nums[9 + i], sizeof nums[9 + i], "%lld", (long long)st->run_ticks[i]);
+        args[11 + 2 * i] = nums[9 + i];
+        args[12 + 2 * i] = st->run_ids[i];
     }
     redisReply *rep;
     int rc = sp_redis_eval(h->r, SP__S_ADVANCE, 4, keys, (int)na, args, NULL, &rep, err);
@@ -550,13 +556,16 @@ static int sp__runs_once(sp_scheds *h, const char *name, const char *before, siz
         *n = 0;
         next[0] = '\0';
     }
-    return rc;
+    return sp__pipeline_end(h, rc);
 }
 
 int sp_sched_runs(sp_scheds *h, const char *name, const char *before, size_t max,
                   sp_sched_run *out, size_t *n, char next[SP_ID_LEN + 1], sp_err *err)
 {
-    SP__READ(h, sp__runs_once(h, name, before, max, out, n, next, err));
+    int rc = sp__runs_once(h, name, before, max, out, n, next, err);
+    return sp_redis_retry_read(h->r, rc)
+               ? sp__runs_once(h, name, before, max, out, n, next, err)
+               : rc;
 }
 
 static int sp__counts_once(sp_scheds *h, sp_sched_counts *out, sp_err *err)
@@ -566,12 +575,13 @@ static int sp__counts_once(sp_scheds *h, sp_sched_counts *out, sp_err *err)
     const char *p = h->prefix;
     const char *c0[] = {"ZCARD", sp__key(&k[0], p, "schedules")};
     const char *c1[] = {"ZCARD", sp__key(&k[1], p, "schedules:due")};
-    const char *c2[] = {"HMGET", sp__key(&k[2], p, "schedules:stats"), "fired", "passed"};
+    const char *c2[] = {"HMGET", sp__key(&k[2], p, "schedules:stats"), "fired", "passed",
+                        "invalid"};
     int rc = sp_redis_append(h->r, err, 2, c0, NULL);
     if (rc == 0)
         rc = sp_redis_append(h->r, err, 2, c1, NULL);
     if (rc == 0)
-        rc = sp_redis_append(h->r, err, 4, c2, NULL);
+        rc = sp_redis_append(h->r, err, 5, c2, NULL);
     redisReply *rep[3] = {NULL, NULL, NULL};
     for (int i = 0; i < 3 && rc == 0; i++)
         rc = sp_redis_read(h->r, &rep[i], err);
@@ -582,13 +592,15 @@ static int sp__counts_once(sp_scheds *h, sp_sched_counts *out, sp_err *err)
             out->paused = 0;
         out->fired = sp_reply_int(sp_reply_elem(rep[2], 0), 0);
         out->passed = sp_reply_int(sp_reply_elem(rep[2], 1), 0);
+        out->invalid = sp_reply_int(sp_reply_elem(rep[2], 2), 0);
     }
     for (int i = 0; i < 3; i++)
         sp_redis_reply_free(rep[i]);
-    return rc;
+    return sp__pipeline_end(h, rc);
 }
 
 int sp_sched_counts_get(sp_scheds *h, sp_sched_counts *out, sp_err *err)
 {
-    SP__READ(h, sp__counts_once(h, out, err));
+    int rc = sp__counts_once(h, out, err);
+    return sp_redis_retry_read(h->r, rc) ? sp__counts_once(h, out, err) : rc;
 }

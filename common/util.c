@@ -115,16 +115,15 @@ uint64_t sp_random_below(uint64_t bound)
 
 static const char sp__b32[] = "0123456789abcdefghjkmnpqrstvwxyz";
 
-int sp_id_new(char out[SP_ID_LEN + 1])
+void sp_id_make(int64_t ms, const unsigned char rest[16], char out[SP_ID_LEN + 1])
 {
-    /* 180 bits of output: 4 zero bits, 48 bits of time, 128 random bits. */
+    /* 180 bits of output: 4 zero bits, 48 bits of time, 128 bits of rest. */
     unsigned char raw[23] = {0}; /* 184 bits, big-endian; we use the low 180 */
-    uint64_t ms = (uint64_t)sp_now_ms() & 0xFFFFFFFFFFFFULL;
+    uint64_t t = (uint64_t)ms & 0xFFFFFFFFFFFFULL;
     for (int i = 0; i < 6; i++)
-        raw[1 + i] = (unsigned char)(ms >> (40 - 8 * i));
-    if (sp_random_bytes(raw + 7, 16) < 0)
-        return SP_EIO;
-    /* raw holds 8 leading zero bits, time, random; skip 4 bits to get 180. */
+        raw[1 + i] = (unsigned char)(t >> (40 - 8 * i));
+    memcpy(raw + 7, rest, 16);
+    /* raw holds 8 leading zero bits, time, rest; skip 4 bits to get 180. */
     for (int i = 0; i < SP_ID_LEN; i++) {
         int bit = 4 + 5 * i; /* index of the first bit, from the top of raw */
         unsigned v = 0;
@@ -135,6 +134,14 @@ int sp_id_new(char out[SP_ID_LEN + 1])
         out[i] = sp__b32[v];
     }
     out[SP_ID_LEN] = '\0';
+}
+
+int sp_id_new(char out[SP_ID_LEN + 1])
+{
+    unsigned char rest[16];
+    if (sp_random_bytes(rest, sizeof rest) < 0)
+        return SP_EIO;
+    sp_id_make(sp_now_ms(), rest, out);
     return 0;
 }
 

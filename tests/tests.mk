@@ -15,6 +15,7 @@ test_lease_OBJS := $(QFIXTURE_OBJS)
 test_redis_OBJS := $(QFIXTURE_OBJS)
 test_evstream_OBJS := $(QFIXTURE_OBJS)
 test_queue_events_OBJS := $(QFIXTURE_OBJS)
+test_schedule_OBJS := $(QFIXTURE_OBJS)
 
 # Unit tests may also link a module's objects: set <test>_OBJS and <test>_LIBS in its .mk.
 .SECONDEXPANSION:

@@ -4,11 +4,14 @@
 -- ARGV: 1 id, 2 queue, 3 length limit (0: none), 4 priority (high|normal),
 --       5 idempotency ttl ms, 6 request fingerprint, 7 created_at (ms, the producer's
 --       clock, as for plain enqueues), 8 due: '' (now), '+N' (N ms from now by Redis's
---       clock) or 'N' (ms since the epoch), 9.. field, value pairs, the first 'type', type
+--       clock) or 'N' (ms since the epoch), 9 '1' when the id must be new (a job hash
+--       already under it: 'exists', nothing changes) else '', 10.. field, value pairs,
+--       the first 'type', type
 -- A job due later is 'scheduled' (run_at set) on the delayed zset until promote.lua
 -- queues it, as it does due retries.
 -- Returns {'ok', id} | {'exists', id} | {'conflict', id} | {'full', length}
 local now = ARGV[7]
+if ARGV[9] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return {'exists', ARGV[1]} end
 if KEYS[8] then
   local v = redis.call('GET', KEYS[8])
   if v then
@@ -35,7 +38,7 @@ if ARGV[8] ~= '' then
 end
 -- Fields left out (attempts, progress...) read as zero; the id is the key's.
 redis.call('HSET', KEYS[1], 'queue', ARGV[2], 'state', state, 'version', 1,
-  'created_at', now, unpack(ARGV, 9))
+  'created_at', now, unpack(ARGV, 10))
 if due then
   local d = string.format('%d', due)
   redis.call('HSET', KEYS[1], 'run_at', d)
@@ -49,7 +52,7 @@ redis.call('ZADD', KEYS[3], now, ARGV[1])
 redis.call('HINCRBY', KEYS[4], 'enqueued', 1)
 redis.call('SADD', KEYS[5], ARGV[2])
 local evs = {}
-event(evs, ARGV[1], state, '0', ARGV[2], ARGV[10])
+event(evs, ARGV[1], state, '0', ARGV[2], ARGV[11])
 emit(KEYS[6], evs)
 if KEYS[8] then
   redis.call('SET', KEYS[8], ARGV[1] .. ' ' .. ARGV[6], 'PX', ARGV[5])

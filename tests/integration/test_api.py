@@ -1029,7 +1029,11 @@ def test_redis_down_is_503_with_retry_after_and_no_partial_state(ctx):
             assert int(r.headers["retry-after"]) > 0
             assert r.json()["error"]["code"] in ("redis_unavailable", "not_ready"), r.body
         eq(api.http.get("/healthz").status, 200)
-        assert re.search(r"^spool_redis_up 0$", api.http.get("/metrics").body.decode(), re.M)
+        m = api.http.get("/metrics").body.decode()
+        assert re.search(r"^spool_redis_up 0$", m, re.M)
+        # Series read from Redis are left out, not zeros (a counter reset to Prometheus).
+        assert "spool_schedule_ticks_total" not in m and "spool_schedules{" not in m, m
+        assert re.search(r"^spool_schedule_errors_total \d+$", m, re.M), m
         eq(api.job_dirs(), [], "no files: the refused requests left none (small exports have none)")
         redis.start()
         wait_until(lambda: api.http.get("/readyz").status == 200, 10, what="ready again")

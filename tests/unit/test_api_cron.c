@@ -229,12 +229,20 @@ static void test_bad_expressions_and_zones_are_refused_with_a_reason(void **stat
      * too (the weekday counts). */
     assert_int_equal(api_cron_parse("0 0 29 2 *", &c, &err), 0);
     assert_int_equal(api_cron_parse("0 0 31 4 1", &c, &err), 0);
+    /* Only IANA names: not this host's localtime, files of the zoneinfo directory that
+     * are not zones, the Factory zone, POSIX TZ rules or offsets (glib takes those). */
     const char *zones[] = {"Mars/Olympus", "../../etc/passwd", "/etc/localtime", "", "Europe/",
-                           "UTC\n", "Europe/Berlin/../Paris"};
+                           "UTC\n", "Europe/Berlin/../Paris", "localtime", "posixrules",
+                           "right/UTC", "posix/Europe/Berlin", "Factory", "XYZ-3", "+01",
+                           "-0530", "CET-1CEST,M3.5.0,M10.5.0/3", "utc", "europe/berlin"};
     for (size_t i = 0; i < sizeof zones / sizeof *zones; i++) {
         assert_null(api_tz_open(zones[i], &err));
         assert_int_equal(err.code, SP_EINVAL);
     }
+    const char *iana[] = {"UTC", "Etc/UTC", "GMT", "Etc/GMT-14", "Europe/Berlin", "US/Eastern",
+                          "America/Argentina/Buenos_Aires", "EST5EDT", "Asia/Kolkata"};
+    for (size_t i = 0; i < sizeof iana / sizeof *iana; i++)
+        api_tz_free(zone(iana[i]));
     api_tz_free(NULL);
     api_tz *tz = zone("UTC");
     assert_int_equal(api_cron_parse("* * * * *", &c, &err), 0);

@@ -500,6 +500,39 @@ static void test_idempotency_key_returns_first_job_or_conflict(void **state)
     sp_queue_close(q);
 }
 
+/* An enqueue with new_id refuses an id whose job exists: it answers with that id and
+ * changes nothing (no second push, the record as it was), even on a full queue. */
+static void test_new_id_enqueue_refuses_an_existing_job(void **state)
+{
+    (void)state;
+    sp_queue *q = open_q();
+    char id[SP_ID_LEN + 1], existing[SP_ID_LEN + 1] = "";
+    sp_id_new(id);
+    sp_err err;
+    sp_enqueue e = {id, "test.noop", "n", 3, 100, 1000, false, "{\"v\":1}", NULL, NULL, NULL,
+                    1, 0};
+    e.new_id = true;
+    assert_int_equal(sp_queue_enqueue(q, &e, existing, &err), 0);
+    e.params_json = "{\"v\":2}";
+    assert_int_equal(sp_queue_enqueue(q, &e, existing, &err), 1);
+    assert_string_equal(existing, id);
+    sp_job j;
+    assert_int_equal(sp_queue_get(q, id, &j, &err), 0);
+    assert_string_equal(j.params, "{\"v\":1}");
+    sp_job_clear(&j);
+    sp_queue_stat s;
+    assert_int_equal(sp_queue_stat_one(q, "n", &s, &err), 0);
+    assert_int_equal(s.ready, 1);
+    assert_int_equal(s.enqueued, 1);
+    /* Without the flag the same id is written over (what new_id prevents). */
+    e.new_id = false;
+    e.queue_limit = 0;
+    assert_int_equal(sp_queue_enqueue(q, &e, existing, &err), 0);
+    assert_int_equal(sp_queue_stat_one(q, "n", &s, &err), 0);
+    assert_int_equal(s.ready, 2);
+    sp_queue_close(q);
+}
+
 static void test_queue_limit_rejects_when_full(void **state)
 {
     (void)state;
@@ -1030,6 +1063,7 @@ int main(void)
                                setup_test),
         cmocka_unit_test_setup(test_consumer_reports_outage_and_resumes, setup_test),
         cmocka_unit_test_setup(test_idempotency_key_returns_first_job_or_conflict, setup_test),
+        cmocka_unit_test_setup(test_new_id_enqueue_refuses_an_existing_job, setup_test),
         cmocka_unit_test_setup(test_queue_limit_rejects_when_full, setup_test),
         cmocka_unit_test_setup(test_finished_job_expires_after_retention, setup_test),
         cmocka_unit_test_setup(test_multi_queue_wait_takes_first_arrival, setup_test),

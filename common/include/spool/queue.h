@@ -52,11 +52,14 @@ typedef struct sp_enqueue {
     int64_t delay_ms;          /* > 0: scheduled until this long from now by Redis's clock
                                 * (run_at_ms wins when both are set); a due time already
                                 * past queues the job at once */
+    bool new_id;               /* refuse an id that names a job already (a derived id, not
+                                * sp_id_new's): answered as an idempotent repeat */
 } sp_enqueue;
 
 /* Record the job and queue it in one step.
  * Returns 0 (created), 1 (an earlier request with the same idempotency key and the
- * same fingerprint created job existing_id), SP_ECONFLICT (same key, different
+ * same fingerprint created job existing_id; or, with new_id, a job with this id exists
+ * and existing_id is the id: nothing changed), SP_ECONFLICT (same key, different
  * request; existing_id set), SP_EFULL (queue at its limit), or an error. */
 int sp_queue_enqueue(sp_queue *q, const sp_enqueue *e, char existing_id[SP_ID_LEN + 1],
                      sp_err *err);

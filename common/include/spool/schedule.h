@@ -46,7 +46,13 @@ typedef struct sp_sched {
     int64_t last_fired;  /* the latest tick that made a job */
     int64_t fired;       /* ticks that made a job */
     int64_t passed;      /* ticks passed over (missed while no process could fire) */
+    int64_t invalid;     /* ticks passed over because the job template no longer validates */
 } sp_sched;
+
+/* The job id of s's tick (ms): the tick's time, then 128 bits of the SHA-256 of
+ * "name:generation:tick", so every process that fires the tick names the same job and
+ * ids still sort by time. 0 or an error (libcrypto's) with out "". */
+int sp_sched_tick_id(const sp_sched *s, int64_t tick, char out[SP_ID_LEN + 1], sp_err *err);
 
 /* Free s's job template and zero it. Accepts NULL. */
 void sp_sched_clear(sp_sched *s);
@@ -91,21 +97,24 @@ enum sp_sched_timing {
  * (changed since it was read: read it again and retry); or an error. */
 int sp_sched_update(sp_scheds *h, sp_sched *s, int timing, sp_err *err);
 
-/* Delete schedule name with its runs. 0 or SP_ENOTFOUND, or an error. */
-int sp_sched_delete(sp_scheds *h, const char *name, sp_err *err);
+/* Delete schedule name with its runs, if it is still the given generation (NULL: any).
+ * 0 or SP_ENOTFOUND (none, or another generation: nothing deleted), or an error. */
+int sp_sched_delete(sp_scheds *h, const char *name, const char *generation, sp_err *err);
 
 /* The names of the unpaused schedules due at now_ms (next_at <= now_ms), earliest
- * first, at most max, into names[0..*n); *earliest gets the next_at of the first
- * schedule not due (0 when none). */
-int sp_sched_due(sp_scheds *h, int64_t now_ms, char (*names)[SP_SCHED_NAME_MAX + 1],
-                 size_t max, size_t *n, int64_t *earliest, sp_err *err);
+ * first, from the skip-th of them on, at most max, into names[0..*n); *earliest gets
+ * the next_at of the first schedule not due (0 when none). */
+int sp_sched_due(sp_scheds *h, int64_t now_ms, size_t skip,
+                 char (*names)[SP_SCHED_NAME_MAX + 1], size_t max, size_t *n,
+                 int64_t *earliest, sp_err *err);
 
 /* A firing loop's outcome for one schedule as it was read (sp_sched_advance). */
 typedef struct sp_sched_step {
     const sp_sched *read;     /* the schedule as read: its generation, version, last_tick */
     int64_t last_tick;        /* the new last tick (fired or passed over) */
     int64_t next_at;          /* the tick after it */
-    int64_t passed;           /* ticks passed over */
+    int64_t passed;           /* ticks passed over (missed) */
+    int64_t invalid;          /* ticks passed over: the template no longer validates */
     size_t nruns;             /* jobs made for ticks: run_ids[i] for run_ticks[i] */
     const char (*run_ids)[SP_ID_LEN + 1];
     const int64_t *run_ticks;
@@ -130,10 +139,11 @@ typedef struct sp_sched_run {
 int sp_sched_runs(sp_scheds *h, const char *name, const char *before, size_t max,
                   sp_sched_run *out, size_t *n, char next[SP_ID_LEN + 1], sp_err *err);
 
-/* Numbers for metrics: schedules, how many are paused, ticks fired and passed over
- * since the store was first used (all processes together). */
+/* Numbers for metrics: schedules, how many are paused, ticks fired, missed and passed
+ * over for an invalid template since the store was first used (all processes
+ * together). */
 typedef struct sp_sched_counts {
-    int64_t schedules, paused, fired, passed;
+    int64_t schedules, paused, fired, passed, invalid;
 } sp_sched_counts;
 int sp_sched_counts_get(sp_scheds *h, sp_sched_counts *out, sp_err *err);
 

@@ -40,6 +40,10 @@ uint64_t sp_random_below(uint64_t bound);
 /* Write a new id and its NUL into out. Returns 0 or SP_EIO. */
 int sp_id_new(char out[SP_ID_LEN + 1]);
 
+/* Write the id of time ms (its low 48 bits) and the 128 bits at rest into out: for ids
+ * derived from something else (a schedule's tick) rather than drawn at random. */
+void sp_id_make(int64_t ms, const unsigned char rest[16], char out[SP_ID_LEN + 1]);
+
 /* True when s is exactly a well-formed id (length and alphabet). */
 bool sp_id_valid(const char *s);
 
