@@ -85,23 +85,7 @@ enum MHD_Result api_dead_list(api_req *r)
 
 enum MHD_Result api_dead_begin(api_req *r)
 {
-    if (api_query_each(r, api_query_none, r) != 0)
-        return api_replied(r);
-    const char *ct = api_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (ct == NULL || api_hdr_media_type(ct, &r->media) < 0 ||
-        strcmp(r->media.type, "application/json") != 0)
-        return api_reply_error(r, API_E_MEDIA_TYPE, "Content-Type must be application/json");
-    sp_buf_free(&r->text);
-    sp_buf_init(&r->text, API_DEAD_BODY_MAX);
-    return MHD_YES;
-}
-
-enum MHD_Result api_dead_data(api_req *r, const char *data, size_t n)
-{
-    if (sp_buf_add(&r->text, data, n) < 0)
-        return api_reply_error(r, API_E_TOO_LARGE, "the body is larger than %d bytes",
-                               API_DEAD_BODY_MAX);
-    return MHD_YES;
+    return api_json_body_begin(r, API_DEAD_BODY_MAX);
 }
 
 /* The ids of body {"ids":[...]} into ids (pointing into body), or *all for

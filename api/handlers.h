@@ -51,7 +51,6 @@ json_t *api_worker_json(const sp_worker_info *w);
 /* dead.c: a queue's dead-letter set */
 enum MHD_Result api_dead_list(api_req *r);   /* GET /v1/queues/{name}/dead */
 enum MHD_Result api_dead_begin(api_req *r);  /* POST .../dead/retry and .../dead/purge */
-enum MHD_Result api_dead_data(api_req *r, const char *data, size_t n);
 enum MHD_Result api_dead_end(api_req *r);
 
 /* history_route.c */
@@ -59,7 +58,6 @@ enum MHD_Result api_queue_history(api_req *r); /* GET /v1/queues/{name}/history 
 
 /* schedules.c */
 enum MHD_Result api_schedules_begin(api_req *r);  /* POST and PATCH: a JSON body */
-enum MHD_Result api_schedules_data(api_req *r, const char *data, size_t n);
 enum MHD_Result api_schedules_create(api_req *r); /* POST /v1/schedules */
 enum MHD_Result api_schedules_list(api_req *r);   /* GET /v1/schedules */
 enum MHD_Result api_schedules_get(api_req *r);    /* GET /v1/schedules/{name} */

@@ -205,6 +205,12 @@ enum MHD_Result api_reply_json(api_req *r, int status, sp_buf *body, const api_h
 
 enum MHD_Result api_reply_json_value(api_req *r, int status, json_t *v)
 {
+    return api_reply_json_value_h(r, status, v, NULL, 0);
+}
+
+enum MHD_Result api_reply_json_value_h(api_req *r, int status, json_t *v, const api_hdr_kv *hdrs,
+                                       size_t nhdrs)
+{
     sp_buf b;
     sp_buf_init(&b, 64 * 1024 * 1024);
     int rc = v ? api_json_append(&b, v) : SP_ENOMEM;
@@ -215,7 +221,28 @@ enum MHD_Result api_reply_json_value(api_req *r, int status, json_t *v)
         sp_buf_free(&b);
         return api_reply_code(r, rc, NULL);
     }
-    return api_reply_json(r, status, &b, NULL, 0);
+    return api_reply_json(r, status, &b, hdrs, nhdrs);
+}
+
+enum MHD_Result api_json_body_begin(api_req *r, size_t max)
+{
+    if (api_query_each(r, api_query_none, r) != 0)
+        return api_replied(r);
+    const char *ct = api_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (ct == NULL || api_hdr_media_type(ct, &r->media) < 0 ||
+        strcmp(r->media.type, "application/json") != 0)
+        return api_reply_error(r, API_E_MEDIA_TYPE, "Content-Type must be application/json");
+    sp_buf_free(&r->text);
+    sp_buf_init(&r->text, max);
+    return MHD_YES;
+}
+
+enum MHD_Result api_json_body_data(api_req *r, const char *data, size_t n)
+{
+    if (sp_buf_add(&r->text, data, n) < 0)
+        return api_reply_error(r, API_E_TOO_LARGE, "the body is larger than %zu bytes",
+                               r->text.max);
+    return MHD_YES;
 }
 
 int api_query_none(void *ud, const char *name, const char *value)

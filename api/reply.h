@@ -86,6 +86,16 @@ enum MHD_Result api_reply_body(api_req *r, int status, const char *content_type,
 /* Answer status with the JSON value v (its reference is taken), a newline after it. */
 enum MHD_Result api_reply_json_value(api_req *r, int status, json_t *v);
 
+/* The same with extra headers. */
+enum MHD_Result api_reply_json_value_h(api_req *r, int status, json_t *v, const api_hdr_kv *hdrs,
+                                       size_t nhdrs);
+
+/* For a route that takes a JSON body of at most max bytes (read into r->text) and no
+ * query parameters: the begin step (415 unless the Content-Type is application/json,
+ * 422 for a parameter) and the data step (413 past max). */
+enum MHD_Result api_json_body_begin(api_req *r, size_t max);
+enum MHD_Result api_json_body_data(api_req *r, const char *data, size_t n);
+
 /* A query-parameter callback (api_query_each, with the request as ud) for routes that
  * take no parameters: answers 422 naming the first one and returns -1. */
 int api_query_none(void *ud, const char *name, const char *value);

@@ -21,23 +21,7 @@
 
 enum MHD_Result api_schedules_begin(api_req *r)
 {
-    if (api_query_each(r, api_query_none, r) != 0)
-        return api_replied(r);
-    const char *ct = api_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (ct == NULL || api_hdr_media_type(ct, &r->media) < 0 ||
-        strcmp(r->media.type, "application/json") != 0)
-        return api_reply_error(r, API_E_MEDIA_TYPE, "Content-Type must be application/json");
-    sp_buf_free(&r->text);
-    sp_buf_init(&r->text, API_SCHED_BODY_MAX);
-    return MHD_YES;
-}
-
-enum MHD_Result api_schedules_data(api_req *r, const char *data, size_t n)
-{
-    if (sp_buf_add(&r->text, data, n) < 0)
-        return api_reply_error(r, API_E_TOO_LARGE, "the body is larger than %d bytes",
-                               API_SCHED_BODY_MAX);
-    return MHD_YES;
+    return api_json_body_begin(r, API_SCHED_BODY_MAX);
 }
 
 /* ---- a schedule's JSON --------------------------------------------------------------- */
@@ -64,18 +48,8 @@ static enum MHD_Result api__reply_sched(api_req *r, int status, const sp_sched *
     if (status == 201) {
         char loc[96];
         snprintf(loc, sizeof loc, "/v1/schedules/%s", s->name);
-        sp_buf b;
-        sp_buf_init(&b, 4 * SP_SCHED_JOB_MAX + 4096);
-        int rc = api_json_append(&b, v);
-        json_decref(v);
-        if (rc == 0)
-            rc = sp_buf_addc(&b, '\n');
-        if (rc < 0) {
-            sp_buf_free(&b);
-            return api_reply_code(r, rc, NULL);
-        }
         api_hdr_kv h[] = {{"Location", loc}};
-        return api_reply_json(r, status, &b, h, 1);
+        return api_reply_json_value_h(r, status, v, h, 1);
     }
     return api_reply_json_value(r, status, v);
 }

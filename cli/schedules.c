@@ -68,16 +68,22 @@ static int ctl__list_text(sp_buf *b, const json_t *list)
     return rc;
 }
 
-static int ctl__names(sp_buf *b, const json_t *list)
+/* One line per element of v's array `array`: its string field `field` (--quiet). */
+static int ctl__column(sp_buf *b, const json_t *v, const char *array, const char *field)
 {
     size_t i;
-    const json_t *s;
+    const json_t *x;
     int rc = 0;
-    json_array_foreach(json_object_get(list, "schedules"), i, s) {
+    json_array_foreach(json_object_get(v, array), i, x) {
         if (rc == 0)
-            rc = sp_buf_addf(b, "%s\n", ctl__s(s, "name"));
+            rc = sp_buf_addf(b, "%s\n", ctl__s(x, field));
     }
     return rc;
+}
+
+static int ctl__names(sp_buf *b, const json_t *list)
+{
+    return ctl__column(b, list, "schedules", "name");
 }
 
 static int ctl__show_text(sp_buf *b, const json_t *s)
@@ -131,14 +137,7 @@ static int ctl__runs_text(sp_buf *b, const json_t *r)
 
 static int ctl__run_ids(sp_buf *b, const json_t *r)
 {
-    size_t i;
-    const json_t *x;
-    int rc = 0;
-    json_array_foreach(json_object_get(r, "runs"), i, x) {
-        if (rc == 0)
-            rc = sp_buf_addf(b, "%s\n", ctl__s(x, "job_id"));
-    }
-    return rc;
+    return ctl__column(b, r, "runs", "job_id");
 }
 
 /* One request (a JSON body or none): its JSON answer into *v (a new reference), or
