@@ -328,18 +328,33 @@ enum MHD_Result api_schedules_list(api_req *r)
     return api_reply_json_value(r, 200, out);
 }
 
+/* The schedule a route that takes no parameters names: 0 with *h and *s (clear it), or
+ * -1 with the answer given in *ret. */
+static int api__sched_load(api_req *r, sp_scheds **h, sp_sched *s, enum MHD_Result *ret)
+{
+    if (api_query_each(r, api_query_none, r) != 0) {
+        *ret = api_replied(r);
+        return -1;
+    }
+    sp_err err;
+    *h = api_scheds(r, &err);
+    int rc = *h ? sp_sched_get(*h, r->route.schedule, s, &err) : err.code;
+    if (rc < 0) {
+        *ret = api__refused(r, rc, &err);
+        return -1;
+    }
+    return 0;
+}
+
 /* GET /v1/schedules/{name} */
 enum MHD_Result api_schedules_get(api_req *r)
 {
-    if (api_query_each(r, api_query_none, r) != 0)
-        return api_replied(r);
-    sp_err err;
-    sp_scheds *h = api_scheds(r, &err);
+    sp_scheds *h;
     sp_sched s;
-    int rc = h ? sp_sched_get(h, r->route.schedule, &s, &err) : err.code;
-    if (rc < 0)
-        return api__refused(r, rc, &err);
-    enum MHD_Result ret = api__reply_sched(r, 200, &s);
+    enum MHD_Result ret;
+    if (api__sched_load(r, &h, &s, &ret) < 0)
+        return ret;
+    ret = api__reply_sched(r, 200, &s);
     sp_sched_clear(&s);
     return ret;
 }
@@ -445,16 +460,13 @@ out:
 /* DELETE /v1/schedules/{name}: answers with the schedule as it was. */
 enum MHD_Result api_schedules_delete(api_req *r)
 {
-    if (api_query_each(r, api_query_none, r) != 0)
-        return api_replied(r);
-    sp_err err;
-    sp_scheds *h = api_scheds(r, &err);
+    sp_scheds *h;
     sp_sched s;
-    int rc = h ? sp_sched_get(h, r->route.schedule, &s, &err) : err.code;
-    if (rc < 0)
-        return api__refused(r, rc, &err);
-    rc = sp_sched_delete(h, r->route.schedule, s.generation, &err); /* the one read */
     enum MHD_Result ret;
+    if (api__sched_load(r, &h, &s, &ret) < 0)
+        return ret;
+    sp_err err;
+    int rc = sp_sched_delete(h, r->route.schedule, s.generation, &err); /* the one read */
     if (rc < 0) {
         ret = api__refused(r, rc, &err);
     } else {
