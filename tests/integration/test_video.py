@@ -535,9 +535,13 @@ def test_sigterm_past_grace_gives_the_job_back(ctx):
 
 
 @suite.test
-def test_twenty_jobs_in_one_process_without_leaks(ctx):
+def test_forty_jobs_in_one_process_without_leaks(ctx):
     """Under `make sanitize` the worker is the ASan build: LeakSanitizer reports at exit.
-    Here, the resident size must settle rather than grow with every job."""
+    Here, the resident size must settle rather than grow with every job: a leak grows it
+    round after round, so the typical (median) growth from one round to the next must be
+    small. glibc keeps freed frame buffers in its per-thread arenas, so with two jobs at
+    once the size can step up once (by 9 MB, seen under load) when a new pairing of jobs
+    and threads first happens: one step is allowed, within a bound."""
     env = env_for(ctx, "many:")
     w = worker(ctx, "many:", name="many", SPOOL_CONCURRENCY=2)
     rss = []
@@ -551,7 +555,7 @@ def test_twenty_jobs_in_one_process_without_leaks(ctx):
 
     try:
         kinds = ["av", "noaudio", "rotated", "surround", "truncated"]
-        for rnd in range(4):
+        for rnd in range(8):
             ids = [enqueue(env, ctx.clips[k]) for k in kinds]
             for i, k in zip(ids, kinds):
                 job = wait_state(env, i, ("succeeded", "failed"))
@@ -564,8 +568,11 @@ def test_twenty_jobs_in_one_process_without_leaks(ctx):
     assert "LeakSanitizer" not in out and "AddressSanitizer" not in out, out[-4000:]
     eq(code, 0, "exit code")
     if not SANITIZED:
+        steps = sorted(b - a for a, b in zip(rss[1:], rss[2:]))
+        typical = steps[len(steps) // 2]
+        assert typical < 512, f"RSS grows {typical} kB per round of 5 jobs: {rss}"
         growth = rss[-1] - rss[1]
-        assert growth < 8 * 1024, f"RSS grew {growth} kB over 10 jobs: {rss}"
+        assert growth < 24 * 1024, f"RSS grew {growth} kB over 30 jobs: {rss}"
 
 
 @suite.test
