@@ -55,27 +55,39 @@ static int sp__encoder_alloc(const char *name, const AVCodec **codec, AVCodecCon
     return 0;
 }
 
+int sp__video_encoder_alloc(const sp__input *in, const char *name, int w, int h,
+                            const AVCodec **codec, AVCodecContext **ctx, sp_err *err)
+{
+    int rc = sp__encoder_alloc(name, codec, ctx, err);
+    if (rc < 0)
+        return rc;
+    const AVCodecParameters *par = in->vst->codecpar;
+    AVCodecContext *c = *ctx;
+    c->width = w;
+    c->height = h;
+    c->pix_fmt = AV_PIX_FMT_YUV420P;
+    c->time_base = av_inv_q(in->rate);
+    c->framerate = in->rate;
+    c->sample_aspect_ratio = par->sample_aspect_ratio.num > 0 ? par->sample_aspect_ratio
+                                                              : (AVRational){1, 1};
+    if (fabs(in->rotation - 90) < 1.0 || fabs(in->rotation - 270) < 1.0)
+        c->sample_aspect_ratio = av_inv_q(c->sample_aspect_ratio);
+    c->color_range = AVCOL_RANGE_MPEG;
+    /* As the input filters leave the picture (BT.709 after a tone map; probe.c). */
+    c->color_primaries = in->out_primaries;
+    c->color_trc = in->out_trc;
+    c->colorspace = in->out_space;
+    return 0;
+}
+
 int sp__video_encoder_open(sp__tx *t, sp_err *err)
 {
-    const AVCodecParameters *par = t->in.vst->codecpar;
     const AVCodec *codec;
-    int rc = sp__encoder_alloc(t->p->video_codec, &codec, &t->venc, err);
+    int rc = sp__video_encoder_alloc(&t->in, t->p->video_codec, t->out_w, t->out_h, &codec,
+                                     &t->venc, err);
     if (rc < 0)
         return rc;
     AVCodecContext *c = t->venc;
-    c->width = t->out_w;
-    c->height = t->out_h;
-    c->pix_fmt = AV_PIX_FMT_YUV420P;
-    c->time_base = av_inv_q(t->in.rate);
-    c->framerate = t->in.rate;
-    c->sample_aspect_ratio = par->sample_aspect_ratio.num > 0 ? par->sample_aspect_ratio
-                                                              : (AVRational){1, 1};
-    if (fabs(t->in.rotation - 90) < 1.0 || fabs(t->in.rotation - 270) < 1.0)
-        c->sample_aspect_ratio = av_inv_q(c->sample_aspect_ratio);
-    c->color_range = AVCOL_RANGE_MPEG;
-    c->color_primaries = t->in.out_primaries;
-    c->color_trc = t->in.out_trc;
-    c->colorspace = t->in.out_space;
     c->thread_count = t->o ? t->o->threads : 0;
     if (t->oc->oformat->flags & AVFMT_GLOBALHEADER)
         c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;

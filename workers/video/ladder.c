@@ -181,31 +181,15 @@ static int sp__rend_open(sp__rend *r, sp_err *err)
     int rc = sp__hls_alloc(l, r->dir, &r->oc, err);
     if (rc < 0)
         return rc;
-    const AVCodec *codec = avcodec_find_encoder_by_name(l->p->video_codec);
-    if (codec == NULL)
-        return sp_err_set(err, SP_EIO, "the %s encoder is not available in this FFmpeg build",
-                          l->p->video_codec);
-    r->enc = avcodec_alloc_context3(codec);
+    const AVCodec *codec;
+    rc = sp__video_encoder_alloc(in, l->p->video_codec, r->w, r->h, &codec, &r->enc, err);
+    if (rc < 0)
+        return rc;
     r->pkt = av_packet_alloc();
     r->scaled = av_frame_alloc();
-    if (r->enc == NULL || r->pkt == NULL || r->scaled == NULL)
+    if (r->pkt == NULL || r->scaled == NULL)
         return sp_err_set(err, SP_ENOMEM, "out of memory");
     AVCodecContext *c = r->enc;
-    const AVCodecParameters *par = in->vst->codecpar;
-    c->width = r->w;
-    c->height = r->h;
-    c->pix_fmt = AV_PIX_FMT_YUV420P;
-    c->time_base = av_inv_q(in->rate);
-    c->framerate = in->rate;
-    c->sample_aspect_ratio = par->sample_aspect_ratio.num > 0 ? par->sample_aspect_ratio
-                                                              : (AVRational){1, 1};
-    if (fabs(in->rotation - 90) < 1.0 || fabs(in->rotation - 270) < 1.0)
-        c->sample_aspect_ratio = av_inv_q(c->sample_aspect_ratio);
-    c->color_range = AVCOL_RANGE_MPEG;
-    /* As the input filters leave the picture (BT.709 after a tone map; probe.c). */
-    c->color_primaries = in->out_primaries;
-    c->color_trc = in->out_trc;
-    c->colorspace = in->out_space;
     c->thread_count = r->out->threads;
     c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER; /* fMP4 keeps SPS/PPS in its init segment */
     /* Keyframes every gop frames and nowhere else, in every rendition: segments of

@@ -199,6 +199,12 @@ void sp__video_graph_free(sp__graph *g);
 
 /* Open t->venc (t->aenc) and add its stream to t->oc; what is allocated before an
  * error stays in t for sp__tx_free. */
+/* Allocate the video encoder called name for w x h pictures of in into *ctx (and
+ * *codec): YUV 4:2:0 at the input's frame rate, its pixel aspect (turned with the
+ * picture), tagged with the colour the input filters leave. The caller sets the rest
+ * and opens it. */
+int sp__video_encoder_alloc(const sp__input *in, const char *name, int w, int h,
+                            const AVCodec **codec, AVCodecContext **ctx, sp_err *err);
 int sp__video_encoder_open(sp__tx *t, sp_err *err);
 int sp__video_audio_encoder_open(sp__tx *t, sp_err *err);
 /* Send frame (NULL: drain) to enc and write every packet it gives back to st. */
